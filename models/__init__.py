@@ -1,0 +1,61 @@
+"""SQLModel tables and their Create/Read shapes. No behaviour lives here."""
+
+from sqlmodel import SQLModel
+
+from models.enums import (
+    OPEN_TICKET_STATES,
+    HandlingKind,
+    HouseholdCategory,
+    OutboxStatus,
+    Rating,
+    Role,
+    Rsvp,
+    TicketCategory,
+    TicketState,
+    VisitKind,
+)
+from models.grid import Grid, GridCreate, GridRead
+from models.household import Household, HouseholdCreate, HouseholdRead, Visit
+from models.meeting import Meeting, MeetingInvite
+from models.people import Person, PersonCreate, PersonRead, RoleAssignment
+from models.system import AuditLog, FsmRecord, JobRun, OutboxMessage, ProcessedUpdate
+from models.ticket import Ticket, TicketCreate, TicketEvent, TicketPhoto, TicketRead
+
+metadata = SQLModel.metadata
+
+__all__ = [
+    "OPEN_TICKET_STATES",
+    "AuditLog",
+    "FsmRecord",
+    "Grid",
+    "GridCreate",
+    "GridRead",
+    "HandlingKind",
+    "Household",
+    "HouseholdCategory",
+    "HouseholdCreate",
+    "HouseholdRead",
+    "JobRun",
+    "Meeting",
+    "MeetingInvite",
+    "OutboxMessage",
+    "OutboxStatus",
+    "Person",
+    "PersonCreate",
+    "PersonRead",
+    "ProcessedUpdate",
+    "Rating",
+    "Role",
+    "Rsvp",
+    "RoleAssignment",
+    "Ticket",
+    "TicketCategory",
+    "TicketCreate",
+    "TicketEvent",
+    "TicketPhoto",
+    "TicketRead",
+    "TicketState",
+    "Visit",
+    "VisitKind",
+    "metadata",
+]

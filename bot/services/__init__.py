@@ -1,0 +1,1 @@
+"""Use cases. Nothing here imports aiogram: Telegram is reached through the outbox."""

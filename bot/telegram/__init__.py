@@ -1,0 +1,1 @@
+"""aiogram glue: middlewares, callback data, keyboards, rendering, FSM storage, outbox sender."""

@@ -1,0 +1,171 @@
+"""Assembly: settings, engine, Bot, Dispatcher, routers, middlewares, the outbox sender.
+
+Built once here and passed down; there are no module-level bots, dispatchers or engines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from dataclasses import dataclass, field
+
+from aiogram import Bot, Dispatcher
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.client.telegram import TelegramAPIServer
+from aiogram.fsm.storage.base import BaseStorage
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import Clock
+from bot.db import SessionFactory, create_engine, create_session_factory
+from bot.services import outbox
+from bot.settings import Settings
+from bot.telegram.commands import default_menus
+from bot.telegram.fsm_storage import DatabaseStorage
+from bot.telegram.i18n import CatalogI18n, PersonI18nMiddleware
+from bot.telegram.middlewares import (
+    DbSessionMiddleware,
+    DedupeUpdateMiddleware,
+    PersonMiddleware,
+)
+from bot.telegram.sender import OutboxSender
+from handlers import build_router
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class App:
+    settings: Settings
+    clock: Clock
+    engine: AsyncEngine
+    sessions: SessionFactory
+    bot: Bot
+    dispatcher: Dispatcher
+    sender: OutboxSender
+    tasks: list[asyncio.Task[None]] = field(default_factory=list)
+
+
+def build_storage(settings: Settings, sessions: SessionFactory, clock: Clock) -> BaseStorage:
+    if settings.redis_url:
+        from aiogram.fsm.storage.redis import RedisStorage
+
+        return RedisStorage.from_url(settings.redis_url)
+    return DatabaseStorage(sessions, clock)
+
+
+def build_bot(settings: Settings) -> Bot:
+    if settings.bot_token is None:
+        raise ValueError("no bot token")
+    session = None
+    if settings.telegram_api_url:
+        session = AiohttpSession(api=TelegramAPIServer.from_base(settings.telegram_api_url))
+    return Bot(settings.bot_token.get_secret_value(), session=session)
+
+
+def build_app(
+    settings: Settings,
+    clock: Clock,
+    *,
+    engine: AsyncEngine | None = None,
+    bot: Bot | None = None,
+) -> App:
+    engine = engine or create_engine(settings.database_url)
+    sessions = create_session_factory(engine)
+    bot = bot or build_bot(settings)
+    sender = OutboxSender(bot, sessions, clock, settings)
+    dispatcher = Dispatcher(
+        storage=build_storage(settings, sessions, clock),
+        settings=settings,
+        clock=clock,
+        sessions=sessions,
+        sender=sender,
+    )
+    dispatcher.update.outer_middleware(DbSessionMiddleware(sessions, clock, sender.wake))
+    dispatcher.update.outer_middleware(DedupeUpdateMiddleware())
+    dispatcher.update.outer_middleware(PersonMiddleware())
+    PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
+    dispatcher.include_router(build_router())
+    return App(settings, clock, engine, sessions, bot, dispatcher, sender)
+
+
+async def publish_default_menus(app: App) -> None:
+    """Queue the command menus for people with no role, in each menu language."""
+    async with app.sessions() as session:
+        now = app.clock.now()
+        for payload in default_menus(app.settings.default_locale):
+            outbox.enqueue(session, chat_id=0, method="setMyCommands", payload=payload, now=now)
+        await session.commit()
+    app.sender.wake()
+
+
+@asynccontextmanager
+async def running(app: App) -> AsyncIterator[App]:
+    """Background tasks (the outbox sender) for as long as the bot runs."""
+    await publish_default_menus(app)
+    app.tasks.append(asyncio.create_task(app.sender.run(), name="outbox-sender"))
+    try:
+        yield app
+    finally:
+        for task in app.tasks:
+            task.cancel()
+        for task in app.tasks:
+            with suppress(asyncio.CancelledError):
+                await task
+        app.tasks.clear()
+
+
+async def close(app: App) -> None:
+    await app.dispatcher.storage.close()
+    await app.bot.session.close()
+    await app.engine.dispose()
+
+
+async def run_polling(app: App) -> None:
+    async with running(app):
+        await app.dispatcher.start_polling(
+            app.bot,
+            handle_as_tasks=True,
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+            close_bot_session=False,
+        )
+
+
+@asynccontextmanager
+async def webhook_server(app: App) -> AsyncIterator[str]:
+    """Serve updates over HTTP (several bot processes can sit behind one proxy).
+
+    Registers the webhook with Telegram unless ``settings.webhook.url`` is unset, in which
+    case the caller registers it (the sandbox harness does). Yields the local base URL.
+    """
+    from aiogram.webhook.aiohttp_server import SimpleRequestHandler, setup_application
+    from aiohttp import web
+
+    hook = app.settings.webhook
+    secret = hook.secret.get_secret_value() if hook.secret else None
+    web_app = web.Application()
+    SimpleRequestHandler(dispatcher=app.dispatcher, bot=app.bot, secret_token=secret).register(
+        web_app, path=hook.path
+    )
+    setup_application(web_app, app.dispatcher, bot=app.bot)
+    runner = web.AppRunner(web_app)
+    await runner.setup()
+    site = web.TCPSite(runner, hook.host, hook.port)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        if hook.url:
+            await app.bot.set_webhook(
+                hook.url,
+                secret_token=secret,
+                allowed_updates=app.dispatcher.resolve_used_update_types(),
+            )
+        yield f"http://{hook.host}:{port}{hook.path}"
+    finally:
+        await runner.cleanup()
+
+
+async def run_webhook(app: App) -> None:
+    async with running(app), webhook_server(app):
+        await asyncio.Event().wait()

@@ -1,0 +1,86 @@
+"""Display names of the domain's vocabularies, as catalog msgids (translate with gettext)."""
+
+from __future__ import annotations
+
+from bot.i18n import N_
+from models import (
+    HandlingKind,
+    HouseholdCategory,
+    Rating,
+    Role,
+    TicketCategory,
+    TicketState,
+    VisitKind,
+)
+
+ROLE: dict[Role, str] = {
+    Role.RESIDENT: N_("resident"),
+    Role.WORKER: N_("grid worker"),
+    Role.HEAD: N_("grid head"),
+    Role.CENTER: N_("centre operator"),
+    Role.DEPARTMENT: N_("department"),
+    Role.SUPERVISOR: N_("supervisor"),
+    Role.ADMIN: N_("administrator"),
+}
+
+HOUSEHOLD_CATEGORY: dict[HouseholdCategory, str] = {
+    HouseholdCategory.SUBSISTENCE: N_("subsistence / five-guarantee"),
+    HouseholdCategory.ILLNESS_DISABILITY: N_("serious illness / disability"),
+    HouseholdCategory.POVERTY_RISK: N_("at risk of poverty"),
+    HouseholdCategory.EMPTY_NEST: N_("empty-nest elderly"),
+    HouseholdCategory.LEFT_BEHIND_CHILDREN: N_("left-behind children"),
+    HouseholdCategory.MILITARY_MARTYR: N_("martyr / military family"),
+}
+
+VISIT_KIND: dict[VisitKind, str] = {
+    VisitKind.PHONE: N_("phone call"),
+    VisitKind.IN_PERSON: N_("home visit"),
+    VisitKind.LECTURE: N_("policy micro-lecture"),
+    VisitKind.OTHER: N_("other contact"),
+}
+
+TICKET_CATEGORY: dict[TicketCategory, str] = {
+    TicketCategory.DISPUTE: N_("neighbour dispute"),
+    TicketCategory.SAFETY: N_("safety hazard"),
+    TicketCategory.FIRE: N_("fire hazard"),
+    TicketCategory.FACILITY: N_("damaged public facility"),
+    TicketCategory.ILLEGAL_BUILDING: N_("illegal construction"),
+    TicketCategory.OUTSIDERS: N_("outsiders moving in"),
+    TicketCategory.SANITATION: N_("sanitation / city appearance"),
+    TicketCategory.PROPERTY: N_("property management"),
+    TicketCategory.WAGES: N_("unpaid wages"),
+    TicketCategory.AGRICULTURE: N_("agriculture"),
+    TicketCategory.LIVELIHOOD: N_("livelihood help"),
+    TicketCategory.POLICY: N_("policy question"),
+    TicketCategory.OTHER: N_("other"),
+}
+
+HANDLING_KIND: dict[HandlingKind, str] = {
+    HandlingKind.GENERAL: N_("general"),
+    HandlingKind.COORDINATION: N_("needs coordination"),
+    HandlingKind.URGENT: N_("urgent"),
+    HandlingKind.APPROVAL: N_("needs approval"),
+    HandlingKind.MAJOR: N_("major"),
+}
+
+TICKET_STATE: dict[TicketState, str] = {
+    TicketState.SUBMITTED: N_("submitted"),
+    TicketState.DISPATCHED: N_("dispatched"),
+    TicketState.ACCEPTED: N_("accepted"),
+    TicketState.IN_PROGRESS: N_("in progress"),
+    TicketState.WAITING_REPORTER: N_("waiting for your answer"),
+    TicketState.RESOLVED: N_("resolved"),
+    TicketState.CLOSED: N_("closed"),
+    TicketState.REJECTED: N_("rejected"),
+    TicketState.DUPLICATE: N_("duplicate"),
+    TicketState.TRANSFERRED: N_("transferred to a department"),
+    TicketState.REOPENED: N_("reopened"),
+}
+
+RATING: dict[Rating, str] = {
+    Rating.SATISFIED: N_("satisfied"),
+    Rating.BASICALLY_SATISFIED: N_("basically satisfied"),
+    Rating.UNSATISFIED: N_("unsatisfied"),
+}
+
+LANGUAGE_NAMES: dict[str, str] = {"zh_Hans": "简体中文", "zh_Hant": "繁體中文", "en": "English"}

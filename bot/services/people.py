@@ -1,0 +1,95 @@
+"""People and their roles (人员与角色)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.settings import LOCALES
+from models import Grid, Person, Role, RoleAssignment
+
+from .errors import InvalidInput
+
+
+@dataclass(frozen=True)
+class RoleInGrid:
+    """One role a person holds, with the grid it covers."""
+
+    role: Role
+    grid_id: int
+    grid_name: str
+    grid_code: str
+    grid_tier: int
+
+
+async def get_or_create_by_telegram(
+    session: AsyncSession,
+    *,
+    telegram_id: int,
+    name: str,
+    language_code: str | None,
+    now: datetime,
+) -> Person:
+    """The person behind a Telegram account, created on first contact."""
+    person = (
+        await session.exec(select(Person).where(Person.telegram_id == telegram_id))
+    ).one_or_none()
+    if person is None:
+        person = Person(
+            telegram_id=telegram_id,
+            name=name[:100] or str(telegram_id),
+            telegram_language=(language_code or None) and language_code[:16],
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(person)
+        await session.flush()
+        return person
+    changed = False
+    if language_code and person.telegram_language != language_code[:16]:
+        person.telegram_language = language_code[:16]
+        changed = True
+    if not person.reachable:
+        person.reachable = True  # they wrote to us, so we can write to them again
+        changed = True
+    if changed:
+        person.updated_at = now
+        session.add(person)
+    return person
+
+
+async def roles_of(session: AsyncSession, person_id: int) -> list[RoleInGrid]:
+    """Active roles of a person, with their grids, most senior tier first."""
+    rows = await session.exec(
+        select(RoleAssignment, Grid)
+        .join(Grid, col(Grid.id) == RoleAssignment.grid_id)
+        .where(RoleAssignment.person_id == person_id, col(RoleAssignment.active).is_(True))
+        .order_by(col(Grid.tier), col(RoleAssignment.id))
+    )
+    return [
+        RoleInGrid(
+            role=Role(assignment.role),
+            grid_id=assignment.grid_id,
+            grid_name=grid.name,
+            grid_code=grid.code,
+            grid_tier=grid.tier,
+        )
+        for assignment, grid in rows
+    ]
+
+
+def role_set(roles: Sequence[RoleInGrid]) -> frozenset[Role]:
+    return frozenset(r.role for r in roles)
+
+
+async def set_locale(session: AsyncSession, person: Person, locale: str, now: datetime) -> None:
+    """Remember the language a person chose with /language."""
+    if locale not in LOCALES:
+        raise InvalidInput("Sorry, that language is not available.")
+    person.locale = locale
+    person.updated_at = now
+    session.add(person)

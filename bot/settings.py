@@ -1,0 +1,124 @@
+"""Typed settings, read once from the environment and ``.env`` (pydantic-settings)."""
+
+from __future__ import annotations
+
+import re
+from datetime import time
+from functools import cached_property
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+LOCALES: tuple[str, ...] = ("zh_Hans", "zh_Hant", "en")
+TOKEN_RE = re.compile(r"^\d{5,15}:[A-Za-z0-9_-]{30,60}$")
+SUPPORTED_DB_SCHEMES = ("sqlite+aiosqlite", "postgresql+asyncpg")
+
+
+class WebhookSettings(BaseModel):
+    """Webhook mode (several bot processes behind a reverse proxy)."""
+
+    url: str | None = None
+    secret: SecretStr | None = None
+    host: str = "127.0.0.1"
+    port: int = Field(default=8081, ge=1, le=65535)
+    path: str = "/telegram/webhook"
+
+    @field_validator("secret")
+    @classmethod
+    def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("the webhook secret must be 1-256 characters of A-Z a-z 0-9 _ -")
+        return value
+
+
+class QuietHours(BaseModel):
+    """Non-urgent messages wait while the clock is inside this window (local time)."""
+
+    start: time = time(21, 0)
+    end: time = time(7, 30)
+
+
+class LimitSettings(BaseModel):
+    """Delivery limits of the outbox sender (Telegram's own limits by default)."""
+
+    messages_per_second: float = Field(default=30.0, gt=0)
+    per_chat_interval: float = Field(default=1.0, ge=0)
+    max_attempts: int = Field(default=8, ge=1)
+    retry_base_seconds: float = Field(default=1.0, gt=0)
+
+
+class Settings(BaseSettings):
+    """Everything GridBot reads from its environment."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_nested_delimiter="__",
+        extra="ignore",
+    )
+
+    bot_token: SecretStr | None = None
+    telegram_api_url: str | None = Field(
+        default=None, description="Another Bot API server (the sandbox, a local server)"
+    )
+    database_url: str = "sqlite+aiosqlite:///gridbot.db"
+    redis_url: str | None = None
+    timezone: str = "Asia/Shanghai"
+    default_locale: str = "zh_Hans"
+    webhook: WebhookSettings = WebhookSettings()
+    quiet_hours: QuietHours = QuietHours()
+    limits: LimitSettings = LimitSettings()
+    fsm_idle_minutes: int = Field(default=60, ge=1)
+    sandbox_port: int = Field(default=8080, ge=1, le=65535)
+    data_dir: Path = Path(".")
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if not TOKEN_RE.fullmatch(value.get_secret_value().strip()):
+            raise ValueError("malformed bot token")
+        return SecretStr(value.get_secret_value().strip())
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_scheme(cls, value: str) -> str:
+        scheme = value.split("://", 1)[0] if "://" in value else ""
+        if scheme not in SUPPORTED_DB_SCHEMES:
+            raise ValueError("unsupported database URL")
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        assert value is not None
+        if not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("unsupported Redis URL")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError("unknown time zone") from exc
+        return value
+
+    @field_validator("default_locale")
+    @classmethod
+    def _known_locale(cls, value: str) -> str:
+        if value not in LOCALES:
+            raise ValueError("unknown locale")
+        return value
+
+    @cached_property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)

@@ -1,0 +1,83 @@
+"""The command menu: which commands each role sees, in each language."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_, gettext_for
+from bot.services import outbox
+from models import Role
+
+EVERYONE: frozenset[Role | None] = frozenset({None, *Role})
+STAFF: frozenset[Role | None] = frozenset(
+    {Role.WORKER, Role.HEAD, Role.CENTER, Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN}
+)
+
+
+@dataclass(frozen=True)
+class BotCommandSpec:
+    command: str
+    description: str  # msgid
+    roles: frozenset[Role | None]  # None = a person with no role yet
+
+
+COMMANDS: tuple[BotCommandSpec, ...] = (
+    BotCommandSpec("start", N_("Main menu"), EVERYONE),
+    BotCommandSpec("help", N_("What I can do for you"), EVERYONE),
+    BotCommandSpec("language", N_("Change the language"), EVERYONE),
+)
+
+# Telegram keys command menus by a two-letter language code, so Traditional Chinese users get
+# their menu per chat (see ``person_menu``).
+MENU_LANGUAGES: dict[str | None, str] = {None: "zh_Hans", "zh": "zh_Hans", "en": "en"}
+
+
+def commands_for(roles: Iterable[Role]) -> list[BotCommandSpec]:
+    held: set[Role | None] = set(roles) or {None}
+    return [spec for spec in COMMANDS if spec.roles & held]
+
+
+def menu_payload(specs: Iterable[BotCommandSpec], locale: str) -> list[dict[str, str]]:
+    return [
+        {"command": spec.command, "description": gettext_for(locale, spec.description)}
+        for spec in specs
+    ]
+
+
+def default_menus(default_locale: str) -> list[dict[str, Any]]:
+    """``setMyCommands`` payloads for people with no role, per menu language."""
+    payloads = []
+    for language_code, locale in MENU_LANGUAGES.items():
+        chosen = default_locale if language_code is None else locale
+        payload: dict[str, Any] = {"commands": menu_payload(commands_for([]), chosen)}
+        if language_code is not None:
+            payload["language_code"] = language_code
+        payloads.append(payload)
+    return payloads
+
+
+def person_menu(
+    session: AsyncSession,
+    *,
+    telegram_id: int,
+    roles: Iterable[Role],
+    locale: str,
+    now: datetime,
+) -> None:
+    """Give one person the menu of their roles in their language (``BotCommandScopeChat``)."""
+    outbox.enqueue(
+        session,
+        chat_id=telegram_id,
+        method="setMyCommands",
+        payload={
+            "commands": menu_payload(commands_for(roles), locale),
+            "scope": {"type": "chat", "chat_id": telegram_id},
+        },
+        now=now,
+        urgent=True,
+    )

@@ -1,0 +1,37 @@
+"""aiogram's i18n over GridBot's catalogs, with the locale chosen per person."""
+
+from __future__ import annotations
+
+import gettext
+from typing import Any
+
+from aiogram.types import TelegramObject, User
+from aiogram.utils.i18n import I18n, I18nMiddleware
+
+from bot import i18n as catalogs
+from models import Person
+
+
+class CatalogI18n(I18n):
+    """aiogram ``I18n`` fed from the ``.po`` catalogs compiled in memory."""
+
+    def __init__(self, default_locale: str) -> None:
+        super().__init__(
+            path=catalogs.LOCALES_DIR, default_locale=default_locale, domain="gridbot"
+        )
+
+    def find_locales(self) -> dict[str, gettext.GNUTranslations]:
+        return dict(catalogs.translations())
+
+
+class PersonI18nMiddleware(I18nMiddleware):
+    """Locale: the person's choice, else Telegram's language, else the default."""
+
+    async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
+        person: Person | None = data.get("person")
+        user: User | None = data.get("event_from_user")
+        return catalogs.resolve_locale(
+            person.locale if person else None,
+            user.language_code if user else None,
+            self.i18n.default_locale,
+        )

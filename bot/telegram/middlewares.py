@@ -1,0 +1,99 @@
+"""Per-update plumbing: one DB session, duplicate-update guard, the current person."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiogram import BaseMiddleware, Bot
+from aiogram.types import Chat, TelegramObject, Update, User
+from sqlalchemy.exc import IntegrityError
+
+from bot.clock import Clock
+from bot.db import SessionFactory
+from bot.services import people
+from bot.telegram.replies import Replier
+from models import ProcessedUpdate
+
+log = logging.getLogger(__name__)
+Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
+
+
+class DbSessionMiddleware(BaseMiddleware):
+    """One session per update: committed when the handler returns, rolled back if it raises.
+
+    Also fixes ``now`` for the whole update and wakes the outbox sender after a commit.
+    """
+
+    def __init__(
+        self, sessions: SessionFactory, clock: Clock, on_commit: Callable[[], None]
+    ) -> None:
+        self.sessions = sessions
+        self.clock = clock
+        self.on_commit = on_commit
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        async with self.sessions() as session:
+            data["session"] = session
+            data["now"] = self.clock.now()
+            try:
+                result = await handler(event, data)
+            except Exception:
+                await session.rollback()
+                raise
+            await session.commit()
+        self.on_commit()
+        return result
+
+
+class DedupeUpdateMiddleware(BaseMiddleware):
+    """A redelivered update (same ``update_id``) is handled once.
+
+    The marker is written in the update's own transaction: if handling fails, the marker is
+    rolled back too and Telegram's redelivery gets another chance.
+    """
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        if not isinstance(event, Update):
+            return await handler(event, data)
+        bot: Bot = data["bot"]
+        session = data["session"]
+        session.add(ProcessedUpdate(bot_id=bot.id, update_id=event.update_id, at=data["now"]))
+        try:
+            await session.flush()
+        except IntegrityError:
+            await session.rollback()
+            log.info("update %s already handled; skipped", event.update_id)
+            return None
+        return await handler(event, data)
+
+
+class PersonMiddleware(BaseMiddleware):
+    """Loads (or creates) the person behind the update and their roles, once per update."""
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        user: User | None = data.get("event_from_user")
+        chat: Chat | None = data.get("event_chat")
+        session = data["session"]
+        if user is None or user.is_bot:
+            data["person"] = None
+            data["roles"] = []
+        else:
+            person = await people.get_or_create_by_telegram(
+                session,
+                telegram_id=user.id,
+                name=user.full_name,
+                language_code=user.language_code,
+                now=data["now"],
+            )
+            assert person.id is not None
+            data["person"] = person
+            data["roles"] = await people.roles_of(session, person.id)
+        person = data["person"]
+        chat_id = chat.id if chat is not None else (user.id if user is not None else None)
+        if chat_id is not None:
+            data["reply"] = Replier(
+                session, chat_id, data["now"], person.id if person is not None else None
+            )
+        return await handler(event, data)

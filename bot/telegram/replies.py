@@ -1,0 +1,73 @@
+"""Replies from handlers, written to the outbox in the update's transaction."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiogram.types import (
+    ForceReply,
+    InlineKeyboardMarkup,
+    ReplyKeyboardMarkup,
+    ReplyKeyboardRemove,
+)
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import outbox
+from models import OutboxMessage
+
+Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
+
+
+def markup_json(markup: Markup | None) -> dict[str, Any] | None:
+    """A keyboard as the Bot API JSON the outbox stores."""
+    if markup is None:
+        return None
+    return markup.model_dump(mode="json", exclude_none=True, exclude_defaults=False)
+
+
+class Replier:
+    """Sends to the chat the current update came from, through the outbox."""
+
+    def __init__(
+        self, session: AsyncSession, chat_id: int, now: datetime, person_id: int | None
+    ) -> None:
+        self.session = session
+        self.chat_id = chat_id
+        self.now = now
+        self.person_id = person_id
+
+    def text(
+        self, text: str, reply_markup: Markup | None = None, *, ref: str | None = None
+    ) -> OutboxMessage:
+        return outbox.send_text(
+            self.session,
+            chat_id=self.chat_id,
+            text=text,
+            now=self.now,
+            reply_markup=markup_json(reply_markup),
+            person_id=self.person_id,
+            ref=ref,
+            urgent=True,  # an answer to something the person just did is never held back
+        )
+
+    def edit(
+        self, message_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> OutboxMessage:
+        payload: dict[str, Any] = {
+            "chat_id": self.chat_id,
+            "message_id": message_id,
+            "text": text,
+            "parse_mode": "HTML",
+        }
+        if reply_markup is not None:
+            payload["reply_markup"] = markup_json(reply_markup)
+        return outbox.enqueue(
+            self.session,
+            chat_id=self.chat_id,
+            method="editMessageText",
+            payload=payload,
+            now=self.now,
+            person_id=self.person_id,
+            urgent=True,
+        )

@@ -1,0 +1,136 @@
+"""What everyone can do: /start, /help, /language."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Router
+from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import labels
+from bot.services import people
+from bot.services.people import RoleInGrid
+from bot.telegram.callbacks import LanguageCb, LanguageCode
+from bot.telegram.commands import commands_for, person_menu
+from bot.telegram.render import bold, esc
+from bot.telegram.replies import Replier
+from models import Person, Role
+
+router = Router(name=__name__)
+
+
+def greeting(person: Person, roles: list[RoleInGrid]) -> str:
+    lines = [
+        _("Hello, {name}! I am GridBot, your community's grid assistant.").format(
+            name=bold(person.name)
+        )
+    ]
+    staff = [r for r in roles if r.role != Role.RESIDENT]
+    residences = [r for r in roles if r.role == Role.RESIDENT]
+    for held in staff:
+        lines.append(
+            _("You are {role} of {grid}.").format(
+                role=_(labels.ROLE[held.role]), grid=bold(held.grid_name)
+            )
+        )
+    for held in residences:
+        lines.append(_("You live in grid {grid}.").format(grid=bold(held.grid_name)))
+    if not roles:
+        lines.append(
+            _(
+                "You have not joined a grid yet. Scan the QR code on your grid's notice board, "
+                "or ask your grid worker for the link to join."
+            )
+        )
+    lines.append(_("Send /help to see what I can do for you."))
+    return "\n\n".join(lines)
+
+
+@router.message(CommandStart(deep_link=False))
+async def start(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+    i18n: I18n,
+    command: CommandObject | None = None,
+) -> None:
+    if command is not None and command.args:
+        reply.text(
+            _(
+                "This link is not valid or has expired. "
+                "Ask the person who gave it to you for a new one."
+            )
+        )
+    reply.text(greeting(person, roles))
+    assert person.telegram_id is not None
+    person_menu(
+        session,
+        telegram_id=person.telegram_id,
+        roles=people.role_set(roles),
+        locale=i18n.current_locale,
+        now=now,
+    )
+
+
+@router.message(Command("help"))
+async def help_(message: Message, reply: Replier, roles: list[RoleInGrid]) -> None:
+    specs = commands_for(people.role_set(roles))
+    lines = [bold(_("Here is what I can do for you:"))]
+    lines += [f"/{spec.command} — {esc(_(spec.description))}" for spec in specs]
+    reply.text("\n".join(lines))
+
+
+def language_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=labels.LANGUAGE_NAMES[code.value],
+                    callback_data=LanguageCb(code=code).pack(),
+                )
+            ]
+            for code in LanguageCode
+        ]
+    )
+
+
+@router.message(Command("language"))
+async def language(message: Message, reply: Replier) -> None:
+    reply.text(_("Choose your language:"), language_keyboard())
+
+
+@router.callback_query(LanguageCb.filter())
+async def language_chosen(
+    query: CallbackQuery,
+    callback_data: LanguageCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+    i18n: I18n,
+) -> None:
+    locale = callback_data.code.value
+    await people.set_locale(session, person, locale, now)
+    with i18n.use_locale(locale):
+        text = _("Language set to {language}.").format(language=labels.LANGUAGE_NAMES[locale])
+        await query.answer(text)
+        if isinstance(query.message, Message):
+            reply.edit(query.message.message_id, text)
+        else:
+            reply.text(text)
+    assert person.telegram_id is not None
+    person_menu(
+        session,
+        telegram_id=person.telegram_id,
+        roles=people.role_set(roles),
+        locale=locale,
+        now=now,
+    )

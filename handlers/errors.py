@@ -1,0 +1,61 @@
+"""The error router: domain refusals in the person's language, everything else logged."""
+
+from __future__ import annotations
+
+import logging
+
+from aiogram import Router
+from aiogram.filters import ExceptionTypeFilter
+from aiogram.types import CallbackQuery, ErrorEvent
+from aiogram.utils.i18n import gettext as _
+
+from bot.clock import Clock
+from bot.db import SessionFactory
+from bot.services import outbox
+from bot.services.errors import DomainError
+from bot.telegram.sender import OutboxSender
+
+log = logging.getLogger(__name__)
+router = Router(name=__name__)
+
+
+async def _tell(
+    event: ErrorEvent, text: str, sessions: SessionFactory, clock: Clock, sender: OutboxSender
+) -> None:
+    """Answer in a fresh transaction: the update's own one was rolled back."""
+    update = event.update
+    query: CallbackQuery | None = update.callback_query
+    if query is not None:
+        await query.answer(text[:200], show_alert=True)
+        return
+    chat = update.message.chat if update.message else None
+    if chat is None:
+        return
+    async with sessions() as session:
+        outbox.send_text(session, chat_id=chat.id, text=text, now=clock.now(), urgent=True)
+        await session.commit()
+    sender.wake()
+
+
+@router.errors(ExceptionTypeFilter(DomainError))
+async def domain_error(
+    event: ErrorEvent, sessions: SessionFactory, clock: Clock, sender: OutboxSender
+) -> None:
+    error = event.exception
+    assert isinstance(error, DomainError)
+    params = {key: str(value) for key, value in error.params.items()}
+    await _tell(event, _(error.message).format(**params), sessions, clock, sender)
+
+
+@router.errors()
+async def unexpected_error(
+    event: ErrorEvent, sessions: SessionFactory, clock: Clock, sender: OutboxSender
+) -> None:
+    log.error("update %s failed", event.update.update_id, exc_info=event.exception)
+    await _tell(
+        event,
+        _("Sorry, something went wrong on our side. Please try again in a moment."),
+        sessions,
+        clock,
+        sender,
+    )

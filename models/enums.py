@@ -1,0 +1,103 @@
+"""The domain's closed vocabularies, stored as short strings."""
+
+from __future__ import annotations
+
+from enum import IntFlag, StrEnum
+
+
+class Role(StrEnum):
+    RESIDENT = "resident"  # 居民
+    WORKER = "worker"  # 网格员
+    HEAD = "head"  # 网格长
+    CENTER = "center"  # 综合调处中心
+    DEPARTMENT = "department"  # 职能部门
+    SUPERVISOR = "supervisor"  # 纪委 / 督查组
+    ADMIN = "admin"  # 系统管理员
+
+
+class HouseholdCategory(IntFlag):
+    """The six special categories (六类户); a household may be in several."""
+
+    SUBSISTENCE = 1  # 低保五保户
+    ILLNESS_DISABILITY = 2  # 重病重残户
+    POVERTY_RISK = 4  # 易返贫致贫户
+    EMPTY_NEST = 8  # 空巢老人户
+    LEFT_BEHIND_CHILDREN = 16  # 留守儿童户
+    MILITARY_MARTYR = 32  # 烈属军属户
+
+
+class VisitKind(StrEnum):
+    PHONE = "phone"  # 电话联系
+    IN_PERSON = "in_person"  # 入户走访
+    LECTURE = "lecture"  # 政策微宣讲
+    OTHER = "other"  # 其他方式 (微信等)
+
+
+class TicketCategory(StrEnum):
+    DISPUTE = "dispute"  # 矛盾纠纷
+    SAFETY = "safety"  # 安全隐患
+    FIRE = "fire"  # 消防隐患
+    FACILITY = "facility"  # 公共设施损坏
+    ILLEGAL_BUILDING = "illegal_building"  # 违章搭建
+    OUTSIDERS = "outsiders"  # 外来人员
+    SANITATION = "sanitation"  # 环境卫生 / 市容环境
+    PROPERTY = "property"  # 物业服务
+    WAGES = "wages"  # 拖欠工资
+    AGRICULTURE = "agriculture"  # 三农
+    LIVELIHOOD = "livelihood"  # 民生求助
+    POLICY = "policy"  # 政策咨询
+    OTHER = "other"  # 其他
+
+
+class HandlingKind(StrEnum):
+    GENERAL = "general"  # 一般性
+    COORDINATION = "coordination"  # 需协调
+    URGENT = "urgent"  # 突发 / 紧急
+    APPROVAL = "approval"  # 需审批
+    MAJOR = "major"  # 重大
+
+
+class TicketState(StrEnum):
+    SUBMITTED = "submitted"
+    DISPATCHED = "dispatched"
+    ACCEPTED = "accepted"
+    IN_PROGRESS = "in_progress"
+    WAITING_REPORTER = "waiting_reporter"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    REJECTED = "rejected"
+    DUPLICATE = "duplicate"
+    TRANSFERRED = "transferred"
+    REOPENED = "reopened"
+
+
+OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(
+    {
+        TicketState.SUBMITTED,
+        TicketState.DISPATCHED,
+        TicketState.ACCEPTED,
+        TicketState.IN_PROGRESS,
+        TicketState.WAITING_REPORTER,
+        TicketState.TRANSFERRED,
+        TicketState.REOPENED,
+    }
+)
+
+
+class Rating(StrEnum):
+    SATISFIED = "satisfied"  # 满意
+    BASICALLY_SATISFIED = "basically_satisfied"  # 基本满意
+    UNSATISFIED = "unsatisfied"  # 不满意
+
+
+class Rsvp(StrEnum):
+    PENDING = "pending"
+    ATTENDING = "attending"
+    DECLINED = "declined"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"  # gave up after retries or a permanent error
+    DROPPED = "dropped"  # no longer useful (e.g. a reminder for a meeting that is over)

@@ -1,0 +1,41 @@
+"""The grid tree (网格)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Index
+from sqlmodel import Field, SQLModel
+
+from models.types import UTCDateTime
+
+
+class GridBase(SQLModel):
+    code: str = Field(max_length=32, unique=True)  # 网格编码
+    name: str = Field(max_length=100)
+    tier: int = Field(ge=0, le=6)  # 0 = street/township centre, 1..3 = 一级..三级网格
+    parent_id: int | None = Field(default=None, foreign_key="grid.id")
+    # notice-board fields (公示牌)
+    area_desc: str | None = Field(default=None, max_length=500)
+    services: str | None = Field(default=None, max_length=1000)
+    complaint_process: str | None = Field(default=None, max_length=1000)
+    complaint_phone: str | None = Field(default=None, max_length=32)
+
+
+class Grid(GridBase, table=True):
+    """One node of the grid tree; ``path`` is ``/1/4/17/`` for subtree look-ups."""
+
+    __table_args__ = (Index("ix_grid_path", "path"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    path: str = Field(default="/", max_length=255)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class GridCreate(GridBase):
+    pass
+
+
+class GridRead(GridBase):
+    id: int
+    path: str

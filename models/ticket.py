@@ -1,0 +1,102 @@
+"""Tickets (事件 / 诉求), their photos and their audit trail."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Index, String, Text
+from sqlmodel import Field, SQLModel
+
+from models.enums import HandlingKind, Rating, Role, TicketCategory, TicketState
+from models.types import UTCDateTime
+
+
+class TicketBase(SQLModel):
+    category: TicketCategory = Field(sa_type=String(24))
+    kind: HandlingKind = Field(default=HandlingKind.GENERAL, sa_type=String(16))
+    description: str = Field(sa_type=Text)
+    address: str | None = Field(default=None, max_length=300)
+    latitude: float | None = None
+    longitude: float | None = None
+    household_id: int | None = Field(default=None, foreign_key="household.id")
+
+
+class Ticket(TicketBase, table=True):
+    """One reported problem, from submission to a rated close."""
+
+    __table_args__ = (
+        Index("ix_ticket_next_deadline", "next_deadline_at"),
+        Index("ix_ticket_warn", "warn_at"),
+        Index("ix_ticket_owner_state", "owner_grid_id", "state"),
+        Index("ix_ticket_reporter", "reporter_id", "created_at"),
+        Index("ix_ticket_grid_state", "grid_id", "state"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: str = Field(max_length=40, unique=True)  # grid code + date + sequence
+    grid_id: int = Field(foreign_key="grid.id")  # where the problem is
+    reporter_id: int | None = Field(default=None, foreign_key="person.id")
+    state: TicketState = Field(default=TicketState.SUBMITTED, sa_type=String(20))
+    # who owns it now: a role over a grid (tier), optionally one accepting person
+    owner_grid_id: int | None = Field(default=None, foreign_key="grid.id")
+    owner_role: Role | None = Field(default=None, sa_type=String(16))
+    assignee_id: int | None = Field(default=None, foreign_key="person.id")
+    routing_rule: str | None = Field(default=None, max_length=64)
+    # the deadline policy it was created under, and its clock
+    sla: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+    dispatched_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    accept_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolve_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_deadline_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    warn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    solved: bool | None = None  # closed with the problem solved (解决) or not
+    rating: Rating | None = Field(default=None, sa_type=String(24))
+    rating_comment: str | None = Field(default=None, max_length=1000)
+    reopen_count: int = 0
+    escalation_count: int = 0
+    duplicate_of_id: int | None = Field(default=None, foreign_key="ticket.id")
+    version: int = 1  # optimistic lock: two accepts, one winner
+    created_at: datetime = Field(sa_type=UTCDateTime)
+    updated_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TicketCreate(TicketBase):
+    pass
+
+
+class TicketRead(TicketBase):
+    id: int
+    number: str
+    state: TicketState
+
+
+class TicketPhoto(SQLModel, table=True):
+    __tablename__ = "ticket_photo"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    file_id: str = Field(max_length=255)
+    stage: str = Field(default="report", max_length=16)  # report | resolution | progress
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class TicketEvent(SQLModel, table=True):
+    """Every change of a ticket: who, when, from, to, why."""
+
+    __tablename__ = "ticket_event"
+    __table_args__ = (Index("ix_ticket_event_ticket_at", "ticket_id", "at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id")
+    at: datetime = Field(sa_type=UTCDateTime)
+    actor_id: int | None = Field(default=None, foreign_key="person.id")
+    action: str = Field(max_length=32)
+    from_state: TicketState | None = Field(default=None, sa_type=String(20))
+    to_state: TicketState | None = Field(default=None, sa_type=String(20))
+    note: str | None = Field(default=None, sa_type=Text)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
