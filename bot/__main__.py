@@ -131,7 +131,8 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
             gettext_for(
                 cli_locale(),
                 N_(
-                    "Demo community loaded: {grids} grids, {households} households, {people} people."
+                    "Demo community loaded: {grids} grids, {households} households, "
+                    "{people} people."
                 ),
                 grids=summary.grids,
                 households=summary.households,

@@ -28,9 +28,9 @@ class WebhookSettings(BaseModel):
     @field_validator("secret")
     @classmethod
     def _secret_shape(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not re.fullmatch(
-            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
-        ):
+        if value is None or not value.get_secret_value():
+            return None
+        if not re.fullmatch(r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()):
             raise ValueError("the webhook secret must be 1-256 characters of A-Z a-z 0-9 _ -")
         return value
 

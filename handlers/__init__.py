@@ -1,8 +1,9 @@
 """aiogram routers, one module per audience or flow.
 
-Order matters: the first router whose filters match handles the update, so specific flows
-come first, ``common`` after them, and the catch-all ``fallback`` last. ``errors`` only sees
-exceptions.
+Each module has a ``build_router()`` that returns a fresh router, so that several applications
+can live in one process (tests, the sandbox restarting the bot). Order matters: the first
+router whose filters match handles the update, so specific flows come first, ``common`` after
+them, and the catch-all ``fallback`` last. ``errors`` only sees exceptions.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from handlers import common, errors, fallback
 def build_router() -> Router:
     root = Router(name="gridbot")
     root.include_routers(
-        common.router,
-        errors.router,
-        fallback.router,  # always last
+        common.build_router(),
+        errors.build_router(),
+        fallback.build_router(),  # always last
     )
     return root

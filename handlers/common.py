@@ -20,8 +20,6 @@ from bot.telegram.render import bold, esc
 from bot.telegram.replies import Replier
 from models import Person, Role
 
-router = Router(name=__name__)
-
 
 def greeting(person: Person, roles: list[RoleInGrid]) -> str:
     lines = [
@@ -50,7 +48,6 @@ def greeting(person: Person, roles: list[RoleInGrid]) -> str:
     return "\n\n".join(lines)
 
 
-@router.message(CommandStart(deep_link=False))
 async def start(
     message: Message,
     reply: Replier,
@@ -79,7 +76,6 @@ async def start(
     )
 
 
-@router.message(Command("help"))
 async def help_(message: Message, reply: Replier, roles: list[RoleInGrid]) -> None:
     specs = commands_for(people.role_set(roles))
     lines = [bold(_("Here is what I can do for you:"))]
@@ -101,12 +97,10 @@ def language_keyboard() -> InlineKeyboardMarkup:
     )
 
 
-@router.message(Command("language"))
 async def language(message: Message, reply: Replier) -> None:
     reply.text(_("Choose your language:"), language_keyboard())
 
 
-@router.callback_query(LanguageCb.filter())
 async def language_chosen(
     query: CallbackQuery,
     callback_data: LanguageCb,
@@ -134,3 +128,13 @@ async def language_chosen(
         locale=locale,
         now=now,
     )
+
+
+def build_router() -> Router:
+    """A fresh router per application (tests and the sandbox build several in one process)."""
+    router = Router(name=__name__)
+    router.message.register(start, CommandStart())
+    router.message.register(help_, Command("help"))
+    router.message.register(language, Command("language"))
+    router.callback_query.register(language_chosen, LanguageCb.filter())
+    return router

@@ -16,7 +16,6 @@ from bot.services.errors import DomainError
 from bot.telegram.sender import OutboxSender
 
 log = logging.getLogger(__name__)
-router = Router(name=__name__)
 
 
 async def _tell(
@@ -37,7 +36,6 @@ async def _tell(
     sender.wake()
 
 
-@router.errors(ExceptionTypeFilter(DomainError))
 async def domain_error(
     event: ErrorEvent, sessions: SessionFactory, clock: Clock, sender: OutboxSender
 ) -> None:
@@ -47,7 +45,6 @@ async def domain_error(
     await _tell(event, _(error.message).format(**params), sessions, clock, sender)
 
 
-@router.errors()
 async def unexpected_error(
     event: ErrorEvent, sessions: SessionFactory, clock: Clock, sender: OutboxSender
 ) -> None:
@@ -59,3 +56,10 @@ async def unexpected_error(
         clock,
         sender,
     )
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.errors.register(domain_error, ExceptionTypeFilter(DomainError))
+    router.errors.register(unexpected_error)
+    return router

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import models
 from bot import migrate
 from bot.clock import FrozenClock
 from bot.db import create_engine
@@ -57,9 +58,7 @@ def pg_url() -> str | None:
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
-def database_url(
-    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
-) -> str:
+def database_url(request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path) -> str:
     if request.param == "postgresql":
         url = request.getfixturevalue("pg_url")
         if url is None:
@@ -72,8 +71,13 @@ def database_url(
 
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    """The test's engine; on PostgreSQL every table is emptied afterwards."""
     engine = create_engine(database_url, poolclass=NullPool)
     yield engine
+    if engine.dialect.name == "postgresql":
+        tables = ", ".join(f'"{t.name}"' for t in models.metadata.sorted_tables)
+        async with engine.begin() as connection:
+            await connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
     await engine.dispose()
 
 

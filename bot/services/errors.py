@@ -4,11 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.i18n import N_
+
 
 class DomainError(Exception):
-    """A refusal the person should read. ``message`` is a catalog msgid with ``{named}`` slots."""
+    """A refusal the person should read.
 
-    message: str = "Something went wrong. Please try again."
+    ``message`` is a catalog msgid with ``{named}`` slots, marked with ``N_`` where it is
+    written: ``raise NotAllowed(N_("Only the author can edit this visit."))``.
+    """
+
+    message: str = N_("Something went wrong. Please try again.")
 
     def __init__(self, message: str | None = None, **params: Any) -> None:
         super().__init__(message or self.message)
@@ -18,12 +24,12 @@ class DomainError(Exception):
 
 
 class NotAllowed(DomainError):
-    message = "Sorry, you are not allowed to do that."
+    message = N_("Sorry, you are not allowed to do that.")
 
 
 class NotFound(DomainError):
-    message = "Sorry, that no longer exists."
+    message = N_("Sorry, that no longer exists.")
 
 
 class InvalidInput(DomainError):
-    message = "Sorry, I could not understand that."
+    message = N_("Sorry, I could not understand that.")

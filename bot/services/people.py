@@ -9,6 +9,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.i18n import N_
 from bot.settings import LOCALES
 from models import Grid, Person, Role, RoleAssignment
 
@@ -89,7 +90,7 @@ def role_set(roles: Sequence[RoleInGrid]) -> frozenset[Role]:
 async def set_locale(session: AsyncSession, person: Person, locale: str, now: datetime) -> None:
     """Remember the language a person chose with /language."""
     if locale not in LOCALES:
-        raise InvalidInput("Sorry, that language is not available.")
+        raise InvalidInput(N_("Sorry, that language is not available."))
     person.locale = locale
     person.updated_at = now
     session.add(person)

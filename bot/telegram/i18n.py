@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gettext
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from aiogram.types import TelegramObject, User
@@ -22,6 +24,16 @@ class CatalogI18n(I18n):
 
     def find_locales(self) -> dict[str, gettext.GNUTranslations]:
         return dict(catalogs.translations())
+
+    @contextmanager
+    def context(self) -> Iterator[I18n]:
+        # aiogram's ``gettext`` looks the instance up on ``I18n`` itself, and every subclass
+        # gets a context variable of its own, so register under the base class.
+        token = I18n.set_current(self)
+        try:
+            yield self
+        finally:
+            I18n.reset_current(token)
 
 
 class PersonI18nMiddleware(I18nMiddleware):
