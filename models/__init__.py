@@ -18,14 +18,42 @@ from models.grid import Grid, GridCreate, GridRead
 from models.household import Household, HouseholdCreate, HouseholdRead, Visit
 from models.meeting import Meeting, MeetingInvite
 from models.people import Person, PersonCreate, PersonRead, RoleAssignment
-from models.system import AuditLog, FsmRecord, JobRun, OutboxMessage, ProcessedUpdate
-from models.ticket import Ticket, TicketCreate, TicketEvent, TicketPhoto, TicketRead
+from models.quota import DailyPush, QuotaRule, VisitTally
+from models.registry import Department, Invite
+from models.routing import CalendarDay, PolicyVersion
+from models.system import (
+    AuditLog,
+    Counter,
+    FsmRecord,
+    JobRun,
+    OutboxMessage,
+    ProcessedUpdate,
+    SchedulerLease,
+)
+from models.ticket import (
+    ReturnVisit,
+    Ticket,
+    TicketCreate,
+    TicketEvent,
+    TicketPhoto,
+    TicketRead,
+)
 
 metadata = SQLModel.metadata
 
 __all__ = [
     "OPEN_TICKET_STATES",
     "AuditLog",
+    "CalendarDay",
+    "Counter",
+    "DailyPush",
+    "Department",
+    "Invite",
+    "PolicyVersion",
+    "QuotaRule",
+    "ReturnVisit",
+    "SchedulerLease",
+    "VisitTally",
     "FsmRecord",
     "Grid",
     "GridCreate",

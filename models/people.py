@@ -60,5 +60,6 @@ class RoleAssignment(SQLModel, table=True):
     person_id: int = Field(foreign_key="person.id", index=True)
     role: Role = Field(sa_type=String(16))
     grid_id: int = Field(foreign_key="grid.id")
+    department_id: int | None = Field(default=None, foreign_key="department.id")
     active: bool = True
     created_at: datetime = Field(sa_type=UTCDateTime)

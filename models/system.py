@@ -87,3 +87,20 @@ class JobRun(SQLModel, table=True):
     last_finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     last_status: str | None = Field(default=None, sa_type=String(16))
     last_error: str | None = Field(default=None, max_length=500)
+
+
+class SchedulerLease(SQLModel, table=True):
+    """The scheduler leader lock where PostgreSQL advisory locks are not available."""
+
+    __tablename__ = "scheduler_lease"
+
+    name: str = Field(primary_key=True, max_length=32)
+    holder: str = Field(max_length=64)
+    expires_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class Counter(SQLModel, table=True):
+    """Named sequences (ticket numbers per grid and day), bumped in the caller's transaction."""
+
+    name: str = Field(primary_key=True, max_length=80)
+    value: int = 0

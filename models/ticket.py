@@ -41,6 +41,7 @@ class Ticket(TicketBase, table=True):
     # who owns it now: a role over a grid (tier), optionally one accepting person
     owner_grid_id: int | None = Field(default=None, foreign_key="grid.id")
     owner_role: Role | None = Field(default=None, sa_type=String(16))
+    owner_department_id: int | None = Field(default=None, foreign_key="department.id")
     assignee_id: int | None = Field(default=None, foreign_key="person.id")
     routing_rule: str | None = Field(default=None, max_length=64)
     # the deadline policy it was created under, and its clock
@@ -100,3 +101,18 @@ class TicketEvent(SQLModel, table=True):
     to_state: TicketState | None = Field(default=None, sa_type=String(20))
     note: str | None = Field(default=None, sa_type=Text)
     data: dict[str, Any] = Field(default_factory=dict, sa_type=JSON)
+
+
+class ReturnVisit(SQLModel, table=True):
+    """A return visit (回访) to a reporter who did not rate a resolved ticket in time."""
+
+    __tablename__ = "return_visit"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    worker_id: int | None = Field(default=None, foreign_key="person.id", index=True)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    done_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = Field(default=None, sa_type=Text)
+    rating: Rating | None = Field(default=None, sa_type=String(24))
+    created_at: datetime = Field(sa_type=UTCDateTime)
