@@ -14,26 +14,33 @@ from bot.db import SessionFactory
 from bot.services import outbox
 from bot.services.errors import DomainError
 from bot.telegram.sender import OutboxSender
+from models import AuditLog
 
 log = logging.getLogger(__name__)
 
 
 async def _tell(
-    event: ErrorEvent, text: str, sessions: SessionFactory, clock: Clock, sender: OutboxSender
+    event: ErrorEvent,
+    text: str,
+    sessions: SessionFactory,
+    clock: Clock,
+    sender: OutboxSender,
+    audit: AuditLog | None = None,
 ) -> None:
     """Answer in a fresh transaction: the update's own one was rolled back."""
     update = event.update
     query: CallbackQuery | None = update.callback_query
+    chat = update.message.chat if update.message else None
+    if audit is not None or (query is None and chat is not None):
+        async with sessions() as session:
+            if audit is not None:
+                session.add(audit)
+            if query is None and chat is not None:
+                outbox.send_text(session, chat_id=chat.id, text=text, now=clock.now(), urgent=True)
+            await session.commit()
+        sender.wake()
     if query is not None:
         await query.answer(text[:200], show_alert=True)
-        return
-    chat = update.message.chat if update.message else None
-    if chat is None:
-        return
-    async with sessions() as session:
-        outbox.send_text(session, chat_id=chat.id, text=text, now=clock.now(), urgent=True)
-        await session.commit()
-    sender.wake()
 
 
 async def domain_error(
@@ -42,7 +49,8 @@ async def domain_error(
     error = event.exception
     assert isinstance(error, DomainError)
     params = {key: str(value) for key, value in error.params.items()}
-    await _tell(event, _(error.message).format(**params), sessions, clock, sender)
+    text = _(error.message).format(**params)
+    await _tell(event, text, sessions, clock, sender, audit=error.audit)
 
 
 async def unexpected_error(

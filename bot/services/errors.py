@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from bot.i18n import N_
+
+if TYPE_CHECKING:
+    from models import AuditLog
 
 
 class DomainError(Exception):
@@ -16,11 +19,15 @@ class DomainError(Exception):
 
     message: str = N_("Something went wrong. Please try again.")
 
-    def __init__(self, message: str | None = None, **params: Any) -> None:
+    def __init__(
+        self, message: str | None = None, *, audit: AuditLog | None = None, **params: Any
+    ) -> None:
         super().__init__(message or self.message)
         if message is not None:
             self.message = message
         self.params = params
+        # kept by the error handler in a fresh transaction (the failed one is rolled back)
+        self.audit = audit
 
 
 class NotAllowed(DomainError):

@@ -25,6 +25,8 @@ class RoleInGrid:
     grid_name: str
     grid_code: str
     grid_tier: int
+    grid_path: str = "/"
+    department_id: int | None = None
 
 
 async def get_or_create_by_telegram(
@@ -78,6 +80,8 @@ async def roles_of(session: AsyncSession, person_id: int) -> list[RoleInGrid]:
             grid_name=grid.name,
             grid_code=grid.code,
             grid_tier=grid.tier,
+            grid_path=grid.path,
+            department_id=assignment.department_id,
         )
         for assignment, grid in rows
     ]
