@@ -274,21 +274,23 @@ async def move_grid(
     old_code, old_path = grid.code, grid.path
     new_path = f"{new_parent.path}{grid.id}/"
     subtree = (await session.exec(select(Grid).where(col(Grid.path).startswith(old_path)))).all()
+    moved = {
+        member.id: (
+            new_code + member.code[len(old_code) :],
+            new_path + member.path[len(old_path) :],
+        )
+        for member in subtree
+    }
     # free the old codes first so the unique index never sees two grids with one code
     for member in subtree:
         await session.exec(
             update(Grid).where(col(Grid.id) == member.id).values(code=f"~{member.id}")
         )
-    for member in subtree:
-        await session.exec(
-            update(Grid)
-            .where(col(Grid.id) == member.id)
-            .values(
-                code=new_code + member.code[len(old_code) :],
-                path=new_path + member.path[len(old_path) :],
-                parent_id=new_parent.id if member.id == grid.id else member.parent_id,
-            )
-        )
+    for member_id, (code, path) in moved.items():
+        values: dict[str, object] = {"code": code, "path": path}
+        if member_id == grid.id:
+            values["parent_id"] = new_parent.id
+        await session.exec(update(Grid).where(col(Grid.id) == member_id).values(**values))
     await session.flush()
     for member in subtree:
         await session.refresh(member)
