@@ -144,6 +144,24 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
+def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.clock import SystemClock
+    from bot.trial import run_trial
+
+    try:
+        asyncio.run(run_trial(settings, SystemClock(), host=args.host, port=args.port))
+    except KeyboardInterrupt:
+        return 0
+    except OSError as exc:
+        return fail(
+            N_("Cannot listen on {host}:{port} ({reason}). Try another port: --port 8090"),
+            host=args.host,
+            port=str(args.port),
+            reason=exc.strerror or str(exc),
+        )
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridbot",
@@ -159,6 +177,13 @@ def build_parser() -> argparse.ArgumentParser:
     db = commands.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "current"])
     db.set_defaults(handler=cmd_db)
+
+    sandbox = commands.add_parser(
+        "sandbox", help="try GridBot with no token: fake Telegram + bot + web chat page"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=None, help="web page port (default 8080)")
+    sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = commands.add_parser("demo-data", help="load the sample community into an empty db")
     demo.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
@@ -177,6 +202,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings = load_settings()
     if isinstance(settings, int):
         return settings
+    if getattr(args, "port", 0) is None:
+        args.port = settings.sandbox_port
     status: int = args.handler(settings, args)
     return status
 
