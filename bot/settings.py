@@ -22,7 +22,7 @@ class WebhookSettings(BaseModel):
     url: str | None = None
     secret: SecretStr | None = None
     host: str = "127.0.0.1"
-    port: int = Field(default=8081, ge=1, le=65535)
+    port: int = Field(default=8081, ge=0, le=65535)  # 0: any free port (tests)
     path: str = "/telegram/webhook"
 
     @field_validator("secret")

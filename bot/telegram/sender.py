@@ -30,7 +30,7 @@ from aiogram.exceptions import (
 from aiogram.methods.base import TelegramMethod
 from aiogram.types import FSInputFile, Message
 from aiolimiter import AsyncLimiter
-from sqlalchemy import or_, update
+from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import col, select
 
 from bot.clock import Clock
@@ -128,6 +128,24 @@ class OutboxSender:
         await asyncio.gather(*(self._deliver_chat(rows) for rows in chats))
         return len(batch)
 
+    def _due(self, now: datetime) -> list[ColumnElement[bool]]:
+        """What may be sent now: pending, due, and urgent during quiet hours."""
+        conditions: list[ColumnElement[bool]] = [
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+            col(OutboxMessage.not_before) <= now,
+        ]
+        if in_quiet_hours(now, self.settings):
+            conditions.append(col(OutboxMessage.urgent).is_(True))
+        return conditions
+
+    async def due_count(self) -> int:
+        """Rows that may be sent now, leased or not (tests wait for this to reach zero)."""
+        async with self.sessions() as session:
+            count = await session.exec(
+                select(func.count()).select_from(OutboxMessage).where(*self._due(self.clock.now()))
+            )
+            return int(count.one())
+
     async def _lease(self) -> list[OutboxMessage]:
         now = self.clock.now()
         async with self.sessions() as session:
@@ -135,8 +153,7 @@ class OutboxSender:
             query = (
                 select(OutboxMessage)
                 .where(
-                    OutboxMessage.status == OutboxStatus.PENDING,
-                    col(OutboxMessage.not_before) <= now,
+                    *self._due(now),
                     or_(
                         col(OutboxMessage.lease_until).is_(None),
                         col(OutboxMessage.lease_until) < now,
@@ -145,8 +162,6 @@ class OutboxSender:
                 .order_by(col(OutboxMessage.chat_id), col(OutboxMessage.id))
                 .limit(BATCH)
             )
-            if in_quiet_hours(now, self.settings):
-                query = query.where(col(OutboxMessage.urgent).is_(True))
             if self._is_postgres:
                 query = query.with_for_update(skip_locked=True)
             rows = list((await session.exec(query)).all())

@@ -1,0 +1,230 @@
+"""The end-to-end harness: the real bot against the sandbox Bot API server over HTTP.
+
+Every end-to-end test drives GridBot only through this: personas act in the sandbox, the
+unmodified bot (polling or webhook) answers through its outbox, and the test reads what each
+persona sees. One :class:`~bot.clock.FrozenClock` is shared by the bot, its sender and the
+sandbox, so a test moves time with :meth:`Harness.advance` instead of sleeping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any, Literal
+
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+from pydantic import SecretStr
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.app import App, build_app, close, running, webhook_server
+from bot.clock import FrozenClock
+from bot.db import create_engine, create_session_factory
+from bot.sandbox.app import RunningSandbox, run_sandbox
+from bot.sandbox.client import Persona, SandboxClient
+from bot.sandbox.ratelimit import RateLimits
+from bot.sandbox.server import SandboxServer
+from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.settings import LimitSettings, Settings, WebhookSettings
+from models import Person
+
+TOKEN = "200000001:GridBotEndToEndTestToken_abcdefghij"
+BOT_USERNAME = "gridbot_test_bot"
+Mode = Literal["polling", "webhook"]
+
+
+class InFlight(BaseMiddleware):
+    """Counts the updates the dispatcher is handling right now."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    async def __call__(
+        self,
+        handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+        event: TelegramObject,
+        data: dict[str, Any],
+    ) -> Any:
+        self.count += 1
+        try:
+            return await handler(event, data)
+        finally:
+            self.count -= 1
+
+
+@dataclass
+class Harness:
+    sandbox: RunningSandbox
+    client: SandboxClient
+    clock: FrozenClock
+    settings: Settings
+    mode: Mode = "polling"
+    app: App | None = None
+    inflight: InFlight = field(default_factory=InFlight)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+    _stack: contextlib.AsyncExitStack | None = None
+
+    @property
+    def server(self) -> SandboxServer:
+        return self.sandbox.server
+
+    # -- the bot ------------------------------------------------------------------------------
+
+    async def start_bot(self) -> App:
+        """Build and start the real application (a fresh one each time: a "process")."""
+        app = build_app(self.settings, self.clock)
+        app.dispatcher.update.outer_middleware.register(self.inflight)
+        # the counter must wrap everything, so it goes first among the outer middlewares
+        middlewares = app.dispatcher.update.outer_middleware._middlewares
+        middlewares.insert(0, middlewares.pop())
+        stack = contextlib.AsyncExitStack()
+        await stack.enter_async_context(running(app))
+        if self.mode == "polling":
+            await app.bot.delete_webhook(drop_pending_updates=False)
+            task = asyncio.create_task(
+                app.dispatcher.start_polling(
+                    app.bot,
+                    handle_as_tasks=True,
+                    handle_signals=False,
+                    close_bot_session=False,
+                    polling_timeout=1,
+                    allowed_updates=app.dispatcher.resolve_used_update_types(),
+                )
+            )
+            self._tasks.append(task)
+        else:
+            local = await stack.enter_async_context(webhook_server(app))
+            secret = self.settings.webhook.secret
+            await app.bot.set_webhook(
+                local,
+                secret_token=secret.get_secret_value() if secret else None,
+                allowed_updates=app.dispatcher.resolve_used_update_types(),
+            )
+        self._stack = stack
+        self.app = app
+        await self.settle()
+        return app
+
+    async def stop_bot(self) -> None:
+        """Stop the bot as a dying process would: tasks cancelled, nothing flushed."""
+        app, self.app = self.app, None
+        if app is None:
+            return
+        if self.mode == "polling":
+            with contextlib.suppress(RuntimeError):
+                await app.dispatcher.stop_polling()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self._stack is not None:
+            await self._stack.aclose()
+            self._stack = None
+        await close(app)
+
+    async def restart_bot(self) -> App:
+        await self.stop_bot()
+        return await self.start_bot()
+
+    # -- waiting and time -----------------------------------------------------------------------
+
+    async def settle(self, timeout: float = 20.0) -> None:
+        """Wait until the bot has handled every update and sent everything that is due."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        quiet = 0
+        while quiet < 3:
+            if loop.time() > deadline:
+                raise TimeoutError("the bot did not settle")
+            await asyncio.sleep(0.02)
+            quiet = 0 if await self._busy() else quiet + 1
+
+    async def _busy(self) -> bool:
+        if self.inflight.count:
+            return True
+        bot = self.server.get_bot(TOKEN.split(":")[0])
+        if bot.updates.pending_count():
+            return True
+        return self.app is not None and await self.app.sender.due_count() > 0
+
+    async def advance(self, delta: timedelta) -> None:
+        """Move the shared clock forward, then let everything that became due happen."""
+        self.clock.advance(delta)
+        if self.app is not None:
+            self.app.sender.wake()
+        await self.settle()
+
+    # -- people ---------------------------------------------------------------------------------
+
+    async def persona(self, name: str) -> Persona:
+        """A demo person (``resident``, ``worker``, ``head``, ``center``, ``admin``, …)."""
+        telegram_id = DEMO_PERSONAS[name]
+        if telegram_id not in self.server.users:
+            async with self.session() as session:
+                person = (
+                    await session.exec(select(Person).where(Person.telegram_id == telegram_id))
+                ).one()
+            self.server.create_user(
+                person.name,
+                user_id=telegram_id,
+                phone_number=(person.phone or "").lstrip("+") or None,
+            )
+        user = self.server.users[telegram_id].to_api()
+        return self.client.persona_for(user, bot=BOT_USERNAME)
+
+    async def newcomer(
+        self, first_name: str, *, language_code: str = "zh-hans", phone: str | None = None
+    ) -> Persona:
+        return await self.client.persona(
+            first_name, bot=BOT_USERNAME, language_code=language_code, phone_number=phone
+        )
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        engine = create_engine(self.settings.database_url)
+        try:
+            async with create_session_factory(engine)() as session:
+                yield session
+        finally:
+            await engine.dispose()
+
+
+@contextlib.asynccontextmanager
+async def harness(
+    database_url: str,
+    clock: FrozenClock,
+    *,
+    demo: bool = True,
+    mode: Mode = "polling",
+    rate_limits: RateLimits | None = None,
+) -> AsyncIterator[Harness]:
+    """A sandbox on a free port, the demo community (optional), and the bot running on them."""
+    server = SandboxServer(clock=clock.now, rate_limits=rate_limits or RateLimits.off())
+    server.register_bot(TOKEN, username=BOT_USERNAME, first_name="网格通")
+    if demo:
+        engine = create_engine(database_url)
+        async with create_session_factory(engine)() as session:
+            await load_demo_data(session, clock.now())
+            await session.commit()
+        await engine.dispose()
+    async with run_sandbox(server) as sandbox, SandboxClient(sandbox.url) as client:
+        settings = Settings(
+            _env_file=None,  # type: ignore[call-arg]
+            bot_token=SecretStr(TOKEN),
+            telegram_api_url=sandbox.url,
+            database_url=database_url,
+            limits=LimitSettings(per_chat_interval=0.0, retry_base_seconds=0.02),
+            webhook=WebhookSettings(port=0, secret=SecretStr("e2e-secret-token")),
+        )
+        h = Harness(sandbox, client, clock, settings, mode)
+        await h.start_bot()
+        try:
+            yield h
+        finally:
+            await h.stop_bot()
