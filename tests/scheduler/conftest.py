@@ -1,0 +1,62 @@
+"""Fixtures of the scheduler tests: a job context on the test database, recording sweeps."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.clock import FrozenClock
+from bot.db import create_session_factory
+from bot.settings import Settings
+from scheduler.context import JobContext
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def local(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    """A wall-clock time in Shanghai."""
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
+
+
+@dataclass
+class Calls:
+    """What the recording sweeps saw: (job id, the job's ``now``)."""
+
+    seen: list[tuple[str, datetime]] = field(default_factory=list)
+
+    def recorder(self, job_id: str) -> Callable[[JobContext], Awaitable[None]]:
+        async def sweep(ctx: JobContext) -> None:
+            self.seen.append((job_id, ctx.clock.now()))
+
+        return sweep
+
+    def failing(self, job_id: str) -> Callable[[JobContext], Awaitable[None]]:
+        async def sweep(ctx: JobContext) -> None:
+            self.seen.append((job_id, ctx.clock.now()))
+            raise RuntimeError("boom")
+
+        return sweep
+
+    def count(self, job_id: str) -> int:
+        return sum(1 for seen_id, _ in self.seen if seen_id == job_id)
+
+
+@pytest.fixture
+def calls() -> Calls:
+    return Calls()
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(_env_file=None, timezone="Asia/Shanghai")  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def ctx(engine: AsyncEngine, clock: FrozenClock, settings: Settings) -> JobContext:
+    """Jobs' context on the test database (not rolled back: each test has its own data)."""
+    return JobContext(sessions=create_session_factory(engine), clock=clock, settings=settings)
