@@ -261,7 +261,8 @@ class SandboxServer:
             last_name=last_name or None,
             username=username or None,
             language_code=language_code or None,
-            phone_number=phone_number or None,
+            # everyone on Telegram has a phone number; make one up if none is given
+            phone_number=phone_number or f"+8613{user_id % 1_000_000_000:09d}",
         )
         self.users[user_id] = user
         self._changed()

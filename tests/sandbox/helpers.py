@@ -1,0 +1,36 @@
+"""Raw HTTP calls to the sandbox, for what aiogram would check before sending."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import aiohttp
+
+from bot.sandbox.app import RunningSandbox
+from tests.sandbox.conftest import TOKEN
+
+
+async def raw_call(
+    sandbox: RunningSandbox,
+    method: str,
+    *,
+    token: str = TOKEN,
+    json: dict[str, Any] | None = None,
+    data: Any = None,
+    params: dict[str, str] | None = None,
+    http_method: str = "POST",
+) -> tuple[int, Any]:
+    """POST ``/bot<token>/<method>``; return (status, decoded JSON or text)."""
+    async with (
+        aiohttp.ClientSession() as session,
+        session.request(
+            http_method,
+            f"{sandbox.url}/bot{token}/{method}",
+            json=json,
+            data=data,
+            params=params,
+        ) as response,
+    ):
+        if response.content_type == "application/json":
+            return response.status, await response.json()
+        return response.status, await response.text()
