@@ -1,0 +1,523 @@
+"""Deadlines and escalation (限时办理、逐级上报): a pure state machine over a ticket's clock.
+
+"解决不了则及时上报": what a tier cannot solve in time goes one tier up, tier by tier, each
+with a time limit, until the street centre — the top — where an overdue ticket is flagged to
+the centre and the supervisors once, never lost and never looped.
+
+The glue (``bot/services/tickets.py``, the sweep job) uses it like this:
+
+1. **Dispatch** — ``route(...)`` picks the owner; :func:`start_clock` starts the clock *at
+   dispatch* (not at acceptance) and gives the first deadlines.
+2. **Persist** — copy the :class:`TicketClock` onto the ticket: ``state``, ``owner_role``,
+   ``dispatched_at``, ``accept_deadline``, ``resolve_deadline``, ``accepted_at``,
+   ``paused_at`` and ``escalation_count`` have columns; the rest
+   (:class:`ClockMarks`: window start, cap, warned, flagged) goes into ``Ticket.sla["clock"]``
+   beside the policy snapshot ``Ticket.sla["policy"]``. Keep the two indexed columns current:
+   ``Ticket.next_deadline_at = next_deadline(clock)`` and
+   ``Ticket.warn_at = warn_at(clock, policy, calendar)``.
+3. **Sweep** — select tickets with ``next_deadline_at <= now OR warn_at <= now`` (cost grows
+   with the due tickets only), rebuild each clock, call :func:`advance`, and for every step
+   persist ``clock = apply(clock, step)`` with a ``TicketEvent`` and its outbox messages in
+   one transaction (optimistic lock on ``Ticket.version``: a stale run loses).
+4. **People act** — :func:`accept`, :func:`pause` (waiting for the reporter),
+   :func:`resume`, :func:`escalate_by_hand`, :func:`reopen`; persist the returned clock.
+
+The policy and calendar are those the ticket was created under: ``parse_policy(sla["policy"])``
+and ``WorkCalendar.for_policy(policy, overrides)`` with the admin's ``CalendarDay`` rows.
+
+Invariants (tested with Hypothesis): one owner at a time; tiers only go up; never above the
+top; every new deadline lies after the instant of its step; the top is flagged at most once
+per round; closed, resolved and paused tickets produce no steps; ``advance`` on a clock that
+already reflects its steps returns ``[]``; a restart after an outage yields one
+:class:`Escalate` per tier passed, each computed from the previous deadline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final, Literal
+
+from bot.i18n import N_
+from bot.routing.policy import ChainLink, Policy
+from bot.routing.rules import next_link
+from bot.routing.working_time import WorkCalendar
+from bot.services.errors import InvalidInput, NotAllowed
+from models.enums import HandlingKind, Role, TicketState
+
+Which = Literal["accept", "resolve", "cap"]
+Reason = Literal["accept_overdue", "resolve_overdue", "cap_overdue", "by_hand"]
+
+# The states in which a ticket's clock runs (unless it is paused).
+RUNNING_STATES: Final = frozenset(
+    {
+        TicketState.DISPATCHED,
+        TicketState.ACCEPTED,
+        TicketState.IN_PROGRESS,
+        TicketState.REOPENED,
+        TicketState.TRANSFERRED,
+    }
+)
+REOPENABLE_STATES: Final = frozenset({TicketState.RESOLVED, TicketState.CLOSED})
+MAX_REASON: Final = 500
+
+
+class AtTheTop(NotAllowed):
+    """The ticket is already with the top of the chain (the street centre)."""
+
+    message = N_("This ticket is already with the street centre; it cannot go any higher.")
+
+
+class ClockStopped(NotAllowed):
+    """The ticket's clock is not running: not dispatched, paused, or finished."""
+
+    message = N_("This ticket is not open for that right now.")
+
+
+DEPARTMENT_CANNOT_ESCALATE = N_(
+    "A ticket transferred to a department cannot be escalated; ask the centre to take it back."
+)
+NOT_REOPENABLE = N_("Only a resolved or closed ticket can be reopened.")
+REASON_MISSING = N_("Please say in a few words why the ticket should go up.")
+REASON_TOO_LONG = N_("Please keep the reason under {limit} characters.")
+
+
+@dataclass(frozen=True)
+class TicketClock:
+    """A frozen snapshot of a ticket's clock, built by the glue from a ``Ticket``.
+
+    ``window_start`` is when the current owner's windows opened (dispatch, escalation,
+    reopen), moved on by pauses; warnings are a fraction of the way from it to the deadline.
+    ``cap_deadline`` is the kind's overall cap counted from dispatch, moved on by pauses.
+    ``warned`` says the warning of the pending deadline was sent; ``top_flagged`` that the
+    ticket was flagged overdue at the top (or at a department).
+    """
+
+    state: TicketState
+    kind: HandlingKind
+    tier: int
+    role: Role
+    dispatched_at: datetime | None
+    window_start: datetime | None
+    accept_deadline: datetime | None
+    resolve_deadline: datetime | None
+    cap_deadline: datetime | None = None
+    accepted_at: datetime | None = None
+    paused_at: datetime | None = None
+    warned: bool = False
+    top_flagged: bool = False
+    escalations: int = 0
+
+    def __post_init__(self) -> None:
+        for name in (
+            "dispatched_at",
+            "window_start",
+            "accept_deadline",
+            "resolve_deadline",
+            "cap_deadline",
+            "accepted_at",
+            "paused_at",
+        ):
+            value = getattr(self, name)
+            if value is not None and value.utcoffset() is None:
+                raise ValueError(f"TicketClock.{name} must be an aware datetime")
+
+    @property
+    def owner(self) -> ChainLink:
+        return ChainLink(self.tier, self.role)
+
+    @property
+    def running(self) -> bool:
+        """The clock is ticking: an open, dispatched ticket not waiting for the reporter."""
+        return (
+            self.state in RUNNING_STATES
+            and self.paused_at is None
+            and self.window_start is not None
+            and self.accept_deadline is not None
+            and self.resolve_deadline is not None
+        )
+
+    @property
+    def marks(self) -> ClockMarks:
+        return ClockMarks(self.window_start, self.cap_deadline, self.warned, self.top_flagged)
+
+
+@dataclass(frozen=True)
+class ClockMarks:
+    """The part of a :class:`TicketClock` that ``Ticket`` has no column for.
+
+    The glue keeps it as ``Ticket.sla["clock"] = marks.to_json()``.
+    """
+
+    window_start: datetime | None
+    cap_deadline: datetime | None
+    warned: bool
+    top_flagged: bool
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "window_start": _iso(self.window_start),
+            "cap_deadline": _iso(self.cap_deadline),
+            "warned": self.warned,
+            "top_flagged": self.top_flagged,
+        }
+
+    @classmethod
+    def from_json(cls, raw: Any) -> ClockMarks:
+        """Read what :meth:`to_json` wrote; a missing or empty value gives blank marks."""
+        if not raw:
+            return cls(None, None, False, False)
+        if not isinstance(raw, dict):
+            raise ValueError("clock marks must be a JSON object")
+        return cls(
+            window_start=_from_iso(raw.get("window_start")),
+            cap_deadline=_from_iso(raw.get("cap_deadline")),
+            warned=bool(raw.get("warned", False)),
+            top_flagged=bool(raw.get("top_flagged", False)),
+        )
+
+
+# --- steps ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Warn:
+    """Tell the owner a deadline is near (once per deadline, before it passes)."""
+
+    deadline: datetime
+    which: Which
+
+
+@dataclass(frozen=True)
+class Escalate:
+    """Move the ticket one link up the chain (上报), with fresh deadlines there.
+
+    ``at`` is the deadline that passed (or the moment of a manual escalation); the new
+    deadlines are counted from it, so steps replayed after an outage keep their true times.
+    ``cap_overdue`` (the overall cap passed) goes straight to the top; ``note`` is the
+    person's reason for a manual escalation.
+    """
+
+    from_tier: int
+    to_tier: int
+    to_role: Role
+    reason: Reason
+    at: datetime
+    new_accept_deadline: datetime
+    new_resolve_deadline: datetime
+    from_role: Role | None = None
+    note: str | None = None
+
+
+@dataclass(frozen=True)
+class FlagOverdueAtTop:
+    """The ticket is overdue where nobody is above it: flag it to the centre and the
+    supervisors (督查), once."""
+
+    at: datetime
+    which: Which
+
+
+Step = Warn | Escalate | FlagOverdueAtTop
+
+
+# --- the clock's life ----------------------------------------------------------------------
+
+
+def start_clock(
+    owner: ChainLink,
+    kind: HandlingKind,
+    policy: Policy,
+    calendar: WorkCalendar,
+    now: datetime,
+) -> TicketClock:
+    """Dispatch (派单): the clock starts now, with the owner's windows and the kind's cap."""
+    now = _utc(now)
+    cap = _cap_from(policy, calendar, kind, now)
+    accept_by, resolve_by = _deadlines(policy, calendar, kind, owner.tier, now, cap)
+    return TicketClock(
+        state=TicketState.DISPATCHED,
+        kind=kind,
+        tier=owner.tier,
+        role=owner.role,
+        dispatched_at=now,
+        window_start=now,
+        accept_deadline=accept_by,
+        resolve_deadline=resolve_by,
+        cap_deadline=cap,
+    )
+
+
+def accept(clock: TicketClock, now: datetime) -> TicketClock:
+    """The owner accepted (受理): the accept deadline is met; warnings now concern resolving."""
+    if not clock.running:
+        raise ClockStopped()
+    if clock.accepted_at is not None:
+        return clock
+    return replace(clock, state=TicketState.ACCEPTED, accepted_at=_utc(now), warned=False)
+
+
+def pause(clock: TicketClock, now: datetime) -> TicketClock:
+    """Waiting for the reporter: the clock stops (pausing twice changes nothing)."""
+    if clock.paused_at is not None:
+        return clock
+    if not clock.running:
+        raise ClockStopped()
+    return replace(clock, state=TicketState.WAITING_REPORTER, paused_at=_utc(now))
+
+
+def resume(
+    clock: TicketClock, policy: Policy, calendar: WorkCalendar, now: datetime
+) -> TicketClock:
+    """The reporter answered: every deadline not yet passed when the clock stopped moves on by
+    the paused time — working time, or wall time for a round-the-clock kind."""
+    paused_at = clock.paused_at
+    if paused_at is None:
+        return clock
+    now = _utc(now)
+    if policy.kinds[clock.kind].round_the_clock:
+        paused = max(now - paused_at, timedelta(0))
+
+        def shift(instant: datetime) -> datetime:
+            return instant + paused
+
+    else:
+        paused = calendar.working_time_between(paused_at, now)
+
+        def shift(instant: datetime) -> datetime:
+            return calendar.add_working(instant, paused)
+
+    def moved(instant: datetime | None) -> datetime | None:
+        if instant is None or instant <= paused_at:
+            return instant
+        return shift(instant)
+
+    return replace(
+        clock,
+        state=TicketState.IN_PROGRESS if clock.accepted_at else TicketState.DISPATCHED,
+        paused_at=None,
+        window_start=shift(clock.window_start) if clock.window_start else None,
+        accept_deadline=moved(clock.accept_deadline),
+        resolve_deadline=moved(clock.resolve_deadline),
+        cap_deadline=moved(clock.cap_deadline),
+    )
+
+
+def reopen(
+    clock: TicketClock, policy: Policy, calendar: WorkCalendar, now: datetime
+) -> TicketClock:
+    """The reporter was not satisfied (重办): back to the same owner with fresh deadlines and
+    a fresh cap from now; it must be accepted again."""
+    if clock.state not in REOPENABLE_STATES:
+        raise NotAllowed(NOT_REOPENABLE)
+    now = _utc(now)
+    cap = _cap_from(policy, calendar, clock.kind, now)
+    accept_by, resolve_by = _deadlines(policy, calendar, clock.kind, clock.tier, now, cap)
+    return replace(
+        clock,
+        state=TicketState.REOPENED,
+        window_start=now,
+        accept_deadline=accept_by,
+        resolve_deadline=resolve_by,
+        cap_deadline=cap,
+        accepted_at=None,
+        paused_at=None,
+        warned=False,
+        top_flagged=False,
+    )
+
+
+def advance(
+    clock: TicketClock, policy: Policy, calendar: WorkCalendar, now: datetime
+) -> list[Step]:
+    """What is due at ``now``, in order: escalations (one per tier passed, each from the
+    deadline before), then at most one flag at the top, or else at most one warning."""
+    now = _utc(now)
+    steps: list[Step] = []
+    current = clock
+    while current.running and not current.top_flagged:
+        instant, which = _due(current)
+        if instant > now:
+            warning = _warning(current, policy, calendar)
+            if warning is not None and warning <= now:
+                steps.append(Warn(deadline=instant, which=which))
+            break
+        above = next_link(policy, current.owner)
+        if above is None:  # the top, or a department
+            steps.append(FlagOverdueAtTop(at=instant, which=which))
+            break
+        target = policy.top if which == "cap" else above
+        step = _escalation(current, target, _REASONS[which], instant, policy, calendar)
+        steps.append(step)
+        current = apply(current, step)
+    return steps
+
+
+def apply(clock: TicketClock, step: Step) -> TicketClock:
+    """The clock after ``step`` — what the glue persists."""
+    if isinstance(step, Warn):
+        return replace(clock, warned=True)
+    if isinstance(step, FlagOverdueAtTop):
+        return replace(clock, top_flagged=True)
+    return replace(
+        clock,
+        state=TicketState.DISPATCHED,
+        tier=step.to_tier,
+        role=step.to_role,
+        window_start=step.at,
+        accept_deadline=step.new_accept_deadline,
+        resolve_deadline=step.new_resolve_deadline,
+        accepted_at=None,
+        warned=False,
+        escalations=clock.escalations + 1,
+    )
+
+
+def escalate_by_hand(
+    clock: TicketClock,
+    policy: Policy,
+    calendar: WorkCalendar,
+    now: datetime,
+    reason: str,
+) -> Escalate:
+    """The owner sends the ticket up now ("解决不了则及时上报"), saying why."""
+    if not clock.running:
+        raise ClockStopped()
+    if clock.role is Role.DEPARTMENT:
+        raise NotAllowed(DEPARTMENT_CANNOT_ESCALATE)
+    above = next_link(policy, clock.owner)
+    if above is None:
+        raise AtTheTop()
+    note = clean_reason(reason)
+    return replace(_escalation(clock, above, "by_hand", _utc(now), policy, calendar), note=note)
+
+
+def clean_reason(text: str) -> str:
+    """A person's reason, trimmed: spaces collapsed, invisible characters dropped."""
+    visible = "".join(ch for ch in text if ch.isprintable() or ch.isspace())
+    cleaned = " ".join(visible.split())
+    if not cleaned:
+        raise InvalidInput(REASON_MISSING)
+    if len(cleaned) > MAX_REASON:
+        raise InvalidInput(REASON_TOO_LONG, limit=MAX_REASON)
+    return cleaned
+
+
+def next_deadline(clock: TicketClock) -> datetime | None:
+    """When :func:`advance` next has something other than a warning to do; for
+    ``Ticket.next_deadline_at``. None when nothing can become due (stopped, or flagged)."""
+    if not clock.running or clock.top_flagged:
+        return None
+    return _due(clock)[0]
+
+
+def warn_at(clock: TicketClock, policy: Policy, calendar: WorkCalendar) -> datetime | None:
+    """When the pending deadline's warning falls due; for ``Ticket.warn_at``. None when it
+    was sent, warnings are off, or the window is too short to warn in."""
+    if not clock.running or clock.top_flagged:
+        return None
+    return _warning(clock, policy, calendar)
+
+
+# --- internals -----------------------------------------------------------------------------
+
+_REASONS: Final[dict[Which, Reason]] = {
+    "accept": "accept_overdue",
+    "resolve": "resolve_overdue",
+    "cap": "cap_overdue",
+}
+
+
+def _due(clock: TicketClock) -> tuple[datetime, Which]:
+    """The first deadline that can pass: accept (until accepted) or resolve, or the cap."""
+    assert clock.accept_deadline is not None and clock.resolve_deadline is not None
+    pending: tuple[datetime, Which] = (
+        (clock.accept_deadline, "accept")
+        if clock.accepted_at is None
+        else (clock.resolve_deadline, "resolve")
+    )
+    if clock.cap_deadline is not None and clock.cap_deadline <= pending[0]:
+        return clock.cap_deadline, "cap"
+    return pending
+
+
+def _warning(clock: TicketClock, policy: Policy, calendar: WorkCalendar) -> datetime | None:
+    fraction = policy.warn_fraction
+    if clock.warned or fraction is None or clock.window_start is None:
+        return None
+    deadline, _ = _due(clock)
+    start = clock.window_start
+    if deadline <= start:
+        return None
+    working = calendar.working_time_between(start, deadline)
+    if policy.kinds[clock.kind].round_the_clock or working <= timedelta(0):
+        instant = start + (deadline - start) * fraction
+    else:
+        instant = calendar.add_working(start, working * fraction)
+    return instant if instant < deadline else None
+
+
+def _escalation(
+    clock: TicketClock,
+    target: ChainLink,
+    reason: Reason,
+    at: datetime,
+    policy: Policy,
+    calendar: WorkCalendar,
+) -> Escalate:
+    accept_by, resolve_by = _deadlines(
+        policy, calendar, clock.kind, target.tier, at, clock.cap_deadline
+    )
+    return Escalate(
+        from_tier=clock.tier,
+        to_tier=target.tier,
+        to_role=target.role,
+        reason=reason,
+        at=at,
+        new_accept_deadline=accept_by,
+        new_resolve_deadline=resolve_by,
+        from_role=clock.role,
+    )
+
+
+def _deadlines(
+    policy: Policy,
+    calendar: WorkCalendar,
+    kind: HandlingKind,
+    tier: int,
+    start: datetime,
+    cap: datetime | None,
+) -> tuple[datetime, datetime]:
+    """The accept and resolve deadlines of a window opening at ``start``: resolve no later
+    than a cap still ahead, accept no later than resolve. Both lie after ``start``."""
+    windows = policy.windows(kind, tier)
+    resolve_by = calendar.add(start, windows.resolve)
+    if cap is not None and cap > start:
+        resolve_by = min(resolve_by, cap)
+    accept_by = min(calendar.add(start, windows.accept), resolve_by)
+    return accept_by, resolve_by
+
+
+def _cap_from(
+    policy: Policy, calendar: WorkCalendar, kind: HandlingKind, start: datetime
+) -> datetime | None:
+    cap = policy.kinds[kind].cap
+    return None if cap is None else calendar.add(start, cap)
+
+
+def _utc(instant: datetime) -> datetime:
+    if instant.utcoffset() is None:
+        raise ValueError("routing needs aware datetimes")
+    return instant.astimezone(UTC)
+
+
+def _iso(instant: datetime | None) -> str | None:
+    return None if instant is None else instant.astimezone(UTC).isoformat()
+
+
+def _from_iso(raw: Any) -> datetime | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, str):
+        raise ValueError("clock marks hold ISO 8601 instants")
+    return _utc(datetime.fromisoformat(raw))
