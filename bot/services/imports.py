@@ -46,7 +46,8 @@ People (:func:`import_people`): 姓名 (name), 手机号 (phone, a mobile number
 person), 角色 (role: 网格员, 网格长, 中心, 部门, 督查 …), 网格编码 (grid_code), 部门 (department:
 code or name, for department staff). One row per role: a person with two roles takes two rows.
 The import adds people and roles, renames people and re-activates roles; it never removes a
-role. Administrators and residents are not made by file.
+role. Administrator and resident roles are not given by file (a ledger listing them still
+imports: a role already held is just confirmed).
 
 Headers are matched loosely (full-width characters, spaces, case, ``*`` marks and notes in
 brackets do not matter) and also in every catalog's translation of the column labels, so a
@@ -124,7 +125,7 @@ AMBIGUOUS_WORKER = N_(
 BAD_ROLE = N_(
     "{value} is not a role. Use grid worker, grid head, centre, department or supervisor."
 )
-ROLE_NOT_BY_FILE = N_("The role {value} cannot be given by file.")
+ROLE_NOT_BY_FILE = N_("The role {value} cannot be given by file; only confirmed if held.")
 NEED_DEPARTMENT = N_("Department staff need the department's code or name.")
 NO_DEPARTMENT = N_("There is no department {value}.")
 AMBIGUOUS_DEPARTMENT = N_("Several departments are named {value}; use the department's code.")
@@ -909,6 +910,7 @@ class PersonRow:
     role: Role
     grid_code: str
     department: str | None = None
+    role_text: str = ""  # the role as written, to quote back
 
 
 def parse_role(text: str) -> Role:
@@ -916,8 +918,6 @@ def parse_role(text: str) -> Role:
     role = _roles().get(_word(text[:80]))
     if role is None:
         raise _CellError(BAD_ROLE, value=shown(text))
-    if role not in ROLES_BY_FILE:
-        raise _CellError(ROLE_NOT_BY_FILE, value=shown(text))
     return role
 
 
@@ -965,7 +965,8 @@ class PeopleReader:
                     errors.append(_error(table, row.number, "role", problem))
         if errors:
             return errors
-        return PersonRow(row.number, name, phone, role, grid_code, department)
+        role_text = shown(table.cell(row, "role"))
+        return PersonRow(row.number, name, phone, role, grid_code, department, role_text)
 
 
 def _required(value: str | None) -> str:
@@ -1045,20 +1046,25 @@ async def import_people(
             errors.append(_error(table, person.row, "phone", shared))
             continue
         target = (person.phone, person.role, grid_id)
-        if not matches:
+        person_id, name = matches[0] if matches else (None, person.name)
+        assignment = held.get((person_id, person.role, grid_id)) if person_id else None
+        confirmed = assignment is not None and assignment[1] and assignment[2] == department_id
+        if not confirmed and person.role not in ROLES_BY_FILE:
+            refused = _CellError(ROLE_NOT_BY_FILE, value=person.role_text)
+            errors.append(_error(table, person.row, "role", refused))
+            continue
+        if person_id is None:
             plan.new_people.setdefault(person.phone, person.name)
             plan.new_roles[target] = department_id
             created += 1
             continue
-        person_id, name = matches[0]
         renamed = name != person.name and person_id not in plan.renames
         if renamed:
             plan.renames[person_id] = person.name
-        assignment = held.get((person_id, person.role, grid_id))
         if assignment is None:
             plan.new_roles[target] = department_id
             created += 1
-        elif not assignment[1] or assignment[2] != department_id:
+        elif not confirmed:
             plan.revived_roles[assignment[0]] = department_id
             updated += 1
         elif renamed:

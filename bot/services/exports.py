@@ -1,0 +1,303 @@
+"""Ledgers (台账): the households and the people of the asker's grids, as XLSX workbooks.
+
+A handler parses ``/export`` (which ledger, which grid), calls one service and sends the
+bytes back as a document, then commits (the export is audited in the same transaction)::
+
+    data = await export_households(
+        session, person, roles, now=now, translate=lambda m: gettext_for(locale, m),
+        grid_code=code_or_none,
+    )
+
+What a ledger holds:
+
+- only the grids where the asker may export (``scope_paths(roles, Action.EXPORT)``),
+  narrowed to one grid's subtree when ``grid_code`` is given; NotAllowed if there is none,
+  NotFound for an unknown grid code;
+- the columns of the import files (:mod:`bot.services.imports`) with their headers in the
+  asker's language, plus a few read-only ones (grid name, worker's name), so an exported
+  ledger can be edited and imported again;
+- phone numbers masked (``138****5678``) and the household categories and key mark hidden
+  (``***``) in grids where the asker has no ``Action.READ_SENSITIVE`` (个人信息保护法), and
+  everywhere with ``masked=True`` — a ledger to print or pass on;
+- no formulas: every text cell that a spreadsheet would evaluate is prefixed with ``'``.
+
+Every export writes an AuditLog row (who, what, how many rows, how many shown unmasked).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, or_
+from sqlalchemy.orm import aliased
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_
+from bot.labels import HOUSEHOLD_CATEGORY, ROLE
+from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
+from models.registry import Department
+
+from .errors import NotAllowed, NotFound
+from .imports import (
+    HOUSEHOLD_COLUMNS,
+    NO,
+    PEOPLE_COLUMNS,
+    YES,
+    Translate,
+    display_phone,
+)
+from .people import RoleInGrid
+from .policy import Action, scope_paths, within
+from .tabular import CellValue, Sheet, write_workbook
+
+HIDDEN = "***"  # in place of what the asker may not read
+CATEGORY_SEPARATOR = "、"
+
+GRID_NAME = N_("Grid name")
+WORKER_NAME = N_("Grid worker's name")
+USES_BOT = N_("Uses the bot")
+HOUSEHOLDS_SHEET = N_("Household ledger")
+PEOPLE_SHEET = N_("People ledger")
+NO_EXPORT_SCOPE = N_("Sorry, you cannot export ledgers.")
+OUTSIDE_SCOPE = N_("Sorry, the grid {code} is outside the grids you look after.")
+NO_SUCH_GRID = N_("There is no grid with the code {code}.")
+
+
+def mask_phone(stored: str) -> str:
+    """A phone number with its middle hidden, as Chinese ledgers do: ``138****5678``."""
+    digits = "".join(ch for ch in display_phone(stored) if ch.isdigit())
+    if len(digits) < 8:
+        return HIDDEN
+    return f"{digits[:3]}****{digits[-4:]}"
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """The subtrees a ledger covers, the subtrees shown unmasked, and the grid asked for."""
+
+    paths: list[str]
+    sensitive: list[str]
+    grid: Grid | None
+
+    def unmasked(self, path: str) -> bool:
+        return any(within(p, path) for p in self.sensitive)
+
+
+async def _scope(
+    session: AsyncSession,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    grid_code: str | None,
+    masked: bool,
+    now: datetime,
+) -> _Scope:
+    paths = scope_paths(roles, Action.EXPORT)
+    if not actor.active or not paths:
+        refusal = AuditLog(at=now, actor_id=actor.id, action="refused:export")
+        raise NotAllowed(NO_EXPORT_SCOPE, audit=refusal)
+    sensitive = [] if masked else scope_paths(roles, Action.READ_SENSITIVE)
+    if grid_code is None:
+        return _Scope(paths, sensitive, None)
+    grid = (await session.exec(select(Grid).where(Grid.code == grid_code))).one_or_none()
+    if grid is None:
+        raise NotFound(NO_SUCH_GRID, code=grid_code[:40])
+    if any(within(p, grid.path) for p in paths):
+        return _Scope([grid.path], sensitive, grid)
+    below = [p for p in paths if within(grid.path, p)]  # the parts of it the asker holds
+    if not below:
+        refusal = AuditLog(
+            at=now,
+            actor_id=actor.id,
+            action="refused:export",
+            object_type="grid",
+            object_id=grid.id,
+            detail=grid.path,
+        )
+        raise NotAllowed(OUTSIDE_SCOPE, audit=refusal, code=grid.code)
+    return _Scope(below, sensitive, grid)
+
+
+def _under(paths: Sequence[str]) -> ColumnElement[bool]:
+    """SQL: the grid's path lies in one of the subtrees (paths hold only digits and ``/``)."""
+    return or_(*(col(Grid.path).startswith(p) for p in paths))
+
+
+async def export_households(
+    session: AsyncSession,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    *,
+    now: datetime,
+    translate: Translate,
+    grid_code: str | None = None,
+    masked: bool = False,
+) -> bytes:
+    """The household ledger (住户台账) of the asker's grids as XLSX bytes; see the module."""
+    scope = await _scope(session, actor, roles, grid_code, masked, now)
+    worker = aliased(Person)
+    rows = await session.exec(
+        select(Household, Grid, worker)
+        .join(Grid, col(Grid.id) == col(Household.grid_id))
+        .outerjoin(worker, col(worker.id) == col(Household.worker_id))
+        .where(_under(scope.paths))
+        .order_by(col(Grid.code), col(Household.code))
+    )
+    records = rows.all()
+    shown_unmasked = sum(1 for _, grid, _ in records if scope.unmasked(grid.path))
+    yes, no = translate(YES), translate(NO)
+
+    def lines() -> Iterator[list[CellValue]]:
+        for household, grid, worker_person in records:
+            open_ = scope.unmasked(grid.path)
+            phone = household.phone
+            staff: Person | None = worker_person  # None where no worker is set
+            yield [
+                household.code,
+                grid.code,
+                grid.name,
+                household.head_name,
+                (display_phone(phone) if open_ else mask_phone(phone)) if phone else None,
+                household.address,
+                household.members,
+                _categories(household.categories, translate) if open_ else HIDDEN,
+                (yes if household.is_key else no) if open_ else HIDDEN,
+                yes if household.is_business else no,
+                display_phone(staff.phone) if staff is not None and staff.phone else None,
+                staff.name if staff is not None else None,
+                household.note,
+            ]
+
+    labels = {c.key: c.label for c in HOUSEHOLD_COLUMNS}
+    headers = [
+        labels["code"],
+        labels["grid_code"],
+        GRID_NAME,
+        labels["head_name"],
+        labels["phone"],
+        labels["address"],
+        labels["members"],
+        labels["categories"],
+        labels["key"],
+        labels["business"],
+        labels["worker"],
+        WORKER_NAME,
+        labels["note"],
+    ]
+    data = write_workbook(
+        [
+            Sheet(
+                title=translate(HOUSEHOLDS_SHEET),
+                headers=[translate(h) for h in headers],
+                rows=lines(),
+                widths=[20, 18, 20, 12, 14, 36, 8, 24, 8, 8, 14, 10, 30],
+                text_columns=frozenset({0, 1, 4, 10}),
+                auto_filter=True,
+            )
+        ]
+    )
+    _audit(session, actor, "export:households", scope, len(records), shown_unmasked, now)
+    return data
+
+
+async def export_people(
+    session: AsyncSession,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    *,
+    now: datetime,
+    translate: Translate,
+    grid_code: str | None = None,
+    masked: bool = False,
+) -> bytes:
+    """The people ledger (人员台账): every active staff role over the asker's grids — one row
+    per role, as the people import reads it — as XLSX bytes. Residents are in the household
+    ledger, not here."""
+    scope = await _scope(session, actor, roles, grid_code, masked, now)
+    rows = await session.exec(
+        select(RoleAssignment, Person, Grid, Department)
+        .join(Person, col(Person.id) == col(RoleAssignment.person_id))
+        .join(Grid, col(Grid.id) == col(RoleAssignment.grid_id))
+        .outerjoin(Department, col(Department.id) == col(RoleAssignment.department_id))
+        .where(
+            _under(scope.paths),
+            col(RoleAssignment.active).is_(True),
+            col(Person.active).is_(True),
+            col(RoleAssignment.role) != Role.RESIDENT,
+        )
+        .order_by(col(Grid.code), col(RoleAssignment.role), col(Person.name))
+    )
+    records = rows.all()
+    shown_unmasked = sum(1 for _, _, grid, _ in records if scope.unmasked(grid.path))
+    yes, no = translate(YES), translate(NO)
+
+    def lines() -> Iterator[list[CellValue]]:
+        for assignment, person, grid, found in records:
+            department: Department | None = found  # None for everyone but department staff
+            phone = person.phone
+            open_ = scope.unmasked(grid.path)
+            yield [
+                person.name,
+                (display_phone(phone) if open_ else mask_phone(phone)) if phone else None,
+                translate(ROLE[Role(assignment.role)]),
+                grid.code,
+                grid.name,
+                department.code if department is not None else None,
+                yes if person.telegram_id is not None else no,
+            ]
+
+    labels = {c.key: c.label for c in PEOPLE_COLUMNS}
+    headers = [
+        labels["name"],
+        labels["phone"],
+        labels["role"],
+        labels["grid_code"],
+        GRID_NAME,
+        labels["department"],
+        USES_BOT,
+    ]
+    data = write_workbook(
+        [
+            Sheet(
+                title=translate(PEOPLE_SHEET),
+                headers=[translate(h) for h in headers],
+                rows=lines(),
+                widths=[14, 14, 12, 18, 24, 16, 10],
+                text_columns=frozenset({1, 3}),
+                auto_filter=True,
+            )
+        ]
+    )
+    _audit(session, actor, "export:people", scope, len(records), shown_unmasked, now)
+    return data
+
+
+def _categories(flags: int, translate: Translate) -> str:
+    return CATEGORY_SEPARATOR.join(
+        translate(label) for category, label in HOUSEHOLD_CATEGORY.items() if flags & category
+    )
+
+
+def _audit(
+    session: AsyncSession,
+    actor: Person,
+    action: str,
+    scope: _Scope,
+    rows: int,
+    unmasked: int,
+    now: datetime,
+) -> None:
+    """Record the export (个人信息保护法: who took which personal data, and how much)."""
+    session.add(
+        AuditLog(
+            at=now,
+            actor_id=actor.id,
+            action=action,
+            object_type="grid" if scope.grid is not None else None,
+            object_id=scope.grid.id if scope.grid is not None else None,
+            detail=",".join(scope.paths),
+            data={"rows": rows, "unmasked_rows": unmasked, "sensitive": unmasked > 0},
+        )
+    )
