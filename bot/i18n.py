@@ -54,6 +54,11 @@ def ngettext_for(locale: str, singular: str, plural: str, n: int, **params: Any)
     return text.format(n=n, **params)
 
 
+def in_every_locale(message: str) -> frozenset[str]:
+    """A button's label in each language: a keyboard shown before a language change still works."""
+    return frozenset(gettext_for(locale, message) for locale in LOCALES)
+
+
 def resolve_locale(chosen: str | None, language_code: str | None, default: str) -> str:
     """The person's choice, else Telegram's ``language_code``, else the default.
 

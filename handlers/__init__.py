@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback
+from handlers import common, errors, fallback, onboarding, registry
 
 
 def build_router() -> Router:
     root = Router(name="gridbot")
     root.include_routers(
+        onboarding.build_router(),  # /start with a deep link, and the phone step after it
+        registry.build_router(),
         common.build_router(),
         errors.build_router(),
         fallback.build_router(),  # always last

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from aiogram import Router
-from aiogram.filters import Command, CommandObject, CommandStart
+from aiogram.filters import Command, CommandStart
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
@@ -56,15 +56,7 @@ async def start(
     session: AsyncSession,
     now: datetime,
     i18n: I18n,
-    command: CommandObject | None = None,
 ) -> None:
-    if command is not None and command.args:
-        reply.text(
-            _(
-                "This link is not valid or has expired. "
-                "Ask the person who gave it to you for a new one."
-            )
-        )
     reply.text(greeting(person, roles))
     assert person.telegram_id is not None
     person_menu(

@@ -15,3 +15,24 @@ class LanguageCode(StrEnum):
 
 class LanguageCb(CallbackData, prefix="lg"):
     code: LanguageCode
+
+
+class GridPageCb(CallbackData, prefix="gp"):
+    """A page of the grid tree under ``root``."""
+
+    root: int
+    page: int
+
+
+class PeoplePageCb(CallbackData, prefix="pp"):
+    page: int
+
+
+class HouseholdCb(CallbackData, prefix="hh"):
+    """Open one household's card."""
+
+    id: int
+
+
+class HouseholdPageCb(CallbackData, prefix="hp"):
+    page: int

@@ -26,8 +26,20 @@ class BotCommandSpec:
     roles: frozenset[Role | None]  # None = a person with no role yet
 
 
+STAFF_VIEW: frozenset[Role | None] = frozenset(
+    {Role.WORKER, Role.HEAD, Role.CENTER, Role.SUPERVISOR, Role.ADMIN}
+)
+ADMINS: frozenset[Role | None] = frozenset({Role.ADMIN})
+
 COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("start", N_("Main menu"), EVERYONE),
+    BotCommandSpec("mygrid", N_("My grid and who looks after it"), EVERYONE - {None}),
+    BotCommandSpec("grid", N_("The grid tree; add, rename, move grids"), STAFF_VIEW),
+    BotCommandSpec("households", N_("The households you look after"), STAFF_VIEW - ADMINS),
+    BotCommandSpec("check", N_("Span-of-control check of your grids"), STAFF_VIEW),
+    BotCommandSpec("qr", N_("QR code for residents to join a grid"), STAFF_VIEW),
+    BotCommandSpec("invite", N_("Invitation link for a worker, head or operator"), ADMINS),
+    BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
     BotCommandSpec("help", N_("What I can do for you"), EVERYONE),
     BotCommandSpec("language", N_("Change the language"), EVERYONE),
 )

@@ -40,10 +40,15 @@ class PersonI18nMiddleware(I18nMiddleware):
     """Locale: the person's choice, else Telegram's language, else the default."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        person: Person | None = data.get("person")
-        user: User | None = data.get("event_from_user")
-        return catalogs.resolve_locale(
-            person.locale if person else None,
-            user.language_code if user else None,
-            self.i18n.default_locale,
-        )
+        # worked out once per update (by PersonMiddleware): the error observer runs after a
+        # rollback has expired the person, and must answer in the same language
+        if "locale" not in data:
+            person: Person | None = data.get("person")
+            user: User | None = data.get("event_from_user")
+            data["locale"] = catalogs.resolve_locale(
+                person.locale if person else None,
+                user.language_code if user else None,
+                self.i18n.default_locale,
+            )
+        locale: str = data["locale"]
+        return locale

@@ -12,7 +12,9 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.clock import Clock
 from bot.db import SessionFactory
+from bot.i18n import resolve_locale
 from bot.services import people
+from bot.telegram.fsm_storage import update_session
 from bot.telegram.replies import Replier
 from models import ProcessedUpdate
 
@@ -37,11 +39,14 @@ class DbSessionMiddleware(BaseMiddleware):
         async with self.sessions() as session:
             data["session"] = session
             data["now"] = self.clock.now()
+            token = update_session.set(session)
             try:
                 result = await handler(event, data)
             except Exception:
                 await session.rollback()
                 raise
+            finally:
+                update_session.reset(token)
             await session.commit()
         self.on_commit()
         return result
@@ -91,9 +96,18 @@ class PersonMiddleware(BaseMiddleware):
             data["person"] = person
             data["roles"] = await people.roles_of(session, person.id)
         person = data["person"]
+        data["locale"] = resolve_locale(
+            person.locale if person is not None else None,
+            user.language_code if user is not None else None,
+            data["settings"].default_locale,
+        )
         chat_id = chat.id if chat is not None else (user.id if user is not None else None)
         if chat_id is not None:
             data["reply"] = Replier(
-                session, chat_id, data["now"], person.id if person is not None else None
+                session,
+                chat_id,
+                data["now"],
+                person.id if person is not None else None,
+                data["settings"].data_dir / "outbox-files",
             )
         return await handler(event, data)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from aiogram.types import (
@@ -30,12 +32,18 @@ class Replier:
     """Sends to the chat the current update came from, through the outbox."""
 
     def __init__(
-        self, session: AsyncSession, chat_id: int, now: datetime, person_id: int | None
+        self,
+        session: AsyncSession,
+        chat_id: int,
+        now: datetime,
+        person_id: int | None,
+        files_dir: Path,
     ) -> None:
         self.session = session
         self.chat_id = chat_id
         self.now = now
         self.person_id = person_id
+        self.files_dir = files_dir
 
     def text(
         self, text: str, reply_markup: Markup | None = None, *, ref: str | None = None
@@ -67,6 +75,51 @@ class Replier:
             chat_id=self.chat_id,
             method="editMessageText",
             payload=payload,
+            now=self.now,
+            person_id=self.person_id,
+            urgent=True,
+        )
+
+    def upload(
+        self,
+        method: str,
+        field: str,
+        data: bytes,
+        filename: str,
+        *,
+        caption: str | None = None,
+    ) -> OutboxMessage:
+        """Send a generated file (``sendPhoto``/``sendDocument``): kept on disk until sent."""
+        self.files_dir.mkdir(parents=True, exist_ok=True)
+        path = self.files_dir / f"{uuid.uuid4().hex}-{Path(filename).name}"
+        path.write_bytes(data)
+        payload: dict[str, Any] = {
+            "chat_id": self.chat_id,
+            "_upload": {
+                "field": field,
+                "path": str(path),
+                "filename": filename,
+                "delete_after": True,
+            },
+        }
+        if caption:
+            payload.update(caption=caption, parse_mode="HTML")
+        return outbox.enqueue(
+            self.session,
+            chat_id=self.chat_id,
+            method=method,
+            payload=payload,
+            now=self.now,
+            person_id=self.person_id,
+            urgent=True,
+        )
+
+    def contact(self, phone: str, first_name: str) -> OutboxMessage:
+        return outbox.enqueue(
+            self.session,
+            chat_id=self.chat_id,
+            method="sendContact",
+            payload={"chat_id": self.chat_id, "phone_number": phone, "first_name": first_name},
             now=self.now,
             person_id=self.person_id,
             urgent=True,

@@ -274,6 +274,9 @@ class OutboxSender:
         message_id: int | None = None,
     ) -> None:
         now = self.clock.now()
+        upload = row.payload.get("_upload")
+        if upload and upload.get("delete_after") and status != OutboxStatus.PENDING:
+            await asyncio.to_thread(Path(upload["path"]).unlink, missing_ok=True)
         values: dict[str, Any] = {"status": status, "lease_until": None, "attempts": row.attempts}
         if status == OutboxStatus.SENT:
             values["sent_at"] = now

@@ -185,6 +185,17 @@ class Harness:
             first_name, bot=BOT_USERNAME, language_code=language_code, phone_number=phone
         )
 
+    async def forge_press(self, persona: Persona, callback_data: str) -> None:
+        """A tampered client sends ``callback_data`` that no button of ours ever carried,
+        as if pressed on the newest bot message in the chat."""
+        bot, user, conv = self.server._actor(BOT_USERNAME, persona.id, None)
+        newest = [m for m in reversed(conv.visible_messages()) if m.from_bot]
+        assert newest, "the chat has no bot message to attach a forged press to"
+        self.server._press(
+            bot, user, conv, newest[0].data, {"text": "forged", "callback_data": callback_data}
+        )
+        await self.settle()
+
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         engine = create_engine(self.settings.database_url)

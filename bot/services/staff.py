@@ -1,0 +1,195 @@
+"""People in an admin's scope: list, search, deactivate, re-scope (/people)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import ColumnElement, func, or_, update
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_
+from bot.services.errors import InvalidInput, NotAllowed, NotFound
+from bot.services.people import RoleInGrid
+from bot.services.phones import normalize_phone
+from bot.services.policy import Action, authorize, scope_paths
+from models import AuditLog, Department, Grid, Person, Role, RoleAssignment
+
+PAGE_SIZE = 10
+
+
+@dataclass(frozen=True)
+class PersonRow:
+    person: Person
+    roles: list[tuple[Role, str]]  # (role, grid name)
+
+
+@dataclass(frozen=True)
+class PeoplePage:
+    rows: list[PersonRow]
+    page: int
+    pages: int
+    total: int
+
+
+async def list_people(
+    session: AsyncSession,
+    roles: Sequence[RoleInGrid],
+    *,
+    query: str = "",
+    page: int = 0,
+) -> PeoplePage:
+    """People holding a role anywhere in the asker's MANAGE scope, by name or phone."""
+    paths = scope_paths(roles, Action.MANAGE)
+    if not paths:
+        raise NotAllowed(N_("This command is for administrators."))
+    in_scope = or_(*(col(Grid.path).startswith(p) for p in paths))
+    ids = (
+        select(RoleAssignment.person_id)
+        .join(Grid, col(Grid.id) == RoleAssignment.grid_id)
+        .where(in_scope)
+    )
+    where: list[ColumnElement[bool]] = [col(Person.id).in_(ids)]
+    text = query.strip()[:50]
+    if text:
+        digits = "".join(ch for ch in text if ch.isdigit())
+        match: list[ColumnElement[bool]] = [col(Person.name).contains(text)]
+        if len(digits) >= 4:
+            match.append(col(Person.phone).contains(digits))
+        where.append(or_(*match))
+    total = int((await session.exec(select(func.count()).where(*where))).one())
+    pages = max(1, -(-total // PAGE_SIZE))
+    page = min(max(page, 0), pages - 1)
+    persons = (
+        await session.exec(
+            select(Person)
+            .where(*where)
+            .order_by(col(Person.name), col(Person.id))
+            .offset(page * PAGE_SIZE)
+            .limit(PAGE_SIZE)
+        )
+    ).all()
+    held: dict[int, list[tuple[Role, str]]] = {p.id or 0: [] for p in persons}
+    rows = await session.exec(
+        select(RoleAssignment.person_id, RoleAssignment.role, Grid.name)
+        .join(Grid, col(Grid.id) == RoleAssignment.grid_id)
+        .where(col(RoleAssignment.person_id).in_(list(held)), col(RoleAssignment.active).is_(True))
+        .order_by(col(Grid.tier))
+    )
+    for person_id, role, grid_name in rows:
+        held[person_id].append((Role(role), grid_name))
+    return PeoplePage([PersonRow(p, held[p.id or 0]) for p in persons], page, pages, total)
+
+
+async def find_person(session: AsyncSession, phone: str) -> Person:
+    """A registered person by phone (raises :class:`InvalidPhone` or :class:`NotFound`)."""
+    number = normalize_phone(phone)
+    person = (await session.exec(select(Person).where(Person.phone == number))).first()
+    if person is None:
+        raise NotFound(N_("Nobody with the phone number {phone} is registered."), phone=phone)
+    return person
+
+
+async def _check_manages(
+    session: AsyncSession,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    person: Person,
+    now: datetime,
+) -> list[RoleAssignment]:
+    assignments = (
+        await session.exec(select(RoleAssignment).where(RoleAssignment.person_id == person.id))
+    ).all()
+    for assignment in assignments:
+        grid = await session.get(Grid, assignment.grid_id)
+        assert grid is not None
+        await authorize(session, actor, roles, Action.MANAGE, grid, now)
+    return list(assignments)
+
+
+async def deactivate(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    person: Person,
+    now: datetime,
+) -> Person:
+    """Someone leaves: their roles end and they can no longer act (their records stay)."""
+    if person.id == actor.id:
+        raise InvalidInput(N_("You cannot deactivate yourself."))
+    await _check_manages(session, actor, roles, person, now)
+    person.active = False
+    person.updated_at = now
+    session.add(person)
+    await session.exec(
+        update(RoleAssignment)
+        .where(col(RoleAssignment.person_id) == person.id)
+        .values(active=False)
+    )
+    session.add(
+        AuditLog(
+            at=now,
+            actor_id=actor.id,
+            action="person_deactivate",
+            object_type="person",
+            object_id=person.id,
+        )
+    )
+    return person
+
+
+async def rescope(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    person: Person,
+    role: Role,
+    grid: Grid,
+    now: datetime,
+) -> RoleAssignment:
+    """Give a person ``role`` over ``grid`` instead of where they held it before."""
+    if role == Role.RESIDENT:
+        raise InvalidInput(N_("Residents choose their grid themselves with its QR code."))
+    await authorize(session, actor, roles, Action.MANAGE, grid, now)
+    assignments = await _check_manages(session, actor, roles, person, now)
+    for assignment in assignments:
+        if assignment.role == role:
+            await session.delete(assignment)
+    await session.flush()
+    assert person.id is not None and grid.id is not None
+    new = RoleAssignment(person_id=person.id, role=role, grid_id=grid.id, created_at=now)
+    session.add(new)
+    person.active = True
+    session.add(person)
+    session.add(
+        AuditLog(
+            at=now,
+            actor_id=actor.id,
+            action="person_rescope",
+            object_type="person",
+            object_id=person.id,
+            detail=f"{role.value}@{grid.code}",
+        )
+    )
+    return new
+
+
+async def find_department(session: AsyncSession, word: str) -> Department:
+    """A department by its code or name; the error lists the codes there are."""
+    text = word.strip()[:100]
+    if text:
+        found = (
+            await session.exec(
+                select(Department).where(
+                    or_(col(Department.code) == text, col(Department.name) == text)
+                )
+            )
+        ).first()
+        if found is not None:
+            return found
+    codes = (await session.exec(select(Department.code).order_by(col(Department.code)))).all()
+    raise InvalidInput(N_("Say which department: {codes}."), codes=", ".join(codes) or "—")

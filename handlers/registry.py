@@ -1,0 +1,403 @@
+"""The registry: /grid, /check, /invite, /qr, /people, /households for staff; /mygrid for all."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Bot, Router
+from aiogram.filters import Command, CommandObject
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import labels
+from bot.i18n import N_
+from bot.services import deeplinks, grids, households, invites, staff
+from bot.services.errors import NotAllowed
+from bot.services.notice import notice_board, resident_grid
+from bot.services.people import RoleInGrid
+from bot.services.policy import Action, authorize
+from bot.services.qr import qr_png
+from bot.telegram.args import parse_role, split_args
+from bot.telegram.callbacks import GridPageCb, HouseholdCb, HouseholdPageCb, PeoplePageCb
+from bot.telegram.render import bold, code, esc
+from bot.telegram.replies import Replier
+from bot.telegram.views import (
+    grid_page_text,
+    household_text,
+    households_keyboard,
+    households_text,
+    notice_text,
+    pager,
+    people_text,
+    warnings_text,
+)
+from models import Grid, Person, Role
+
+GRID_USAGE = (
+    "/grid — {tree}\n/grid &lt;code&gt; — {subtree}\n/grid add &lt;parent&gt; &lt;name&gt;\n"
+    "/grid rename &lt;code&gt; &lt;name&gt;\n/grid move &lt;code&gt; &lt;new parent&gt;\n"
+    "/grid notice &lt;code&gt; area|services|process|phone &lt;text&gt;"
+)
+
+
+async def home_grid(session: AsyncSession, roles: list[RoleInGrid]) -> Grid:
+    """The widest grid a person serves in (roles come ordered by tier)."""
+    for held in roles:
+        if held.role != Role.RESIDENT:
+            grid = await session.get(Grid, held.grid_id)
+            if grid is not None:
+                return grid
+    raise NotAllowed(N_("This command is for grid staff."))
+
+
+async def grid_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    words = split_args(command.args, 1)
+    action = words[0].lower() if words else ""
+    rest = words[1] if len(words) > 1 else ""
+    if action in {"add", "rename", "move", "notice"}:
+        await _change_grid(action, rest, reply, person, roles, session, now)
+        return
+    if action in {"help", "?"}:
+        reply.text(_grid_usage())
+        return
+    root = (
+        await grids.find_grid(session, " ".join(words))
+        if words
+        else await home_grid(session, roles)
+    )
+    await authorize(session, person, roles, Action.VIEW, root, now)
+    page = await grids.grid_tree(session, root)
+    reply.text(grid_page_text(page), pager(page.page, page.pages, GridPageCb, root=root.id or 0))
+
+
+def _grid_usage() -> str:
+    return (
+        bold(_("How to use /grid"))
+        + "\n"
+        + GRID_USAGE.format(
+            tree=esc(_("the grids you look after")), subtree=esc(_("one grid and those below it"))
+        )
+    )
+
+
+async def _change_grid(
+    action: str,
+    rest: str,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    args = split_args(rest, 2 if action == "notice" else 1)
+    if len(args) < 2 or (action == "notice" and len(args) < 3):
+        reply.text(_grid_usage())
+        return
+    grid = await grids.find_grid(session, args[0])
+    if action == "add":
+        new = await grids.create_grid(
+            session, actor=person, roles=roles, parent=grid, name=args[1], now=now
+        )
+        text = _("Grid {name} added with the code {code}.").format(
+            name=bold(new.name), code=code(new.code)
+        )
+    elif action == "rename":
+        await grids.rename_grid(
+            session, actor=person, roles=roles, grid=grid, name=args[1], now=now
+        )
+        text = _("Grid {code} is now called {name}.").format(
+            code=code(grid.code), name=bold(grid.name)
+        )
+    elif action == "move":
+        parent = await grids.find_grid(session, args[1])
+        await grids.move_grid(
+            session, actor=person, roles=roles, grid=grid, new_parent=parent, now=now
+        )
+        text = _("Grid {name} moved under {parent}; its new code is {code}.").format(
+            name=bold(grid.name), parent=bold(parent.name), code=code(grid.code)
+        )
+    else:
+        await grids.set_notice(
+            session,
+            actor=person,
+            roles=roles,
+            grid=grid,
+            field_name=args[1],
+            value=args[2],
+            now=now,
+        )
+        text = _("Notice board of {name} updated.").format(name=bold(grid.name))
+    reply.text(text)
+
+
+async def grid_page(
+    query: CallbackQuery,
+    callback_data: GridPageCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    root = await session.get(Grid, callback_data.root)
+    if root is None:
+        await query.answer(_("This button is out of date. Send /start to begin again."))
+        return
+    await authorize(session, person, roles, Action.VIEW, root, now)
+    page = await grids.grid_tree(session, root, page=callback_data.page)
+    await query.answer()
+    if isinstance(query.message, Message):
+        reply.edit(
+            query.message.message_id,
+            grid_page_text(page),
+            pager(page.page, page.pages, GridPageCb, root=root.id or 0),
+        )
+
+
+async def check_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    root = (
+        await grids.find_grid(session, command.args)
+        if command.args
+        else await home_grid(session, roles)
+    )
+    await authorize(session, person, roles, Action.VIEW, root, now)
+    reply.text(warnings_text(await grids.span_warnings(session, root)))
+
+
+async def invite_command(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    args = split_args(command.args, 2)
+    role = parse_role(args[0]) if args else None
+    if role is None or len(args) < 2:
+        reply.text(
+            _(
+                "How to use: /invite &lt;role&gt; &lt;grid code&gt; [department code]\n"
+                "Roles: worker, head, center, department, supervisor, admin "
+                "(or 网格员, 网格长, 中心, 部门, 督查, 管理员)."
+            )
+        )
+        return
+    grid = await grids.find_grid(session, args[1])
+    department = None
+    if role == Role.DEPARTMENT:
+        department = await staff.find_department(session, args[2] if len(args) > 2 else "")
+    issued = await invites.create_invite(
+        session, actor=person, roles=roles, role=role, grid=grid, now=now, department=department
+    )
+    me = await bot.me()
+    link = deeplinks.start_link(me.username or "", deeplinks.invite_payload(issued.token))
+    reply.text(
+        _(
+            "Invitation for a {role} of {grid}:\n{link}\n\n"
+            "Send this link to that person only. It works once and expires in 72 hours."
+        ).format(role=_(labels.ROLE[role]), grid=bold(grid.name), link=esc(link))
+    )
+
+
+async def qr_command(
+    message: Message,
+    command: CommandObject,
+    bot: Bot,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    grid = (
+        await grids.find_grid(session, command.args)
+        if command.args
+        else await home_grid(session, roles)
+    )
+    await authorize(session, person, roles, Action.VIEW, grid, now)
+    if not any(r.role != Role.RESIDENT for r in roles):
+        raise NotAllowed(N_("This command is for grid staff."))
+    me = await bot.me()
+    link = deeplinks.start_link(me.username or "", deeplinks.join_payload(grid.code))
+    caption = _("Scan to join grid {name} ({code}) and reach your grid worker.").format(
+        name=bold(grid.name), code=esc(grid.code)
+    )
+    reply.upload("sendPhoto", "photo", qr_png(link), f"qr-{grid.code}.png", caption=caption)
+
+
+async def people_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    words = split_args(command.args, 1)
+    action = words[0].lower() if words else ""
+    if action in {"off", "set"}:
+        args = split_args(words[1] if len(words) > 1 else "", 2)
+        await _change_person(action, args, reply, person, roles, session, now)
+        return
+    query = command.args or ""
+    page = await staff.list_people(session, roles, query=query)
+    reply.text(people_text(page, query), pager(page.page, page.pages, PeoplePageCb))
+
+
+async def _change_person(
+    action: str,
+    args: list[str],
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    usage = _(
+        "How to use: /people off &lt;phone&gt; — deactivate someone who left;\n"
+        "/people set &lt;phone&gt; &lt;role&gt; &lt;grid code&gt; — give them a role over "
+        "another grid."
+    )
+    if not args or (action == "set" and len(args) < 3):
+        reply.text(usage)
+        return
+    target = await staff.find_person(session, args[0])
+    if action == "off":
+        await staff.deactivate(session, actor=person, roles=roles, person=target, now=now)
+        reply.text(_("{name} is deactivated.").format(name=bold(target.name)))
+        return
+    role = parse_role(args[1])
+    if role is None:
+        reply.text(usage)
+        return
+    grid = await grids.find_grid(session, args[2])
+    await staff.rescope(
+        session, actor=person, roles=roles, person=target, role=role, grid=grid, now=now
+    )
+    reply.text(
+        _("{name} is now {role} of {grid}.").format(
+            name=bold(target.name), role=_(labels.ROLE[role]), grid=bold(grid.name)
+        )
+    )
+
+
+async def people_page(
+    query: CallbackQuery,
+    callback_data: PeoplePageCb,
+    reply: Replier,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+) -> None:
+    page = await staff.list_people(session, roles, page=callback_data.page)
+    await query.answer()
+    if isinstance(query.message, Message):
+        reply.edit(
+            query.message.message_id,
+            people_text(page, ""),
+            pager(page.page, page.pages, PeoplePageCb),
+        )
+
+
+async def mygrid_command(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+) -> None:
+    assert person.id is not None
+    grid = await resident_grid(session, person.id)
+    if grid is None:
+        staff_grids = [r for r in roles if r.role != Role.RESIDENT]
+        grid = await session.get(Grid, staff_grids[-1].grid_id) if staff_grids else None
+    if grid is None:
+        reply.text(
+            _(
+                "You have not joined a grid yet. Scan the QR code on your grid's notice board, "
+                "or ask your grid worker for the link to join."
+            )
+        )
+        return
+    board = await notice_board(session, grid)
+    reply.text(notice_text(board))
+    for worker in board.workers:
+        if worker.phone:
+            reply.contact(worker.phone, f"{worker.name}（{_(labels.ROLE[Role.WORKER])}）")
+
+
+async def households_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+) -> None:
+    query = command.args or ""
+    page = await households.list_households(session, roles, query=query)
+    reply.text(households_text(page, query), households_keyboard(page))
+
+
+async def households_page(
+    query: CallbackQuery,
+    callback_data: HouseholdPageCb,
+    reply: Replier,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+) -> None:
+    page = await households.list_households(session, roles, page=callback_data.page)
+    await query.answer()
+    if isinstance(query.message, Message):
+        reply.edit(query.message.message_id, households_text(page, ""), households_keyboard(page))
+
+
+async def household_opened(
+    query: CallbackQuery,
+    callback_data: HouseholdCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    card = await households.household_card(
+        session, person=person, roles=roles, household_id=callback_data.id, now=now
+    )
+    await query.answer()
+    reply.text(household_text(card))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(grid_command, Command("grid"))
+    router.message.register(check_command, Command("check"))
+    router.message.register(invite_command, Command("invite"))
+    router.message.register(qr_command, Command("qr"))
+    router.message.register(people_command, Command("people"))
+    router.message.register(mygrid_command, Command("mygrid"))
+    router.message.register(households_command, Command("households"))
+    router.callback_query.register(grid_page, GridPageCb.filter())
+    router.callback_query.register(households_page, HouseholdPageCb.filter())
+    router.callback_query.register(household_opened, HouseholdCb.filter())
+    router.callback_query.register(people_page, PeoplePageCb.filter())
+    return router
