@@ -87,7 +87,9 @@ class TicketClock:
     """A frozen snapshot of a ticket's clock, built by the glue from a ``Ticket``.
 
     ``window_start`` is when the current owner's windows opened (dispatch, escalation,
-    reopen), moved on by pauses; warnings are a fraction of the way from it to the deadline.
+    reopen), moved on by pauses; warnings are a fraction of the way from it to the deadline
+    (from ``dispatched_at`` if it is missing). The clock runs without it: a ticket whose
+    marks were lost still escalates.
     ``cap_deadline`` is the kind's overall cap counted from dispatch, moved on by pauses.
     ``warned`` says the warning of the pending deadline was sent; ``top_flagged`` that the
     ticket was flagged overdue at the top (or at a department).
@@ -132,7 +134,6 @@ class TicketClock:
         return (
             self.state in RUNNING_STATES
             and self.paused_at is None
-            and self.window_start is not None
             and self.accept_deadline is not None
             and self.resolve_deadline is not None
         )
@@ -443,10 +444,10 @@ def _due(clock: TicketClock) -> tuple[datetime, Which]:
 
 def _warning(clock: TicketClock, policy: Policy, calendar: WorkCalendar) -> datetime | None:
     fraction = policy.warn_fraction
-    if clock.warned or fraction is None or clock.window_start is None:
+    start = clock.window_start or clock.dispatched_at  # marks lost: count from dispatch
+    if clock.warned or fraction is None or start is None:
         return None
     deadline, _ = _due(clock)
-    start = clock.window_start
     if deadline <= start:
         return None
     working = calendar.working_time_between(start, deadline)
