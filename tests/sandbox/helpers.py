@@ -19,18 +19,24 @@ async def raw_call(
     data: Any = None,
     params: dict[str, str] | None = None,
     http_method: str = "POST",
+    session: aiohttp.ClientSession | None = None,
 ) -> tuple[int, Any]:
     """POST ``/bot<token>/<method>``; return (status, decoded JSON or text)."""
-    async with (
-        aiohttp.ClientSession() as session,
-        session.request(
-            http_method,
-            f"{sandbox.url}/bot{token}/{method}",
-            json=json,
-            data=data,
-            params=params,
-        ) as response,
-    ):
+    if session is None:
+        async with aiohttp.ClientSession() as own:
+            return await raw_call(
+                sandbox,
+                method,
+                token=token,
+                json=json,
+                data=data,
+                params=params,
+                http_method=http_method,
+                session=own,
+            )
+    async with session.request(
+        http_method, f"{sandbox.url}/bot{token}/{method}", json=json, data=data, params=params
+    ) as response:
         if response.content_type == "application/json":
             return response.status, await response.json()
         return response.status, await response.text()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
+import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -26,10 +27,16 @@ async def test_a_flood_to_one_chat_gets_429_with_the_refill_time(
     sandbox: RunningSandbox, server: SandboxServer, sandbox_clock: ManualClock, alice: SandboxUser
 ) -> None:
     server.set_rate_limits(RateLimits())
-    answers = [
-        await raw_call(sandbox, "sendMessage", json={"chat_id": alice.id, "text": f"#{i}"})
-        for i in range(200)
-    ]
+    async with aiohttp.ClientSession() as session:
+        answers = [
+            await raw_call(
+                sandbox,
+                "sendMessage",
+                json={"chat_id": alice.id, "text": f"#{i}"},
+                session=session,
+            )
+            for i in range(200)
+        ]
     ok = [body for status, body in answers if status == 200]
     limited = [body for status, body in answers if status == 429]
     assert len(ok) == 3  # a burst of three, then one a second
