@@ -84,7 +84,10 @@ SPANS_OUT_OF_ORDER = N_(
 )
 SPANS_TOO_SHORT = N_("The business hours must add up to at least one hour a day.")
 BAD_ZONE = N_("The setting {path} ({value}) must be a time zone such as Asia/Shanghai.")
-BAD_RULE_NAME = N_("The setting {path} must be a name of 1 to {limit} printable characters.")
+BAD_RULE_NAME = N_(
+    "The setting {path} must be a name of 1 to {limit} printable characters, with no spaces "
+    "at either end."
+)
 DUPLICATE_RULE = N_("Two routing rules are named {value}; each name must be different.")
 NO_DEFAULT_RULE = N_(
     "The last routing rule must match every ticket: give it no categories, kinds or grids."
