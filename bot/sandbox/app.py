@@ -41,6 +41,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
 
 from bot.sandbox.clock import ManualClock
@@ -57,6 +58,7 @@ JsonObject = dict[str, Any]
 
 log = logging.getLogger(__name__)
 
+aiohttp_web = web  # ``web`` is also the name of create_app's flag for the chat page
 SERVER_KEY = web.AppKey("sandbox_server", SandboxServer)
 MAX_WAIT = 60.0
 _BAD_GATEWAY_HTML = (
@@ -94,11 +96,12 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
     server = _server(request)
     token = request.match_info["token"]
     method = request.match_info["method"]
-    server.stats.requests[method] += 1
+    spec = server.spec.method(method)
+    server.stats.requests[spec.name if spec else method] += 1
     response: web.StreamResponse
     try:
         bot = server.authenticate(token)
-        if server.spec.method(method) is None:
+        if spec is None:
             raise not_found()
         decision = server.faults.decide(method)
         if decision.latency:
@@ -534,9 +537,9 @@ async def _index(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------------------------
 
 
-def create_app(server: SandboxServer, *, web_page: bool = False) -> web.Application:
-    """The aiohttp application serving ``server`` (with the web chat page if ``web_page``)."""
-    app = web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_control_errors])
+def create_app(server: SandboxServer, *, web: bool = False) -> aiohttp_web.Application:
+    """The aiohttp application serving ``server`` (and the web chat page at ``/`` if ``web``)."""
+    app = aiohttp_web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_control_errors])
     app[SERVER_KEY] = server
     router = app.router
     router.add_route("*", "/bot{token}/{method}", _bot_api)
@@ -562,14 +565,14 @@ def create_app(server: SandboxServer, *, web_page: bool = False) -> web.Applicat
     router.add_put(f"{api}/rate_limits", _rate_limits)
     router.add_post(f"{api}/clock/advance", _advance_clock)
     router.add_get("/sandbox/files/{file_id}", _user_file)
-    if web_page:
+    if web:
         router.add_get("/", _index)
         router.add_static("/static/", _static_dir(), append_version=False)
 
-    async def on_startup(app: web.Application) -> None:
+    async def on_startup(app: aiohttp_web.Application) -> None:
         server.reopen()
 
-    async def on_shutdown(app: web.Application) -> None:
+    async def on_shutdown(app: aiohttp_web.Application) -> None:
         server.wake_all()
 
     app.on_startup.append(on_startup)
@@ -589,10 +592,8 @@ class RunningSandbox:
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
 
-    def telegram_api_server(self) -> Any:
+    def telegram_api_server(self) -> TelegramAPIServer:
         """An aiogram ``TelegramAPIServer`` pointing at this sandbox."""
-        from aiogram.client.telegram import TelegramAPIServer
-
         return TelegramAPIServer.from_base(self.url)
 
 
@@ -602,21 +603,24 @@ async def run_sandbox(
     *,
     host: str = "127.0.0.1",
     port: int = 0,
-    web_page: bool = False,
+    web: bool = False,
 ) -> AsyncIterator[RunningSandbox]:
     """Serve a sandbox on ``host:port`` (port 0: a free one) for the duration of the block.
 
-    ::
+    On exit the HTTP server stops (open long polls end at once) and ``server.aclose()`` stops
+    webhook delivery.  ::
 
-        async with run_sandbox(SandboxServer(), web_page=True) as sandbox:
+        async with run_sandbox(SandboxServer(), web=True) as sandbox:
             bot = Bot(token, session=AiohttpSession(api=sandbox.telegram_api_server()))
     """
     server = server or SandboxServer()
-    app = create_app(server, web_page=web_page)
-    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=2.0)
+    app = create_app(server, web=web)
+    runner = aiohttp_web.AppRunner(
+        app, handle_signals=False, access_log=None, shutdown_timeout=2.0
+    )
     await runner.setup()
     try:
-        site = web.TCPSite(runner, host, port)
+        site = aiohttp_web.TCPSite(runner, host, port)
         await site.start()
         bound_port = port
         for address in runner.addresses:

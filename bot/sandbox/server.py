@@ -380,7 +380,8 @@ class SandboxServer:
             "get"
         ):
             return
-        self.stats.requests[method] += 1
+        spec = self.spec.method(method)
+        self.stats.requests[spec.name if spec else method] += 1
         with contextlib.suppress(ApiError):
             await self.api.call(bot, method, params)
 

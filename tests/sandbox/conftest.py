@@ -66,7 +66,7 @@ def server(sandbox_clock: ManualClock) -> SandboxServer:
 
 @pytest.fixture
 async def sandbox(server: SandboxServer) -> AsyncIterator[RunningSandbox]:
-    async with run_sandbox(server, web_page=True) as running:
+    async with run_sandbox(server, web=True) as running:
         yield running
 
 
