@@ -51,6 +51,13 @@ class LimitSettings(BaseModel):
     retry_base_seconds: float = Field(default=1.0, gt=0)
 
 
+class ReportLimits(BaseModel):
+    """Limits against abuse: new tickets per person."""
+
+    per_hour: int = Field(default=5, ge=1)
+    per_day: int = Field(default=20, ge=1)
+
+
 class Settings(BaseSettings):
     """Everything GridBot reads from its environment."""
 
@@ -72,6 +79,7 @@ class Settings(BaseSettings):
     webhook: WebhookSettings = WebhookSettings()
     quiet_hours: QuietHours = QuietHours()
     limits: LimitSettings = LimitSettings()
+    reports: ReportLimits = ReportLimits()
     fsm_idle_minutes: int = Field(default=60, ge=1)
     sandbox_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path(".")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Index, String, Text
+from sqlalchemy import JSON, Column, Index, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from models.enums import HandlingKind, Rating, Role, TicketCategory, TicketState
@@ -20,6 +20,9 @@ class TicketBase(SQLModel):
     latitude: float | None = None
     longitude: float | None = None
     household_id: int | None = Field(default=None, foreign_key="household.id")
+
+
+_VERSION = Column("version", Integer, nullable=False)
 
 
 class Ticket(TicketBase, table=True):
@@ -61,9 +64,12 @@ class Ticket(TicketBase, table=True):
     reopen_count: int = 0
     escalation_count: int = 0
     duplicate_of_id: int | None = Field(default=None, foreign_key="ticket.id")
-    version: int = 1  # optimistic lock: two accepts, one winner
+    # optimistic lock: every UPDATE checks and bumps it, so of two accepts one wins
+    version: int = Field(default=1, sa_column=_VERSION)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
+
+    __mapper_args__ = {"version_id_col": _VERSION}
 
 
 class TicketCreate(TicketBase):

@@ -112,3 +112,18 @@ class UpdateFactory:
             data=data,
         )
         return Update(update_id=self._next(), callback_query=query)
+
+
+class RecordingNotifier:
+    """A ticket notifier that keeps every update instead of rendering it."""
+
+    def __init__(self) -> None:
+        from bot.services.notify import TicketUpdate
+
+        self.updates: list[TicketUpdate] = []
+
+    async def __call__(self, session: Any, update: Any, now: datetime) -> None:
+        self.updates.append(update)
+
+    def notices(self) -> list[str]:
+        return [str(u.notice) for u in self.updates]

@@ -1,0 +1,55 @@
+"""How services tell people about tickets without knowing Telegram.
+
+A service describes what happened (:class:`TicketUpdate`) and hands it to a
+:class:`TicketNotifier`; the Telegram side (``bot.telegram.ticket_notifier``) renders it in
+each recipient's language and writes it to the outbox in the same transaction. Tests pass a
+recording fake.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from models import Person, Ticket
+
+
+class Notice(StrEnum):
+    FILED = "filed"  # owners get the new card; informed links a copy
+    JOINED = "joined"  # another resident follows the ticket
+    ACCEPTED = "accepted"
+    NOTE = "note"
+    QUESTION = "question"  # the handler asks the reporter
+    ANSWER = "answer"  # the reporter answered
+    RESOLVED = "resolved"  # the reporter is asked to rate
+    CLOSED = "closed"
+    REOPENED = "reopened"
+    ESCALATED = "escalated"
+    TRANSFERRED = "transferred"
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    WARNED = "warned"  # a deadline is near
+    OVERDUE_AT_TOP = "overdue_at_top"
+
+
+@dataclass
+class TicketUpdate:
+    notice: Notice
+    ticket: Ticket
+    actor: Person | None = None
+    note: str | None = None
+    photo_file_id: str | None = None
+    reporters: list[Person] = field(default_factory=list)  # the reporter and followers
+    owners: list[Person] = field(default_factory=list)  # whose card shows the actions
+    others: list[Person] = field(default_factory=list)  # previous owners, informed chain
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class TicketNotifier(Protocol):
+    async def __call__(self, session: AsyncSession, update: TicketUpdate, now: datetime) -> None:
+        """Render ``update`` for everyone concerned and queue it in ``session``."""
+        ...
