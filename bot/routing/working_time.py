@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, date, datetime, time, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from types import MappingProxyType
 from zoneinfo import ZoneInfo
 
@@ -65,6 +65,7 @@ class WorkCalendar:
         self.business_hours = tuple(sorted(business_hours))
         self.overrides: Mapping[date, bool] = MappingProxyType(dict(overrides or {}))
         self.official_holidays = official_holidays
+        self._spans_of = lru_cache(maxsize=4096)(self._compute_spans)
 
     @classmethod
     def for_policy(
@@ -92,6 +93,9 @@ class WorkCalendar:
 
     def business_spans(self, day: date) -> tuple[Span, ...]:
         """The day's business hours as UTC spans; none on a day off."""
+        return self._spans_of(day)
+
+    def _compute_spans(self, day: date) -> tuple[Span, ...]:
         if not self.is_workday(day):
             return ()
         spans: list[Span] = []
