@@ -16,7 +16,7 @@ User side and test control (JSON; answers ``{"ok": true, "result": ...}`` or
 * ``POST /bots/{bot}/groups`` — a group ``{title, member_ids}``
 * ``POST /bots/{bot}/users/{user_id}/{action}`` — a person acts: ``send``, ``start``,
   ``photo``, ``document``, ``location``, ``contact``, ``press``, ``press_reply``, ``edit``,
-  ``block``, ``unblock`` (see :func:`_act`)
+  ``block``, ``unblock``, ``forge_press`` (see :func:`_act`)
 * ``GET  /bots/{bot}/chats/{chat_id}`` — the transcript as the person sees it
 * ``GET  /bots/{bot}/chats/{chat_id}/events?after=SEQ&timeout=S`` — long-poll chat events
 * ``GET  /bots/{bot}/chats/{chat_id}/next_message?after=MESSAGE_ID&timeout=S``
@@ -406,6 +406,13 @@ async def _act(request: web.Request) -> web.Response:
             message_id=_opt_int(body, "message_id"),
             chat_id=chat_id,
         )
+    elif action == "forge_press":
+        forged = _opt_str(body, "callback_data")
+        if forged is None:
+            raise SandboxError(400, "callback_data is required")
+        result = server.forge_callback_query(
+            bot, user_id, forged, message_id=_opt_int(body, "message_id"), chat_id=chat_id
+        )
     elif action == "press_reply":
         text = _opt_str(body, "text")
         if text is None:
@@ -537,8 +544,12 @@ async def _index(request: web.Request) -> web.StreamResponse:
 # ---------------------------------------------------------------------------------------------
 
 
-def create_app(server: SandboxServer, *, web: bool = False) -> aiohttp_web.Application:
-    """The aiohttp application serving ``server`` (and the web chat page at ``/`` if ``web``)."""
+def create_app(
+    server: SandboxServer, *, web: bool = False, web_page: bool = False
+) -> aiohttp_web.Application:
+    """The aiohttp application serving ``server`` (and the web chat page at ``/`` if ``web``;
+    ``web_page`` is the same flag under its earlier name)."""
+    web = web or web_page
     app = aiohttp_web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_control_errors])
     app[SERVER_KEY] = server
     router = app.router
@@ -604,6 +615,7 @@ async def run_sandbox(
     host: str = "127.0.0.1",
     port: int = 0,
     web: bool = False,
+    web_page: bool = False,
 ) -> AsyncIterator[RunningSandbox]:
     """Serve a sandbox on ``host:port`` (port 0: a free one) for the duration of the block.
 
@@ -614,7 +626,7 @@ async def run_sandbox(
             bot = Bot(token, session=AiohttpSession(api=sandbox.telegram_api_server()))
     """
     server = server or SandboxServer()
-    app = create_app(server, web=web)
+    app = create_app(server, web=web or web_page)
     runner = aiohttp_web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=2.0
     )

@@ -474,6 +474,15 @@ class Persona:
         )
         return result
 
+    async def forge_press(
+        self, callback_data: str, *, message_id: int | None = None
+    ) -> JsonObject:
+        """Send a ``callback_query`` with data no button carries (a tampered client)."""
+        result: JsonObject = await self._act(
+            "forge_press", callback_data=callback_data, message_id=message_id
+        )
+        return result
+
     async def press_reply(self, label: str) -> ChatMessage:
         """Tap a reply-keyboard button (sends its text, or the contact it requests)."""
         return self._seen(await self._act("press_reply", text=label))

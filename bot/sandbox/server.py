@@ -858,6 +858,34 @@ class SandboxServer:
         kinds = sorted(set(button) - {"text", "style", "icon_custom_emoji_id"})
         raise SandboxError(400, f"the sandbox cannot press a {', '.join(kinds)} button")
 
+    def forge_callback_query(
+        self,
+        bot_ref: int | str,
+        user_id: int,
+        callback_data: str,
+        *,
+        message_id: int | None = None,
+        chat_id: int | None = None,
+    ) -> JsonObject:
+        """A tampered client presses a button that was never there: a ``callback_query`` with
+        any ``callback_data`` on a bot message (the newest one unless ``message_id`` is given).
+
+        For testing that the bot re-checks every press instead of trusting callback data.
+        """
+        bot, user, conv = self._actor(bot_ref, user_id, chat_id)
+        if message_id is not None:
+            message = conv.messages.get(message_id)
+            if message is None or message.deleted:
+                raise SandboxError(404, f"no message {message_id} in this chat")
+        else:
+            newest = [m for m in reversed(conv.visible_messages()) if m.from_bot]
+            if not newest:
+                raise SandboxError(409, "the chat has no bot message to press a button on")
+            message = newest[0]
+        return self._press(
+            bot, user, conv, message.data, {"text": "forged", "callback_data": callback_data}
+        )
+
     def press_reply_button(
         self, bot_ref: int | str, user_id: int, text: str, *, chat_id: int | None = None
     ) -> JsonObject:

@@ -87,6 +87,11 @@ async def test_conversation_with_inline_and_reply_keyboards(
     with pytest.raises(SandboxClientError) as missing:
         await alice.press("不存在的按钮")
     assert missing.value.status == 409
+    forged = await alice.forge_press("admin:delete_all")
+    (forged_update,) = await bot.get_updates(offset=-1)
+    assert forged_update.callback_query is not None
+    assert forged_update.callback_query.data == "admin:delete_all"
+    assert forged["message_id"] == menu.message_id
 
     await bot.send_message(
         alice.id,
