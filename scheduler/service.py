@@ -53,6 +53,7 @@ class SchedulerService:
         self.lock = lock
         self.renew_every = renew_every
         self.leading = False
+        self._stopped = False
         self.scheduler = AsyncIOScheduler(timezone=registry.tz, job_defaults=JOB_DEFAULTS)
 
     async def run(self) -> None:
@@ -66,15 +67,19 @@ class SchedulerService:
             await self.stop()
 
     async def tick(self) -> bool:
-        """Take or renew the lock once and start or stop acting accordingly."""
+        """Take or renew the lock once and start or stop acting accordingly.
+
+        Any failure (the database unreachable, say) means not acting until the next tick; the
+        loop itself never dies of it.
+        """
         try:
             leads = await self.lock.try_lead()
+            if leads and not self.leading:
+                await self._take_over()
         except Exception:
-            log.exception("the scheduler lock could not be checked; not acting meanwhile")
+            log.exception("scheduler round failed; not acting until the next one")
             leads = False
-        if leads and not self.leading:
-            await self._take_over()
-        elif not leads and self.leading:
+        if not leads and self.leading:
             self._step_down()
         return self.leading
 
@@ -114,8 +119,9 @@ class SchedulerService:
 
     async def stop(self) -> None:
         """Stop acting and hand the lock over at once."""
-        if self.scheduler.running:
-            self.scheduler.shutdown(wait=False)
+        if self.scheduler.running and not self._stopped:
+            self.scheduler.shutdown(wait=False)  # takes effect on the next loop iteration
+        self._stopped = True
         self.leading = False
         try:
             await self.lock.release()

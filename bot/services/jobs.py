@@ -62,8 +62,8 @@ class JobState(StrEnum):
 JOB_STATE_LABEL: dict[JobState, str] = {
     JobState.NEVER_RUN: N_("not run yet"),
     JobState.RUNNING: N_("running now"),
-    JobState.OK: N_("finished normally"),
-    JobState.ERROR: N_("failed"),
+    JobState.OK: N_("last run succeeded"),
+    JobState.ERROR: N_("last run failed"),
 }
 OVERDUE_LABEL = N_("overdue: is the scheduler running?")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import FrozenClock
-from bot.db import create_session_factory
+from bot.db import create_engine, create_session_factory
 from bot.settings import Settings
 from scheduler.context import JobContext
 
@@ -57,6 +57,16 @@ def settings() -> Settings:
 
 
 @pytest.fixture
-def ctx(engine: AsyncEngine, clock: FrozenClock, settings: Settings) -> JobContext:
+async def pooled_engine(engine: AsyncEngine, database_url: str) -> AsyncIterator[AsyncEngine]:
+    """An engine with a connection pool, as the bot has (``engine`` empties PostgreSQL after)."""
+    pooled = create_engine(database_url)
+    yield pooled
+    await pooled.dispose()
+
+
+@pytest.fixture
+def ctx(pooled_engine: AsyncEngine, clock: FrozenClock, settings: Settings) -> JobContext:
     """Jobs' context on the test database (not rolled back: each test has its own data)."""
-    return JobContext(sessions=create_session_factory(engine), clock=clock, settings=settings)
+    return JobContext(
+        sessions=create_session_factory(pooled_engine), clock=clock, settings=settings
+    )

@@ -1,0 +1,157 @@
+"""The services behind the jobs: housekeeping purges, run records and the /jobs overview."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from sqlmodel import select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import FrozenClock
+from bot.services import jobs
+from bot.services.jobs import JobState
+from models import OutboxMessage, OutboxStatus, ProcessedUpdate
+from scheduler.context import JobContext
+from scheduler.registry import Cron, Every, Registry, Sweep
+
+from .conftest import SHANGHAI, local
+
+
+async def idle(ctx: JobContext) -> None:
+    return None
+
+
+REGISTRY = Registry(
+    [
+        Sweep("escalation", "Escalate overdue tickets", Every(timedelta(minutes=1)), idle),
+        Sweep("daily-push", "Morning task push", Cron(hour=8), idle),
+    ],
+    SHANGHAI,
+)
+
+
+def outbox_row(
+    status: OutboxStatus, due: datetime, sent: datetime | None = None, chat_id: int = 7
+) -> OutboxMessage:
+    return OutboxMessage(
+        chat_id=chat_id,
+        method="sendMessage",
+        payload={"chat_id": chat_id, "text": status.value},
+        status=status,
+        not_before=due,
+        created_at=due - timedelta(hours=1),
+        sent_at=sent,
+    )
+
+
+async def test_handled_update_ids_are_forgotten_after_48_hours(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    for update_id, age in ((1, timedelta(hours=49)), (2, timedelta(hours=47)), (3, timedelta(0))):
+        session.add(ProcessedUpdate(bot_id=9, update_id=update_id, at=now - age))
+    await session.flush()
+    assert await jobs.purge_processed_updates(session, now) == 1
+    left = (await session.exec(select(ProcessedUpdate.update_id))).all()
+    assert sorted(left) == [2, 3]
+
+
+async def test_finished_outbox_rows_are_purged_by_age_and_status(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    day = timedelta(days=1)
+    rows = {
+        "sent 31 days ago": outbox_row(OutboxStatus.SENT, now - 40 * day, now - 31 * day),
+        "sent 29 days ago, due 40": outbox_row(OutboxStatus.SENT, now - 40 * day, now - 29 * day),
+        "dropped 31 days ago": outbox_row(OutboxStatus.DROPPED, now - 31 * day),
+        "dropped 29 days ago": outbox_row(OutboxStatus.DROPPED, now - 29 * day),
+        "failed 31 days ago": outbox_row(OutboxStatus.FAILED, now - 31 * day),
+        "failed 91 days ago": outbox_row(OutboxStatus.FAILED, now - 91 * day),
+        "pending for 100 days": outbox_row(OutboxStatus.PENDING, now - 100 * day),
+    }
+    session.add_all(rows.values())
+    await session.flush()
+    ids = {label: row.id for label, row in rows.items()}
+
+    assert await jobs.purge_outbox(session, now) == 3
+    left = set((await session.exec(select(OutboxMessage.id))).all())
+    assert {label for label, row_id in ids.items() if row_id in left} == {
+        "sent 29 days ago, due 40",
+        "dropped 29 days ago",
+        "failed 31 days ago",
+        "pending for 100 days",
+    }
+    assert await jobs.purge_outbox(session, now) == 0
+
+
+async def test_the_overview_of_jobs_never_run(session: AsyncSession, clock: FrozenClock) -> None:
+    overview = await jobs.jobs_overview(session, REGISTRY, clock.now())  # Thu 09:00 local
+    assert [(i.id, i.name, i.state) for i in overview] == [
+        ("escalation", "Escalate overdue tickets", JobState.NEVER_RUN),
+        ("daily-push", "Morning task push", JobState.NEVER_RUN),
+    ]
+    assert overview[0].next_fire_at == local(2026, 3, 12, 9, 1)
+    assert overview[1].next_fire_at == local(2026, 3, 13, 8)
+    assert not any(i.overdue for i in overview)
+    assert all(i.last_started_at is None and i.last_error is None for i in overview)
+
+
+async def test_the_overview_follows_runs_through_their_states(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    started = local(2026, 3, 12, 8)
+    await jobs.record_start(session, "daily-push", started)
+    await session.flush()
+    info = await _info(session, "daily-push", clock.now())
+    assert (info.state, info.last_started_at, info.last_finished_at) == (
+        JobState.RUNNING,
+        started,
+        None,
+    )
+
+    await jobs.record_finish(session, "daily-push", started + timedelta(seconds=3))
+    await session.flush()
+    info = await _info(session, "daily-push", clock.now())
+    assert (info.state, info.last_error) == (JobState.OK, None)
+    assert info.next_fire_at == local(2026, 3, 13, 8)
+
+    await jobs.record_start(session, "daily-push", local(2026, 3, 13, 8))
+    await jobs.record_finish(session, "daily-push", local(2026, 3, 13, 8, 1), error="x" * 900)
+    await session.flush()
+    info = await _info(session, "daily-push", local(2026, 3, 13, 9))
+    assert info.state == JobState.ERROR
+    assert info.last_error == "x" * 500
+    assert jobs.JOB_STATE_LABEL[info.state] == "last run failed"
+
+
+async def test_a_job_whose_fire_went_by_unrun_is_overdue(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    await jobs.record_start(session, "daily-push", local(2026, 3, 10, 8))
+    await jobs.record_finish(session, "daily-push", local(2026, 3, 10, 8))
+    await session.flush()
+    info = await _info(session, "daily-push", clock.now())
+    assert info.next_fire_at == local(2026, 3, 11, 8)  # the missed fire, still owed
+    assert info.overdue
+    on_time = await _info(session, "daily-push", local(2026, 3, 11, 8, 1))
+    assert not on_time.overdue  # a minute late is not yet a stopped scheduler
+
+
+async def test_a_finish_without_a_recorded_start_still_records(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    await jobs.record_finish(session, "escalation", clock.now(), error="gone")
+    await session.flush()
+    info = await _info(session, "escalation", clock.now())
+    assert (info.state, info.last_started_at, info.last_error) == (
+        JobState.ERROR,
+        clock.now(),
+        "gone",
+    )
+    runs = await jobs.last_runs(session)
+    assert list(runs) == ["escalation"]
+
+
+async def _info(session: AsyncSession, job_id: str, now: datetime) -> jobs.JobInfo:
+    return next(i for i in await jobs.jobs_overview(session, REGISTRY, now) if i.id == job_id)
