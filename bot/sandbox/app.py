@@ -432,7 +432,19 @@ async def _act(request: web.Request) -> web.Response:
         result = True
     else:
         raise SandboxError(404, f"unknown action {action!r}")
+    if action in _MESSAGE_ACTIONS:
+        result = (
+            [server.view_of(bot, m) for m in result]
+            if isinstance(result, list)
+            else (server.view_of(bot, result))
+        )
     return _ok(result)
+
+
+# Actions whose result is a message (or an album), answered as the user sees it.
+_MESSAGE_ACTIONS = frozenset(
+    {"send", "start", "photo", "document", "location", "contact", "press_reply", "edit"}
+)
 
 
 async def _transcript(request: web.Request) -> web.Response:

@@ -423,7 +423,7 @@ class Persona:
 
     def _seen(self, message: JsonObject) -> ChatMessage:
         self.cursor = max(self.cursor, int(message["message_id"]))
-        return ChatMessage({"from": "user", **{k: v for k, v in message.items() if k != "from"}})
+        return ChatMessage(message)
 
     async def _act(self, action: str, **fields: Any) -> Any:
         return await self.client.act(self.bot, self.id, action, self._body(**fields))
@@ -537,7 +537,7 @@ class Persona:
 
     async def edit(self, message_id: int, text: str) -> ChatMessage:
         """Edit one of one's own text messages."""
-        return ChatMessage({**await self._act("edit", message_id=message_id, text=text)})
+        return ChatMessage(await self._act("edit", message_id=message_id, text=text))
 
     async def block(self) -> None:
         """Block the bot (it gets ``my_chat_member``; its sends now fail with 403)."""

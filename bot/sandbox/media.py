@@ -6,6 +6,7 @@ import base64
 import hashlib
 import mimetypes
 import struct
+import zlib
 from dataclasses import dataclass
 
 MAX_UPLOAD_BYTES = 50 * 1024 * 1024
@@ -13,6 +14,28 @@ MAX_PHOTO_BYTES = 10 * 1024 * 1024
 MAX_DOWNLOAD_BYTES = 20 * 1024 * 1024
 
 _ID_PREFIX = {"photo": "AgACAgUAAxkBAA", "document": "BQACAgUAAxkBAA"}
+
+
+def sample_png(
+    width: int = 4, height: int = 3, rgb: tuple[int, int, int] = (220, 40, 40)
+) -> bytes:
+    """A real, valid PNG of one colour — for tests and demos that need a photo to send.
+
+    Telegram (and so the sandbox) refuses to send bytes that are not an image as a photo.
+    """
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    pixels = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(pixels))
+        + chunk(b"IEND", b"")
+    )
 
 
 def image_size(data: bytes) -> tuple[int, int] | None:

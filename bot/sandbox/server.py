@@ -676,7 +676,11 @@ class SandboxServer:
                 raise SandboxError(413, "a photo is at most 10 MB")
             size = image_size(data)
             if size is None:
-                raise SandboxError(400, "not an image (PNG, JPEG, GIF, WebP or BMP expected)")
+                raise SandboxError(
+                    400,
+                    "not an image: a photo must be a PNG, JPEG, GIF, WebP or BMP "
+                    "(bot.sandbox.media.sample_png() makes one)",
+                )
             stored.append(self.files.add("photo", data, size=size))
         group_id = self.new_media_group_id() if len(stored) > 1 else None
         formatted = finalize_text(FormattedText(caption or "")) if caption else None
@@ -983,6 +987,11 @@ class SandboxServer:
         if data.get("has_protected_content"):
             view["protected"] = True
         return view
+
+    def view_of(self, bot_ref: int | str, message: JsonObject) -> JsonObject:
+        """A Bot API message (as returned by the user-side methods) as the user sees it."""
+        conv = self._conversation_for(bot_ref, int(message["chat"]["id"]))
+        return self.message_view(conv, int(message["message_id"]))
 
     def transcript(self, bot_ref: int | str, chat_id: int) -> JsonObject:
         """A chat as its user sees it: messages in order after edits and deletions, keyboards,

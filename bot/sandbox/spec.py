@@ -205,11 +205,9 @@ def _check_number(value: Any, name: str, *, integer: bool) -> int | float:
     if isinstance(value, int):
         return value
     if isinstance(value, float):
-        if integer:
-            if not value.is_integer():
-                raise _NestedError(f'Field "{name}" must be a valid Number')
-            return int(value)
-        return value
+        if not math.isfinite(value) or (integer and not value.is_integer()):
+            raise _NestedError(f'Field "{name}" must be a valid Number')
+        return int(value) if integer else value
     if isinstance(value, str):
         pattern = _INT if integer else _FLOAT
         if not pattern.fullmatch(value.strip()):
@@ -324,7 +322,11 @@ def _top_primitive(name: str, types: tuple[str, ...], value: Any) -> Any:
                 if -INT64 <= number < INT64:
                     return number
         elif type_name == "Float":
-            if isinstance(value, int | float) and not isinstance(value, bool):
+            if (
+                isinstance(value, int | float)
+                and not isinstance(value, bool)
+                and math.isfinite(value)
+            ):
                 return float(value)
             if text is not None and _FLOAT.fullmatch(text.strip()):
                 return float(text)

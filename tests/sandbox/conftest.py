@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import struct
-import zlib
 from collections.abc import AsyncIterator
 
 import pytest
@@ -13,6 +11,7 @@ from aiogram.client.session.aiohttp import AiohttpSession
 from bot.sandbox.app import RunningSandbox, run_sandbox
 from bot.sandbox.client import SandboxClient
 from bot.sandbox.clock import ManualClock
+from bot.sandbox.media import sample_png
 from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.state import SandboxUser
@@ -25,19 +24,7 @@ OTHER_TOKEN = "987654321:BBHdqTcvCH1vGWJxfSeofSAs0K5PALDsaw_"
 
 def png(width: int = 4, height: int = 3) -> bytes:
     """A real (tiny) PNG image."""
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        body = kind + data
-        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
-
-    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    pixels = b"".join(b"\x00" + b"\xff\x00\x00" * width for _ in range(height))
-    return (
-        b"\x89PNG\r\n\x1a\n"
-        + chunk(b"IHDR", header)
-        + chunk(b"IDAT", zlib.compress(pixels))
-        + chunk(b"IEND", b"")
-    )
+    return sample_png(width, height)
 
 
 class QuickSession(AiohttpSession):

@@ -133,6 +133,8 @@ async def test_contact_location_photos_documents(
     image = png(8, 6)
     album = await alice.send_photos([image, png(2, 2)], caption="楼道堆物")
     assert len({m.raw["media_group_id"] for m in album}) == 1
+    assert album[0].photo is not None and album[0].text == "楼道堆物"
+    assert await client.download(album[0].photo["url"]) == image
     document = await alice.send_document(b"%PDF-1.4", "照片说明.pdf", mime_type="application/pdf")
     assert document.document is not None and document.document["file_name"] == "照片说明.pdf"
 
