@@ -30,6 +30,7 @@ from bot.telegram.middlewares import (
     PersonMiddleware,
 )
 from bot.telegram.sender import OutboxSender
+from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from handlers import build_router
 
 log = logging.getLogger(__name__)
@@ -81,6 +82,7 @@ def build_app(
         clock=clock,
         sessions=sessions,
         sender=sender,
+        notifier=TelegramTicketNotifier(settings),
     )
     dispatcher.update.outer_middleware(DbSessionMiddleware(sessions, clock, sender.wake))
     dispatcher.update.outer_middleware(DedupeUpdateMiddleware())

@@ -23,6 +23,7 @@ KEYWORDS: dict[str, tuple[int, ...] | None] = {
     "lazy_gettext": None,
     "ngettext": (1, 2),
     "gettext_for": (2,),
+    "t": None,
     "ngettext_for": (2, 3),
 }
 PLACEHOLDER = re.compile(r"\{(\w*)\}")

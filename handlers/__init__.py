@@ -10,14 +10,16 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, onboarding, registry
+from handlers import common, errors, fallback, onboarding, registry, report, tickets
 
 
 def build_router() -> Router:
     root = Router(name="gridbot")
     root.include_routers(
         onboarding.build_router(),  # /start with a deep link, and the phone step after it
+        report.build_router(),  # a resident's /report conversation
         registry.build_router(),
+        tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
         common.build_router(),
         errors.build_router(),
         fallback.build_router(),  # always last

@@ -6,7 +6,14 @@ from datetime import datetime
 
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
-from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.fsm.context import FSMContext
+from aiogram.types import (
+    CallbackQuery,
+    InlineKeyboardButton,
+    InlineKeyboardMarkup,
+    Message,
+    ReplyKeyboardRemove,
+)
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -75,6 +82,15 @@ async def help_(message: Message, reply: Replier, roles: list[RoleInGrid]) -> No
     reply.text("\n".join(lines))
 
 
+async def cancel(message: Message, reply: Replier, state: FSMContext) -> None:
+    """/cancel outside any conversation step that handles it itself."""
+    if await state.get_state() is None:
+        reply.text(_("There is nothing to cancel."), ReplyKeyboardRemove())
+        return
+    await state.clear()
+    reply.text(_("Cancelled."), ReplyKeyboardRemove())
+
+
 def language_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
@@ -128,5 +144,6 @@ def build_router() -> Router:
     router.message.register(start, CommandStart())
     router.message.register(help_, Command("help"))
     router.message.register(language, Command("language"))
+    router.message.register(cancel, Command("cancel"))
     router.callback_query.register(language_chosen, LanguageCb.filter())
     return router

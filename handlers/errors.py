@@ -48,7 +48,8 @@ async def domain_error(
 ) -> None:
     error = event.exception
     assert isinstance(error, DomainError)
-    params = {key: str(value) for key, value in error.params.items()}
+    # a parameter may itself be a msgid (a state or category label): translate it too
+    params = {key: _(str(value)) for key, value in error.params.items()}
     text = _(error.message).format(**params)
     await _tell(event, text, sessions, clock, sender, audit=error.audit)
 

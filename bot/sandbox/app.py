@@ -48,7 +48,7 @@ from bot.sandbox.clock import ManualClock
 from bot.sandbox.errors import ApiError, internal_error, not_found
 from bot.sandbox.faults import FaultKind, Faults
 from bot.sandbox.media import image_size
-from bot.sandbox.params import MAX_REQUEST_BYTES, read_request_params
+from bot.sandbox.params import MAX_REQUEST_BYTES, check_utf8, read_request_params
 from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.spec import UploadedFile
@@ -218,6 +218,7 @@ async def _body(request: web.Request) -> JsonObject:
         raise SandboxError(400, "the body must be a JSON object") from None
     if not isinstance(body, dict):
         raise SandboxError(400, "the body must be a JSON object")
+    check_utf8(body)
     return body
 
 

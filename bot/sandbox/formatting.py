@@ -1020,7 +1020,7 @@ def parse_entities(
     """Apply ``parse_mode`` (or take ``explicit_entities``) the way the Bot API does.
 
     Raises :class:`EntityParseError` for malformed markup and :class:`ValueError` with
-    Telegram's message for an unsupported ``parse_mode``.
+    Telegram's message for an unsupported ``parse_mode`` or an entity out of range.
     """
     mode = (parse_mode or "").lower()
     if text and mode and mode != "none":
@@ -1031,4 +1031,77 @@ def parse_entities(
         if mode == "markdown":
             return parse_markdown(text, resolve_user)
         raise ValueError("Unsupported parse_mode")
-    return FormattedText(text, sort_entities([dict(e) for e in explicit_entities or []]))
+    return FormattedText(text, _explicit_entities(explicit_entities or [], resolve_user))
+
+
+ENTITY_TYPES = frozenset(
+    {
+        "mention",
+        "hashtag",
+        "cashtag",
+        "bot_command",
+        "url",
+        "email",
+        "phone_number",
+        "bold",
+        "italic",
+        "underline",
+        "strikethrough",
+        "spoiler",
+        "blockquote",
+        "expandable_blockquote",
+        "code",
+        "pre",
+        "text_link",
+        "text_mention",
+        "custom_emoji",
+        "date_time",
+    }
+)
+_MAX_OFFSET = 1_000_000
+
+
+def _explicit_entities(
+    entities: list[JsonObject], resolve_user: UserResolver | None
+) -> list[JsonObject]:
+    """``entities`` given instead of a ``parse_mode``: offsets checked, unknown types and
+    entities missing their argument dropped (as Telegram does)."""
+    result: list[JsonObject] = []
+    for entity in entities:
+        offset, length = entity.get("offset"), entity.get("length")
+        if not isinstance(offset, int) or not 0 <= offset <= _MAX_OFFSET:
+            raise ValueError(f"Receive an entity with incorrect offset {offset}")
+        if not isinstance(length, int) or not 0 <= length <= _MAX_OFFSET:
+            raise ValueError(f"Receive an entity with incorrect length {length}")
+        kind = entity.get("type")
+        if kind not in ENTITY_TYPES or length == 0:
+            continue
+        clean: JsonObject = {"type": kind, "offset": offset, "length": length}
+        if kind == "text_link":
+            url = checked_link(str(entity.get("url") or ""))
+            if not url:
+                continue
+            clean["url"] = url
+        elif kind == "text_mention":
+            user = entity.get("user") or {}
+            user_id = user.get("id") if isinstance(user, dict) else None
+            known = resolve_user(user_id) if resolve_user and isinstance(user_id, int) else None
+            if known is None:
+                continue
+            clean["user"] = known
+        elif kind == "custom_emoji":
+            emoji_id = str(entity.get("custom_emoji_id") or "")
+            if not emoji_id.isdigit():
+                continue
+            clean["custom_emoji_id"] = emoji_id
+        elif kind == "pre" and entity.get("language"):
+            clean["language"] = str(entity["language"])
+        elif kind == "date_time":
+            unix_time = entity.get("unix_time")
+            if not isinstance(unix_time, int) or unix_time <= 0:
+                continue
+            clean["unix_time"] = unix_time
+            if entity.get("date_time_format"):
+                clean["date_time_format"] = str(entity["date_time_format"])
+        result.append(clean)
+    return sort_entities(result)

@@ -31,20 +31,21 @@ def _decode_text(raw: bytes, charset: str | None) -> str:
         raise bad_request("Strings must be encoded in UTF-8") from None
 
 
-def _check_utf8(value: Any) -> None:
+def check_utf8(value: Any) -> None:
     """Lone surrogates (``"\\ud800"`` in JSON) are not UTF-8; Telegram refuses them."""
-    if isinstance(value, str):
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            raise bad_request("Strings must be encoded in UTF-8") from None
-    elif isinstance(value, list):
-        for item in value:
-            _check_utf8(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _check_utf8(key)
-            _check_utf8(item)
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            try:
+                item.encode("utf-8")
+            except UnicodeEncodeError:
+                raise bad_request("Strings must be encoded in UTF-8") from None
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
 
 
 async def read_multipart(reader: aiohttp.MultipartReader, into: dict[str, Any]) -> None:
@@ -82,7 +83,7 @@ def _parse_json_body(raw: bytes, into: dict[str, Any]) -> None:
         raise bad_request("Can't parse JSON object") from None
     if not isinstance(body, dict):
         raise bad_request("Can't parse JSON object")
-    _check_utf8(body)
+    check_utf8(body)
     for key, value in body.items():
         into.setdefault(key, value)
 
@@ -102,7 +103,7 @@ async def read_request_params(request: web.Request) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for key, value in request.query.items():
         params.setdefault(key, value)
-    _check_utf8(params)
+    check_utf8(params)
     if not request.body_exists:
         return params
     if request.content_length is not None and request.content_length > MAX_REQUEST_BYTES:

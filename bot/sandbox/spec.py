@@ -266,13 +266,14 @@ def _check_object(spec: BotApiSpec, type_names: list[str], value: Any, name: str
 
 
 def _check_fields(spec: BotApiSpec, type_spec: TypeSpec, value: JsonObject) -> JsonObject:
-    result = dict(value)
+    """The known fields of ``value``, checked; unknown fields are dropped, as Telegram ignores
+    them."""
+    result: JsonObject = {}
     for field_spec in (type_spec.fields or {}).values():
         item = value.get(field_spec.name)
         if item is None:
             if field_spec.required:
                 raise _NestedError(f'Can\'t find field "{field_spec.name}"')
-            result.pop(field_spec.name, None)
             continue
         result[field_spec.name] = _check_value(spec, field_spec.types, item, field_spec.name)
     return result

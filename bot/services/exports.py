@@ -11,8 +11,8 @@ bytes back as a document, then commits (the export is audited in the same transa
 What a ledger holds:
 
 - only the grids where the asker may export (``scope_paths(roles, Action.EXPORT)``),
-  narrowed to one grid's subtree when ``grid_code`` is given; NotAllowed if there is none,
-  NotFound for an unknown grid code;
+  narrowed to one grid's subtree when ``grid_code`` is given (as typed: full-width digits and
+  spaces are fine); NotAllowed if there is none, NotFound for an unknown grid code;
 - the columns of the import files (:mod:`bot.services.imports`) with their headers in the
   asker's language, plus a few read-only ones (grid name, worker's name), so an exported
   ledger can be edited and imported again;
@@ -26,12 +26,13 @@ Every export writes an AuditLog row (who, what, how many rows, how many shown un
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_
-from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -41,9 +42,11 @@ from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 from models.registry import Department
 
 from .errors import NotAllowed, NotFound
+from .grid_codes import normalize_code
 from .imports import (
     HOUSEHOLD_COLUMNS,
     NO,
+    NO_GRID,
     PEOPLE_COLUMNS,
     YES,
     Translate,
@@ -51,7 +54,7 @@ from .imports import (
 )
 from .people import RoleInGrid
 from .policy import Action, scope_paths, within
-from .tabular import CellValue, Sheet, write_workbook
+from .tabular import CellValue, Sheet, shown, write_workbook
 
 HIDDEN = "***"  # in place of what the asker may not read
 CATEGORY_SEPARATOR = "、"
@@ -63,7 +66,6 @@ HOUSEHOLDS_SHEET = N_("Household ledger")
 PEOPLE_SHEET = N_("People ledger")
 NO_EXPORT_SCOPE = N_("Sorry, you cannot export ledgers.")
 OUTSIDE_SCOPE = N_("Sorry, the grid {code} is outside the grids you look after.")
-NO_SUCH_GRID = N_("There is no grid with the code {code}.")
 
 
 def mask_phone(stored: str) -> str:
@@ -101,9 +103,10 @@ async def _scope(
     sensitive = [] if masked else scope_paths(roles, Action.READ_SENSITIVE)
     if grid_code is None:
         return _Scope(paths, sensitive, None)
-    grid = (await session.exec(select(Grid).where(Grid.code == grid_code))).one_or_none()
+    code = normalize_code(grid_code)
+    grid = (await session.exec(select(Grid).where(Grid.code == code))).one_or_none()
     if grid is None:
-        raise NotFound(NO_SUCH_GRID, code=grid_code[:40])
+        raise NotFound(NO_GRID, value=shown(grid_code))
     if any(within(p, grid.path) for p in paths):
         return _Scope([grid.path], sensitive, grid)
     below = [p for p in paths if within(grid.path, p)]  # the parts of it the asker holds
@@ -137,37 +140,65 @@ async def export_households(
 ) -> bytes:
     """The household ledger (住户台账) of the asker's grids as XLSX bytes; see the module."""
     scope = await _scope(session, actor, roles, grid_code, masked, now)
-    worker = aliased(Person)
-    rows = await session.exec(
-        select(Household, Grid, worker)
+    columns: list[Any] = [
+        Household.code,
+        Grid.code,
+        Grid.name,
+        Grid.path,
+        Household.head_name,
+        Household.phone,
+        Household.address,
+        Household.members,
+        Household.categories,
+        Household.is_key,
+        Household.is_business,
+        Household.worker_id,
+        Household.note,
+    ]
+    result = await session.exec(
+        select(*columns)
         .join(Grid, col(Grid.id) == col(Household.grid_id))
-        .outerjoin(worker, col(worker.id) == col(Household.worker_id))
         .where(_under(scope.paths))
         .order_by(col(Grid.code), col(Household.code))
     )
-    records = rows.all()
-    shown_unmasked = sum(1 for _, grid, _ in records if scope.unmasked(grid.path))
+    records = result.all()
+    workers = await _people(session, {r[11] for r in records if r[11] is not None})
+    shown_unmasked = sum(1 for r in records if scope.unmasked(r[3]))
     yes, no = translate(YES), translate(NO)
+    labels_of = _category_labels(translate)
 
     def lines() -> Iterator[list[CellValue]]:
-        for household, grid, worker_person in records:
-            open_ = scope.unmasked(grid.path)
-            phone = household.phone
-            staff: Person | None = worker_person  # None where no worker is set
+        for (
+            code,
+            grid_code_,
+            grid_name,
+            path,
+            head_name,
+            phone,
+            address,
+            members,
+            categories,
+            is_key,
+            is_business,
+            worker_id,
+            note,
+        ) in records:
+            open_ = scope.unmasked(path)
+            worker_phone, worker_name = workers.get(worker_id, (None, None))
             yield [
-                household.code,
-                grid.code,
-                grid.name,
-                household.head_name,
+                code,
+                grid_code_,
+                grid_name,
+                head_name,
                 (display_phone(phone) if open_ else mask_phone(phone)) if phone else None,
-                household.address,
-                household.members,
-                _categories(household.categories, translate) if open_ else HIDDEN,
-                (yes if household.is_key else no) if open_ else HIDDEN,
-                yes if household.is_business else no,
-                display_phone(staff.phone) if staff is not None and staff.phone else None,
-                staff.name if staff is not None else None,
-                household.note,
+                address,
+                members,
+                labels_of(categories) if open_ else HIDDEN,
+                (yes if is_key else no) if open_ else HIDDEN,
+                yes if is_business else no,
+                display_phone(worker_phone) if worker_phone else None,
+                worker_name,
+                note,
             ]
 
     labels = {c.key: c.label for c in HOUSEHOLD_COLUMNS}
@@ -274,10 +305,32 @@ async def export_people(
     return data
 
 
-def _categories(flags: int, translate: Translate) -> str:
-    return CATEGORY_SEPARATOR.join(
-        translate(label) for category, label in HOUSEHOLD_CATEGORY.items() if flags & category
-    )
+def _category_labels(translate: Translate) -> Callable[[int], str]:
+    """HouseholdCategory flags -> their names in the asker's language (memoised: 64 values)."""
+    names = [(category, translate(label)) for category, label in HOUSEHOLD_CATEGORY.items()]
+
+    @cache
+    def labels(flags: int) -> str:
+        return CATEGORY_SEPARATOR.join(name for category, name in names if flags & category)
+
+    return labels
+
+
+async def _people(
+    session: AsyncSession, ids: set[int]
+) -> dict[int | None, tuple[str | None, str | None]]:
+    """Phone and name of each person in ``ids`` (the workers named in a ledger)."""
+    found: dict[int | None, tuple[str | None, str | None]] = {}
+    ordered = sorted(ids)
+    for start in range(0, len(ordered), 1_000):
+        rows = await session.exec(
+            select(col(Person.id), col(Person.phone), col(Person.name)).where(
+                col(Person.id).in_(ordered[start : start + 1_000])
+            )
+        )
+        for person_id, phone, name in rows:
+            found[person_id] = (phone, name)
+    return found
 
 
 def _audit(

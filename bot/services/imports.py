@@ -61,7 +61,7 @@ import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any
 
 import phonenumbers
@@ -125,7 +125,10 @@ AMBIGUOUS_WORKER = N_(
 BAD_ROLE = N_(
     "{value} is not a role. Use grid worker, grid head, centre, department or supervisor."
 )
-ROLE_NOT_BY_FILE = N_("The role {value} cannot be given by file; only confirmed if held.")
+ROLE_NOT_BY_FILE = N_(
+    "The role {value} cannot be given by file; a file may list it only for someone who "
+    "already holds it."
+)
 NEED_DEPARTMENT = N_("Department staff need the department's code or name.")
 NO_DEPARTMENT = N_("There is no department {value}.")
 AMBIGUOUS_DEPARTMENT = N_("Several departments are named {value}; use the department's code.")
@@ -335,12 +338,37 @@ def _roles() -> dict[str, Role]:
 
 def normalise_phone(text: str) -> str | None:
     """A phone number as people write it (``138 1234 5678``, ``0592-6123456``, ``+86…``,
-    full-width digits) in E.164 form, or None if it is not a valid number (region CN)."""
+    full-width digits) in E.164 form, or None if it is not a valid number (region CN).
+
+    Mainland mobile numbers, nearly every number in a household list, are checked against
+    phonenumbers' own pattern for them directly: a full parse costs a hundred times more.
+    """
     folded = unicodedata.normalize("NFKC", text[:64]).strip()
     if not folded or len(folded) > 32:
         return None
+    mobile = _MAINLAND_MOBILE.fullmatch(_PHONE_SEPARATORS.sub("", folded))
+    if mobile is not None and _cn_mobile().fullmatch(mobile.group(1)):
+        return "+86" + mobile.group(1)
+    return _parsed_phone(folded)
+
+
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+_MAINLAND_MOBILE = re.compile(r"(?:\+86|0086|86)?(1\d{10})")
+
+
+@cache
+def _cn_mobile() -> re.Pattern[str]:
+    """The national numbers phonenumbers takes for Chinese mobiles."""
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region("CN")
+    mobile = metadata.mobile if metadata is not None else None
+    pattern = mobile.national_number_pattern if mobile is not None else None
+    return re.compile(pattern or "(?!)")  # without metadata every number takes the full parse
+
+
+@lru_cache(maxsize=16_384)
+def _parsed_phone(text: str) -> str | None:
     try:
-        number = phonenumbers.parse(folded, "CN")
+        number = phonenumbers.parse(text, "CN")
     except NumberParseException:
         return None
     if not phonenumbers.is_valid_number(number):
@@ -349,6 +377,8 @@ def normalise_phone(text: str) -> str | None:
 
 
 def is_mobile(e164: str) -> bool:
+    if e164.startswith("+86") and _cn_mobile().fullmatch(e164[3:]):
+        return True
     number = phonenumbers.parse(e164, None)
     kind = phonenumbers.number_type(number)
     return kind in (PhoneNumberType.MOBILE, PhoneNumberType.FIXED_LINE_OR_MOBILE)
@@ -357,6 +387,13 @@ def is_mobile(e164: str) -> bool:
 def display_phone(stored: str) -> str:
     """A stored number as a Chinese ledger shows it: ``13812345678``, ``05926123456``;
     numbers abroad in international form. Anything unparsable is shown as stored."""
+    if stored.startswith("+86") and _cn_mobile().fullmatch(stored[3:]):
+        return stored[3:]
+    return _displayed(stored)
+
+
+@lru_cache(maxsize=4_096)
+def _displayed(stored: str) -> str:
     try:
         number = phonenumbers.parse(stored, "CN")
     except NumberParseException:

@@ -796,16 +796,18 @@ async def due_pairs(
     )
     await session.flush()
     connection = await session.connection()
-    result = await connection.execute(statement)
-    rule_ids = [(i + 3, rule.id or 0, rule.required) for i, rule in enumerate(query.rules)]
+    rows = (await connection.execute(statement)).all()
     items: list[DueItem] = []
-    append = items.append
-    for row in result:
-        household_id, worker_id, is_key = row[0], row[1], row[2]
-        for index, rule_id, required in rule_ids:
-            done = row[index]
-            if done is not None:
-                append(DueItem(household_id, worker_id, rule_id, done, required, is_key))
+    new = tuple.__new__  # DueItem(...) without the Python-level __new__: 200,000 items add up
+    for column, rule in enumerate(query.rules, start=3):
+        rule_id, required = rule.id or 0, rule.required
+        items.extend(
+            [
+                new(DueItem, (row[0], row[1], rule_id, row[column], required, row[2]))
+                for row in rows
+                if row[column] is not None
+            ]
+        )
     return items
 
 
@@ -944,40 +946,36 @@ async def plan_daily_push(
     ]
     horizon = case(*horizon_cases, else_=len(ends)) if len(ends) > 1 else literal(0)
     widest = query.tallies[max(query.tallies, key=list(PeriodKind).index)]
-    previous = _previous_query(query, every_rule)
-    overdue: ColumnElement[Any] = (
-        case((previous.any_due(), 1), else_=0) if previous.rules else literal(0)
-    )
     inner = (
         select(
             h.id,
-            h.worker_id,
+            # an expression, not the column: SQLite would walk the worker index to group the
+            # window and fetch every household out of order
+            (h.worker_id + 0).label("worker_id"),
             h.is_key,
-            h.code,
-            h.head_name,
-            h.address,
-            overdue.label("overdue"),
+            _overdue(query, every_rule).label("overdue"),
             horizon.label("horizon"),
             widest.c.last_visit_at.label("last_visit_at"),
             *query.done_columns(),
         )
-        .select_from(_join_previous(query, previous))
-        .where(h.worker_id.is_not(None), query.any_due(), *_scope(worker_ids, None))
+        .select_from(query.source)
+        .where(query.any_due(), *_scope(worker_ids, None))
         .subquery("due")
     )
     by_worker = inner.c.worker_id
-    rank = func.row_number().over(
-        partition_by=by_worker,
-        order_by=(
-            inner.c.is_key.desc(),
-            inner.c.overdue.desc(),
-            inner.c.horizon,
-            inner.c.last_visit_at.asc().nulls_first(),
-            inner.c.id,
-        ),
+    priority = (
+        inner.c.is_key.desc(),
+        inner.c.overdue.desc(),
+        inner.c.horizon,
+        inner.c.last_visit_at.asc().nulls_first(),
+        inner.c.id,
     )
+    rank = func.row_number().over(partition_by=by_worker, order_by=priority)
+    # the same window (one sort), framed to count the whole partition
     per_horizon = [
-        func.sum(case((inner.c.horizon == i, 1), else_=0)).over(partition_by=by_worker)
+        func.sum(case((inner.c.horizon == i, 1), else_=0)).over(
+            partition_by=by_worker, order_by=priority, rows=(None, None)
+        )
         for i in range(len(ends))
     ]
     ranked = select(
@@ -986,8 +984,11 @@ async def plan_daily_push(
     target: ColumnElement[int] = literal(0)
     for i, d in enumerate(days):
         target = target + (ranked.c[f"n{i}"] + (d - 1)) // d
+    # the wide columns are fetched for the chosen households only, not sorted with all of them
+    named = HOUSEHOLD.alias("named")
     statement = (
-        select(ranked)
+        select(ranked, named.c.code, named.c.head_name, named.c.address)
+        .join_from(ranked, named, named.c.id == ranked.c.id)
         .where(ranked.c["rank"] <= target)
         .order_by(ranked.c.worker_id, ranked.c["rank"])
     )
@@ -995,9 +996,11 @@ async def plan_daily_push(
     connection = await session.connection()
     plans: dict[int, WorkerPlan] = {}
     suggestions: dict[int, list[Suggestion]] = {}
-    first_done = 9
+    first_done = 6
     for row in await connection.execute(statement):
         worker_id = row.worker_id
+        if worker_id is None:  # not "IS NOT NULL" in SQL: SQLite would scan the worker index
+            continue
         rule_ids = tuple(
             rule.id or 0 for i, rule in enumerate(query.rules) if row[first_done + i] is not None
         )
@@ -1033,6 +1036,41 @@ async def plan_daily_push(
     }
 
 
+def _overdue(query: _Query, every_rule: list[QuotaRule]) -> ColumnElement[Any]:
+    """1 where a household owes a rule of some kind (monthly, quarterly, yearly) now and had
+    no contact at all in the previous such period, while a rule of that kind covered it.
+
+    "No contact at all" is the absence of the tally row: a row exists only while the period
+    counts a contact (see :mod:`bot.services.visits`), so this reads the key alone.
+    """
+    h = HOUSEHOLD.c
+    cases: list[ColumnElement[bool]] = []
+    for kind, period in query.periods.items():
+        owing = [r for r in query.rules if r.period == kind.value]
+        before = period.previous()
+        covered = [r for r in every_rule if r.period == kind.value and in_force(r, before)]
+        if not owing or not covered:
+            continue
+        earlier = TALLY.alias(f"p_{kind.value}")
+        contacted = (
+            select(earlier.c.household_id)
+            .where(
+                earlier.c.household_id == h.id,
+                earlier.c.period == kind.value,
+                earlier.c.period_start == before.start,
+            )
+            .exists()
+        )
+        cases.append(
+            and_(
+                or_(*(query.due(r) for r in owing)),
+                or_(*(query.applies(r) for r in covered)),
+                ~contacted,
+            )
+        )
+    return case((or_(*cases), 1), else_=0) if cases else literal(0)
+
+
 def _with_suggestions(plan: WorkerPlan, suggestions: list[Suggestion]) -> WorkerPlan:
     return WorkerPlan(
         worker_id=plan.worker_id,
@@ -1051,31 +1089,6 @@ def _end(query: _Query, rule: QuotaRule) -> date:
 def _period_ending(query: _Query, end: date) -> Period:
     """The shortest current period that ends on ``end``."""
     return next(p for p in query.periods.values() if p.end == end)
-
-
-def _previous_query(current: _Query, every_rule: list[QuotaRule]) -> _Query:
-    """The rules that judged the previous month / quarter / year, over those periods' tallies."""
-    previous = {kind: period.previous() for kind, period in current.periods.items()}
-    rules = [
-        r
-        for r in every_rule
-        if PeriodKind(r.period) in current.tallies and in_force(r, previous[PeriodKind(r.period)])
-    ]
-    return _query(rules, previous, "p")
-
-
-def _join_previous(current: _Query, previous: _Query) -> FromClause:
-    source = current.source
-    for kind, tally in previous.tallies.items():
-        source = source.outerjoin(
-            tally,
-            and_(
-                tally.c.household_id == HOUSEHOLD.c.id,
-                tally.c.period == kind.value,
-                tally.c.period_start == previous.periods[kind].start,
-            ),
-        )
-    return source
 
 
 async def short_workers(

@@ -259,8 +259,7 @@ def _xlsx_rows(data: bytes) -> Iterator[Row]:
         if not workbook.worksheets:
             raise FileProblem(BAD_WORKBOOK)
         sheet = workbook.worksheets[0]
-        if hasattr(sheet, "reset_dimensions"):
-            sheet.reset_dimensions()  # trust the cells, not the size some writers declare
+        sheet.reset_dimensions()  # trust the cells, not the size some writers declare
         values = sheet.iter_rows(values_only=True)
         number = 0
         while True:
@@ -308,7 +307,7 @@ def _cell_text(value: Any) -> tuple[str, bool]:
 def _text(value: str) -> str:
     """A cell as read: stripped, with the quote that neutralised a formula taken off again."""
     text = value.strip()
-    if text.startswith("'") and text[1:2] in FORMULA_STARTS and text[1:2]:
+    if text.startswith("'") and text[1:2] in FORMULA_STARTS:
         return text[1:]
     return text
 
@@ -372,6 +371,8 @@ _INVISIBLE = frozenset({"Cc", "Cf", "Cs", "Co"})
 def clean_text(text: str) -> str:
     """Free text (a name, an address, a note) as stored: invisible characters dropped,
     every run of white space (new lines, full-width spaces) made one space."""
+    if text.isprintable():  # no control, format or private-use characters, no odd spaces
+        return " ".join(text.split())
     kept = "".join(
         " " if ch.isspace() else ch
         for ch in text
@@ -448,13 +449,7 @@ def write_workbook(sheets: Sequence[Sheet]) -> bytes:
         sheet.append(header)
         count = 1
         for row in spec.rows:
-            cells: list[WriteOnlyCell] = []
-            for index, value in enumerate(row):
-                cell = WriteOnlyCell(sheet, value=neutralise(value))
-                if index in spec.text_columns:
-                    cell.number_format = "@"
-                cells.append(cell)
-            sheet.append(cells)
+            sheet.append([neutralise(value) for value in row])
             count += 1
         if spec.auto_filter and spec.headers:
             sheet.auto_filter.ref = f"A1:{get_column_letter(len(spec.headers))}{count}"

@@ -298,7 +298,7 @@ async def next_number(session: AsyncSession, grid: Grid, local_day: str) -> str:
         .on_conflict_do_update(index_elements=["name"], set_={"value": Counter.value + 1})
         .returning(col(Counter.value))
     )
-    value = (await session.execute(statement)).scalar_one()
+    value = (await session.exec(statement)).scalar_one()
     return f"{grid.code}-{local_day}-{value:03d}"
 
 
@@ -1079,4 +1079,100 @@ async def departments(session: AsyncSession) -> list[Department]:
                 .order_by(col(Department.id))
             )
         ).all()
+    )
+
+
+STATES_FOR: dict[str, frozenset[TicketState]] = {
+    "accept": ACCEPTABLE,
+    "note": WORKING,
+    "ask": WORKING,
+    "resolve": WORKING,
+    "escalate": MOVABLE,
+    "transfer": MOVABLE,
+    "duplicate": MOVABLE,
+    "reject": MOVABLE,
+}
+
+
+async def ensure_actionable(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    action: str,
+    now: datetime,
+) -> Ticket:
+    """Check before asking someone to type: may ``actor`` do ``action`` on the ticket now?"""
+    return await _for_handling(
+        session, actor=actor, roles=roles, ticket_id=ticket_id, states=STATES_FOR[action], now=now
+    )
+
+
+async def viewable(
+    session: AsyncSession,
+    *,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    now: datetime,
+) -> Ticket:
+    """A ticket the person may see: their own, or one in their scope."""
+    ticket = await _load(session, ticket_id)
+    if person.id not in {p.id for p in await followers(session, ticket)}:
+        await authorize(session, person, roles, Action.VIEW, ticket, now)
+    return ticket
+
+
+async def add_rating_comment(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    *,
+    reporter: Person,
+    ticket_id: int,
+    comment: str,
+    now: datetime,
+) -> Ticket:
+    """The optional words after a rating; an unhappy reporter's reach the handler."""
+    text = clean_text(comment, minimum=1, maximum=MAX_NOTE)
+    ticket = await _load(session, ticket_id)
+    if ticket.reporter_id != reporter.id or ticket.rating is None:
+        raise NotAllowed()
+    ticket.rating_comment = text
+    await _save(session, ticket, now)
+    _event(session, ticket, now, reporter, "rating_comment", ticket.state, ticket.state, note=text)
+    if ticket.rating == Rating.UNSATISFIED:
+        await notifier(
+            session,
+            TicketUpdate(
+                Notice.ANSWER,
+                ticket,
+                actor=reporter,
+                note=text,
+                owners=await owners(session, ticket),
+            ),
+            now,
+        )
+    return ticket
+
+
+async def card_facts(
+    session: AsyncSession, ticket: Ticket
+) -> tuple[str, str | None, str | None, int]:
+    """What a card shows besides the ticket: grid name, reporter, who has it, photo count."""
+    grid = await session.get(Grid, ticket.grid_id)
+    reporter = await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
+    holder = await session.get(Person, ticket.assignee_id) if ticket.assignee_id else None
+    photos = (
+        await session.exec(
+            select(func.count()).where(
+                TicketPhoto.ticket_id == ticket.id, TicketPhoto.stage == "report"
+            )
+        )
+    ).one()
+    return (
+        grid.name if grid else "—",
+        reporter.name if reporter else None,
+        holder.name if holder else None,
+        int(photos),
     )

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
 from typing import Any
 
-from sqlalchemy import Table, and_, case, func, or_, select, update
+from sqlalchemy import Table, and_, case, delete, func, or_, select, update
 from sqlmodel import col
 from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -403,7 +403,8 @@ async def _take_from_tallies(
     """Uncount a visit (already withdrawn or changed in the session) from its three tallies.
 
     A decrement, not a recount, so a visit logged at the same moment by another process is
-    never lost; the last visit time is looked up again among the visits that remain.
+    never lost; the last visit time is looked up again among the visits that remain, and a
+    row left with no contact is deleted (no row = no contact in that period).
     """
     contacts, in_person, lectures = _increments(kind)
     t = TALLY.c
@@ -435,6 +436,19 @@ async def _take_from_tallies(
                 last_visit_at=latest,
             )
         )
+    # a tally row exists only while its period counts a contact: the engine reads the key alone
+    await connection.execute(
+        delete(TALLY).where(
+            t.household_id == visit.household_id,
+            t.contacts <= 0,
+            or_(
+                *(
+                    and_(t.period == kind_.value, t.period_start == period.start)
+                    for kind_, period in periods_of(visit.visited_at, tz).items()
+                )
+            ),
+        )
+    )
 
 
 def _minus(column: Any, amount: int) -> Any:

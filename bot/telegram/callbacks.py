@@ -6,6 +6,8 @@ from enum import StrEnum
 
 from aiogram.filters.callback_data import CallbackData
 
+from models import Rating
+
 
 class LanguageCode(StrEnum):
     ZH_HANS = "zh_Hans"
@@ -36,3 +38,42 @@ class HouseholdCb(CallbackData, prefix="hh"):
 
 class HouseholdPageCb(CallbackData, prefix="hp"):
     page: int
+
+
+class TicketAction(StrEnum):
+    OPEN = "o"
+    ACCEPT = "a"
+    NOTE = "n"
+    ASK = "q"
+    RESOLVE = "r"
+    ESCALATE = "e"
+    TRANSFER = "t"
+    DUPLICATE = "d"
+    REJECT = "x"
+    HISTORY = "h"
+    ANSWER = "w"  # the reporter answers a question
+
+
+class TicketCb(CallbackData, prefix="tk"):
+    """An action on a ticket's card (the service re-checks who may do it)."""
+
+    action: TicketAction
+    id: int
+
+
+class TransferCb(CallbackData, prefix="tt"):
+    """Transfer a ticket to one department."""
+
+    id: int
+    department: int
+
+
+class RateCb(CallbackData, prefix="rt"):
+    """The reporter's rating of a resolved ticket."""
+
+    id: int
+    rating: Rating
+
+
+class CancelCb(CallbackData, prefix="cx"):
+    """Leave whatever the bot is waiting for."""

@@ -33,6 +33,9 @@ ADMINS: frozenset[Role | None] = frozenset({Role.ADMIN})
 
 COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("start", N_("Main menu"), EVERYONE),
+    BotCommandSpec("report", N_("Report a problem"), EVERYONE - {None}),
+    BotCommandSpec("my", N_("My reports and how they are going"), EVERYONE - {None}),
+    BotCommandSpec("tickets", N_("Open tickets in your grids"), STAFF_VIEW | {Role.DEPARTMENT}),
     BotCommandSpec("mygrid", N_("My grid and who looks after it"), EVERYONE - {None}),
     BotCommandSpec("grid", N_("The grid tree; add, rename, move grids"), STAFF_VIEW),
     BotCommandSpec("households", N_("The households you look after"), STAFF_VIEW - ADMINS),
@@ -41,6 +44,7 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("invite", N_("Invitation link for a worker, head or operator"), ADMINS),
     BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
     BotCommandSpec("help", N_("What I can do for you"), EVERYONE),
+    BotCommandSpec("cancel", N_("Stop what you are doing"), EVERYONE - {None}),
     BotCommandSpec("language", N_("Change the language"), EVERYONE),
 )
 

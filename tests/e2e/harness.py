@@ -30,7 +30,7 @@ from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.settings import LimitSettings, Settings, WebhookSettings
-from models import Person
+from models import Person, Ticket, TicketCategory
 
 TOKEN = "200000001:GridBotEndToEndTestToken_abcdefghij"
 BOT_USERNAME = "gridbot_test_bot"
@@ -175,6 +175,8 @@ class Harness:
                 user_id=telegram_id,
                 phone_number=(person.phone or "").lstrip("+") or None,
             )
+            # demo people have talked to the bot before (staff joined by invitation)
+            self.server.get_bot(BOT_USERNAME).relation(telegram_id).started = True
         user = self.server.users[telegram_id].to_api()
         return self.client.persona_for(user, bot=BOT_USERNAME)
 
@@ -239,3 +241,41 @@ async def harness(
             yield h
         finally:
             await h.stop_bot()
+
+
+async def file_ticket_for(
+    h: Harness, persona_name: str, description: str, **report: Any
+) -> Ticket:
+    """File a ticket for a demo resident straight through the service (what /report ends in),
+    with the bot's own notifier, and let the bot deliver what it caused."""
+    from bot.services import tickets
+    from bot.services.notice import resident_grid
+    from bot.telegram.ticket_notifier import TelegramTicketNotifier
+
+    async with h.session() as session:
+        person = (
+            await session.exec(
+                select(Person).where(Person.telegram_id == DEMO_PERSONAS[persona_name])
+            )
+        ).one()
+        assert person.id is not None
+        grid = await resident_grid(session, person.id)
+        assert grid is not None
+        ticket = await tickets.file_ticket(
+            session,
+            TelegramTicketNotifier(h.settings),
+            reporter=person,
+            grid=grid,
+            report=tickets.Report(
+                category=report.pop("category", TicketCategory.FACILITY),
+                description=description,
+                **report,
+            ),
+            settings=h.settings,
+            now=h.clock.now(),
+        )
+        await session.commit()
+    assert h.app is not None
+    h.app.sender.wake()
+    await h.settle()
+    return ticket

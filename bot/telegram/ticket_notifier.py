@@ -1,0 +1,242 @@
+"""The Telegram side of :class:`~bot.services.notify.TicketNotifier`.
+
+Each recipient reads the update in their own language. A handler's card is one message per
+person and ticket (outbox ``ref`` ``tc:<ticket>:<person>``) that is edited in place as the
+ticket moves, so a chat never holds stale buttons; the reporter gets a message per change.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_, gettext_for, resolve_locale
+from bot.services import outbox, tickets
+from bot.services.notify import Notice, TicketUpdate
+from bot.settings import Settings
+from bot.telegram.replies import markup_json
+from bot.telegram.ticket_views import (
+    answer_keyboard,
+    card_keyboard,
+    card_text,
+    local_time,
+    rating_keyboard,
+)
+from models import Grid, Person
+
+REPORTER_TEXT: dict[Notice, str] = {
+    Notice.JOINED: N_("You now follow ticket {number}; you will hear when it moves."),
+    Notice.ACCEPTED: N_("Your ticket {number} was accepted by {actor}, who is working on it."),
+    Notice.NOTE: N_("Progress on ticket {number}: {note}"),
+    Notice.QUESTION: N_(
+        "About ticket {number}, {actor} asks you:\n{note}\n\nJust send your answer here."
+    ),
+    Notice.RESOLVED: N_(
+        "Ticket {number} is resolved: {note}\n\nAre you satisfied with how it was handled?"
+    ),
+    Notice.CLOSED: N_("Thank you for your rating. Ticket {number} is closed."),
+    Notice.REOPENED: N_("Ticket {number} will be handled again (重办). New deadline: {deadline}."),
+    Notice.ESCALATED: N_("Ticket {number} was reported up to {grid} (已上报)."),
+    Notice.TRANSFERRED: N_("Ticket {number} was passed to {department}, which will handle it."),
+    Notice.DUPLICATE: N_(
+        "Ticket {number} is the same problem as ticket {original}; it is handled there, "
+        "and you will hear about it."
+    ),
+    Notice.REJECTED: N_(
+        "Ticket {number} cannot be taken up: {note}\nIf you disagree, please call your grid "
+        "worker."
+    ),
+}
+OWNER_TEXT: dict[Notice, str] = {
+    Notice.FILED: N_("New ticket {number}."),
+    Notice.ANSWER: N_("The reporter of ticket {number} answered: {note}"),
+    Notice.ESCALATED: N_("Ticket {number} came up to you from below: {reason}"),
+    Notice.TRANSFERRED: N_("Ticket {number} was transferred to your department."),
+    Notice.REOPENED: N_("Ticket {number} was rated unsatisfactory and must be handled again."),
+    Notice.WARNED: N_("⏰ Ticket {number} is due soon: {deadline}."),
+    Notice.OVERDUE_AT_TOP: N_("⚠️ Ticket {number} is overdue at the street centre."),
+}
+INFORMED_TEXT = N_("For your information: a new ticket {number} in {grid}.")
+REASONS = {
+    "accept_overdue": N_("not accepted in time"),
+    "resolve_overdue": N_("not resolved in time"),
+    "cap_overdue": N_("over the overall time limit"),
+    "by_hand": N_("sent up by hand"),
+}
+
+
+class TelegramTicketNotifier:
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+
+    def _locale(self, person: Person) -> str:
+        return resolve_locale(
+            person.locale, person.telegram_language, self.settings.default_locale
+        )
+
+    async def __call__(self, session: AsyncSession, update: TicketUpdate, now: datetime) -> None:
+        ticket = update.ticket
+        assert ticket.id is not None
+        grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
+        owner_grid = (
+            await session.get(Grid, ticket.owner_grid_id) if ticket.owner_grid_id else None
+        )
+        params = {
+            "number": ticket.number,
+            "actor": update.actor.name if update.actor else "—",
+            "note": update.note or "",
+            "deadline": local_time(ticket.resolve_deadline, self.settings.tz),
+            "grid": owner_grid.name if owner_grid else "—",
+            **update.extra,
+        }
+        if "reason" in params:
+            params["reason"] = REASONS.get(params["reason"], params["reason"])
+        if update.notice == Notice.WARNED:
+            params["deadline"] = local_time(ticket.next_deadline_at, self.settings.tz)
+
+        def card(person: Person) -> tuple[str, dict[str, Any] | None]:
+            locale = self._locale(person)
+
+            def t(message: str, **values: Any) -> str:
+                return gettext_for(locale, message, **values)
+
+            text = card_text(
+                ticket,
+                t,
+                self.settings.tz,
+                grid_name=grid_name,
+                reporter_name=reporter_name,
+                holder=holder,
+                photos=photos,
+            )
+            return text, markup_json(card_keyboard(ticket, t))
+
+        for person in update.reporters:
+            if update.notice in REPORTER_TEXT:
+                self._reporter_message(session, person, update, params, now)
+        reporter_ids = {p.id for p in update.reporters}
+        owner_ids = {p.id for p in update.owners}
+        new_owners = update.notice in {Notice.FILED, Notice.ESCALATED, Notice.TRANSFERRED}
+        for person in update.owners:
+            if person.id in reporter_ids or not _reachable(person):
+                continue
+            text, keyboard = card(person)
+            ref = f"tc:{ticket.id}:{person.id}"
+            if new_owners:
+                self._send(session, person, text, keyboard, now, ref=ref)
+            else:
+                self._edit(session, person, ref, text, keyboard, now)
+            message = OWNER_TEXT.get(update.notice)
+            if message and update.notice != Notice.FILED:
+                self._send(session, person, self._t(person, message, **params), None, now)
+        for person in update.others:
+            if person.id in reporter_ids | owner_ids or not _reachable(person):
+                continue
+            text, _ = card(person)
+            if update.notice == Notice.FILED:  # a link above, told at once (urgent, major)
+                informed = self._t(person, INFORMED_TEXT, **{**params, "grid": grid_name})
+                self._send(session, person, informed + "\n\n" + text, None, now)
+            elif update.notice == Notice.OVERDUE_AT_TOP:
+                self._send(
+                    session,
+                    person,
+                    self._t(person, OWNER_TEXT[update.notice], **params),
+                    None,
+                    now,
+                )
+            else:  # it moved on from them: their card keeps no buttons
+                self._edit(session, person, f"tc:{ticket.id}:{person.id}", text, None, now)
+
+    def _t(self, person: Person, message: str, **params: Any) -> str:
+        locale = self._locale(person)
+        if "reason" in params:  # a msgid itself
+            params = {**params, "reason": gettext_for(locale, params["reason"])}
+        return gettext_for(locale, message, **params)
+
+    def _reporter_message(
+        self,
+        session: AsyncSession,
+        person: Person,
+        update: TicketUpdate,
+        params: dict[str, str],
+        now: datetime,
+    ) -> None:
+        if not _reachable(person):
+            return
+        locale = self._locale(person)
+
+        def t(message: str, **values: Any) -> str:
+            return gettext_for(locale, message, **values)
+
+        text = t(REPORTER_TEXT[update.notice], **params)
+        keyboard = None
+        if update.notice == Notice.RESOLVED and person.id == update.ticket.reporter_id:
+            keyboard = rating_keyboard(update.ticket, t)
+        elif update.notice == Notice.QUESTION:
+            keyboard = answer_keyboard(update.ticket, t)
+        if update.photo_file_id:
+            outbox.enqueue(
+                session,
+                chat_id=person.telegram_id or 0,
+                method="sendPhoto",
+                payload={"chat_id": person.telegram_id, "photo": update.photo_file_id},
+                now=now,
+                person_id=person.id,
+                urgent=True,
+            )
+        self._send(session, person, text, keyboard, now)
+
+    def _send(
+        self,
+        session: AsyncSession,
+        person: Person,
+        text: str,
+        keyboard: dict[str, Any] | None,
+        now: datetime,
+        *,
+        ref: str | None = None,
+    ) -> None:
+        assert person.telegram_id is not None
+        outbox.send_text(
+            session,
+            chat_id=person.telegram_id,
+            text=text,
+            now=now,
+            reply_markup=keyboard,
+            person_id=person.id,
+            ref=ref,
+            urgent=True,
+        )
+
+    def _edit(
+        self,
+        session: AsyncSession,
+        person: Person,
+        ref: str,
+        text: str,
+        keyboard: dict[str, Any] | None,
+        now: datetime,
+    ) -> None:
+        assert person.telegram_id is not None
+        payload: dict[str, Any] = {
+            "chat_id": person.telegram_id,
+            "text": text,
+            "parse_mode": "HTML",
+            "reply_markup": keyboard or {"inline_keyboard": []},
+        }
+        outbox.enqueue(
+            session,
+            chat_id=person.telegram_id,
+            method="editMessageText",
+            payload=payload,
+            now=now,
+            person_id=person.id,
+            edit_ref=ref,
+            urgent=True,
+        )
+
+
+def _reachable(person: Person) -> bool:
+    return person.telegram_id is not None and person.reachable and person.active

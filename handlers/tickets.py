@@ -1,0 +1,450 @@
+"""Tickets after filing: handlers act on their card, reporters answer and rate; /tickets, /my."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import F, Router
+from aiogram.dispatcher.event.bases import SkipHandler
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot import labels
+from bot.i18n import N_
+from bot.services import tickets
+from bot.services.errors import InvalidInput
+from bot.services.notify import TicketNotifier
+from bot.services.people import RoleInGrid
+from bot.settings import Settings
+from bot.telegram.callbacks import CancelCb, RateCb, TicketAction, TicketCb, TransferCb
+from bot.telegram.render import bold, code, esc
+from bot.telegram.replies import Replier
+from bot.telegram.ticket_views import card_keyboard, card_text, history_text, local_time
+from models import Person, TicketState
+
+PROMPTS: dict[TicketAction, str] = {
+    TicketAction.NOTE: N_("Write the progress note for ticket {number}:"),
+    TicketAction.ASK: N_("Write your question to the reporter of ticket {number}:"),
+    TicketAction.RESOLVE: N_(
+        "What was done about ticket {number}? Write it, or send a photo with a caption."
+    ),
+    TicketAction.ESCALATE: N_("Why should ticket {number} go up a tier? Write the reason:"),
+    TicketAction.DUPLICATE: N_("Ticket {number} is the same as which ticket? Send its number:"),
+    TicketAction.REJECT: N_(
+        "Why can ticket {number} not be taken up? The reporter will read this:"
+    ),
+}
+SERVICE_ACTION = {
+    TicketAction.NOTE: "note",
+    TicketAction.ASK: "ask",
+    TicketAction.RESOLVE: "resolve",
+    TicketAction.ESCALATE: "escalate",
+    TicketAction.DUPLICATE: "duplicate",
+    TicketAction.REJECT: "reject",
+    TicketAction.TRANSFER: "transfer",
+    TicketAction.ACCEPT: "accept",
+}
+DONE: dict[TicketAction, str] = {
+    TicketAction.NOTE: N_("Progress noted; the reporter has been told."),
+    TicketAction.ASK: N_("Question sent. The clock waits until the reporter answers."),
+    TicketAction.RESOLVE: N_("Marked as resolved; the reporter is asked to rate it."),
+    TicketAction.ESCALATE: N_("Reported up a tier (已上报)."),
+    TicketAction.DUPLICATE: N_("Marked as a duplicate."),
+    TicketAction.REJECT: N_("Rejected; the reporter has been told why."),
+}
+
+
+class Handling(StatesGroup):
+    """A handler types what a card action needs (note, question, result, reason…)."""
+
+    text = State()
+
+
+class Reporting(StatesGroup):
+    """A reporter types an answer to a question, or a comment after rating."""
+
+    answer = State()
+    comment = State()
+
+
+def cancel_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=_("Cancel"), callback_data=CancelCb().pack())]]
+    )
+
+
+def _t(message: str, **params: object) -> str:
+    return _(message).format(**params) if params else _(message)
+
+
+async def card_pressed(
+    query: CallbackQuery,
+    callback_data: TicketCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    action, ticket_id = callback_data.action, callback_data.id
+    if action == TicketAction.ACCEPT:
+        ticket = await tickets.accept(
+            session, notifier, actor=person, roles=roles, ticket_id=ticket_id, now=now
+        )
+        await query.answer(_("Accepted. The reporter has been told."))
+        return
+    if action in {TicketAction.OPEN, TicketAction.HISTORY}:
+        ticket = await tickets.viewable(
+            session, person=person, roles=roles, ticket_id=ticket_id, now=now
+        )
+        await query.answer()
+        if action == TicketAction.HISTORY:
+            events = await tickets.history(session, ticket_id)
+            reply.text(history_text(ticket, events, _t, settings.tz))
+            return
+        grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
+        text = card_text(
+            ticket,
+            _t,
+            settings.tz,
+            grid_name=grid_name,
+            reporter_name=reporter_name,
+            holder=holder,
+            photos=photos,
+        )
+        reply.text(text, card_keyboard(ticket, _t), ref=f"tc:{ticket.id}:{person.id}")
+        return
+    if action == TicketAction.ANSWER:
+        await query.answer()
+        await state.set_state(Reporting.answer)
+        await state.update_data(ticket_id=ticket_id)
+        reply.text(_("Write your answer:"), cancel_keyboard())
+        return
+    ticket = await tickets.ensure_actionable(
+        session,
+        actor=person,
+        roles=roles,
+        ticket_id=ticket_id,
+        action=SERVICE_ACTION[action],
+        now=now,
+    )
+    await query.answer()
+    if action == TicketAction.TRANSFER:
+        departments = await tickets.departments(session)
+        buttons = [
+            [
+                InlineKeyboardButton(
+                    text=d.name,
+                    callback_data=TransferCb(id=ticket_id, department=d.id or 0).pack(),
+                )
+            ]
+            for d in departments
+        ]
+        buttons.append([InlineKeyboardButton(text=_("Cancel"), callback_data=CancelCb().pack())])
+        reply.text(
+            _("Transfer ticket {number} to which department?").format(number=ticket.number),
+            InlineKeyboardMarkup(inline_keyboard=buttons),
+        )
+        return
+    await state.set_state(Handling.text)
+    await state.update_data(ticket_id=ticket_id, action=action.value)
+    reply.text(_(PROMPTS[action]).format(number=code(ticket.number)), cancel_keyboard())
+
+
+async def handling_text(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    data = await state.get_data()
+    action = TicketAction(data.get("action", TicketAction.NOTE))
+    ticket_id = int(data.get("ticket_id", 0))
+    text = message.text or message.caption or ""
+    photo = message.photo[-1].file_id if message.photo else None
+    try:
+        if action == TicketAction.NOTE:
+            await tickets.add_note(
+                session,
+                notifier,
+                actor=person,
+                roles=roles,
+                ticket_id=ticket_id,
+                text=text,
+                now=now,
+            )
+        elif action == TicketAction.ASK:
+            await tickets.ask_reporter(
+                session,
+                notifier,
+                actor=person,
+                roles=roles,
+                ticket_id=ticket_id,
+                question=text,
+                now=now,
+            )
+        elif action == TicketAction.RESOLVE:
+            await tickets.resolve(
+                session,
+                notifier,
+                actor=person,
+                roles=roles,
+                ticket_id=ticket_id,
+                text=text,
+                now=now,
+                photo_file_id=photo,
+            )
+        elif action == TicketAction.ESCALATE:
+            await tickets.escalate(
+                session,
+                notifier,
+                actor=person,
+                roles=roles,
+                ticket_id=ticket_id,
+                reason=text,
+                now=now,
+            )
+        elif action == TicketAction.DUPLICATE:
+            await tickets.mark_duplicate(
+                session,
+                notifier,
+                actor=person,
+                roles=roles,
+                ticket_id=ticket_id,
+                original_number=text,
+                now=now,
+            )
+        else:
+            await tickets.reject(
+                session,
+                notifier,
+                actor=person,
+                roles=roles,
+                ticket_id=ticket_id,
+                reason=text,
+                now=now,
+            )
+    except InvalidInput as error:
+        reply.text(_(error.message).format(**error.params), cancel_keyboard())
+        return
+    await state.clear()
+    reply.text(_(DONE[action]))
+
+
+async def transfer_chosen(
+    query: CallbackQuery,
+    callback_data: TransferCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    ticket = await tickets.transfer(
+        session,
+        notifier,
+        actor=person,
+        roles=roles,
+        ticket_id=callback_data.id,
+        department_id=callback_data.department,
+        now=now,
+    )
+    await query.answer(_("Transferred."))
+    if query.message is not None:
+        reply.edit(
+            query.message.message_id,
+            _("Ticket {number} transferred.").format(number=ticket.number),
+        )
+
+
+async def rated(
+    query: CallbackQuery,
+    callback_data: RateCb,
+    reply: Replier,
+    person: Person,
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    ticket = await tickets.rate(
+        session,
+        notifier,
+        reporter=person,
+        ticket_id=callback_data.id,
+        rating=callback_data.rating,
+        now=now,
+    )
+    await query.answer(_(labels.RATING[callback_data.rating]))
+    if query.message is not None:
+        reply.edit(
+            query.message.message_id,
+            _("You rated ticket {number}: {rating}.").format(
+                number=ticket.number, rating=_(labels.RATING[callback_data.rating])
+            ),
+        )
+    await state.set_state(Reporting.comment)
+    await state.update_data(ticket_id=ticket.id)
+    reply.text(_("Anything to add? Write it here, or press Skip."), _skip_keyboard())
+
+
+def _skip_keyboard() -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[InlineKeyboardButton(text=_("Skip"), callback_data=CancelCb().pack())]]
+    )
+
+
+async def comment_text(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    ticket_id = int((await state.get_data()).get("ticket_id", 0))
+    try:
+        await tickets.add_rating_comment(
+            session,
+            notifier,
+            reporter=person,
+            ticket_id=ticket_id,
+            comment=message.text or "",
+            now=now,
+        )
+    except InvalidInput as error:
+        reply.text(_(error.message).format(**error.params), _skip_keyboard())
+        return
+    await state.clear()
+    reply.text(_("Thank you, your words have been passed on."))
+
+
+async def answer_text(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    ticket_id: int | None = (await state.get_data()).get("ticket_id")
+    if ticket_id is None:
+        waiting = await tickets.waiting_for(session, person)
+        if waiting is None or waiting.id is None:
+            raise SkipHandler  # plain text that answers nothing: let the next handler have it
+        ticket_id = waiting.id
+    try:
+        ticket = await tickets.answer_question(
+            session,
+            notifier,
+            reporter=person,
+            ticket_id=ticket_id,
+            text=message.text or "",
+            now=now,
+        )
+    except InvalidInput as error:
+        reply.text(_(error.message).format(**error.params), cancel_keyboard())
+        return
+    await state.clear()
+    reply.text(
+        _("Thank you. Your answer about ticket {number} has been passed on.").format(
+            number=ticket.number
+        )
+    )
+
+
+async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
+    await state.clear()
+    await query.answer(_("Cancelled."))
+    if query.message is not None:
+        reply.edit(query.message.message_id, _("Cancelled."))
+
+
+async def tickets_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+) -> None:
+    wanted = None
+    if command.args:
+        word = command.args.strip().lower()
+        wanted = [s for s in TicketState if s.value == word or _(labels.TICKET_STATE[s]) == word]
+    found = await tickets.tickets_in_scope(session, person, roles, states=wanted or None)
+    if not found:
+        reply.text(_("No open tickets in your grids. 👍"))
+        return
+    lines = [bold(_("Open tickets, soonest deadline first:"))]
+    buttons = []
+    for ticket in found:
+        lines.append(
+            f"• {code(ticket.number)} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} · "
+            f"{esc(_(labels.TICKET_STATE[TicketState(ticket.state)]))} · "
+            f"⏰ {local_time(ticket.next_deadline_at, settings.tz)}"
+        )
+        buttons.append(
+            [
+                InlineKeyboardButton(
+                    text=ticket.number,
+                    callback_data=TicketCb(action=TicketAction.OPEN, id=ticket.id or 0).pack(),
+                )
+            ]
+        )
+    reply.text("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons[:20]))
+
+
+async def my_command(
+    message: Message, reply: Replier, person: Person, session: AsyncSession
+) -> None:
+    mine = await tickets.my_tickets(session, person)
+    if not mine:
+        reply.text(_("You have not reported anything yet. Send /report to report a problem."))
+        return
+    lines = [bold(_("Your tickets:"))]
+    buttons = []
+    for ticket in mine:
+        lines.append(
+            f"• {code(ticket.number)} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} — "
+            f"{esc(_(labels.TICKET_STATE[TicketState(ticket.state)]))}"
+        )
+        buttons.append(
+            [
+                InlineKeyboardButton(
+                    text=_("History of {number}").format(number=ticket.number),
+                    callback_data=TicketCb(action=TicketAction.HISTORY, id=ticket.id or 0).pack(),
+                )
+            ]
+        )
+    reply.text("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.callback_query.register(card_pressed, TicketCb.filter())
+    router.callback_query.register(transfer_chosen, TransferCb.filter())
+    router.callback_query.register(rated, RateCb.filter())
+    router.callback_query.register(cancelled, CancelCb.filter())
+    router.message.register(tickets_command, Command("tickets"))
+    router.message.register(my_command, Command("my"))
+    router.message.register(handling_text, StateFilter(Handling.text), F.text | F.photo)
+    router.message.register(comment_text, StateFilter(Reporting.comment), F.text)
+    router.message.register(answer_text, StateFilter(Reporting.answer), F.text)
+    router.message.register(answer_text, StateFilter(None), F.text, ~F.text.startswith("/"))
+    return router
