@@ -26,6 +26,7 @@ Every export writes an AuditLog row (who, what, how many rows, how many shown un
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -217,7 +218,8 @@ async def export_households(
         WORKER_NAME,
         labels["note"],
     ]
-    data = write_workbook(
+    data = await asyncio.to_thread(  # CPU-bound: keep the event loop free
+        write_workbook,
         [
             Sheet(
                 title=translate(HOUSEHOLDS_SHEET),
@@ -227,7 +229,7 @@ async def export_households(
                 text_columns=frozenset({0, 1, 4, 10}),
                 auto_filter=True,
             )
-        ]
+        ],
     )
     _audit(session, actor, "export:households", scope, len(records), shown_unmasked, now)
     return data
@@ -289,7 +291,8 @@ async def export_people(
         labels["department"],
         USES_BOT,
     ]
-    data = write_workbook(
+    data = await asyncio.to_thread(  # CPU-bound: keep the event loop free
+        write_workbook,
         [
             Sheet(
                 title=translate(PEOPLE_SHEET),
@@ -299,7 +302,7 @@ async def export_people(
                 text_columns=frozenset({1, 3}),
                 auto_filter=True,
             )
-        ]
+        ],
     )
     _audit(session, actor, "export:people", scope, len(records), shown_unmasked, now)
     return data

@@ -56,6 +56,7 @@ ledger exported by :mod:`bot.services.exports` in any language reads back.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -731,7 +732,7 @@ async def import_households(
     set-based look-ups and bulk statements; ``progress`` hears after each chunk.
     """
     scope = _manage_scope(actor, roles, now)
-    table = read_household_file(data)
+    table = await asyncio.to_thread(read_household_file, data)  # CPU-bound: keep the loop free
     reader = HouseholdReader(table)
     total = len(table.rows)
     workers: _Workers | None = None
@@ -1062,7 +1063,7 @@ async def import_people(
     :func:`import_households`; the caller commits.
     """
     scope = _manage_scope(actor, roles, now)
-    table = read_people_file(data)
+    table = await asyncio.to_thread(read_people_file, data)
     rows, errors = parse_people(table)
     grids: dict[str, _GridInfo | None] = {}
     await _load_grids(session, grids, {p.grid_code for p in rows})

@@ -298,6 +298,26 @@ async def test_xlsx_with_a_title_row_merged_cells_blank_rows_and_numbers(
     assert stored[f"{EAST_A}003"].categories == HouseholdCategory.LEFT_BEHIND_CHILDREN
 
 
+async def test_xlsx_rows_are_numbered_as_excel_shows_them(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await build_community(session, clock.now())
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    sheet["C1"] = "住户台账"  # a title row above the header
+    sheet.append(HEADER_ZH)  # row 2
+    sheet.append(household(1))  # row 3
+    sheet.append(household(2, members="多"))  # row 4
+    sheet.cell(row=9, column=1, value=f"{EAST_A}009")  # rows 5-8 left blank
+    for column, value in enumerate(household(9, phone="12")[1:], start=2):
+        sheet.cell(row=9, column=column, value=value)
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    report = await run_import(session, community, buffer.getvalue())
+    assert reasons(report) == [(4, "家庭人口", BAD_MEMBERS), (9, "联系电话", BAD_PHONE)]
+
+
 def test_a_csv_with_mixed_line_endings_reads_every_row() -> None:
     rows = [household(n) for n in range(1, 5)]
     text = to_csv(rows[:1], newline="\r\n") + "\n".join(",".join(r) for r in rows[1:3]) + "\r"
