@@ -77,14 +77,45 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         app = build_app(settings, SystemClock(), engine=engine)
         try:
             if args.webhook:
-                await run_webhook(app)
+                await run_webhook(app, scheduler=not args.no_scheduler)
             else:
-                await run_polling(app)
+                await run_polling(app, scheduler=not args.no_scheduler)
         finally:
             await close(app)
         return 0
 
     return asyncio.run(main())
+
+
+def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from bot.db import create_engine, create_session_factory
+    from bot.migrate import is_up_to_date
+    from scheduler.service import run_scheduler
+
+    async def main() -> int:
+        engine = create_engine(settings.database_url)
+        try:
+            if not await is_up_to_date(engine):
+                return fail(
+                    N_(
+                        "The database is not set up or is out of date. "
+                        "Run first: gridbot db upgrade"
+                    )
+                )
+            await run_scheduler(
+                engine=engine,
+                sessions=create_session_factory(engine),
+                clock=SystemClock(),
+                settings=settings,
+            )
+        finally:
+            await engine.dispose()
+        return 0
+
+    try:
+        return asyncio.run(main())
+    except KeyboardInterrupt:
+        return 0
 
 
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
@@ -172,7 +203,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser("run", help="run the bot (polling unless --webhook)")
     run.add_argument("--webhook", action="store_true", help="serve a webhook instead of polling")
+    run.add_argument(
+        "--no-scheduler",
+        action="store_true",
+        help="do not run the scheduler here (run `gridbot scheduler` in one other process)",
+    )
     run.set_defaults(handler=cmd_run)
+
+    alone = commands.add_parser("scheduler", help="run only the scheduler (one leader acts)")
+    alone.set_defaults(handler=cmd_scheduler)
 
     db = commands.add_parser("db", help="database migrations")
     db.add_argument("action", choices=["upgrade", "current"])

@@ -103,10 +103,26 @@ async def publish_default_menus(app: App) -> None:
 
 
 @asynccontextmanager
-async def running(app: App) -> AsyncIterator[App]:
-    """Background tasks (the outbox sender) for as long as the bot runs."""
+async def running(app: App, *, scheduler: bool = False) -> AsyncIterator[App]:
+    """Background tasks for as long as the bot runs: the outbox sender, and the scheduler
+    unless another process runs it (``gridbot run --no-scheduler``)."""
     await publish_default_menus(app)
     app.tasks.append(asyncio.create_task(app.sender.run(), name="outbox-sender"))
+    if scheduler:
+        from scheduler.service import run_scheduler
+
+        app.tasks.append(
+            asyncio.create_task(
+                run_scheduler(
+                    engine=app.engine,
+                    sessions=app.sessions,
+                    clock=app.clock,
+                    settings=app.settings,
+                    wake_outbox=app.sender.wake,
+                ),
+                name="scheduler",
+            )
+        )
     try:
         yield app
     finally:
@@ -124,8 +140,8 @@ async def close(app: App) -> None:
     await app.engine.dispose()
 
 
-async def run_polling(app: App) -> None:
-    async with running(app):
+async def run_polling(app: App, *, scheduler: bool = True) -> None:
+    async with running(app, scheduler=scheduler):
         await app.dispatcher.start_polling(
             app.bot,
             handle_as_tasks=True,
@@ -168,6 +184,6 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def run_webhook(app: App) -> None:
-    async with running(app), webhook_server(app):
+async def run_webhook(app: App, *, scheduler: bool = True) -> None:
+    async with running(app, scheduler=scheduler), webhook_server(app):
         await asyncio.Event().wait()

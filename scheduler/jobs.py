@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 
 from bot.services import jobs as housekeeping
+from bot.services import tickets
+from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from scheduler.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -28,3 +30,16 @@ async def purge_outbox(ctx: JobContext) -> None:
         purged = await housekeeping.purge_outbox(session, ctx.clock.now())
         await session.commit()
     log.info("deleted %d finished outbox rows", purged)
+
+
+async def escalate_overdue(ctx: JobContext) -> None:
+    """The deadline sweep (限时办理): warn, escalate a tier per passed deadline, flag the top."""
+    async with ctx.sessions() as session:
+        steps = await tickets.escalate_overdue(
+            session, TelegramTicketNotifier(ctx.settings), ctx.clock.now()
+        )
+        await session.commit()
+    if steps:
+        log.info("deadline sweep took %d steps", steps)
+        if ctx.wake_outbox is not None:
+            ctx.wake_outbox()

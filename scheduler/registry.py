@@ -180,6 +180,12 @@ class Registry:
 # Every job GridBot runs, declared once. Housekeeping runs in the small hours (local time).
 SWEEPS: tuple[Sweep, ...] = (
     Sweep(
+        "tickets.deadlines",
+        N_("Ticket deadlines: warn, escalate, flag"),
+        Every(timedelta(minutes=1)),
+        jobs.escalate_overdue,
+    ),
+    Sweep(
         "housekeeping.processed_updates",
         N_("Forget handled Telegram updates"),
         Cron(hour=3, minute=10),

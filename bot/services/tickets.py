@@ -599,8 +599,7 @@ async def _save(session: AsyncSession, ticket: Ticket, now: datetime) -> None:
     session.add(ticket)
     try:
         await session.flush()
-    except StaleDataError:
-        await session.rollback()
+    except StaleDataError:  # the caller's transaction is rolled back by whoever catches this
         raise AlreadyHandled(state="—", name="—") from None
 
 
@@ -1176,3 +1175,109 @@ async def card_facts(
         holder.name if holder else None,
         int(photos),
     )
+
+
+# --- the deadline sweep (限时办理) -----------------------------------------------------------
+
+
+async def supervisors_over(session: AsyncSession, grid: Grid) -> list[Person]:
+    """The supervisors (督查) whose scope covers ``grid``."""
+    chain = [g.id for g in await ancestors(session, grid)]
+    return list(
+        (
+            await session.exec(
+                select(Person)
+                .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+                .where(
+                    RoleAssignment.role == Role.SUPERVISOR,
+                    col(RoleAssignment.grid_id).in_(chain),
+                    col(RoleAssignment.active).is_(True),
+                )
+            )
+        ).all()
+    )
+
+
+async def escalate_overdue(
+    session: AsyncSession, notifier: TicketNotifier, now: datetime, *, batch: int = 500
+) -> int:
+    """One sweep: warn before deadlines, escalate past them, flag the overdue at the top.
+
+    Reads only tickets whose indexed ``next_deadline_at``/``warn_at`` has come, so its cost
+    grows with what is due, not with all tickets. Each ticket is settled in its own savepoint
+    under the version lock (and ``SKIP LOCKED`` on PostgreSQL), so two sweeps running at once
+    act on each ticket once. Returns the number of steps taken.
+    """
+    query = (
+        select(Ticket.id)
+        .where(or_(col(Ticket.next_deadline_at) <= now, col(Ticket.warn_at) <= now))
+        .order_by(col(Ticket.next_deadline_at))
+        .limit(batch)
+    )
+    ids = list((await session.exec(query)).all())
+    steps_taken = 0
+    for ticket_id in ids:
+        try:
+            async with session.begin_nested():
+                steps_taken += await _sweep_one(session, notifier, ticket_id, now)
+        except (StaleDataError, AlreadyHandled):
+            continue  # another sweep (or a person) changed it first
+    return steps_taken
+
+
+async def _sweep_one(
+    session: AsyncSession, notifier: TicketNotifier, ticket_id: int | None, now: datetime
+) -> int:
+    query = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ticket = (await session.exec(query)).first()
+    if ticket is None:
+        return 0
+    policy, calendar = await policy_of(session, ticket)
+    steps = escalation.advance(clock_of(ticket), policy, calendar, now)
+    for step in steps:
+        if isinstance(step, escalation.Escalate):
+            await apply_escalation(session, notifier, ticket, step, policy, calendar, now)
+            continue
+        store_clock(ticket, escalation.apply(clock_of(ticket), step), policy, calendar)
+        ticket.updated_at = now
+        session.add(ticket)
+        await session.flush()
+        if isinstance(step, escalation.Warn):
+            _event(
+                session,
+                ticket,
+                now,
+                None,
+                "warned",
+                ticket.state,
+                ticket.state,
+                data={"which": step.which, "deadline": step.deadline.isoformat()},
+            )
+            await _tell(session, notifier, Notice.WARNED, ticket, now)
+        else:
+            _event(
+                session,
+                ticket,
+                now,
+                None,
+                "overdue",
+                ticket.state,
+                ticket.state,
+                data={"which": step.which, "at": step.at.isoformat()},
+            )
+            grid = await _load_grid(session, ticket.grid_id)
+            await _tell(
+                session,
+                notifier,
+                Notice.OVERDUE_AT_TOP,
+                ticket,
+                now,
+                others=await supervisors_over(session, grid),
+            )
+    if not steps:  # nothing due after all: make sure it leaves the sweep's index
+        store_clock(ticket, clock_of(ticket), policy, calendar)
+        session.add(ticket)
+        await session.flush()
+    return len(steps)

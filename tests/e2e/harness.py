@@ -31,6 +31,9 @@ from bot.sandbox.server import SandboxServer
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.settings import LimitSettings, Settings, WebhookSettings
 from models import Person, Ticket, TicketCategory
+from scheduler.context import JobContext
+from scheduler.registry import default_registry
+from scheduler.replay import Replay
 
 TOKEN = "200000001:GridBotEndToEndTestToken_abcdefghij"
 BOT_USERNAME = "gridbot_test_bot"
@@ -67,6 +70,22 @@ class Harness:
     inflight: InFlight = field(default_factory=InFlight)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack | None = None
+    _sweeps: Replay | None = None
+
+    @property
+    def sweeps(self) -> Replay:
+        """The scheduler's sweeps, replayed deterministically on the shared clock (the live
+        APScheduler follows the wall clock, so the harness never starts it)."""
+        if self._sweeps is None:
+            assert self.app is not None
+            context = JobContext(
+                sessions=self.app.sessions,
+                clock=self.clock,
+                settings=self.settings,
+                wake_outbox=self.app.sender.wake,
+            )
+            self._sweeps = Replay(default_registry(self.settings), context)
+        return self._sweeps
 
     @property
     def server(self) -> SandboxServer:
@@ -106,6 +125,7 @@ class Harness:
             )
         self._stack = stack
         self.app = app
+        _ = self.sweeps  # the timeline of sweeps starts with the first bot
         await self.settle()
         return app
 
@@ -130,7 +150,12 @@ class Harness:
 
     async def restart_bot(self) -> App:
         await self.stop_bot()
-        return await self.start_bot()
+        app = await self.start_bot()
+        if self._sweeps is not None:  # the new process's sessions, the same timeline
+            reached = self._sweeps.reached
+            self._sweeps = None
+            self.sweeps.reached = reached
+        return app
 
     # -- waiting and time -----------------------------------------------------------------------
 
@@ -154,10 +179,12 @@ class Harness:
         return self.app is not None and await self.app.sender.due_count() > 0
 
     async def advance(self, delta: timedelta) -> None:
-        """Move the shared clock forward, then let everything that became due happen."""
+        """Move the shared clock forward, run every scheduler sweep that fired meanwhile (each
+        at its own fire time, in order), then let the bot deliver what became due."""
         self.clock.advance(delta)
-        if self.app is not None:
-            self.app.sender.wake()
+        assert self.app is not None
+        await self.sweeps.catch_up()
+        self.app.sender.wake()
         await self.settle()
 
     # -- people ---------------------------------------------------------------------------------
