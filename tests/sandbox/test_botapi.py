@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import aiohttp
 import pytest
 from aiogram import Bot
 from aiogram.exceptions import (
@@ -20,6 +21,7 @@ from aiogram.types import (
     KeyboardButton,
     MenuButtonCommands,
     MenuButtonDefault,
+    MessageEntity,
     ReplyKeyboardMarkup,
     ReplyParameters,
 )
@@ -440,3 +442,52 @@ async def test_token_of_other_bot_sees_its_own_world(
     )
     assert status == 403
     assert body["description"] == "Forbidden: bot can't initiate conversation with a user"
+
+
+async def test_explicit_entities_are_checked(
+    bot: Bot, sandbox: RunningSandbox, alice: SandboxUser
+) -> None:
+    sent = await bot.send_message(
+        alice.id,
+        "粗体 链接 未知",
+        entities=[
+            MessageEntity(type="bold", offset=0, length=2),
+            MessageEntity(type="text_link", offset=3, length=2, url="not a url"),
+            MessageEntity(type="sparkle", offset=6, length=2),
+        ],
+    )
+    assert sent.entities is not None
+    assert [e.type for e in sent.entities] == ["bold"]
+    status, body = await raw_call(
+        sandbox,
+        "sendMessage",
+        json={
+            "chat_id": alice.id,
+            "text": "x",
+            "entities": [{"type": "bold", "offset": -1, "length": 1}],
+        },
+    )
+    assert (status, body["description"]) == (
+        400,
+        "Bad Request: receive an entity with incorrect offset -1",
+    )
+
+
+async def test_deeply_nested_json_is_a_bad_request(
+    sandbox: RunningSandbox, alice: SandboxUser
+) -> None:
+    deep = f'{{"chat_id": {alice.id}, "text": "x", "x": {"[" * 5000 + "]" * 5000}}}'
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"{sandbox.url}/bot{TOKEN}/sendMessage",
+            data=deep,
+            headers={"Content-Type": "application/json"},
+        ) as response,
+    ):
+        assert response.status == 400
+        assert (await response.json())["description"] == "Bad Request: can't parse JSON object"
+    status, body = await raw_call(
+        sandbox, "sendMessage", json={"chat_id": alice.id, "text": "\ud800"}
+    )
+    assert (status, body["description"]) == (400, "Bad Request: strings must be encoded in UTF-8")
