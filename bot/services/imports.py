@@ -545,9 +545,7 @@ class HouseholdReader:
             try:
                 return read()
             except _CellError as problem:
-                errors.append(
-                    RowError(row.number, table.headers[key], problem.reason, problem.params)
-                )
+                errors.append(_error(table, row.number, key, problem))
                 return None
 
         code = cell("code", lambda: _code(table, row, "code"))
@@ -573,7 +571,7 @@ class HouseholdReader:
             if raw.strip():
                 worker_phone = normalise_phone(raw)
                 if worker_phone is None:
-                    worker_name = cell("worker", lambda: _limited(clean_text(raw), "name"))
+                    worker_name = cell("worker", lambda: _worker_name(raw))
         note = (
             cell("note", lambda: _optional_text(table, row, "note")) if table.has("note") else None
         )
@@ -606,6 +604,13 @@ class HouseholdReader:
             worker_name=worker_name,
             note=note,
         )
+
+
+def _worker_name(raw: str) -> str:
+    """A worker given by name; digits that are no phone number are a bad number, not a name."""
+    if _PHONE_SEPARATORS.sub("", unicodedata.normalize("NFKC", raw[:64])).lstrip("+").isdigit():
+        raise _CellError(BAD_PHONE, value=shown(raw))
+    return _limited(clean_text(raw), "name")
 
 
 def parse_households(table: Table) -> tuple[list[HouseholdRow], list[RowError]]:

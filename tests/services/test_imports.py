@@ -912,3 +912,47 @@ def test_cell_parsers_take_any_text(text: str) -> None:
         assert 0 <= flags < 64
     with contextlib.suppress(imports._CellError):
         imports.parse_role(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.from_regex(r"1[0-9]{10}", fullmatch=True), st.sampled_from(["", "+86", "86", "0086 "]))
+def test_the_mobile_fast_path_agrees_with_a_full_parse(number: str, prefix: str) -> None:
+    text = prefix + number
+    assert normalise_phone(text) == imports._parsed_phone.__wrapped__(text)
+
+
+KNOWN_HEADERS = [*HEADER_ZH, *HEADER_EN, "序号", "户主", "Household code"]
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.lists(st.one_of(st.sampled_from(KNOWN_HEADERS), HOSTILE_TEXT), max_size=14),
+    st.lists(st.lists(HOSTILE_TEXT, max_size=14), max_size=4),
+)
+def test_any_header_row_is_read_or_refused_clearly(
+    header: list[str], rows: list[list[str]]
+) -> None:
+    data = to_csv(rows, header=header).encode("utf-8")
+    try:
+        table = read_household_file(data)
+    except FileProblem as problem:
+        assert problem.message in {
+            EMPTY_FILE,
+            NO_HEADER,
+            NO_ROWS,
+            MISSING_COLUMNS,
+            DUPLICATE_COLUMN,
+            BAD_TEXT,  # a NUL character: binary, not text
+            tabular.BAD_CSV_ROW,
+        }
+        assert gettext_for("zh_Hans", problem.message, **problem.params)
+        return
+    assert {"code", "grid_code", "head_name", "address"} <= set(table.positions)
+    parse_households(table)
+
+
+def test_a_formula_in_a_workbook_is_never_imported_as_text() -> None:
+    data = to_xlsx([[f"{EAST_A}001", EAST_A, "=1+1", None, '=HYPERLINK("http://x")']])
+    _, errors = parse_households(read_household_file(data))
+    # openpyxl saves no computed value, so the cells read as empty: nothing runs, nothing leaks
+    assert [(e.column, e.reason) for e in errors] == [("户主姓名", EMPTY), ("地址", EMPTY)]
