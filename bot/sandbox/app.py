@@ -40,6 +40,7 @@ from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiogram.client.telegram import TelegramAPIServer
 from aiohttp import web
@@ -169,8 +170,6 @@ def _image_type(data: bytes) -> str:
 
 
 def _url_quote(text: str) -> str:
-    from urllib.parse import quote
-
     return quote(text, safe="")
 
 
@@ -418,7 +417,10 @@ async def _act(request: web.Request) -> web.Response:
         text = _opt_str(body, "text")
         if text is None:
             raise SandboxError(400, "text is required")
-        result = server.press_reply_button(bot, user_id, text, chat_id=chat_id)
+        location = None
+        if body.get("latitude") is not None and body.get("longitude") is not None:
+            location = (float(body["latitude"]), float(body["longitude"]))
+        result = server.press_reply_button(bot, user_id, text, chat_id=chat_id, location=location)
     elif action == "edit":
         message_id = _opt_int(body, "message_id")
         text = body.get("text")

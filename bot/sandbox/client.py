@@ -483,9 +483,15 @@ class Persona:
         )
         return result
 
-    async def press_reply(self, label: str) -> ChatMessage:
-        """Tap a reply-keyboard button (sends its text, or the contact it requests)."""
-        return self._seen(await self._act("press_reply", text=label))
+    async def press_reply(
+        self, label: str, *, location: tuple[float, float] | None = None
+    ) -> ChatMessage:
+        """Tap a reply-keyboard button: sends its text, or the contact or location it requests
+        (``location`` as (latitude, longitude); a default place if not given)."""
+        latitude, longitude = location if location is not None else (None, None)
+        return self._seen(
+            await self._act("press_reply", text=label, latitude=latitude, longitude=longitude)
+        )
 
     async def share_contact(self, phone_number: str | None = None) -> ChatMessage:
         """Share one's own phone number (``contact.user_id`` is this person)."""

@@ -77,6 +77,7 @@ FIRST_GROUP_ID = -1_001_000_000_001
 LOGOUT_PERIOD = timedelta(minutes=10)
 CALLBACK_ANSWER_TIMEOUT = 15.0
 MAX_ALBUM = 10
+DEFAULT_LOCATION = (31.2304, 121.4737)  # where a user "is" when a button asks for a location
 
 
 def _shallow(message: JsonObject) -> JsonObject:
@@ -891,12 +892,19 @@ class SandboxServer:
         )
 
     def press_reply_button(
-        self, bot_ref: int | str, user_id: int, text: str, *, chat_id: int | None = None
+        self,
+        bot_ref: int | str,
+        user_id: int,
+        text: str,
+        *,
+        chat_id: int | None = None,
+        location: tuple[float, float] | None = None,
     ) -> JsonObject:
         """The user taps a button of the reply keyboard the bot is showing.
 
-        A plain button sends its text; ``request_contact`` shares the user's phone number and
-        ``request_location`` needs :meth:`send_location` (refused here, it needs coordinates).
+        A plain button sends its text; ``request_contact`` shares the user's phone number;
+        ``request_location`` shares ``location`` (latitude, longitude), by default
+        :data:`DEFAULT_LOCATION`.
         """
         bot, user, conv = self._actor(bot_ref, user_id, chat_id)
         if conv.reply_keyboard is None:
@@ -909,7 +917,8 @@ class SandboxServer:
             if button.get("request_contact"):
                 return self.share_contact(bot.id, user.id, chat_id=chat_id)
             if button.get("request_location"):
-                raise SandboxError(409, "this button shares a location: use send_location")
+                latitude, longitude = location or DEFAULT_LOCATION
+                return self.send_location(bot.id, user.id, latitude, longitude, chat_id=chat_id)
             other = set(button) - {"text", "style", "icon_custom_emoji_id"}
             if other:
                 raise SandboxError(400, f"the sandbox cannot press a {sorted(other)} button")

@@ -7,6 +7,7 @@ import pytest
 from aiogram import Bot
 from aiogram.exceptions import (
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramRetryAfter,
 )
@@ -491,3 +492,13 @@ async def test_deeply_nested_json_is_a_bad_request(
         sandbox, "sendMessage", json={"chat_id": alice.id, "text": "\ud800"}
     )
     assert (status, body["description"]) == (400, "Bad Request: strings must be encoded in UTF-8")
+
+
+async def test_caption_and_upload_limits(bot: Bot, alice: SandboxUser) -> None:
+    await bot.send_photo(alice.id, BufferedInputFile(png(), "a.png"), caption="说" * 1024)
+    with pytest.raises(TelegramBadRequest) as caption:
+        await bot.send_photo(alice.id, BufferedInputFile(png(), "a.png"), caption="说" * 1025)
+    assert caption.value.message == "Bad Request: message caption is too long"
+    with pytest.raises(TelegramEntityTooLarge) as upload:
+        await bot.send_document(alice.id, BufferedInputFile(b"\0" * (50 * 1024 * 1024 + 1), "x"))
+    assert upload.value.message == "Request Entity Too Large"

@@ -99,13 +99,16 @@ async def test_conversation_with_inline_and_reply_keyboards(
         reply_markup=ReplyKeyboardMarkup(
             keyboard=[
                 [KeyboardButton(text="分享手机号", request_contact=True)],
+                [KeyboardButton(text="发送位置", request_location=True)],
                 [KeyboardButton(text="取消")],
             ],
             resize_keyboard=True,
         ),
     )
     await alice.next_message()
-    assert (await alice.transcript()).reply_keyboard == [["分享手机号"], ["取消"]]
+    assert (await alice.transcript()).reply_keyboard == [["分享手机号"], ["发送位置"], ["取消"]]
+    here = await alice.press_reply("发送位置", location=(30.5, 114.3))
+    assert here.location == {"latitude": 30.5, "longitude": 114.3}
     shared = await alice.press("分享手机号")
     assert shared["contact"] == {
         "phone_number": "13800000000",

@@ -551,7 +551,7 @@ function renderReplyKeyboard(t) {
           element.onclick = () => askContact();
         } else if (button.request_location) {
           element.className = "request location";
-          element.onclick = () => askLocation();
+          element.onclick = () => askLocation(button.text);
         } else if (Object.keys(button).some((key) => !["text", "style", "icon_custom_emoji_id"].includes(key))) {
           element.disabled = true;
           element.title = "沙盒不支持此按钮 not supported in the sandbox";
@@ -644,9 +644,10 @@ function askContact() {
   dialog.showModal();
 }
 
-function askLocation() {
+function askLocation(buttonText = null) {
   $("location-error").hidden = true;
   const dialog = $("location-dialog");
+  dialog.dataset.button = buttonText || "";
   dialog.returnValue = "";
   dialog.showModal();
 }
@@ -783,7 +784,12 @@ function setUp() {
       return;
     }
     try {
-      await act("location", { latitude, longitude });
+      const button = dialog.dataset.button;
+      if (button) {
+        await act("press_reply", { text: button, latitude, longitude });
+      } else {
+        await act("location", { latitude, longitude });
+      }
     } catch (error) {
       showAlert(error.message);
     }
