@@ -1013,6 +1013,7 @@ class SandboxServer:
             "chat": conv.chat,
             "messages": [self.message_view(conv, m.message_id) for m in conv.visible_messages()],
             "reply_keyboard": conv.reply_keyboard,
+            "reply_keyboard_message_id": conv.reply_keyboard_message_id,
             "keyboard_hidden": conv.keyboard_hidden,
             "force_reply": conv.force_reply,
             "toast": conv.toast,

@@ -529,6 +529,12 @@ function renderReplyKeyboard(t) {
   const box = $("reply-keyboard");
   const keyboard = t.reply_keyboard;
   $("keyboard-toggle").hidden = !keyboard;
+  if (box.dataset.forMessage !== String(t.reply_keyboard_message_id)) {
+    // a new keyboard from the bot: forget whether the previous one was folded away
+    box.dataset.forMessage = String(t.reply_keyboard_message_id);
+    box.dataset.userHidden = "";
+    box.dataset.userShown = "";
+  }
   if (!keyboard || t.blocked) {
     box.hidden = true;
     return;
