@@ -173,6 +173,11 @@ class UpdateQueue:
 
     # -- long polling ---------------------------------------------------------------------------
 
+    @property
+    def poll_generation(self) -> int:
+        """How many ``getUpdates`` calls have started waiting so far."""
+        return self._poll_generation
+
     def start_poll(self) -> int:
         """Register a new poller; the previous one, if still waiting, ends with 409."""
         self._abort_reasons[self._poll_generation] = POLL_CONFLICT

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -87,9 +87,19 @@ async def test_allowed_updates_filter_what_is_queued(
     assert [u.event_type for u in updates] == ["callback_query"]
 
 
-async def test_second_poller_terminates_the_first(bot: Bot, sandbox: RunningSandbox) -> None:
+async def until(condition: Callable[[], bool]) -> None:
+    """Wait (5 s at most) for the server to reach a state it does not announce."""
+    for _ in range(500):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise TimeoutError("the condition never held")
+
+
+async def test_second_poller_terminates_the_first(bot: Bot, server: SandboxServer) -> None:
+    queue = server.get_bot(BOT_ID).updates
     first = asyncio.create_task(bot.get_updates(timeout=10))
-    await asyncio.sleep(0.05)
+    await until(lambda: queue.poll_generation == 1)
     second = asyncio.create_task(bot.get_updates(timeout=0))
     with pytest.raises(TelegramConflictError) as conflict:
         await first
@@ -169,7 +179,9 @@ async def test_webhook_connection_errors_are_retried(
 ) -> None:
     assert await bot.set_webhook("http://127.0.0.1:9/nothing-listens-here")
     server.send_text(BOT_ID, bob.id, "稍后送达")
-    await asyncio.sleep(0.15)
+    webhook = server.get_bot(BOT_ID).webhook
+    assert webhook is not None
+    await until(lambda: webhook.last_error_message is not None)
     info = await bot.get_webhook_info()
     assert info.pending_update_count == 1
     assert info.last_error_message
