@@ -4,8 +4,12 @@ A handler does three things: download the file the admin sent, call one service,
 
     report = await import_households(session, admin, roles, data, now=now, progress=show)
     # report.errors empty: commit, and tell "created / updated / unchanged";
-    # otherwise: nothing was written; send report.errors, each rendered with
-    # error.render(locale) (plain text: escape it for HTML).
+    # otherwise: nothing was written; send report.errors (the first few dozen, and how many
+    # more), each rendered with error.render(locale) — plain text: escape it for HTML.
+
+``progress(done, total)`` is awaited after each chunk of CHUNK_ROWS rows checked (and written);
+reading the file comes before the first call and runs in a worker thread, so a large workbook
+does not stall the bot. Templates to fill in: :func:`household_template`, :func:`people_template`.
 
 What the file can get wrong as a whole (too big, unreadable, no header row, a column missing or
 twice) raises :class:`~bot.services.tabular.FileProblem`, an ``InvalidInput``. What rows get
@@ -431,7 +435,12 @@ _SCIENTIFIC = re.compile(r"\d+(\.\d+)?e\+?\d+", re.IGNORECASE)
 def _code(table: Table, row: Row, key: str, *, grid: bool = False) -> str:
     """A household or grid code: full-width folded, spaces dropped, not mangled by Excel."""
     raw = table.cell(row, key)
-    text = normalize_code(raw) if grid else "".join(unicodedata.normalize("NFKC", raw).split())
+    if raw.isascii() and raw.isalnum():
+        text = raw  # the usual case, already clean
+    elif grid:
+        text = normalize_code(raw)
+    else:
+        text = "".join(unicodedata.normalize("NFKC", raw).split())
     if not text:
         raise _CellError(EMPTY)
     if table.is_imprecise(row, key) or _SCIENTIFIC.fullmatch(text):
