@@ -297,7 +297,7 @@ def _hour_minute(parts: dict[str, str | None]) -> tuple[int, int]:
     elif marker in MORNING and hour == 12:
         hour = 0
     if hour > 23 or minute > 59:
-        raise InvalidInput(N_("There is no such date or time: {text}."), text=f"{hour}:{minute}")
+        raise InvalidInput(N_("There is no such date or time: {text}."), text=f"{hour}:{minute:02d}")
     return hour, minute
 
 
