@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, onboarding, registry, report, tickets
+from handlers import common, errors, fallback, meetings, onboarding, registry, report, tickets
 
 
 def build_router() -> Router:
@@ -20,6 +20,7 @@ def build_router() -> Router:
         report.build_router(),  # a resident's /report conversation
         registry.build_router(),
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
+        meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes
         common.build_router(),
         errors.build_router(),
         fallback.build_router(),  # always last

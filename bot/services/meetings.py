@@ -784,11 +784,22 @@ async def upcoming_for(
 # -- answering -----------------------------------------------------------------------------------
 
 
-def _open_for_answers(meeting: Meeting, now: datetime) -> None:
+def ensure_open(meeting: Meeting, now: datetime) -> None:
+    """Refuse changes and answers to a cancelled meeting or one that has started."""
     if meeting.cancelled_at is not None:
         raise MeetingClosed()
     if meeting.starts_at <= now:
         raise MeetingStarted()
+
+
+async def answerable(
+    session: AsyncSession, person: Person, meeting_id: int, now: datetime
+) -> Meeting:
+    """A meeting the person is invited to and may still answer."""
+    meeting = await load(session, meeting_id)
+    ensure_open(meeting, now)
+    await my_invite(session, meeting_id, person)
+    return meeting
 
 
 async def rsvp(
@@ -804,7 +815,7 @@ async def rsvp(
     """Attend, or cannot attend with a reason. The organiser's card is updated; a person who
     cannot attend gets no reminders (and gets them back if they change their mind)."""
     meeting = await load(session, meeting_id)
-    _open_for_answers(meeting, now)
+    ensure_open(meeting, now)
     invite = await my_invite(session, meeting_id, person)
     assert person.id is not None
     was_declined = invite.rsvp == Rsvp.DECLINED
@@ -882,7 +893,7 @@ async def move_meeting(
 ) -> Meeting:
     """Change the time: old timers withdrawn, new ones scheduled, every invitee told once."""
     meeting = await managed(session, actor, roles, meeting_id, now)
-    _open_for_answers(meeting, now)
+    ensure_open(meeting, now)
     if starts_at <= now:
         raise InvalidInput(N_("Please give a time in the future."))
     if starts_at == meeting.starts_at:
@@ -944,7 +955,7 @@ async def cancel_meeting(
     """Cancel a meeting (and, with ``following``, every later occurrence of its series):
     pending timers dropped, every invitee told once per meeting."""
     meeting = await managed(session, actor, roles, meeting_id, now)
-    _open_for_answers(meeting, now)
+    ensure_open(meeting, now)
     targets = [meeting]
     if following and meeting.series_id is not None:
         targets = list(
@@ -1015,7 +1026,8 @@ async def _invitations_out(session: AsyncSession, meeting_id: int) -> set[int]:
 # -- after the meeting ---------------------------------------------------------------------------
 
 
-def _has_started(meeting: Meeting, now: datetime) -> None:
+def ensure_started(meeting: Meeting, now: datetime) -> None:
+    """Minutes, problems and absentees only once the meeting has started."""
     if meeting.cancelled_at is not None:
         raise MeetingClosed()
     if meeting.starts_at > now:
@@ -1036,7 +1048,7 @@ async def record_minutes(
     """Write the minutes (会议记录) once the meeting has started; writing again replaces them
     (the problems already raised stay listed). A series is topped up at this point."""
     meeting = await managed(session, actor, roles, meeting_id, now)
-    _has_started(meeting, now)
+    ensure_started(meeting, now)
     minutes = (text or "").strip()
     if not any(ch.isalnum() for ch in minutes):
         raise InvalidInput(N_("Please write the {what} in words."), what=N_("minutes"))
@@ -1083,7 +1095,7 @@ async def raise_problem(
     """A problem raised at the meeting becomes a ticket (the organiser reports it) in the
     meeting's grid, or in a grid below it where the problem is; it is listed in the minutes."""
     meeting = await managed(session, actor, roles, meeting_id, now)
-    _has_started(meeting, now)
+    ensure_started(meeting, now)
     grid, _ = await facts(session, meeting)
     if grid_id is not None and grid_id != grid.id:
         below = await session.get(Grid, grid_id)
@@ -1126,7 +1138,7 @@ async def absentees(
 ) -> list[tuple[Person, MeetingInvite]]:
     """Invited but not checked in (缺席), with their answers, for the organiser."""
     meeting = await managed(session, actor, roles, meeting_id, now)
-    _has_started(meeting, now)
+    ensure_started(meeting, now)
     assert meeting.id is not None
     return [
         (person, invite)

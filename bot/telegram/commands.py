@@ -36,6 +36,10 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("report", N_("Report a problem"), EVERYONE - {None}),
     BotCommandSpec("my", N_("My reports and how they are going"), EVERYONE - {None}),
     BotCommandSpec("tickets", N_("Open tickets in your grids"), STAFF_VIEW | {Role.DEPARTMENT}),
+    BotCommandSpec(
+        "meeting", N_("Convene a meeting (例会)"), frozenset({Role.HEAD, Role.CENTER, Role.ADMIN})
+    ),
+    BotCommandSpec("meetings", N_("My upcoming meetings"), STAFF),
     BotCommandSpec("mygrid", N_("My grid and who looks after it"), EVERYONE - {None}),
     BotCommandSpec("grid", N_("The grid tree; add, rename, move grids"), STAFF_VIEW),
     BotCommandSpec("households", N_("The households you look after"), STAFF_VIEW - ADMINS),

@@ -1,0 +1,753 @@
+"""Meetings (例会): /meeting to convene one, /meetings to see one's own, and the buttons on
+invitations, check-in messages and the organiser's card.
+
+/meeting: the quarterly grid meeting of one's grid in one tap (time → place → confirm), or
+another meeting (title → time → place → who → how often → confirm). The conversation is FSM
+state in the database; ``/cancel`` or a Cancel button leaves it. The diagram is in
+``docs/meetings.md``. Typed refusals (a time that cannot be read, a past time) propagate to
+the error router, which answers in the person's language and keeps the step.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
+from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_
+from bot.services import grids, meetings
+from bot.services.errors import NotAllowed
+from bot.services.meetings import InviteeGroup, MeetingDraft
+from bot.services.notify import TicketNotifier
+from bot.services.people import RoleInGrid
+from bot.settings import Settings
+from bot.telegram.meeting_views import (
+    INVITEES,
+    QUARTERLY_TITLE,
+    InviteeCb,
+    MeetingAction,
+    MeetingCb,
+    MeetingStart,
+    MeetingStartCb,
+    ProblemCategoryCb,
+    ProblemGridCb,
+    RecurrenceCb,
+    Rhythm,
+    SetupCb,
+    SetupStep,
+    TelegramMeetingNotifier,
+    absentees_text,
+    after_keyboard,
+    answer_line,
+    cancel_keyboard,
+    category_keyboard,
+    confirm_cancel_keyboard,
+    confirm_keyboard,
+    draft_text,
+    invitation_text,
+    invitees_keyboard,
+    meeting_lines,
+    place_keyboard,
+    problem_grid_keyboard,
+    recurrence_keyboard,
+    recurrence_of,
+    rsvp_keyboard,
+    start_keyboard,
+    summary_keyboard,
+    summary_text,
+    when_text,
+)
+from bot.telegram.render import bold, code, esc
+from bot.telegram.replies import Replier
+from models import Grid, Meeting, Person, Rsvp, TicketCategory
+
+OUT_OF_DATE = N_("This button is out of date. Send /start to begin again.")
+
+
+class NewMeeting(StatesGroup):
+    """The steps of /meeting."""
+
+    kind = State()
+    title = State()
+    time = State()
+    place = State()
+    invitees = State()
+    names = State()
+    recurrence = State()
+    confirm = State()
+
+
+class MeetingInput(StatesGroup):
+    """Words typed about an existing meeting."""
+
+    reason = State()  # why one cannot attend
+    move_time = State()
+    minutes = State()
+    problem = State()
+
+
+def _t(message: str, **params: object) -> str:
+    return _(message).format(**params) if params else _(message)
+
+
+def _cancel() -> InlineKeyboardMarkup:
+    return cancel_keyboard(_t)
+
+
+TIME_PROMPT = N_(
+    "When does it start? Write the date and time, for example 2026-03-20 14:30, "
+    "3月20日 14:30 or 03-20 14:30."
+)
+
+
+# -- /meeting ------------------------------------------------------------------------------------
+
+
+async def meeting_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    now: datetime,
+) -> None:
+    named = await grids.find_grid(session, command.args) if command.args else None
+    grid = await meetings.organisable_grid(session, person, roles, now, named)
+    await state.clear()
+    await state.set_state(NewMeeting.kind)
+    await state.update_data(grid_id=grid.id, grid_name=grid.name)
+    reply.text(
+        _("New meeting for {grid}. What kind of meeting?").format(grid=bold(grid.name)),
+        start_keyboard(grid, _t),
+    )
+
+
+async def kind_chosen(
+    query: CallbackQuery, callback_data: MeetingStartCb, reply: Replier, state: FSMContext
+) -> None:
+    data = await state.get_data()
+    await query.answer()
+    if callback_data.kind == MeetingStart.QUARTERLY:
+        await state.update_data(
+            title=_t(QUARTERLY_TITLE, grid=data["grid_name"]),
+            invitees=InviteeGroup.WORKERS.value,
+            rhythm=Rhythm.QUARTERLY.value,
+            quick=True,
+        )
+        await state.set_state(NewMeeting.time)
+        reply.text(_(TIME_PROMPT), _cancel())
+        return
+    await state.set_state(NewMeeting.title)
+    reply.text(_("What is the meeting called?"), _cancel())
+
+
+async def title_typed(message: Message, reply: Replier, state: FSMContext) -> None:
+    await state.update_data(title=meetings.clean_title(message.text))
+    await state.set_state(NewMeeting.time)
+    reply.text(_(TIME_PROMPT), _cancel())
+
+
+async def time_typed(
+    message: Message, reply: Replier, state: FSMContext, settings: Settings, now: datetime
+) -> None:
+    starts_at = meetings.parse_meeting_time(message.text or "", now=now, tz=settings.tz)
+    await state.update_data(starts_at=starts_at.isoformat())
+    await state.set_state(NewMeeting.place)
+    reply.text(
+        _("{when}. Where is it? Write the place, or press the button.").format(
+            when=when_text(starts_at, settings.tz, _t)
+        ),
+        place_keyboard(_t),
+    )
+
+
+async def place_typed(
+    message: Message, reply: Replier, state: FSMContext, settings: Settings
+) -> None:
+    await state.update_data(place=meetings.clean_place(message.text))
+    await _after_place(reply, state, settings)
+
+
+async def no_place(
+    query: CallbackQuery, reply: Replier, state: FSMContext, settings: Settings
+) -> None:
+    await query.answer()
+    await state.update_data(place="")
+    await _after_place(reply, state, settings)
+
+
+async def _after_place(reply: Replier, state: FSMContext, settings: Settings) -> None:
+    data = await state.get_data()
+    if data.get("quick"):
+        await _confirm(reply, state, settings)
+        return
+    await state.set_state(NewMeeting.invitees)
+    reply.text(_("Who is invited?"), invitees_keyboard(data["grid_name"], _t))
+
+
+async def invitees_chosen(
+    query: CallbackQuery,
+    callback_data: InviteeCb,
+    reply: Replier,
+    state: FSMContext,
+) -> None:
+    await query.answer()
+    if callback_data.group == InviteeGroup.NAMED:
+        await state.set_state(NewMeeting.names)
+        reply.text(
+            _(
+                "Write the names (or phone numbers) of the people to invite, separated by "
+                "commas or 、:"
+            ),
+            _cancel(),
+        )
+        return
+    await state.update_data(invitees=callback_data.group.value)
+    await _ask_recurrence(reply, state)
+
+
+async def names_typed(
+    message: Message, reply: Replier, session: AsyncSession, state: FSMContext
+) -> None:
+    grid = await session.get(Grid, (await state.get_data())["grid_id"])
+    if grid is None:
+        await state.clear()
+        reply.text(_(OUT_OF_DATE))
+        return
+    found = await meetings.find_named(session, grid, message.text or "")
+    await state.update_data(
+        invitees=InviteeGroup.NAMED.value,
+        named_ids=[p.id for p in found],
+        named_names="、".join(p.name for p in found),
+    )
+    await _ask_recurrence(reply, state)
+
+
+async def _ask_recurrence(reply: Replier, state: FSMContext) -> None:
+    await state.set_state(NewMeeting.recurrence)
+    reply.text(_("Does it repeat?"), recurrence_keyboard(_t))
+
+
+async def recurrence_chosen(
+    query: CallbackQuery,
+    callback_data: RecurrenceCb,
+    reply: Replier,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    await query.answer()
+    await state.update_data(rhythm=callback_data.rhythm.value)
+    await _confirm(reply, state, settings)
+
+
+async def _confirm(reply: Replier, state: FSMContext, settings: Settings) -> None:
+    data = await state.get_data()
+    group = InviteeGroup(data["invitees"])
+    who = (
+        esc(data.get("named_names", ""))
+        if group == InviteeGroup.NAMED
+        else _t(INVITEES[group], grid=esc(data["grid_name"]))
+    )
+    await state.set_state(NewMeeting.confirm)
+    reply.text(
+        draft_text(
+            _t,
+            settings.tz,
+            title=data["title"],
+            starts_at=datetime.fromisoformat(data["starts_at"]),
+            place=data.get("place", ""),
+            grid_name=data["grid_name"],
+            invitees=who,
+            rhythm=Rhythm(data.get("rhythm", Rhythm.ONCE.value)),
+        ),
+        confirm_keyboard(_t),
+    )
+
+
+async def create_pressed(
+    query: CallbackQuery,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    data = await state.get_data()
+    draft = MeetingDraft(
+        grid_id=int(data["grid_id"]),
+        title=data["title"],
+        starts_at=datetime.fromisoformat(data["starts_at"]),
+        place=data.get("place", ""),
+        invitees=InviteeGroup(data["invitees"]),
+        named_ids=tuple(int(i) for i in data.get("named_ids", [])),
+        recurrence=recurrence_of(Rhythm(data.get("rhythm", Rhythm.ONCE.value))),
+    )
+    created = await meetings.create_meeting(
+        session,
+        TelegramMeetingNotifier(settings),
+        organiser=person,
+        roles=roles,
+        draft=draft,
+        settings=settings,
+        now=now,
+    )
+    await state.clear()
+    invited = len(await meetings.invites_of(session, created[0].id or 0))
+    await query.answer(_("Created."))
+    if isinstance(query.message, Message):
+        reply.edit(query.message.message_id, bold(_("Meeting created.")))
+    text = _("{count} people are invited; their answers will appear on your meeting card.")
+    lines = [text.format(count=invited)]
+    if len(created) > 1:
+        lines.append(
+            _(
+                "The next {count} meetings of the series are planned too; each one's "
+                "invitation goes out when the one before it starts."
+            ).format(count=len(created) - 1)
+        )
+    reply.text("\n".join(lines))
+
+
+# -- buttons on meetings ------------------------------------------------------------------
+
+
+async def meeting_pressed(
+    query: CallbackQuery,
+    callback_data: MeetingCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    action, meeting_id = callback_data.action, callback_data.id
+    notifier = TelegramMeetingNotifier(settings)
+    message_id = query.message.message_id if isinstance(query.message, Message) else None
+    if action == MeetingAction.ATTEND:
+        await meetings.rsvp(
+            session, notifier, person=person, meeting_id=meeting_id, attending=True, now=now
+        )
+        await query.answer(_("Thank you. The organiser can see your answer."))
+        await _show_answer(reply, session, meeting_id, message_id, Rsvp.ATTENDING, settings)
+        return
+    if action == MeetingAction.DECLINE:
+        meeting = await meetings.answerable(session, person, meeting_id, now)
+        await query.answer()
+        await state.set_state(MeetingInput.reason)
+        await state.update_data(meeting_id=meeting_id, message_id=message_id)
+        reply.text(
+            _("Why can you not attend {title}? The organiser will read this.").format(
+                title=bold(meeting.title)
+            ),
+            _cancel(),
+        )
+        return
+    if action == MeetingAction.CHECK_IN:
+        invite = await meetings.check_in(
+            session, person=person, meeting_id=meeting_id, settings=settings, now=now
+        )
+        checked = (invite.checked_in_at or now).astimezone(settings.tz).strftime("%H:%M")
+        await query.answer(_("Checked in at {time}. Thank you!").format(time=checked))
+        if message_id is not None:
+            meeting = await meetings.load(session, meeting_id)
+            grid, organiser = await meetings.facts(session, meeting)
+            lines = meeting_lines(
+                meeting, _t, settings.tz, grid_name=grid.name, organiser_name=organiser.name
+            )
+            lines += ["", _("✅ Checked in at {time}.").format(time=checked)]
+            reply.edit(message_id, "\n".join(lines))
+        return
+    if action == MeetingAction.OPEN:
+        await query.answer()
+        await _open_meeting(reply, person, roles, session, meeting_id, settings, now)
+        return
+    await _organiser_pressed(
+        query, action, meeting_id, message_id, reply, person, roles, session, state, settings, now
+    )
+
+
+async def _organiser_pressed(
+    query: CallbackQuery,
+    action: MeetingAction,
+    meeting_id: int,
+    message_id: int | None,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    meeting = await meetings.managed(session, person, roles, meeting_id, now)
+    title = bold(meeting.title)
+    if action in {MeetingAction.CANCEL_YES, MeetingAction.CANCEL_SERIES_YES}:
+        cancelled = await meetings.cancel_meeting(
+            session,
+            TelegramMeetingNotifier(settings),
+            actor=person,
+            roles=roles,
+            meeting_id=meeting_id,
+            now=now,
+            following=action == MeetingAction.CANCEL_SERIES_YES,
+        )
+        await query.answer(_("Cancelled."))
+        text = _("{count} meeting(s) cancelled; everyone invited has been told.").format(
+            count=len(cancelled)
+        )
+        if message_id is not None:
+            reply.edit(message_id, text)
+        else:
+            reply.text(text)
+        return
+    if action in {MeetingAction.MOVE, MeetingAction.CANCEL, MeetingAction.CANCEL_SERIES}:
+        meetings.ensure_open(meeting, now)
+        await query.answer()
+        if action == MeetingAction.MOVE:
+            await state.set_state(MeetingInput.move_time)
+            await state.update_data(meeting_id=meeting_id)
+            reply.text(
+                _("When should {title} start instead?").format(title=title)
+                + "\n"
+                + _(TIME_PROMPT),
+                _cancel(),
+            )
+            return
+        series = action == MeetingAction.CANCEL_SERIES
+        question = (
+            _("Cancel {title} on {when} and every later meeting of the series?")
+            if series
+            else _("Cancel {title} on {when}?")
+        )
+        reply.text(
+            question.format(title=title, when=when_text(meeting.starts_at, settings.tz, _t))
+            + "\n"
+            + _("Everyone invited will be told."),
+            confirm_cancel_keyboard(meeting, _t, series=series),
+        )
+        return
+    meetings.ensure_started(meeting, now)
+    await query.answer()
+    if action == MeetingAction.MINUTES:
+        await state.set_state(MeetingInput.minutes)
+        await state.update_data(meeting_id=meeting_id)
+        reply.text(_("Write the minutes of {title}:").format(title=title), _cancel())
+    elif action == MeetingAction.PROBLEM:
+        places = await meetings.problem_grids(session, meeting)
+        reply.text(
+            _("Which grid is the problem in? It becomes a ticket there."),
+            problem_grid_keyboard(meeting, places),
+        )
+    else:
+        absent = await meetings.absentees(
+            session, actor=person, roles=roles, meeting_id=meeting_id, now=now
+        )
+        rows = [(p, Rsvp(i.rsvp), i.reason) for p, i in absent]
+        reply.text(absentees_text(meeting, rows, _t))
+
+
+async def _show_answer(
+    reply: Replier,
+    session: AsyncSession,
+    meeting_id: int,
+    message_id: int | None,
+    rsvp: Rsvp,
+    settings: Settings,
+) -> None:
+    """The invitation, edited to show the answer (and the button to change it)."""
+    if message_id is None:
+        return
+    meeting = await meetings.load(session, meeting_id)
+    grid, organiser = await meetings.facts(session, meeting)
+    text = invitation_text(
+        meeting, _t, settings.tz, grid_name=grid.name, organiser_name=organiser.name, rsvp=rsvp
+    )
+    reply.edit(message_id, text, rsvp_keyboard(meeting, _t, rsvp))
+
+
+async def _open_meeting(
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    meeting_id: int,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    meeting = await meetings.load(session, meeting_id)
+    grid, organiser = await meetings.facts(session, meeting)
+    names = {"grid_name": grid.name, "organiser_name": organiser.name}
+    try:
+        await meetings.managed(session, person, roles, meeting_id, now)
+    except NotAllowed:
+        invite = await meetings.my_invite(session, meeting_id, person)
+        rsvp = Rsvp(invite.rsvp)
+        text = invitation_text(meeting, _t, settings.tz, rsvp=rsvp, **names)
+        keyboard = rsvp_keyboard(meeting, _t, rsvp) if meeting.starts_at > now else None
+        reply.text(text, keyboard)
+        return
+    attendance = await meetings.attendance(session, meeting_id)
+    reply.text(
+        summary_text(meeting, attendance, _t, settings.tz, **names),
+        summary_keyboard(meeting, _t, now),
+    )
+
+
+async def problem_grid_chosen(
+    query: CallbackQuery,
+    callback_data: ProblemGridCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    now: datetime,
+) -> None:
+    meeting = await meetings.managed(session, person, roles, callback_data.meeting, now)
+    meetings.ensure_started(meeting, now)
+    places = {g.id: g for g in await meetings.problem_grids(session, meeting)}
+    grid = places.get(callback_data.grid)
+    if grid is None:
+        await query.answer(_(OUT_OF_DATE), show_alert=True)
+        return
+    await query.answer()
+    await state.set_state(MeetingInput.problem)
+    await state.update_data(meeting_id=meeting.id, grid_id=grid.id, grid_name=grid.name)
+    reply.text(
+        _("A problem in {grid}. What kind of problem is it?").format(grid=bold(grid.name)),
+        category_keyboard(_t),
+    )
+
+
+async def problem_category_chosen(
+    query: CallbackQuery, callback_data: ProblemCategoryCb, reply: Replier, state: FSMContext
+) -> None:
+    await query.answer()
+    await state.update_data(category=callback_data.category.value)
+    reply.text(_("Describe the problem; it will become a ticket:"), _cancel())
+
+
+# -- words typed about a meeting ---------------------------------------------------------
+
+
+async def reason_typed(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    data = await state.get_data()
+    meeting_id = int(data["meeting_id"])
+    await meetings.rsvp(
+        session,
+        TelegramMeetingNotifier(settings),
+        person=person,
+        meeting_id=meeting_id,
+        attending=False,
+        reason=message.text,
+        now=now,
+    )
+    await state.clear()
+    reply.text(_("Thank you. The organiser has been told that you cannot attend."))
+    message_id = data.get("message_id")
+    await _show_answer(
+        reply,
+        session,
+        meeting_id,
+        int(message_id) if message_id else None,
+        Rsvp.DECLINED,
+        settings,
+    )
+
+
+async def move_time_typed(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    starts_at = meetings.parse_meeting_time(message.text or "", now=now, tz=settings.tz)
+    meeting = await meetings.move_meeting(
+        session,
+        TelegramMeetingNotifier(settings),
+        actor=person,
+        roles=roles,
+        meeting_id=int((await state.get_data())["meeting_id"]),
+        starts_at=starts_at,
+        now=now,
+    )
+    await state.clear()
+    reply.text(
+        _("{title} now starts at {when}. Everyone invited has been told.").format(
+            title=bold(meeting.title), when=when_text(starts_at, settings.tz, _t)
+        )
+    )
+
+
+async def minutes_typed(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    meeting_id = int((await state.get_data())["meeting_id"])
+    meeting = await meetings.record_minutes(
+        session,
+        TelegramMeetingNotifier(settings),
+        actor=person,
+        roles=roles,
+        meeting_id=meeting_id,
+        text=message.text or "",
+        settings=settings,
+        now=now,
+    )
+    await state.clear()
+    absent = await meetings.absentees(
+        session, actor=person, roles=roles, meeting_id=meeting_id, now=now
+    )
+    reply.text(_("Minutes of {title} saved.").format(title=bold(meeting.title)))
+    rows = [(p, Rsvp(i.rsvp), i.reason) for p, i in absent]
+    reply.text(absentees_text(meeting, rows, _t), after_keyboard(meeting, _t))
+
+
+async def problem_typed(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    data = await state.get_data()
+    if "category" not in data:
+        reply.text(_("Please choose the kind of problem with the buttons above."))
+        return
+    meeting_id = int(data["meeting_id"])
+    ticket = await meetings.raise_problem(
+        session,
+        notifier,
+        actor=person,
+        roles=roles,
+        meeting_id=meeting_id,
+        grid_id=int(data["grid_id"]),
+        category=TicketCategory(data["category"]),
+        description=message.text or "",
+        settings=settings,
+        now=now,
+    )
+    await state.clear()
+    another = InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=_("⚠️ Another problem"),
+                    callback_data=MeetingCb(action=MeetingAction.PROBLEM, id=meeting_id).pack(),
+                )
+            ]
+        ]
+    )
+    reply.text(
+        _("Ticket {number} filed in {grid}; it is in the meeting's minutes.").format(
+            number=code(ticket.number), grid=bold(data.get("grid_name", ""))
+        ),
+        another,
+    )
+
+
+# -- /meetings -----------------------------------------------------------------------------------
+
+
+async def meetings_command(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    upcoming = await meetings.upcoming_for(session, person, now)
+    if not upcoming:
+        reply.text(_("You have no upcoming meetings."))
+        return
+    lines = [bold(_("Your upcoming meetings:"))]
+    buttons = []
+    for meeting, invite in upcoming:
+        answer = (answer_line(Rsvp(invite.rsvp), _t) if invite else _("you convened it")) or _(
+            "not answered yet"
+        )
+        lines.append(
+            f"• {when_text(meeting.starts_at, settings.tz, _t)} {bold(meeting.title)} — "
+            f"{esc(answer)}"
+        )
+        buttons.append([_open_button(meeting, settings)])
+    reply.text("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons))
+
+
+def _open_button(meeting: Meeting, settings: Settings) -> InlineKeyboardButton:
+    local = meeting.starts_at.astimezone(settings.tz).strftime("%m-%d %H:%M")
+    return InlineKeyboardButton(
+        text=f"{local} {meeting.title}"[:60],
+        callback_data=MeetingCb(action=MeetingAction.OPEN, id=meeting.id or 0).pack(),
+    )
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    typed = (F.text, ~F.text.startswith("/"))
+    router.message.register(meeting_command, Command("meeting"))
+    router.message.register(meetings_command, Command("meetings"))
+    router.callback_query.register(
+        kind_chosen, MeetingStartCb.filter(), StateFilter(NewMeeting.kind)
+    )
+    router.callback_query.register(
+        no_place, SetupCb.filter(F.step == SetupStep.NO_PLACE), StateFilter(NewMeeting.place)
+    )
+    router.callback_query.register(
+        invitees_chosen, InviteeCb.filter(), StateFilter(NewMeeting.invitees)
+    )
+    router.callback_query.register(
+        recurrence_chosen, RecurrenceCb.filter(), StateFilter(NewMeeting.recurrence)
+    )
+    router.callback_query.register(
+        create_pressed, SetupCb.filter(F.step == SetupStep.CREATE), StateFilter(NewMeeting.confirm)
+    )
+    router.callback_query.register(meeting_pressed, MeetingCb.filter())
+    router.callback_query.register(problem_grid_chosen, ProblemGridCb.filter())
+    router.callback_query.register(
+        problem_category_chosen, ProblemCategoryCb.filter(), StateFilter(MeetingInput.problem)
+    )
+    router.message.register(title_typed, StateFilter(NewMeeting.title), *typed)
+    router.message.register(time_typed, StateFilter(NewMeeting.time), *typed)
+    router.message.register(place_typed, StateFilter(NewMeeting.place), *typed)
+    router.message.register(names_typed, StateFilter(NewMeeting.names), *typed)
+    router.message.register(reason_typed, StateFilter(MeetingInput.reason), *typed)
+    router.message.register(move_time_typed, StateFilter(MeetingInput.move_time), *typed)
+    router.message.register(minutes_typed, StateFilter(MeetingInput.minutes), *typed)
+    router.message.register(problem_typed, StateFilter(MeetingInput.problem), *typed)
+    return router
