@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from aiogram import Router
 
-from handlers import common, errors, fallback, meetings, onboarding, registry, report, tickets
+from handlers import (
+    common,
+    errors,
+    fallback,
+    meetings,
+    onboarding,
+    registry,
+    report,
+    routing,
+    tickets,
+)
 
 
 def build_router() -> Router:
@@ -21,6 +31,7 @@ def build_router() -> Router:
         registry.build_router(),
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes
+        routing.build_router(),  # /sla, /holidays
         common.build_router(),
         errors.build_router(),
         fallback.build_router(),  # always last

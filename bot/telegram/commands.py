@@ -47,6 +47,8 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("qr", N_("QR code for residents to join a grid"), STAFF_VIEW),
     BotCommandSpec("invite", N_("Invitation link for a worker, head or operator"), ADMINS),
     BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
+    BotCommandSpec("sla", N_("Time limits for handling problems"), STAFF_VIEW | {Role.DEPARTMENT}),
+    BotCommandSpec("holidays", N_("Holidays and make-up working days"), ADMINS),
     BotCommandSpec("help", N_("What I can do for you"), EVERYONE),
     BotCommandSpec("cancel", N_("Stop what you are doing"), EVERYONE - {None}),
     BotCommandSpec("language", N_("Change the language"), EVERYONE),
