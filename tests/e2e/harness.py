@@ -130,10 +130,15 @@ class Harness:
         return app
 
     async def stop_bot(self) -> None:
-        """Stop the bot as a dying process would: tasks cancelled, nothing flushed."""
-        app, self.app = self.app, None
-        if app is None:
+        """Stop the bot between two updates, as a process killed while idle would be.
+
+        What was committed stays (FSM state, outbox rows); cancelling idle tasks leaves no
+        database connection half-open (warnings are errors in the tests).
+        """
+        if self.app is None:
             return
+        await self.settle()
+        app, self.app = self.app, None
         if self.mode == "polling":
             with contextlib.suppress(RuntimeError):
                 await app.dispatcher.stop_polling()
