@@ -30,16 +30,19 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
 from functools import cache
+from itertools import groupby
+from operator import itemgetter
 from typing import Any, Literal, NamedTuple
 
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    String,
     Table,
     and_,
     case,
@@ -49,8 +52,10 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    type_coerce,
 )
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import KeyedColumnElement
 from sqlmodel import col
 from sqlmodel import select as orm_select
@@ -75,6 +80,7 @@ from bot.services.periods import (
 from bot.services.policy import ROLE_ACTIONS, Action
 from bot.settings import LOCALES
 from models import AuditLog, DailyPush, Grid, HouseholdCategory, Person, QuotaRule, VisitKind
+from models.types import UTCDateTime
 
 MAX_REQUIRED = 100  # visits a rule may ask for in one period
 MAX_RULE_NAME = 100  # QuotaRule.name
@@ -148,10 +154,10 @@ COUNTS_LABEL: dict[RuleCounts, str] = {
     RuleCounts.IN_PERSON: VISIT_KIND[VisitKind.IN_PERSON],
     RuleCounts.LECTURE: VISIT_KIND[VisitKind.LECTURE],
 }
-PERIOD_LABEL: dict[PeriodKind, str] = {
-    PeriodKind.MONTH: N_("month"),
-    PeriodKind.QUARTER: N_("quarter"),
-    PeriodKind.YEAR: N_("year"),
+RULE_SENTENCE: dict[PeriodKind, str] = {
+    PeriodKind.MONTH: N_("{households}: at least {required} × {counts} a month"),
+    PeriodKind.QUARTER: N_("{households}: at least {required} × {counts} a quarter"),
+    PeriodKind.YEAR: N_("{households}: at least {required} × {counts} a year"),
 }
 
 
@@ -207,11 +213,10 @@ def describe_rule(rule: QuotaRule, locale: str) -> str:
         group = gettext_for(locale, HOUSEHOLDS_LABEL[households])
     return gettext_for(
         locale,
-        N_("{households}: at least {required} × {counts} per {period}"),
+        RULE_SENTENCE[PeriodKind(rule.period)],
         households=group,
         required=rule.required,
         counts=gettext_for(locale, COUNTS_LABEL[RuleCounts(rule.counts)]),
-        period=gettext_for(locale, PERIOD_LABEL[PeriodKind(rule.period)]),
     )
 
 
@@ -526,7 +531,7 @@ def _aliases() -> dict[str, dict[str, Any]]:
     return {
         "households": households,
         "counts": {**labels(COUNTS_LABEL), **words(_COUNTS_WORDS)},
-        "period": {**labels(PERIOD_LABEL), **words(_PERIOD_WORDS)},
+        "period": words(_PERIOD_WORDS),
     }
 
 
@@ -926,9 +931,13 @@ async def plan_daily_push(
     households due by each period end, divided by the working days left until then (today
     included; Monday–Friday unless ``calendar_is_workday`` says otherwise), rounded up and
     added, make today's target. The target's households are picked key households first,
-    then those that fell short in the previous period too (overdue), then the soonest
-    deadline, then the longest since the last contact. One query with window functions;
-    workers owing nothing are absent from the result.
+    then overdue ones (no contact at all in the previous period of a rule they owe), then
+    the soonest deadline, then the longest since the last contact (never first).
+
+    One query over all households, sorted by worker and that priority in the database (the
+    target's first rows per worker are taken as they stream by), then one per 10,000 chosen
+    households for their names and addresses. Workers owing nothing are absent from the
+    result; so are households with no worker.
     """
     today = local_day(now, tz)
     every_rule = await list_rules(session, now, tz=tz, history=True)
@@ -939,101 +948,114 @@ async def plan_daily_push(
     ends = sorted({query.periods[PeriodKind(r.period)].end for r in query.rules})
     days = [max(1, working_days_left(_period_ending(query, end), today, check)) for end in ends]
     h = HOUSEHOLD.c
-
     horizon_cases = [
         (or_(*(query.due(r) for r in query.rules if _end(query, r) == end)), rank)
         for rank, end in enumerate(ends)
     ]
     horizon = case(*horizon_cases, else_=len(ends)) if len(ends) > 1 else literal(0)
+    overdue = _overdue(query, every_rule).label("overdue")
+    horizon_label = horizon.label("horizon")
     widest = query.tallies[max(query.tallies, key=list(PeriodKind).index)]
-    inner = (
+    # read as stored and converted for the chosen rows only (see _plan)
+    last_visit = type_coerce(widest.c.last_visit_at, String).label("last_visit")
+    # ``worker_id + 0``: an expression, so that SQLite does not walk the worker index to
+    # group the rows and then fetch every household out of order
+    worker = (h.worker_id + 0).label("worker")
+    statement = (
         select(
+            worker,
             h.id,
-            # an expression, not the column: SQLite would walk the worker index to group the
-            # window and fetch every household out of order
-            (h.worker_id + 0).label("worker_id"),
             h.is_key,
-            _overdue(query, every_rule).label("overdue"),
-            horizon.label("horizon"),
-            widest.c.last_visit_at.label("last_visit_at"),
+            overdue,
+            horizon_label,
+            last_visit,
             *query.done_columns(),
         )
         .select_from(query.source)
         .where(query.any_due(), *_scope(worker_ids, None))
-        .subquery("due")
-    )
-    by_worker = inner.c.worker_id
-    priority = (
-        inner.c.is_key.desc(),
-        inner.c.overdue.desc(),
-        inner.c.horizon,
-        inner.c.last_visit_at.asc().nulls_first(),
-        inner.c.id,
-    )
-    rank = func.row_number().over(partition_by=by_worker, order_by=priority)
-    # the same window (one sort), framed to count the whole partition
-    per_horizon = [
-        func.sum(case((inner.c.horizon == i, 1), else_=0)).over(
-            partition_by=by_worker, order_by=priority, rows=(None, None)
+        .order_by(
+            worker,
+            h.is_key.desc(),
+            overdue.desc(),
+            horizon_label,
+            last_visit.asc().nulls_first(),
+            h.id,
         )
-        for i in range(len(ends))
-    ]
-    ranked = select(
-        inner, rank.label("rank"), *(n.label(f"n{i}") for i, n in enumerate(per_horizon))
-    ).subquery("ranked")
-    target: ColumnElement[int] = literal(0)
-    for i, d in enumerate(days):
-        target = target + (ranked.c[f"n{i}"] + (d - 1)) // d
-    # the wide columns are fetched for the chosen households only, not sorted with all of them
-    named = HOUSEHOLD.alias("named")
-    statement = (
-        select(ranked, named.c.code, named.c.head_name, named.c.address)
-        .join_from(ranked, named, named.c.id == ranked.c.id)
-        .where(ranked.c["rank"] <= target)
-        .order_by(ranked.c.worker_id, ranked.c["rank"])
     )
     await session.flush()
     connection = await session.connection()
-    plans: dict[int, WorkerPlan] = {}
-    suggestions: dict[int, list[Suggestion]] = {}
-    first_done = 6
-    for row in await connection.execute(statement):
-        worker_id = row.worker_id
-        if worker_id is None:  # not "IS NOT NULL" in SQL: SQLite would scan the worker index
+    rows = (await connection.execute(statement)).all()
+    as_time = (
+        UTCDateTime().dialect_impl(connection.dialect).result_processor(connection.dialect, None)
+    )
+    done_columns = [(6 + i, rule.id or 0) for i, rule in enumerate(query.rules)]
+    chosen: list[tuple[int, int, list[int], list[Any]]] = []
+    for worker_id, group in groupby(rows, key=itemgetter(0)):
+        if worker_id is None:
             continue
-        rule_ids = tuple(
-            rule.id or 0 for i, rule in enumerate(query.rules) if row[first_done + i] is not None
-        )
-        suggestions.setdefault(worker_id, []).append(
-            Suggestion(
-                household_id=row.id,
-                code=row.code,
-                head_name=row.head_name,
-                address=row.address,
-                is_key=bool(row.is_key),
-                overdue=bool(row.overdue),
-                rule_ids=rule_ids,
-                last_visit_at=row.last_visit_at,
-            )
-        )
-        if worker_id not in plans:
-            counts = [int(row._mapping[f"n{i}"]) for i in range(len(ends))]
-            plans[worker_id] = WorkerPlan(
-                worker_id=worker_id,
-                local_day=today,
-                due_households=sum(counts),
-                target_today=sum(math.ceil(n / d) for n, d in zip(counts, days, strict=True)),
-                horizons=tuple(
-                    Horizon(end - timedelta(days=1), d, n)
-                    for end, d, n in zip(ends, days, counts, strict=True)
-                    if n
-                ),
-                suggestions=(),
-            )
+        owed = list(group)
+        counts = [0] * len(ends)
+        for row in owed:
+            counts[row[4]] += 1
+        target = sum(math.ceil(n / d) for n, d in zip(counts, days, strict=True))
+        chosen.append((worker_id, len(owed), counts, owed[:target]))
+    # the names and addresses of the chosen households only: not sorted along with the rest
+    names = await _household_labels(connection, [row[1] for *_, best in chosen for row in best])
     return {
-        worker_id: _with_suggestions(plan, suggestions[worker_id])
-        for worker_id, plan in plans.items()
+        worker_id: WorkerPlan(
+            worker_id=worker_id,
+            local_day=today,
+            due_households=owing,
+            target_today=len(best),
+            horizons=tuple(
+                Horizon(end - timedelta(days=1), d, n)
+                for end, d, n in zip(ends, days, counts, strict=True)
+                if n
+            ),
+            suggestions=tuple(
+                _suggestion(row, names[row[1]], done_columns, as_time) for row in best
+            ),
+        )
+        for worker_id, owing, counts, best in chosen
     }
+
+
+_LABEL_CHUNK = 10_000  # household ids per query, under every driver's parameter limit
+
+
+async def _household_labels(
+    connection: AsyncConnection, ids: list[int]
+) -> dict[int, tuple[str, str, str]]:
+    """Code, head of household and address of the given households."""
+    h = HOUSEHOLD.c
+    labels: dict[int, tuple[str, str, str]] = {}
+    for start in range(0, len(ids), _LABEL_CHUNK):
+        rows = await connection.execute(
+            select(h.id, h.code, h.head_name, h.address).where(
+                h.id.in_(ids[start : start + _LABEL_CHUNK])
+            )
+        )
+        labels.update((row[0], (row[1], row[2], row[3])) for row in rows)
+    return labels
+
+
+def _suggestion(
+    row: Any,
+    label: tuple[str, str, str],
+    done_columns: list[tuple[int, int]],
+    as_time: Callable[[Any], Any] | None,
+) -> Suggestion:
+    last_visit = row[5]
+    return Suggestion(
+        household_id=row[1],
+        code=label[0],
+        head_name=label[1],
+        address=label[2],
+        is_key=bool(row[2]),
+        overdue=bool(row[3]),
+        rule_ids=tuple(rule_id for column, rule_id in done_columns if row[column] is not None),
+        last_visit_at=last_visit if as_time is None or last_visit is None else as_time(last_visit),
+    )
 
 
 def _overdue(query: _Query, every_rule: list[QuotaRule]) -> ColumnElement[Any]:
@@ -1069,17 +1091,6 @@ def _overdue(query: _Query, every_rule: list[QuotaRule]) -> ColumnElement[Any]:
             )
         )
     return case((or_(*cases), 1), else_=0) if cases else literal(0)
-
-
-def _with_suggestions(plan: WorkerPlan, suggestions: list[Suggestion]) -> WorkerPlan:
-    return WorkerPlan(
-        worker_id=plan.worker_id,
-        local_day=plan.local_day,
-        due_households=plan.due_households,
-        target_today=plan.target_today,
-        horizons=plan.horizons,
-        suggestions=tuple(suggestions),
-    )
 
 
 def _end(query: _Query, rule: QuotaRule) -> date:

@@ -84,7 +84,7 @@ async def test_default_rules_are_installed_once(session: AsyncSession, clock: Fr
     assert {r.valid_from for r in first} == {date(2026, 3, 1), date(2026, 1, 1)}
     assert quotas.describe_rule(first[1], "zh_Hans")
     assert quotas.describe_rule(first[1], "en") == (
-        "key households: at least 1 × home visit per month"
+        "key households: at least 1 × home visit a month"
     )
 
 
