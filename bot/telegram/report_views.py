@@ -42,7 +42,7 @@ NO_PHOTOS = N_("No photos")
 SEND_LOCATION = N_("📍 Send my location")
 AT_HOME = N_("🏠 At my home")
 DANGER_YES = N_("⚠️ Yes, someone is in danger")
-DANGER_NO = N_("No")
+DANGER_NO = N_("No, nobody is in danger")
 SEND = N_("✅ Send")
 CHANGE = N_("✏️ Change something")
 BACK = N_("« Back")
@@ -331,7 +331,8 @@ def danger_keyboard() -> InlineKeyboardMarkup:
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [_button(DANGER_YES, ReportCb(action=ReportAction.DANGER_YES))],
-            [_button(DANGER_NO, ReportCb(action=ReportAction.DANGER_NO)), cancel_button()],
+            [_button(DANGER_NO, ReportCb(action=ReportAction.DANGER_NO))],
+            [cancel_button()],
         ]
     )
 
