@@ -84,7 +84,7 @@ async def run_trial(settings: Settings, clock: Clock, *, host: str, port: int) -
     server = SandboxServer(clock=clock.now)
     server.register_bot(SANDBOX_TOKEN, username=SANDBOX_USERNAME, first_name="网格通 GridBot")
     accounts = await sandbox_accounts(server, settings)
-    async with run_sandbox(server, host=host, port=port, web_page=True) as sandbox:
+    async with run_sandbox(server, host=host, port=port, web=True) as sandbox:
         trial = settings.model_copy(
             update={"bot_token": SecretStr(SANDBOX_TOKEN), "telegram_api_url": sandbox.url}
         )

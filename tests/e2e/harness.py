@@ -220,14 +220,8 @@ class Harness:
         )
 
     async def forge_press(self, persona: Persona, callback_data: str) -> None:
-        """A tampered client sends ``callback_data`` that no button of ours ever carried,
-        as if pressed on the newest bot message in the chat."""
-        bot, user, conv = self.server._actor(BOT_USERNAME, persona.id, None)
-        newest = [m for m in reversed(conv.visible_messages()) if m.from_bot]
-        assert newest, "the chat has no bot message to attach a forged press to"
-        self.server._press(
-            bot, user, conv, newest[0].data, {"text": "forged", "callback_data": callback_data}
-        )
+        """A tampered client sends ``callback_data`` that no button of ours ever carried."""
+        await persona.forge_press(callback_data)
         await self.settle()
 
     @contextlib.asynccontextmanager
@@ -248,6 +242,7 @@ async def harness(
     demo: bool = True,
     mode: Mode = "polling",
     rate_limits: RateLimits | None = None,
+    web: bool = False,
 ) -> AsyncIterator[Harness]:
     """A sandbox on a free port, the demo community (optional), and the bot running on them."""
     server = SandboxServer(clock=clock.now, rate_limits=rate_limits or RateLimits.off())
@@ -258,7 +253,10 @@ async def harness(
             await load_demo_data(session, clock.now())
             await session.commit()
         await engine.dispose()
-    async with run_sandbox(server) as sandbox, SandboxClient(sandbox.url) as client:
+    async with (
+        run_sandbox(server, web=web) as sandbox,
+        SandboxClient(sandbox.url) as client,
+    ):
         settings = Settings(
             _env_file=None,  # type: ignore[call-arg]
             bot_token=SecretStr(TOKEN),
