@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
 from bot.db import SessionFactory, create_engine, create_session_factory
-from bot.services import outbox
+from bot.services import outbox, unreachable
 from bot.settings import Settings
 from bot.telegram.commands import default_menus
 from bot.telegram.fsm_storage import DatabaseStorage
@@ -75,7 +75,7 @@ def build_app(
     engine = engine or create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     bot = bot or build_bot(settings)
-    sender = OutboxSender(bot, sessions, clock, settings)
+    sender = OutboxSender(bot, sessions, clock, settings, on_unreachable=unreachable.tell_head)
     dispatcher = Dispatcher(
         storage=build_storage(settings, sessions, clock),
         settings=settings,

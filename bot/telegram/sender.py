@@ -1,9 +1,30 @@
-"""Delivers the outbox under Telegram's limits.
+"""Delivers the outbox under Telegram's limits (发送队列).
 
-At least once, in order per chat: rows are leased (so another process or a restart picks up
-what a dead sender held), sent at most ~30/s overall and one per second per chat, retried with
-backoff on 5xx and network faults, delayed by ``retry_after`` on 429, and marked failed on a
-permanent refusal. A person whose chat answers 403 is marked unreachable.
+What it promises, and how:
+
+* **Nothing is lost.** Rows are leased (``lease_until``) before they are sent and the lease is
+  renewed while this process holds them; a row leased by a process that died is picked up
+  again once its lease has run out. A request whose answer never came (the process died while
+  it was on the wire, or it timed out) may be repeated: delivery is at least once, because
+  Telegram has no idempotency key.
+* **In order per chat.** One worker per chat sends that chat's rows strictly in id order (a
+  retry waits in place), and no process leases rows of a chat whose earlier rows another
+  process still holds.
+* **Telegram's limits.** About 30 messages a second in all — a leaky bucket whose burst is a
+  third of a second's worth, so a server-side bucket of the same rate is never drained by
+  network jitter — one a second per private chat and one every three seconds per group
+  (20 a minute). A 429 pauses *every* send for its ``retry_after`` (as python-telegram-bot's
+  rate limiter does) and does not count as an attempt.
+* **Transient faults** — 5xx, an answer that is not the Bot API's JSON (a proxy's 502 page), a
+  dropped connection, a timeout — are retried with exponential backoff, at most
+  ``limits.max_attempts`` times; the attempts are stored, so a restart keeps counting.
+* **Permanent refusals.** A 400 fails the row (``message is not modified`` counts as sent).
+  A 403 fails the row and the chat's other held rows without sending them, marks the person
+  unreachable and — once, when they turn unreachable — calls ``on_unreachable`` in the same
+  transaction (``bot.services.unreachable.tell_head`` tells their grid head).
+
+Statuses are written by group commit: whoever has a finished row to record writes every
+finished row waiting at that moment in one transaction, so commits never cap the throughput.
 """
 
 from __future__ import annotations
@@ -12,7 +33,8 @@ import asyncio
 import contextlib
 import inspect
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from itertools import groupby
 from pathlib import Path
@@ -21,6 +43,7 @@ from typing import Any
 import aiogram.methods
 from aiogram import Bot
 from aiogram.exceptions import (
+    ClientDecodeError,
     TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
@@ -32,6 +55,7 @@ from aiogram.types import FSInputFile, Message
 from aiolimiter import AsyncLimiter
 from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.db import SessionFactory
@@ -41,12 +65,24 @@ from models import OutboxMessage, OutboxStatus, Person
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=10)
-BATCH = 500
+LEASE = timedelta(minutes=2)  # how long a leased row is ours without a renewal
+RENEW_EVERY = 30.0  # seconds between lease renewals while rows are held
+BATCH = 500  # rows leased at most per query
+HOLD = 500  # rows held in memory at most (about 17 s of sending at 30/s)
+LOW_WATER = HOLD // 2  # lease more only once the held rows fall below this
+PER_CHAT = 20  # rows of one chat per lease, so one busy chat cannot starve the others
+GROUP_SLOWER = 3.0  # groups get 20 messages a minute: three times the private-chat interval
+BURST_SECONDS = 1 / 3  # the global limiter's burst, in seconds' worth of messages
+MAX_BACKOFF = 60.0
+WRITE_ATTEMPTS = 5  # tries to record a status before the lease is left to expire
+LEASE_LOCK = 0x4F555442  # pg_advisory_xact_lock key that serialises leasing ("OUTB")
 NOT_MODIFIED = "message is not modified"
+NOT_SENT_UNREACHABLE = "not sent: the chat answered 403 before"
 MESSAGE_METHODS = ("send", "edit", "copy", "forward")
+TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError, TimeoutError)
 
-UnreachableHook = Callable[[int, datetime], Awaitable[None]]
+UnreachableHook = Callable[[AsyncSession, int, datetime], Awaitable[Any]]
+"""``(session, chat_id, now)``, in the transaction that marks the chat's person unreachable."""
 
 
 def _method_classes() -> dict[str, type[TelegramMethod[Any]]]:
@@ -72,8 +108,43 @@ def build_call(method: str, payload: dict[str, Any]) -> TelegramMethod[Any]:
     return cls.model_validate(data)
 
 
+@dataclass
+class Outcome:
+    """How one row ended."""
+
+    status: OutboxStatus
+    attempts: int
+    error: str | None = None
+    message_id: int | None = None
+    unreachable: bool = False
+
+
+@dataclass
+class _Write:
+    """One row's new values, waiting for the next group commit."""
+
+    row_id: int
+    values: dict[str, Any]
+    done: bool = False
+
+
+@dataclass
+class _Held:
+    """The rows this process has leased and not yet settled, and the one on the wire."""
+
+    chat_of: dict[int, int] = field(default_factory=dict)  # row id -> chat id
+    on_the_wire: set[int] = field(default_factory=set)
+
+    def chats(self) -> set[int]:
+        return set(self.chat_of.values())
+
+
 class OutboxSender:
-    """The one way GridBot talks to Telegram (besides answering callback queries)."""
+    """The one way GridBot talks to Telegram (besides answering callback queries).
+
+    ``run()`` delivers forever; ``drain_once()`` leases one batch, delivers it and returns
+    (tests and scripts). Do not call both on one sender at the same time.
+    """
 
     def __init__(
         self,
@@ -91,42 +162,64 @@ class OutboxSender:
         self.settings = settings
         self.on_unreachable = on_unreachable
         limits = settings.limits
-        self._global = AsyncLimiter(limits.messages_per_second, 1)
+        burst = max(1.0, limits.messages_per_second * BURST_SECONDS)
+        self._global = AsyncLimiter(burst, burst / limits.messages_per_second)
         self._per_chat = limits.per_chat_interval
         self._retry_base = limits.retry_base_seconds
         self._max_attempts = limits.max_attempts
-        self._chat_ready: dict[int, float] = {}
-        self._slots = asyncio.Semaphore(concurrency)
+        self._chat_ready: dict[int, float] = {}  # loop time before which a chat waits
+        self._paused_until = 0.0  # loop time before which nothing is sent (a 429)
+        self._slots = asyncio.Semaphore(concurrency)  # requests on the wire at once
         self._wake = asyncio.Event()
-        self._is_postgres = False
+        self._held = _Held()
+        self._workers: set[asyncio.Task[None]] = set()
+        self._writes: list[_Write] = []
+        self._write_lock = asyncio.Lock()
+
+    # -- the public face ------------------------------------------------------------------------
 
     def wake(self) -> None:
         """Something was committed to the outbox: look now instead of at the next poll."""
         self._wake.set()
 
     async def run(self, poll_seconds: float = 1.0) -> None:
-        """Deliver forever (cancel the task to stop)."""
-        while True:
-            try:
-                sent = await self.drain_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("outbox round failed; retrying")
-                sent = 0
-            if sent == 0:
+        """Deliver forever (cancel the task to stop): lease what is due while there is room,
+        one worker per chat, and lease again when woken, when the held rows run low, or every
+        ``poll_seconds``."""
+        async with self._keeping_leases():
+            while True:
                 self._wake.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), poll_seconds)
+                try:
+                    leased = await self._lease(min(BATCH, HOLD - len(self._held.chat_of)))
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("leasing from the outbox failed; retrying")
+                    leased = []
+                for rows in _by_chat(leased):
+                    worker = asyncio.create_task(self._deliver_chat(rows))
+                    self._workers.add(worker)
+                    worker.add_done_callback(self._worker_done)
+                if not leased:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self._wake.wait(), poll_seconds)
 
     async def drain_once(self) -> int:
         """Lease what is due, deliver it chat by chat, and return how many rows were handled."""
-        batch = await self._lease()
-        if not batch:
-            return 0
-        chats = [list(rows) for _, rows in groupby(batch, key=lambda m: m.chat_id)]
-        await asyncio.gather(*(self._deliver_chat(rows) for rows in chats))
-        return len(batch)
+        async with self._keeping_leases():
+            batch = await self._lease(BATCH)
+            await asyncio.gather(*(self._deliver_chat(rows) for rows in _by_chat(batch)))
+            return len(batch)
+
+    async def due_count(self) -> int:
+        """Rows that may be sent now, leased or not (tests wait for this to reach zero)."""
+        async with self.sessions() as session:
+            count = await session.exec(
+                select(func.count()).select_from(OutboxMessage).where(*self._due(self.clock.now()))
+            )
+            return int(count.one())
+
+    # -- leasing --------------------------------------------------------------------------------
 
     def _due(self, now: datetime) -> list[ColumnElement[bool]]:
         """What may be sent now: pending, due, and urgent during quiet hours."""
@@ -138,58 +231,179 @@ class OutboxSender:
             conditions.append(col(OutboxMessage.urgent).is_(True))
         return conditions
 
-    async def due_count(self) -> int:
-        """Rows that may be sent now, leased or not (tests wait for this to reach zero)."""
-        async with self.sessions() as session:
-            count = await session.exec(
-                select(func.count()).select_from(OutboxMessage).where(*self._due(self.clock.now()))
-            )
-            return int(count.one())
-
-    async def _lease(self) -> list[OutboxMessage]:
+    async def _lease(self, limit: int) -> list[OutboxMessage]:
+        """Take up to ``limit`` due rows, oldest first, at most ``PER_CHAT`` of a chat, none of
+        a chat whose rows someone (this process included) still holds."""
+        if limit <= 0:
+            return []
         now = self.clock.now()
+        held_chats = self._held.chats()
         async with self.sessions() as session:
-            self._is_postgres = session.get_bind().dialect.name == "postgresql"
-            query = (
-                select(OutboxMessage)
-                .where(
-                    *self._due(now),
-                    or_(
-                        col(OutboxMessage.lease_until).is_(None),
-                        col(OutboxMessage.lease_until) < now,
-                    ),
-                )
-                .order_by(col(OutboxMessage.chat_id), col(OutboxMessage.id))
-                .limit(BATCH)
+            if session.get_bind().dialect.name == "postgresql":
+                await session.exec(select(func.pg_advisory_xact_lock(LEASE_LOCK)))
+            busy = select(OutboxMessage.chat_id).where(
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+                col(OutboxMessage.lease_until) >= now,
             )
-            if self._is_postgres:
-                query = query.with_for_update(skip_locked=True)
-            rows = list((await session.exec(query)).all())
-            if not rows:
+            lease_until = col(OutboxMessage.lease_until)
+            conditions = [
+                *self._due(now),
+                or_(lease_until.is_(None), lease_until < now),
+                col(OutboxMessage.chat_id).not_in(busy),
+            ]
+            if held_chats:
+                conditions.append(col(OutboxMessage.chat_id).not_in(held_chats))
+            ranked = (
+                select(
+                    col(OutboxMessage.id).label("id"),
+                    func.row_number()
+                    .over(partition_by=col(OutboxMessage.chat_id), order_by=col(OutboxMessage.id))
+                    .label("place"),
+                )
+                .where(*conditions)
+                .subquery()
+            )
+            ids = list(
+                (
+                    await session.exec(
+                        select(ranked.c.id)
+                        .where(ranked.c.place <= PER_CHAT)
+                        .order_by(ranked.c.id)
+                        .limit(limit)
+                    )
+                ).all()
+            )
+            if not ids:
                 return []
             await session.exec(
                 update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_([r.id for r in rows]))
+                .where(col(OutboxMessage.id).in_(ids))
                 .values(lease_until=now + LEASE)
             )
+            rows = list(
+                (
+                    await session.exec(
+                        select(OutboxMessage)
+                        .where(col(OutboxMessage.id).in_(ids))
+                        .order_by(col(OutboxMessage.chat_id), col(OutboxMessage.id))
+                    )
+                ).all()
+            )
             await session.commit()
-            return rows
+        for row in rows:
+            assert row.id is not None
+            self._held.chat_of[row.id] = row.chat_id
+        return rows
+
+    @contextlib.asynccontextmanager
+    async def _keeping_leases(self) -> AsyncIterator[None]:
+        """Renew the held leases while the block runs; on the way out (cancelled, say) stop the
+        workers and hand back every held row that is not on the wire."""
+        renewer = asyncio.create_task(self._renew_leases())
+        try:
+            yield
+        finally:
+            renewer.cancel()
+            workers = list(self._workers)
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(renewer, *workers, return_exceptions=True)
+            await self._release_held()
+
+    async def _renew_leases(self) -> None:
+        while True:
+            await asyncio.sleep(RENEW_EVERY)
+            ids = list(self._held.chat_of)
+            if not ids:
+                continue
+            try:
+                async with self.sessions() as session:
+                    await session.exec(
+                        update(OutboxMessage)
+                        .where(
+                            col(OutboxMessage.id).in_(ids),
+                            col(OutboxMessage.status) == OutboxStatus.PENDING,
+                        )
+                        .values(lease_until=self.clock.now() + LEASE)
+                    )
+                    await session.commit()
+            except Exception:
+                log.exception("renewing %d outbox leases failed", len(ids))
+
+    async def _release_held(self) -> None:
+        """Give back rows never sent; a row on the wire keeps its lease (it may have arrived)."""
+        ids = [i for i in self._held.chat_of if i not in self._held.on_the_wire]
+        self._held = _Held()
+        if not ids:
+            return
+        try:
+            async with self.sessions() as session:
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(
+                        col(OutboxMessage.id).in_(ids),
+                        col(OutboxMessage.status) == OutboxStatus.PENDING,
+                    )
+                    .values(lease_until=None)
+                )
+                await session.commit()
+        except Exception:  # the leases run out by themselves
+            log.exception("could not release %d outbox leases", len(ids))
+
+    def _worker_done(self, worker: asyncio.Task[None]) -> None:
+        self._workers.discard(worker)
+        if not worker.cancelled() and worker.exception() is not None:
+            log.error("an outbox chat worker stopped", exc_info=worker.exception())
+        if len(self._held.chat_of) < LOW_WATER:
+            self._wake.set()
+
+    # -- delivering -----------------------------------------------------------------------------
 
     async def _deliver_chat(self, rows: list[OutboxMessage]) -> None:
         """One chat's rows, strictly in order (retries wait in place rather than reorder)."""
-        async with self._slots:
-            for row in rows:
-                try:
-                    await self._deliver(row)
-                except Exception as exc:  # a malformed row must not stop the chat or the round
-                    log.exception("outbox %s could not be delivered", row.id)
-                    await self._finish(row, OutboxStatus.FAILED, error=repr(exc))
+        for index, row in enumerate(rows):
+            try:
+                outcome = await self._deliver(row)
+            except Exception as exc:  # a malformed row must not stop the chat or the round
+                log.exception("outbox %s could not be delivered", row.id)
+                outcome = Outcome(OutboxStatus.FAILED, row.attempts, error=repr(exc))
+            if outcome.unreachable:
+                await self._settle_unreachable(row, outcome, rows[index + 1 :])
+                return
+            await self._settle(row, outcome)
 
-    async def _deliver(self, row: OutboxMessage) -> None:
-        now = self.clock.now()
-        if row.expires_at is not None and row.expires_at <= now:
-            await self._finish(row, OutboxStatus.DROPPED, error="expired before delivery")
-            return
+    async def _deliver(self, row: OutboxMessage) -> Outcome:
+        attempts = row.attempts
+        if row.expires_at is not None and row.expires_at <= self.clock.now():
+            return Outcome(OutboxStatus.DROPPED, attempts, error="expired before delivery")
+        call = await self._call_for(row)
+        is_message = row.method.lower().startswith(MESSAGE_METHODS)
+        while True:
+            try:
+                result = await self._send(row, call, is_message=is_message)
+            except TelegramRetryAfter as exc:
+                log.warning("429 for chat %s: all sends wait %ss", row.chat_id, exc.retry_after)
+                self._pause(row.chat_id, exc.retry_after)
+                continue
+            except TelegramForbiddenError as exc:
+                return Outcome(OutboxStatus.FAILED, attempts, error=exc.message, unreachable=True)
+            except TelegramBadRequest as exc:
+                if NOT_MODIFIED in exc.message:
+                    return Outcome(OutboxStatus.SENT, attempts)
+                log.error("outbox %s refused: %s", row.id, exc.message)
+                return Outcome(OutboxStatus.FAILED, attempts, error=exc.message)
+            except TRANSIENT as exc:
+                attempts += 1
+                error = f"{type(exc).__name__}: {exc}"
+                if attempts >= self._max_attempts:
+                    return Outcome(OutboxStatus.FAILED, attempts, error=error)
+                await self._write(row, {"attempts": attempts, "last_error": error[:500]})
+                await asyncio.sleep(min(self._retry_base * 2 ** (attempts - 1), MAX_BACKOFF))
+                continue
+            message_id = result.message_id if isinstance(result, Message) else None
+            return Outcome(OutboxStatus.SENT, attempts, message_id=message_id)
+
+    async def _call_for(self, row: OutboxMessage) -> TelegramMethod[Any]:
         payload = dict(row.payload)
         method = row.method
         if row.edit_ref:
@@ -198,56 +412,43 @@ class OutboxSender:
                 method, payload = "sendMessage", _as_new_message(payload)
             else:
                 payload["message_id"] = message_id
-        call = build_call(method, payload)
-        is_message = method.lower().startswith(MESSAGE_METHODS)
-        while True:
+        return build_call(method, payload)
+
+    async def _send(
+        self, row: OutboxMessage, call: TelegramMethod[Any], *, is_message: bool
+    ) -> Any:
+        """One request, when the chat's pace, a 429 pause and the global limit allow it."""
+        assert row.id is not None
+        if is_message:  # Telegram's limits count messages, not menus or pins
+            await self._pace(row.chat_id)
+        async with self._slots:
+            self._held.on_the_wire.add(row.id)
             try:
-                if is_message:  # Telegram's limits count messages, not menus or pins
-                    await self._pace(row.chat_id)
-                    async with self._global:
-                        result = await self.bot(call)
-                else:
-                    result = await self.bot(call)
-            except TelegramRetryAfter as exc:
-                log.warning("429 for chat %s: retry after %ss", row.chat_id, exc.retry_after)
-                self._chat_ready[row.chat_id] = self._loop_time() + exc.retry_after
-                continue
-            except TelegramForbiddenError as exc:
-                await self._finish(row, OutboxStatus.FAILED, error=exc.message)
-                await self._mark_unreachable(row.chat_id)
-                return
-            except TelegramBadRequest as exc:
-                if NOT_MODIFIED in exc.message:
-                    await self._finish(row, OutboxStatus.SENT)
-                else:
-                    log.error("outbox %s refused: %s", row.id, exc.message)
-                    await self._finish(row, OutboxStatus.FAILED, error=exc.message)
-                return
-            except (TelegramServerError, TelegramNetworkError, TimeoutError) as exc:
-                row.attempts += 1
-                if row.attempts >= self._max_attempts:
-                    await self._finish(row, OutboxStatus.FAILED, error=str(exc))
-                    return
-                await self._note_attempt(row, str(exc))
-                await asyncio.sleep(min(self._retry_base * 2 ** (row.attempts - 1), 60.0))
-                continue
-            message_id = result.message_id if isinstance(result, Message) else None
-            await self._finish(row, OutboxStatus.SENT, message_id=message_id)
-            return
+                return await self.bot(call)
+            finally:
+                self._held.on_the_wire.discard(row.id)
 
     async def _pace(self, chat_id: int) -> None:
-        ready = self._chat_ready.get(chat_id, 0.0)
-        delay = ready - self._loop_time()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        self._chat_ready[chat_id] = self._loop_time() + self._per_chat
+        """Wait for the chat's turn and for any 429 pause, then for a global token."""
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = max(self._chat_ready.get(chat_id, 0.0), self._paused_until) - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            await self._global.acquire()
+            if self._paused_until <= loop.time():  # no 429 came while we queued
+                break
+        interval = self._per_chat * (GROUP_SLOWER if chat_id < 0 else 1.0)
+        self._chat_ready[chat_id] = loop.time() + interval
         if len(self._chat_ready) > 10_000:
-            now = self._loop_time()
+            now = loop.time()
             self._chat_ready = {c: t for c, t in self._chat_ready.items() if t > now}
 
-    @staticmethod
-    def _loop_time() -> float:
-        return asyncio.get_running_loop().time()
+    def _pause(self, chat_id: int, retry_after: float) -> None:
+        until = asyncio.get_running_loop().time() + retry_after
+        self._paused_until = max(self._paused_until, until)
+        self._chat_ready[chat_id] = max(self._chat_ready.get(chat_id, 0.0), until)
 
     async def _message_id_of(self, ref: str, chat_id: int) -> int | None:
         async with self.sessions() as session:
@@ -265,49 +466,122 @@ class OutboxSender:
                 )
             ).first()
 
-    async def _finish(
-        self,
-        row: OutboxMessage,
-        status: OutboxStatus,
-        *,
-        error: str | None = None,
-        message_id: int | None = None,
-    ) -> None:
-        now = self.clock.now()
-        upload = row.payload.get("_upload")
-        if upload and upload.get("delete_after") and status != OutboxStatus.PENDING:
-            await asyncio.to_thread(Path(upload["path"]).unlink, missing_ok=True)
-        values: dict[str, Any] = {"status": status, "lease_until": None, "attempts": row.attempts}
-        if status == OutboxStatus.SENT:
-            values["sent_at"] = now
-            if message_id is not None:
-                values["message_id"] = message_id
-        if error:
-            values["last_error"] = error[:500]
-        async with self.sessions() as session:
-            await session.exec(
-                update(OutboxMessage).where(col(OutboxMessage.id) == row.id).values(**values)
-            )
-            await session.commit()
+    # -- recording ------------------------------------------------------------------------------
 
-    async def _note_attempt(self, row: OutboxMessage, error: str) -> None:
+    async def _settle(self, row: OutboxMessage, outcome: Outcome) -> None:
+        """Record how the row ended and let go of it."""
+        await _forget_upload(row)
+        values: dict[str, Any] = {
+            "status": outcome.status,
+            "lease_until": None,
+            "attempts": outcome.attempts,
+        }
+        if outcome.status == OutboxStatus.SENT:
+            values["sent_at"] = self.clock.now()
+            if outcome.message_id is not None:
+                values["message_id"] = outcome.message_id
+        if outcome.error:
+            values["last_error"] = outcome.error[:500]
+        await self._write(row, values)  # if it fails for good, the lease runs out
+        self._let_go([row])
+
+    async def _settle_unreachable(
+        self, row: OutboxMessage, outcome: Outcome, rest: list[OutboxMessage]
+    ) -> None:
+        """403: fail this row and the chat's held rows, and mark the person unreachable — all
+        in one transaction, with the hook called when the person turns unreachable."""
+        now = self.clock.now()
+        for each in (row, *rest):
+            await _forget_upload(each)
         async with self.sessions() as session:
             await session.exec(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id) == row.id)
-                .values(attempts=row.attempts, last_error=error[:500])
+                .values(
+                    status=OutboxStatus.FAILED,
+                    lease_until=None,
+                    attempts=outcome.attempts,
+                    last_error=(outcome.error or "")[:500],
+                )
             )
+            if rest:
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_([r.id for r in rest]))
+                    .values(
+                        status=OutboxStatus.FAILED,
+                        lease_until=None,
+                        last_error=NOT_SENT_UNREACHABLE,
+                    )
+                )
+            turned = (
+                await session.exec(
+                    update(Person)
+                    .where(col(Person.telegram_id) == row.chat_id, col(Person.reachable).is_(True))
+                    .values(reachable=False, updated_at=now)
+                    .returning(col(Person.id))
+                )
+            ).all()
+            if turned and self.on_unreachable is not None:
+                try:
+                    async with session.begin_nested():
+                        await self.on_unreachable(session, row.chat_id, now)
+                except Exception:  # the person is still marked; only the telling is lost
+                    log.exception("telling about unreachable chat %s failed", row.chat_id)
+            await session.commit()
+        self._let_go([row, *rest])
+        if turned:
+            self.wake()  # the hook may have queued messages
+
+    async def _write(self, row: OutboxMessage, values: dict[str, Any]) -> bool:
+        """Group commit: queue the row's values; whoever holds the lock writes all that wait.
+        Returns False when the database stayed out of reach (the lease will run out)."""
+        assert row.id is not None
+        mine = _Write(row.id, values)
+        self._writes.append(mine)
+        for attempt in range(WRITE_ATTEMPTS):
+            async with self._write_lock:
+                if mine.done:
+                    return True
+                batch, self._writes = self._writes, []
+                try:
+                    await self._write_batch(batch)
+                except Exception:
+                    self._writes[:0] = batch
+                    log.exception("recording %d outbox rows failed", len(batch))
+                else:
+                    for write in batch:
+                        write.done = True
+                    return True
+            await asyncio.sleep(0.1 * 2**attempt)
+        return mine.done
+
+    async def _write_batch(self, batch: Iterable[_Write]) -> None:
+        async with self.sessions() as session:
+            for write in batch:
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id) == write.row_id)
+                    .values(**write.values)
+                )
             await session.commit()
 
-    async def _mark_unreachable(self, chat_id: int) -> None:
-        now = self.clock.now()
-        async with self.sessions() as session:
-            await session.exec(
-                update(Person).where(col(Person.telegram_id) == chat_id).values(reachable=False)
-            )
-            await session.commit()
-        if self.on_unreachable is not None:
-            await self.on_unreachable(chat_id, now)
+    def _let_go(self, rows: Iterable[OutboxMessage]) -> None:
+        for row in rows:
+            if row.id is not None:
+                self._held.chat_of.pop(row.id, None)
+
+
+def _by_chat(rows: list[OutboxMessage]) -> list[list[OutboxMessage]]:
+    """Rows (ordered by chat, then id) split into one list per chat."""
+    return [list(chat_rows) for _, chat_rows in groupby(rows, key=lambda m: m.chat_id)]
+
+
+async def _forget_upload(row: OutboxMessage) -> None:
+    """A temporary file made for this row is not needed once the row has ended."""
+    upload = row.payload.get("_upload")
+    if upload and upload.get("delete_after"):
+        await asyncio.to_thread(Path(upload["path"]).unlink, missing_ok=True)
 
 
 def _as_new_message(edit_payload: dict[str, Any]) -> dict[str, Any]:
