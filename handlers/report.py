@@ -278,7 +278,7 @@ async def photo_received(
     the description, or a comment added to it. An album gets one answer, edited as its
     photos arrive."""
     step = await _fresh_step(session, state)
-    if step is None or not message.photo:
+    if step not in NewReport.__all_states_names__ or not message.photo:
         return  # the conversation ended while this photo was on its way
     draft = await _draft(state)
     notes: list[str] = []
