@@ -14,6 +14,7 @@ from handlers import (
     common,
     errors,
     fallback,
+    ledgers,
     meetings,
     onboarding,
     registry,
@@ -29,6 +30,7 @@ def build_router() -> Router:
         onboarding.build_router(),  # /start with a deep link, and the phone step after it
         report.build_router(),  # a resident's /report conversation
         registry.build_router(),
+        ledgers.build_router(),  # file imports, /template, /export
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes
         routing.build_router(),  # /sla, /holidays

@@ -46,6 +46,12 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("check", N_("Span-of-control check of your grids"), STAFF_VIEW),
     BotCommandSpec("qr", N_("QR code for residents to join a grid"), STAFF_VIEW),
     BotCommandSpec("invite", N_("Invitation link for a worker, head or operator"), ADMINS),
+    BotCommandSpec("template", N_("Empty household or people sheet to fill in"), ADMINS),
+    BotCommandSpec(
+        "export",
+        N_("Household or people ledger (Excel)"),
+        frozenset({Role.HEAD, Role.CENTER, Role.SUPERVISOR, Role.ADMIN}),
+    ),
     BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
     BotCommandSpec("sla", N_("Time limits for handling problems"), STAFF_VIEW | {Role.DEPARTMENT}),
     BotCommandSpec("holidays", N_("Holidays and make-up working days"), ADMINS),

@@ -1,0 +1,70 @@
+"""Ledgers end to end: an admin's GBK file with bad rows, then a good one, then /export."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from openpyxl import load_workbook
+from sqlmodel import col, select
+
+from models import Grid, Household, Person, Role, RoleAssignment
+from tests.e2e.harness import Harness
+
+pytestmark = pytest.mark.e2e
+
+HEADER = "户编号,网格编码,户主姓名,联系电话,地址,家庭人口,户类别,重点户,工商企业户,责任网格员,备注"
+
+
+async def test_an_admin_imports_a_gbk_file_and_exports_the_ledger(h: Harness) -> None:
+    admin = await h.persona("admin")
+    async with h.session() as session:
+        grid = (await session.exec(select(Grid).where(Grid.tier == 3).order_by(Grid.code))).first()
+        assert grid is not None
+        worker = (
+            await session.exec(
+                select(Person)
+                .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+                .where(RoleAssignment.grid_id == grid.id, RoleAssignment.role == Role.WORKER)
+            )
+        ).one()
+    good = [
+        f"T{grid.code}901,{grid.code},张大爷,13912340001,新村1号,2,空巢老人,是,否,{worker.phone},",
+        f"T{grid.code}902,{grid.code},李阿姨,13912340002,新村2号,3,,否,否,{worker.phone},",
+    ]
+    bad = [
+        f"T{grid.code}903,{grid.code},王五,12345,新村3号,2,,否,否,,",  # bad phone
+        f"T{grid.code}904,999999999999999,赵六,13912340004,新村4号,2,,否,否,,",  # no grid
+        f"T{grid.code}901,{grid.code},重复,13912340005,新村5号,abc,,否,否,,",  # duplicate, members
+    ]
+    await admin.send_document("\n".join([HEADER, *good, *bad]).encode("gbk"), filename="住户.csv")
+    await h.settle()
+    report = (await admin.transcript()).texts[-1]
+    assert "未导入任何数据" in report, report
+    for row in (4, 5, 6):
+        assert f"第 {row} 行" in report
+    async with h.session() as session:
+        assert (
+            await session.exec(select(Household).where(col(Household.code).startswith("T")))
+        ).first() is None
+
+    await admin.send_document("\n".join([HEADER, *good]).encode("gbk"), filename="住户.csv")
+    await h.settle()
+    assert "2" in (await admin.transcript()).texts[-1]
+    async with h.session() as session:
+        imported = (
+            await session.exec(select(Household).where(col(Household.code).startswith("T")))
+        ).all()
+    assert {h_.head_name for h_ in imported} == {"张大爷", "李阿姨"}
+
+    await admin.send(f"/export households {grid.code}")
+    ledger = await admin.next_message()
+    assert ledger.document is not None
+    book = load_workbook(io.BytesIO(await h.client.download(ledger.document["file_id"])))
+    cells = [str(c.value) for row in book.active.iter_rows() for c in row if c.value]
+    assert "张大爷" in cells and "李阿姨" in cells
+
+    resident = await h.persona("resident")
+    await resident.send_document("\n".join([HEADER, *good]).encode("gbk"), filename="x.csv")
+    await h.settle()
+    assert "管理员" in (await resident.transcript()).texts[-1]
