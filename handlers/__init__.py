@@ -11,9 +11,11 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import (
+    assessment,
     common,
     errors,
     fallback,
+    jobs,
     ledgers,
     meetings,
     onboarding,
@@ -30,10 +32,12 @@ def build_router() -> Router:
         onboarding.build_router(),  # /start with a deep link, and the phone step after it
         report.build_router(),  # a resident's /report conversation
         registry.build_router(),
+        assessment.build_router(),  # /indicators
         ledgers.build_router(),  # file imports, /template, /export
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes
         routing.build_router(),  # /sla, /holidays
+        jobs.build_router(),  # /jobs
         common.build_router(),
         errors.build_router(),
         fallback.build_router(),  # always last

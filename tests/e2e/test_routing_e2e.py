@@ -55,3 +55,13 @@ async def test_an_urgent_ticket_reaches_the_whole_chain_at_once(h: Harness) -> N
     for informed in (head, community_head, center):
         copy = await informed.next_message()
         assert ticket.number in copy.text and copy.buttons == []
+
+
+async def test_admin_sees_the_scheduled_jobs(h: Harness) -> None:
+    admin = await h.persona("admin")
+    await admin.send("/jobs")
+    jobs = await admin.next_message()
+    assert "定时任务" in jobs.text and "tickets.deadlines" in jobs.text
+    worker = await h.persona("worker")
+    await worker.send("/jobs")
+    assert "管理员" in (await worker.next_message()).text

@@ -1,0 +1,56 @@
+"""/jobs for admins: what the scheduler will do next, what it did last and how it ended."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from aiogram import Router
+from aiogram.filters import Command
+from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_
+from bot.services.errors import NotAllowed
+from bot.services.jobs import JOB_STATE_LABEL, OVERDUE_LABEL, jobs_overview
+from bot.services.people import RoleInGrid
+from bot.settings import Settings
+from bot.telegram.render import bold, code, esc
+from bot.telegram.replies import Replier
+from bot.telegram.ticket_views import local_time
+from models import Role
+from scheduler.registry import default_registry
+
+
+async def jobs_command(
+    message: Message,
+    reply: Replier,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    if not any(r.role == Role.ADMIN for r in roles):
+        raise NotAllowed(N_("This command is for administrators."))
+    lines = [bold(_("Scheduled jobs"))]
+    for job in await jobs_overview(session, default_registry(settings), now):
+        lines.append("")
+        lines.append(f"{bold(_(job.name))} {code(job.id)}")
+        lines.append(
+            _("next: {next} · last: {last} · {state}").format(
+                next=local_time(job.next_fire_at, settings.tz),
+                last=local_time(job.last_started_at, settings.tz),
+                state=_(JOB_STATE_LABEL[job.state]),
+            )
+        )
+        if job.overdue:
+            lines.append("⚠️ " + _(OVERDUE_LABEL))
+        if job.last_error:
+            lines.append(esc(job.last_error[:200]))
+    reply.text("\n".join(lines))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(jobs_command, Command("jobs"))
+    return router
