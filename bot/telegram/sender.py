@@ -130,10 +130,10 @@ class _Write:
 
 @dataclass
 class _Held:
-    """The rows this process has leased and not yet settled, and the one on the wire."""
+    """The rows this process has leased and not yet settled."""
 
     chat_of: dict[int, int] = field(default_factory=dict)  # row id -> chat id
-    on_the_wire: set[int] = field(default_factory=set)
+    tried: set[int] = field(default_factory=set)  # a request went out: it may have arrived
 
     def chats(self) -> set[int]:
         return set(self.chat_of.values())
@@ -298,7 +298,7 @@ class OutboxSender:
     @contextlib.asynccontextmanager
     async def _keeping_leases(self) -> AsyncIterator[None]:
         """Renew the held leases while the block runs; on the way out (cancelled, say) stop the
-        workers and hand back every held row that is not on the wire."""
+        workers, record what they had finished, and hand back every held row never tried."""
         renewer = asyncio.create_task(self._renew_leases())
         try:
             yield
@@ -308,6 +308,7 @@ class OutboxSender:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(renewer, *workers, return_exceptions=True)
+            await self._flush_writes()
             await self._release_held()
 
     async def _renew_leases(self) -> None:
@@ -330,9 +331,19 @@ class OutboxSender:
             except Exception:
                 log.exception("renewing %d outbox leases failed", len(ids))
 
+    async def _flush_writes(self) -> None:
+        batch, self._writes = self._writes, []
+        if not batch:
+            return
+        try:
+            await self._write_batch(batch)
+        except Exception:  # their leases run out and they are sent again
+            log.exception("could not record %d outbox rows", len(batch))
+
     async def _release_held(self) -> None:
-        """Give back rows never sent; a row on the wire keeps its lease (it may have arrived)."""
-        ids = [i for i in self._held.chat_of if i not in self._held.on_the_wire]
+        """Give back rows never tried; a row tried but not recorded keeps its lease, because
+        the request may have arrived."""
+        ids = [i for i in self._held.chat_of if i not in self._held.tried]
         self._held = _Held()
         if not ids:
             return
@@ -422,11 +433,8 @@ class OutboxSender:
         if is_message:  # Telegram's limits count messages, not menus or pins
             await self._pace(row.chat_id)
         async with self._slots:
-            self._held.on_the_wire.add(row.id)
-            try:
-                return await self.bot(call)
-            finally:
-                self._held.on_the_wire.discard(row.id)
+            self._held.tried.add(row.id)
+            return await self.bot(call)
 
     async def _pace(self, chat_id: int) -> None:
         """Wait for the chat's turn and for any 429 pause, then for a global token."""
@@ -546,8 +554,10 @@ class OutboxSender:
                 batch, self._writes = self._writes, []
                 try:
                     await self._write_batch(batch)
-                except Exception:
+                except BaseException as exc:
                     self._writes[:0] = batch
+                    if not isinstance(exc, Exception):
+                        raise  # cancelled: what waits is flushed on the way out
                     log.exception("recording %d outbox rows failed", len(batch))
                 else:
                     for write in batch:
@@ -570,6 +580,7 @@ class OutboxSender:
         for row in rows:
             if row.id is not None:
                 self._held.chat_of.pop(row.id, None)
+                self._held.tried.discard(row.id)
 
 
 def _by_chat(rows: list[OutboxMessage]) -> list[list[OutboxMessage]]:

@@ -1,0 +1,506 @@
+"""The outbox sender against a scripted fake Bot API, on the real database; and who is told
+when a person turns unreachable (``bot.services.unreachable``)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncGenerator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from aiogram import Bot
+from aiogram.client.session.base import BaseSession
+from aiogram.exceptions import (
+    ClientDecodeError,
+    TelegramForbiddenError,
+    TelegramNetworkError,
+    TelegramRetryAfter,
+    TelegramServerError,
+)
+from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
+from aiogram.methods.base import TelegramType
+from aiogram.types import Chat, Message
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.clock import FrozenClock
+from bot.db import SessionFactory, create_session_factory
+from bot.i18n import gettext_for
+from bot.services import outbox, people, unreachable
+from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.settings import LimitSettings, Settings
+from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, OutboxSender
+from models import OutboxMessage, OutboxStatus, Person
+
+TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
+SENT_AT = datetime(2026, 3, 12, 1, 0, tzinfo=UTC)
+
+Fault = Callable[[TelegramMethod[Any]], BaseException]
+
+
+def server_error(method: TelegramMethod[Any]) -> BaseException:
+    return TelegramServerError(method, "Internal Server Error")
+
+
+def proxy_page(method: TelegramMethod[Any]) -> BaseException:
+    return ClientDecodeError("Failed to decode object", ValueError("not JSON"), "<html>502</html>")
+
+
+def dropped(method: TelegramMethod[Any]) -> BaseException:
+    return TelegramNetworkError(method, "ServerDisconnectedError")
+
+
+def blocked(method: TelegramMethod[Any]) -> BaseException:
+    return TelegramForbiddenError(method, "Forbidden: bot was blocked by the user")
+
+
+def too_many(seconds: float) -> Fault:
+    def fault(method: TelegramMethod[Any]) -> BaseException:
+        message = f"Too Many Requests: retry after {seconds}"
+        return TelegramRetryAfter(method, message, seconds)  # type: ignore[arg-type]
+
+    return fault
+
+
+@dataclass
+class Call:
+    at: float  # event-loop time the request started
+    chat_id: int
+    method: TelegramMethod[Any]
+    answered: str  # "ok", or the fault's class name
+
+
+class ScriptedSession(BaseSession):
+    """Answers like Telegram, unless the chat's script says otherwise: a fault to raise, or
+    ``HANG`` (the request never comes back, as when the process dies with it on the wire)."""
+
+    HANG = "hang"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.script: dict[int, list[Fault | str]] = defaultdict(list)
+        self.calls: list[Call] = []
+        self.on_the_wire = asyncio.Event()
+        self._next_message_id = 100
+
+    def delivered(self, chat_id: int | None = None) -> list[str]:
+        """Texts that reached Telegram, in order."""
+        return [
+            str(getattr(c.method, "text", ""))
+            for c in self.calls
+            if c.answered == "ok" and (chat_id is None or c.chat_id == chat_id)
+        ]
+
+    async def close(self) -> None:
+        return None
+
+    async def make_request(
+        self, bot: Bot, method: TelegramMethod[TelegramType], timeout: int | None = None
+    ) -> TelegramType:
+        chat_id = int(getattr(method, "chat_id", 0) or 0)
+        call = Call(asyncio.get_running_loop().time(), chat_id, method, "ok")
+        self.calls.append(call)
+        script = self.script.get(chat_id)
+        if script:
+            step = script.pop(0)
+            if step == self.HANG:
+                call.answered = "hang"
+                self.on_the_wire.set()
+                await asyncio.Event().wait()
+            assert callable(step)
+            error = step(method)
+            call.answered = type(error).__name__
+            raise error
+        if method.__returning__ is bool:
+            return True  # type: ignore[return-value]
+        self._next_message_id += 1
+        return Message(  # type: ignore[return-value]
+            message_id=getattr(method, "message_id", None) or self._next_message_id,
+            date=SENT_AT,
+            chat=Chat(id=chat_id, type="private"),
+            text=getattr(method, "text", None),
+        )
+
+    async def stream_content(
+        self,
+        url: str,
+        headers: dict[str, Any] | None = None,
+        timeout: int = 30,
+        chunk_size: int = 65536,
+        raise_for_status: bool = True,
+    ) -> AsyncGenerator[bytes, None]:
+        yield b""
+
+
+class HookCalls:
+    """An ``on_unreachable`` hook that records what it saw inside the sender's transaction."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, bool | None]] = []
+
+    async def __call__(self, session: AsyncSession, chat_id: int, now: datetime) -> None:
+        reachable = (
+            await session.exec(select(Person.reachable).where(Person.telegram_id == chat_id))
+        ).first()
+        self.calls.append((chat_id, reachable))
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> SessionFactory:
+    return create_session_factory(engine)
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=TOKEN,
+        database_url=database_url,
+        limits=LimitSettings(per_chat_interval=0.0, retry_base_seconds=0.01, max_attempts=4),
+    )
+
+
+def sender_for(
+    fake: ScriptedSession,
+    sessions: SessionFactory,
+    clock: FrozenClock,
+    settings: Settings,
+    hook: HookCalls | None = None,
+) -> OutboxSender:
+    return OutboxSender(Bot(TOKEN, session=fake), sessions, clock, settings, on_unreachable=hook)
+
+
+async def enqueue(
+    sessions: SessionFactory, clock: FrozenClock, messages: list[tuple[int, str]], **extra: Any
+) -> list[int]:
+    async with sessions() as session:
+        rows = [
+            outbox.send_text(session, chat_id=chat_id, text=text, now=clock.now(), **extra)
+            for chat_id, text in messages
+        ]
+        await session.commit()
+    return [row.id or 0 for row in rows]
+
+
+async def rows_by_id(sessions: SessionFactory) -> dict[int, OutboxMessage]:
+    async with sessions() as session:
+        rows = (await session.exec(select(OutboxMessage))).all()
+    return {row.id or 0: row for row in rows}
+
+
+async def test_every_chat_gets_its_messages_once_and_in_order(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    fake.script[1002] = [server_error]  # the second chat's first message needs a retry
+    messages = [(chat, f"{chat}-{n}") for n in range(4) for chat in (1001, 1002, 1003)]
+    await enqueue(sessions, clock, messages)
+    sender = sender_for(fake, sessions, clock, settings)
+
+    assert await sender.drain_once() == 12
+    for chat in (1001, 1002, 1003):
+        assert fake.delivered(chat) == [f"{chat}-{n}" for n in range(4)]
+    rows = await rows_by_id(sessions)
+    assert {r.status for r in rows.values()} == {OutboxStatus.SENT}
+    assert len({r.message_id for r in rows.values()}) == 12
+    assert all(r.lease_until is None and r.sent_at == clock.now() for r in rows.values())
+    assert await sender.due_count() == 0 and await sender.drain_once() == 0
+
+
+async def test_a_429_pauses_every_send_for_retry_after_and_is_no_attempt(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    fake.script[2001] = [too_many(0.2)]
+    await enqueue(sessions, clock, [(2001, "a"), (2002, "b"), (2003, "c")])
+    sender = sender_for(fake, sessions, clock, settings)
+
+    await sender.drain_once()
+    refused, *after = fake.calls
+    assert refused.chat_id == 2001 and refused.answered == "TelegramRetryAfter"
+    assert sorted(c.chat_id for c in after) == [2001, 2002, 2003]
+    assert all(c.at >= refused.at + 0.2 for c in after)  # nobody sent during the pause
+    rows = await rows_by_id(sessions)
+    assert [(r.status, r.attempts) for r in rows.values()] == [(OutboxStatus.SENT, 0)] * 3
+
+
+async def test_5xx_a_proxy_page_and_a_dropped_connection_are_retried_with_backoff(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    fake.script[3001] = [server_error, proxy_page, dropped]
+    [row_id] = await enqueue(sessions, clock, [(3001, "路灯坏了")])
+    sender = sender_for(fake, sessions, clock, settings)
+
+    await sender.drain_once()
+    answers = [c.answered for c in fake.calls]
+    assert answers == ["TelegramServerError", "ClientDecodeError", "TelegramNetworkError", "ok"]
+    gaps = [b.at - a.at for a, b in zip(fake.calls, fake.calls[1:], strict=False)]
+    assert [gap >= wait for gap, wait in zip(gaps, (0.01, 0.02, 0.04), strict=True)] == [True] * 3
+    row = (await rows_by_id(sessions))[row_id]
+    assert row.status == OutboxStatus.SENT and row.attempts == 3
+    assert row.last_error is not None and "ServerDisconnected" in row.last_error
+
+
+async def test_after_max_attempts_the_row_fails_and_the_chat_goes_on(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    fake.script[3101] = [server_error] * 4
+    first, second = await enqueue(sessions, clock, [(3101, "one"), (3101, "two")])
+    sender = sender_for(fake, sessions, clock, settings)
+
+    await sender.drain_once()
+    rows = await rows_by_id(sessions)
+    assert (rows[first].status, rows[first].attempts) == (OutboxStatus.FAILED, 4)
+    assert rows[first].last_error is not None and "Internal Server Error" in rows[first].last_error
+    assert rows[second].status == OutboxStatus.SENT
+    assert fake.delivered(3101) == ["two"]
+
+
+async def test_403_marks_the_person_unreachable_and_calls_the_hook_once(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    async with sessions() as session:
+        person = await people.get_or_create_by_telegram(
+            session, telegram_id=4001, name="王大爷", language_code="zh-hans", now=clock.now()
+        )
+        await session.commit()
+    fake = ScriptedSession()
+    fake.script[4001] = [blocked, blocked]
+    hook = HookCalls()
+    sender = sender_for(fake, sessions, clock, settings, hook)
+    first, second, other = await enqueue(
+        sessions, clock, [(4001, "one"), (4001, "two"), (4002, "to someone else")]
+    )
+
+    await sender.drain_once()
+    rows = await rows_by_id(sessions)
+    assert rows[first].status == rows[second].status == OutboxStatus.FAILED
+    assert rows[first].last_error == "Forbidden: bot was blocked by the user"
+    assert rows[second].last_error == NOT_SENT_UNREACHABLE  # never tried: the chat is gone
+    assert rows[other].status == OutboxStatus.SENT
+    assert [c.chat_id for c in fake.calls].count(4001) == 1
+    assert hook.calls == [(4001, False)]  # inside the transaction that marked them
+
+    await enqueue(sessions, clock, [(4001, "three")])  # still blocked: no second telling
+    await sender.drain_once()
+    assert hook.calls == [(4001, False)]
+
+    async with sessions() as session:  # they write to the bot again, then block it again
+        again = await people.get_or_create_by_telegram(
+            session, telegram_id=4001, name=person.name, language_code=None, now=clock.now()
+        )
+        assert again.reachable
+        await session.commit()
+    fake.script[4001] = [blocked]
+    await enqueue(sessions, clock, [(4001, "four")])
+    await sender.drain_once()
+    assert hook.calls == [(4001, False), (4001, False)]
+
+
+async def test_a_row_held_by_a_dead_sender_is_sent_once_after_its_lease_ran_out(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    dying_bot = ScriptedSession()
+    dying_bot.script[5001] = [ScriptedSession.HANG]
+    first, second, elsewhere = await enqueue(
+        sessions, clock, [(5001, "first"), (5001, "second"), (5002, "elsewhere")]
+    )
+    dying = sender_for(dying_bot, sessions, clock, settings)
+    task = asyncio.create_task(dying.run())
+    await asyncio.wait_for(dying_bot.on_the_wire.wait(), 10)
+    task.cancel()  # the process dies with "first" on the wire
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rows = await rows_by_id(sessions)
+    assert rows[first].lease_until is not None  # it may have arrived: wait for the lease
+    assert rows[second].lease_until is None  # never sent: handed back at once
+    assert dying_bot.delivered() == ["elsewhere"]
+
+    survivor_bot = ScriptedSession()
+    survivor = sender_for(survivor_bot, sessions, clock, settings)
+    assert await survivor.drain_once() == 0  # the chat is held: "second" may not overtake
+    clock.advance(LEASE + timedelta(seconds=1))
+    assert await survivor.drain_once() == 2
+    assert survivor_bot.delivered() == ["first", "second"]
+    rows = await rows_by_id(sessions)
+    assert {rows[i].status for i in (first, second, elsewhere)} == {OutboxStatus.SENT}
+    assert await survivor.drain_once() == 0
+
+
+async def test_a_lease_left_by_a_killed_process_runs_out(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    [row_id] = await enqueue(sessions, clock, [(5101, "after the crash")])
+    async with sessions() as session:  # leased, then the process was killed outright
+        await session.exec(
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id) == row_id)
+            .values(lease_until=clock.now() + LEASE)
+        )
+        await session.commit()
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    assert await sender.drain_once() == 0 and await sender.due_count() == 1
+    clock.advance(LEASE)
+    assert await sender.drain_once() == 0  # not before the lease is over
+    clock.advance(timedelta(seconds=1))
+    assert await sender.drain_once() == 1
+    assert fake.delivered() == ["after the crash"]
+
+
+async def test_two_senders_at_once_send_each_row_once_in_order(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    chats = range(6001, 6009)
+    await enqueue(sessions, clock, [(chat, f"{chat}-{n}") for n in range(6) for chat in chats])
+    one, other = ScriptedSession(), ScriptedSession()
+    senders = [sender_for(fake, sessions, clock, settings) for fake in (one, other)]
+
+    handled = 0
+    while await senders[0].due_count():
+        rounds = await asyncio.gather(*(s.drain_once() for s in senders))
+        handled += sum(rounds)
+    assert handled == 48
+    for chat in chats:
+        texts = one.delivered(chat) + other.delivered(chat)
+        assert sorted(texts) == [f"{chat}-{n}" for n in range(6)]
+        assert texts in (one.delivered(chat), other.delivered(chat))  # one sender per chat
+        assert texts == [f"{chat}-{n}" for n in range(6)]
+
+
+async def test_an_edit_follows_its_message_and_a_lost_one_becomes_a_new_message(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    async with sessions() as session:
+        card = outbox.send_text(session, chat_id=7001, text="card", now=clock.now(), ref="tk:1")
+        for ref in ("tk:1", "tk:gone"):
+            outbox.enqueue(
+                session,
+                chat_id=7001,
+                method="editMessageText",
+                payload={"chat_id": 7001, "text": f"edited {ref}"},
+                edit_ref=ref,
+                now=clock.now(),
+            )
+        await session.commit()
+    fake = ScriptedSession()
+    await sender_for(fake, sessions, clock, settings).drain_once()
+    sent, edit, fallback = (c.method for c in fake.calls)
+    assert isinstance(sent, SendMessage)
+    assert isinstance(edit, EditMessageText)
+    assert edit.message_id == (await rows_by_id(sessions))[card.id or 0].message_id
+    assert isinstance(fallback, SendMessage) and fallback.text == "edited tk:gone"
+
+
+async def test_quiet_hours_hold_non_urgent_rows_and_expired_rows_are_dropped(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    clock.set(datetime(2026, 3, 12, 14, 0, tzinfo=UTC))  # 22:00 in Shanghai
+    [later] = await enqueue(sessions, clock, [(8001, "tomorrow is fine")])
+    [now] = await enqueue(sessions, clock, [(8002, "fire!")], urgent=True)
+    [stale] = await enqueue(
+        sessions, clock, [(8003, "meeting at 21:30")], urgent=True, expires_at=clock.now()
+    )
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    assert await sender.drain_once() == 2
+    rows = await rows_by_id(sessions)
+    assert rows[later].status == OutboxStatus.PENDING
+    assert rows[now].status == OutboxStatus.SENT
+    assert rows[stale].status == OutboxStatus.DROPPED
+    assert fake.delivered() == ["fire!"]
+
+
+async def test_run_delivers_what_is_committed_while_it_runs(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    task = asyncio.create_task(sender.run(poll_seconds=5))
+    try:
+        for n in range(3):
+            await enqueue(sessions, clock, [(9001, f"reply {n}"), (9002, f"notice {n}")])
+            sender.wake()
+        for _ in range(500):
+            if await sender.due_count() == 0:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert fake.delivered(9001) == [f"reply {n}" for n in range(3)]
+    assert fake.delivered(9002) == [f"notice {n}" for n in range(3)]
+
+
+# -- who is told (bot.services.unreachable) ----------------------------------------------------
+
+
+async def demo_person(session: AsyncSession, persona: str) -> Person:
+    return (
+        await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS[persona]))
+    ).one()
+
+
+@pytest.fixture
+async def demo(session: AsyncSession, clock: FrozenClock) -> AsyncSession:
+    await load_demo_data(session, clock.now())
+    await session.flush()
+    return session
+
+
+async def told_texts(session: AsyncSession, chat_id: int) -> list[str]:
+    rows = await session.exec(
+        select(OutboxMessage)
+        .where(OutboxMessage.chat_id == chat_id)
+        .order_by(col(OutboxMessage.id))
+    )
+    return [str(row.payload["text"]) for row in rows]
+
+
+async def test_a_resident_who_blocks_the_bot_is_reported_to_their_grid_head(
+    demo: AsyncSession, clock: FrozenClock
+) -> None:
+    resident = await demo_person(demo, "resident")
+    head = await demo_person(demo, "head")
+    head.locale = "en"
+    demo.add(head)
+    told = await unreachable.tell_head(demo, DEMO_PERSONAS["resident"], clock.now())
+
+    assert [p.id for p in told] == [head.id]
+    await demo.refresh(resident)
+    assert resident.reachable is False
+    [text] = await told_texts(demo, DEMO_PERSONAS["head"])
+    assert text == (
+        f"{resident.name} (resident) can no longer be reached through the bot (blocked it or "
+        f"never started it); please contact them another way.\nPhone: {resident.phone}"
+    )
+
+
+async def test_a_head_who_is_gone_is_reported_one_tier_up_and_skipped_for_others(
+    demo: AsyncSession, clock: FrozenClock
+) -> None:
+    head = await demo_person(demo, "head")
+    community_head = await demo_person(demo, "community_head")
+    told = await unreachable.tell_head(demo, DEMO_PERSONAS["head"], clock.now())
+    assert [p.id for p in told] == [community_head.id]  # not themselves
+    [text] = await told_texts(demo, DEMO_PERSONAS["community_head"])
+    assert head.name in text and gettext_for("zh_Hans", "grid head") in text
+
+    # the grid's own head cannot be reached either: the worker's absence goes further up
+    told = await unreachable.tell_head(demo, DEMO_PERSONAS["worker"], clock.now())
+    assert [p.id for p in told] == [community_head.id]
+
+
+async def test_nobody_is_told_about_a_chat_that_is_no_persons_or_has_no_head_above(
+    demo: AsyncSession, clock: FrozenClock
+) -> None:
+    assert await unreachable.tell_head(demo, -1001000000001, clock.now()) == []
+    assert await unreachable.tell_head(demo, DEMO_PERSONAS["center"], clock.now()) == []
