@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import logging
 
+from bot.services import digests, tickets
 from bot.services import jobs as housekeeping
-from bot.services import tickets
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from scheduler.context import JobContext
 
@@ -41,5 +41,36 @@ async def escalate_overdue(ctx: JobContext) -> None:
         await session.commit()
     if steps:
         log.info("deadline sweep took %d steps", steps)
+        if ctx.wake_outbox is not None:
+            ctx.wake_outbox()
+
+
+async def weekly_digests(ctx: JobContext) -> None:
+    """Monday morning: each grid head's digest of last week (每周简报), once per week."""
+    async with ctx.sessions() as session:
+        sent = await digests.send_weekly_digests(session, ctx.clock.now(), ctx.settings)
+        await session.commit()
+    _sent(ctx, sent, "weekly digests")
+
+
+async def dispute_screenings(ctx: JobContext) -> None:
+    """The 1st and the 16th: open disputes to the centre (半月一排查一上报), once each."""
+    async with ctx.sessions() as session:
+        sent = await digests.send_dispute_screenings(session, ctx.clock.now(), ctx.settings)
+        await session.commit()
+    _sent(ctx, sent, "dispute screenings")
+
+
+async def monthly_indicators(ctx: JobContext) -> None:
+    """The 1st: last month's assessment indicators (考核) to the centre, once per month."""
+    async with ctx.sessions() as session:
+        sent = await digests.send_monthly_indicators(session, ctx.clock.now(), ctx.settings)
+        await session.commit()
+    _sent(ctx, sent, "monthly indicator digests")
+
+
+def _sent(ctx: JobContext, count: int, what: str) -> None:
+    if count:
+        log.info("sent %d %s", count, what)
         if ctx.wake_outbox is not None:
             ctx.wake_outbox()

@@ -197,6 +197,24 @@ SWEEPS: tuple[Sweep, ...] = (
         Cron(hour=3, minute=20),
         jobs.purge_outbox,
     ),
+    Sweep(
+        "digests.weekly",
+        N_("Weekly digest to grid heads"),
+        Cron(day_of_week="mon", hour=8, minute=30),
+        jobs.weekly_digests,
+    ),
+    Sweep(
+        "digests.disputes",
+        N_("Half-monthly dispute screening to the centre"),
+        Cron(day="1,16", hour=9),
+        jobs.dispute_screenings,
+    ),
+    Sweep(
+        "digests.monthly",
+        N_("Monthly assessment indicators to the centre"),
+        Cron(day=1, hour=9, minute=30),
+        jobs.monthly_indicators,
+    ),
 )
 
 

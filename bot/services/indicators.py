@@ -52,7 +52,7 @@ from bot.i18n import N_, gettext_for
 from bot.services import grids
 from bot.services.errors import NotAllowed
 from bot.services.people import RoleInGrid
-from bot.services.periods import PeriodKind, period_of
+from bot.services.periods import PeriodKind, local_day, local_midnight, period_of
 from bot.services.policy import Action, authorize, scope_paths
 from models import Grid, Person, Rating, ReturnVisit, Ticket, TicketEvent, TicketState
 
@@ -381,9 +381,10 @@ def clean_grid_query(raw: str | None) -> str:
 
 
 def month_to_date(now: datetime, tz: tzinfo) -> tuple[datetime, datetime]:
-    """From the first local midnight of this month to ``now``."""
+    """This month up to and including today: from its first local midnight to the next one
+    after ``now`` (nothing is filed in the future, so the figures are those up to ``now``)."""
     start, _ = period_of(PeriodKind.MONTH, now, tz).utc_bounds(tz)
-    return start, now
+    return start, local_midnight(local_day(now, tz) + timedelta(days=1), tz)
 
 
 async def reports_for(
@@ -534,7 +535,7 @@ def render_report(report: IndicatorReport, locale: str, tz: tzinfo) -> str:
         *(esc(line) for line in indicator_lines(report.total, locale)),
     ]
     rows = list(report.children)
-    if report.own is not None:
+    if rows and report.own is not None:  # a leaf grid's own tickets are its total
         rows.append((report.root, report.own))
     if rows:
         lines += ["", "<b>" + esc(gettext_for(locale, N_("Side by side"))) + "</b>"]

@@ -405,13 +405,13 @@ async def person(session: AsyncSession) -> Person:
 async def test_reports_follow_the_askers_scope(session: AsyncSession) -> None:
     tree, _ = await hand_built(session)
     head = await person(session)
-    now = at(2026, 3, 31, 20)  # this month so far
+    now = at(2026, 3, 20, 9)  # this month, up to and including today
     mine = await indicators.reports_for(
         session, head, roles_over(Role.HEAD, tree.a), grid_query=None, now=now, tz=SHANGHAI
     )
     assert [r.root.name for r in mine] == ["杏东社区"]
-    assert mine[0].start == at(2026, 3, 1) and mine[0].end == now
-    assert mine[0].total.filed == 9  # "fresh" is filed after 20:00
+    assert mine[0].start == at(2026, 3, 1) and mine[0].end == at(2026, 3, 21)
+    assert mine[0].total.filed == 9  # all but "fresh", filed on the 31st
     one = await indicators.reports_for(
         session, head, roles_over(Role.HEAD, tree.a), grid_query=tree.a1.code, now=now, tz=SHANGHAI
     )

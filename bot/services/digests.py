@@ -1,0 +1,543 @@
+"""Digests (工作简报): the weekly one to heads, the dispute screening and the monthly indicators.
+
+- **Weekly**, Monday morning, to each grid head (网格长): for their subtree, the tickets filed,
+  closed and escalated in the past local ISO week (Monday to Sunday), those overdue now (open,
+  past their resolve deadline — for a ticket waiting for the reporter, past it when the clock
+  stopped), the oldest overdue ones by number, and the visit quota progress of the current
+  periods (:func:`bot.services.quotas.progress`).
+- **Half-monthly**, on the 1st and the 16th, to the centre operators (半月一排查一上报): the
+  open neighbour disputes (``TicketCategory.DISPUTE``) in their scope by grid, with their age
+  in days. A screening with nothing open is sent too: a zero report is a report.
+- **Monthly**, on the 1st, to the centre operators: the indicators of the month before
+  (:mod:`bot.services.indicators`), per grid one tier below their scope (the communities).
+
+Each digest is one message, split on line boundaries only when it exceeds Telegram's 4,096
+characters. It goes through the outbox as a non-urgent message (quiet hours hold it), in the
+recipient's language, and exactly once per period and person: its first part carries the
+outbox ``ref`` ``dg:<kind>:<person id>:<period>`` and a person whose ref exists is skipped (on
+PostgreSQL a transaction-scoped advisory lock keeps two runs from both missing it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta, tzinfo
+
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
+from sqlmodel import col
+from sqlmodel import select as orm_select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_, gettext_for, resolve_locale
+from bot.labels import TICKET_STATE
+from bot.services import outbox, quotas
+from bot.services.indicators import (
+    CLOSED_STATES,
+    GridRef,
+    Ratio,
+    day_text,
+    esc,
+    grid_ref,
+    indicator_report,
+    percent_text,
+    render_report,
+    split_message,
+    window_text,
+)
+from bot.services.periods import PeriodKind, local_midnight, period_of
+from bot.settings import Settings
+from models import (
+    OPEN_TICKET_STATES,
+    Grid,
+    OutboxMessage,
+    Person,
+    Role,
+    RoleAssignment,
+    Ticket,
+    TicketCategory,
+    TicketEvent,
+    TicketState,
+)
+
+DIGEST_LOCK = 0x67726964_64696773  # "griddigs": one digest run at a time on PostgreSQL
+MAX_OVERDUE_LISTED = 5  # per grid head: the oldest overdue tickets named
+MAX_DISPUTES_LISTED = 200  # per screening; beyond it, only the count per grid
+OPEN = tuple(state.value for state in OPEN_TICKET_STATES)
+
+
+@dataclass(frozen=True)
+class Recipient:
+    """A person who gets a digest, with the subtrees it covers (none inside another)."""
+
+    person: Person
+    grids: tuple[Grid, ...]
+
+
+async def recipients(session: AsyncSession, role: Role) -> list[Recipient]:
+    """Everyone reachable holding ``role``, with the widest grids they hold it over."""
+    rows = await session.exec(
+        orm_select(Person, Grid)
+        .join(RoleAssignment, col(RoleAssignment.person_id) == col(Person.id))
+        .join(Grid, col(Grid.id) == col(RoleAssignment.grid_id))
+        .where(
+            RoleAssignment.role == role,
+            col(RoleAssignment.active).is_(True),
+            col(Person.active).is_(True),
+            col(Person.reachable).is_(True),
+            col(Person.telegram_id).is_not(None),
+        )
+        .order_by(col(Person.id), col(Grid.path))
+    )
+    people: dict[int, Person] = {}
+    held: dict[int, list[Grid]] = {}
+    for person, grid in rows:
+        assert person.id is not None
+        people[person.id] = person
+        widest = held.setdefault(person.id, [])
+        if not any(grid.path.startswith(other.path) for other in widest):
+            widest.append(grid)
+    return [Recipient(people[pid], tuple(grids)) for pid, grids in held.items()]
+
+
+def locale_of(person: Person, settings: Settings) -> str:
+    return resolve_locale(person.locale, person.telegram_language, settings.default_locale)
+
+
+async def _lock(session: AsyncSession) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        connection = await session.connection()
+        await connection.execute(select(func.pg_advisory_xact_lock(DIGEST_LOCK)))
+
+
+async def sent_refs(session: AsyncSession, refs: Iterable[str]) -> set[str]:
+    """Which of ``refs`` are already in the outbox."""
+    wanted = sorted(set(refs))
+    if not wanted:
+        return set()
+    rows = await session.exec(
+        orm_select(OutboxMessage.ref).where(col(OutboxMessage.ref).in_(wanted))
+    )
+    return {ref for ref in rows if ref is not None}
+
+
+def deliver(
+    session: AsyncSession, person: Person, text: str, *, ref: str, now: datetime
+) -> list[OutboxMessage]:
+    """Enqueue a digest (split if it must be): not urgent, the first part named ``ref``."""
+    assert person.telegram_id is not None
+    return [
+        outbox.send_text(
+            session,
+            chat_id=person.telegram_id,
+            text=part,
+            now=now,
+            person_id=person.id,
+            ref=ref if index == 0 else f"{ref}#{index + 1}",
+            urgent=False,
+        )
+        for index, part in enumerate(split_message(text))
+    ]
+
+
+def _rolled_up(paths: dict[int, str], per_grid: dict[int, list[int]]) -> dict[int, list[int]]:
+    """Each grid's counts summed into itself and every grid above it (by ``Grid.path``)."""
+    totals: dict[int, list[int]] = {}
+    for grid_id, counts in per_grid.items():
+        for part in paths.get(grid_id, "").strip("/").split("/"):
+            if part.isdigit():
+                row = totals.setdefault(int(part), [0] * len(counts))
+                for i, value in enumerate(counts):
+                    row[i] += value
+    return totals
+
+
+async def _grid_paths(session: AsyncSession) -> dict[int, str]:
+    rows = await session.exec(orm_select(Grid.id, Grid.path))
+    return {grid_id: path for grid_id, path in rows if grid_id is not None}
+
+
+# --- the weekly digest to heads ---------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Week:
+    """A local ISO week, Monday to Monday."""
+
+    first_day: date
+
+    @property
+    def label(self) -> str:
+        year, week, _ = self.first_day.isocalendar()
+        return f"{year}-W{week:02d}"
+
+    def utc_bounds(self, tz: tzinfo) -> tuple[datetime, datetime]:
+        return local_midnight(self.first_day, tz), local_midnight(
+            self.first_day + timedelta(days=7), tz
+        )
+
+
+def last_full_week(now: datetime, tz: tzinfo) -> Week:
+    """The local Monday-to-Sunday week before the one ``now`` falls in."""
+    today = now.astimezone(tz).date()
+    return Week(today - timedelta(days=today.weekday() + 7))
+
+
+@dataclass(frozen=True)
+class OverdueTicket:
+    number: str
+    resolve_deadline: datetime
+
+
+@dataclass(frozen=True)
+class QuotaLine:
+    """One visit quota rule over a subtree: households it covers, and those that met it."""
+
+    rule_name: str  # a msgid for the default rules
+    households: int
+    fulfilled: int
+
+
+@dataclass(frozen=True)
+class WeeklyFigures:
+    """A head's subtree in one week."""
+
+    grid: GridRef
+    opened: int
+    closed: int
+    overdue: int  # open now and past the resolve deadline
+    escalated: int  # tickets escalated at least once in the week
+    oldest_overdue: tuple[OverdueTicket, ...]
+    quota: tuple[QuotaLine, ...]
+
+
+def _overdue(now: datetime) -> ColumnElement[bool]:
+    """Open and past the resolve deadline (at the moment the clock stopped, if it is paused)."""
+    return and_(
+        col(Ticket.state).in_(OPEN),
+        col(Ticket.resolve_deadline) < func.coalesce(col(Ticket.paused_at), now),
+    )
+
+
+async def weekly_figures(
+    session: AsyncSession,
+    grids: Sequence[Grid],
+    *,
+    week: Week,
+    now: datetime,
+    tz: tzinfo,
+) -> list[WeeklyFigures]:
+    """The figures of each of ``grids``' subtrees: ticket counts from one query grouped by
+    grid for the whole tree, the overdue tickets from another, quota progress per grid."""
+    start, end = week.utc_bounds(tz)
+    opened = and_(
+        col(Ticket.created_at) >= start,
+        col(Ticket.created_at) < end,
+        col(Ticket.state) != TicketState.DUPLICATE.value,
+    )
+    closed = and_(
+        col(Ticket.closed_at) >= start,
+        col(Ticket.closed_at) < end,
+        col(Ticket.state).in_(CLOSED_STATES),
+    )
+    overdue = _overdue(now)
+    escalated = exists().where(
+        col(TicketEvent.ticket_id) == col(Ticket.id),
+        col(TicketEvent.action) == "escalated",
+        col(TicketEvent.at) >= start,
+        col(TicketEvent.at) < end,
+    )
+    flags = (opened, closed, overdue, escalated)
+    statement = (
+        select(col(Ticket.grid_id), *(func.sum(case((flag, 1), else_=0)) for flag in flags))
+        .where(or_(*flags))
+        .group_by(col(Ticket.grid_id))
+    )
+    await session.flush()
+    connection = await session.connection()
+    per_grid = {
+        int(row[0]): [int(value or 0) for value in row[1:]]
+        for row in await connection.execute(statement)
+    }
+    paths = await _grid_paths(session)
+    totals = _rolled_up(paths, per_grid)
+    late = await connection.execute(
+        select(col(Ticket.grid_id), col(Ticket.number), col(Ticket.resolve_deadline))
+        .where(overdue)
+        .order_by(col(Ticket.resolve_deadline), col(Ticket.id))
+    )
+    oldest: dict[int, list[OverdueTicket]] = {}
+    wanted = {grid.id for grid in grids}
+    for grid_id, number, deadline in late:
+        assert deadline is not None  # overdue means past a deadline
+        for part in paths.get(int(grid_id), "").strip("/").split("/"):
+            if part.isdigit() and int(part) in wanted:
+                listed = oldest.setdefault(int(part), [])
+                if len(listed) < MAX_OVERDUE_LISTED:
+                    listed.append(OverdueTicket(number, deadline))
+    figures = []
+    for grid in grids:
+        assert grid.id is not None
+        counts = totals.get(grid.id, [0, 0, 0, 0])
+        figures.append(
+            WeeklyFigures(
+                grid=grid_ref(grid),
+                opened=counts[0],
+                closed=counts[1],
+                overdue=counts[2],
+                escalated=counts[3],
+                oldest_overdue=tuple(oldest.get(grid.id, [])),
+                quota=await quota_lines(session, grid, now=now, tz=tz),
+            )
+        )
+    return figures
+
+
+async def quota_lines(
+    session: AsyncSession, grid: Grid, *, now: datetime, tz: tzinfo
+) -> tuple[QuotaLine, ...]:
+    """Visit quota progress of the subtree in the current periods, per rule in force (a rule
+    covering no household of the subtree shows as 0 of 0)."""
+    rules = await quotas.list_rules(session, now, tz=tz)
+    households = {rule.id or 0: 0 for rule in rules}
+    fulfilled = {rule.id or 0: 0 for rule in rules}
+    for row in await quotas.progress(session, now, by="grid", scope_path=grid.path, tz=tz):
+        for cell in row.cells:
+            households[cell.rule_id] = households.get(cell.rule_id, 0) + cell.households
+            fulfilled[cell.rule_id] = fulfilled.get(cell.rule_id, 0) + cell.fulfilled
+    return tuple(
+        QuotaLine(rule.name, households[rule.id or 0], fulfilled[rule.id or 0]) for rule in rules
+    )
+
+
+def render_weekly(figures: Sequence[WeeklyFigures], week: Week, locale: str, tz: tzinfo) -> str:
+    def t(message: str, **params: object) -> str:
+        return esc(gettext_for(locale, message, **params))
+
+    start, end = week.utc_bounds(tz)
+    year, number, _ = week.first_day.isocalendar()
+    lines = [
+        "📋 <b>" + t(N_("Weekly digest (每周简报)")) + "</b>",
+        t(
+            N_("Week {week} of {year}, {dates}"),
+            week=number,
+            year=year,
+            dates=window_text(start, end, tz, locale),
+        ),
+    ]
+    for figure in figures:
+        lines += ["", "<b>" + esc(figure.grid.name) + "</b>"]
+        lines.append(t(N_("New tickets: {count}"), count=figure.opened))
+        lines.append(t(N_("Closed: {count}"), count=figure.closed))
+        lines.append(t(N_("Reported up a tier: {count}"), count=figure.escalated))
+        lines.append("⏰ " + t(N_("Overdue and still open now: {count}"), count=figure.overdue))
+        for ticket in figure.oldest_overdue:
+            lines.append(
+                "• "
+                + t(
+                    N_("{number}: due {date}"),
+                    number=ticket.number,
+                    date=day_text(ticket.resolve_deadline.astimezone(tz).date(), locale),
+                )
+            )
+        if figure.overdue > len(figure.oldest_overdue):
+            lines.append(
+                "• "
+                + t(N_("… and {count} more"), count=figure.overdue - len(figure.oldest_overdue))
+            )
+        if not figure.quota:
+            lines.append(t(N_("No visit quotas are set.")))
+            continue
+        lines.append(t(N_("Visit quotas, this period so far:")))
+        for line in figure.quota:
+            lines.append(
+                "• "
+                + t(
+                    N_("{rule}: {fulfilled} of {households} households ({percent})"),
+                    rule=gettext_for(locale, line.rule_name),
+                    fulfilled=line.fulfilled,
+                    households=line.households,
+                    percent=percent_text(Ratio(line.fulfilled, line.households)),
+                )
+            )
+    return "\n".join(lines)
+
+
+async def send_weekly_digests(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    """The weekly digest to every head who has not had this week's: returns how many."""
+    await _lock(session)
+    week = last_full_week(now, settings.tz)
+    heads = await recipients(session, Role.HEAD)
+    refs = {r.person.id: f"dg:week:{r.person.id}:{week.label}" for r in heads}
+    done = await sent_refs(session, refs.values())
+    due = [r for r in heads if refs[r.person.id] not in done]
+    if not due:
+        return 0
+    every_grid = {grid.id: grid for r in due for grid in r.grids}
+    figures = {
+        f.grid.id: f
+        for f in await weekly_figures(
+            session, list(every_grid.values()), week=week, now=now, tz=settings.tz
+        )
+    }
+    for recipient in due:
+        text = render_weekly(
+            [figures[grid.id or 0] for grid in recipient.grids],
+            week,
+            locale_of(recipient.person, settings),
+            settings.tz,
+        )
+        deliver(session, recipient.person, text, ref=refs[recipient.person.id], now=now)
+    return len(due)
+
+
+# --- the half-monthly dispute screening -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class OpenDispute:
+    number: str
+    grid: GridRef
+    state: TicketState
+    created_at: datetime
+
+    def age_days(self, now: datetime) -> int:
+        return max((now - self.created_at).days, 0)
+
+
+def half_month_start(now: datetime, tz: tzinfo) -> date:
+    """The 1st or the 16th: the first day of the local half-month ``now`` falls in."""
+    today = now.astimezone(tz).date()
+    return today.replace(day=1 if today.day < 16 else 16)
+
+
+async def open_disputes(session: AsyncSession, paths: Sequence[str]) -> list[OpenDispute]:
+    """Open neighbour disputes (矛盾纠纷) in the subtrees, by grid code, oldest first."""
+    if not paths:
+        return []
+    rows = await session.exec(
+        orm_select(Ticket, Grid)
+        .join(Grid, col(Grid.id) == col(Ticket.grid_id))
+        .where(
+            Ticket.category == TicketCategory.DISPUTE,
+            col(Ticket.state).in_(OPEN),
+            or_(*(col(Grid.path).startswith(path) for path in paths)),
+        )
+        .order_by(col(Grid.code), col(Ticket.created_at), col(Ticket.id))
+    )
+    return [
+        OpenDispute(ticket.number, grid_ref(grid), TicketState(ticket.state), ticket.created_at)
+        for ticket, grid in rows
+    ]
+
+
+def render_dispute_screening(
+    disputes: Sequence[OpenDispute], now: datetime, locale: str, tz: tzinfo
+) -> str:
+    def t(message: str, **params: object) -> str:
+        return esc(gettext_for(locale, message, **params))
+
+    lines = [
+        "⚖️ <b>" + t(N_("Dispute screening (半月一排查一上报)")) + "</b>",
+        t(N_("As of {date}"), date=day_text(now.astimezone(tz).date(), locale)),
+        "",
+    ]
+    if not disputes:
+        lines.append(t(N_("No open neighbour disputes. ✅")))
+        return "\n".join(lines)
+    lines.append(t(N_("Open neighbour disputes: {count}"), count=len(disputes)))
+    by_grid: dict[GridRef, list[OpenDispute]] = {}
+    for dispute in disputes:
+        by_grid.setdefault(dispute.grid, []).append(dispute)
+    listed = 0
+    for grid, found in by_grid.items():
+        oldest = max(d.age_days(now) for d in found)
+        lines += [
+            "",
+            "<b>"
+            + esc(grid.name)
+            + "</b> "
+            + t(
+                N_("({code}): {count}, the oldest {days} d"),
+                code=grid.code,
+                count=len(found),
+                days=oldest,
+            ),
+        ]
+        for dispute in found:
+            if listed >= MAX_DISPUTES_LISTED:
+                break
+            listed += 1
+            lines.append(
+                "• "
+                + t(
+                    N_("{number} · {days} d · {state}"),
+                    number=dispute.number,
+                    days=dispute.age_days(now),
+                    state=gettext_for(locale, TICKET_STATE[dispute.state]),
+                )
+            )
+    if listed < len(disputes):
+        lines += [
+            "",
+            t(N_("{count} more are not listed here; see /tickets."), count=len(disputes) - listed),
+        ]
+    return "\n".join(lines)
+
+
+async def send_dispute_screenings(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    """The half-month's dispute screening to every centre operator who has not had it."""
+    await _lock(session)
+    half = half_month_start(now, settings.tz)
+    centre = await recipients(session, Role.CENTER)
+    refs = {r.person.id: f"dg:disputes:{r.person.id}:{half.isoformat()}" for r in centre}
+    done = await sent_refs(session, refs.values())
+    due = [r for r in centre if refs[r.person.id] not in done]
+    for recipient in due:
+        disputes = await open_disputes(session, [grid.path for grid in recipient.grids])
+        text = render_dispute_screening(
+            disputes, now, locale_of(recipient.person, settings), settings.tz
+        )
+        deliver(session, recipient.person, text, ref=refs[recipient.person.id], now=now)
+    return len(due)
+
+
+# --- the monthly indicators to the centre -------------------------------------------------------
+
+
+async def send_monthly_indicators(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    """Last month's indicators, per community, to every centre operator who has not had them."""
+    await _lock(session)
+    month = period_of(PeriodKind.MONTH, now, settings.tz).previous()
+    start, end = month.utc_bounds(settings.tz)
+    centre = await recipients(session, Role.CENTER)
+    refs = {r.person.id: f"dg:month:{r.person.id}:{month.start:%Y-%m}" for r in centre}
+    done = await sent_refs(session, refs.values())
+    due = [r for r in centre if refs[r.person.id] not in done]
+    reports = {}
+    for grid in {grid.id: grid for r in due for grid in r.grids}.values():
+        reports[grid.id] = await indicator_report(session, grid, start=start, end=end, now=now)
+    for recipient in due:
+        locale = locale_of(recipient.person, settings)
+        header = (
+            "🗓 <b>"
+            + esc(
+                gettext_for(
+                    locale,
+                    N_("Monthly assessment (月度考核) for {month}"),
+                    month=gettext_for(
+                        locale,
+                        N_("{year}/{month}"),
+                        year=month.start.year,
+                        month=month.start.month,
+                    ),
+                )
+            )
+            + "</b>"
+        )
+        sections = [
+            render_report(reports[grid.id], locale, settings.tz) for grid in recipient.grids
+        ]
+        text = "\n\n".join([header, *sections])
+        deliver(session, recipient.person, text, ref=refs[recipient.person.id], now=now)
+    return len(due)
