@@ -4,12 +4,13 @@ DOMAIN.md §6: the grid party branch meets quarterly and hears every grid head a
 tier-2 head convenes all tier-3 workers at least quarterly; what they cannot solve goes up.
 
 Every timer of a meeting is an outbox row with a due time (``not_before``): the reminders 24 h
-and 1 h before (expiring at the start, so a reminder that can no longer help is dropped, not
-sent late), the check-in button at the start (expiring when check-in closes), the organiser's
-"it has ended: minutes?" prompt at the end, and the invitation to a later occurrence of a
-series (due when the occurrence before it starts). Each row has a ``ref``
-``mt:<meeting>:<kind>:<person>``; moving or cancelling a meeting marks its still-pending rows
-DROPPED and writes new ones, so a restart neither loses nor repeats a reminder.
+and 1 h before (the last expiring at the start, an earlier one when the next is due, so a
+reminder that can no longer help is dropped, not sent late), the check-in button at the start
+(expiring when check-in closes), the organiser's "it has ended: minutes?" prompt at the end,
+and the invitation to a later occurrence of a series (due when the occurrence before it
+starts). Each row has a ``ref`` ``mt:<meeting>:<kind>:<person>``; moving or cancelling a
+meeting marks its still-pending rows DROPPED and writes new ones, so a restart neither loses
+nor repeats a reminder.
 
 Recurrence: a series is created up front (:data:`SERIES_LENGTH` occurrences, each with its own
 invitations and reminders), and topped up to :data:`SERIES_AHEAD` occurrences ahead whenever
@@ -60,7 +61,8 @@ from models import (
 # -- the rules of the game ---------------------------------------------------------------------
 
 REMINDER_LEADS: tuple[timedelta, ...] = (timedelta(hours=24), timedelta(hours=1))
-"""Reminders go out this long before the start (a lead already past when scheduled is skipped)."""
+"""Reminders go out this long before the start (a lead already past when scheduled is skipped;
+each expires when the next is due, the last at the start)."""
 URGENT_LEAD = timedelta(hours=1)
 """Reminders this close to the start ignore quiet hours."""
 CHECK_IN_OPENS = timedelta(minutes=30)  # check-in accepted from 30 min before the start
@@ -297,7 +299,8 @@ def _hour_minute(parts: dict[str, str | None]) -> tuple[int, int]:
     elif marker in MORNING and hour == 12:
         hour = 0
     if hour > 23 or minute > 59:
-        raise InvalidInput(N_("There is no such date or time: {text}."), text=f"{hour}:{minute:02d}")
+        shown_time = f"{hour}:{minute:02d}"
+        raise InvalidInput(N_("There is no such date or time: {text}."), text=shown_time)
     return hour, minute
 
 
@@ -582,12 +585,15 @@ async def _timers(
     *,
     check_in: bool = True,
 ) -> None:
-    """One person's reminders (each expiring at the start) and check-in button."""
+    """One person's reminders and check-in button. A reminder expires when the next one is
+    due (the last one at the start), so a process that was down sends at most one, late."""
     assert meeting.id is not None and person.id is not None
-    for lead in REMINDER_LEADS:
+    leads = sorted(REMINDER_LEADS, reverse=True)
+    for index, lead in enumerate(leads):
         due = meeting.starts_at - lead
         if due <= now:
             continue  # the invitation itself is fresher than this reminder would be
+        superseded = leads[index + 1] if index + 1 < len(leads) else timedelta(0)
         kind = f"{RefKind.REMINDER}{int(lead.total_seconds() // 60)}"
         await notifier(
             session,
@@ -599,7 +605,7 @@ async def _timers(
                 organiser,
                 ref=ref_of(meeting.id, kind, person.id),
                 not_before=due,
-                expires_at=meeting.starts_at,
+                expires_at=meeting.starts_at - superseded,
                 urgent=lead <= URGENT_LEAD,
                 lead=lead,
             ),

@@ -10,7 +10,7 @@ replies come in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -159,13 +159,6 @@ def when_text(instant: datetime, tz: Any, t: Translate) -> str:
         weekday=t(WEEKDAYS[local.weekday()]),
         time=local.strftime("%H:%M"),
     )
-
-
-def lead_text(lead: timedelta, t: Translate) -> str:
-    minutes = int(lead.total_seconds() // 60)
-    if minutes % 60 == 0:
-        return t("{hours} h", hours=minutes // 60)
-    return t("{minutes} min", minutes=minutes)
 
 
 def names(people: Sequence[Person]) -> str:
@@ -488,7 +481,7 @@ def absentees_text(
 # -- the notifier --------------------------------------------------------------------------------
 
 NOTICE_HEAD: dict[MeetingNotice, str] = {
-    MeetingNotice.REMINDER: N_("⏰ Reminder: this meeting starts in {lead}."),
+    MeetingNotice.REMINDER: N_("⏰ Reminder: this meeting starts at {when}."),
     MeetingNotice.CHECK_IN: N_(
         "📍 The meeting is starting. When you are there, press the button to check in (签到)."
     ),
@@ -570,9 +563,7 @@ class TelegramMeetingNotifier:
                 organiser_name=organiser_name,
             )
             return text, summary_keyboard(meeting, t, now)
-        params: dict[str, str] = {}
-        if message.lead is not None:
-            params["lead"] = lead_text(message.lead, t)
+        params: dict[str, str] = {"when": when_text(meeting.starts_at, tz, t)}
         if message.previous_start is not None:
             params["previous"] = when_text(message.previous_start, tz, t)
         lines = [t(NOTICE_HEAD[notice], **params), ""]

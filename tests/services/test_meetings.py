@@ -301,7 +301,7 @@ async def test_reminders_and_check_in_are_rows_due_later(demo: AsyncSession) -> 
     hour = await rows(demo, f"mt:{meeting.id}:r60:{worker.id}")
     check = await rows(demo, f"mt:{meeting.id}:ci:{worker.id}")
     assert [(r.not_before, r.expires_at, r.urgent) for r in day] == [
-        (STARTS - timedelta(hours=24), STARTS, False)
+        (STARTS - timedelta(hours=24), STARTS - timedelta(hours=1), False)  # then superseded
     ]
     assert [(r.not_before, r.expires_at, r.urgent) for r in hour] == [
         (STARTS - timedelta(hours=1), STARTS, True)
@@ -423,7 +423,11 @@ async def test_moving_withdraws_old_timers_and_tells_everyone_once(
         later - timedelta(hours=1),
         later,
     }
-    assert all(r.expires_at in {later, later + meetings.CHECK_IN_CLOSES} for r in fresh)
+    assert {r.expires_at for r in fresh} == {
+        later - timedelta(hours=1),
+        later,
+        later + meetings.CHECK_IN_CLOSES,
+    }
     notices = (
         await demo.exec(
             select(OutboxMessage).where(
