@@ -30,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import App, build_app
 from bot.clock import FrozenClock
+from bot.db import create_engine
 from bot.i18n import gettext_for
 from bot.services import conversations
 from bot.services.notify import Notice
@@ -152,11 +153,14 @@ async def build_world(session: AsyncSession, now: datetime) -> World:
 
 @pytest.fixture
 async def app(engine: AsyncEngine, database_url: str, clock: FrozenClock) -> AsyncIterator[App]:
+    """The bot on a pooled engine of the test database (``engine`` empties it afterwards)."""
     bot, _ = recording_bot()
     settings = Settings(bot_token=TOKEN, database_url=database_url, _env_file=None)
-    app = build_app(settings, clock, engine=engine, bot=bot)
+    pooled = create_engine(database_url)
+    app = build_app(settings, clock, engine=pooled, bot=bot)
     app.dispatcher["notifier"] = RecordingNotifier()
     yield app
+    await pooled.dispose()
 
 
 @pytest.fixture
@@ -652,13 +656,13 @@ async def test_a_second_tap_on_send_files_once_and_old_buttons_are_out_of_date(
 
 
 async def test_the_conversation_is_in_the_database_and_another_process_continues_it(
-    app: App, world: World, engine: AsyncEngine, database_url: str, clock: FrozenClock
+    app: App, world: World, clock: FrozenClock
 ) -> None:
     chat = Chat(app)
     await chat.send("/report")
     await chat.press(ReportCategoryCb(category=TicketCategory.FIRE))
     bot, _ = recording_bot()
-    restarted = build_app(app.settings, clock, engine=engine, bot=bot)
+    restarted = build_app(app.settings, clock, engine=app.engine, bot=bot)
     restarted.dispatcher["notifier"] = RecordingNotifier()
     again = Chat(restarted)
     assert await again.step() == NewReport.description.state
