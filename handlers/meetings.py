@@ -369,6 +369,11 @@ async def meeting_pressed(
             lines += ["", _("✅ Checked in at {time}.").format(time=checked)]
             reply.edit(message_id, "\n".join(lines))
         return
+    if action == MeetingAction.KEEP:
+        await query.answer()
+        if message_id is not None:
+            reply.edit(message_id, _("The meeting stays as it is."))
+        return
     if action == MeetingAction.OPEN:
         await query.answer()
         await _open_meeting(reply, person, roles, session, meeting_id, settings, now)

@@ -323,7 +323,7 @@ def clean_title(raw: str | None) -> str:
 
 
 def clean_place(raw: str | None) -> str:
-    return clean_line(raw, maximum=MAX_PLACE, what=N_("place"))
+    return clean_line(raw, maximum=MAX_PLACE, what=N_("meeting place"))
 
 
 def occurrences(
@@ -829,7 +829,7 @@ async def rsvp(
         invite.rsvp, invite.reason = Rsvp.ATTENDING, None
     else:
         invite.rsvp = Rsvp.DECLINED
-        invite.reason = clean_line(reason, maximum=MAX_REASON, what=N_("reason"))
+        invite.reason = clean_line(reason, maximum=MAX_REASON, what=N_("reason for not attending"))
     invite.answered_at = now
     session.add(invite)
     await session.flush()
@@ -1057,7 +1057,7 @@ async def record_minutes(
     ensure_started(meeting, now)
     minutes = (text or "").strip()
     if not any(ch.isalnum() for ch in minutes):
-        raise InvalidInput(N_("Please write the {what} in words."), what=N_("minutes"))
+        raise InvalidInput(N_("Please write the {what} in words."), what=N_("meeting minutes"))
     if len(minutes) > MAX_MINUTES:
         raise InvalidInput(
             N_("That is {length} characters; please keep it under {limit}."),

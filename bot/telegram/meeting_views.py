@@ -52,6 +52,7 @@ class MeetingAction(StrEnum):
     CANCEL_YES = "y"
     CANCEL_SERIES = "s"  # this and every later occurrence; asks first
     CANCEL_SERIES_YES = "z"
+    KEEP = "k"  # "no, do not cancel it"
     MINUTES = "n"
     PROBLEM = "p"
     ABSENT = "b"
@@ -321,7 +322,7 @@ def confirm_cancel_keyboard(
         inline_keyboard=[
             [
                 _button(t("Yes, cancel it"), action, meeting),
-                InlineKeyboardButton(text=t("No"), callback_data=CancelCb().pack()),
+                _button(t("No, keep it"), MeetingAction.KEEP, meeting),
             ]
         ]
     )
