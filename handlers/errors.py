@@ -49,7 +49,7 @@ async def domain_error(
     error = event.exception
     assert isinstance(error, DomainError)
     # a parameter may itself be a msgid (a state or category label): translate it too
-    params = {key: _(str(value)) for key, value in error.params.items()}
+    params = {key: _(str(value)) if value else str(value) for key, value in error.params.items()}
     text = _(error.message).format(**params)
     await _tell(event, text, sessions, clock, sender, audit=error.audit)
 

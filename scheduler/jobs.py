@@ -7,8 +7,9 @@ Each takes only the :class:`~scheduler.context.JobContext`; its schedule is decl
 from __future__ import annotations
 
 import logging
+from datetime import timedelta
 
-from bot.services import digests, tickets
+from bot.services import conversations, digests, tickets
 from bot.services import jobs as housekeeping
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from scheduler.context import JobContext
@@ -74,3 +75,17 @@ def _sent(ctx: JobContext, count: int, what: str) -> None:
         log.info("sent %d %s", count, what)
         if ctx.wake_outbox is not None:
             ctx.wake_outbox()
+
+
+async def expire_idle_reports(ctx: JobContext) -> None:
+    """A /report left half-way for longer than FSM_IDLE_MINUTES ends, with a message."""
+    async with ctx.sessions() as session:
+        ended = await conversations.expire_idle(
+            session,
+            ctx.clock.now(),
+            timedelta(minutes=ctx.settings.fsm_idle_minutes),
+            ctx.settings.default_locale,
+        )
+        await session.commit()
+    if ended and ctx.wake_outbox is not None:
+        ctx.wake_outbox()

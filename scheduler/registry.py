@@ -186,6 +186,12 @@ SWEEPS: tuple[Sweep, ...] = (
         jobs.escalate_overdue,
     ),
     Sweep(
+        "conversations.idle",
+        N_("End /report conversations left idle"),
+        Every(timedelta(minutes=5)),
+        jobs.expire_idle_reports,
+    ),
+    Sweep(
         "housekeeping.processed_updates",
         N_("Forget handled Telegram updates"),
         Cron(hour=3, minute=10),

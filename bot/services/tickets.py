@@ -89,7 +89,11 @@ class NotYourTicket(NotAllowed):
 
 
 def clean_text(raw: str | None, *, minimum: int = MIN_TEXT, maximum: int = MAX_TEXT) -> str:
-    """A person's description or note: trimmed, bounded, and not empty or mere symbols."""
+    """A person's description or note: trimmed, bounded, and not empty or mere symbols.
+
+    NUL and lone surrogates (which PostgreSQL refuses to store) are dropped first.
+    """
+    raw = "".join(ch for ch in raw or "" if ch != "\x00" and not "\ud800" <= ch <= "\udfff")
     text = " ".join((raw or "").split()) if raw and "\n" not in raw else (raw or "").strip()
     meaningful = sum(1 for ch in text if ch.isalnum())
     if not text or meaningful == 0:
