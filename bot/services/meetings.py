@@ -394,14 +394,21 @@ GROUP_ROLES: dict[InviteeGroup, set[Role]] = {
 }
 
 
-async def find_named(session: AsyncSession, grid: Grid, text: str) -> list[Person]:
-    """People named in ``text`` (names or phone numbers, separated by commas, 、 or spaces)
-    among those who hold any role in the grid's subtree."""
-    words = [w for w in re.split(r"[\s,，、;；]+", unicodedata.normalize("NFKC", text)) if w]
+def split_names(text: str | None) -> list[str]:
+    """Names or phone numbers typed in one message, separated by commas, 、, ; or spaces."""
+    normal = unicodedata.normalize("NFKC", (text or "")[: MAX_NAMES * 40])
+    words = list(dict.fromkeys(w for w in re.split(r"[\s,，、;；]+", normal) if w))
     if not words:
         raise InvalidInput(N_("Please write the names of the people to invite."))
     if len(words) > MAX_NAMES:
         raise InvalidInput(N_("At most {limit} names at a time, please."), limit=MAX_NAMES)
+    return words
+
+
+async def find_named(session: AsyncSession, grid: Grid, text: str) -> list[Person]:
+    """People named in ``text`` (names or phone numbers, separated by commas, 、 or spaces)
+    among those who hold any role in the grid's subtree."""
+    words = split_names(text)
     candidates = await staff_under(session, grid, set(Role))
     found: dict[int, Person] = {}
     for word in words:

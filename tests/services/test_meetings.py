@@ -719,3 +719,24 @@ def test_titles_and_places_are_cleaned_or_refused(raw: str) -> None:
         return
     assert title == title.strip() and 0 < len(title) <= meetings.MAX_TITLE
     assert "\n" not in title
+
+
+@given(st.text(max_size=10_000))
+@hsettings(max_examples=200)
+def test_names_are_split_or_refused(raw: str) -> None:
+    try:
+        words = meetings.split_names(raw)
+    except InvalidInput as refused:
+        refused.message.format(**refused.params)
+        return
+    assert 0 < len(words) <= meetings.MAX_NAMES and len(set(words)) == len(words)
+    assert all(word and not any(ch.isspace() for ch in word) for word in words)
+
+
+def test_names_are_split_on_chinese_and_western_separators() -> None:
+    assert meetings.split_names("王晓峰、段嘉怡，田琳; 13800138000  王晓峰") == [
+        "王晓峰",
+        "段嘉怡",
+        "田琳",
+        "13800138000",
+    ]
