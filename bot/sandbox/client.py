@@ -27,7 +27,7 @@ import aiohttp
 JsonObject = dict[str, Any]
 BotRef = int | str
 
-DEFAULT_WAIT = 5.0
+DEFAULT_WAIT = 15.0  # seconds; generous, because CI machines can be busy
 
 
 class SandboxClientError(Exception):
