@@ -23,6 +23,7 @@ from handlers import (
     report,
     routing,
     tickets,
+    visits,
 )
 
 
@@ -35,6 +36,7 @@ def build_router() -> Router:
         assessment.build_router(),  # /indicators
         ledgers.build_router(),  # file imports, /template, /export
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
+        visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes
         routing.build_router(),  # /sla, /holidays
         jobs.build_router(),  # /jobs

@@ -89,3 +89,26 @@ async def expire_idle_reports(ctx: JobContext) -> None:
         await session.commit()
     if ended and ctx.wake_outbox is not None:
         ctx.wake_outbox()
+
+
+async def daily_task_push(ctx: JobContext) -> None:
+    """From 08:00 on working days: each worker's task push (每日任务推送), once per day."""
+    from bot.services import daily_push
+    from bot.telegram.visit_views import render_push
+
+    async with ctx.sessions() as session:
+        sent = await daily_push.send_daily_pushes(
+            session, ctx.clock.now(), ctx.settings, render_push
+        )
+        await session.commit()
+    _sent(ctx, sent, "daily task pushes")
+
+
+async def quota_reminders(ctx: JobContext) -> None:
+    """Five working days before a period ends: workers short of quota and their heads."""
+    from bot.services import daily_push
+
+    async with ctx.sessions() as session:
+        sent = await daily_push.send_quota_reminders(session, ctx.clock.now(), ctx.settings)
+        await session.commit()
+    _sent(ctx, sent, "quota reminders")

@@ -221,6 +221,18 @@ SWEEPS: tuple[Sweep, ...] = (
         Cron(day=1, hour=9, minute=30),
         jobs.monthly_indicators,
     ),
+    Sweep(
+        "visits.daily_push",
+        N_("Morning task push to grid workers (from 08:00, every 15 minutes)"),
+        Every(timedelta(minutes=15)),
+        jobs.daily_task_push,
+    ),
+    Sweep(
+        "visits.quota_reminders",
+        N_("Quota reminders five working days before a period ends"),
+        Cron(hour=9, minute=15),
+        jobs.quota_reminders,
+    ),
 )
 
 

@@ -40,6 +40,12 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
         "meeting", N_("Convene a meeting (例会)"), frozenset({Role.HEAD, Role.CENTER, Role.ADMIN})
     ),
     BotCommandSpec("meetings", N_("My upcoming meetings"), STAFF),
+    BotCommandSpec(
+        "visit", N_("Log a household visit (走访)"), frozenset({Role.WORKER, Role.HEAD})
+    ),
+    BotCommandSpec("diary", N_("My visit diary (民情日记)"), frozenset({Role.WORKER, Role.HEAD})),
+    BotCommandSpec("quota", N_("Visit quota progress (走访任务)"), STAFF_VIEW),
+    BotCommandSpec("quota_rules", N_("Visit quota rules"), ADMINS),
     BotCommandSpec("mygrid", N_("My grid and who looks after it"), EVERYONE - {None}),
     BotCommandSpec("grid", N_("The grid tree; add, rename, move grids"), STAFF_VIEW),
     BotCommandSpec("households", N_("The households you look after"), STAFF_VIEW - ADMINS),

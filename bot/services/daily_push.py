@@ -1,0 +1,545 @@
+"""The worker's morning task push (每日任务推送) and the end-of-period quota reminders.
+
+**The push.** Each working day from 08:00 local, every grid worker gets one message: today's
+suggested visits (:func:`bot.services.quotas.plan_daily_push`), their open tickets by deadline
+and today's meetings. The sweep that sends it runs every 15 minutes and sends only to workers
+not yet claimed for today (:func:`quotas.claim_daily_push`, in the transaction that enqueues
+the message), so a bot that was down at 08:00 sends it at its next tick, and a restart never
+sends a second one. Nothing goes out before 08:00 or in quiet hours; a worker with nothing
+to do gets nothing (claimed as ``empty``). A worker who blocked the bot or left is claimed as
+``unreachable`` and their grid head is told, once, how many visits are waiting.
+
+The words and buttons of the push are the chat's business: the caller passes a
+:class:`PushRenderer` (the Telegram one lives in ``bot.telegram.visit_views``).
+
+**The reminders.** Five working days before a month, quarter or year ends, each worker still
+short (:func:`quotas.short_workers`) is reminded, and each grid head gets the list of their
+workers still short — once per period, by the outbox ``ref`` ``qr:<person>:<month start>``
+(``qrh:`` for heads).
+
+**A problem found on a visit** becomes a ticket filed by the worker for the household's grid,
+with the diary note as its description (:func:`report_problem`).
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, tzinfo
+from typing import Any, Protocol
+
+from sqlalchemy import or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_, gettext_for, resolve_locale
+from bot.services import meetings, outbox, quotas, tickets
+from bot.services.digests import sent_refs
+from bot.services.errors import NotAllowed, NotFound
+from bot.services.indicators import split_message
+from bot.services.notify import TicketNotifier
+from bot.services.people import RoleInGrid, roles_of
+from bot.services.periods import PeriodKind, local_midnight, period_start
+from bot.services.policy import Action, authorize, scope_paths
+from bot.services.schedule import in_quiet_hours
+from bot.services.unreachable import heads_over
+from bot.settings import Settings
+from models import (
+    DailyPush,
+    Grid,
+    Household,
+    Meeting,
+    Person,
+    Role,
+    RoleAssignment,
+    Ticket,
+    TicketCategory,
+    Visit,
+)
+
+PUSH_TIME = time(8, 0)  # local: the push is sent from 08:00 on
+MAX_TICKETS = 10  # open tickets named in a push
+MAX_HOUSEHOLDS_NAMED = 30  # in a head's "visits waiting" message
+
+Markup = dict[str, Any]  # an inline keyboard in Bot API JSON
+
+
+@dataclass(frozen=True)
+class MorningPush:
+    """What one worker is told in the morning."""
+
+    worker: Person
+    local_day: date
+    plan: quotas.WorkerPlan | None
+    tickets: tuple[Ticket, ...]
+    meetings: tuple[Meeting, ...]
+
+    @property
+    def suggestions(self) -> tuple[quotas.Suggestion, ...]:
+        return self.plan.suggestions if self.plan is not None else ()
+
+    @property
+    def empty(self) -> bool:
+        return not (self.suggestions or self.tickets or self.meetings)
+
+
+class PushRenderer(Protocol):
+    """Turns a push into messages (text, keyboard) in the worker's language."""
+
+    def __call__(
+        self, push: MorningPush, locale: str, settings: Settings
+    ) -> list[tuple[str, Markup | None]]: ...
+
+
+WORKER_UNREACHABLE = N_(
+    "{name} (grid worker) cannot get today's task push: {reason}. "
+    "{count} households are due for a visit today; please arrange them another way."
+)
+REASON_BLOCKED = N_("the bot cannot reach them")
+REASON_LEFT = N_("they are no longer active")
+REMINDER_TITLE = N_(
+    "⏳ {days} working days left until {day}. Visits still to make in your households:"
+)
+REMINDER_LINE = N_("• {rule}: {count} households")
+HEAD_REMINDER_TITLE = N_("⏳ {days} working days left until {day}. Workers still short of quota:")
+HEAD_REMINDER_WORKER = N_("{name}:")
+REMINDER_HINT = N_("Send /visit to log a visit, /quota to see where you stand.")
+
+
+def locale_of(person: Person, settings: Settings) -> str:
+    return resolve_locale(person.locale, person.telegram_language, settings.default_locale)
+
+
+def reachable(person: Person) -> bool:
+    return person.active and person.reachable and person.telegram_id is not None
+
+
+def push_ref(worker_id: int, day: date) -> str:
+    return f"dp:{worker_id}:{day.isoformat()}"
+
+
+# --- the morning push ---------------------------------------------------------------------------
+
+
+async def send_daily_pushes(
+    session: AsyncSession, now: datetime, settings: Settings, render: PushRenderer
+) -> int:
+    """Queue today's push for every worker who has not had it; return how many were queued.
+
+    Does nothing before 08:00 local, in quiet hours or on a day off. Safe to run often and
+    from several processes: each (worker, day) is claimed once.
+    """
+    local = now.astimezone(settings.tz)
+    if local.time() < PUSH_TIME or in_quiet_hours(now, settings):
+        return 0
+    calendar = await tickets.calendar_for(session, await tickets.current_policy(session))
+    today = local.date()
+    if not calendar.is_workday(today):
+        return 0
+    pending = await _workers_not_pushed(session, today)
+    if not pending:
+        return 0
+    await quotas.ensure_default_rules(session, now, tz=settings.tz)
+    plans = await quotas.plan_daily_push(
+        session, now, calendar.is_workday, worker_ids=[p.id or 0 for p in pending], tz=settings.tz
+    )
+    sent = 0
+    for worker in pending:
+        assert worker.id is not None
+        plan = plans.get(worker.id)
+        if not reachable(worker):
+            if await quotas.claim_daily_push(session, worker.id, today, now, "unreachable"):
+                await _tell_heads_instead(session, worker, plan, now, settings)
+            continue
+        push = await compose_push(session, worker, plan, today, now, settings)
+        if push.empty:
+            await quotas.claim_daily_push(session, worker.id, today, now, "empty")
+            continue
+        if not await quotas.claim_daily_push(session, worker.id, today, now):
+            continue
+        deliver_push(session, push, render(push, locale_of(worker, settings), settings), now)
+        sent += 1
+    return sent
+
+
+async def compose_push(
+    session: AsyncSession,
+    worker: Person,
+    plan: quotas.WorkerPlan | None,
+    today: date,
+    now: datetime,
+    settings: Settings,
+) -> MorningPush:
+    """The push of one worker: the plan given, their open tickets, today's meetings."""
+    assert worker.id is not None
+    roles = await roles_of(session, worker.id)
+    try:
+        open_tickets = await tickets.tickets_in_scope(session, worker, roles, limit=MAX_TICKETS)
+    except NotAllowed:  # holds no role that handles tickets any more
+        open_tickets = []
+    ends = local_midnight(today + timedelta(days=1), settings.tz)
+    todays = [
+        meeting
+        for meeting, _ in await meetings.upcoming_for(session, worker, now)
+        if meeting.starts_at < ends
+    ]
+    return MorningPush(worker, today, plan, tuple(open_tickets), tuple(todays))
+
+
+def deliver_push(
+    session: AsyncSession,
+    push: MorningPush,
+    parts: Sequence[tuple[str, Markup | None]],
+    now: datetime,
+) -> None:
+    """Enqueue the rendered parts: not urgent (quiet hours hold them), stale after the day."""
+    worker = push.worker
+    assert worker.telegram_id is not None and worker.id is not None
+    ref = push_ref(worker.id, push.local_day)
+    expires = now + timedelta(hours=16)
+    for index, (text, keyboard) in enumerate(parts):
+        outbox.send_text(
+            session,
+            chat_id=worker.telegram_id,
+            text=text,
+            now=now,
+            reply_markup=keyboard,
+            person_id=worker.id,
+            ref=ref if index == 0 else f"{ref}#{index + 1}",
+            expires_at=expires,
+        )
+
+
+async def _workers_not_pushed(session: AsyncSession, today: date) -> list[Person]:
+    """Everyone who serves households or holds an active worker role, not yet claimed today."""
+    serving = select(Household.worker_id).where(col(Household.worker_id).is_not(None))
+    holding = select(RoleAssignment.person_id).where(
+        RoleAssignment.role == Role.WORKER, col(RoleAssignment.active).is_(True)
+    )
+    claimed = select(DailyPush.worker_id).where(DailyPush.day == today)
+    rows = await session.exec(
+        select(Person)
+        .where(
+            col(Person.id).in_(serving) | col(Person.id).in_(holding),
+            col(Person.id).not_in(claimed),
+        )
+        .order_by(col(Person.id))
+    )
+    return list(rows.all())
+
+
+async def _tell_heads_instead(
+    session: AsyncSession,
+    worker: Person,
+    plan: quotas.WorkerPlan | None,
+    now: datetime,
+    settings: Settings,
+) -> None:
+    """A worker out of reach: the heads over them hear how many visits wait today."""
+    if plan is None or not plan.suggestions:
+        return
+    assert worker.id is not None
+    roles = await roles_of(session, worker.id)
+    if not roles:  # left: reach the heads over the grid of the households they still have
+        roles = await _household_grid_roles(session, worker.id)
+    reason = REASON_LEFT if not worker.active else REASON_BLOCKED
+    for head, _ in await heads_over(session, worker.id, roles):
+        assert head.telegram_id is not None
+        locale = locale_of(head, settings)
+        lines = [
+            gettext_for(
+                locale,
+                WORKER_UNREACHABLE,
+                name=worker.name,
+                reason=gettext_for(locale, reason),
+                count=len(plan.suggestions),
+            )
+        ]
+        lines.extend(
+            f"• {s.head_name} · {s.address} ({s.code})"
+            for s in plan.suggestions[:MAX_HOUSEHOLDS_NAMED]
+        )
+        for part in split_message("\n".join(lines)):
+            outbox.send_text(
+                session,
+                chat_id=head.telegram_id,
+                text=part,
+                now=now,
+                parse_mode=None,  # names and addresses as typed: plain text
+                person_id=head.id,
+            )
+
+
+async def _household_grid_roles(session: AsyncSession, worker_id: int) -> list[RoleInGrid]:
+    grid = (
+        await session.exec(
+            select(Grid)
+            .join(Household, col(Household.grid_id) == col(Grid.id))
+            .where(Household.worker_id == worker_id)
+            .limit(1)
+        )
+    ).first()
+    if grid is None or grid.id is None:
+        return []
+    return [RoleInGrid(Role.WORKER, grid.id, grid.name, grid.code, grid.tier, grid.path)]
+
+
+# --- the end-of-period reminders ----------------------------------------------------------------
+
+
+async def send_quota_reminders(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    """Remind workers short of quota, and their heads, five working days before a period
+    ends — once per period and person. Returns how many messages were queued."""
+    if in_quiet_hours(now, settings):
+        return 0
+    calendar = await tickets.calendar_for(session, await tickets.current_policy(session))
+    await quotas.ensure_default_rules(session, now, tz=settings.tz)
+    short = await quotas.short_workers(session, now, calendar.is_workday, tz=settings.tz)
+    if not short:
+        return 0
+    people = {
+        p.id: p
+        for p in (
+            await session.exec(
+                select(Person).where(col(Person.id).in_([s.worker_id for s in short]))
+            )
+        ).all()
+    }
+    month = period_start(PeriodKind.MONTH, short[0].last_day).isoformat()
+    worker_refs = {s.worker_id: f"qr:{s.worker_id}:{month}" for s in short}
+    done = await sent_refs(session, worker_refs.values())
+    queued = 0
+    by_head: dict[int, tuple[Person, list[quotas.ShortWorker]]] = {}
+    for item in short:
+        worker = people.get(item.worker_id)
+        if worker is None or worker.id is None:
+            continue
+        roles = await roles_of(session, worker.id) or await _household_grid_roles(
+            session, worker.id
+        )
+        for head, _ in await heads_over(session, worker.id, roles):
+            assert head.id is not None
+            by_head.setdefault(head.id, (head, []))[1].append(item)
+        if worker_refs[item.worker_id] in done or not reachable(worker):
+            continue
+        _remind(session, worker, [item], worker_refs[item.worker_id], now, settings, people)
+        queued += 1
+    head_refs = {head_id: f"qrh:{head_id}:{month}" for head_id in by_head}
+    done = await sent_refs(session, head_refs.values())
+    for head_id, (head, items) in by_head.items():
+        if head_refs[head_id] in done:
+            continue
+        _remind(session, head, items, head_refs[head_id], now, settings, people)
+        queued += 1
+    return queued
+
+
+def _remind(
+    session: AsyncSession,
+    person: Person,
+    items: Sequence[quotas.ShortWorker],
+    ref: str,
+    now: datetime,
+    settings: Settings,
+    people: dict[int | None, Person],
+) -> None:
+    assert person.telegram_id is not None
+    locale = locale_of(person, settings)
+    first = items[0]
+    own = len(items) == 1 and first.worker_id == person.id
+    title = REMINDER_TITLE if own else HEAD_REMINDER_TITLE
+    lines = [
+        gettext_for(
+            locale, title, days=first.working_days_left, day=first.last_day.strftime("%m-%d")
+        )
+    ]
+    for item in items:
+        if not own:
+            worker = people.get(item.worker_id)
+            lines.append(
+                gettext_for(locale, HEAD_REMINDER_WORKER, name=worker.name if worker else "—")
+            )
+        lines.extend(
+            gettext_for(
+                locale,
+                REMINDER_LINE,
+                rule=gettext_for(locale, shortfall.rule_name),
+                count=shortfall.households,
+            )
+            for shortfall in item.shortfalls
+        )
+    if own:
+        lines.append(gettext_for(locale, REMINDER_HINT))
+    for index, part in enumerate(split_message("\n".join(lines))):
+        outbox.send_text(
+            session,
+            chat_id=person.telegram_id,
+            text=part,
+            now=now,
+            parse_mode=None,
+            person_id=person.id,
+            ref=ref if index == 0 else f"{ref}#{index + 1}",
+        )
+
+
+# --- choosing a household for /visit -------------------------------------------------------------
+
+SEARCH_LIMIT = 50  # characters of a search that are used
+
+
+@dataclass(frozen=True)
+class HouseholdChoice:
+    """A page of the households a worker may log a visit for, most urgent first."""
+
+    rows: tuple[tuple[Household, bool], ...]  # (household, still due this period)
+    page: int
+    pages: int
+    total: int
+
+
+def clean_search(text: str | None) -> str:
+    """What a worker typed to find a household: NFKC, printable, trimmed, at most 50."""
+    return quotas.clean_text(unicodedata.normalize("NFKC", text or ""))[:SEARCH_LIMIT].strip()
+
+
+async def households_to_visit(
+    session: AsyncSession,
+    worker: Person,
+    roles: Sequence[RoleInGrid],
+    now: datetime,
+    *,
+    query: str = "",
+    page: int = 0,
+    page_size: int = 8,
+    tz: tzinfo,
+) -> HouseholdChoice:
+    """The worker's own households (or, for staff with none, those in the grids they may
+    visit), matching ``query`` in name, address or number; today's suggestions first, then
+    other key households still due, then those due, then the rest."""
+    assert worker.id is not None
+    words = clean_search(query)
+    own = col(Household.worker_id) == worker.id
+    has_own = (await session.exec(select(Household.id).where(own).limit(1))).first()
+    where: list[Any] = [own]
+    if has_own is None:
+        paths = scope_paths(roles, Action.VISIT)
+        if not paths:
+            raise NotAllowed(N_("This command is for grid staff."))
+        where = [
+            col(Household.grid_id).in_(
+                select(Grid.id).where(or_(*(col(Grid.path).startswith(p) for p in paths)))
+            )
+        ]
+    if words:
+        where.append(
+            or_(
+                col(Household.head_name).contains(words),
+                col(Household.address).contains(words),
+                col(Household.code).contains(words),
+            )
+        )
+    found = list((await session.exec(select(Household).where(*where))).all())
+    plan = (await quotas.plan_daily_push(session, now, worker_ids=[worker.id], tz=tz)).get(
+        worker.id
+    )
+    suggested = {s.household_id: i for i, s in enumerate(plan.suggestions if plan else ())}
+    due = {
+        item.household_id
+        for item in await quotas.due_pairs(session, now, worker_ids=[worker.id], tz=tz)
+    }
+
+    def urgency(household: Household) -> tuple[int, int, str, str]:
+        hid = household.id or 0
+        if hid in suggested:
+            return 0, suggested[hid], "", ""
+        rank = (1 if household.is_key else 2) if hid in due else 3
+        return rank, 0, household.address, household.code
+
+    found.sort(key=urgency)
+    pages = max(1, -(-len(found) // page_size))
+    page = min(max(page, 0), pages - 1)
+    chosen = found[page * page_size : (page + 1) * page_size]
+    return HouseholdChoice(tuple((h, (h.id or 0) in due) for h in chosen), page, pages, len(found))
+
+
+async def visitable(
+    session: AsyncSession,
+    worker: Person,
+    roles: Sequence[RoleInGrid],
+    household_id: int,
+    now: datetime,
+) -> Household:
+    """The household, if ``worker`` may log a visit to it (a forged button is refused)."""
+    household = await session.get(Household, household_id)
+    if household is None:
+        raise NotFound(N_("That household is not in the register."))
+    await authorize(session, worker, roles, Action.VISIT, household, now)
+    return household
+
+
+async def household_named(session: AsyncSession, household_id: int) -> Household:
+    household = await session.get(Household, household_id)
+    if household is None:
+        raise NotFound(N_("That household is not in the register."))
+    return household
+
+
+async def household_by_code(session: AsyncSession, text: str) -> Household:
+    """The household whose number (户编号) is ``text`` (full-width digits accepted)."""
+    number = clean_search(text).upper()
+    household = (
+        (await session.exec(select(Household).where(col(Household.code) == number))).first()
+        if number
+        else None
+    )
+    if household is None:
+        raise NotFound(N_("No household has the number “{code}”."), code=number[:24] or "—")
+    return household
+
+
+# --- a problem found on a visit -----------------------------------------------------------------
+
+
+async def report_problem(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    *,
+    worker: Person,
+    visit_id: int,
+    category: TicketCategory,
+    settings: Settings,
+    now: datetime,
+) -> Ticket:
+    """File the problem a worker found on their visit: a ticket for the household's grid,
+    the diary note as its description, the visit linked to it (``Visit.ticket_id``)."""
+    visit = await session.get(Visit, visit_id)
+    household = None if visit is None else await session.get(Household, visit.household_id)
+    if visit is None or household is None or visit.withdrawn_at is not None:
+        raise NotFound(N_("That visit is not in the diary."))
+    if visit.worker_id != worker.id:
+        raise NotAllowed(N_("Only the worker who made the visit can report what they found."))
+    if visit.ticket_id is not None:
+        raise NotAllowed(N_("A ticket was already filed for this visit."))
+    grid = await session.get(Grid, household.grid_id)
+    assert grid is not None
+    ticket = await tickets.file_ticket(
+        session,
+        notifier,
+        reporter=worker,
+        grid=grid,
+        report=tickets.Report(
+            category=category,
+            description=visit.note,
+            address=household.address,
+            latitude=visit.latitude,
+            longitude=visit.longitude,
+            household_id=household.id,
+            photo_file_ids=(visit.photo_file_id,) if visit.photo_file_id else (),
+        ),
+        settings=settings,
+        now=now,
+    )
+    visit.ticket_id = ticket.id
+    session.add(visit)
+    return ticket

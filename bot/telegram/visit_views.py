@@ -1,0 +1,466 @@
+"""How visits, the diary, quotas and the morning push read in a chat; their callback data.
+
+Every renderer takes ``t(msgid, **params)``: the handler's gettext for the person in the chat,
+or ``gettext_for(locale, …)`` for a message to someone else (the morning push).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+
+from bot import labels
+from bot.i18n import N_, gettext_for
+from bot.services.daily_push import Markup, MorningPush
+from bot.services.indicators import split_message, utf16_length
+from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
+from bot.services.visits import DiaryEntry, RuleProgress
+from bot.settings import Settings
+from bot.telegram.render import bold, code, esc
+from bot.telegram.replies import markup_json
+from models import Household, QuotaRule, TicketCategory, VisitKind
+
+Translate = Callable[..., str]
+
+PAGE_SIZE = 8  # households per page of /visit
+ROW_WIDTH = 2  # "visited" buttons per row in the push
+MAX_BUTTONS = 100  # Telegram: buttons in one inline keyboard
+MAX_TEXT = 4000  # under Telegram's 4096, room for the joins
+BAR_WIDTH = 10
+KIND_ICON = {
+    VisitKind.PHONE: "📞",
+    VisitKind.IN_PERSON: "🚪",
+    VisitKind.LECTURE: "📢",
+    VisitKind.OTHER: "💬",
+}
+
+
+# --- callback data ------------------------------------------------------------------------------
+
+
+class VisitPickCb(CallbackData, prefix="vp"):
+    """Log a visit to this household (``quick``: from the push, only kind and a line)."""
+
+    id: int
+    quick: bool = False
+
+
+class VisitPageCb(CallbackData, prefix="vg"):
+    """A page of /visit's household list (the search words are kept in the conversation)."""
+
+    page: int
+
+
+class VisitKindCb(CallbackData, prefix="vk"):
+    kind: VisitKind
+
+
+class VisitStep(StrEnum):
+    SKIP = "s"  # no (more) photo or location
+    PROBLEM = "p"  # found a problem: file a ticket
+    NO_PROBLEM = "n"
+    CANCEL = "x"
+
+
+class VisitStepCb(CallbackData, prefix="vs"):
+    step: VisitStep
+
+
+class VisitProblemCb(CallbackData, prefix="vc"):
+    """The category of the problem found on a visit."""
+
+    category: TicketCategory
+
+
+class DiaryAction(StrEnum):
+    EDIT = "e"
+    WITHDRAW = "w"  # asks first
+    CONFIRM_WITHDRAW = "c"
+    MORE = "m"  # the next page of the diary, before this visit
+
+
+class DiaryCb(CallbackData, prefix="vd"):
+    """An action on a diary entry (the service re-checks who may change it)."""
+
+    action: DiaryAction
+    id: int
+
+
+class HistoryCb(CallbackData, prefix="vh"):
+    """A household's visit history."""
+
+    id: int
+
+
+# --- prompts -----------------------------------------------------------------------------------
+
+CHOOSE_HOUSEHOLD = N_(
+    "Which household did you visit? Most urgent first (⭐ key household, ⏰ due this period). "
+    "Or type part of a name, an address or a household number to search."
+)
+NO_MATCH = N_("No household of yours matches “{query}”. Try other words.")
+NO_HOUSEHOLDS = N_("You have no households assigned to you.")
+CHOOSE_KIND = N_("How did you reach {name}?")
+WRITE_NOTE = N_("What did you learn? Write a line or two for the diary (民情日记).")
+ADD_EXTRAS = N_("You may send a photo or your location now, or press Skip.")
+GOT_EXTRA = N_("Got it. Send the other one too, or press Done.")
+PROBLEM_QUESTION = N_("Did you find a problem that someone must handle?")
+CHOOSE_CATEGORY = N_("What kind of problem? The diary note becomes its description.")
+USE_BUTTONS = N_("Please choose with the buttons.")
+CANCELLED = N_("Cancelled. Nothing was logged.")
+NO_PROBLEM = N_("Good. Thank you for the visit!")
+TICKET_FILED = N_("Ticket {number} was filed for {name}; it is on its way to whoever handles it.")
+
+
+def t_for(locale: str) -> Translate:
+    def t(message: str, **params: Any) -> str:
+        return gettext_for(locale, message, **params)
+
+    return t
+
+
+def household_label(household: Household | Any, *, due: bool = False) -> str:
+    mark = "⭐" if household.is_key else ("⏰" if due else "🏠")
+    return f"{mark} {household.head_name} · {household.address}"[:60]
+
+
+def households_keyboard(
+    rows: Sequence[tuple[Household, bool]], page: int, pages: int, t: Translate
+) -> InlineKeyboardMarkup:
+    """One household per row (tap to log a visit), with ◀ ▶ and Cancel."""
+    buttons = [
+        [
+            InlineKeyboardButton(
+                text=household_label(household, due=due),
+                callback_data=VisitPickCb(id=household.id or 0).pack(),
+            )
+        ]
+        for household, due in rows
+    ]
+    paging = []
+    if page > 0:
+        paging.append(
+            InlineKeyboardButton(
+                text=t("◀ Previous"), callback_data=VisitPageCb(page=page - 1).pack()
+            )
+        )
+    if page < pages - 1:
+        paging.append(
+            InlineKeyboardButton(text=t("Next ▶"), callback_data=VisitPageCb(page=page + 1).pack())
+        )
+    if paging:
+        buttons.append(paging)
+    buttons.append([cancel_button(t)])
+    return InlineKeyboardMarkup(inline_keyboard=buttons)
+
+
+def households_text(total: int, page: int, pages: int, query: str, t: Translate) -> str:
+    lines = [t(CHOOSE_HOUSEHOLD)]
+    if query:
+        lines.append(t("Search: {query}", query=esc(query)))
+    if pages > 1:
+        lines.append(t("Page {page} of {pages}", page=page + 1, pages=pages))
+    return "\n".join(lines)
+
+
+def cancel_button(t: Translate) -> InlineKeyboardButton:
+    return InlineKeyboardButton(
+        text=t("Cancel"), callback_data=VisitStepCb(step=VisitStep.CANCEL).pack()
+    )
+
+
+def cancel_keyboard(t: Translate) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(inline_keyboard=[[cancel_button(t)]])
+
+
+def kind_keyboard(t: Translate) -> InlineKeyboardMarkup:
+    kinds = list(VisitKind)
+    buttons = [
+        InlineKeyboardButton(
+            text=f"{KIND_ICON[kind]} {t(labels.VISIT_KIND[kind])}",
+            callback_data=VisitKindCb(kind=kind).pack(),
+        )
+        for kind in kinds
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=[buttons[:2], buttons[2:], [cancel_button(t)]])
+
+
+def extras_keyboard(t: Translate, *, got_one: bool) -> InlineKeyboardMarkup:
+    label = t("Done") if got_one else t("Skip")
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=label, callback_data=VisitStepCb(step=VisitStep.SKIP).pack()
+                )
+            ]
+        ]
+    )
+
+
+def problem_keyboard(t: Translate) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=t("⚠️ Yes, report it"),
+                    callback_data=VisitStepCb(step=VisitStep.PROBLEM).pack(),
+                ),
+                InlineKeyboardButton(
+                    text=t("No, all fine"),
+                    callback_data=VisitStepCb(step=VisitStep.NO_PROBLEM).pack(),
+                ),
+            ]
+        ]
+    )
+
+
+def category_keyboard(t: Translate) -> InlineKeyboardMarkup:
+    buttons = [
+        InlineKeyboardButton(
+            text=t(labels.TICKET_CATEGORY[category]),
+            callback_data=VisitProblemCb(category=category).pack(),
+        )
+        for category in TicketCategory
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    rows.append([cancel_button(t)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+# --- the confirmation ----------------------------------------------------------------------------
+
+
+def counted_text(counted: Sequence[RuleProgress], t: Translate) -> str:
+    """ "计入：重点户每月入户走访（1/1 ✓）" — the rules the visit counted toward."""
+    if not counted:
+        return t("This visit counts toward no quota rule.")
+    parts = [
+        t(
+            "{rule} ({done}/{required}{mark})",
+            rule=t(progress.rule_name),
+            done=progress.done,
+            required=progress.required,
+            mark=" ✓" if progress.met else "",
+        )
+        for progress in counted
+    ]
+    return t("Counts toward: {rules}", rules="；".join(parts))
+
+
+def logged_text(
+    household: Household, kind: VisitKind, counted: Sequence[RuleProgress], t: Translate
+) -> str:
+    return "\n".join(
+        [
+            "✅ "
+            + t(
+                "Visit logged: {name} · {kind}",
+                name=bold(household.head_name),
+                kind=esc(t(labels.VISIT_KIND[kind])),
+            ),
+            esc(counted_text(counted, t)),
+            "",
+            t(PROBLEM_QUESTION),
+        ]
+    )
+
+
+# --- the diary ---------------------------------------------------------------------------------
+
+
+def local_time(instant: datetime, tz: Any) -> str:
+    return instant.astimezone(tz).strftime("%m-%d %H:%M")
+
+
+def entry_line(entry: DiaryEntry, t: Translate, tz: Any, *, by_household: bool) -> str:
+    who = entry.worker_name if by_household else f"{entry.household_name} · {entry.address}"
+    note = entry.note if len(entry.note) <= 200 else entry.note[:199] + "…"
+    return (
+        f"{KIND_ICON[entry.kind]} {code(local_time(entry.visited_at, tz))} {bold(who)}"
+        f" · {esc(t(labels.VISIT_KIND[entry.kind]))}\n   {esc(note)}"
+    )
+
+
+def diary_text(
+    entries: Sequence[DiaryEntry], t: Translate, tz: Any, *, household: str | None = None
+) -> str:
+    if household is not None:
+        title = t("Visits to {household}", household=household)
+        if not entries:
+            return bold(title) + "\n" + t("No visits yet.")
+    else:
+        title = t("Your diary (民情日记)")
+        if not entries:
+            return bold(title) + "\n" + t("No visits logged yet. Send /visit to log one.")
+    lines = [bold(title)]
+    lines.extend(
+        f"{i}. " + entry_line(e, t, tz, by_household=household is not None)
+        for i, e in enumerate(entries, start=1)
+    )
+    return "\n".join(lines)
+
+
+def diary_keyboard(
+    entries: Sequence[DiaryEntry], t: Translate, *, more: bool
+) -> InlineKeyboardMarkup | None:
+    """Per entry: ✏️ n and ↩️ n (edit, withdraw), and 📖 for the household's history."""
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=f"✏️ {i}",
+                callback_data=DiaryCb(action=DiaryAction.EDIT, id=e.visit_id).pack(),
+            ),
+            InlineKeyboardButton(
+                text=f"↩️ {i}",
+                callback_data=DiaryCb(action=DiaryAction.WITHDRAW, id=e.visit_id).pack(),
+            ),
+            InlineKeyboardButton(
+                text=f"📖 {e.household_name}"[:30],
+                callback_data=HistoryCb(id=e.household_id).pack(),
+            ),
+        ]
+        for i, e in enumerate(entries, start=1)
+    ]
+    if more and entries:
+        rows.append(
+            [
+                InlineKeyboardButton(
+                    text=t("Earlier entries ▶"),
+                    callback_data=DiaryCb(action=DiaryAction.MORE, id=entries[-1].visit_id).pack(),
+                )
+            ]
+        )
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def withdraw_keyboard(visit_id: int, t: Translate) -> InlineKeyboardMarkup:
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=t("↩️ Yes, withdraw it"),
+                    callback_data=DiaryCb(action=DiaryAction.CONFIRM_WITHDRAW, id=visit_id).pack(),
+                ),
+                cancel_button(t),
+            ]
+        ]
+    )
+
+
+# --- quotas -----------------------------------------------------------------------------------
+
+
+def bar(done: int, total: int, width: int = BAR_WIDTH) -> str:
+    """``▓▓▓░░ 3/5``: a progress bar readable on any phone."""
+    filled = 0 if total <= 0 else min(width, round(width * done / total))
+    return "▓" * filled + "░" * (width - filled) + f" {done}/{total}"
+
+
+PERIOD_TITLE = {"month": N_("This month"), "quarter": N_("This quarter"), "year": N_("This year")}
+
+
+def progress_text(rows: Sequence[Progress], t: Translate, title: str) -> str:
+    """Per row (a worker, or a grid), per period, per rule: households that met it."""
+    if not rows or not any(row.cells for row in rows):
+        return bold(title) + "\n" + t("No quota rules apply here.")
+    lines = [bold(title)]
+    for row in rows:
+        if len(rows) > 1 or row.subject_name:
+            lines.append("")
+            lines.append("👤 " + bold(row.subject_name or t("(no worker)")))
+        for period in ("month", "quarter", "year"):
+            cells = [cell for cell in row.cells if cell.period.value == period]
+            if cells:
+                lines.append(esc(t(PERIOD_TITLE[period])))
+                lines.extend(_cell_line(cell, t) for cell in cells)
+    return "\n".join(lines)
+
+
+def _cell_line(cell: ProgressCell, t: Translate) -> str:
+    return f"  {code(bar(cell.fulfilled, cell.households))} {esc(t(cell.rule_name))}"
+
+
+def rules_text(rules: Sequence[QuotaRule], locale: str, t: Translate) -> str:
+    lines = [bold(t("Visit quota rules (走访任务)"))]
+    for rule in rules:
+        name, sentence = rule_name(rule, locale), describe_rule(rule, locale)
+        lines.append(f"{code(rule.id)} {bold(name)}\n   {esc(sentence)}")
+    lines.append("")
+    lines.append(t("To change how many visits a rule asks: /quota_rules set <id> <count>"))
+    return "\n".join(lines)
+
+
+# --- the morning push ---------------------------------------------------------------------------
+
+
+def render_push(
+    push: MorningPush, locale: str, settings: Settings
+) -> list[tuple[str, Markup | None]]:
+    """The push as messages that fit Telegram: ≤ 4096 characters and ≤ 100 buttons each.
+
+    The suggested households come first, each with a one-tap "visited" button; then the open
+    tickets, then today's meetings.
+    """
+    t = t_for(locale)
+    tz = settings.tz
+    header = [bold(t("Good morning! Today's tasks ({day})", day=push.local_day.strftime("%m-%d")))]
+    parts: list[tuple[str, Markup | None]] = []
+    if push.plan is not None and push.suggestions:
+        header.append(
+            t(
+                "Suggested visits today: {count} (households still due this period: {due}).",
+                count=len(push.suggestions),
+                due=push.plan.due_households,
+            )
+        )
+        lines = list(header)
+        buttons: list[InlineKeyboardButton] = []
+        for number, s in enumerate(push.suggestions, start=1):
+            marks = ("⭐" if s.is_key else "") + ("⚠️" if s.overdue else "")
+            line = f"{number}. {marks}{bold(s.head_name)} · {esc(s.address)} {code(s.code)}"
+            if utf16_length("\n".join([*lines, line])) > MAX_TEXT or len(buttons) >= MAX_BUTTONS:
+                parts.append(("\n".join(lines), _visited_keyboard(buttons)))
+                lines, buttons = [], []
+            lines.append(line)
+            buttons.append(
+                InlineKeyboardButton(
+                    text=f"✅ {number} {s.head_name}"[:40],
+                    callback_data=VisitPickCb(id=s.household_id, quick=True).pack(),
+                )
+            )
+        lines.append(t("Tap ✅ when you have visited a household."))
+        parts.append(("\n".join(lines), _visited_keyboard(buttons)))
+        header = []
+    rest = list(header)
+    if push.tickets:
+        rest.append("")
+        rest.append(bold(t("Your open tickets, soonest deadline first:")))
+        rest.extend(
+            f"• {code(ticket.number)} {esc(t(labels.TICKET_CATEGORY[ticket.category]))}"
+            f" · ⏰ {local_time(ticket.next_deadline_at, tz) if ticket.next_deadline_at else '—'}"
+            for ticket in push.tickets
+        )
+    if push.meetings:
+        rest.append("")
+        rest.append(bold(t("Today's meetings:")))
+        rest.extend(
+            f"• {local_time(m.starts_at, tz)[-5:]} {esc(m.title)}"
+            + (f" · {esc(m.place)}" if m.place else "")
+            for m in push.meetings
+        )
+    if any(line.strip() for line in rest):
+        parts.extend((part, None) for part in split_message("\n".join(rest)))
+    return parts
+
+
+def _visited_keyboard(buttons: list[InlineKeyboardButton]) -> Markup | None:
+    if not buttons:
+        return None
+    rows = [buttons[i : i + ROW_WIDTH] for i in range(0, len(buttons), ROW_WIDTH)]
+    return markup_json(InlineKeyboardMarkup(inline_keyboard=rows))

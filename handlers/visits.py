@@ -1,0 +1,605 @@
+"""Household visits in the chat: /visit, /diary, /quota, /quota_rules, and the push's buttons.
+
+/visit: household (buttons, most urgent first; typed words search) → kind (buttons) → what was
+learnt (typed) → photo and/or location, or Skip → logged, with the quota it counted toward →
+"found a problem?" → a category → a ticket for the household's grid. The "✅ visited" button
+of the morning push asks only the kind and the note. The state diagram is in
+``docs/visits.md``. Every press is re-checked by the services (a forged household id is
+refused by :func:`bot.services.daily_push.visitable`; changing a visit by ``edit_visit``).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from aiogram import F, Router
+from aiogram.filters import Command, CommandObject, StateFilter
+from aiogram.fsm.context import FSMContext
+from aiogram.fsm.state import State, StatesGroup
+from aiogram.types import CallbackQuery, Message
+from aiogram.utils.i18n import I18n
+from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.i18n import N_
+from bot.services import daily_push, quotas, tickets, visits
+from bot.services.errors import InvalidInput, NotAllowed
+from bot.services.notify import TicketNotifier
+from bot.services.people import RoleInGrid
+from bot.settings import Settings
+from bot.telegram import visit_views as views
+from bot.telegram.args import split_args
+from bot.telegram.replies import Replier
+from bot.telegram.ticket_views import card_keyboard, card_text
+from bot.telegram.visit_views import (
+    DiaryAction,
+    DiaryCb,
+    HistoryCb,
+    VisitKindCb,
+    VisitPageCb,
+    VisitPickCb,
+    VisitProblemCb,
+    VisitStep,
+    VisitStepCb,
+)
+from models import Person, Role, VisitKind
+
+DIARY_PAGE = 10
+QUOTA_USAGE = "/quota_rules set <id> <count>"
+
+
+class VisitFlow(StatesGroup):
+    """The steps of /visit."""
+
+    household = State()  # choosing; typed words search
+    kind = State()
+    note = State()
+    extras = State()  # optional photo and location
+    problem = State()  # logged; "found a problem?"
+    category = State()
+
+
+class DiaryEdit(StatesGroup):
+    note = State()  # the new note of a visit being corrected
+
+
+def _t(message: str, **params: Any) -> str:
+    return _(message).format(**params) if params else _(message)
+
+
+def _refusal(error: InvalidInput) -> str:
+    return _t(error.message, **error.params)
+
+
+# --- /visit: choosing the household -------------------------------------------------------------
+
+
+async def _show_households(
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+    *,
+    query: str,
+    page: int,
+    edit: int | None = None,
+) -> None:
+    await quotas.ensure_default_rules(session, now, tz=settings.tz)
+    choice = await daily_push.households_to_visit(
+        session, person, roles, now, query=query, page=page, tz=settings.tz
+    )
+    await state.set_state(VisitFlow.household)
+    await state.update_data(query=query, page=choice.page)
+    if not choice.rows:
+        text = _t(views.NO_MATCH, query=query) if query else _t(views.NO_HOUSEHOLDS)
+        reply.text(text, views.cancel_keyboard(_t))
+        return
+    text = views.households_text(choice.total, choice.page, choice.pages, query, _t)
+    keyboard = views.households_keyboard(choice.rows, choice.page, choice.pages, _t)
+    if edit is not None:
+        reply.edit(edit, text, keyboard)
+    else:
+        reply.text(text, keyboard)
+
+
+async def visit_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    await state.clear()
+    query = daily_push.clean_search(command.args)
+    await _show_households(
+        reply, person, roles, session, state, settings, now, query=query, page=0
+    )
+
+
+async def search_typed(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    query = daily_push.clean_search(message.text)
+    await _show_households(
+        reply, person, roles, session, state, settings, now, query=query, page=0
+    )
+
+
+async def page_pressed(
+    query: CallbackQuery,
+    callback_data: VisitPageCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    await query.answer()
+    words = str((await state.get_data()).get("query", ""))
+    edit = query.message.message_id if query.message is not None else None
+    await _show_households(
+        reply,
+        person,
+        roles,
+        session,
+        state,
+        settings,
+        now,
+        query=words,
+        page=callback_data.page,
+        edit=edit,
+    )
+
+
+async def household_picked(
+    query: CallbackQuery,
+    callback_data: VisitPickCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    now: datetime,
+) -> None:
+    household = await daily_push.visitable(session, person, roles, callback_data.id, now)
+    await query.answer()
+    await state.clear()
+    await state.set_state(VisitFlow.kind)
+    await state.update_data(household_id=household.id, quick=callback_data.quick)
+    reply.text(_t(views.CHOOSE_KIND, name=household.head_name), views.kind_keyboard(_t))
+
+
+# --- kind, note, photo and location -------------------------------------------------------------
+
+
+async def kind_chosen(
+    query: CallbackQuery, callback_data: VisitKindCb, reply: Replier, state: FSMContext
+) -> None:
+    await query.answer()
+    await state.update_data(kind=callback_data.kind.value)
+    await state.set_state(VisitFlow.note)
+    reply.text(_t(views.WRITE_NOTE), views.cancel_keyboard(_t))
+
+
+async def use_the_buttons(message: Message, reply: Replier, state: FSMContext) -> None:
+    """Typed text where a button is expected: say so, and show the buttons again."""
+    step = await state.get_state()
+    if step == VisitFlow.kind.state:
+        reply.text(_t(views.USE_BUTTONS), views.kind_keyboard(_t))
+    elif step == VisitFlow.category.state:
+        reply.text(_t(views.USE_BUTTONS), views.category_keyboard(_t))
+    elif step == VisitFlow.problem.state:
+        reply.text(_t(views.USE_BUTTONS), views.problem_keyboard(_t))
+    else:
+        data = await state.get_data()
+        got_one = bool(data.get("photo") or data.get("latitude") is not None)
+        reply.text(_t(views.ADD_EXTRAS), views.extras_keyboard(_t, got_one=got_one))
+
+
+async def note_typed(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    try:
+        note = visits.parse_note(message.text or "")
+    except InvalidInput as error:
+        reply.text(f"{_refusal(error)}\n\n{_t(views.WRITE_NOTE)}", views.cancel_keyboard(_t))
+        return
+    await state.update_data(note=note)
+    if (await state.get_data()).get("quick"):
+        await _log(reply, person, roles, session, state, settings, now)
+        return
+    await state.set_state(VisitFlow.extras)
+    reply.text(_t(views.ADD_EXTRAS), views.extras_keyboard(_t, got_one=False))
+
+
+async def not_typed(message: Message, reply: Replier) -> None:
+    """A photo, sticker or voice message where the diary note is expected."""
+    reply.text(_t(views.WRITE_NOTE), views.cancel_keyboard(_t))
+
+
+async def extra_sent(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    if message.photo:
+        await state.update_data(photo=message.photo[-1].file_id)
+    elif message.location is not None:
+        await state.update_data(
+            latitude=message.location.latitude, longitude=message.location.longitude
+        )
+    data = await state.get_data()
+    if data.get("photo") and data.get("latitude") is not None:
+        await _log(reply, person, roles, session, state, settings, now)
+        return
+    reply.text(_t(views.GOT_EXTRA), views.extras_keyboard(_t, got_one=True))
+
+
+async def extras_done(
+    query: CallbackQuery,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    await query.answer()
+    await _log(reply, person, roles, session, state, settings, now)
+
+
+async def _log(
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    data = await state.get_data()
+    result = await visits.log_visit(
+        session,
+        person,
+        roles,
+        int(data.get("household_id", 0)),
+        str(data.get("kind", "")),
+        str(data.get("note", "")),
+        now,
+        photo_file_id=data.get("photo"),
+        latitude=data.get("latitude"),
+        longitude=data.get("longitude"),
+        tz=settings.tz,
+    )
+    await state.set_data({"visit_id": result.visit.id})
+    await state.set_state(VisitFlow.problem)
+    reply.text(
+        views.logged_text(result.household, VisitKind(result.visit.kind), result.counted, _t),
+        views.problem_keyboard(_t),
+    )
+
+
+# --- "found a problem?" --------------------------------------------------------------------------
+
+
+async def problem_answered(
+    query: CallbackQuery, callback_data: VisitStepCb, reply: Replier, state: FSMContext
+) -> None:
+    await query.answer()
+    if callback_data.step == VisitStep.PROBLEM:
+        await state.set_state(VisitFlow.category)
+        reply.text(_t(views.CHOOSE_CATEGORY), views.category_keyboard(_t))
+        return
+    await state.clear()
+    reply.text(_t(views.NO_PROBLEM))
+
+
+async def category_chosen(
+    query: CallbackQuery,
+    callback_data: VisitProblemCb,
+    reply: Replier,
+    person: Person,
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    visit_id = int((await state.get_data()).get("visit_id", 0))
+    ticket = await daily_push.report_problem(
+        session,
+        notifier,
+        worker=person,
+        visit_id=visit_id,
+        category=callback_data.category,
+        settings=settings,
+        now=now,
+    )
+    await query.answer()
+    await state.clear()
+    grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
+    owners = {owner.id for owner in await tickets.owners(session, ticket)}
+    filed = _t(views.TICKET_FILED, number=ticket.number, name=grid_name)
+    if person.id in owners:  # the card reaches them as an owner already
+        reply.text(filed)
+        return
+    card = card_text(
+        ticket,
+        _t,
+        settings.tz,
+        grid_name=grid_name,
+        reporter_name=reporter_name,
+        holder=holder,
+        photos=photos,
+    )
+    reply.text(f"{filed}\n\n{card}", card_keyboard(ticket, _t), ref=f"tc:{ticket.id}:{person.id}")
+
+
+async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
+    await state.clear()
+    await query.answer(_t(views.CANCELLED))
+    if query.message is not None:
+        reply.edit(query.message.message_id, _t(views.CANCELLED))
+
+
+# --- /diary --------------------------------------------------------------------------------------
+
+
+async def diary_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    if command.args and command.args.strip():
+        household = await daily_push.household_by_code(session, command.args)
+        await _history(reply, person, roles, session, settings, now, household.id or 0)
+        return
+    await _diary_page(reply, person, session, settings, before=None)
+
+
+async def _diary_page(
+    reply: Replier,
+    person: Person,
+    session: AsyncSession,
+    settings: Settings,
+    *,
+    before: int | None,
+) -> None:
+    assert person.id is not None
+    entries = await visits.diary(session, person.id, limit=DIARY_PAGE, before=before)
+    reply.text(
+        views.diary_text(entries, _t, settings.tz),
+        views.diary_keyboard(entries, _t, more=len(entries) == DIARY_PAGE),
+    )
+
+
+async def _history(
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+    household_id: int,
+) -> None:
+    entries = await visits.household_history(session, person, roles, household_id, now)
+    household = await daily_push.household_named(session, household_id)
+    label = f"{household.head_name} · {household.address}"
+    reply.text(views.diary_text(entries, _t, settings.tz, household=label))
+
+
+async def history_pressed(
+    query: CallbackQuery,
+    callback_data: HistoryCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    await _history(reply, person, roles, session, settings, now, callback_data.id)
+    await query.answer()
+
+
+async def diary_pressed(
+    query: CallbackQuery,
+    callback_data: DiaryCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    action, visit_id = callback_data.action, callback_data.id
+    if action == DiaryAction.MORE:
+        await query.answer()
+        await _diary_page(reply, person, session, settings, before=visit_id)
+        return
+    if action == DiaryAction.EDIT:
+        await query.answer()
+        await state.set_state(DiaryEdit.note)
+        await state.update_data(visit_id=visit_id)
+        reply.text(_t("Write the corrected diary note for this visit:"), views.cancel_keyboard(_t))
+        return
+    if action == DiaryAction.WITHDRAW:
+        await query.answer()
+        reply.text(
+            _t("Withdraw this visit? It will no longer count toward any quota."),
+            views.withdraw_keyboard(visit_id, _t),
+        )
+        return
+    await visits.withdraw_visit(session, person, roles, visit_id, now, tz=settings.tz)
+    await query.answer(_t("Withdrawn."))
+    if query.message is not None:
+        reply.edit(query.message.message_id, _t("The visit was withdrawn."))
+
+
+async def edited_note(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    visit_id = int((await state.get_data()).get("visit_id", 0))
+    try:
+        result = await visits.edit_visit(
+            session, person, roles, visit_id, now, note=message.text or "", tz=settings.tz
+        )
+    except InvalidInput as error:
+        reply.text(_refusal(error), views.cancel_keyboard(_t))
+        return
+    await state.clear()
+    reply.text(_t("The visit was corrected.") + "\n" + views.counted_text(result.counted, _t))
+
+
+# --- /quota and /quota_rules ---------------------------------------------------------------------
+
+
+async def quota_command(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    await quotas.ensure_default_rules(session, now, tz=settings.tz)
+    wide = [r for r in roles if r.role in {Role.CENTER, Role.SUPERVISOR, Role.ADMIN}]
+    heads = [r for r in roles if r.role == Role.HEAD]
+    workers = [r for r in roles if r.role == Role.WORKER]
+    if wide:
+        rows = await quotas.progress(
+            session, now, by="grid", scope_path=wide[0].grid_path, tz=settings.tz
+        )
+        title = _t("Visit quotas by grid: {grid}", grid=wide[0].grid_name)
+    elif heads:
+        rows = await quotas.progress(
+            session, now, by="worker", scope_path=heads[0].grid_path, tz=settings.tz
+        )
+        rows = [row for row in rows if row.subject_id is not None]
+        title = _t("Visit quotas of your workers: {grid}", grid=heads[0].grid_name)
+    elif workers:
+        rows = await quotas.progress(
+            session,
+            now,
+            by="worker",
+            scope_path=workers[0].grid_path,
+            worker_ids=[person.id or 0],
+            tz=settings.tz,
+        )
+        title = _t("Your visit quotas: households that got their visits")
+    else:
+        raise NotAllowed(N_("This command is for grid staff."))
+    reply.text(views.progress_text(rows, _t, title))
+
+
+async def quota_rules_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+    i18n: I18n,
+    now: datetime,
+) -> None:
+    words = split_args(command.args)
+    if words:
+        if len(words) != 3 or words[0].lower() != "set" or not words[1].isdigit():
+            raise InvalidInput(N_("Please write it like this: {usage}"), usage=QUOTA_USAGE)
+        rule = await quotas.change_rule(
+            session, person, roles, int(words[1][:9]), now, required=words[2], tz=settings.tz
+        )
+        reply.text(
+            _t(
+                "Changed from this period on: {rule}",
+                rule=quotas.describe_rule(rule, i18n.current_locale),
+            )
+        )
+        return
+    if not any(r.role == Role.ADMIN for r in roles):
+        raise NotAllowed(N_("This command is for administrators."))
+    await quotas.ensure_default_rules(session, now, tz=settings.tz)
+    rules = await quotas.list_rules(session, now, tz=settings.tz)
+    reply.text(views.rules_text(rules, i18n.current_locale, _t))
+
+
+def build_router() -> Router:
+    router = Router(name=__name__)
+    router.message.register(visit_command, Command("visit"))
+    router.message.register(diary_command, Command("diary"))
+    router.message.register(quota_command, Command("quota"))
+    router.message.register(quota_rules_command, Command("quota_rules"))
+    router.callback_query.register(household_picked, VisitPickCb.filter())
+    router.callback_query.register(page_pressed, VisitPageCb.filter())
+    router.callback_query.register(kind_chosen, StateFilter(VisitFlow.kind), VisitKindCb.filter())
+    router.callback_query.register(
+        extras_done, StateFilter(VisitFlow.extras), VisitStepCb.filter(F.step == VisitStep.SKIP)
+    )
+    router.callback_query.register(
+        problem_answered,
+        StateFilter(VisitFlow.problem),
+        VisitStepCb.filter(F.step.in_({VisitStep.PROBLEM, VisitStep.NO_PROBLEM})),
+    )
+    router.callback_query.register(cancelled, VisitStepCb.filter(F.step == VisitStep.CANCEL))
+    router.callback_query.register(
+        category_chosen, StateFilter(VisitFlow.category), VisitProblemCb.filter()
+    )
+    router.callback_query.register(history_pressed, HistoryCb.filter())
+    router.callback_query.register(diary_pressed, DiaryCb.filter())
+    not_a_command = F.text & ~F.text.startswith("/")
+    router.message.register(search_typed, StateFilter(VisitFlow.household), not_a_command)
+    router.message.register(note_typed, StateFilter(VisitFlow.note), not_a_command)
+    router.message.register(not_typed, StateFilter(VisitFlow.note), ~F.text)
+    router.message.register(extra_sent, StateFilter(VisitFlow.extras), F.photo | F.location)
+    router.message.register(edited_note, StateFilter(DiaryEdit.note), not_a_command)
+    router.message.register(
+        use_the_buttons,
+        StateFilter(VisitFlow.kind, VisitFlow.extras, VisitFlow.problem, VisitFlow.category),
+        ~F.text.startswith("/"),
+    )
+    return router
