@@ -1,0 +1,143 @@
+"""The morning task push and the quota reminders on the demo community (real database)."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+from zoneinfo import ZoneInfo
+
+from hypothesis import given
+from hypothesis import strategies as st
+from pydantic import SecretStr
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import daily_push, quotas
+from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.services.indicators import utf16_length
+from bot.settings import Settings
+from bot.telegram.visit_views import VisitPickCb, render_push
+from models import OutboxMessage, Person
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+SETTINGS = Settings(
+    _env_file=None, bot_token=SecretStr("200000001:GridBotServiceTestToken_abcdefghijkl")
+)  # type: ignore[call-arg]
+
+
+def at(*args: int) -> datetime:
+    return datetime(*args, tzinfo=SHANGHAI).astimezone(UTC)  # type: ignore[misc]
+
+
+async def pushes(session: AsyncSession) -> list[OutboxMessage]:
+    rows = await session.exec(
+        select(OutboxMessage).where(col(OutboxMessage.ref).startswith("dp:"))
+    )
+    return list(rows.all())
+
+
+async def test_the_push_goes_to_every_worker_once_from_eight_with_the_planned_households(
+    session: AsyncSession,
+) -> None:
+    await load_demo_data(session, at(2026, 3, 12, 7))
+    assert (
+        await daily_push.send_daily_pushes(session, at(2026, 3, 13, 7, 59), SETTINGS, render_push)
+        == 0
+    )
+    sent = await daily_push.send_daily_pushes(session, at(2026, 3, 13, 8), SETTINGS, render_push)
+    assert sent == 27
+    assert (
+        await daily_push.send_daily_pushes(session, at(2026, 3, 13, 10), SETTINGS, render_push)
+        == 0
+    )
+    plans = await quotas.plan_daily_push(session, at(2026, 3, 13, 8), tz=SHANGHAI)
+    rows = await pushes(session)
+    assert len({row.chat_id for row in rows if "#" not in (row.ref or "")}) == 27
+    for row in rows:
+        assert not row.urgent  # quiet hours hold it
+        assert utf16_length(row.payload["text"]) <= 4096
+    worker = (
+        await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS["worker"]))
+    ).one()
+    text = "\n".join(r.payload["text"] for r in rows if r.chat_id == worker.telegram_id)
+    for suggestion in plans[worker.id or 0].suggestions:
+        assert suggestion.code in text
+
+
+async def test_no_push_at_weekends_or_in_quiet_hours(session: AsyncSession) -> None:
+    await load_demo_data(session, at(2026, 3, 12, 7))
+    saturday = at(2026, 3, 14, 9)
+    assert await daily_push.send_daily_pushes(session, saturday, SETTINGS, render_push) == 0
+    assert (
+        await daily_push.send_daily_pushes(session, at(2026, 3, 13, 21, 30), SETTINGS, render_push)
+        == 0
+    )
+    assert await pushes(session) == []
+
+
+async def test_an_unreachable_worker_is_reported_to_the_head(session: AsyncSession) -> None:
+    await load_demo_data(session, at(2026, 3, 12, 7))
+    worker = (
+        await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS["worker"]))
+    ).one()
+    worker.reachable = False
+    session.add(worker)
+    await daily_push.send_daily_pushes(session, at(2026, 3, 13, 8), SETTINGS, render_push)
+    rows = await pushes(session)
+    assert all(row.chat_id != worker.telegram_id for row in rows)
+    told = (
+        await session.exec(
+            select(OutboxMessage).where(OutboxMessage.chat_id == DEMO_PERSONAS["head"])
+        )
+    ).all()
+    assert any(worker.name in row.payload["text"] for row in told)
+
+
+async def test_reminders_five_working_days_before_the_end_once(session: AsyncSession) -> None:
+    await load_demo_data(session, at(2026, 3, 12, 7))
+    assert await daily_push.send_quota_reminders(session, at(2026, 3, 24, 9, 15), SETTINGS) == 0
+    first = await daily_push.send_quota_reminders(session, at(2026, 3, 25, 9, 15), SETTINGS)
+    assert first > 27  # every worker, and their heads
+    assert await daily_push.send_quota_reminders(session, at(2026, 3, 25, 10), SETTINGS) == 0
+    refs = (
+        await session.exec(
+            select(OutboxMessage.ref).where(col(OutboxMessage.ref).startswith("qr"))
+        )
+    ).all()
+    assert f"qrh:{DEMO_PERSONAS['head']}" not in refs  # refs name person ids, not chats
+    assert any(ref and ref.endswith(":2026-03-01") for ref in refs)
+
+
+def test_a_long_push_is_split_within_telegrams_limits() -> None:
+    suggestions = tuple(
+        quotas.Suggestion(
+            i, f"H{i:05d}", "张" * 20, "杏林路" + "号" * 60, i % 2 == 0, False, (1,), None
+        )
+        for i in range(1, 351)
+    )
+    plan = quotas.WorkerPlan(1, date(2026, 3, 13), 400, 350, (), suggestions)
+    worker = Person(
+        id=1, name="王", telegram_id=5, created_at=at(2026, 1, 1), updated_at=at(2026, 1, 1)
+    )
+    push = daily_push.MorningPush(worker, date(2026, 3, 13), plan, (), ())
+    parts = render_push(push, "zh_Hans", SETTINGS)
+    assert len(parts) > 1
+    ids: list[int] = []
+    for text, keyboard in parts:
+        assert utf16_length(text) <= 4096
+        buttons = [b for row in (keyboard or {}).get("inline_keyboard", []) for b in row]
+        assert len(buttons) <= 100
+        assert all(len(row) <= 8 for row in (keyboard or {}).get("inline_keyboard", []))
+        ids.extend(VisitPickCb.unpack(b["callback_data"]).id for b in buttons)
+    assert ids == list(range(1, 351))
+
+
+def test_an_empty_push_is_empty() -> None:
+    worker = Person(id=1, name="王", created_at=at(2026, 1, 1), updated_at=at(2026, 1, 1))
+    assert daily_push.MorningPush(worker, date(2026, 3, 13), None, (), ()).empty
+
+
+@given(st.one_of(st.text(max_size=10_000), st.sampled_from(["   ", "１２３", "😀" * 60, "\x00a"])))
+def test_search_words_never_crash_and_stay_short(text: str) -> None:
+    words = daily_push.clean_search(text)
+    assert len(words) <= daily_push.SEARCH_LIMIT
+    assert words == words.strip()
