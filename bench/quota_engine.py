@@ -369,21 +369,29 @@ async def engine_progress(session: AsyncSession) -> int:
     return len(await quotas.progress(session, NOW, by="grid", scope_path="/1/", tz=TZ))
 
 
+Step = Callable[[AsyncSession], Awaitable[int]]
+
+
 async def timed(
-    engine: AsyncEngine, step: Callable[[AsyncSession], Awaitable[int]], runs: int
-) -> tuple[float, int]:
-    """Median seconds of ``runs`` runs (after one warm-up), each in its own session."""
-    seconds: list[float] = []
-    rows = 0
+    engine: AsyncEngine, steps: dict[str, Step], runs: int
+) -> dict[str, tuple[float, int]]:
+    """Median seconds and rows of each step over ``runs`` rounds (after a warm-up round).
+
+    The steps take turns within each round, each in its own session, so that whatever else
+    the machine is doing weighs on all of them alike.
+    """
+    seconds: dict[str, list[float]] = {name: [] for name in steps}
+    rows: dict[str, int] = {}
     for attempt in range(runs + 1):
-        async with AsyncSession(engine) as session:
-            began = time.perf_counter()
-            rows = await step(session)
-            elapsed = time.perf_counter() - began
-            await session.rollback()
-        if attempt:
-            seconds.append(elapsed)
-    return statistics.median(seconds), rows
+        for name, step in steps.items():
+            async with AsyncSession(engine) as session:
+                began = time.perf_counter()
+                rows[name] = await step(session)
+                elapsed = time.perf_counter() - began
+                await session.rollback()
+            if attempt:
+                seconds[name].append(elapsed)
+    return {name: (statistics.median(seconds[name]), rows[name]) for name in steps}
 
 
 # --- the run ------------------------------------------------------------------------------------
@@ -420,10 +428,15 @@ async def measure(url: str, size: Size, runs: int, seed: int) -> None:
             rules = await quotas.list_rules(session, NOW, tz=TZ)
         local = NOW.astimezone(TZ)
         print(f"now {local:%Y-%m-%d %H:%M} {TZ.key}; {len(rules)} rules in force; {runs} runs")
-        base, scanned = await timed(engine, scan, runs)
-        due, pairs = await timed(engine, engine_due, runs)
-        plan, suggested = await timed(engine, engine_plan, runs)
-        table, grids = await timed(engine, engine_progress, runs)
+        results = await timed(
+            engine,
+            {"scan": scan, "due": engine_due, "plan": engine_plan, "progress": engine_progress},
+            runs,
+        )
+        base, scanned = results["scan"]
+        due, pairs = results["due"]
+        plan, suggested = results["plan"]
+        table, grids = results["progress"]
         print(f"(a) scan household (id, worker_id)  {scanned:>9,} rows        {base:7.3f} s")
         print(
             f"(b) due_pairs, all workers          {pairs:>9,} pairs       {due:7.3f} s"
