@@ -454,11 +454,10 @@ def render_dispute_screening(
         oldest = max(d.age_days(now) for d in found)
         lines += [
             "",
-            "<b>"
-            + esc(grid.name)
-            + "</b> "
+            "📍 "
             + t(
-                N_("({code}): {count}, the oldest {days} d"),
+                N_("{grid} ({code}): {count}, the oldest {days} d"),
+                grid=grid.name,
                 code=grid.code,
                 count=len(found),
                 days=oldest,

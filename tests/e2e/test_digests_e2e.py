@@ -65,6 +65,7 @@ async def test_the_head_gets_the_weekly_digest_once_and_the_centre_the_screening
     assert row is not None and not row.urgent  # quiet hours would hold it
 
     # the 16th at 09:00: the half-monthly dispute screening to the centre
+    await jump(h, local(2026, 3, 16, 8, 59))
     assert await texts_with(h, "center", SCREENING) == []
     await h.advance(local(2026, 3, 16, 9, 0) - h.clock.now())
     [screening] = await texts_with(h, "center", SCREENING)
