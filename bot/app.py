@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
 from bot.db import SessionFactory, create_engine, create_session_factory
-from bot.services import outbox, unreachable
+from bot.services import outbox, quotas, unreachable
 from bot.settings import Settings
 from bot.telegram.commands import default_menus
 from bot.telegram.fsm_storage import DatabaseStorage
@@ -92,12 +92,14 @@ def build_app(
     return App(settings, clock, engine, sessions, bot, dispatcher, sender)
 
 
-async def publish_default_menus(app: App) -> None:
-    """Queue the command menus for people with no role, in each menu language."""
+async def prepare(app: App) -> None:
+    """At start: queue the command menus for people with no role (each menu language), and
+    install the default visit rules (方案1 §2) if none were ever made."""
     async with app.sessions() as session:
         now = app.clock.now()
         for payload in default_menus(app.settings.default_locale):
             outbox.enqueue(session, chat_id=0, method="setMyCommands", payload=payload, now=now)
+        await quotas.ensure_default_rules(session, now, tz=app.settings.tz)
         await session.commit()
     app.sender.wake()
 
@@ -106,7 +108,7 @@ async def publish_default_menus(app: App) -> None:
 async def running(app: App, *, scheduler: bool = False) -> AsyncIterator[App]:
     """Background tasks for as long as the bot runs: the outbox sender, and the scheduler
     unless another process runs it (``gridbot run --no-scheduler``)."""
-    await publish_default_menus(app)
+    await prepare(app)
     app.tasks.append(asyncio.create_task(app.sender.run(), name="outbox-sender"))
     if scheduler:
         from scheduler.service import run_scheduler

@@ -9,9 +9,10 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-from bot.services import conversations, digests, tickets
+from bot.services import conversations, daily_push, digests, tickets
 from bot.services import jobs as housekeeping
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
+from bot.telegram.visit_views import render_push
 from scheduler.context import JobContext
 
 log = logging.getLogger(__name__)
@@ -93,9 +94,6 @@ async def expire_idle_reports(ctx: JobContext) -> None:
 
 async def daily_task_push(ctx: JobContext) -> None:
     """From 08:00 on working days: each worker's task push (每日任务推送), once per day."""
-    from bot.services import daily_push
-    from bot.telegram.visit_views import render_push
-
     async with ctx.sessions() as session:
         sent = await daily_push.send_daily_pushes(
             session, ctx.clock.now(), ctx.settings, render_push
@@ -106,8 +104,6 @@ async def daily_task_push(ctx: JobContext) -> None:
 
 async def quota_reminders(ctx: JobContext) -> None:
     """Five working days before a period ends: workers short of quota and their heads."""
-    from bot.services import daily_push
-
     async with ctx.sessions() as session:
         sent = await daily_push.send_quota_reminders(session, ctx.clock.now(), ctx.settings)
         await session.commit()
