@@ -39,6 +39,7 @@ from bot.services.indicators import (
     day_text,
     esc,
     grid_ref,
+    in_subtrees,
     indicator_report,
     percent_text,
     render_report,
@@ -52,6 +53,7 @@ from models import (
     Grid,
     OutboxMessage,
     Person,
+    QuotaRule,
     Role,
     RoleAssignment,
     Ticket,
@@ -248,9 +250,10 @@ async def weekly_figures(
         col(TicketEvent.at) < end,
     )
     flags = (opened, closed, overdue, escalated)
+    mine = in_subtrees([grid.path for grid in grids])
     statement = (
         select(col(Ticket.grid_id), *(func.sum(case((flag, 1), else_=0)) for flag in flags))
-        .where(or_(*flags))
+        .where(mine, or_(*flags))
         .group_by(col(Ticket.grid_id))
     )
     await session.flush()
@@ -263,7 +266,7 @@ async def weekly_figures(
     totals = _rolled_up(paths, per_grid)
     late = await connection.execute(
         select(col(Ticket.grid_id), col(Ticket.number), col(Ticket.resolve_deadline))
-        .where(overdue)
+        .where(mine, overdue)
         .order_by(col(Ticket.resolve_deadline), col(Ticket.id))
     )
     oldest: dict[int, list[OverdueTicket]] = {}
@@ -275,6 +278,7 @@ async def weekly_figures(
                 listed = oldest.setdefault(int(part), [])
                 if len(listed) < MAX_OVERDUE_LISTED:
                     listed.append(OverdueTicket(number, deadline))
+    rules = await quotas.list_rules(session, now, tz=tz)
     figures = []
     for grid in grids:
         assert grid.id is not None
@@ -287,18 +291,23 @@ async def weekly_figures(
                 overdue=counts[2],
                 escalated=counts[3],
                 oldest_overdue=tuple(oldest.get(grid.id, [])),
-                quota=await quota_lines(session, grid, now=now, tz=tz),
+                quota=await quota_lines(session, grid, rules, now=now, tz=tz),
             )
         )
     return figures
 
 
 async def quota_lines(
-    session: AsyncSession, grid: Grid, *, now: datetime, tz: tzinfo
+    session: AsyncSession,
+    grid: Grid,
+    rules: Sequence[QuotaRule],
+    *,
+    now: datetime,
+    tz: tzinfo,
 ) -> tuple[QuotaLine, ...]:
-    """Visit quota progress of the subtree in the current periods, per rule in force (a rule
-    covering no household of the subtree shows as 0 of 0)."""
-    rules = await quotas.list_rules(session, now, tz=tz)
+    """Visit quota progress of the subtree in the current periods, per rule in force
+    (``rules``: :func:`bot.services.quotas.list_rules` at ``now``); a rule covering no
+    household of the subtree shows as 0 of 0."""
     households = {rule.id or 0: 0 for rule in rules}
     fulfilled = {rule.id or 0: 0 for rule in rules}
     for row in await quotas.progress(session, now, by="grid", scope_path=grid.path, tz=tz):
@@ -504,6 +513,11 @@ async def send_dispute_screenings(session: AsyncSession, now: datetime, settings
 # --- the monthly indicators to the centre -------------------------------------------------------
 
 
+def month_title(first_day: date, locale: str) -> str:
+    month = gettext_for(locale, N_("{year}/{month}"), year=first_day.year, month=first_day.month)
+    return gettext_for(locale, N_("Monthly assessment (月度考核) for {month}"), month=month)
+
+
 async def send_monthly_indicators(session: AsyncSession, now: datetime, settings: Settings) -> int:
     """Last month's indicators, per community, to every centre operator who has not had them."""
     await _lock(session)
@@ -518,22 +532,7 @@ async def send_monthly_indicators(session: AsyncSession, now: datetime, settings
         reports[grid.id] = await indicator_report(session, grid, start=start, end=end, now=now)
     for recipient in due:
         locale = locale_of(recipient.person, settings)
-        header = (
-            "🗓 <b>"
-            + esc(
-                gettext_for(
-                    locale,
-                    N_("Monthly assessment (月度考核) for {month}"),
-                    month=gettext_for(
-                        locale,
-                        N_("{year}/{month}"),
-                        year=month.start.year,
-                        month=month.start.month,
-                    ),
-                )
-            )
-            + "</b>"
-        )
+        header = "🗓 <b>" + esc(month_title(month.start, locale)) + "</b>"
         sections = [
             render_report(reports[grid.id], locale, settings.tz) for grid in recipient.grids
         ]

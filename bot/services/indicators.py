@@ -31,8 +31,8 @@ events that happened in the period.
 - *escalations by tier* (逐级上报): ``escalated`` events in the period for tickets in the
   subtree, counted by the tier they went to (``data["to_tier"]``).
 
-One set-based query per figure family, grouped by grid; the rows are then summed up the tree
-in Python (a few hundred grids at most), so the cost does not grow with a query per ticket.
+Two set-based queries, each grouped by grid — the cohort's flags, the escalation events — give
+one row per grid; the rows are then summed per child grid in Python. No query per ticket.
 """
 
 from __future__ import annotations
@@ -169,7 +169,7 @@ class IndicatorReport:
 # --- the queries -------------------------------------------------------------------------------
 
 
-def _in_subtrees(paths: Sequence[str]) -> ColumnElement[bool]:
+def in_subtrees(paths: Sequence[str]) -> ColumnElement[bool]:
     """``Ticket.grid_id`` lies in one of the subtrees."""
     if not paths:
         return false()
@@ -272,7 +272,7 @@ async def indicators_by_grid(
             col(Ticket.created_at) >= start,
             col(Ticket.created_at) < end,
             col(Ticket.state) != TicketState.DUPLICATE.value,
-            _in_subtrees(paths),
+            in_subtrees(paths),
         )
         .subquery("per_ticket")
     )
@@ -289,7 +289,7 @@ async def indicators_by_grid(
             col(TicketEvent.action) == "escalated",
             col(TicketEvent.at) >= start,
             col(TicketEvent.at) < end,
-            _in_subtrees(paths),
+            in_subtrees(paths),
         )
         .subquery("escalated")
     )
