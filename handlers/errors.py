@@ -13,6 +13,7 @@ from bot.clock import Clock
 from bot.db import SessionFactory
 from bot.services import outbox
 from bot.services.errors import DomainError
+from bot.telegram.render import esc
 from bot.telegram.sender import OutboxSender
 from models import AuditLog
 
@@ -49,7 +50,7 @@ async def domain_error(
     error = event.exception
     assert isinstance(error, DomainError)
     # a parameter may itself be a msgid (a state or category label): translate it too
-    params = {key: _(str(value)) if value else str(value) for key, value in error.params.items()}
+    params = {key: esc(_(str(value))) if value else "" for key, value in error.params.items()}
     text = _(error.message).format(**params)
     await _tell(event, text, sessions, clock, sender, audit=error.audit)
 

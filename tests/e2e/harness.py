@@ -125,7 +125,13 @@ class Harness:
             )
         self._stack = stack
         self.app = app
-        _ = self.sweeps  # the timeline of sweeps starts with the first bot
+        # the sweeps replay on this process's sessions; their timeline starts with the first bot
+        reached = self._sweeps.reached if self._sweeps is not None else None
+        self._sweeps = None
+        if reached is not None:
+            self.sweeps.reached = reached
+        else:
+            _ = self.sweeps
         await self.settle()
         return app
 
@@ -155,12 +161,7 @@ class Harness:
 
     async def restart_bot(self) -> App:
         await self.stop_bot()
-        app = await self.start_bot()
-        if self._sweeps is not None:  # the new process's sessions, the same timeline
-            reached = self._sweeps.reached
-            self._sweeps = None
-            self.sweeps.reached = reached
-        return app
+        return await self.start_bot()
 
     # -- waiting and time -----------------------------------------------------------------------
 
