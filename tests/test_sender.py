@@ -229,6 +229,26 @@ async def test_a_429_pauses_every_send_for_retry_after_and_is_no_attempt(
     assert [(r.status, r.attempts) for r in rows.values()] == [(OutboxStatus.SENT, 0)] * 3
 
 
+async def test_a_429_on_a_menu_waits_too(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    fake.script[0] = [too_many(0.1)]
+    async with sessions() as session:
+        outbox.enqueue(
+            session,
+            chat_id=0,
+            method="setMyCommands",
+            payload={"commands": [{"command": "help", "description": "帮助"}]},
+            now=clock.now(),
+        )
+        await session.commit()
+    await sender_for(fake, sessions, clock, settings).drain_once()
+    refused, accepted = fake.calls
+    assert (refused.answered, accepted.answered) == ("TelegramRetryAfter", "ok")
+    assert accepted.at >= refused.at + 0.1
+
+
 async def test_5xx_a_proxy_page_and_a_dropped_connection_are_retried_with_backoff(
     sessions: SessionFactory, clock: FrozenClock, settings: Settings
 ) -> None:

@@ -428,22 +428,25 @@ class OutboxSender:
     async def _send(
         self, row: OutboxMessage, call: TelegramMethod[Any], *, is_message: bool
     ) -> Any:
-        """One request, when the chat's pace, a 429 pause and the global limit allow it."""
+        """One request, when a 429 pause, the chat's pace and the global limit allow it
+        (Telegram's limits count messages, not menus or pins: those wait only for a 429)."""
         assert row.id is not None
-        if is_message:  # Telegram's limits count messages, not menus or pins
-            await self._pace(row.chat_id)
+        await self._pace(row.chat_id, is_message=is_message)
         async with self._slots:
             self._held.tried.add(row.id)
             return await self.bot(call)
 
-    async def _pace(self, chat_id: int) -> None:
-        """Wait for the chat's turn and for any 429 pause, then for a global token."""
+    async def _pace(self, chat_id: int, *, is_message: bool) -> None:
+        """Wait for any 429 pause and the chat's turn, then for a global token."""
         loop = asyncio.get_running_loop()
         while True:
-            wait = max(self._chat_ready.get(chat_id, 0.0), self._paused_until) - loop.time()
+            ready = self._chat_ready.get(chat_id, 0.0) if is_message else 0.0
+            wait = max(ready, self._paused_until) - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
+            if not is_message:
+                return
             await self._global.acquire()
             if self._paused_until <= loop.time():  # no 429 came while we queued
                 break
