@@ -256,6 +256,10 @@ async def people_command(
 ) -> None:
     words = split_args(command.args, 1)
     action = words[0].lower() if words else ""
+    if action == "mute":
+        args = split_args(words[1] if len(words) > 1 else "", 2)
+        await _mute(args, reply, person, roles, session, now)
+        return
     if action in {"off", "set"}:
         args = split_args(words[1] if len(words) > 1 else "", 2)
         await _change_person(action, args, reply, person, roles, session, now)
@@ -300,6 +304,43 @@ async def _change_person(
             name=bold(target.name), role=_(labels.ROLE[role]), grid=bold(grid.name)
         )
     )
+
+
+async def _mute(
+    args: list[str],
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    now: datetime,
+) -> None:
+    if len(args) < 2 or not args[1].isdecimal() or len(args[1]) > 5:
+        reply.text(
+            _(
+                "How to use: /people mute &lt;phone&gt; &lt;hours&gt; &lt;reason&gt; — "
+                "stop someone from reporting for a while; hours 0 lifts it."
+            )
+        )
+        return
+    target = await staff.find_person(session, args[0])
+    hours = int(args[1])
+    await staff.mute(
+        session,
+        actor=person,
+        roles=roles,
+        person=target,
+        hours=hours,
+        reason=args[2] if len(args) > 2 else "",
+        now=now,
+    )
+    if hours:
+        reply.text(
+            _("{name} cannot report through the bot for {hours} hours.").format(
+                name=bold(target.name), hours=hours
+            )
+        )
+    else:
+        reply.text(_("{name} can report again.").format(name=bold(target.name)))
 
 
 async def people_page(

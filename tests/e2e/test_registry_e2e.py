@@ -117,3 +117,25 @@ async def test_a_forged_callback_for_another_grids_household_is_refused(h: Harne
     await worker.press(listing.buttons[0])
     own = await worker.next_message()
     assert "地址" in own.text
+
+
+async def test_an_admin_mutes_a_resident_who_is_told_politely(h: Harness) -> None:
+    admin = await h.persona("admin")
+    resident = await h.persona("resident")
+    async with h.session() as session:
+        phone = (
+            await session.exec(select(Person.phone).where(Person.telegram_id == resident.id))
+        ).one()
+    assert phone is not None
+    await admin.send(f"/people mute {phone} 24 反复恶意反映")
+    assert "24" in (await admin.next_message()).text
+    await resident.send("/report")
+    refused = await resident.next_message()
+    assert "反复恶意反映" in refused.text and "网格员" in refused.text
+    async with h.session() as session:
+        audited = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "person_mute"))
+        ).all()
+    assert len(audited) == 1
+    await admin.send(f"/people mute {phone} 0")
+    assert "可以" in (await admin.next_message()).text
