@@ -1037,7 +1037,9 @@ async def plan_daily_push(
         )
         chosen.append((worker_id, len(owed), spread, owed[:target]))
     # the names and addresses of the chosen households only: not sorted along with the rest
-    labels = await _household_labels(connection, [row[1] for *_, best in chosen for row in best])
+    labels = await _household_labels(
+        connection, sorted(row[1] for *_, best in chosen for row in best)
+    )
     return {
         worker_id: WorkerPlan(
             worker_id=worker_id,
