@@ -218,12 +218,12 @@ async def edit_visit(
     """
     visit, household, amended = await _changeable(session, person, roles, visit_id, now, tz)
     before = _snapshot(visit)
-    new_kind = visit.kind if kind is None else parse_kind(kind)
+    old_kind = VisitKind(visit.kind)
+    new_kind = old_kind if kind is None else parse_kind(kind)
     new_note = visit.note if note is None else parse_note(note)
     new_photo = visit.photo_file_id if photo_file_id is None else parse_file_id(photo_file_id)
-    if (new_kind, new_note, new_photo) == (visit.kind, visit.note, visit.photo_file_id):
+    if (new_kind, new_note, new_photo) == (old_kind, visit.note, visit.photo_file_id):
         raise InvalidInput(N_("Nothing was changed."))
-    old_kind = VisitKind(visit.kind)
     visit.kind, visit.note, visit.photo_file_id = new_kind, new_note, new_photo
     visit.updated_at = now
     session.add(visit)

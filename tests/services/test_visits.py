@@ -403,6 +403,17 @@ async def test_the_author_edits_the_same_day_and_the_tallies_follow(
             note="其实是上门走访",
             tz=SHANGHAI,
         )
+    noted = await visits.edit_visit(
+        session,
+        world.worker,
+        world.worker_roles,
+        logged.visit.id or 0,
+        clock.now(),
+        note="上门走访，老人说腿脚不便",
+        tz=SHANGHAI,
+    )
+    assert noted.visit.note == "上门走访，老人说腿脚不便"
+    assert await tally(session, world.key, "month", "2026-03-01") == (1, 1, 0)
 
 
 async def test_next_day_the_author_is_refused_and_the_head_amends_with_an_audit(
