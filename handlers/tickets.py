@@ -20,11 +20,19 @@ from bot.services.errors import InvalidInput
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.settings import Settings
-from bot.telegram.callbacks import CancelCb, RateCb, TicketAction, TicketCb, TransferCb
+from bot.telegram.callbacks import (
+    CancelCb,
+    RateCb,
+    ReturnVisitCb,
+    ReturnVisitOutcome,
+    TicketAction,
+    TicketCb,
+    TransferCb,
+)
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
 from bot.telegram.ticket_views import card_keyboard, card_text, history_text, local_time
-from models import Person, TicketState
+from models import Person, Rating, TicketState
 
 PROMPTS: dict[TicketAction, str] = {
     TicketAction.NOTE: N_("Write the progress note for ticket {number}:"),
@@ -367,6 +375,43 @@ async def answer_text(
     )
 
 
+RETURN_VISIT_RATING: dict[ReturnVisitOutcome, Rating | None] = {
+    ReturnVisitOutcome.SATISFIED: Rating.SATISFIED,
+    ReturnVisitOutcome.BASICALLY: Rating.BASICALLY_SATISFIED,
+    ReturnVisitOutcome.UNSATISFIED: Rating.UNSATISFIED,
+    ReturnVisitOutcome.UNREACHABLE: None,
+}
+
+
+async def return_visit_recorded(
+    query: CallbackQuery,
+    callback_data: ReturnVisitCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    ticket = await tickets.record_return_visit(
+        session,
+        notifier,
+        actor=person,
+        roles=roles,
+        visit_id=callback_data.id,
+        rating=RETURN_VISIT_RATING[callback_data.outcome],
+        now=now,
+    )
+    await query.answer(_("Return visit recorded."))
+    if query.message is not None:
+        reply.edit(
+            query.message.message_id,
+            _("Return visit for ticket {number} recorded: {state}.").format(
+                number=ticket.number, state=_(labels.TICKET_STATE[TicketState(ticket.state)])
+            ),
+        )
+
+
 async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
     await state.clear()
     await query.answer(_("Cancelled."))
@@ -441,6 +486,7 @@ def build_router() -> Router:
     router.callback_query.register(transfer_chosen, TransferCb.filter())
     router.callback_query.register(rated, RateCb.filter())
     router.callback_query.register(cancelled, CancelCb.filter())
+    router.callback_query.register(return_visit_recorded, ReturnVisitCb.filter())
     router.message.register(tickets_command, Command("tickets"))
     router.message.register(my_command, Command("my"))
     router.message.register(handling_text, StateFilter(Handling.text), F.text | F.photo)

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from bot.services import conversations, daily_push, digests, tickets
 from bot.services import jobs as housekeeping
-from bot.telegram.ticket_notifier import TelegramTicketNotifier
+from bot.telegram.ticket_notifier import TelegramTicketNotifier, return_visit_renderer
 from bot.telegram.visit_views import render_push
 from scheduler.context import JobContext
 
@@ -108,3 +108,14 @@ async def quota_reminders(ctx: JobContext) -> None:
         sent = await daily_push.send_quota_reminders(session, ctx.clock.now(), ctx.settings)
         await session.commit()
     _sent(ctx, sent, "quota reminders")
+
+
+async def return_visits(ctx: JobContext) -> None:
+    """Resolved tickets left unrated for a working day become return visits (回访)."""
+    async with ctx.sessions() as session:
+        opened = await tickets.open_return_visits(
+            session, return_visit_renderer(ctx.settings), ctx.clock.now()
+        )
+        await session.commit()
+    if opened and ctx.wake_outbox is not None:
+        ctx.wake_outbox()

@@ -186,6 +186,12 @@ SWEEPS: tuple[Sweep, ...] = (
         jobs.escalate_overdue,
     ),
     Sweep(
+        "tickets.return_visits",
+        N_("Return visits for resolved tickets nobody rated"),
+        Every(timedelta(minutes=15)),
+        jobs.return_visits,
+    ),
+    Sweep(
         "conversations.idle",
         N_("End /report conversations left idle"),
         Every(timedelta(minutes=5)),

@@ -12,7 +12,7 @@ transferred (to a department), duplicate, rejected and reopened (重办).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from math import asin, cos, radians, sin, sqrt
@@ -29,9 +29,17 @@ from bot.i18n import N_
 from bot.labels import TICKET_STATE
 from bot.routing import escalation
 from bot.routing.escalation import TicketClock
-from bot.routing.policy import ChainLink, Policy, load_default_policy, parse_policy, policy_to_json
+from bot.routing.policy import (
+    ChainLink,
+    Policy,
+    load_default_policy,
+    parse_duration,
+    parse_policy,
+    policy_to_json,
+)
 from bot.routing.rules import TicketFacts, route
 from bot.routing.working_time import WorkCalendar
+from bot.services import outbox
 from bot.services.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from bot.services.notify import Notice, TicketNotifier, TicketUpdate
 from bot.services.people import RoleInGrid
@@ -47,6 +55,7 @@ from models import (
     Person,
     PolicyVersion,
     Rating,
+    ReturnVisit,
     Role,
     RoleAssignment,
     Ticket,
@@ -1285,3 +1294,132 @@ async def _sweep_one(
         session.add(ticket)
         await session.flush()
     return len(steps)
+
+
+# --- return visits (回访) -------------------------------------------------------------------
+
+RATING_WAIT = "1 working_days"  # a resolved ticket nobody rated gets a return visit after this
+
+# (worker, ticket, return visit, reporter's name) -> (text, reply markup as Bot API JSON)
+ReturnVisitRenderer = Callable[[Person, Ticket, ReturnVisit, str], tuple[str, dict[str, Any]]]
+
+
+async def open_return_visits(
+    session: AsyncSession, render: ReturnVisitRenderer, now: datetime
+) -> int:
+    """Resolved tickets the reporter has not rated within one working day become a return
+    visit (回访) for the handler (or the grid's worker), who is asked to call and record it."""
+    waiting = (
+        await session.exec(
+            select(Ticket)
+            .where(
+                Ticket.state == TicketState.RESOLVED,
+                col(Ticket.resolved_at) <= now - timedelta(hours=12),
+                ~col(Ticket.id).in_(select(ReturnVisit.ticket_id)),
+            )
+            .order_by(col(Ticket.resolved_at))
+            .limit(500)
+        )
+    ).all()
+    opened = 0
+    for ticket in waiting:
+        assert ticket.resolved_at is not None and ticket.id is not None
+        _, calendar = await policy_of(session, ticket)
+        due = calendar.add(ticket.resolved_at, parse_duration(RATING_WAIT))
+        if due > now:
+            continue
+        worker = await session.get(Person, ticket.assignee_id) if ticket.assignee_id else None
+        if worker is None or not worker.active:
+            grid = await _load_grid(session, ticket.grid_id)
+            workers = await holders(
+                session, (await grid_at_tier(session, grid, 3)).id or 0, Role.WORKER
+            )
+            worker = workers[0] if workers else None
+        visit = ReturnVisit(
+            ticket_id=ticket.id,
+            worker_id=worker.id if worker else None,
+            due_at=due,
+            created_at=now,
+        )
+        session.add(visit)
+        await session.flush()
+        _event(session, ticket, now, None, "return_visit_due", ticket.state, ticket.state)
+        if worker is not None and worker.telegram_id is not None and worker.reachable:
+            reporter = (
+                await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
+            )
+            text, keyboard = render(worker, ticket, visit, reporter.name if reporter else "—")
+            outbox.send_text(
+                session,
+                chat_id=worker.telegram_id,
+                text=text,
+                now=now,
+                reply_markup=keyboard,
+                person_id=worker.id,
+                ref=f"rv:{visit.id}",
+            )
+        opened += 1
+    return opened
+
+
+async def record_return_visit(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    visit_id: int,
+    rating: Rating | None,
+    now: datetime,
+) -> Ticket:
+    """What the reporter said on the phone: a rating closes or reopens the ticket like their own
+    would; ``None`` (not reachable) closes it as resolved, unrated."""
+    visit = await session.get(ReturnVisit, visit_id)
+    if visit is None:
+        raise NotFound()
+    ticket = await _load(session, visit.ticket_id)
+    await authorize(session, actor, roles, Action.HANDLE, ticket, now)
+    if visit.done_at is not None or ticket.state != TicketState.RESOLVED:
+        raise await _moved_on(session, ticket)
+    visit.done_at = now
+    visit.rating = rating
+    visit.outcome = "rated" if rating else "unreachable"
+    session.add(visit)
+    policy, calendar = await policy_of(session, ticket)
+    if rating == Rating.UNSATISFIED:
+        store_clock(
+            ticket, escalation.reopen(clock_of(ticket), policy, calendar, now), policy, calendar
+        )
+        ticket.reopen_count += 1
+        ticket.resolved_at = None
+        ticket.rating = rating
+        await _save(session, ticket, now)
+        _event(
+            session,
+            ticket,
+            now,
+            actor,
+            "reopened",
+            TicketState.RESOLVED,
+            TicketState.REOPENED,
+            data={"rating": rating.value, "return_visit": visit_id},
+        )
+        await _tell(session, notifier, Notice.REOPENED, ticket, now, actor=actor)
+        return ticket
+    store_clock(ticket, replace(clock_of(ticket), state=TicketState.CLOSED), policy, calendar)
+    ticket.closed_at = now
+    ticket.solved = True
+    ticket.rating = rating
+    await _save(session, ticket, now)
+    _event(
+        session,
+        ticket,
+        now,
+        actor,
+        "closed",
+        TicketState.RESOLVED,
+        TicketState.CLOSED,
+        data={"rating": rating.value if rating else None, "return_visit": visit_id},
+    )
+    await _tell(session, notifier, Notice.CLOSED, ticket, now, actor=actor)
+    return ticket

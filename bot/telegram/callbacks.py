@@ -77,3 +77,17 @@ class RateCb(CallbackData, prefix="rt"):
 
 class CancelCb(CallbackData, prefix="cx"):
     """Leave whatever the bot is waiting for."""
+
+
+class ReturnVisitOutcome(StrEnum):
+    SATISFIED = "s"
+    BASICALLY = "b"
+    UNSATISFIED = "u"
+    UNREACHABLE = "x"
+
+
+class ReturnVisitCb(CallbackData, prefix="rv"):
+    """What the reporter said when the worker called back (回访)."""
+
+    id: int
+    outcome: ReturnVisitOutcome

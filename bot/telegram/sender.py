@@ -263,31 +263,21 @@ class OutboxSender:
                 .where(*conditions)
                 .subquery()
             )
-            ids = list(
-                (
-                    await session.exec(
-                        select(ranked.c.id)
-                        .where(ranked.c.place <= PER_CHAT)
-                        .order_by(ranked.c.id)
-                        .limit(limit)
-                    )
-                ).all()
+            chosen = (
+                select(ranked.c.id)
+                .where(ranked.c.place <= PER_CHAT)
+                .order_by(ranked.c.id)
+                .limit(limit)
             )
-            if not ids:
-                return []
-            await session.exec(
+            leased = await session.exec(  # one round trip: lease and read back
                 update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(ids))
+                .where(col(OutboxMessage.id).in_(chosen.scalar_subquery()))
                 .values(lease_until=now + LEASE)
+                .returning(OutboxMessage)
+                .execution_options(synchronize_session=False)
             )
-            rows = list(
-                (
-                    await session.exec(
-                        select(OutboxMessage)
-                        .where(col(OutboxMessage.id).in_(ids))
-                        .order_by(col(OutboxMessage.chat_id), col(OutboxMessage.id))
-                    )
-                ).all()
+            rows: list[OutboxMessage] = sorted(
+                leased.scalars().all(), key=lambda row: (row.chat_id, row.id or 0)
             )
             await session.commit()
         for row in rows:

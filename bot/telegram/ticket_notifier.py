@@ -10,12 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import outbox, tickets
 from bot.services.notify import Notice, TicketUpdate
+from bot.services.tickets import ReturnVisitRenderer
 from bot.settings import Settings
+from bot.telegram.callbacks import ReturnVisitCb, ReturnVisitOutcome
 from bot.telegram.replies import markup_json
 from bot.telegram.ticket_views import (
     answer_keyboard,
@@ -24,7 +27,7 @@ from bot.telegram.ticket_views import (
     local_time,
     rating_keyboard,
 )
-from models import Grid, Person
+from models import Grid, Person, ReturnVisit, Ticket
 
 REPORTER_TEXT: dict[Notice, str] = {
     Notice.JOINED: N_("You now follow ticket {number}; you will hear when it moves."),
@@ -240,3 +243,39 @@ class TelegramTicketNotifier:
 
 def _reachable(person: Person) -> bool:
     return person.telegram_id is not None and person.reachable and person.active
+
+
+RETURN_VISIT_TEXT = N_(
+    "Return visit (回访): ticket {number} was resolved a working day ago and its reporter "
+    "{reporter} has not rated it. Please call them and record what they say:"
+)
+RETURN_VISIT_BUTTONS = (
+    (ReturnVisitOutcome.SATISFIED, N_("😊 Satisfied")),
+    (ReturnVisitOutcome.BASICALLY, N_("🙂 Basically satisfied")),
+    (ReturnVisitOutcome.UNSATISFIED, N_("😞 Not satisfied")),
+    (ReturnVisitOutcome.UNREACHABLE, N_("📵 Could not reach them")),
+)
+
+
+def return_visit_renderer(settings: Settings) -> ReturnVisitRenderer:
+    """The prompt a worker gets for a return visit, in their language, with outcome buttons."""
+
+    def render(
+        person: Person, ticket: Ticket, visit: ReturnVisit, reporter: str
+    ) -> tuple[str, dict[str, Any]]:
+        locale = resolve_locale(person.locale, person.telegram_language, settings.default_locale)
+        text = gettext_for(locale, RETURN_VISIT_TEXT, number=ticket.number, reporter=reporter)
+        rows = [
+            [
+                InlineKeyboardButton(
+                    text=gettext_for(locale, label),
+                    callback_data=ReturnVisitCb(id=visit.id or 0, outcome=outcome).pack(),
+                )
+            ]
+            for outcome, label in RETURN_VISIT_BUTTONS
+        ]
+        markup = markup_json(InlineKeyboardMarkup(inline_keyboard=rows))
+        assert markup is not None
+        return text, markup
+
+    return render

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import pytest
 from sqlmodel import col, select
 
 from bot.services.qr import qr_png
-from models import Person, Rating, Role, RoleAssignment, Ticket, TicketEvent, TicketState
+from models import (
+    Person,
+    Rating,
+    ReturnVisit,
+    Role,
+    RoleAssignment,
+    Ticket,
+    TicketEvent,
+    TicketState,
+)
 from tests.e2e.harness import Harness, file_ticket_for
 
 pytestmark = pytest.mark.e2e
@@ -160,3 +170,35 @@ async def test_a_stale_button_is_answered_with_who_has_it(h: Harness) -> None:
     await h.forge_press(worker, f"tk:a:{ticket.id}")
     toast = (await worker.transcript()).toast
     assert toast is not None and "已派遣" in toast["text"]
+
+
+async def test_an_unrated_ticket_gets_a_return_visit(h: Harness) -> None:
+    resident = await h.persona("resident")
+    worker = await h.persona("worker")
+    ticket = await file_ticket_for(h, "resident", "单元门禁坏了，外人随便进出")
+    await worker.next_message()
+    await worker.press("✅ 签收")
+    await h.settle()
+    await worker.press("✔️ 办结")
+    await h.settle()
+    await worker.send("已更换门禁电源")
+    await h.settle()
+    assert "满意" in (await resident.transcript()).texts[-1]
+
+    # Friday 17:45: a full working day has passed since it was resolved
+    await h.advance(timedelta(days=1, hours=8, minutes=45), jump=True)
+    prompt = [m for m in (await worker.transcript()).bot_messages if "回访：" in m.text]
+    assert len(prompt) == 1 and ticket.number in prompt[0].text
+    await worker.press("🙂 基本满意")
+    await h.settle()
+    async with h.session() as session:
+        final = (await session.exec(select(Ticket).where(Ticket.id == ticket.id))).one()
+    assert final.state == TicketState.CLOSED and final.rating == Rating.BASICALLY_SATISFIED
+    recorded = (await worker.transcript()).bot_messages
+    assert any("回访已记录" in m.text and m.buttons == [] for m in recorded)
+    await h.advance(timedelta(hours=2), jump=True)
+    async with h.session() as session:
+        visits = (
+            await session.exec(select(ReturnVisit).where(ReturnVisit.ticket_id == ticket.id))
+        ).all()
+    assert len(visits) == 1 and visits[0].done_at is not None  # one return visit per ticket
