@@ -189,8 +189,9 @@ class OutboxSender:
         async with self._keeping_leases():
             while True:
                 self._wake.clear()
+                room = min(BATCH, HOLD - len(self._held.chat_of))
                 try:
-                    leased = await self._lease(min(BATCH, HOLD - len(self._held.chat_of)))
+                    leased = await self._lease(room)
                 except asyncio.CancelledError:
                     raise
                 except Exception:
@@ -200,7 +201,7 @@ class OutboxSender:
                     worker = asyncio.create_task(self._deliver_chat(rows))
                     self._workers.add(worker)
                     worker.add_done_callback(self._worker_done)
-                if not leased:
+                if len(leased) < room or room <= 0:  # all that may go now is out (or no room)
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(self._wake.wait(), poll_seconds)
 

@@ -1,0 +1,197 @@
+"""One /report step end to end, against an aiogram echo bot through the same sandbox.
+
+Both bots poll the same sandbox Bot API server (rate limits off: this measures software, not
+Telegram's pacing) and a sandbox persona talks to each over the control API, as the
+end-to-end tests do. In one run this times, ``--rounds`` times each:
+
+(a) the baseline: an aiogram echo bot — a text in, the same text answered straight away;
+(b) GridBot's /report description step — the resident types what happened: the update comes
+    in, the FSM draft is read and written, the transaction commits with the next prompt in the
+    outbox, the sender delivers it (update in → DB commit → reply out);
+(c) GridBot's /report opener, for comparison — ``/report`` in, the category prompt out;
+(d) the delivery part alone: a reply committed to the outbox until it shows in the chat
+    (commit, wake, lease, send);
+
+and prints the median and mean round trip of each and its ratio to (a) (target for (b): ≤ 2×).
+The real bot runs on the demo community, exactly as in the e2e harness (``tests/e2e/harness.py``).
+
+    .venv/bin/python -m bench.report_step                 # 40 rounds, SQLite
+    .venv/bin/python -m bench.report_step --rounds 10
+    .venv/bin/python -m bench.report_step \\
+        --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/gridbot_bench
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import statistics
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from aiogram import Bot, Dispatcher, Router
+from aiogram.client.session.aiohttp import AiohttpSession
+from aiogram.types import Message
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
+
+from bot import migrate
+from bot.clock import FrozenClock
+from bot.db import create_engine
+from bot.i18n import gettext_for
+from bot.labels import TICKET_CATEGORY
+from bot.sandbox.client import Persona
+from bot.services import outbox
+from models import TicketCategory
+from tests.e2e.harness import Harness, harness
+
+NOW = datetime(2026, 3, 12, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai, a Thursday
+ECHO_TOKEN = "300000002:GridBotEchoBaselineToken_abcdefghijk"
+ECHO_USERNAME = "echo_baseline_bot"
+TARGET = 2.0
+DESCRIPTION = "3号楼门口的路灯坏了一个星期，晚上很黑，老人出门不方便"
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=40)
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("GRIDBOT_BENCH_DATABASE_URL"),
+        help="postgresql+asyncpg://…/gridbot_bench (default: SQLite in a temporary directory)",
+    )
+    return parser.parse_args()
+
+
+async def prepare_database(url: str | None, folder: Path) -> str:
+    if url is None:
+        url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+    else:
+        name = make_url(url).database
+        if name in (None, "test", "postgres"):
+            raise SystemExit("use a database of its own, e.g. …/gridbot_bench")
+        admin = create_engine(
+            make_url(url).set(database="postgres").render_as_string(hide_password=False),
+            poolclass=NullPool,
+            isolation_level="AUTOCOMMIT",
+        )
+        async with admin.connect() as connection:
+            await connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+            await connection.execute(text(f'CREATE DATABASE "{name}"'))
+        await admin.dispose()
+    await asyncio.to_thread(migrate.upgrade, url)
+    return url
+
+
+@contextlib.asynccontextmanager
+async def echo_bot(h: Harness) -> AsyncIterator[Bot]:
+    """The baseline bot, polling the same sandbox: it answers every text with itself."""
+    h.server.register_bot(ECHO_TOKEN, username=ECHO_USERNAME, first_name="回声")
+    router = Router(name="echo")
+
+    @router.message()
+    async def echo(message: Message) -> None:
+        await message.answer(message.text or "…")
+
+    dispatcher = Dispatcher()
+    dispatcher.include_router(router)
+    bot = Bot(ECHO_TOKEN, session=AiohttpSession(api=h.sandbox.telegram_api_server()))
+    polling = asyncio.create_task(
+        dispatcher.start_polling(
+            bot, handle_as_tasks=True, handle_signals=False, polling_timeout=1
+        )
+    )
+    try:
+        yield bot
+    finally:
+        with contextlib.suppress(RuntimeError):
+            await dispatcher.stop_polling()
+        polling.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await polling
+        await bot.session.close()
+
+
+async def round_trip(act: Callable[[], Awaitable[object]], persona: Persona) -> float:
+    """Seconds from the person acting to the bot's answer showing in their chat."""
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await act()
+    await persona.next_message()
+    return loop.time() - started
+
+
+def summary(label: str, times: list[float]) -> str:
+    return (
+        f"  {label:<44} median {statistics.median(times) * 1000:7.1f} ms, "
+        f"mean {statistics.fmean(times) * 1000:7.1f} ms"
+    )
+
+
+async def main() -> int:
+    args = parse_args()
+    category = gettext_for("zh_Hans", TICKET_CATEGORY[TicketCategory.FACILITY])
+    with tempfile.TemporaryDirectory() as folder:
+        url = await prepare_database(args.database_url, Path(folder))
+        async with harness(url, FrozenClock(NOW)) as h, echo_bot(h):
+            resident = await h.persona("resident")
+            user = h.server.get_user(resident.id)
+            h.server.get_bot(ECHO_USERNAME).relation(user.id).started = True
+            echoed = h.client.persona_for(user.to_api(), bot=ECHO_USERNAME)
+            print(
+                f"one /report step vs. an aiogram echo bot, {args.rounds} rounds each "
+                f"(after 3 to warm up); {url.split(':')[0]}",
+                flush=True,
+            )
+            echo_times: list[float] = []
+            step_times: list[float] = []
+            open_times: list[float] = []
+            outbox_times: list[float] = []
+            assert h.app is not None
+            app = h.app
+
+            async def commit_reply(n: int) -> None:
+                async with app.sessions() as session:
+                    outbox.send_text(session, chat_id=resident.id, text=f"回执 {n}", now=NOW)
+                    await session.commit()
+                app.sender.wake()
+
+            for n in range(args.rounds + 3):
+                echo = await round_trip(lambda n=n: echoed.send(f"你好 {n}"), echoed)
+                opened = await round_trip(lambda: resident.send("/report"), resident)
+                await resident.press(category)
+                await resident.next_message()
+                step = await round_trip(lambda: resident.send(DESCRIPTION), resident)
+                await resident.send("/cancel")
+                await resident.next_message()
+                await h.settle()
+                delivered = await round_trip(lambda n=n: commit_reply(n), resident)
+                await h.settle()
+                if n >= 3:
+                    echo_times.append(echo)
+                    step_times.append(step)
+                    open_times.append(opened)
+                    outbox_times.append(delivered)
+    echo_median = statistics.median(echo_times)
+    step_median = statistics.median(step_times)
+    print(summary("(a) echo bot: text in, text out", echo_times))
+    print(summary("(b) /report step: description in, prompt out", step_times))
+    print(summary("(c) /report opener: command in, prompt out", open_times))
+    print(summary("(d) delivery alone: commit to chat", outbox_times))
+    ratio = step_median / echo_median
+    print(f"  ratio (b) / (a), medians: {ratio:5.2f} ×")
+    print(f"  ratio (c) / (a), medians: {statistics.median(open_times) / echo_median:5.2f} ×")
+    print(f"  ratio (d) / (a), medians: {statistics.median(outbox_times) / echo_median:5.2f} ×")
+    met = ratio <= TARGET
+    print(f"  target (b) ≤ {TARGET:g} × (a): {'met' if met else 'NOT met'}")
+    return 0 if met else 1
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
