@@ -34,5 +34,6 @@ lint: $(STAMP)
 i18n: $(STAMP)
 	$(BIN)/python scripts/i18n.py update
 
+## A quick benchmark run (bench/README.md has the full-size ones and their figures)
 bench: $(STAMP)
-	$(BIN)/python -m bench
+	$(BIN)/python -m bench.quota_engine --quick
