@@ -833,9 +833,29 @@ async def rate(
     if ticket.state != TicketState.RESOLVED:
         raise await _moved_on(session, ticket)
     text = clean_text(comment, minimum=1, maximum=MAX_NOTE) if comment else None
-    ticket.rating = rating
     ticket.rating_comment = text
+    return await _apply_rating(
+        session, notifier, ticket, reporter, rating, now, note=text, data={}
+    )
+
+
+async def _apply_rating(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    ticket: Ticket,
+    actor: Person,
+    rating: Rating | None,
+    now: datetime,
+    *,
+    note: str | None,
+    data: dict[str, Any],
+) -> Ticket:
+    """A resolved ticket's rating, the reporter's own or heard on a return visit: 不满意
+    reopens it to the same handler (重办) with fresh deadlines; anything else (or no rating at
+    all after a return visit) closes it as solved."""
     policy, calendar = await policy_of(session, ticket)
+    ticket.rating = rating
+    data = {**data, "rating": rating.value if rating else None}
     if rating == Rating.UNSATISFIED:
         clock = escalation.reopen(clock_of(ticket), policy, calendar, now)
         store_clock(ticket, clock, policy, calendar)
@@ -846,14 +866,14 @@ async def rate(
             session,
             ticket,
             now,
-            reporter,
+            actor,
             "reopened",
             TicketState.RESOLVED,
             TicketState.REOPENED,
-            note=text,
-            data={"rating": rating.value},
+            note=note,
+            data=data,
         )
-        await _tell(session, notifier, Notice.REOPENED, ticket, now, actor=reporter, note=text)
+        await _tell(session, notifier, Notice.REOPENED, ticket, now, actor=actor, note=note)
         return ticket
     store_clock(ticket, replace(clock_of(ticket), state=TicketState.CLOSED), policy, calendar)
     ticket.closed_at = now
@@ -863,14 +883,14 @@ async def rate(
         session,
         ticket,
         now,
-        reporter,
+        actor,
         "closed",
         TicketState.RESOLVED,
         TicketState.CLOSED,
-        note=text,
-        data={"rating": rating.value},
+        note=note,
+        data=data,
     )
-    await _tell(session, notifier, Notice.CLOSED, ticket, now, actor=reporter, note=text)
+    await _tell(session, notifier, Notice.CLOSED, ticket, now, actor=actor, note=note)
     return ticket
 
 
@@ -1385,41 +1405,6 @@ async def record_return_visit(
     visit.rating = rating
     visit.outcome = "rated" if rating else "unreachable"
     session.add(visit)
-    policy, calendar = await policy_of(session, ticket)
-    if rating == Rating.UNSATISFIED:
-        store_clock(
-            ticket, escalation.reopen(clock_of(ticket), policy, calendar, now), policy, calendar
-        )
-        ticket.reopen_count += 1
-        ticket.resolved_at = None
-        ticket.rating = rating
-        await _save(session, ticket, now)
-        _event(
-            session,
-            ticket,
-            now,
-            actor,
-            "reopened",
-            TicketState.RESOLVED,
-            TicketState.REOPENED,
-            data={"rating": rating.value, "return_visit": visit_id},
-        )
-        await _tell(session, notifier, Notice.REOPENED, ticket, now, actor=actor)
-        return ticket
-    store_clock(ticket, replace(clock_of(ticket), state=TicketState.CLOSED), policy, calendar)
-    ticket.closed_at = now
-    ticket.solved = True
-    ticket.rating = rating
-    await _save(session, ticket, now)
-    _event(
-        session,
-        ticket,
-        now,
-        actor,
-        "closed",
-        TicketState.RESOLVED,
-        TicketState.CLOSED,
-        data={"rating": rating.value if rating else None, "return_visit": visit_id},
+    return await _apply_rating(
+        session, notifier, ticket, actor, rating, now, note=None, data={"return_visit": visit_id}
     )
-    await _tell(session, notifier, Notice.CLOSED, ticket, now, actor=actor)
-    return ticket
