@@ -14,13 +14,15 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
+from bot.clock import SystemClock
+
 WallClock = Callable[[], datetime]
 MonotonicClock = Callable[[], float]
 
 
 def system_now() -> datetime:
-    """The real time, timezone-aware (UTC)."""
-    return datetime.now(UTC)
+    """The real time, timezone-aware (UTC), read where GridBot reads it: ``bot.clock``."""
+    return SystemClock().now()
 
 
 def system_monotonic() -> float:
