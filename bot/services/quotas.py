@@ -988,7 +988,7 @@ async def plan_daily_push(
     overdue = _overdue(query, every_rule).label("overdue")
     horizon_label = horizon.label("horizon")
     widest = query.tallies[max(query.tallies, key=list(PeriodKind).index)]
-    # read as stored and converted for the chosen rows only (see _plan)
+    # read as stored, and converted to a datetime for the chosen households only
     last_visit = type_coerce(widest.c.last_visit_at, String).label("last_visit")
     # ``worker_id + 0``: an expression, so that SQLite does not walk the worker index to
     # group the rows and then fetch every household out of order
