@@ -456,6 +456,7 @@ async def test_quarter_only_debts_are_spread_over_the_quarter(
     plan = (await quotas.plan_daily_push(session, day, tz=SHANGHAI))[world.worker.id or 0]
     assert [(h.last_day, h.households) for h in plan.horizons] == [(date(2026, 6, 30), 3)]
     assert plan.target_today == 1
+    assert plan.suggestions[0].last_visit_at == day  # an aware datetime on every database
 
 
 async def test_the_reminder_comes_five_working_days_before_the_end(
