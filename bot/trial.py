@@ -73,6 +73,9 @@ async def sandbox_accounts(server: SandboxServer, settings: Settings) -> int:
                     phone_number=(person.phone or "").lstrip("+") or None,
                     user_id=person.telegram_id,
                 )
+                # demo people have talked to the bot before (staff joined by invitation), so
+                # the bot may write to them first, as it may to real ones
+                server.get_bot(SANDBOX_USERNAME).relation(person.telegram_id).started = True
                 created += 1
     finally:
         await engine.dispose()
@@ -83,7 +86,7 @@ async def run_trial(settings: Settings, clock: Clock, *, host: str, port: int) -
     await prepare_database(settings, clock)
     server = SandboxServer(clock=clock.now)
     server.register_bot(SANDBOX_TOKEN, username=SANDBOX_USERNAME, first_name="网格通 GridBot")
-    accounts = await sandbox_accounts(server, settings)
+    accounts = await sandbox_accounts(server, settings)  # after the bot: they start it
     async with run_sandbox(server, host=host, port=port, web=True) as sandbox:
         trial = settings.model_copy(
             update={"bot_token": SecretStr(SANDBOX_TOKEN), "telegram_api_url": sandbox.url}
