@@ -51,6 +51,13 @@ async def home_grid(session: AsyncSession, roles: list[RoleInGrid]) -> Grid:
     raise NotAllowed(N_("This command is for grid staff."))
 
 
+async def named_or_home_grid(
+    session: AsyncSession, roles: list[RoleInGrid], args: str | None
+) -> Grid:
+    """The grid a command's argument names, or without one the widest grid the person serves."""
+    return await grids.find_grid(session, args) if args else await home_grid(session, roles)
+
+
 async def grid_command(
     message: Message,
     command: CommandObject,
@@ -172,11 +179,7 @@ async def check_command(
     session: AsyncSession,
     now: datetime,
 ) -> None:
-    root = (
-        await grids.find_grid(session, command.args)
-        if command.args
-        else await home_grid(session, roles)
-    )
+    root = await named_or_home_grid(session, roles, command.args)
     await authorize(session, person, roles, Action.VIEW, root, now)
     reply.text(warnings_text(await grids.span_warnings(session, root)))
 
@@ -229,11 +232,7 @@ async def qr_command(
     session: AsyncSession,
     now: datetime,
 ) -> None:
-    grid = (
-        await grids.find_grid(session, command.args)
-        if command.args
-        else await home_grid(session, roles)
-    )
+    grid = await named_or_home_grid(session, roles, command.args)
     await authorize(session, person, roles, Action.VIEW, grid, now)
     if not any(r.role != Role.RESIDENT for r in roles):
         raise NotAllowed(N_("This command is for grid staff."))

@@ -181,68 +181,59 @@ async def handling_text(
     ticket_id = int(data.get("ticket_id", 0))
     text = message.text or message.caption or ""
     photo = message.photo[-1].file_id if message.photo else None
+    handle = {
+        TicketAction.NOTE: lambda: tickets.add_note(
+            session, notifier, actor=person, roles=roles, ticket_id=ticket_id, text=text, now=now
+        ),
+        TicketAction.ASK: lambda: tickets.ask_reporter(
+            session,
+            notifier,
+            actor=person,
+            roles=roles,
+            ticket_id=ticket_id,
+            question=text,
+            now=now,
+        ),
+        TicketAction.RESOLVE: lambda: tickets.resolve(
+            session,
+            notifier,
+            actor=person,
+            roles=roles,
+            ticket_id=ticket_id,
+            text=text,
+            now=now,
+            photo_file_id=photo,
+        ),
+        TicketAction.ESCALATE: lambda: tickets.escalate(
+            session,
+            notifier,
+            actor=person,
+            roles=roles,
+            ticket_id=ticket_id,
+            reason=text,
+            now=now,
+        ),
+        TicketAction.DUPLICATE: lambda: tickets.mark_duplicate(
+            session,
+            notifier,
+            actor=person,
+            roles=roles,
+            ticket_id=ticket_id,
+            original_number=text,
+            now=now,
+        ),
+        TicketAction.REJECT: lambda: tickets.reject(
+            session,
+            notifier,
+            actor=person,
+            roles=roles,
+            ticket_id=ticket_id,
+            reason=text,
+            now=now,
+        ),
+    }
     try:
-        if action == TicketAction.NOTE:
-            await tickets.add_note(
-                session,
-                notifier,
-                actor=person,
-                roles=roles,
-                ticket_id=ticket_id,
-                text=text,
-                now=now,
-            )
-        elif action == TicketAction.ASK:
-            await tickets.ask_reporter(
-                session,
-                notifier,
-                actor=person,
-                roles=roles,
-                ticket_id=ticket_id,
-                question=text,
-                now=now,
-            )
-        elif action == TicketAction.RESOLVE:
-            await tickets.resolve(
-                session,
-                notifier,
-                actor=person,
-                roles=roles,
-                ticket_id=ticket_id,
-                text=text,
-                now=now,
-                photo_file_id=photo,
-            )
-        elif action == TicketAction.ESCALATE:
-            await tickets.escalate(
-                session,
-                notifier,
-                actor=person,
-                roles=roles,
-                ticket_id=ticket_id,
-                reason=text,
-                now=now,
-            )
-        elif action == TicketAction.DUPLICATE:
-            await tickets.mark_duplicate(
-                session,
-                notifier,
-                actor=person,
-                roles=roles,
-                ticket_id=ticket_id,
-                original_number=text,
-                now=now,
-            )
-        else:
-            await tickets.reject(
-                session,
-                notifier,
-                actor=person,
-                roles=roles,
-                ticket_id=ticket_id,
-                reason=text,
-                now=now,
-            )
+        await handle[action]()
     except InvalidInput as error:
         reply.text(_(error.message).format(**error.params), cancel_keyboard())
         return
