@@ -24,7 +24,7 @@ with the diary note as its description (:func:`report_problem`).
 from __future__ import annotations
 
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
 from typing import Any, Protocol
@@ -32,24 +32,28 @@ from typing import Any, Protocol
 from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
+import models
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import meetings, outbox, quotas, tickets
 from bot.services.digests import sent_refs
 from bot.services.errors import NotAllowed, NotFound
 from bot.services.indicators import split_message
 from bot.services.notify import TicketNotifier
-from bot.services.people import RoleInGrid, roles_of
+from bot.services.people import RoleInGrid, roles_of_many
 from bot.services.periods import PeriodKind, local_midnight, period_start
 from bot.services.policy import Action, authorize, scope_paths
 from bot.services.schedule import in_quiet_hours
-from bot.services.unreachable import heads_over
+from bot.services.unreachable import heads_over_many
 from bot.settings import Settings
 from models import (
+    OPEN_TICKET_STATES,
     DailyPush,
     Grid,
     Household,
     Meeting,
+    MeetingInvite,
     Person,
     Role,
     RoleAssignment,
@@ -60,6 +64,7 @@ from models import (
 
 PUSH_TIME = time(8, 0)  # local: the push is sent from 08:00 on
 MAX_TICKETS = 10  # open tickets named in a push
+CLAIM_SLICE = 1000  # claims per INSERT: 4,000 parameters, well inside every driver's limit
 MAX_HOUSEHOLDS_NAMED = 30  # in a head's "visits waiting" message
 
 Markup = dict[str, Any]  # an inline keyboard in Bot API JSON
@@ -128,7 +133,9 @@ async def send_daily_pushes(
     """Queue today's push for every worker who has not had it; return how many were queued.
 
     Does nothing before 08:00 local, in quiet hours or on a day off. Safe to run often and
-    from several processes: each (worker, day) is claimed once.
+    from several processes: each (worker, day) is claimed once. Set-based: a fixed number of
+    queries whatever the number of workers (the plan, roles, open tickets, meetings and the
+    claims are each read or written for everyone at once).
     """
     local = now.astimezone(settings.tz)
     if local.time() < PUSH_TIME or in_quiet_hours(now, settings):
@@ -144,47 +151,166 @@ async def send_daily_pushes(
     plans = await quotas.plan_daily_push(
         session, now, calendar.is_workday, worker_ids=[p.id or 0 for p in pending], tz=settings.tz
     )
+    roles = await roles_of_many(session, _pending_ids(today))
+    pushes = await compose_pushes(session, pending, plans, roles, today, now, settings)
+    outcomes: dict[int, str] = {}
+    for push in pushes:
+        assert push.worker.id is not None
+        if not reachable(push.worker):
+            outcomes[push.worker.id] = "unreachable"
+        else:
+            outcomes[push.worker.id] = "empty" if push.empty else "sent"
+    claimed = await claim_daily_pushes(session, today, now, outcomes)
+    unreachable: dict[int, MorningPush] = {}
     sent = 0
-    for worker in pending:
-        assert worker.id is not None
-        plan = plans.get(worker.id)
-        if not reachable(worker):
-            if await quotas.claim_daily_push(session, worker.id, today, now, "unreachable"):
-                await _tell_heads_instead(session, worker, plan, now, settings)
-            continue
-        push = await compose_push(session, worker, plan, today, now, settings)
-        if push.empty:
-            await quotas.claim_daily_push(session, worker.id, today, now, "empty")
-            continue
-        if not await quotas.claim_daily_push(session, worker.id, today, now):
-            continue
-        deliver_push(session, push, render(push, locale_of(worker, settings), settings), now)
-        sent += 1
+    for push in pushes:
+        worker_id = push.worker.id or 0
+        if worker_id not in claimed:
+            continue  # another process claimed it first
+        if outcomes[worker_id] == "unreachable":
+            if push.suggestions:
+                unreachable[worker_id] = push
+        elif outcomes[worker_id] == "sent":
+            deliver_push(
+                session, push, render(push, locale_of(push.worker, settings), settings), now
+            )
+            sent += 1
+    if unreachable:
+        await _tell_heads_instead(session, unreachable, roles, now, settings)
     return sent
 
 
-async def compose_push(
+async def compose_pushes(
     session: AsyncSession,
-    worker: Person,
-    plan: quotas.WorkerPlan | None,
+    workers: Sequence[Person],
+    plans: Mapping[int, quotas.WorkerPlan],
+    roles: Mapping[int, Sequence[RoleInGrid]],
     today: date,
     now: datetime,
     settings: Settings,
-) -> MorningPush:
-    """The push of one worker: the plan given, their open tickets, today's meetings."""
-    assert worker.id is not None
-    roles = await roles_of(session, worker.id)
-    try:
-        open_tickets = await tickets.tickets_in_scope(session, worker, roles, limit=MAX_TICKETS)
-    except NotAllowed:  # holds no role that handles tickets any more
-        open_tickets = []
+) -> list[MorningPush]:
+    """Each worker's push: their plan, the open tickets they may handle (soonest deadline
+    first, as :func:`tickets.tickets_in_scope`) and today's meetings (as
+    :func:`meetings.upcoming_for`) — read for all workers in two queries."""
     ends = local_midnight(today + timedelta(days=1), settings.tz)
+    open_tickets = await _open_tickets_by_worker(session, workers, roles)
+    todays = await _meetings_by_person(session, now, ends)
+    return [
+        MorningPush(
+            worker,
+            today,
+            plans.get(worker.id or 0),
+            tuple(open_tickets.get(worker.id or 0, ())),
+            tuple(todays.get(worker.id or 0, ())),
+        )
+        for worker in workers
+    ]
+
+
+async def _open_tickets_by_worker(
+    session: AsyncSession, workers: Sequence[Person], roles: Mapping[int, Sequence[RoleInGrid]]
+) -> dict[int, list[Ticket]]:
+    """Up to :data:`MAX_TICKETS` open tickets per worker, in the grids where they may handle
+    tickets or owned by their department. One read of the open tickets, matched in memory by
+    grid path prefix (``/1/4/17/`` lies under ``/1/``, ``/1/4/`` and ``/1/4/17/``)."""
+    scopes: dict[int, tuple[list[str], list[int]]] = {}
+    for worker in workers:
+        held = roles.get(worker.id or 0, ())
+        paths = scope_paths(held, Action.HANDLE)
+        departments = [r.department_id for r in held if r.department_id is not None]
+        if paths or departments:
+            scopes[worker.id or 0] = (paths, departments)
+    if not scopes:
+        return {}
+    rows = await session.exec(
+        select(Ticket, Grid.path)
+        .join(Grid, col(Grid.id) == Ticket.grid_id)
+        .where(col(Ticket.state).in_(list(OPEN_TICKET_STATES)))
+        .order_by(
+            col(Ticket.next_deadline_at).is_(None), col(Ticket.next_deadline_at), col(Ticket.id)
+        )
+    )
+    under: dict[str, list[tuple[int, Ticket]]] = {}  # path prefix -> (rank, ticket), by rank
+    of_department: dict[int, list[tuple[int, Ticket]]] = {}
+    for rank, (ticket, path) in enumerate(rows):
+        parts = [part for part in path.split("/") if part]
+        for depth in range(1, len(parts) + 1):
+            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append((rank, ticket))
+        if ticket.owner_department_id is not None:
+            of_department.setdefault(ticket.owner_department_id, []).append((rank, ticket))
+    found: dict[int, list[Ticket]] = {}
+    for worker_id, (paths, departments) in scopes.items():
+        lists = [under.get(p, [])[:MAX_TICKETS] for p in paths]
+        lists += [of_department.get(d, [])[:MAX_TICKETS] for d in departments]
+        chosen = {rank: ticket for ranked in lists for rank, ticket in ranked}
+        found[worker_id] = [chosen[rank] for rank in sorted(chosen)[:MAX_TICKETS]]
+    return found
+
+
+async def _meetings_by_person(
+    session: AsyncSession, now: datetime, ends: datetime
+) -> dict[int, list[Meeting]]:
+    """Meetings that have not ended and start before ``ends``, for their organiser and each
+    person invited, soonest first."""
     todays = [
         meeting
-        for meeting, _ in await meetings.upcoming_for(session, worker, now)
-        if meeting.starts_at < ends
+        for meeting in (
+            await session.exec(
+                select(Meeting)
+                .where(
+                    col(Meeting.cancelled_at).is_(None),
+                    col(Meeting.starts_at) > now - timedelta(hours=12),
+                    col(Meeting.starts_at) < ends,
+                )
+                .order_by(col(Meeting.starts_at), col(Meeting.id))
+            )
+        ).all()
+        if meetings.ends_at(meeting) > now
     ]
-    return MorningPush(worker, today, plan, tuple(open_tickets), tuple(todays))
+    if not todays:
+        return {}
+    invited = await session.exec(
+        select(MeetingInvite.meeting_id, MeetingInvite.person_id).where(
+            col(MeetingInvite.meeting_id).in_([m.id for m in todays])
+        )
+    )
+    people_of: dict[int, set[int]] = {}
+    for meeting_id, person_id in invited:
+        people_of.setdefault(meeting_id, set()).add(person_id)
+    found: dict[int, list[Meeting]] = {}
+    for meeting in todays:
+        for person_id in people_of.get(meeting.id or 0, set()) | {meeting.organiser_id}:
+            found.setdefault(person_id, []).append(meeting)
+    return found
+
+
+async def claim_daily_pushes(
+    session: AsyncSession, local_day: date, now: datetime, outcomes: Mapping[int, str]
+) -> set[int]:
+    """Claim the morning push of each worker in ``outcomes`` (worker → outcome) for
+    ``local_day``; return the workers claimed by this call.
+
+    :func:`quotas.claim_daily_push` for many at once: ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING`` in slices, so of two processes claiming the same push exactly one gets it.
+    """
+    table = models.metadata.tables[str(DailyPush.__tablename__)]
+    claimed: set[int] = set()
+    items = list(outcomes.items())
+    await session.flush()
+    connection = await session.connection()
+    for start in range(0, len(items), CLAIM_SLICE):
+        values = [
+            {"worker_id": worker_id, "day": local_day, "created_at": now, "outcome": outcome}
+            for worker_id, outcome in items[start : start + CLAIM_SLICE]
+        ]
+        statement = (
+            quotas.dialect_insert(session, table)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=["worker_id", "day"])
+            .returning(table.c.worker_id)
+        )
+        claimed.update((await connection.execute(statement)).scalars())
+    return claimed
 
 
 def deliver_push(
@@ -211,78 +337,88 @@ def deliver_push(
         )
 
 
-async def _workers_not_pushed(session: AsyncSession, today: date) -> list[Person]:
+def _pending_ids(today: date) -> SelectOfScalar[Any]:
     """Everyone who serves households or holds an active worker role, not yet claimed today."""
     serving = select(Household.worker_id).where(col(Household.worker_id).is_not(None))
     holding = select(RoleAssignment.person_id).where(
         RoleAssignment.role == Role.WORKER, col(RoleAssignment.active).is_(True)
     )
     claimed = select(DailyPush.worker_id).where(DailyPush.day == today)
+    return select(Person.id).where(
+        col(Person.id).in_(serving) | col(Person.id).in_(holding),
+        col(Person.id).not_in(claimed),
+    )
+
+
+async def _workers_not_pushed(session: AsyncSession, today: date) -> list[Person]:
     rows = await session.exec(
-        select(Person)
-        .where(
-            col(Person.id).in_(serving) | col(Person.id).in_(holding),
-            col(Person.id).not_in(claimed),
-        )
-        .order_by(col(Person.id))
+        select(Person).where(col(Person.id).in_(_pending_ids(today))).order_by(col(Person.id))
     )
     return list(rows.all())
 
 
 async def _tell_heads_instead(
     session: AsyncSession,
-    worker: Person,
-    plan: quotas.WorkerPlan | None,
+    pushes: Mapping[int, MorningPush],
+    roles: Mapping[int, Sequence[RoleInGrid]],
     now: datetime,
     settings: Settings,
 ) -> None:
-    """A worker out of reach: the heads over them hear how many visits wait today."""
-    if plan is None or not plan.suggestions:
-        return
-    assert worker.id is not None
-    roles = await roles_of(session, worker.id)
-    if not roles:  # left: reach the heads over the grid of the households they still have
-        roles = await _household_grid_roles(session, worker.id)
-    reason = REASON_LEFT if not worker.active else REASON_BLOCKED
-    for head, _ in await heads_over(session, worker.id, roles):
-        assert head.telegram_id is not None
-        locale = locale_of(head, settings)
-        lines = [
-            gettext_for(
-                locale,
-                WORKER_UNREACHABLE,
-                name=worker.name,
-                reason=gettext_for(locale, reason),
-                count=len(plan.suggestions),
+    """Workers out of reach: the heads over each hear how many visits wait for them today."""
+    held = {worker_id: roles.get(worker_id, ()) for worker_id in pushes}
+    left = [worker_id for worker_id, own in held.items() if not own]
+    # someone who left holds no role: reach the heads over the grid of their households
+    held.update(await _household_grid_roles(session, left))
+    heads = await heads_over_many(session, held)
+    for worker_id, push in pushes.items():
+        worker, plan = push.worker, push.suggestions
+        reason = REASON_LEFT if not worker.active else REASON_BLOCKED
+        for head, _ in heads.get(worker_id, []):
+            assert head.telegram_id is not None
+            locale = locale_of(head, settings)
+            lines = [
+                gettext_for(
+                    locale,
+                    WORKER_UNREACHABLE,
+                    name=worker.name,
+                    reason=gettext_for(locale, reason),
+                    count=len(plan),
+                )
+            ]
+            lines.extend(
+                f"• {s.head_name} · {s.address} ({s.code})" for s in plan[:MAX_HOUSEHOLDS_NAMED]
             )
-        ]
-        lines.extend(
-            f"• {s.head_name} · {s.address} ({s.code})"
-            for s in plan.suggestions[:MAX_HOUSEHOLDS_NAMED]
-        )
-        for part in split_message("\n".join(lines)):
-            outbox.send_text(
-                session,
-                chat_id=head.telegram_id,
-                text=part,
-                now=now,
-                parse_mode=None,  # names and addresses as typed: plain text
-                person_id=head.id,
-            )
+            for part in split_message("\n".join(lines)):
+                outbox.send_text(
+                    session,
+                    chat_id=head.telegram_id,
+                    text=part,
+                    now=now,
+                    parse_mode=None,  # names and addresses as typed: plain text
+                    person_id=head.id,
+                )
 
 
-async def _household_grid_roles(session: AsyncSession, worker_id: int) -> list[RoleInGrid]:
-    grid = (
-        await session.exec(
-            select(Grid)
-            .join(Household, col(Household.grid_id) == col(Grid.id))
-            .where(Household.worker_id == worker_id)
-            .limit(1)
-        )
-    ).first()
-    if grid is None or grid.id is None:
-        return []
-    return [RoleInGrid(Role.WORKER, grid.id, grid.name, grid.code, grid.tier, grid.path)]
+async def _household_grid_roles(
+    session: AsyncSession, worker_ids: Sequence[int]
+) -> dict[int, list[RoleInGrid]]:
+    """For workers who hold no role any more: a worker role over the grid of (one of) the
+    households still assigned to them, so the heads over that grid can be found."""
+    if not worker_ids:
+        return {}
+    rows = await session.exec(
+        select(Household.worker_id, Grid)
+        .join(Grid, col(Grid.id) == Household.grid_id)
+        .where(col(Household.worker_id).in_(list(worker_ids)))
+        .order_by(col(Household.worker_id), col(Household.id))
+    )
+    found: dict[int, list[RoleInGrid]] = {}
+    for worker_id, grid in rows:
+        if worker_id is not None and worker_id not in found and grid.id is not None:
+            found[worker_id] = [
+                RoleInGrid(Role.WORKER, grid.id, grid.name, grid.code, grid.tier, grid.path)
+            ]
+    return found
 
 
 # --- the end-of-period reminders ----------------------------------------------------------------
@@ -310,15 +446,16 @@ async def send_quota_reminders(session: AsyncSession, now: datetime, settings: S
     worker_refs = {s.worker_id: f"qr:{s.worker_id}:{month}" for s in short}
     done = await sent_refs(session, worker_refs.values())
     queued = 0
+    ids = [worker_id for worker_id in people if worker_id is not None]
+    roles: dict[int, list[RoleInGrid]] = await roles_of_many(session, ids)
+    roles.update(await _household_grid_roles(session, [i for i in ids if i not in roles]))
+    heads = await heads_over_many(session, roles)
     by_head: dict[int, tuple[Person, list[quotas.ShortWorker]]] = {}
     for item in short:
         worker = people.get(item.worker_id)
         if worker is None or worker.id is None:
             continue
-        roles = await roles_of(session, worker.id) or await _household_grid_roles(
-            session, worker.id
-        )
-        for head, _ in await heads_over(session, worker.id, roles):
+        for head, _ in heads.get(worker.id, []):
             assert head.id is not None
             by_head.setdefault(head.id, (head, []))[1].append(item)
         if worker_refs[item.worker_id] in done or not reachable(worker):

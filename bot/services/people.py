@@ -5,9 +5,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.i18n import N_
 from bot.settings import LOCALES
@@ -73,18 +75,36 @@ async def roles_of(session: AsyncSession, person_id: int) -> list[RoleInGrid]:
         .where(RoleAssignment.person_id == person_id, col(RoleAssignment.active).is_(True))
         .order_by(col(Grid.tier), col(RoleAssignment.id))
     )
-    return [
-        RoleInGrid(
-            role=Role(assignment.role),
-            grid_id=assignment.grid_id,
-            grid_name=grid.name,
-            grid_code=grid.code,
-            grid_tier=grid.tier,
-            grid_path=grid.path,
-            department_id=assignment.department_id,
-        )
-        for assignment, grid in rows
-    ]
+    return [_role_in_grid(assignment, grid) for assignment, grid in rows]
+
+
+async def roles_of_many(
+    session: AsyncSession, person_ids: SelectOfScalar[Any] | Sequence[int]
+) -> dict[int, list[RoleInGrid]]:
+    """:func:`roles_of` for everyone in ``person_ids`` (ids, or a query selecting them), in
+    one query: for set-based sweeps."""
+    rows = await session.exec(
+        select(RoleAssignment, Grid)
+        .join(Grid, col(Grid.id) == RoleAssignment.grid_id)
+        .where(col(RoleAssignment.person_id).in_(person_ids), col(RoleAssignment.active).is_(True))
+        .order_by(col(RoleAssignment.person_id), col(Grid.tier), col(RoleAssignment.id))
+    )
+    found: dict[int, list[RoleInGrid]] = {}
+    for assignment, grid in rows:
+        found.setdefault(assignment.person_id, []).append(_role_in_grid(assignment, grid))
+    return found
+
+
+def _role_in_grid(assignment: RoleAssignment, grid: Grid) -> RoleInGrid:
+    return RoleInGrid(
+        role=Role(assignment.role),
+        grid_id=assignment.grid_id,
+        grid_name=grid.name,
+        grid_code=grid.code,
+        grid_tier=grid.tier,
+        grid_path=grid.path,
+        department_id=assignment.department_id,
+    )
 
 
 def role_set(roles: Sequence[RoleInGrid]) -> frozenset[Role]:

@@ -8,6 +8,7 @@ again makes them reachable (``people.get_or_create_by_telegram``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from sqlmodel import col, select
@@ -70,14 +71,22 @@ async def heads_over(
     """For each role, the reachable heads (网格长) of the nearest grid at or above the role's
     grid that has one, the person aside; each head once, with the first role that led there
     (``roles`` come most senior first)."""
+    return (await heads_over_many(session, {person_id: roles})).get(person_id, [])
+
+
+async def heads_over_many(
+    session: AsyncSession, roles_by_person: Mapping[int, Sequence[RoleInGrid]]
+) -> dict[int, list[tuple[Person, Role]]]:
+    """:func:`heads_over` for many people at once: one query for every grid on their chains."""
     chains = {
         role.grid_id: [int(part) for part in role.grid_path.strip("/").split("/") if part]
         or [role.grid_id]
+        for roles in roles_by_person.values()
         for role in roles
     }
     grid_ids = {grid_id for chain in chains.values() for grid_id in chain}
     if not grid_ids:
-        return []
+        return {}
     rows = (
         await session.exec(
             select(RoleAssignment.grid_id, Person)
@@ -89,7 +98,6 @@ async def heads_over(
                 col(Person.active).is_(True),
                 col(Person.reachable).is_(True),
                 col(Person.telegram_id).is_not(None),
-                col(Person.id) != person_id,
             )
             .order_by(col(Person.id))
         )
@@ -97,10 +105,20 @@ async def heads_over(
     heads_of: dict[int, list[Person]] = {}
     for grid_id, head in rows:
         heads_of.setdefault(grid_id, []).append(head)
-    told: dict[int, tuple[Person, Role]] = {}
-    for role in roles:
-        nearest = next((heads_of[g] for g in reversed(chains[role.grid_id]) if g in heads_of), [])
-        for head in nearest:
-            assert head.id is not None
-            told.setdefault(head.id, (head, role.role))
-    return list(told.values())
+    found: dict[int, list[tuple[Person, Role]]] = {}
+    for person_id, roles in roles_by_person.items():
+        told: dict[int, tuple[Person, Role]] = {}
+        for role in roles:
+            nearest = next(
+                (
+                    others
+                    for g in reversed(chains[role.grid_id])
+                    if (others := [h for h in heads_of.get(g, ()) if h.id != person_id])
+                ),
+                [],
+            )
+            for head in nearest:
+                assert head.id is not None
+                told.setdefault(head.id, (head, role.role))
+        found[person_id] = list(told.values())
+    return found

@@ -8,15 +8,20 @@ from zoneinfo import ZoneInfo
 from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
+from sqlalchemy import event
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import daily_push, quotas
+from bot.services import daily_push, meetings, quotas, tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.services.errors import NotAllowed
 from bot.services.indicators import utf16_length
-from bot.settings import Settings
+from bot.services.notice import resident_grid
+from bot.services.people import roles_of, roles_of_many
+from bot.settings import ReportLimits, Settings
 from bot.telegram.visit_views import VisitPickCb, render_push
-from models import OutboxMessage, Person
+from models import Meeting, MeetingInvite, OutboxMessage, Person, TicketCategory
+from tests.fakes import RecordingNotifier
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 SETTINGS = Settings(
@@ -105,6 +110,110 @@ async def test_reminders_five_working_days_before_the_end_once(session: AsyncSes
     ).all()
     assert f"qrh:{DEMO_PERSONAS['head']}" not in refs  # refs name person ids, not chats
     assert any(ref and ref.endswith(":2026-03-01") for ref in refs)
+
+
+async def _tickets_and_a_meeting_today(session: AsyncSession) -> None:
+    """Open tickets in several grids (one at the worker's) and a meeting this morning."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        reports=ReportLimits(per_hour=50, per_day=50),
+    )
+    for persona in ("resident", "other_resident"):
+        reporter = (
+            await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS[persona]))
+        ).one()
+        grid = await resident_grid(session, reporter.id or 0)
+        assert grid is not None
+        for n in range(12):  # more than a push names
+            await tickets.file_ticket(
+                session,
+                RecordingNotifier(),
+                reporter=reporter,
+                grid=grid,
+                report=tickets.Report(TicketCategory.FACILITY, f"第{n}号路灯不亮了"),
+                settings=settings,
+                now=at(2026, 3, 12, 9, n),
+            )
+    head = (
+        await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS["head"]))
+    ).one()
+    worker = (
+        await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS["worker"]))
+    ).one()
+    grid_id = (await roles_of(session, head.id or 0))[0].grid_id
+    for hour, cancelled in ((10, None), (11, at(2026, 3, 12, 12)), (20, None)):
+        meeting = Meeting(
+            organiser_id=head.id or 0,
+            grid_id=grid_id,
+            title=f"{hour}点例会",
+            starts_at=at(2026, 3, 13, hour),
+            cancelled_at=cancelled,
+            created_at=at(2026, 3, 12, 12),
+            updated_at=at(2026, 3, 12, 12),
+        )
+        session.add(meeting)
+        await session.flush()
+        session.add(MeetingInvite(meeting_id=meeting.id or 0, person_id=worker.id or 0))
+    await session.flush()
+
+
+async def test_the_push_names_what_each_workers_own_lists_name(session: AsyncSession) -> None:
+    """The set-based push matches, worker by worker, /tickets and the meeting list."""
+    await load_demo_data(session, at(2026, 3, 12, 7))
+    await _tickets_and_a_meeting_today(session)
+    now = at(2026, 3, 13, 8)
+    workers = list((await session.exec(select(Person).order_by(col(Person.id)))).all())
+    roles = await roles_of_many(session, [w.id or 0 for w in workers])
+    built = await daily_push.compose_pushes(
+        session, workers, {}, roles, date(2026, 3, 13), now, SETTINGS
+    )
+    named_tickets = named_meetings = 0
+    for push in built:
+        worker = push.worker
+        try:
+            expected = await tickets.tickets_in_scope(
+                session, worker, roles.get(worker.id or 0, []), limit=1000
+            )
+        except NotAllowed:
+            expected = []
+        # the same soonest deadlines, from the same tickets (ties may come in any order)
+        deadlines = [t.next_deadline_at for t in expected[: daily_push.MAX_TICKETS]]
+        assert [t.next_deadline_at for t in push.tickets] == deadlines, worker.name
+        assert {t.id for t in push.tickets} <= {t.id for t in expected}, worker.name
+        todays = [
+            m.id
+            for m, _ in await meetings.upcoming_for(session, worker, now)
+            if m.starts_at < at(2026, 3, 14, 0)
+        ]
+        assert [m.id for m in push.meetings] == todays, worker.name
+        named_tickets += len(push.tickets)
+        named_meetings += len(push.meetings)
+    assert named_tickets > 0 and named_meetings > 0  # the comparison was not vacuous
+
+
+async def test_the_push_reads_the_same_few_times_for_any_number_of_workers(
+    session: AsyncSession,
+) -> None:
+    """No query per worker: the statements of a whole push do not grow with the workers."""
+    await load_demo_data(session, at(2026, 3, 12, 7))
+    await _tickets_and_a_meeting_today(session)
+    statements: list[str] = []
+
+    def count(conn: object, cursor: object, statement: str, *args: object) -> None:
+        statements.append(statement)
+
+    connection = (await session.connection()).sync_connection
+    assert connection is not None
+    event.listen(connection, "before_cursor_execute", count)
+    try:
+        sent = await daily_push.send_daily_pushes(
+            session, at(2026, 3, 13, 8), SETTINGS, render_push
+        )
+    finally:
+        event.remove(connection, "before_cursor_execute", count)
+    assert sent == 27
+    reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
+    assert len(reads) < 20, reads  # 27 workers, each with tickets and a meeting
 
 
 def test_a_long_push_is_split_within_telegrams_limits() -> None:
