@@ -2,18 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 import pytest
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from pydantic import SecretStr
+from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import build_storage
 from bot.clock import FrozenClock
 from bot.db import create_session_factory
+from bot.services import conversations
 from bot.settings import Settings
-from bot.telegram.fsm_storage import DatabaseStorage
+from bot.telegram.fsm_storage import DatabaseStorage, record_key, update_session
+from models import FsmRecord
 from tests.conftest import REDIS_URL
 from tests.fakes import TOKEN
+from tests.statements import Statements
 
 KEY = StorageKey(bot_id=123456789, chat_id=42, user_id=42)
 OTHER = StorageKey(bot_id=123456789, chat_id=43, user_id=43)
@@ -60,3 +68,134 @@ async def test_redis_storage_is_shared_between_workers(database_url: str) -> Non
     finally:
         await first.close()
         await second.close()
+
+
+# -- inside an update: one read, one write ---------------------------------------------------
+
+
+@asynccontextmanager
+async def in_update(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
+    """A session bound as the update's own, committed at the end (as DbSessionMiddleware)."""
+    async with create_session_factory(engine)() as session:
+        token = update_session.set(session)
+        try:
+            yield session
+        finally:
+            update_session.reset(token)
+        await session.commit()
+
+
+async def test_in_an_update_the_record_is_read_once_and_written_once(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    storage = DatabaseStorage(create_session_factory(engine), clock)
+    await storage.set_state(KEY, "NewReport:category")
+    with Statements(engine) as sql:
+        async with in_update(engine):
+            # what the FSM middleware and a /report step do
+            assert await storage.get_state(KEY) == "NewReport:category"
+            assert await storage.get_data(KEY) == {}
+            await storage.set_state(KEY, "NewReport:description")
+            await storage.set_data(KEY, {"category": "fire"})
+            assert await storage.get_state(KEY) == "NewReport:description"
+            assert await storage.get_data(KEY) == {"category": "fire"}
+    assert sql.on("fsm_record") == ["SELECT fsm_record", "UPDATE fsm_record"]
+    assert await storage.get_state(KEY) == "NewReport:description"
+    assert await storage.get_data(KEY) == {"category": "fire"}
+
+
+async def test_a_new_conversation_is_looked_up_once_and_inserted_at_commit(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    storage = DatabaseStorage(create_session_factory(engine), clock)
+    with Statements(engine) as sql:
+        async with in_update(engine):
+            assert await storage.get_state(KEY) is None
+            await storage.set_state(KEY, "NewReport:category")
+            await storage.set_data(KEY, {"photos": []})
+    assert sql.on("fsm_record") == ["SELECT fsm_record", "INSERT fsm_record"]
+    assert await storage.get_data(KEY) == {"photos": []}
+
+
+async def test_data_given_out_or_taken_in_is_a_copy(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    storage = DatabaseStorage(create_session_factory(engine), clock)
+    await storage.set_data(KEY, {"photos": ["a"]})
+    async with in_update(engine):
+        read = await storage.get_data(KEY)
+        read["photos"].append("changed by the handler")
+        assert await storage.get_data(KEY) == {"photos": ["a"]}
+        mine = {"photos": ["a", "b"]}
+        await storage.set_data(KEY, mine)
+        mine["photos"].append("changed after set_data")
+    assert await storage.get_data(KEY) == {"photos": ["a", "b"]}
+
+
+async def test_a_conversation_ended_and_begun_again_in_one_update(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    storage = DatabaseStorage(create_session_factory(engine), clock)
+    await storage.set_state(KEY, "NewReport:place")
+    await storage.set_data(KEY, {"category": "fire"})
+    async with in_update(engine):
+        await storage.set_state(KEY, None)
+        await storage.set_data(KEY, {})  # FSMContext.clear()
+        assert await storage.get_state(KEY) is None
+        await storage.set_state(KEY, "NewReport:category")
+        await storage.set_data(KEY, {"category": "road"})
+    assert await storage.get_state(KEY) == "NewReport:category"
+    assert await storage.get_data(KEY) == {"category": "road"}
+    async with in_update(engine):
+        await storage.set_state(KEY, None)
+        await storage.set_data(KEY, {})
+    async with create_session_factory(engine)() as session:
+        assert await session.get(FsmRecord, record_key(KEY)) is None
+
+
+async def test_a_conversation_begun_and_ended_in_one_update_leaves_no_row(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    storage = DatabaseStorage(create_session_factory(engine), clock)
+    with Statements(engine) as sql:
+        async with in_update(engine):
+            await storage.set_state(KEY, "NewReport:category")
+            await storage.set_state(KEY, None)
+    assert sql.on("fsm_record") == ["SELECT fsm_record"]
+    assert await storage.get_state(KEY) is None
+
+
+async def test_a_record_locked_in_the_update_is_the_one_the_storage_answers_from(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    """``conversations.hold`` re-reads the record under a lock (another worker may have moved
+    the conversation on since the FSM middleware read it); the storage answers from that."""
+    storage = DatabaseStorage(create_session_factory(engine), clock)
+    name = record_key(KEY)
+    async with in_update(engine) as session:
+        assert await storage.get_state(KEY) is None  # read by the FSM middleware: none yet
+        # meanwhile the conversation starts (here in the same transaction, so that SQLite,
+        # which lets one writer in at a time, can show it too)
+        await session.exec(
+            insert(FsmRecord).values(
+                key=name, state="NewReport:photos", data={"n": 1}, updated_at=clock.now()
+            )
+        )
+        await conversations.hold(session, name)
+        assert await storage.get_state(KEY) == "NewReport:photos"
+        assert await storage.get_data(KEY) == {"n": 1}
+
+
+async def test_after_a_rollback_the_record_is_read_again(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    storage = DatabaseStorage(create_session_factory(engine), clock)
+    await storage.set_state(KEY, "NewReport:category")
+    async with create_session_factory(engine)() as session:
+        token = update_session.set(session)
+        try:
+            await storage.set_state(KEY, "NewReport:description")
+            await session.rollback()  # the handler failed
+            assert await storage.get_state(KEY) == "NewReport:category"
+        finally:
+            update_session.reset(token)

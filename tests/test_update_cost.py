@@ -1,0 +1,105 @@
+"""What one update costs the database: the middlewares' order, and the statements of a /report
+step through the real dispatcher (``bench/report_step.py`` times it end to end)."""
+
+from __future__ import annotations
+
+import gc
+import json
+import weakref
+from collections.abc import AsyncIterator
+
+import pytest
+from aiogram import Bot
+from aiogram.dispatcher.middlewares.error import ErrorsMiddleware
+from aiogram.dispatcher.middlewares.user_context import UserContextMiddleware
+from aiogram.fsm.middleware import FSMContextMiddleware
+from aiogram.methods import GetMyCommands, Response
+from aiogram.types import BotCommand
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from bot.app import App, BotApiSession, build_app
+from bot.clock import FrozenClock
+from bot.db import create_engine
+from bot.settings import Settings
+from bot.telegram.middlewares import DbSessionMiddleware, DedupeUpdateMiddleware, PersonMiddleware
+from bot.telegram.report_views import ReportCategoryCb
+from handlers.report import NewReport
+from models import TicketCategory
+from tests.fakes import TOKEN, RecordingNotifier, recording_bot
+from tests.statements import Statements
+from tests.test_report_flow import Chat, build_world
+
+
+@pytest.fixture
+async def app(engine: AsyncEngine, database_url: str, clock: FrozenClock) -> AsyncIterator[App]:
+    bot, _ = recording_bot()
+    settings = Settings(bot_token=TOKEN, database_url=database_url, _env_file=None)
+    pooled = create_engine(database_url)
+    app = build_app(settings, clock, engine=pooled, bot=bot)
+    app.dispatcher["notifier"] = RecordingNotifier()
+    async with app.sessions() as session:
+        await build_world(session, clock.now())
+    yield app
+    await pooled.dispose()
+
+
+def test_our_middlewares_run_after_the_user_context_and_before_the_fsm() -> None:
+    """The FSM middleware reads the state inside the update's transaction, after the duplicate
+    check: one session and one write lock per update, no state read for a redelivery."""
+    bot, _ = recording_bot()
+    settings = Settings(bot_token=TOKEN, database_url="sqlite+aiosqlite://", _env_file=None)
+    app = build_app(settings, FrozenClock.__new__(FrozenClock), bot=bot)
+    order = [type(m) for m in app.dispatcher.update.outer_middleware]
+    assert order == [
+        ErrorsMiddleware,
+        UserContextMiddleware,
+        DbSessionMiddleware,
+        DedupeUpdateMiddleware,
+        PersonMiddleware,
+        FSMContextMiddleware,
+    ]
+    assert app.dispatcher.update.outer_middleware[-1] is app.dispatcher.fsm
+
+
+async def test_a_report_step_is_one_transaction_reading_and_writing_the_draft_once(
+    app: App,
+) -> None:
+    chat = Chat(app)
+    await chat.send("/report")
+    await chat.press(ReportCategoryCb(category=TicketCategory.FACILITY))
+    with Statements(app.engine) as sql:
+        await chat.send("东门的路灯坏了三天，晚上很黑，老人走路不安全。")
+    assert await chat.step() == NewReport.photos.state
+    assert sql.transactions == 1
+    assert sql.without_begin() == [
+        "INSERT processed_update",  # the duplicate check
+        "SELECT person",  # the person …
+        "SELECT role_assignment",  # … and their roles
+        "SELECT fsm_record",  # the step (FSM middleware), then the draft, from one read
+        "UPDATE fsm_record",  # the next step and the draft, written once at commit
+        "INSERT outbox",  # the next question
+    ]
+
+
+async def test_a_redelivered_update_reads_no_conversation(app: App) -> None:
+    chat = Chat(app)
+    await chat.send("/report")
+    again = chat.updates.text("/report")
+    await chat.feed(again)
+    with Statements(app.engine) as sql:
+        await chat.feed(again)
+    assert sql.on("fsm_record") == []
+    assert sql.on("outbox") == []
+
+
+def test_answer_models_outlive_the_garbage_collector() -> None:
+    """aiogram builds ``Response[...]`` for every answer and pydantic caches it only weakly;
+    BotApiSession holds each one, so it is not built again after every collection."""
+    session = BotApiSession()
+    bot = Bot(TOKEN, session=session)
+    answer = json.dumps({"ok": True, "result": [{"command": "report", "description": "报告"}]})
+    result = session.check_response(bot, GetMyCommands(), 200, answer)
+    assert [command.command for command in result.result or []] == ["report"]
+    model = weakref.ref(Response[list[BotCommand]])
+    gc.collect()
+    assert model() is not None
