@@ -15,13 +15,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.i18n import N_
-from bot.services import tickets
-from bot.services.errors import InvalidInput
+from bot.services import dispatching, tickets
+from bot.services.errors import DomainError, InvalidInput, NotFound
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram.callbacks import (
     CancelCb,
+    DispatchCb,
+    DispatchStep,
     RateCb,
     ReturnVisitCb,
     ReturnVisitOutcome,
@@ -31,7 +33,18 @@ from bot.telegram.callbacks import (
 )
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
-from bot.telegram.ticket_views import card_keyboard, card_text, history_text, local_time
+from bot.telegram.report_views import refusal_text
+from bot.telegram.ticket_views import (
+    card_keyboard,
+    card_text,
+    dispatch_keyboard,
+    dispatch_reason_keyboard,
+    dispatch_text,
+    dispatched_text,
+    history_text,
+    local_time,
+    tier_label,
+)
 from models import Person, Rating, TicketState
 
 PROMPTS: dict[TicketAction, str] = {
@@ -70,6 +83,12 @@ class Handling(StatesGroup):
     """A handler types what a card action needs (note, question, result, reason…)."""
 
     text = State()
+
+
+class Dispatching(StatesGroup):
+    """The centre typed a short reason for sending a ticket to a chosen tier (下派 / 上收)."""
+
+    reason = State()
 
 
 class Reporting(StatesGroup):
@@ -127,7 +146,16 @@ async def card_pressed(
             holder=holder,
             photos=photos,
         )
-        reply.text(text, card_keyboard(ticket, _t), ref=f"tc:{ticket.id}:{person.id}")
+        dispatch = await dispatching.may_dispatch(session, person, roles, ticket)
+        keyboard = card_keyboard(ticket, _t, dispatch=dispatch)
+        reply.text(text, keyboard, ref=f"tc:{ticket.id}:{person.id}")
+        return
+    if action == TicketAction.DISPATCH:
+        choices = await dispatching.choices(
+            session, actor=person, roles=roles, ticket_id=ticket_id, now=now
+        )
+        await query.answer()
+        reply.text(dispatch_text(choices, _t), dispatch_keyboard(choices, _t))
         return
     if action == TicketAction.ANSWER:
         await query.answer()
@@ -266,6 +294,101 @@ async def transfer_chosen(
             query.message.message_id,
             _("Ticket {number} transferred.").format(number=ticket.number),
         )
+
+
+async def dispatch_chosen(
+    query: CallbackQuery,
+    callback_data: DispatchCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    """A tier was chosen: ask why (or send it at once, when "without a reason" was pressed)."""
+    target = {"ticket_id": callback_data.id, "tier": callback_data.tier}
+    if callback_data.step == DispatchStep.ASK:
+        choice = await dispatching.check_target(
+            session, actor=person, roles=roles, role=callback_data.role, now=now, **target
+        )
+        await query.answer()
+        await state.set_state(Dispatching.reason)
+        await state.update_data({"role": callback_data.role.value, **target})
+        prompt = _("Why send it to {owner}? Write a short reason, or send it without one.")
+        text = prompt.format(owner=esc(tier_label(choice, _t)))
+        keyboard = dispatch_reason_keyboard(callback_data, _t)
+        if query.message is not None:  # the list of tiers becomes the question
+            reply.edit(query.message.message_id, text, keyboard)
+        else:
+            reply.text(text, keyboard)
+        return
+    await state.clear()
+    result = await dispatching.send_to_tier(
+        session,
+        notifier,
+        actor=person,
+        roles=roles,
+        role=callback_data.role,
+        reason=None,
+        now=now,
+        **target,
+    )
+    await query.answer(_("Sent."))
+    if query.message is not None:
+        reply.edit(query.message.message_id, dispatched_text(result, _t))
+
+
+async def dispatch_reason(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    data = await state.get_data()
+    try:
+        chosen = DispatchCb(
+            id=data.get("ticket_id", -1),
+            tier=data.get("tier", -1),
+            role=data.get("role", ""),
+            step=DispatchStep.GO,
+        )
+    except ValueError:  # nothing usable was remembered: the choice is gone
+        await state.clear()
+        reply.text(refusal_text(NotFound()))
+        return
+    try:
+        result = await dispatching.send_to_tier(
+            session,
+            notifier,
+            actor=person,
+            roles=roles,
+            ticket_id=chosen.id,
+            tier=chosen.tier,
+            role=chosen.role,
+            reason=message.text or "",
+            now=now,
+        )
+    except InvalidInput as error:
+        reply.text(_(error.message).format(**error.params), dispatch_reason_keyboard(chosen, _t))
+        return
+    except DomainError as refusal:  # it cannot go there any more: stop waiting for a reason
+        await state.clear()  # (raising would roll the cleared state back with the update)
+        dispatching.keep_refusal(session, refusal)
+        reply.text(refusal_text(refusal))
+        return
+    await state.clear()
+    reply.text(dispatched_text(result, _t))
+
+
+async def dispatch_forged(query: CallbackQuery, person: Person, now: datetime) -> None:
+    """Dispatch data no button of ours carries: refused, and the refusal audited."""
+    raise dispatching.forged(person, query.data or "", now)
 
 
 async def rated(
@@ -475,12 +598,17 @@ def build_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(card_pressed, TicketCb.filter())
     router.callback_query.register(transfer_chosen, TransferCb.filter())
+    router.callback_query.register(dispatch_chosen, DispatchCb.filter())
+    router.callback_query.register(dispatch_forged, F.data.startswith(f"{DispatchCb.__prefix__}:"))
     router.callback_query.register(rated, RateCb.filter())
     router.callback_query.register(cancelled, CancelCb.filter())
     router.callback_query.register(return_visit_recorded, ReturnVisitCb.filter())
     router.message.register(tickets_command, Command("tickets"))
     router.message.register(my_command, Command("my"))
     router.message.register(handling_text, StateFilter(Handling.text), F.text | F.photo)
+    router.message.register(
+        dispatch_reason, StateFilter(Dispatching.reason), F.text, ~F.text.startswith("/")
+    )
     router.message.register(comment_text, StateFilter(Reporting.comment), F.text)
     router.message.register(answer_text, StateFilter(Reporting.answer), F.text)
     router.message.register(answer_text, StateFilter(None), F.text, ~F.text.startswith("/"))

@@ -21,6 +21,8 @@ The glue (``bot/services/tickets.py``, the sweep job) uses it like this:
    one transaction (optimistic lock on ``Ticket.version``: a stale run loses).
 4. **People act** — :func:`accept`, :func:`pause` (waiting for the reporter),
    :func:`resume`, :func:`escalate_by_hand`, :func:`reopen`; persist the returned clock.
+   The street centre picks the owner itself with :func:`dispatch_to` (下派 down the chain,
+   上收 up to it, or back from a department); persist ``apply_dispatch(clock, step)``.
 
 The policy and calendar are those the ticket was created under: ``parse_policy(sla["policy"])``
 and ``WorkCalendar.for_policy(policy, overrides)`` with the admin's ``CalendarDay`` rows.
@@ -391,6 +393,112 @@ def escalate_by_hand(
         raise AtTheTop()
     note = clean_reason(reason)
     return replace(_escalation(clock, above, "by_hand", _utc(now), policy, calendar), note=note)
+
+
+# --- the centre chooses the owner (下派 / 上收) --------------------------------------------------
+
+Direction = Literal["down", "up"]
+
+NOT_IN_CHAIN = N_("That is not a tier of this ticket's chain.")
+PAST_THE_CAP = N_(
+    "This ticket is past its overall time limit, so it stays with the street centre: it can "
+    "be taken up, not sent down."
+)
+
+
+class AlreadyThere(NotAllowed):
+    """The ticket is already owned by the link it was to be sent to."""
+
+    message = N_("The ticket is already with that tier; choose another one.")
+
+
+@dataclass(frozen=True)
+class Dispatch:
+    """The centre sends the ticket to a chosen link of the chain (下派), or takes it up (上收).
+
+    Unlike :class:`Escalate` it may go down, skip tiers, or bring a ticket back from a
+    department. The clock restarts at ``at`` with the new owner's windows, inside the ticket's
+    overall cap, which does not move. ``direction`` is ``up`` when the new owner is higher in
+    the chain than the old one (from a department: when it goes to the top), else ``down``.
+    """
+
+    from_tier: int
+    from_role: Role
+    to_tier: int
+    to_role: Role
+    direction: Direction
+    at: datetime
+    new_accept_deadline: datetime
+    new_resolve_deadline: datetime
+    note: str | None = None
+
+    @property
+    def to(self) -> ChainLink:
+        return ChainLink(self.to_tier, self.to_role)
+
+
+def dispatch_to(
+    clock: TicketClock,
+    policy: Policy,
+    calendar: WorkCalendar,
+    now: datetime,
+    link: ChainLink,
+    reason: str | None = None,
+) -> Dispatch:
+    """The street centre hands the ticket to ``link`` now, optionally saying why.
+
+    Refuses a stopped clock (:class:`ClockStopped`), a link outside the policy's chain, the
+    link that owns it already (:class:`AlreadyThere`), anything but the top once the overall
+    cap has passed, and an empty or over-long reason (``InvalidInput``).
+    """
+    if not clock.running:
+        raise ClockStopped()
+    if link not in policy.chain:
+        raise NotAllowed(NOT_IN_CHAIN)
+    if link == clock.owner:
+        raise AlreadyThere()
+    now = _utc(now)
+    cap = clock.cap_deadline
+    if link != policy.top and cap is not None and cap <= now:
+        raise NotAllowed(PAST_THE_CAP)
+    note = None if reason is None else clean_reason(reason)
+    mine, theirs = clock.owner.rank, link.rank
+    assert theirs is not None  # every link of the chain has a rank
+    up = link == policy.top if mine is None else theirs > mine
+    accept_by, resolve_by = _deadlines(policy, calendar, clock.kind, link.tier, now, cap)
+    return Dispatch(
+        from_tier=clock.tier,
+        from_role=clock.role,
+        to_tier=link.tier,
+        to_role=link.role,
+        direction="up" if up else "down",
+        at=now,
+        new_accept_deadline=accept_by,
+        new_resolve_deadline=resolve_by,
+        note=note,
+    )
+
+
+def apply_dispatch(clock: TicketClock, step: Dispatch) -> TicketClock:
+    """The clock after a :class:`Dispatch`: a new owner, dispatched again at ``step.at`` (to be
+    accepted anew), a fresh warning, and — while the cap is ahead — a fresh flag at the top.
+    It is not an escalation: ``escalations`` is unchanged."""
+    cap = clock.cap_deadline
+    past_cap = cap is not None and cap <= step.at
+    return replace(
+        clock,
+        state=TicketState.DISPATCHED,
+        tier=step.to_tier,
+        role=step.to_role,
+        dispatched_at=step.at,
+        window_start=step.at,
+        accept_deadline=step.new_accept_deadline,
+        resolve_deadline=step.new_resolve_deadline,
+        accepted_at=None,
+        paused_at=None,
+        warned=False,
+        top_flagged=clock.top_flagged and past_cap,
+    )
 
 
 def clean_reason(text: str) -> str:

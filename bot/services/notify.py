@@ -30,6 +30,8 @@ class Notice(StrEnum):
     REOPENED = "reopened"
     ESCALATED = "escalated"
     TRANSFERRED = "transferred"
+    SENT_DOWN = "sent_down"  # the centre sent it down the chain (下派), or back from a department
+    TAKEN_UP = "taken_up"  # the centre took it up (上收)
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     WARNED = "warned"  # a deadline is near
@@ -47,6 +49,7 @@ class TicketUpdate:
     owners: list[Person] = field(default_factory=list)  # whose card shows the actions
     others: list[Person] = field(default_factory=list)  # previous owners, informed chain
     extra: dict[str, str] = field(default_factory=dict)
+    report_photos: int | None = None  # photos filed with the report, when the caller knows
 
 
 class TicketNotifier(Protocol):

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Annotated, Final, Self
 
 from aiogram.filters.callback_data import CallbackData
+from pydantic import Field
 
-from models import Rating
+from bot.routing.policy import MAX_TIER
+from models import Rating, Role
+
+MAX_ROW_ID: Final = 2**31 - 1  # keys are INTEGER columns: a larger number is no row of ours
+RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # out of range: the data does not parse
 
 
 class LanguageCode(StrEnum):
@@ -33,7 +39,7 @@ class PeoplePageCb(CallbackData, prefix="pp"):
 class HouseholdCb(CallbackData, prefix="hh"):
     """Open one household's card."""
 
-    id: int
+    id: RowId
 
 
 class HouseholdPageCb(CallbackData, prefix="hp"):
@@ -52,26 +58,50 @@ class TicketAction(StrEnum):
     REJECT = "x"
     HISTORY = "h"
     ANSWER = "w"  # the reporter answers a question
+    DISPATCH = "s"  # the centre sends it down (下派) or takes it up (上收): choose a tier
 
 
 class TicketCb(CallbackData, prefix="tk"):
     """An action on a ticket's card (the service re-checks who may do it)."""
 
     action: TicketAction
-    id: int
+    id: RowId
 
 
 class TransferCb(CallbackData, prefix="tt"):
     """Transfer a ticket to one department."""
 
-    id: int
-    department: int
+    id: RowId
+    department: RowId
+
+
+class DispatchStep(StrEnum):
+    ASK = "a"  # a tier was chosen: ask for a short reason
+    GO = "g"  # send it now, without a reason
+
+
+class DispatchCb(CallbackData, prefix="dp"):
+    """Send a ticket to one link of its chain (下派 / 上收): ``tier`` and ``role`` name the
+    link; the service refuses anything that is not a link of this ticket's chain."""
+
+    id: RowId
+    tier: Annotated[int, Field(ge=0, le=MAX_TIER)]
+    role: Role
+    step: DispatchStep
+
+    @classmethod
+    def unpack(cls, value: str) -> Self:
+        """Strictly: only the exact text :meth:`pack` writes (not ``+3``, `` 3`` or ``3.0``)."""
+        data = super().unpack(value)
+        if data.pack() != value:
+            raise ValueError("callback data not in its packed form")
+        return data
 
 
 class RateCb(CallbackData, prefix="rt"):
     """The reporter's rating of a resolved ticket."""
 
-    id: int
+    id: RowId
     rating: Rating
 
 
@@ -89,5 +119,5 @@ class ReturnVisitOutcome(StrEnum):
 class ReturnVisitCb(CallbackData, prefix="rv"):
     """What the reporter said when the worker called back (回访)."""
 
-    id: int
+    id: RowId
     outcome: ReturnVisitOutcome

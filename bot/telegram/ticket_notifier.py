@@ -19,6 +19,7 @@ from bot.services.notify import Notice, TicketUpdate
 from bot.services.tickets import ReturnVisitRenderer
 from bot.settings import Settings
 from bot.telegram.callbacks import ReturnVisitCb, ReturnVisitOutcome
+from bot.telegram.render import esc
 from bot.telegram.replies import markup_json
 from bot.telegram.ticket_views import (
     answer_keyboard,
@@ -27,7 +28,7 @@ from bot.telegram.ticket_views import (
     local_time,
     rating_keyboard,
 )
-from models import Grid, Person, ReturnVisit, Ticket
+from models import Grid, Person, ReturnVisit, Role, Ticket
 
 REPORTER_TEXT: dict[Notice, str] = {
     Notice.JOINED: N_("You now follow ticket {number}; you will hear when it moves."),
@@ -51,6 +52,8 @@ REPORTER_TEXT: dict[Notice, str] = {
         "Ticket {number} cannot be taken up: {note}\nIf you disagree, please call your grid "
         "worker."
     ),
+    Notice.SENT_DOWN: N_("Ticket {number} was sent to {grid}, which will handle it (已下派)."),
+    Notice.TAKEN_UP: N_("Ticket {number} was taken up by {grid}, which handles it now (已上收)."),
 }
 OWNER_TEXT: dict[Notice, str] = {
     Notice.FILED: N_("New ticket {number}."),
@@ -60,7 +63,13 @@ OWNER_TEXT: dict[Notice, str] = {
     Notice.REOPENED: N_("Ticket {number} was rated unsatisfactory and must be handled again."),
     Notice.WARNED: N_("⏰ Ticket {number} is due soon: {deadline}."),
     Notice.OVERDUE_AT_TOP: N_("⚠️ Ticket {number} is overdue at the street centre."),
+    Notice.SENT_DOWN: N_("Ticket {number} was sent down to you by {actor} (下派)."),
+    Notice.TAKEN_UP: N_("Ticket {number} was taken up to you by {actor} (上收)."),
 }
+# the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
+MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
+MOVED_REASON = N_("Reason: {note}")
+MOVED_AWAY = N_("Ticket {number} was moved to {grid} by {actor}; it is no longer with you.")
 INFORMED_TEXT = N_("For your information: a new ticket {number} in {grid}.")
 REASONS = {
     "accept_overdue": N_("not accepted in time"),
@@ -82,7 +91,9 @@ class TelegramTicketNotifier:
     async def __call__(self, session: AsyncSession, update: TicketUpdate, now: datetime) -> None:
         ticket = update.ticket
         assert ticket.id is not None
-        grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
+        grid_name, reporter_name, holder, photos = await tickets.card_facts(
+            session, ticket, photos=update.report_photos
+        )
         owner_grid = (
             await session.get(Grid, ticket.owner_grid_id) if ticket.owner_grid_id else None
         )
@@ -114,14 +125,21 @@ class TelegramTicketNotifier:
                 holder=holder,
                 photos=photos,
             )
-            return text, markup_json(card_keyboard(ticket, t))
+            # the owners of a ticket at the centre are its operators: they may send it down
+            dispatch = ticket.owner_role == Role.CENTER
+            return text, markup_json(card_keyboard(ticket, t, dispatch=dispatch))
 
         for person in update.reporters:
             if update.notice in REPORTER_TEXT:
                 self._reporter_message(session, person, update, params, now)
         reporter_ids = {p.id for p in update.reporters}
         owner_ids = {p.id for p in update.owners}
-        new_owners = update.notice in {Notice.FILED, Notice.ESCALATED, Notice.TRANSFERRED}
+        new_owners = update.notice in {
+            Notice.FILED,
+            Notice.ESCALATED,
+            Notice.TRANSFERRED,
+            *MOVED_BY_CENTRE,
+        }
         for person in update.owners:
             if person.id in reporter_ids or not _reachable(person):
                 continue
@@ -133,7 +151,10 @@ class TelegramTicketNotifier:
                 self._edit(session, person, ref, text, keyboard, now)
             message = OWNER_TEXT.get(update.notice)
             if message and update.notice != Notice.FILED:
-                self._send(session, person, self._t(person, message, **params), None, now)
+                told = self._t(person, message, **params)
+                if update.notice in MOVED_BY_CENTRE and update.note:
+                    told += "\n" + self._t(person, MOVED_REASON, note=esc(update.note))
+                self._send(session, person, told, None, now)
         for person in update.others:
             if person.id in reporter_ids | owner_ids or not _reachable(person):
                 continue
@@ -151,6 +172,10 @@ class TelegramTicketNotifier:
                 )
             else:  # it moved on from them: their card keeps no buttons
                 self._edit(session, person, f"tc:{ticket.id}:{person.id}", text, None, now)
+                actor_id = update.actor.id if update.actor else None
+                if update.notice in MOVED_BY_CENTRE and person.id != actor_id:
+                    moved = self._t(person, MOVED_AWAY, **params)
+                    self._send(session, person, moved, None, now)
 
     def _t(self, person: Person, message: str, **params: Any) -> str:
         locale = self._locale(person)

@@ -11,7 +11,15 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot import labels
 from bot.i18n import N_
 from bot.routing.policy import ChainLink
-from bot.telegram.callbacks import RateCb, TicketAction, TicketCb
+from bot.services.dispatching import DispatchChoices, Dispatched, TierChoice
+from bot.telegram.callbacks import (
+    CancelCb,
+    DispatchCb,
+    DispatchStep,
+    RateCb,
+    TicketAction,
+    TicketCb,
+)
 from bot.telegram.render import bold, code, esc
 from models import HandlingKind, Rating, Role, Ticket, TicketEvent, TicketState
 
@@ -31,7 +39,8 @@ WORKING_ACTIONS = (
     (TicketAction.ESCALATE, N_("⬆️ Escalate")),
     (TicketAction.TRANSFER, N_("🏢 Transfer")),
 )
-BUTTON_LABELS = [label for _, label in OPEN_ACTIONS + WORKING_ACTIONS]
+DISPATCH_BUTTON = N_("🔀 Send down / take up")
+BUTTON_LABELS = [label for _, label in OPEN_ACTIONS + WORKING_ACTIONS] + [DISPATCH_BUTTON]
 RATINGS = (
     (Rating.SATISFIED, N_("😊 Satisfied")),
     (Rating.BASICALLY_SATISFIED, N_("🙂 Basically satisfied")),
@@ -90,8 +99,11 @@ def card_text(
     return "\n".join(lines)
 
 
-def card_keyboard(ticket: Ticket, t: Translate) -> InlineKeyboardMarkup | None:
-    """The actions the card offers in the ticket's state (the service re-checks them)."""
+def card_keyboard(
+    ticket: Ticket, t: Translate, *, dispatch: bool = False
+) -> InlineKeyboardMarkup | None:
+    """The actions the card offers in the ticket's state (the service re-checks them);
+    ``dispatch`` adds 下派/上收 for a reader who holds it (a centre operator, an admin)."""
     state = TicketState(ticket.state)
     actions: tuple[tuple[TicketAction, str], ...]
     if state in {TicketState.DISPATCHED, TicketState.REOPENED, TicketState.TRANSFERRED}:
@@ -108,8 +120,94 @@ def card_keyboard(ticket: Ticket, t: Translate) -> InlineKeyboardMarkup | None:
         )
         for action, label in actions
     ]
+    if dispatch:
+        buttons.append(
+            InlineKeyboardButton(
+                text=t(DISPATCH_BUTTON),
+                callback_data=TicketCb(action=TicketAction.DISPATCH, id=ticket.id or 0).pack(),
+            )
+        )
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+# --- 下派 / 上收 ------------------------------------------------------------------------------
+
+NAMED_HOLDERS = 2  # up to this many holders are named on a tier's button, more are counted
+
+
+def tier_label(choice: TierChoice, t: Translate) -> str:
+    """A tier as the centre reads it: "杏林社区 · 网格长（张三）", "第一网格 · 网格员 ×3"."""
+    values = {"grid": choice.grid_name, "role": t(labels.ROLE[Role(choice.link.role)])}
+    if not choice.holders:
+        return t("{grid} · {role} (nobody yet)", **values)
+    if len(choice.holders) > NAMED_HOLDERS:
+        return t("{grid} · {role} ×{count}", count=len(choice.holders), **values)
+    names = "、".join(person.name for person in choice.holders)
+    return t("{grid} · {role} ({names})", names=names, **values)
+
+
+def dispatch_text(choices: DispatchChoices, t: Translate) -> str:
+    """What the centre reads above the tiers: where the ticket is now."""
+    current = choices.current
+    if choices.department is not None:
+        where = choices.department.name
+    elif current is not None:
+        where = tier_label(current, t)
+    else:
+        where = "—"
+    return t(
+        "Ticket {number} is now with {owner}.\nSend it down (下派) or take it up (上收) to:",
+        number=code(choices.ticket.number),
+        owner=esc(where),
+    )
+
+
+def dispatch_keyboard(choices: DispatchChoices, t: Translate) -> InlineKeyboardMarkup:
+    """One button per tier it is not at (⬇️ below where it is, ⬆️ above), the departments
+    (转办), and Cancel."""
+    ticket_id = choices.ticket.id or 0
+    current = choices.current
+    rows: list[list[InlineKeyboardButton]] = []
+    for choice in choices.tiers:
+        if choice.current:
+            continue
+        if current is None:  # with a department: only the top (the last link) is up
+            up = choice is choices.tiers[-1]
+        else:
+            up = (choice.link.rank or (0, 0)) > (current.link.rank or (0, 0))
+        data = DispatchCb(
+            id=ticket_id, tier=choice.link.tier, role=choice.link.role, step=DispatchStep.ASK
+        )
+        arrow = "⬆️ " if up else "⬇️ "
+        rows.append(
+            [InlineKeyboardButton(text=arrow + tier_label(choice, t), callback_data=data.pack())]
+        )
+    transfer = TicketCb(action=TicketAction.TRANSFER, id=ticket_id).pack()
+    rows.append([InlineKeyboardButton(text=t("🏢 Transfer"), callback_data=transfer)])
+    rows.append([InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack())])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def dispatch_reason_keyboard(data: DispatchCb, t: Translate) -> InlineKeyboardMarkup:
+    """Under the question "why?": send it without a reason, or cancel."""
+    go = DispatchCb(id=data.id, tier=data.tier, role=data.role, step=DispatchStep.GO)
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=t("Send without a reason"), callback_data=go.pack())],
+            [InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack())],
+        ]
+    )
+
+
+def dispatched_text(result: Dispatched, t: Translate) -> str:
+    """The centre's answer: who has the ticket now."""
+    message = (
+        N_("Ticket {number} was taken up (已上收); it is now with {owner}.")
+        if result.direction == "up"
+        else N_("Ticket {number} was sent down (已下派); it is now with {owner}.")
+    )
+    return t(message, number=code(result.ticket.number), owner=esc(tier_label(result.to, t)))
 
 
 def rating_keyboard(ticket: Ticket, t: Translate) -> dict[str, Any]:
@@ -158,6 +256,12 @@ EVENT_LABELS: dict[str, str] = {
 }
 
 
+DISPATCH_EVENT_LABELS: dict[str, str] = {
+    "down": N_("sent down by the centre (下派)"),
+    "up": N_("taken up by the centre (上收)"),
+}
+
+
 def history_text(
     ticket: Ticket, events: list[tuple[TicketEvent, str | None]], t: Translate, tz: Any
 ) -> str:
@@ -168,6 +272,8 @@ def history_text(
     ]
     for event, name in events:
         label = t(EVENT_LABELS.get(event.action, event.action))
+        if event.action == "dispatched" and event.data.get("direction") in DISPATCH_EVENT_LABELS:
+            label = t(DISPATCH_EVENT_LABELS[event.data["direction"]])
         who = f" · {esc(name)}" if name else ""
         note = f"：{esc(event.note)}" if event.note else ""
         lines.append(f"{code(local_time(event.at, tz))} {esc(label)}{who}{note}")
