@@ -33,10 +33,18 @@ class VisitTally(SQLModel, table=True):
 
     One row per household and period (month, quarter and year), so "who is still due"
     is a join on one row per household rather than a count over all visits.
+
+    On SQLite the table is ``WITHOUT ROWID``: the rows live in the primary key's B-tree,
+    so the quota engine's look-up of a household's row is one search, not an index search
+    followed by a fetch of the row (migration 0003; an Alembic batch rebuild of this table
+    must pass ``table_kwargs={"sqlite_with_rowid": False}`` to keep it).
     """
 
     __tablename__ = "visit_tally"
-    __table_args__ = (Index("ix_visit_tally_period", "period", "period_start"),)
+    __table_args__ = (
+        Index("ix_visit_tally_period", "period", "period_start"),
+        {"sqlite_with_rowid": False},
+    )
 
     household_id: int = Field(foreign_key="household.id", primary_key=True)
     period: str = Field(sa_type=String(8), primary_key=True)  # month | quarter | year
