@@ -824,7 +824,9 @@ async def due_pairs(
         .where(query.any_due(), *_scope(worker_ids, grid_path))
     )
     connection = await _engine_connection(session)
-    rows = (await connection.execute(statement)).all()
+    # plain tuples, each Row object dropped as soon as it is read: 140,000 Rows held at once
+    # cost more in the garbage collector's passes than in making them
+    rows = [tuple(row) for row in await connection.execute(statement)]
     items: list[DueItem] = []
     new = tuple.__new__  # DueItem(...) without the Python-level __new__: 200,000 items add up
     for i, rule in enumerate(query.rules):
@@ -1015,52 +1017,72 @@ async def plan_daily_push(
         )
     )
     connection = await _engine_connection(session)
-    rows = (await connection.execute(statement)).all()
-    as_time = (
-        UTCDateTime().dialect_impl(connection.dialect).result_processor(connection.dialect, None)
-    )
-    rule_bits = [(1 << i, rule.id or 0) for i, rule in enumerate(query.rules)]
-    last_days = [end - timedelta(days=1) for end in ends]
-    chosen: list[tuple[int, int, tuple[Horizon, ...], list[Any]]] = []
+    rows = await connection.execute(statement)
+    # Streamed, keeping only plain tuples: the chosen rows, and one entry per worker. The
+    # rows not chosen are dropped as they go by, so that the garbage collector's passes do
+    # not walk 140,000 Row objects (nor a list per worker): that cost more than the query.
+    chosen: list[tuple[Any, ...]] = []
+    workers: list[tuple[int, int, tuple[int, ...], int]] = []  # worker, owing, counts, target
     for worker_id, group in groupby(rows, key=itemgetter(0)):
         if worker_id is None:
             continue
         owed = list(group)
         if len(ends) == 1:
-            counts = [len(owed)]
+            counts: tuple[int, ...] = (len(owed),)
         else:
             horizons = [row[4] for row in owed]
-            counts = [horizons.count(i) for i in range(len(ends))]
+            counts = tuple(horizons.count(i) for i in range(len(ends)))
         target = sum(-(-n // d) for n, d in zip(counts, days, strict=True))
-        spread = tuple(
-            Horizon(last, d, n) for last, d, n in zip(last_days, days, counts, strict=True) if n
-        )
-        chosen.append((worker_id, len(owed), spread, owed[:target]))
+        chosen.extend(tuple(row) for row in owed[:target])
+        workers.append((worker_id, len(owed), counts, min(target, len(owed))))
     # the names and addresses of the chosen households only: not sorted along with the rest
-    labels = await _household_labels(
-        connection, sorted(row[1] for *_, best in chosen for row in best)
+    labels = await _household_labels(connection, sorted(row[1] for row in chosen))
+    as_time = (
+        UTCDateTime().dialect_impl(connection.dialect).result_processor(connection.dialect, None)
     )
-    return {
-        worker_id: WorkerPlan(
+    last_days = [end - timedelta(days=1) for end in ends]
+    owed_rules = _RuleIds(query.rules)
+    plans: dict[int, WorkerPlan] = {}
+    at = 0
+    for worker_id, owing, counts, target in workers:
+        best = chosen[at : at + target]
+        at += target
+        plans[worker_id] = WorkerPlan(
             worker_id=worker_id,
             local_day=today,
             due_households=owing,
-            target_today=len(best),
-            horizons=spread,
+            target_today=target,
+            horizons=tuple(
+                Horizon(last, d, n)
+                for last, d, n in zip(last_days, days, counts, strict=True)
+                if n
+            ),
             suggestions=tuple(
                 Suggestion(
                     row[1],
                     *labels[row[1]],
                     bool(row[2]),
                     bool(row[3]),
-                    tuple(rule_id for bit, rule_id in rule_bits if row[6] & bit),
+                    owed_rules[row[6]],
                     None if row[5] is None or as_time is None else as_time(row[5]),
                 )
                 for row in best
             ),
         )
-        for worker_id, owing, spread, best in chosen
-    }
+    return plans
+
+
+class _RuleIds(dict[int, tuple[int, ...]]):
+    """The ids of the rules a household owes, by its owed-rules bit mask (filled as met)."""
+
+    def __init__(self, rules: list[QuotaRule]) -> None:
+        super().__init__()
+        self.rules = rules
+
+    def __missing__(self, mask: int) -> tuple[int, ...]:
+        ids = tuple(rule.id or 0 for i, rule in enumerate(self.rules) if mask & 1 << i)
+        self[mask] = ids
+        return ids
 
 
 async def _household_labels(
