@@ -13,6 +13,7 @@ in the same process against the same data. The target is ≤ 3× the scan.
 
     .venv/bin/python -m bench.quota_engine                    # 300,000 households, SQLite
     .venv/bin/python -m bench.quota_engine --quick            # 20,000 households
+    .venv/bin/python -m bench.quota_engine --sqlite-file /tmp/quota.db  # load once, reuse
     .venv/bin/python -m bench.quota_engine \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/gridbot_bench
 
@@ -75,6 +76,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--database-url",
         default=os.environ.get("GRIDBOT_BENCH_DATABASE_URL"),
         help="postgresql+asyncpg://…/gridbot_bench (default: SQLite in a temporary directory)",
+    )
+    parser.add_argument(
+        "--sqlite-file",
+        type=Path,
+        default=None,
+        help="keep the SQLite database in this file and reuse it when it already holds the "
+        "same number of households (same --households/--workers/--seed): no second load",
     )
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each step")
     parser.add_argument("--seed", type=int, default=2026)
@@ -415,15 +423,28 @@ def prepare_postgresql(url: str) -> None:
     asyncio.run(recreate())
 
 
+async def already_loaded(engine: AsyncEngine, size: Size) -> bool:
+    """Whether a kept database holds this size's households already."""
+    async with engine.connect() as connection:
+        count = (await connection.execute(text("SELECT count(*) FROM household"))).scalar()
+    if count not in (0, size.households):
+        raise SystemExit(f"the kept database holds {count:,} households: delete it first")
+    return count == size.households
+
+
 async def measure(url: str, size: Size, runs: int, seed: int) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
-        loaded = await load(engine, size, seed)
-        print(
-            f"loaded {loaded.workers:,} workers, {loaded.households:,} households, "
-            f"{loaded.visits:,} visits and {loaded.tallies:,} tallies "
-            f"under {loaded.grids:,} grids in {loaded.seconds:.1f} s"
-        )
+        if await already_loaded(engine, size):
+            await analyze(engine)  # a new index since the last run needs its statistics
+            print("reusing the loaded database")
+        else:
+            loaded = await load(engine, size, seed)
+            print(
+                f"loaded {loaded.workers:,} workers, {loaded.households:,} households, "
+                f"{loaded.visits:,} visits and {loaded.tallies:,} tallies "
+                f"under {loaded.grids:,} grids in {loaded.seconds:.1f} s"
+            )
         async with AsyncSession(engine) as session:
             rules = await quotas.list_rules(session, NOW, tz=TZ)
         local = NOW.astimezone(TZ)
@@ -464,8 +485,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         raise SystemExit("need at least one household and 1 ≤ workers ≤ households")
     with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as directory:
         if args.database_url:
+            if args.sqlite_file:
+                raise SystemExit("--sqlite-file is for SQLite only")
             url = args.database_url
             prepare_postgresql(url)
+        elif args.sqlite_file:
+            url = f"sqlite+aiosqlite:///{args.sqlite_file.resolve()}"
         else:
             url = f"sqlite+aiosqlite:///{Path(directory) / 'bench.db'}"
         backend = make_url(url).get_backend_name()
