@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from aiogram import BaseMiddleware, Bot, Dispatcher
+from aiogram import BaseMiddleware, Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.fsm.storage.base import BaseStorage
@@ -79,6 +79,30 @@ def install_update_middlewares(dispatcher: Dispatcher, *middlewares: BaseMiddlew
         outer.register(fsm)
 
 
+def run_magic_filters_inline(router: Router) -> None:
+    """Test aiogram's magic filters (``F.text``, ``F.photo`` …) in the event loop.
+
+    aiogram runs every filter that is not a coroutine function in a worker thread
+    (``asyncio.to_thread``), magic filters too: a thread hop for each attribute test, several
+    per update before a handler is even chosen. A magic filter only reads the event, so here
+    each one of ``router`` and its sub-routers is wrapped in a coroutine function instead.
+    """
+    for each in router.chain_tail:
+        for observer in each.observers.values():
+            for handler in [*observer.handlers, observer._handler]:
+                for check in handler.filters or []:
+                    if check.magic is not None and not check.awaitable:
+                        check.callback = _in_the_loop(check.callback)
+                        check.awaitable = True
+
+
+def _in_the_loop(resolve: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
+    async def resolved(value: Any) -> Any:  # the same one parameter as MagicFilter.resolve
+        return resolve(value)
+
+    return resolved
+
+
 class BotApiSession(AiohttpSession):
     """aiogram's HTTP session, with each answer's model built once per process.
 
@@ -129,12 +153,13 @@ def build_app(
     )
     install_update_middlewares(
         dispatcher,
-        DbSessionMiddleware(sessions, clock, sender.wake),
+        DbSessionMiddleware(sessions, clock, sender),
         DedupeUpdateMiddleware(),
         PersonMiddleware(),
     )
     PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
     dispatcher.include_router(build_router())
+    run_magic_filters_inline(dispatcher)
     return App(settings, clock, engine, sessions, bot, dispatcher, sender)
 
 

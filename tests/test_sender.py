@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import AsyncGenerator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -34,8 +35,9 @@ from bot.i18n import gettext_for
 from bot.services import outbox, people, unreachable
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.settings import LimitSettings, Settings
-from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, OutboxSender
+from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, Handoff, OutboxSender
 from models import OutboxMessage, OutboxStatus, Person
+from tests.statements import Statements
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
 SENT_AT = datetime(2026, 3, 12, 1, 0, tzinfo=UTC)
@@ -458,6 +460,140 @@ async def test_run_delivers_what_is_committed_while_it_runs(
             await task
     assert fake.delivered(9001) == [f"reply {n}" for n in range(3)]
     assert fake.delivered(9002) == [f"notice {n}" for n in range(3)]
+
+
+# -- an update's own replies (claim) -----------------------------------------------------------
+
+
+async def until(condition: Callable[[], bool]) -> None:
+    for _ in range(1000):
+        if condition():
+            return
+        await asyncio.sleep(0.005)
+    raise AssertionError("it did not happen")
+
+
+@asynccontextmanager
+async def delivering(sender: OutboxSender) -> AsyncIterator[list[int]]:
+    """``sender.run()`` in the background, polling too rarely to matter; yields the ids of the
+    rows its own leases took."""
+    leased: list[int] = []
+    lease = sender._lease
+
+    async def recording(limit: int) -> list[OutboxMessage]:
+        rows = await lease(limit)
+        leased.extend(row.id or 0 for row in rows)
+        return rows
+
+    sender._lease = recording  # type: ignore[method-assign]
+    task = asyncio.create_task(sender.run(poll_seconds=60))
+    try:
+        await until(lambda: sender.running)
+        yield leased
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def update_replies(
+    sender: OutboxSender,
+    sessions: SessionFactory,
+    clock: FrozenClock,
+    replies: list[tuple[int, str]],
+    *,
+    flush: bool = False,
+    **extra: Any,
+) -> Handoff:
+    """What DbSessionMiddleware does around a handler that queues ``replies``."""
+    async with sessions() as session:
+        sender.track(session)
+        for chat_id, text in replies:
+            outbox.send_text(session, chat_id=chat_id, text=text, now=clock.now(), **extra)
+        if flush:
+            await session.flush()
+        handoff = await sender.claim(session)
+        await session.commit()
+    sender.committed(handoff)
+    return handoff
+
+
+async def test_an_updates_own_replies_are_leased_in_its_transaction_and_sent_at_once(
+    engine: AsyncEngine, sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    async with delivering(sender) as leased:
+        with Statements(engine) as sql:
+            handoff = await update_replies(
+                sender, sessions, clock, [(9001, "first"), (9002, "other"), (9001, "second")]
+            )
+        assert sql.seen.count("SELECT outbox") == 1  # is anything of these chats waiting?
+        assert sorted(row.chat_id for row in handoff.rows) == [9001, 9001, 9002]
+        assert all(row.lease_until == clock.now() + LEASE for row in handoff.rows)
+        assert not handoff.wake
+        await until(lambda: len(fake.delivered()) == 3)
+    assert fake.delivered(9001) == ["first", "second"]
+    assert fake.delivered(9002) == ["other"]
+    assert not set(leased) & {row.id for row in handoff.rows}  # no lease of the sender's own
+    assert {row.status for row in (await rows_by_id(sessions)).values()} == {OutboxStatus.SENT}
+
+
+async def test_a_reply_waits_behind_what_its_chat_has_pending(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    async with delivering(sender):
+        await enqueue(sessions, clock, [(9001, "a reminder, committed before")])  # not woken
+        handoff = await update_replies(sender, sessions, clock, [(9001, "reply"), (9002, "x")])
+        assert [row.chat_id for row in handoff.rows] == [9002]
+        assert handoff.wake
+        await until(lambda: len(fake.delivered()) == 3)
+    assert fake.delivered(9001) == ["a reminder, committed before", "reply"]
+
+
+async def test_a_reply_to_a_chat_being_sent_to_is_left_to_that_chats_worker(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    """One worker per chat: a chat whose earlier row is on the wire is not claimed."""
+    fake = ScriptedSession()
+    fake.script[9001] = [ScriptedSession.HANG]
+    sender = sender_for(fake, sessions, clock, settings)
+    async with delivering(sender):
+        await enqueue(sessions, clock, [(9001, "earlier")])
+        sender.wake()
+        await fake.on_the_wire.wait()
+        handoff = await update_replies(sender, sessions, clock, [(9001, "reply"), (9002, "x")])
+        assert [row.chat_id for row in handoff.rows] == [9002]
+        assert handoff.wake
+        await until(lambda: fake.delivered() == ["x"])
+
+
+async def test_what_is_not_due_or_was_flushed_is_left_to_the_next_lease(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    sender = sender_for(ScriptedSession(), sessions, clock, settings)
+    async with delivering(sender):
+        later = clock.now() + timedelta(hours=1)
+        handoff = await update_replies(sender, sessions, clock, [(9001, "x")], not_before=later)
+        assert handoff.rows == [] and handoff.wake
+        handoff = await update_replies(sender, sessions, clock, [(9002, "y")], flush=True)
+        assert handoff.rows == [] and handoff.wake
+        handoff = await update_replies(sender, sessions, clock, [])
+        assert handoff.rows == [] and not handoff.wake
+
+
+async def test_nothing_is_claimed_while_the_sender_is_not_running(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    handoff = await update_replies(sender, sessions, clock, [(9001, "reply")])
+    assert handoff.rows == [] and handoff.wake
+    assert (await rows_by_id(sessions)).popitem()[1].lease_until is None
+    await sender.drain_once()
+    assert fake.delivered(9001) == ["reply"]
 
 
 # -- who is told (bot.services.unreachable) ----------------------------------------------------

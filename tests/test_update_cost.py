@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from bot.app import App, BotApiSession, build_app
 from bot.clock import FrozenClock
 from bot.db import create_engine
+from bot.services import people
 from bot.settings import Settings
 from bot.telegram.middlewares import DbSessionMiddleware, DedupeUpdateMiddleware, PersonMiddleware
 from bot.telegram.report_views import ReportCategoryCb
@@ -27,7 +28,7 @@ from handlers.report import NewReport
 from models import TicketCategory
 from tests.fakes import TOKEN, RecordingNotifier, recording_bot
 from tests.statements import Statements
-from tests.test_report_flow import Chat, build_world
+from tests.test_report_flow import NEWCOMER_ID, RESIDENT_ID, WORKER_ID, Chat, build_world
 
 
 @pytest.fixture
@@ -61,6 +62,22 @@ def test_our_middlewares_run_after_the_user_context_and_before_the_fsm() -> None
     assert app.dispatcher.update.outer_middleware[-1] is app.dispatcher.fsm
 
 
+def test_magic_filters_are_tested_in_the_event_loop() -> None:
+    """aiogram would run each ``F.…`` filter in a worker thread (a thread hop per filter)."""
+    bot, _ = recording_bot()
+    settings = Settings(bot_token=TOKEN, database_url="sqlite+aiosqlite://", _env_file=None)
+    app = build_app(settings, FrozenClock.__new__(FrozenClock), bot=bot)
+    magic = [
+        check
+        for router in app.dispatcher.chain_tail
+        for observer in router.observers.values()
+        for handler in [*observer.handlers, observer._handler]
+        for check in handler.filters or []
+        if check.magic is not None
+    ]
+    assert magic and all(check.awaitable for check in magic)
+
+
 async def test_a_report_step_is_one_transaction_reading_and_writing_the_draft_once(
     app: App,
 ) -> None:
@@ -73,8 +90,7 @@ async def test_a_report_step_is_one_transaction_reading_and_writing_the_draft_on
     assert sql.transactions == 1
     assert sql.without_begin() == [
         "INSERT processed_update",  # the duplicate check
-        "SELECT person",  # the person …
-        "SELECT role_assignment",  # … and their roles
+        "SELECT person",  # the person and their roles, in one query
         "SELECT fsm_record",  # the step (FSM middleware), then the draft, from one read
         "UPDATE fsm_record",  # the next step and the draft, written once at commit
         "INSERT outbox",  # the next question
@@ -103,3 +119,23 @@ def test_answer_models_outlive_the_garbage_collector() -> None:
     model = weakref.ref(Response[list[BotCommand]])
     gc.collect()
     assert model() is not None
+
+
+async def test_the_person_and_their_roles_are_read_together(app: App, clock: FrozenClock) -> None:
+    async with app.sessions() as session:
+        for telegram_id in (RESIDENT_ID, WORKER_ID):
+            known = await people.get_or_create_by_telegram(
+                session, telegram_id=telegram_id, name="x", language_code=None, now=clock.now()
+            )
+            assert known.id is not None
+            person, roles = await people.get_or_create_with_roles(
+                session, telegram_id=telegram_id, name="x", language_code=None, now=clock.now()
+            )
+            assert person is known
+            assert roles == await people.roles_of(session, known.id)
+            assert roles
+        newcomer, roles = await people.get_or_create_with_roles(
+            session, telegram_id=NEWCOMER_ID, name="新人", language_code="en", now=clock.now()
+        )
+        assert newcomer.id is not None and newcomer.name == "新人" and roles == []
+        assert newcomer.telegram_language == "en"

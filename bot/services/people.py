@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import and_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
@@ -44,16 +45,66 @@ async def get_or_create_by_telegram(
         await session.exec(select(Person).where(Person.telegram_id == telegram_id))
     ).one_or_none()
     if person is None:
-        person = Person(
-            telegram_id=telegram_id,
-            name=name[:100] or str(telegram_id),
-            telegram_language=(language_code or None) and language_code[:16],
-            created_at=now,
-            updated_at=now,
+        return await _first_contact(session, telegram_id, name, language_code, now)
+    _heard_from(session, person, language_code, now)
+    return person
+
+
+async def get_or_create_with_roles(
+    session: AsyncSession,
+    *,
+    telegram_id: int,
+    name: str,
+    language_code: str | None,
+    now: datetime,
+) -> tuple[Person, list[RoleInGrid]]:
+    """:func:`get_or_create_by_telegram` and :func:`roles_of` in one query (once per update)."""
+    rows = (
+        await session.exec(
+            select(Person, RoleAssignment, Grid)
+            .outerjoin(
+                RoleAssignment,
+                and_(
+                    col(RoleAssignment.person_id) == Person.id,
+                    col(RoleAssignment.active).is_(True),
+                ),
+            )
+            .outerjoin(Grid, col(Grid.id) == RoleAssignment.grid_id)
+            .where(Person.telegram_id == telegram_id)
+            .order_by(col(Grid.tier), col(RoleAssignment.id))
         )
-        session.add(person)
-        await session.flush()
-        return person
+    ).all()
+    if not rows:
+        return await _first_contact(session, telegram_id, name, language_code, now), []
+    person = rows[0][0]
+    _heard_from(session, person, language_code, now)
+    roles = [
+        _role_in_grid(assignment, grid)
+        for _, assignment, grid in rows
+        if assignment is not None and grid is not None
+    ]
+    return person, roles
+
+
+async def _first_contact(
+    session: AsyncSession, telegram_id: int, name: str, language_code: str | None, now: datetime
+) -> Person:
+    person = Person(
+        telegram_id=telegram_id,
+        name=name[:100] or str(telegram_id),
+        telegram_language=(language_code or None) and language_code[:16],
+        created_at=now,
+        updated_at=now,
+    )
+    session.add(person)
+    await session.flush()
+    return person
+
+
+def _heard_from(
+    session: AsyncSession, person: Person, language_code: str | None, now: datetime
+) -> None:
+    """They wrote to us: keep their Telegram language, and they can be written to again."""
     changed = False
     if language_code and person.telegram_language != language_code[:16]:
         person.telegram_language = language_code[:16]
@@ -64,7 +115,6 @@ async def get_or_create_by_telegram(
     if changed:
         person.updated_at = now
         session.add(person)
-    return person
 
 
 async def roles_of(session: AsyncSession, person_id: int) -> list[RoleInGrid]:

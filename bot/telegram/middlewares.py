@@ -16,6 +16,7 @@ from bot.i18n import resolve_locale
 from bot.services import people
 from bot.telegram.fsm_storage import update_session
 from bot.telegram.replies import Replier
+from bot.telegram.sender import OutboxSender
 from models import ProcessedUpdate
 
 log = logging.getLogger(__name__)
@@ -25,30 +26,32 @@ Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 class DbSessionMiddleware(BaseMiddleware):
     """One session per update: committed when the handler returns, rolled back if it raises.
 
-    Also fixes ``now`` for the whole update and wakes the outbox sender after a commit.
+    Also fixes ``now`` for the whole update, and hands the outbox rows it added to the sender:
+    the replies leased in the update's own transaction go out the moment it commits, and the
+    sender is woken for the rest (:meth:`OutboxSender.claim`).
     """
 
-    def __init__(
-        self, sessions: SessionFactory, clock: Clock, on_commit: Callable[[], None]
-    ) -> None:
+    def __init__(self, sessions: SessionFactory, clock: Clock, sender: OutboxSender) -> None:
         self.sessions = sessions
         self.clock = clock
-        self.on_commit = on_commit
+        self.sender = sender
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         async with self.sessions() as session:
             data["session"] = session
             data["now"] = self.clock.now()
+            self.sender.track(session)
             token = update_session.set(session)
             try:
                 result = await handler(event, data)
+                handoff = await self.sender.claim(session)
             except Exception:
                 await session.rollback()
                 raise
             finally:
                 update_session.reset(token)
             await session.commit()
-        self.on_commit()
+        self.sender.committed(handoff)
         return result
 
 
@@ -85,7 +88,7 @@ class PersonMiddleware(BaseMiddleware):
             data["person"] = None
             data["roles"] = []
         else:
-            person = await people.get_or_create_by_telegram(
+            person, roles = await people.get_or_create_with_roles(
                 session,
                 telegram_id=user.id,
                 name=user.full_name,
@@ -94,7 +97,7 @@ class PersonMiddleware(BaseMiddleware):
             )
             assert person.id is not None
             data["person"] = person
-            data["roles"] = await people.roles_of(session, person.id)
+            data["roles"] = roles
         person = data["person"]
         data["locale"] = resolve_locale(
             person.locale if person is not None else None,

@@ -25,6 +25,12 @@ What it promises, and how:
 
 Statuses are written by group commit: whoever has a finished row to record writes every
 finished row waiting at that moment in one transaction, so commits never cap the throughput.
+
+**An update's own replies go out at once.** The update's transaction leases the rows it adds
+(:meth:`OutboxSender.claim`, just before its commit) when nothing of that chat is waiting or
+on its way; right after the commit they are handed to a chat worker
+(:meth:`OutboxSender.committed`) with no lease transaction of their own. Everything else —
+a chat with earlier rows still pending, a row not yet due — is left to the next lease.
 """
 
 from __future__ import annotations
@@ -53,7 +59,9 @@ from aiogram.exceptions import (
 from aiogram.methods.base import TelegramMethod
 from aiogram.types import FSInputFile, Message
 from aiolimiter import AsyncLimiter
-from sqlalchemy import ColumnElement, func, or_, update
+from sqlalchemy import ColumnElement, event, func, or_, update
+from sqlalchemy import inspect as orm_state
+from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -83,6 +91,15 @@ TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError, Timeo
 
 UnreachableHook = Callable[[AsyncSession, int, datetime], Awaitable[Any]]
 """``(session, chat_id, now)``, in the transaction that marks the chat's person unreachable."""
+
+_ADDED = "gridbot.outbox_added"  # Session.info key: the outbox rows a tracked session added
+
+
+@event.listens_for(Session, "transient_to_pending")
+def _note_added(session: Session, instance: object) -> None:
+    added: list[OutboxMessage] | None = session.info.get(_ADDED)
+    if added is not None and isinstance(instance, OutboxMessage):
+        added.append(instance)
 
 
 def _method_classes() -> dict[str, type[TelegramMethod[Any]]]:
@@ -126,6 +143,14 @@ class _Write:
     row_id: int
     values: dict[str, Any]
     done: bool = False
+
+
+@dataclass
+class Handoff:
+    """An update's outbox rows on their way from its transaction to the sender."""
+
+    rows: list[OutboxMessage] = field(default_factory=list)  # leased in the transaction
+    wake: bool = False  # it added rows that were not leased: the sender should look
 
 
 @dataclass
@@ -175,6 +200,7 @@ class OutboxSender:
         self._workers: set[asyncio.Task[None]] = set()
         self._writes: list[_Write] = []
         self._write_lock = asyncio.Lock()
+        self._running = False  # run() is delivering: rows may be handed over
 
     # -- the public face ------------------------------------------------------------------------
 
@@ -187,23 +213,124 @@ class OutboxSender:
         one worker per chat, and lease again when woken, when the held rows run low, or every
         ``poll_seconds``."""
         async with self._keeping_leases():
-            while True:
-                self._wake.clear()
-                room = min(BATCH, HOLD - len(self._held.chat_of))
-                try:
-                    leased = await self._lease(room)
-                except asyncio.CancelledError:
-                    raise
-                except Exception:
-                    log.exception("leasing from the outbox failed; retrying")
-                    leased = []
-                for rows in _by_chat(leased):
-                    worker = asyncio.create_task(self._deliver_chat(rows))
-                    self._workers.add(worker)
-                    worker.add_done_callback(self._worker_done)
-                if len(leased) < room or room <= 0:  # all that may go now is out (or no room)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            self._running = True
+            try:
+                while True:
+                    self._wake.clear()
+                    room = min(BATCH, HOLD - len(self._held.chat_of))
+                    try:
+                        leased = await self._lease(room)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception:
+                        log.exception("leasing from the outbox failed; retrying")
+                        leased = []
+                    for rows in _by_chat(leased):
+                        self._start_worker(rows)
+                    if len(leased) < room or room <= 0:  # all that may go now is out
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(self._wake.wait(), poll_seconds)
+            finally:
+                self._running = False
+
+    @property
+    def running(self) -> bool:
+        """``run()`` is delivering (an update's own rows may be handed to it)."""
+        return self._running
+
+    # -- an update's own replies ------------------------------------------------------------
+
+    def track(self, session: AsyncSession) -> None:
+        """Note the outbox rows ``session`` adds from now on (an update's, for :meth:`claim`)."""
+        session.sync_session.info[_ADDED] = []
+
+    async def claim(self, session: AsyncSession) -> Handoff:
+        """Just before a tracked session commits: lease its own new rows of every chat that has
+        nothing pending before them and nothing on its way, so that they go out the moment
+        the transaction commits (pass the result to :meth:`committed`).
+
+        Costs at most one ``SELECT`` in the caller's transaction, against a lease transaction
+        of the sender's own. A chat this process is sending to, a row not yet due, rows flushed
+        before now (they would look like someone else's) and everything while the sender is
+        not running are left to the next lease.
+        """
+        added: list[OutboxMessage] = session.sync_session.info.pop(_ADDED, None) or []
+        rows = [row for row in added if orm_state(row).pending or orm_state(row).persistent]
+        if not rows:
+            return Handoff()
+        if not self._running:
+            return Handoff(wake=True)
+        now = self.clock.now()
+        quiet = in_quiet_hours(now, self.settings)
+        held = self._held.chats()
+        own: dict[int, list[OutboxMessage]] = {}
+        for row in rows:
+            own.setdefault(row.chat_id, []).append(row)
+
+        def due(row: OutboxMessage) -> bool:
+            return row.not_before <= now and (row.urgent or not quiet)
+
+        chats = {
+            chat
+            for chat, chat_rows in own.items()
+            if chat not in held
+            and all(orm_state(row).pending for row in chat_rows)
+            and any(due(row) for row in chat_rows)
+        }
+        if chats:
+            with session.no_autoflush:  # our own rows are not in the table yet
+                waiting = await session.exec(
+                    select(OutboxMessage.chat_id)
+                    .where(
+                        col(OutboxMessage.chat_id).in_(chats),
+                        col(OutboxMessage.status) == OutboxStatus.PENDING,
+                        or_(
+                            col(OutboxMessage.not_before) <= now,
+                            col(OutboxMessage.lease_until) >= now,
+                        ),
+                    )
+                    .distinct()
+                )
+                chats -= set(waiting.all())
+        claimed = [row for chat in chats for row in own[chat] if due(row)]
+        for row in claimed:
+            row.lease_until = now + LEASE
+        return Handoff(claimed, wake=len(claimed) < len(rows))
+
+    def committed(self, handoff: Handoff) -> None:
+        """The transaction of :meth:`claim` committed: send its leased rows now, one worker per
+        chat, and look for the rest."""
+        if handoff.rows:
+            if not self._running:  # stopped meanwhile: the leases run out, another run sends
+                log.warning("%d claimed outbox rows wait for their lease", len(handoff.rows))
+            else:
+                for rows in _by_chat(sorted(handoff.rows, key=lambda r: (r.chat_id, r.id or 0))):
+                    if rows[0].chat_id in self._held.chats():  # leased by us meanwhile
+                        self._hand_back(rows)
+                    else:
+                        self._register(rows)
+                        self._start_worker(rows)
+        if handoff.wake:
+            self.wake()
+
+    def _hand_back(self, rows: list[OutboxMessage]) -> None:
+        """Another worker of ours took the chat between claim and commit: free the rows for
+        the next lease, which sends them after that worker's."""
+        ids = [row.id for row in rows if row.id is not None]
+
+        async def release() -> None:
+            async with self.sessions() as session:
+                await session.exec(
+                    update(OutboxMessage)
+                    .where(col(OutboxMessage.id).in_(ids))
+                    .values(lease_until=None)
+                )
+                await session.commit()
+            self.wake()
+
+        task = asyncio.create_task(release())
+        self._workers.add(task)
+        task.add_done_callback(self._worker_done)
 
     async def drain_once(self) -> int:
         """Lease what is due, deliver it chat by chat, and return how many rows were handled."""
@@ -281,10 +408,19 @@ class OutboxSender:
                 leased.scalars().all(), key=lambda row: (row.chat_id, row.id or 0)
             )
             await session.commit()
+        self._register(rows)
+        return rows
+
+    def _register(self, rows: Iterable[OutboxMessage]) -> None:
+        """The rows are leased to this process: renew their leases until they are settled."""
         for row in rows:
             assert row.id is not None
             self._held.chat_of[row.id] = row.chat_id
-        return rows
+
+    def _start_worker(self, rows: list[OutboxMessage]) -> None:
+        worker = asyncio.create_task(self._deliver_chat(rows))
+        self._workers.add(worker)
+        worker.add_done_callback(self._worker_done)
 
     @contextlib.asynccontextmanager
     async def _keeping_leases(self) -> AsyncIterator[None]:
