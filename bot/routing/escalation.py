@@ -23,6 +23,9 @@ The glue (``bot/services/tickets.py``, the sweep job) uses it like this:
    :func:`resume`, :func:`escalate_by_hand`, :func:`reopen`; persist the returned clock.
    The street centre picks the owner itself with :func:`dispatch_to` (下派 down the chain,
    上收 up to it, or back from a department); persist ``apply_dispatch(clock, step)``.
+   A handler or the centre sets the handling kind with :func:`reclassify` (定性), which routes
+   the ticket again by the policy's rules for the new kind; persist
+   ``apply_reclassify(clock, step)``.
 
 The policy and calendar are those the ticket was created under: ``parse_policy(sla["policy"])``
 and ``WorkCalendar.for_policy(policy, overrides)`` with the admin's ``CalendarDay`` rows.
@@ -42,7 +45,7 @@ from typing import Any, Final, Literal
 
 from bot.i18n import N_
 from bot.routing.policy import ChainLink, Policy
-from bot.routing.rules import next_link
+from bot.routing.rules import TicketFacts, next_link, route
 from bot.routing.working_time import WorkCalendar
 from bot.services.errors import InvalidInput, NotAllowed
 from models.enums import HandlingKind, Role, TicketState
@@ -496,6 +499,127 @@ def apply_dispatch(clock: TicketClock, step: Dispatch) -> TicketClock:
         resolve_deadline=step.new_resolve_deadline,
         accepted_at=None,
         paused_at=None,
+        warned=False,
+        top_flagged=clock.top_flagged and past_cap,
+    )
+
+
+# --- 定性: the handling kind is set, and the ticket re-routed --------------------------------
+
+
+class SameKind(NotAllowed):
+    """The ticket is already of the kind it was to be classified as."""
+
+    message = N_("This ticket is already of that kind; choose another one.")
+
+
+@dataclass(frozen=True)
+class Reclassify:
+    """A handler or the centre classifies the ticket (定性) as another handling kind.
+
+    The ticket is routed again by the policy's rules with the new kind (``rule`` is the rule
+    that matched): it goes to ``to`` — which may be where it is already — and the rule's
+    ``inform`` links hear of it at once. The clock restarts at ``at`` with the new kind's
+    windows at the new owner's tier; the overall cap becomes the new kind's cap counted from
+    ``at``, but never later than the cap the ticket had (a reclassification never buys time).
+    """
+
+    from_kind: HandlingKind
+    to_kind: HandlingKind
+    rule: str
+    from_tier: int
+    from_role: Role
+    to_tier: int
+    to_role: Role
+    inform: tuple[ChainLink, ...]
+    at: datetime
+    new_accept_deadline: datetime
+    new_resolve_deadline: datetime
+    new_cap_deadline: datetime | None
+    note: str | None = None
+
+    @property
+    def to(self) -> ChainLink:
+        return ChainLink(self.to_tier, self.to_role)
+
+    @property
+    def moves(self) -> bool:
+        """The new kind's rule names another owner than the one the ticket has."""
+        return (self.from_tier, self.from_role) != (self.to_tier, self.to_role)
+
+
+def reclassify(
+    clock: TicketClock,
+    facts: TicketFacts,
+    policy: Policy,
+    calendar: WorkCalendar,
+    now: datetime,
+    reason: str | None = None,
+) -> Reclassify:
+    """定性: the ticket becomes ``facts.kind`` now, routed by the policy's rules for that kind.
+
+    Refuses a stopped clock (:class:`ClockStopped`), the kind it has already
+    (:class:`SameKind`), a move anywhere but the top once the overall cap has passed, and an
+    empty or over-long reason (``InvalidInput``).
+    """
+    if not clock.running:
+        raise ClockStopped()
+    if facts.kind is clock.kind:
+        raise SameKind()
+    now = _utc(now)
+    decision = route(facts, policy)
+    owner = decision.owner
+    cap = _cap_from(policy, calendar, facts.kind, now)
+    if clock.cap_deadline is not None:
+        cap = clock.cap_deadline if cap is None else min(cap, clock.cap_deadline)
+    if owner != policy.top and cap is not None and cap <= now:
+        raise NotAllowed(PAST_THE_CAP)
+    note = None if reason is None else clean_reason(reason)
+    accept_by, resolve_by = _deadlines(policy, calendar, facts.kind, owner.tier, now, cap)
+    return Reclassify(
+        from_kind=clock.kind,
+        to_kind=facts.kind,
+        rule=decision.rule,
+        from_tier=clock.tier,
+        from_role=clock.role,
+        to_tier=owner.tier,
+        to_role=owner.role,
+        inform=decision.inform,
+        at=now,
+        new_accept_deadline=accept_by,
+        new_resolve_deadline=resolve_by,
+        new_cap_deadline=cap,
+        note=note,
+    )
+
+
+def apply_reclassify(clock: TicketClock, step: Reclassify) -> TicketClock:
+    """The clock after a :class:`Reclassify`: the new kind, fresh windows from ``step.at``, the
+    new cap, a fresh warning. A ticket that moves is dispatched again (to be accepted anew, like
+    :func:`apply_dispatch`); one that stays keeps its state and acceptance. Not an escalation:
+    ``escalations`` is unchanged."""
+    cap = step.new_cap_deadline
+    past_cap = cap is not None and cap <= step.at
+    moved = (
+        replace(
+            clock,
+            state=TicketState.DISPATCHED,
+            tier=step.to_tier,
+            role=step.to_role,
+            dispatched_at=step.at,
+            accepted_at=None,
+            paused_at=None,
+        )
+        if step.moves
+        else clock
+    )
+    return replace(
+        moved,
+        kind=step.to_kind,
+        window_start=step.at,
+        accept_deadline=step.new_accept_deadline,
+        resolve_deadline=step.new_resolve_deadline,
+        cap_deadline=cap,
         warned=False,
         top_flagged=clock.top_flagged and past_cap,
     )

@@ -6,7 +6,8 @@ A :class:`Policy` says three things:
 - **how the tiers escalate** — the chain from the grid worker up to the street centre;
 - **how long each step may take** — per handling kind and tier, the time to accept and the
   time to resolve, an overall cap from dispatch, whether the clock runs round the clock, and
-  whether the outcome must be publicly noticed (公示). Business hours and the time zone that
+  whether the outcome must be publicly noticed (公示) and for how long (``notice_period``,
+  5 working days unless set). Business hours and the time zone that
   working time is counted in are part of it too.
 
 The shipped defaults are ``bot/routing/default_policy.json`` (:func:`load_default_policy`). An
@@ -213,6 +214,9 @@ class Windows:
     resolve: Duration
 
 
+DEFAULT_NOTICE_PERIOD: Final = Duration(5, Unit.WORKING_DAYS)
+
+
 @dataclass(frozen=True)
 class KindPolicy:
     """The deadlines of one handling kind (一般性 / 需协调 / 突发 / 需审批 / 重大)."""
@@ -221,6 +225,8 @@ class KindPolicy:
     public_notice: bool  # the outcome must be publicly noticed (公示)
     cap: Duration | None  # the whole handling, from dispatch, at most
     tiers: Mapping[int, Windows]
+    # how long a publicly noticed outcome stays on the grid's notice board, from resolution
+    notice_period: Duration = DEFAULT_NOTICE_PERIOD
 
     def windows(self, tier: int) -> Windows:
         """The limits at ``tier``; a tier the policy does not name takes the nearest one."""
@@ -482,6 +488,7 @@ def _read_grid_scopes(raw: Any, path: str) -> tuple[str, ...]:
 
 
 _KIND_KEYS: Final = frozenset({"round_the_clock", "public_notice", "cap", "tiers"})
+_OPTIONAL_KIND_KEYS: Final = frozenset({"notice_period"})
 
 
 def _read_kinds(raw: Any, chain: tuple[ChainLink, ...]) -> dict[HandlingKind, KindPolicy]:
@@ -493,7 +500,7 @@ def _read_kinds(raw: Any, chain: tuple[ChainLink, ...]) -> dict[HandlingKind, Ki
 
 
 def _read_kind(raw: Any, path: str, chain: tuple[ChainLink, ...]) -> KindPolicy:
-    body = _object(raw, path, _KIND_KEYS, required=_KIND_KEYS)
+    body = _object(raw, path, _KIND_KEYS | _OPTIONAL_KIND_KEYS, required=_KIND_KEYS)
     round_the_clock = _bool(body["round_the_clock"], f"{path}.round_the_clock")
     cap = None if body["cap"] is None else parse_duration(body["cap"], f"{path}.cap")
     tier_names = frozenset(str(tier) for tier in range(MAX_TIER + 1))
@@ -514,6 +521,11 @@ def _read_kind(raw: Any, path: str, chain: tuple[ChainLink, ...]) -> KindPolicy:
         public_notice=_bool(body["public_notice"], f"{path}.public_notice"),
         cap=cap,
         tiers=tiers,
+        notice_period=(
+            parse_duration(body["notice_period"], f"{path}.notice_period")
+            if "notice_period" in body
+            else DEFAULT_NOTICE_PERIOD
+        ),
     )
 
 
@@ -636,12 +648,15 @@ def _route_json(rule: RouteRule) -> dict[str, Any]:
 
 
 def _kind_json(kind: KindPolicy) -> dict[str, Any]:
-    return {
+    body: dict[str, Any] = {
         "round_the_clock": kind.round_the_clock,
         "public_notice": kind.public_notice,
-        "cap": None if kind.cap is None else str(kind.cap),
-        "tiers": {
-            str(tier): {"accept": str(w.accept), "resolve": str(w.resolve)}
-            for tier, w in sorted(kind.tiers.items(), reverse=True)
-        },
     }
+    if kind.public_notice or kind.notice_period != DEFAULT_NOTICE_PERIOD:
+        body["notice_period"] = str(kind.notice_period)
+    body["cap"] = None if kind.cap is None else str(kind.cap)
+    body["tiers"] = {
+        str(tier): {"accept": str(w.accept), "resolve": str(w.resolve)}
+        for tier, w in sorted(kind.tiers.items(), reverse=True)
+    }
+    return body
