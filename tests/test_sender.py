@@ -476,12 +476,18 @@ async def until(condition: Callable[[], bool]) -> None:
 @asynccontextmanager
 async def delivering(sender: OutboxSender) -> AsyncIterator[list[int]]:
     """``sender.run()`` in the background, polling too rarely to matter; yields the ids of the
-    rows its own leases took."""
+    rows its own leases took. Stopped only once idle (no query left on a connection)."""
     leased: list[int] = []
+    leasing = 0
     lease = sender._lease
 
     async def recording(limit: int) -> list[OutboxMessage]:
-        rows = await lease(limit)
+        nonlocal leasing
+        leasing += 1
+        try:
+            rows = await lease(limit)
+        finally:
+            leasing -= 1
         leased.extend(row.id or 0 for row in rows)
         return rows
 
@@ -491,6 +497,16 @@ async def delivering(sender: OutboxSender) -> AsyncIterator[list[int]]:
         await until(lambda: sender.running)
         yield leased
     finally:
+        await until(
+            lambda: (
+                not (
+                    leasing
+                    or sender._wake.is_set()
+                    or sender._writes
+                    or sender._write_lock.locked()
+                )
+            )
+        )
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
@@ -568,6 +584,41 @@ async def test_a_reply_to_a_chat_being_sent_to_is_left_to_that_chats_worker(
         assert [row.chat_id for row in handoff.rows] == [9002]
         assert handoff.wake
         await until(lambda: fake.delivered() == ["x"])
+
+
+async def test_a_chat_taken_by_a_lease_between_claim_and_commit_gets_its_rows_back(
+    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    """On PostgreSQL another transaction's row of the chat can be leased by us while the update
+    is still open; the update's claimed rows are then freed for a later lease, not sent by a
+    second worker of the same chat."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time: nothing commits in between")
+    fake = ScriptedSession()
+    fake.script[9001] = [ScriptedSession.HANG]
+    sender = sender_for(fake, sessions, clock, settings)
+    async with delivering(sender):
+        async with sessions() as session:
+            sender.track(session)
+            reply = outbox.send_text(session, chat_id=9001, text="reply", now=clock.now())
+            handoff = await sender.claim(session)
+            assert handoff.rows == [reply]
+            await enqueue(sessions, clock, [(9001, "committed meanwhile")])
+            sender.wake()
+            await fake.on_the_wire.wait()
+            await session.commit()
+        sender.committed(handoff)
+
+        async def freed() -> bool:
+            rows = await rows_by_id(sessions)
+            return rows[reply.id or 0].lease_until is None
+
+        for _ in range(1000):
+            if await freed():
+                break
+            await asyncio.sleep(0.005)
+        assert await freed()
+    assert fake.delivered() == []  # the chat's first row is still on the wire
 
 
 async def test_what_is_not_due_or_was_flushed_is_left_to_the_next_lease(

@@ -39,6 +39,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -201,6 +202,7 @@ class OutboxSender:
         self._writes: list[_Write] = []
         self._write_lock = asyncio.Lock()
         self._running = False  # run() is delivering: rows may be handed over
+        self._lease_again = False  # a lease may have left rows behind: look when a worker ends
 
     # -- the public face ------------------------------------------------------------------------
 
@@ -227,6 +229,8 @@ class OutboxSender:
                         leased = []
                     for rows in _by_chat(leased):
                         self._start_worker(rows)
+                    if room <= 0 or len(leased) >= room:
+                        self._lease_again = True
                     if len(leased) < room or room <= 0:  # all that may go now is out
                         with contextlib.suppress(TimeoutError):
                             await asyncio.wait_for(self._wake.wait(), poll_seconds)
@@ -408,6 +412,9 @@ class OutboxSender:
                 leased.scalars().all(), key=lambda row: (row.chat_id, row.id or 0)
             )
             await session.commit()
+        per_chat = Counter(row.chat_id for row in rows)
+        if held_chats or any(count >= PER_CHAT for count in per_chat.values()):
+            self._lease_again = True  # rows of those chats may still wait
         self._register(rows)
         return rows
 
@@ -492,7 +499,8 @@ class OutboxSender:
         self._workers.discard(worker)
         if not worker.cancelled() and worker.exception() is not None:
             log.error("an outbox chat worker stopped", exc_info=worker.exception())
-        if len(self._held.chat_of) < LOW_WATER:
+        if self._lease_again and len(self._held.chat_of) < LOW_WATER:
+            self._lease_again = False
             self._wake.set()
 
     # -- delivering -----------------------------------------------------------------------------
