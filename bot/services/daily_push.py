@@ -64,7 +64,6 @@ from models import (
 
 PUSH_TIME = time(8, 0)  # local: the push is sent from 08:00 on
 MAX_TICKETS = 10  # open tickets named in a push
-CLAIM_SLICE = 1000  # claims per INSERT: 4,000 parameters, well inside every driver's limit
 MAX_HOUSEHOLDS_NAMED = 30  # in a head's "visits waiting" message
 
 Markup = dict[str, Any]  # an inline keyboard in Bot API JSON
@@ -162,6 +161,7 @@ async def send_daily_pushes(
             outcomes[push.worker.id] = "empty" if push.empty else "sent"
     claimed = await claim_daily_pushes(session, today, now, outcomes)
     unreachable: dict[int, MorningPush] = {}
+    rows: list[dict[str, Any]] = []
     sent = 0
     for push in pushes:
         worker_id = push.worker.id or 0
@@ -171,10 +171,10 @@ async def send_daily_pushes(
             if push.suggestions:
                 unreachable[worker_id] = push
         elif outcomes[worker_id] == "sent":
-            deliver_push(
-                session, push, render(push, locale_of(push.worker, settings), settings), now
-            )
+            parts = render(push, locale_of(push.worker, settings), settings)
+            rows += push_rows(push, parts, now)
             sent += 1
+    await outbox.insert_rows(session, rows)
     if unreachable:
         await _tell_heads_instead(session, unreachable, roles, now, settings)
     return sent
@@ -290,51 +290,48 @@ async def claim_daily_pushes(
     """Claim the morning push of each worker in ``outcomes`` (worker → outcome) for
     ``local_day``; return the workers claimed by this call.
 
-    :func:`quotas.claim_daily_push` for many at once: ``INSERT … ON CONFLICT DO NOTHING
-    RETURNING`` in slices, so of two processes claiming the same push exactly one gets it.
+    :func:`quotas.claim_daily_push` for many at once: one ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING`` executed for all rows (SQLAlchemy sends them in batches of many VALUES), so
+    of two processes claiming the same push exactly one gets it.
     """
+    if not outcomes:
+        return set()
     table = models.metadata.tables[str(DailyPush.__tablename__)]
-    claimed: set[int] = set()
-    items = list(outcomes.items())
+    statement = (
+        quotas.dialect_insert(session, table)
+        .on_conflict_do_nothing(index_elements=["worker_id", "day"])
+        .returning(table.c.worker_id)
+    )
+    values = [
+        {"worker_id": worker_id, "day": local_day, "created_at": now, "outcome": outcome}
+        for worker_id, outcome in outcomes.items()
+    ]
     await session.flush()
     connection = await session.connection()
-    for start in range(0, len(items), CLAIM_SLICE):
-        values = [
-            {"worker_id": worker_id, "day": local_day, "created_at": now, "outcome": outcome}
-            for worker_id, outcome in items[start : start + CLAIM_SLICE]
-        ]
-        statement = (
-            quotas.dialect_insert(session, table)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=["worker_id", "day"])
-            .returning(table.c.worker_id)
-        )
-        claimed.update((await connection.execute(statement)).scalars())
+    claimed = set((await connection.execute(statement, values)).scalars())
     return claimed
 
 
-def deliver_push(
-    session: AsyncSession,
-    push: MorningPush,
-    parts: Sequence[tuple[str, Markup | None]],
-    now: datetime,
-) -> None:
-    """Enqueue the rendered parts: not urgent (quiet hours hold them), stale after the day."""
+def push_rows(
+    push: MorningPush, parts: Sequence[tuple[str, Markup | None]], now: datetime
+) -> list[dict[str, Any]]:
+    """The rendered parts as outbox rows: not urgent (quiet hours hold them), stale after
+    the day; the first carries the push's ``ref``."""
     worker = push.worker
     assert worker.telegram_id is not None and worker.id is not None
     ref = push_ref(worker.id, push.local_day)
-    expires = now + timedelta(hours=16)
-    for index, (text, keyboard) in enumerate(parts):
-        outbox.send_text(
-            session,
+    return [
+        outbox.text_row(
             chat_id=worker.telegram_id,
             text=text,
             now=now,
             reply_markup=keyboard,
             person_id=worker.id,
             ref=ref if index == 0 else f"{ref}#{index + 1}",
-            expires_at=expires,
+            expires_at=now + timedelta(hours=16),
         )
+        for index, (text, keyboard) in enumerate(parts)
+    ]
 
 
 def _pending_ids(today: date) -> SelectOfScalar[Any]:

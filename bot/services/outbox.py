@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import OutboxMessage
+import models
+from models import OutboxMessage, OutboxStatus
+
+OUTBOX = models.metadata.tables[str(OutboxMessage.__tablename__)]
 
 
 def enqueue(
@@ -41,6 +46,18 @@ def enqueue(
     return message
 
 
+def text_payload(
+    chat_id: int, text: str, reply_markup: dict[str, Any] | None, parse_mode: str | None
+) -> dict[str, Any]:
+    """A ``sendMessage`` call's parameters; ``reply_markup`` is already in Bot API JSON form."""
+    payload: dict[str, Any] = {"chat_id": chat_id, "text": text}
+    if parse_mode:
+        payload["parse_mode"] = parse_mode
+    if reply_markup is not None:
+        payload["reply_markup"] = reply_markup
+    return payload
+
+
 def send_text(
     session: AsyncSession,
     *,
@@ -55,17 +72,12 @@ def send_text(
     not_before: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> OutboxMessage:
-    """Enqueue a ``sendMessage``; ``reply_markup`` is already in Bot API JSON form."""
-    payload: dict[str, Any] = {"chat_id": chat_id, "text": text}
-    if parse_mode:
-        payload["parse_mode"] = parse_mode
-    if reply_markup is not None:
-        payload["reply_markup"] = reply_markup
+    """Enqueue a ``sendMessage``."""
     return enqueue(
         session,
         chat_id=chat_id,
         method="sendMessage",
-        payload=payload,
+        payload=text_payload(chat_id, text, reply_markup, parse_mode),
         now=now,
         person_id=person_id,
         ref=ref,
@@ -73,3 +85,39 @@ def send_text(
         not_before=not_before,
         expires_at=expires_at,
     )
+
+
+def text_row(
+    *,
+    chat_id: int,
+    text: str,
+    now: datetime,
+    reply_markup: dict[str, Any] | None = None,
+    parse_mode: str | None = "HTML",
+    person_id: int | None = None,
+    ref: str | None = None,
+    expires_at: datetime | None = None,
+) -> dict[str, Any]:
+    """A ``sendMessage`` as a plain outbox row, for :func:`insert_rows` (not urgent)."""
+    return {
+        "chat_id": chat_id,
+        "person_id": person_id,
+        "method": "sendMessage",
+        "payload": text_payload(chat_id, text, reply_markup, parse_mode),
+        "ref": ref,
+        "edit_ref": None,
+        "urgent": False,
+        "status": OutboxStatus.PENDING,
+        "not_before": now,
+        "expires_at": expires_at,
+        "attempts": 0,
+        "created_at": now,
+    }
+
+
+async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> None:
+    """Add many rows at once, in the caller's transaction: one ``executemany``, no ORM object
+    per row. For sweeps that queue thousands of messages (the morning push)."""
+    if rows:
+        connection = await session.connection()
+        await connection.execute(insert(OUTBOX), list(rows))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime
 from zoneinfo import ZoneInfo
 
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -20,7 +22,7 @@ from bot.services.notice import resident_grid
 from bot.services.people import roles_of, roles_of_many
 from bot.settings import ReportLimits, Settings
 from bot.telegram.visit_views import VisitPickCb, render_push
-from models import Meeting, MeetingInvite, OutboxMessage, Person, TicketCategory
+from models import DailyPush, Meeting, MeetingInvite, OutboxMessage, Person, TicketCategory
 from tests.fakes import RecordingNotifier
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -214,6 +216,35 @@ async def test_the_push_reads_the_same_few_times_for_any_number_of_workers(
     assert sent == 27
     reads = [s for s in statements if s.lstrip().upper().startswith(("SELECT", "WITH"))]
     assert len(reads) < 20, reads  # 27 workers, each with tickets and a meeting
+
+
+async def test_two_processes_claiming_overlapping_pushes_share_them_out_once(
+    engine: AsyncEngine,
+) -> None:
+    now = at(2026, 3, 13, 8)
+    async with AsyncSession(engine, expire_on_commit=False) as setup:
+        people = [Person(name=f"网格员{n}", created_at=now, updated_at=now) for n in range(50)]
+        setup.add_all(people)
+        await setup.commit()
+    ids = [p.id or 0 for p in people]
+
+    async def claim(mine: list[int]) -> set[int]:
+        async with AsyncSession(engine) as session:
+            outcomes = dict.fromkeys(mine, "sent")
+            won = await daily_push.claim_daily_pushes(session, date(2026, 3, 13), now, outcomes)
+            await asyncio.sleep(0)  # let the other claimant run into the first one's rows
+            await session.commit()
+            return won
+
+    first, second = await asyncio.gather(claim(ids[:40]), claim(ids[20:]))
+    assert not first & second
+    assert first | second == set(ids)
+    async with AsyncSession(engine) as check:
+        assert len((await check.exec(select(DailyPush))).all()) == 50
+        again = await daily_push.claim_daily_pushes(
+            check, date(2026, 3, 13), now, dict.fromkeys(ids, "sent")
+        )
+        assert again == set()
 
 
 def test_a_long_push_is_split_within_telegrams_limits() -> None:
