@@ -24,7 +24,7 @@ from aiogram.exceptions import (
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, Message
-from sqlalchemy import update
+from sqlalchemy import func, text, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -478,23 +478,24 @@ async def delivering(sender: OutboxSender) -> AsyncIterator[list[int]]:
     """``sender.run()`` in the background, polling too rarely to matter; yields the ids of the
     rows its own leases took. Stopped only once idle (no query left on a connection)."""
     leased: list[int] = []
-    leasing = 0
+    leasing = leases = 0
     lease = sender._lease
 
     async def recording(limit: int) -> list[OutboxMessage]:
-        nonlocal leasing
+        nonlocal leasing, leases
         leasing += 1
         try:
             rows = await lease(limit)
         finally:
             leasing -= 1
+            leases += 1
         leased.extend(row.id or 0 for row in rows)
         return rows
 
     sender._lease = recording  # type: ignore[method-assign]
     task = asyncio.create_task(sender.run(poll_seconds=60))
     try:
-        await until(lambda: sender.running)
+        await until(lambda: sender.running and leases > 0 and not leasing)  # its first look
         yield leased
     finally:
         await until(
@@ -619,6 +620,43 @@ async def test_a_chat_taken_by_a_lease_between_claim_and_commit_gets_its_rows_ba
             await asyncio.sleep(0.005)
         assert await freed()
     assert fake.delivered() == []  # the chat's first row is still on the wire
+
+
+async def test_two_processes_answering_one_chat_do_not_both_claim_it(
+    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    """Two webhook workers handle two messages of one person at once (PostgreSQL): the second
+    claim waits for the first transaction, then sees its rows and leaves the chat alone."""
+    if database_url.startswith("sqlite"):
+        pytest.skip("SQLite lets one writer in at a time")
+    first = sender_for(ScriptedSession(), sessions, clock, settings)
+    second = sender_for(ScriptedSession(), sessions, clock, settings)
+
+    async def waiting_for_a_lock() -> bool:
+        async with sessions() as session:
+            found = await session.exec(
+                select(func.count())
+                .select_from(text("pg_locks"))
+                .where(text("locktype = 'advisory' AND NOT granted"))
+            )
+            return bool(found.one())
+
+    async with delivering(first), delivering(second):
+        async with sessions() as session:
+            first.track(session)
+            outbox.send_text(session, chat_id=9001, text="first", now=clock.now())
+            claimed = await first.claim(session)
+            later = asyncio.create_task(update_replies(second, sessions, clock, [(9001, "next")]))
+            for _ in range(1000):
+                if await waiting_for_a_lock():
+                    break
+                await asyncio.sleep(0.005)
+            assert not later.done()
+            await session.commit()
+        first.committed(claimed)
+        left = await later
+    assert [row.payload["text"] for row in claimed.rows] == ["first"]
+    assert left.rows == [] and left.wake
 
 
 async def test_what_is_not_due_or_was_flushed_is_left_to_the_next_lease(

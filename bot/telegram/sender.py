@@ -85,6 +85,7 @@ BURST_SECONDS = 1 / 3  # the global limiter's burst, in seconds' worth of messag
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 5  # tries to record a status before the lease is left to expire
 LEASE_LOCK = 0x4F555442  # pg_advisory_xact_lock key that serialises leasing ("OUTB")
+CHAT_LOCK = "gridbot outbox chat "  # + chat id, hashed: the lock of a chat's claim
 NOT_MODIFIED = "message is not modified"
 NOT_SENT_UNREACHABLE = "not sent: the chat answered 403 before"
 MESSAGE_METHODS = ("send", "edit", "copy", "forward")
@@ -253,9 +254,15 @@ class OutboxSender:
         nothing pending before them and nothing on its way, so that they go out the moment
         the transaction commits (pass the result to :meth:`committed`).
 
-        Costs at most one ``SELECT`` in the caller's transaction, against a lease transaction
-        of the sender's own. A chat this process is sending to, a row not yet due, rows flushed
-        before now (they would look like someone else's) and everything while the sender is
+        The rows are written leased; then one ``SELECT`` looks for anything else of their
+        chats that is due or on its way, and the chats that have some are given back to the
+        next lease (their rows' lease is cleared again). On PostgreSQL the chats are first
+        locked until the commit (``pg_advisory_xact_lock``), so that two processes handling
+        updates of one chat at once do not both claim it: the second sees the first's rows.
+        On SQLite the update's write lock already keeps everyone else out.
+
+        A chat this process is sending to, a row not yet due, a chat with rows flushed before
+        now (they are not told apart from anyone else's), and everything while the sender is
         not running are left to the next lease.
         """
         added: list[OutboxMessage] = session.sync_session.info.pop(_ADDED, None) or []
@@ -274,32 +281,44 @@ class OutboxSender:
         def due(row: OutboxMessage) -> bool:
             return row.not_before <= now and (row.urgent or not quiet)
 
-        chats = {
+        chats = sorted(
             chat
             for chat, chat_rows in own.items()
             if chat not in held
             and all(orm_state(row).pending for row in chat_rows)
             and any(due(row) for row in chat_rows)
-        }
-        if chats:
-            with session.no_autoflush:  # our own rows are not in the table yet
-                waiting = await session.exec(
-                    select(OutboxMessage.chat_id)
-                    .where(
-                        col(OutboxMessage.chat_id).in_(chats),
-                        col(OutboxMessage.status) == OutboxStatus.PENDING,
-                        or_(
-                            col(OutboxMessage.not_before) <= now,
-                            col(OutboxMessage.lease_until) >= now,
-                        ),
-                    )
-                    .distinct()
-                )
-                chats -= set(waiting.all())
-        claimed = [row for chat in chats for row in own[chat] if due(row)]
-        for row in claimed:
+        )
+        claimed = {chat: [row for row in own[chat] if due(row)] for chat in chats}
+        for row in (row for chat_rows in claimed.values() for row in chat_rows):
             row.lease_until = now + LEASE
-        return Handoff(claimed, wake=len(claimed) < len(rows))
+        if not claimed:
+            return Handoff(wake=True)
+        await session.flush()  # every row lock the update takes is taken before the chat locks
+        if session.get_bind().dialect.name == "postgresql":  # in chat order: no deadlock
+            await session.exec(
+                select(
+                    *(
+                        func.pg_advisory_xact_lock(func.hashtextextended(f"{CHAT_LOCK}{chat}", 0))
+                        for chat in chats
+                    )
+                )
+            )
+        mine = [row.id for chat_rows in claimed.values() for row in chat_rows]
+        waiting = await session.exec(
+            select(OutboxMessage.chat_id)
+            .where(
+                col(OutboxMessage.chat_id).in_(chats),
+                col(OutboxMessage.id).not_in(mine),
+                col(OutboxMessage.status) == OutboxStatus.PENDING,
+                or_(col(OutboxMessage.not_before) <= now, col(OutboxMessage.lease_until) >= now),
+            )
+            .distinct()
+        )
+        for chat in waiting.all():
+            for row in claimed.pop(chat):
+                row.lease_until = None  # written at commit
+        kept = [row for chat_rows in claimed.values() for row in chat_rows]
+        return Handoff(kept, wake=len(kept) < len(rows))
 
     def committed(self, handoff: Handoff) -> None:
         """The transaction of :meth:`claim` committed: send its leased rows now, one worker per
