@@ -67,6 +67,8 @@ def install_update_middlewares(dispatcher: Dispatcher, *middlewares: BaseMiddlew
     the update's outer middlewares. Ours go after the user context, which the person needs,
     and before the FSM: the state is then read in the update's own transaction (one session,
     and on SQLite one write lock, per update), and not at all for a redelivered update.
+    (Were aiogram's event isolation ever turned on, its per-conversation lock would be taken
+    inside the transaction: on SQLite that could wait on a holder of the write lock.)
     """
     outer = dispatcher.update.outer_middleware
     fsm = dispatcher.fsm
