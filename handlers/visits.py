@@ -30,6 +30,7 @@ from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram import visit_views as views
 from bot.telegram.args import split_args
+from bot.telegram.render import esc
 from bot.telegram.replies import Replier
 from bot.telegram.ticket_views import card_keyboard, card_text
 from bot.telegram.visit_views import (
@@ -69,7 +70,7 @@ def _t(message: str, **params: Any) -> str:
 
 
 def _refusal(error: InvalidInput) -> str:
-    return _t(error.message, **error.params)
+    return _t(error.message, **{key: esc(value) for key, value in error.params.items()})
 
 
 # --- /visit: choosing the household -------------------------------------------------------------
@@ -95,7 +96,7 @@ async def _show_households(
     await state.set_state(VisitFlow.household)
     await state.update_data(query=query, page=choice.page)
     if not choice.rows:
-        text = _t(views.NO_MATCH, query=query) if query else _t(views.NO_HOUSEHOLDS)
+        text = _t(views.NO_MATCH, query=esc(query)) if query else _t(views.NO_HOUSEHOLDS)
         reply.text(text, views.cancel_keyboard(_t))
         return
     text = views.households_text(choice.total, choice.page, choice.pages, query, _t)
@@ -183,7 +184,7 @@ async def household_picked(
     await state.clear()
     await state.set_state(VisitFlow.kind)
     await state.update_data(household_id=household.id, quick=callback_data.quick)
-    reply.text(_t(views.CHOOSE_KIND, name=household.head_name), views.kind_keyboard(_t))
+    reply.text(_t(views.CHOOSE_KIND, name=esc(household.head_name)), views.kind_keyboard(_t))
 
 
 # --- kind, note, photo and location -------------------------------------------------------------
@@ -349,7 +350,7 @@ async def category_chosen(
     await state.clear()
     grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
     owners = {owner.id for owner in await tickets.owners(session, ticket)}
-    filed = _t(views.TICKET_FILED, number=ticket.number, name=grid_name)
+    filed = _t(views.TICKET_FILED, number=ticket.number, name=esc(grid_name))
     if person.id in owners:  # the card reaches them as an owner already
         reply.text(filed)
         return
@@ -491,7 +492,7 @@ async def edited_note(
         reply.text(_refusal(error), views.cancel_keyboard(_t))
         return
     await state.clear()
-    reply.text(_t("The visit was corrected.") + "\n" + views.counted_text(result.counted, _t))
+    reply.text(_t("The visit was corrected.") + "\n" + esc(views.counted_text(result.counted, _t)))
 
 
 # --- /quota and /quota_rules ---------------------------------------------------------------------
@@ -557,7 +558,7 @@ async def quota_rules_command(
         reply.text(
             _t(
                 "Changed from this period on: {rule}",
-                rule=quotas.describe_rule(rule, i18n.current_locale),
+                rule=esc(quotas.describe_rule(rule, i18n.current_locale)),
             )
         )
         return

@@ -392,7 +392,8 @@ def rules_text(rules: Sequence[QuotaRule], locale: str, t: Translate) -> str:
         name, sentence = rule_name(rule, locale), describe_rule(rule, locale)
         lines.append(f"{code(rule.id)} {bold(name)}\n   {esc(sentence)}")
     lines.append("")
-    lines.append(t("To change how many visits a rule asks: /quota_rules set <id> <count>"))
+    # the usage shows "<id>": text, not a tag
+    lines.append(esc(t("To change how many visits a rule asks: /quota_rules set <id> <count>")))
     return "\n".join(lines)
 
 
