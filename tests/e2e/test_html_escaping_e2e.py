@@ -191,9 +191,11 @@ async def test_a_ticket_loop_full_of_hostile_text(h: Harness) -> None:
     await resident.send("/my")
     await h.settle()
     await everything_delivered(h)
-    await worker.press(t("📜 History"))
+    await resident.press(t("History of {number}", number=ticket.number))
     await h.settle()
     await everything_delivered(h)
+    history = (await resident.transcript()).bot_messages[-1].text
+    assert f"进展 {MATHS}" in history and TAGS in history
 
 
 @NOTIFIER_UNESCAPED
