@@ -49,6 +49,7 @@ class TicketUpdate:
     owners: list[Person] = field(default_factory=list)  # whose card shows the actions
     others: list[Person] = field(default_factory=list)  # previous owners, informed chain
     extra: dict[str, str] = field(default_factory=dict)
+    report_photos: int | None = None  # photos filed with the report, when the caller knows
 
 
 class TicketNotifier(Protocol):

@@ -12,24 +12,30 @@ transferred (to a department), duplicate, rejected and reopened (重办).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+import re
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
+from functools import cache
 from math import asin, cos, radians, sin, sqrt
 from typing import Any
 
-from sqlalchemy import func, or_
+from sqlalchemy import ColumnElement, and_, bindparam, event, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import Select
 
 from bot.i18n import N_
 from bot.labels import TICKET_STATE
 from bot.routing import escalation
 from bot.routing.escalation import TicketClock
 from bot.routing.policy import (
+    ROLE_RANK,
     ChainLink,
     Policy,
     load_default_policy,
@@ -132,9 +138,13 @@ async def current_policy(session: AsyncSession) -> Policy:
 
 
 async def calendar_for(session: AsyncSession, policy: Policy) -> WorkCalendar:
+    return WorkCalendar.for_policy(policy, await _calendar_overrides(session))
+
+
+async def _calendar_overrides(session: AsyncSession) -> dict[date, bool]:
+    """The admin's holidays and make-up days (``CalendarDay``)."""
     days = (await session.exec(select(CalendarDay))).all()
-    overrides = {day.day: day.is_workday for day in days}
-    return WorkCalendar.for_policy(policy, overrides)
+    return {day.day: day.is_workday for day in days}
 
 
 def clock_of(ticket: Ticket) -> TicketClock:
@@ -175,8 +185,12 @@ def store_clock(
     ticket.warn_at = escalation.warn_at(clock, policy, calendar)
 
 
-async def policy_of(session: AsyncSession, ticket: Ticket) -> tuple[Policy, WorkCalendar]:
+async def policy_of(
+    session: AsyncSession, ticket: Ticket, *, lookups: Lookups | None = None
+) -> tuple[Policy, WorkCalendar]:
     """The policy the ticket was created under, and its calendar."""
+    if lookups is not None:
+        return await lookups.policy_of(session, ticket)
     raw = ticket.sla.get("policy")
     policy = parse_policy(raw) if raw else await current_policy(session)
     return policy, await calendar_for(session, policy)
@@ -185,38 +199,59 @@ async def policy_of(session: AsyncSession, ticket: Ticket) -> tuple[Policy, Work
 # --- who is who ----------------------------------------------------------------------------
 
 
-async def ancestors(session: AsyncSession, grid: Grid) -> list[Grid]:
+def _path_ids(grid: Grid) -> list[int]:
+    """The ids on the grid's path: the street centre first, the grid itself last."""
+    return [int(part) for part in grid.path.strip("/").split("/") if part]
+
+
+async def ancestors(
+    session: AsyncSession, grid: Grid, *, lookups: Lookups | None = None
+) -> list[Grid]:
     """The grid's chain from the street centre down to the grid itself."""
-    ids = [int(part) for part in grid.path.strip("/").split("/") if part]
+    if lookups is not None:
+        return await lookups.chain(session, grid)
+    ids = _path_ids(grid)
     rows = {g.id: g for g in (await session.exec(select(Grid).where(col(Grid.id).in_(ids))))}
     return [rows[i] for i in ids if i in rows]
 
 
-async def grid_at_tier(session: AsyncSession, grid: Grid, tier: int) -> Grid:
-    chain = await ancestors(session, grid)
+async def grid_at_tier(
+    session: AsyncSession, grid: Grid, tier: int, *, lookups: Lookups | None = None
+) -> Grid:
+    chain = await ancestors(session, grid, lookups=lookups)
     candidates = [g for g in chain if g.tier <= tier]
     return candidates[-1] if candidates else chain[0]
 
 
-async def holders(session: AsyncSession, grid_id: int, role: Role) -> list[Person]:
-    return list(
-        (
-            await session.exec(
-                select(Person)
-                .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
-                .where(
-                    RoleAssignment.grid_id == grid_id,
-                    RoleAssignment.role == role,
-                    col(RoleAssignment.active).is_(True),
-                    col(Person.active).is_(True),
-                )
-                .order_by(col(Person.id))
-            )
-        ).all()
+def _holders_query(grid_ids: Sequence[int], roles: Sequence[Role]) -> Select[int, str, Person]:
+    """Active people holding an active role over one of ``grid_ids``, by person id, with the
+    grid and role of each assignment (a person holding two counts twice, as in the query
+    :func:`holders` has always made)."""
+    return (
+        select(RoleAssignment.grid_id, RoleAssignment.role, Person)
+        .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+        .where(
+            col(RoleAssignment.grid_id).in_(grid_ids),
+            col(RoleAssignment.role).in_(roles),
+            col(RoleAssignment.active).is_(True),
+            col(Person.active).is_(True),
+        )
+        .order_by(col(Person.id))
     )
 
 
-async def owners(session: AsyncSession, ticket: Ticket) -> list[Person]:
+async def holders(
+    session: AsyncSession, grid_id: int, role: Role, *, lookups: Lookups | None = None
+) -> list[Person]:
+    if lookups is not None:
+        return await lookups.holders(session, grid_id, role)
+    rows = (await session.exec(_holders_query([grid_id], [role]))).all()
+    return [person for _, _, person in rows]
+
+
+async def owners(
+    session: AsyncSession, ticket: Ticket, *, lookups: Lookups | None = None
+) -> list[Person]:
     """Whose card shows the actions: the department's staff, the assignee, or the role holders."""
     if ticket.owner_department_id is not None:
         return list(
@@ -233,22 +268,18 @@ async def owners(session: AsyncSession, ticket: Ticket) -> list[Person]:
         )
     if ticket.owner_grid_id is None or ticket.owner_role is None:
         return []
-    return await holders(session, ticket.owner_grid_id, Role(ticket.owner_role))
+    return await holders(session, ticket.owner_grid_id, Role(ticket.owner_role), lookups=lookups)
 
 
 async def followers(session: AsyncSession, ticket: Ticket) -> list[Person]:
     """The reporter and the residents who joined the ticket as the same problem."""
-    joined = (
-        await session.exec(
-            select(TicketEvent.actor_id).where(
-                TicketEvent.ticket_id == ticket.id, TicketEvent.action == "joined"
-            )
-        )
-    ).all()
-    ids: set[int] = {i for i in (ticket.reporter_id, *joined) if i is not None}
-    if not ids:
-        return []
-    return list((await session.exec(select(Person).where(col(Person.id).in_(ids)))).all())
+    joined = select(TicketEvent.actor_id).where(
+        TicketEvent.ticket_id == ticket.id, TicketEvent.action == "joined"
+    )
+    found: ColumnElement[bool] = col(Person.id).in_(joined)
+    if ticket.reporter_id is not None:
+        found = or_(col(Person.id) == ticket.reporter_id, found)
+    return list((await session.exec(select(Person).where(found).order_by(col(Person.id)))).all())
 
 
 async def _links_to_people(
@@ -260,6 +291,139 @@ async def _links_to_people(
         assert at.id is not None
         found += await holders(session, at.id, link.role)
     return found
+
+
+class Lookups:
+    """What a deadline sweep reads once instead of once per ticket.
+
+    Parsed policies (by their JSON body) with their working calendars (the admin's calendar
+    days read once), grids and their chains, the holders of a role in a grid, the supervisors
+    over a grid, the number of report photos of each ticket, and each ticket's followers as
+    the sweep read them with its lock. Every helper that takes ``lookups=`` answers from here
+    and asks the database only on a miss, so the answers are those the plain helpers give;
+    :meth:`prefetch` fills it for a whole batch in a few queries. Made fresh for each sweep
+    (or manual escalation) and dropped with it, so the next sweep sees a changed policy,
+    calendar or role. Holding the grids and people also keeps them in the session's identity
+    map, where ``session.get`` finds them without a query.
+    """
+
+    def __init__(self) -> None:
+        self._overrides: dict[date, bool] | None = None
+        self._current: Policy | None = None
+        self._policies: dict[str, tuple[Policy, WorkCalendar]] = {}
+        self._grids: dict[int, Grid] = {}
+        self._holders: dict[tuple[int, Role], list[Person]] = {}
+        self._supervisors: dict[int, list[Person]] = {}
+        self._people: dict[int, Person] = {}
+        self._followers: dict[int, list[Person]] = {}
+        self.report_photos: dict[int, int] = {}  # ticket id -> photos filed with the report
+
+    async def policy_of(
+        self, session: AsyncSession, ticket: Ticket
+    ) -> tuple[Policy, WorkCalendar]:
+        raw = ticket.sla.get("policy")
+        key = json.dumps(raw, sort_keys=True, ensure_ascii=False) if raw else ""
+        known = self._policies.get(key)
+        if known is None:
+            if raw:
+                policy = parse_policy(raw)
+            else:
+                if self._current is None:
+                    self._current = await current_policy(session)
+                policy = self._current
+            if self._overrides is None:
+                self._overrides = await _calendar_overrides(session)
+            known = self._policies[key] = (
+                policy,
+                WorkCalendar.for_policy(policy, self._overrides),
+            )
+        return known
+
+    async def chain(self, session: AsyncSession, grid: Grid) -> list[Grid]:
+        ids = _path_ids(grid)
+        missing = [i for i in ids if i not in self._grids]
+        if missing:
+            await self._load_grids(session, col(Grid.id).in_(missing))
+        return [self._grids[i] for i in ids if i in self._grids]
+
+    async def holders(self, session: AsyncSession, grid_id: int, role: Role) -> list[Person]:
+        key = (grid_id, role)
+        if key not in self._holders:
+            await self._load_holders(session, [grid_id], [role])
+        return list(self._holders[key])
+
+    async def followers(self, session: AsyncSession, ticket: Ticket) -> list[Person]:
+        """As :func:`followers`; from :meth:`know_followers` once the sweep has locked it."""
+        assert ticket.id is not None
+        known = self._followers.get(ticket.id)
+        return list(known) if known is not None else await followers(session, ticket)
+
+    async def know_followers(
+        self, session: AsyncSession, ticket: Ticket, joined: Sequence[int | None]
+    ) -> None:
+        """Remember the ticket's reporter and those who ``joined`` it, read with its lock."""
+        assert ticket.id is not None
+        ids = sorted({i for i in (ticket.reporter_id, *joined) if i is not None})
+        missing = [i for i in ids if i not in self._people]
+        if missing:
+            await self._load_people(session, col(Person.id).in_(missing))
+        self._followers[ticket.id] = [self._people[i] for i in ids if i in self._people]
+
+    async def supervisors_over(self, session: AsyncSession, grid: Grid) -> list[Person]:
+        assert grid.id is not None
+        if grid.id not in self._supervisors:
+            chain = [g.id for g in await self.chain(session, grid)]
+            self._supervisors[grid.id] = await _supervisors_on(session, chain)
+        return list(self._supervisors[grid.id])
+
+    async def prefetch(self, session: AsyncSession, ticket_ids: Sequence[int]) -> None:
+        """Read, for the tickets about to be swept, their grids and grid chains, the chain
+        roles' holders on all of those grids, their report photo counts, and their reporters
+        and the residents who joined them: five queries for the batch instead of several per
+        ticket."""
+        if not ticket_ids:
+            return
+        of_tickets = select(Ticket.grid_id).where(col(Ticket.id).in_(ticket_ids))
+        grids = await self._load_grids(session, col(Grid.id).in_(of_tickets))
+        above = {i for g in grids for i in _path_ids(g)} - self._grids.keys()
+        if above:
+            await self._load_grids(session, col(Grid.id).in_(above))
+        chain_ids = sorted({i for g in grids for i in _path_ids(g)} & self._grids.keys())
+        await self._load_holders(session, chain_ids, list(ROLE_RANK))
+        counted = await session.exec(
+            select(TicketPhoto.ticket_id, func.count())
+            .where(col(TicketPhoto.ticket_id).in_(ticket_ids), TicketPhoto.stage == "report")
+            .group_by(col(TicketPhoto.ticket_id))
+        )
+        self.report_photos = dict.fromkeys(ticket_ids, 0)
+        self.report_photos.update({ticket_id: int(count) for ticket_id, count in counted})
+        reporters = select(Ticket.reporter_id).where(col(Ticket.id).in_(ticket_ids))
+        joined = select(TicketEvent.actor_id).where(
+            col(TicketEvent.ticket_id).in_(ticket_ids), TicketEvent.action == "joined"
+        )
+        await self._load_people(
+            session, or_(col(Person.id).in_(reporters), col(Person.id).in_(joined))
+        )
+
+    async def _load_grids(
+        self, session: AsyncSession, condition: ColumnElement[bool]
+    ) -> list[Grid]:
+        found = list((await session.exec(select(Grid).where(condition))).all())
+        self._grids.update({g.id: g for g in found if g.id is not None})
+        return found
+
+    async def _load_people(self, session: AsyncSession, condition: ColumnElement[bool]) -> None:
+        found = (await session.exec(select(Person).where(condition))).all()
+        self._people.update({p.id: p for p in found if p.id is not None})
+
+    async def _load_holders(
+        self, session: AsyncSession, grid_ids: Sequence[int], roles: Sequence[Role]
+    ) -> None:
+        for grid_id in grid_ids:
+            for role in roles:
+                self._holders[(grid_id, role)] = []
+        for grid_id, held, person in await session.exec(_holders_query(grid_ids, roles)):
+            self._holders[(grid_id, Role(held))].append(person)
 
 
 # --- filing --------------------------------------------------------------------------------
@@ -915,9 +1079,12 @@ async def escalate(
                 "ask the centre to take it back."
             )
         )
-    policy, calendar = await policy_of(session, ticket)
+    lookups = Lookups()
+    policy, calendar = await policy_of(session, ticket, lookups=lookups)
     step = escalation.escalate_by_hand(clock_of(ticket), policy, calendar, now, reason)
-    await apply_escalation(session, notifier, ticket, step, policy, calendar, now, actor=actor)
+    await apply_escalation(
+        session, notifier, ticket, step, policy, calendar, now, actor=actor, lookups=lookups
+    )
     return ticket
 
 
@@ -931,14 +1098,19 @@ async def apply_escalation(
     now: datetime,
     *,
     actor: Person | None = None,
+    lookups: Lookups | None = None,
 ) -> None:
-    """Persist one escalation step: new owners and deadlines, an event, everyone told."""
-    previous = await owners(session, ticket)
+    """Persist one escalation step: new owners and deadlines, an event, everyone told.
+
+    ``lookups`` (a sweep's) answers who is who without asking the database again.
+    """
+    lookups = lookups or Lookups()
+    previous = await owners(session, ticket, lookups=lookups)
     before = TicketState(ticket.state)
+    grid = await _load_grid(session, ticket.grid_id)
+    owner_grid = await grid_at_tier(session, grid, step.to_tier, lookups=lookups)
     clock = escalation.apply(clock_of(ticket), step)
     store_clock(ticket, clock, policy, calendar)
-    grid = await _load_grid(session, ticket.grid_id)
-    owner_grid = await grid_at_tier(session, grid, step.to_tier)
     ticket.owner_grid_id = owner_grid.id
     ticket.assignee_id = None
     await _save(session, ticket, now)
@@ -959,15 +1131,19 @@ async def apply_escalation(
             "deadline_passed": step.at.isoformat(),
         },
     )
-    await _tell(
+    now_owning = await owners(session, ticket, lookups=lookups)
+    still = {o.id for o in now_owning}
+    await _announce(
         session,
         notifier,
         Notice.ESCALATED,
         ticket,
         now,
+        lookups,
         actor=actor,
         note=step.note,
-        others=[p for p in previous if p.id not in {o.id for o in await owners(session, ticket)}],
+        owners_now=now_owning,
+        others=[p for p in previous if p.id not in still],
         extra={"reason": step.reason, "grid": owner_grid.name},
     )
 
@@ -1189,19 +1365,21 @@ async def add_rating_comment(
 
 
 async def card_facts(
-    session: AsyncSession, ticket: Ticket
+    session: AsyncSession, ticket: Ticket, *, photos: int | None = None
 ) -> tuple[str, str | None, str | None, int]:
-    """What a card shows besides the ticket: grid name, reporter, who has it, photo count."""
+    """What a card shows besides the ticket: grid name, reporter, who has it, photo count
+    (counted here unless the caller passes the number of report ``photos``)."""
     grid = await session.get(Grid, ticket.grid_id)
     reporter = await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
     holder = await session.get(Person, ticket.assignee_id) if ticket.assignee_id else None
-    photos = (
-        await session.exec(
-            select(func.count()).where(
-                TicketPhoto.ticket_id == ticket.id, TicketPhoto.stage == "report"
+    if photos is None:
+        photos = (
+            await session.exec(
+                select(func.count()).where(
+                    TicketPhoto.ticket_id == ticket.id, TicketPhoto.stage == "report"
+                )
             )
-        )
-    ).one()
+        ).one()
     return (
         grid.name if grid else "—",
         reporter.name if reporter else None,
@@ -1213,9 +1391,16 @@ async def card_facts(
 # --- the deadline sweep (限时办理) -----------------------------------------------------------
 
 
-async def supervisors_over(session: AsyncSession, grid: Grid) -> list[Person]:
+async def supervisors_over(
+    session: AsyncSession, grid: Grid, *, lookups: Lookups | None = None
+) -> list[Person]:
     """The supervisors (督查) whose scope covers ``grid``."""
-    chain = [g.id for g in await ancestors(session, grid)]
+    if lookups is not None:
+        return await lookups.supervisors_over(session, grid)
+    return await _supervisors_on(session, [g.id for g in await ancestors(session, grid)])
+
+
+async def _supervisors_on(session: AsyncSession, grid_ids: Sequence[int | None]) -> list[Person]:
     return list(
         (
             await session.exec(
@@ -1223,11 +1408,48 @@ async def supervisors_over(session: AsyncSession, grid: Grid) -> list[Person]:
                 .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
                 .where(
                     RoleAssignment.role == Role.SUPERVISOR,
-                    col(RoleAssignment.grid_id).in_(chain),
+                    col(RoleAssignment.grid_id).in_(grid_ids),
                     col(RoleAssignment.active).is_(True),
                 )
             )
         ).all()
+    )
+
+
+async def _announce(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    notice: Notice,
+    ticket: Ticket,
+    now: datetime,
+    lookups: Lookups,
+    *,
+    actor: Person | None = None,
+    note: str | None = None,
+    owners_now: Sequence[Person] | None = None,
+    others: Sequence[Person] = (),
+    extra: dict[str, str] | None = None,
+) -> None:
+    """:func:`_tell` with who is who from ``lookups`` (and the owners, when already known)."""
+    assert ticket.id is not None
+    if owners_now is None:
+        owners_now = await owners(session, ticket, lookups=lookups)
+    with session.no_autoflush:  # the step's event waits for the outbox rows: one flush
+        reporters = await lookups.followers(session, ticket)
+    await notifier(
+        session,
+        TicketUpdate(
+            notice,
+            ticket,
+            actor=actor,
+            note=note,
+            reporters=reporters,
+            owners=list(owners_now),
+            others=list(others),
+            extra=extra or {},
+            report_photos=lookups.report_photos.get(ticket.id),
+        ),
+        now,
     )
 
 
@@ -1239,7 +1461,8 @@ async def escalate_overdue(
     Reads only tickets whose indexed ``next_deadline_at``/``warn_at`` has come, so its cost
     grows with what is due, not with all tickets. Each ticket is settled in its own savepoint
     under the version lock (and ``SKIP LOCKED`` on PostgreSQL), so two sweeps running at once
-    act on each ticket once. Returns the number of steps taken.
+    act on each ticket once. Who is who, the policies and the calendar are read once for the
+    whole batch (:class:`Lookups`). Returns the number of steps taken.
     """
     query = (
         select(Ticket.id)
@@ -1247,31 +1470,102 @@ async def escalate_overdue(
         .order_by(col(Ticket.next_deadline_at))
         .limit(batch)
     )
-    ids = list((await session.exec(query)).all())
+    ids = [ticket_id for ticket_id in (await session.exec(query)).all() if ticket_id is not None]
+    lookups = Lookups()
+    await lookups.prefetch(session, ids)
     steps_taken = 0
-    for ticket_id in ids:
-        try:
-            async with session.begin_nested():
-                steps_taken += await _sweep_one(session, notifier, ticket_id, now)
-        except (StaleDataError, AlreadyHandled):
-            continue  # another sweep (or a person) changed it first
+    async with _one_savepoint_name(session):
+        for ticket_id in ids:
+            try:
+                async with session.begin_nested():
+                    steps_taken += await _sweep_one(session, notifier, ticket_id, now, lookups)
+            except (StaleDataError, AlreadyHandled):
+                continue  # another sweep (or a person) changed it first
     return steps_taken
 
 
+SWEEP_SAVEPOINT = "gridbot_sweep_ticket"
+_FRESH_SAVEPOINT = re.compile(
+    r"(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT) sa_savepoint_\d+"
+)
+
+
+@asynccontextmanager
+async def _one_savepoint_name(session: AsyncSession) -> AsyncIterator[None]:
+    """On PostgreSQL, the sweep's savepoints all take one name.
+
+    SQLAlchemy names every savepoint afresh (``sa_savepoint_1``, ``_2``, …), and asyncpg
+    prepares every distinct statement — a round trip — and closes it once its cache lets it go
+    (another): a ticket's SAVEPOINT and RELEASE would cost four round trips more than their
+    own two. PostgreSQL allows a name to be reused; RELEASE and ROLLBACK TO act on the newest
+    savepoint of that name, the right one, since SQLAlchemy nests savepoints strictly (the
+    last opened is the first closed).
+    """
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    connection = (await session.connection()).sync_connection
+    assert connection is not None
+    event.listen(connection, "before_cursor_execute", _rename_savepoint, retval=True)
+    try:
+        yield
+    finally:
+        event.remove(connection, "before_cursor_execute", _rename_savepoint)
+
+
+def _rename_savepoint(
+    connection: Any,
+    cursor: Any,
+    statement: str,
+    parameters: Any,
+    context: Any,
+    executemany: bool,
+) -> tuple[str, Any]:
+    fresh = _FRESH_SAVEPOINT.fullmatch(statement)
+    return (f"{fresh.group(1)} {SWEEP_SAVEPOINT}" if fresh else statement), parameters
+
+
+@cache
+def _locked_with_followers(skip_locked: bool) -> Select[Ticket, int | None]:
+    """The sweep's read of one ticket (``:ticket_id``), fresh from the database and locked
+    (``SKIP LOCKED`` on PostgreSQL), one row per resident who joined it. A joining resident's
+    event row waits for that lock (its key check on the ticket), so the followers read here
+    stay true until the sweep commits. Built once: only the id changes."""
+    query = (
+        select(Ticket, TicketEvent.actor_id)
+        .outerjoin(
+            TicketEvent,
+            and_(col(TicketEvent.ticket_id) == Ticket.id, col(TicketEvent.action) == "joined"),
+        )
+        .where(col(Ticket.id) == bindparam("ticket_id"))
+        .execution_options(populate_existing=True)
+    )
+    if skip_locked:
+        query = query.with_for_update(of=Ticket, skip_locked=True)
+    return query
+
+
 async def _sweep_one(
-    session: AsyncSession, notifier: TicketNotifier, ticket_id: int | None, now: datetime
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    ticket_id: int | None,
+    now: datetime,
+    lookups: Lookups | None = None,
 ) -> int:
-    query = select(Ticket).where(Ticket.id == ticket_id).execution_options(populate_existing=True)
-    if session.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    ticket = (await session.exec(query)).first()
-    if ticket is None:
+    lookups = lookups or Lookups()
+    query = _locked_with_followers(session.get_bind().dialect.name == "postgresql")
+    rows = (await session.exec(query, params={"ticket_id": ticket_id})).all()
+    if not rows:
         return 0
-    policy, calendar = await policy_of(session, ticket)
+    ticket = rows[0][0]
+    await lookups.know_followers(session, ticket, [joined for _, joined in rows])
+    policy, calendar = await policy_of(session, ticket, lookups=lookups)
     steps = escalation.advance(clock_of(ticket), policy, calendar, now)
     for step in steps:
         if isinstance(step, escalation.Escalate):
-            await apply_escalation(session, notifier, ticket, step, policy, calendar, now)
+            await apply_escalation(
+                session, notifier, ticket, step, policy, calendar, now, lookups=lookups
+            )
             continue
         store_clock(ticket, escalation.apply(clock_of(ticket), step), policy, calendar)
         ticket.updated_at = now
@@ -1288,7 +1582,7 @@ async def _sweep_one(
                 ticket.state,
                 data={"which": step.which, "deadline": step.deadline.isoformat()},
             )
-            await _tell(session, notifier, Notice.WARNED, ticket, now)
+            await _announce(session, notifier, Notice.WARNED, ticket, now, lookups)
         else:
             _event(
                 session,
@@ -1301,13 +1595,14 @@ async def _sweep_one(
                 data={"which": step.which, "at": step.at.isoformat()},
             )
             grid = await _load_grid(session, ticket.grid_id)
-            await _tell(
+            await _announce(
                 session,
                 notifier,
                 Notice.OVERDUE_AT_TOP,
                 ticket,
                 now,
-                others=await supervisors_over(session, grid),
+                lookups,
+                others=await supervisors_over(session, grid, lookups=lookups),
             )
     if not steps:  # nothing due after all: make sure it leaves the sweep's index
         store_clock(ticket, clock_of(ticket), policy, calendar)

@@ -91,7 +91,9 @@ class TelegramTicketNotifier:
     async def __call__(self, session: AsyncSession, update: TicketUpdate, now: datetime) -> None:
         ticket = update.ticket
         assert ticket.id is not None
-        grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
+        grid_name, reporter_name, holder, photos = await tickets.card_facts(
+            session, ticket, photos=update.report_photos
+        )
         owner_grid = (
             await session.get(Grid, ticket.owner_grid_id) if ticket.owner_grid_id else None
         )
