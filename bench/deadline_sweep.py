@@ -31,13 +31,14 @@ import json
 import os
 import statistics
 import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from sqlalchemy import or_, text
+from sqlalchemy import event, or_, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
@@ -297,16 +298,48 @@ async def make_overdue(url: str, count: int, total: int, fresh: Template, due: T
         await connection.close()
 
 
-async def timed_sweep(engine: AsyncEngine, notifier: TelegramTicketNotifier) -> tuple[float, int]:
-    """One tick of the sweep, rolled back afterwards; (seconds, steps taken)."""
+@dataclass
+class Tick:
+    """One timed sweep: wall time, steps taken, and what it cost the database and the CPU."""
+
+    seconds: float
+    steps: int
+    statements: int  # SQL statements sent (asyncpg adds a round trip per statement prepared)
+    cpu: float  # this process's CPU seconds (Python, the driver and its system calls)
+
+
+class StatementCounter:
+    """Counts the statements an engine sends, as PostgreSQL receives them."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.count = 0
+        event.listen(engine.sync_engine, "after_cursor_execute", self._seen)
+
+    def _seen(self, *_: Any) -> None:
+        self.count += 1
+
+
+async def timed_sweep(
+    engine: AsyncEngine, notifier: TelegramTicketNotifier, counter: StatementCounter
+) -> Tick:
+    """One tick of the sweep, rolled back afterwards."""
     loop = asyncio.get_running_loop()
     async with AsyncSession(engine, expire_on_commit=False) as session:
-        started = loop.time()
+        counted, cpu, started = counter.count, time.process_time(), loop.time()
         steps = await tickets.escalate_overdue(session, notifier, NOW, batch=BATCH)
         await session.flush()
         elapsed = loop.time() - started
+        tick = Tick(elapsed, steps, counter.count - counted, time.process_time() - cpu)
         await session.rollback()
-    return elapsed, steps
+    return tick
+
+
+def per_step(tick: Tick) -> str:
+    steps = max(tick.steps, 1)
+    return (
+        f"{tick.steps} steps, {tick.seconds / steps * 1000:.2f} ms a step "
+        f"(CPU {tick.cpu / steps * 1000:.2f} ms, {tick.statements / steps:.1f} statements)"
+    )
 
 
 async def timed_selection(engine: AsyncEngine) -> float:
@@ -324,10 +357,14 @@ async def timed_selection(engine: AsyncEngine) -> float:
 
 
 async def median_sweep(
-    engine: AsyncEngine, notifier: TelegramTicketNotifier, repeats: int
-) -> tuple[float, int]:
-    runs = [await timed_sweep(engine, notifier) for _ in range(repeats)]
-    return statistics.median(t for t, _ in runs), runs[0][1]
+    engine: AsyncEngine,
+    notifier: TelegramTicketNotifier,
+    counter: StatementCounter,
+    repeats: int,
+) -> Tick:
+    """The run of median wall time among ``repeats``."""
+    runs = [await timed_sweep(engine, notifier, counter) for _ in range(repeats)]
+    return sorted(runs, key=lambda tick: tick.seconds)[len(runs) // 2]
 
 
 async def catch_up(
@@ -352,6 +389,7 @@ async def main() -> int:
     url = args.database_url
     await prepare_database(url)
     engine = create_engine(url)
+    counter = StatementCounter(engine)
     notifier = TelegramTicketNotifier(Settings(_env_file=None))  # type: ignore[call-arg]
     translations()  # the catalogs compile once per process: not part of any sweep
     fresh, due = template(NOW), template(OVERDUE_FROM)
@@ -366,10 +404,10 @@ async def main() -> int:
         )
         # (a) the baseline: the overdue tickets of one tick, alone
         await load_tickets(url, ticket_rows(BATCH, leaves, due))
-        base, base_steps = await median_sweep(engine, notifier, args.sweep_repeats)
+        base = await median_sweep(engine, notifier, counter, args.sweep_repeats)
         print(
-            f"  (a) {BATCH} overdue tickets alone: one sweep {base * 1000:8.1f} ms "
-            f"({base_steps} steps, {base / base_steps * 1000:.2f} ms a step)",
+            f"  (a) {BATCH} overdue tickets alone: one sweep {base.seconds * 1000:8.1f} ms "
+            f"({per_step(base)})",
             flush=True,
         )
         async with engine.begin() as connection:
@@ -380,8 +418,9 @@ async def main() -> int:
         print(f"  loaded {args.tickets:,} tickets in {loop.time() - started:.0f} s", flush=True)
 
         # (b) nothing due
-        idle, idle_steps = await median_sweep(engine, notifier, args.repeats)
-        assert idle_steps == 0
+        idle_tick = await median_sweep(engine, notifier, counter, args.repeats)
+        assert idle_tick.steps == 0
+        idle = idle_tick.seconds
         verdict = "met" if idle <= TARGET_IDLE else "NOT met"
         print(
             f"  (b) {args.tickets:,} tickets, none due: one sweep {idle * 1000:8.1f} ms "
@@ -395,20 +434,19 @@ async def main() -> int:
             selection = statistics.median(
                 [await timed_selection(engine) for _ in range(args.repeats)]
             )
-            sweep, steps = await median_sweep(engine, notifier, args.sweep_repeats)
+            sweep = await median_sweep(engine, notifier, counter, args.sweep_repeats)
             print(
                 f"  (c) {fraction:6.1%} overdue ({count:>6,}): "
-                f"selection {selection * 1000:6.1f} ms, one sweep {sweep * 1000:8.1f} ms "
-                f"({steps} steps, {sweep / max(steps, 1) * 1000:.2f} ms a step), "
-                f"ratio to (a) {sweep / base:5.2f}",
+                f"selection {selection * 1000:6.1f} ms, one sweep {sweep.seconds * 1000:8.1f} ms "
+                f"({per_step(sweep)}), ratio to (a) {sweep.seconds / base.seconds:5.2f}",
                 flush=True,
             )
             if fraction == FRACTIONS[0]:
                 total, ticks, all_steps = await catch_up(engine, notifier)
-                per_step = total / max(all_steps, 1) * 1000
+                each = total / max(all_steps, 1) * 1000
                 print(
                     f"  (d) {fraction:6.1%} overdue, until nothing is due: {total:6.2f} s, "
-                    f"{ticks} ticks, {all_steps} steps ({per_step:.2f} ms a step)",
+                    f"{ticks} ticks, {all_steps} steps ({each:.2f} ms a step)",
                     flush=True,
                 )
     finally:
