@@ -63,6 +63,21 @@ HANDLING_KIND: dict[HandlingKind, str] = {
     HandlingKind.MAJOR: N_("major"),
 }
 
+# 定性: what each handling kind means, in one plain line (DOMAIN.md §5, 方案8 操作程序)
+HANDLING_KIND_HELP: dict[HandlingKind, str] = {
+    HandlingKind.GENERAL: N_("the grid worker handles it on the spot and records it"),
+    HandlingKind.COORDINATION: N_(
+        "taken to the community sub-centre; the result is reported and the person served "
+        "hears back"
+    ),
+    HandlingKind.URGENT: N_("reported up at once; the grid worker follows it on site"),
+    HandlingKind.APPROVAL: N_(
+        "the worker gathers the facts, the sub-centre accepts and defines it, the centre "
+        "reviews it, and the outcome is publicly noticed"
+    ),
+    HandlingKind.MAJOR: N_("reported to the street centre at once"),
+}
+
 TICKET_STATE: dict[TicketState, str] = {
     TicketState.SUBMITTED: N_("submitted"),
     TicketState.DISPATCHED: N_("dispatched"),

@@ -14,14 +14,16 @@ from bot import labels
 from bot.i18n import N_
 from bot.services import deeplinks, grids, households, invites, staff
 from bot.services.errors import NotAllowed
-from bot.services.notice import notice_board, resident_grid
+from bot.services.notice import notice_board, posted_outcomes, resident_grid
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, authorize
 from bot.services.qr import qr_png
+from bot.settings import Settings
 from bot.telegram.args import parse_role, split_args
 from bot.telegram.callbacks import GridPageCb, HouseholdCb, HouseholdPageCb, PeoplePageCb
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
+from bot.telegram.ticket_views import posted_outcomes_text
 from bot.telegram.views import (
     grid_page_text,
     household_text,
@@ -33,6 +35,11 @@ from bot.telegram.views import (
     warnings_text,
 )
 from models import Grid, Person, Role
+
+
+def _t(message: str, **params: object) -> str:
+    return _(message).format(**params) if params else _(message)
+
 
 GRID_USAGE = (
     "/grid — {tree}\n/grid &lt;code&gt; — {subtree}\n/grid add &lt;parent&gt; &lt;name&gt;\n"
@@ -365,6 +372,8 @@ async def mygrid_command(
     person: Person,
     roles: list[RoleInGrid],
     session: AsyncSession,
+    settings: Settings,
+    now: datetime,
 ) -> None:
     assert person.id is not None
     grid = await resident_grid(session, person.id)
@@ -380,7 +389,11 @@ async def mygrid_command(
         )
         return
     board = await notice_board(session, grid)
-    reply.text(notice_text(board))
+    text = notice_text(board)
+    outcomes = await posted_outcomes(session, grid, now)
+    if outcomes:  # publicly noticed outcomes (公示) while they last
+        text += "\n\n" + posted_outcomes_text(outcomes, _t, settings.tz)
+    reply.text(text)
     for worker in board.workers:
         if worker.phone:
             reply.contact(worker.phone, f"{worker.name}（{_(labels.ROLE[Role.WORKER])}）")

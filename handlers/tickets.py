@@ -15,13 +15,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.i18n import N_
-from bot.services import dispatching, tickets
+from bot.services import classifying, dispatching, tickets
 from bot.services.errors import DomainError, InvalidInput, NotFound
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram.callbacks import (
     CancelCb,
+    ClassifyCb,
+    ClassifyStep,
     DispatchCb,
     DispatchStep,
     RateCb,
@@ -37,11 +39,16 @@ from bot.telegram.report_views import refusal_text
 from bot.telegram.ticket_views import (
     card_keyboard,
     card_text,
+    classified_text,
+    classify_question,
+    classify_reason_keyboard,
     dispatch_keyboard,
     dispatch_reason_keyboard,
     dispatch_text,
     dispatched_text,
     history_text,
+    kinds_keyboard,
+    kinds_text,
     local_time,
     tier_label,
 )
@@ -87,6 +94,12 @@ class Handling(StatesGroup):
 
 class Dispatching(StatesGroup):
     """The centre typed a short reason for sending a ticket to a chosen tier (下派 / 上收)."""
+
+    reason = State()
+
+
+class Classifying(StatesGroup):
+    """A handler typed a short reason for classifying a ticket as a kind (定性)."""
 
     reason = State()
 
@@ -156,6 +169,13 @@ async def card_pressed(
         )
         await query.answer()
         reply.text(dispatch_text(choices, _t), dispatch_keyboard(choices, _t))
+        return
+    if action == TicketAction.CLASSIFY:
+        kinds = await classifying.kind_choices(
+            session, actor=person, roles=roles, ticket_id=ticket_id, now=now
+        )
+        await query.answer()
+        reply.text(kinds_text(kinds, _t), kinds_keyboard(kinds, _t))
         return
     if action == TicketAction.ANSWER:
         await query.answer()
@@ -391,6 +411,96 @@ async def dispatch_forged(query: CallbackQuery, person: Person, now: datetime) -
     raise dispatching.forged(person, query.data or "", now)
 
 
+async def classify_chosen(
+    query: CallbackQuery,
+    callback_data: ClassifyCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    """A kind was chosen: ask why (or classify at once, when "without a reason" was pressed)."""
+    ticket_id, kind = callback_data.id, callback_data.kind
+    if callback_data.step == ClassifyStep.ASK:
+        ticket, option = await classifying.check_kind(
+            session, actor=person, roles=roles, ticket_id=ticket_id, kind=kind, now=now
+        )
+        await query.answer()
+        await state.set_state(Classifying.reason)
+        await state.update_data(ticket_id=ticket_id, kind=kind.value)
+        text = classify_question(ticket.number, option, _t)
+        keyboard = classify_reason_keyboard(callback_data, _t)
+        if query.message is not None:  # the list of kinds becomes the question
+            reply.edit(query.message.message_id, text, keyboard)
+        else:
+            reply.text(text, keyboard)
+        return
+    await state.clear()
+    result = await classifying.reclassify(
+        session,
+        notifier,
+        actor=person,
+        roles=roles,
+        ticket_id=ticket_id,
+        kind=kind,
+        reason=None,
+        now=now,
+    )
+    await query.answer(_("Classified."))
+    if query.message is not None:
+        reply.edit(query.message.message_id, classified_text(result, _t))
+
+
+async def classify_reason(
+    message: Message,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    state: FSMContext,
+    notifier: TicketNotifier,
+    now: datetime,
+) -> None:
+    data = await state.get_data()
+    try:
+        chosen = ClassifyCb(
+            id=data.get("ticket_id", -1), kind=data.get("kind", ""), step=ClassifyStep.GO
+        )
+    except ValueError:  # nothing usable was remembered: the choice is gone
+        await state.clear()
+        reply.text(refusal_text(NotFound()))
+        return
+    try:
+        result = await classifying.reclassify(
+            session,
+            notifier,
+            actor=person,
+            roles=roles,
+            ticket_id=chosen.id,
+            kind=chosen.kind,
+            reason=message.text or "",
+            now=now,
+        )
+    except InvalidInput as error:
+        reply.text(_(error.message).format(**error.params), classify_reason_keyboard(chosen, _t))
+        return
+    except DomainError as refusal:  # it cannot be classified so any more: stop waiting
+        await state.clear()  # (raising would roll the cleared state back with the update)
+        dispatching.keep_refusal(session, refusal)
+        reply.text(refusal_text(refusal))
+        return
+    await state.clear()
+    reply.text(classified_text(result, _t))
+
+
+async def classify_forged(query: CallbackQuery, person: Person, now: datetime) -> None:
+    """Classify data no button of ours carries: refused, and the refusal audited."""
+    raise classifying.forged(person, query.data or "", now)
+
+
 async def rated(
     query: CallbackQuery,
     callback_data: RateCb,
@@ -600,6 +710,8 @@ def build_router() -> Router:
     router.callback_query.register(transfer_chosen, TransferCb.filter())
     router.callback_query.register(dispatch_chosen, DispatchCb.filter())
     router.callback_query.register(dispatch_forged, F.data.startswith(f"{DispatchCb.__prefix__}:"))
+    router.callback_query.register(classify_chosen, ClassifyCb.filter())
+    router.callback_query.register(classify_forged, F.data.startswith(f"{ClassifyCb.__prefix__}:"))
     router.callback_query.register(rated, RateCb.filter())
     router.callback_query.register(cancelled, CancelCb.filter())
     router.callback_query.register(return_visit_recorded, ReturnVisitCb.filter())
@@ -608,6 +720,9 @@ def build_router() -> Router:
     router.message.register(handling_text, StateFilter(Handling.text), F.text | F.photo)
     router.message.register(
         dispatch_reason, StateFilter(Dispatching.reason), F.text, ~F.text.startswith("/")
+    )
+    router.message.register(
+        classify_reason, StateFilter(Classifying.reason), F.text, ~F.text.startswith("/")
     )
     router.message.register(comment_text, StateFilter(Reporting.comment), F.text)
     router.message.register(answer_text, StateFilter(Reporting.answer), F.text)

@@ -208,13 +208,19 @@ async def send_to_tier(
 
 def forged(person: Person, data: str, now: datetime) -> NotAllowed:
     """The refusal for dispatch callback data no button of ours carries, with its audit."""
+    return forged_refusal(person, data, now, action=Action.DISPATCH.value)
+
+
+def forged_refusal(person: Person, data: str, now: datetime, *, action: str) -> NotAllowed:
+    """The refusal for callback data no button of ours carries (it claims to ``action`` a
+    ticket), with its audit record: ``refused:<action>`` and the data as it came."""
     shown = "".join(ch if ch.isprintable() else "?" for ch in data[:64])
     return NotAllowed(
         FORGED,
         audit=AuditLog(
             at=now,
             actor_id=person.id,
-            action=f"refused:{Action.DISPATCH.value}",
+            action=f"refused:{action}",
             object_type="callback",
             detail=shown,
         ),

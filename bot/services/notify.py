@@ -32,6 +32,7 @@ class Notice(StrEnum):
     TRANSFERRED = "transferred"
     SENT_DOWN = "sent_down"  # the centre sent it down the chain (下派), or back from a department
     TAKEN_UP = "taken_up"  # the centre took it up (上收)
+    RECLASSIFIED = "reclassified"  # 定性: a new handling kind, routed again by the rules
     DUPLICATE = "duplicate"
     REJECTED = "rejected"
     WARNED = "warned"  # a deadline is near
@@ -48,6 +49,7 @@ class TicketUpdate:
     reporters: list[Person] = field(default_factory=list)  # the reporter and followers
     owners: list[Person] = field(default_factory=list)  # whose card shows the actions
     others: list[Person] = field(default_factory=list)  # previous owners, informed chain
+    informed: list[Person] = field(default_factory=list)  # links told at once of a new kind
     extra: dict[str, str] = field(default_factory=dict)
     report_photos: int | None = None  # photos filed with the report, when the caller knows
 

@@ -47,6 +47,7 @@ from bot.routing.rules import TicketFacts, route
 from bot.routing.working_time import WorkCalendar
 from bot.services import outbox
 from bot.services.errors import DomainError, InvalidInput, NotAllowed, NotFound
+from bot.services.notice import post_outcome
 from bot.services.notify import Notice, TicketNotifier, TicketUpdate
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, authorize, scope_paths
@@ -967,6 +968,10 @@ async def resolve(
             )
         )
     _event(session, ticket, now, actor, "resolved", before, TicketState.RESOLVED, note=note)
+    reporters = await followers(session, ticket)
+    until = await post_outcome(  # 公示, for a kind whose policy asks for it
+        session, ticket, note, policy, calendar, now, names=[p.name for p in reporters]
+    )
     await _tell(
         session,
         notifier,
@@ -976,6 +981,7 @@ async def resolve(
         actor=actor,
         note=note,
         photo_file_id=photo_file_id,
+        extra={"notice_until": until.isoformat()} if until else None,
     )
     return ticket
 

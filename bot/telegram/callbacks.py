@@ -9,7 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
 from bot.routing.policy import MAX_TIER
-from models import Rating, Role
+from models import HandlingKind, Rating, Role
 
 MAX_ROW_ID: Final = 2**31 - 1  # keys are INTEGER columns: a larger number is no row of ours
 RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # out of range: the data does not parse
@@ -59,6 +59,7 @@ class TicketAction(StrEnum):
     HISTORY = "h"
     ANSWER = "w"  # the reporter answers a question
     DISPATCH = "s"  # the centre sends it down (下派) or takes it up (上收): choose a tier
+    CLASSIFY = "k"  # 定性: choose the ticket's handling kind
 
 
 class TicketCb(CallbackData, prefix="tk"):
@@ -92,6 +93,27 @@ class DispatchCb(CallbackData, prefix="dp"):
     @classmethod
     def unpack(cls, value: str) -> Self:
         """Strictly: only the exact text :meth:`pack` writes (not ``+3``, `` 3`` or ``3.0``)."""
+        data = super().unpack(value)
+        if data.pack() != value:
+            raise ValueError("callback data not in its packed form")
+        return data
+
+
+class ClassifyStep(StrEnum):
+    ASK = "a"  # a kind was chosen: ask for a short reason
+    GO = "g"  # classify it now, without a reason
+
+
+class ClassifyCb(CallbackData, prefix="cl"):
+    """Classify a ticket (定性) as ``kind``; the service re-checks who may and routes it."""
+
+    id: RowId
+    kind: HandlingKind
+    step: ClassifyStep
+
+    @classmethod
+    def unpack(cls, value: str) -> Self:
+        """Strictly: only the exact text :meth:`pack` writes."""
         data = super().unpack(value)
         if data.pack() != value:
             raise ValueError("callback data not in its packed form")

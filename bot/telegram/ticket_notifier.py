@@ -54,6 +54,10 @@ REPORTER_TEXT: dict[Notice, str] = {
     ),
     Notice.SENT_DOWN: N_("Ticket {number} was sent to {grid}, which will handle it (已下派)."),
     Notice.TAKEN_UP: N_("Ticket {number} was taken up by {grid}, which handles it now (已上收)."),
+    Notice.RECLASSIFIED: N_(
+        "The problem you reported (ticket {number}) has been classified as {kind} (已定性); "
+        "{grid} {role} handles it."
+    ),
 }
 OWNER_TEXT: dict[Notice, str] = {
     Notice.FILED: N_("New ticket {number}."),
@@ -65,12 +69,28 @@ OWNER_TEXT: dict[Notice, str] = {
     Notice.OVERDUE_AT_TOP: N_("⚠️ Ticket {number} is overdue at the street centre."),
     Notice.SENT_DOWN: N_("Ticket {number} was sent down to you by {actor} (下派)."),
     Notice.TAKEN_UP: N_("Ticket {number} was taken up to you by {actor} (上收)."),
+    Notice.RECLASSIFIED: N_("🏷 Ticket {number} was classified as {kind} by {actor} (定性)."),
 }
 # the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
+WITH_REASON = MOVED_BY_CENTRE | {Notice.RECLASSIFIED}  # the owners read the person's reason
 MOVED_REASON = N_("Reason: {note}")
 MOVED_AWAY = N_("Ticket {number} was moved to {grid} by {actor}; it is no longer with you.")
 INFORMED_TEXT = N_("For your information: a new ticket {number} in {grid}.")
+# 定性: what the previous owners and the informed links read; the reporter's notice board line
+RECLASSIFIED_AWAY = N_(
+    "Ticket {number} was classified as {kind} by {actor} and moved to {grid} {role}; it is "
+    "no longer with you."
+)
+RECLASSIFIED_INFORMED = N_(
+    "For your information: ticket {number} in {ticket_grid} was classified as {kind}; "
+    "{grid} {role} handles it."
+)
+NOTICE_POSTED = N_(
+    "📢 The outcome of ticket {number} is posted on your grid's notice board (公示) until "
+    "{until}. Send /mygrid to see it."
+)
+MSGID_PARAMS = ("reason", "kind", "role")  # parameters that are msgids themselves
 REASONS = {
     "accept_overdue": N_("not accepted in time"),
     "resolve_overdue": N_("not resolved in time"),
@@ -109,6 +129,9 @@ class TelegramTicketNotifier:
             params["reason"] = REASONS.get(params["reason"], params["reason"])
         if update.notice == Notice.WARNED:
             params["deadline"] = local_time(ticket.next_deadline_at, self.settings.tz)
+        if "notice_until" in update.extra:
+            until = datetime.fromisoformat(update.extra["notice_until"])
+            params["until"] = local_time(until, self.settings.tz)
 
         def card(person: Person) -> tuple[str, dict[str, Any] | None]:
             locale = self._locale(person)
@@ -139,7 +162,8 @@ class TelegramTicketNotifier:
             Notice.ESCALATED,
             Notice.TRANSFERRED,
             *MOVED_BY_CENTRE,
-        }
+        } or (update.notice == Notice.RECLASSIFIED and bool(update.extra.get("moved")))
+        actor_id = update.actor.id if update.actor else None
         for person in update.owners:
             if person.id in reporter_ids or not _reachable(person):
                 continue
@@ -150,9 +174,11 @@ class TelegramTicketNotifier:
             else:
                 self._edit(session, person, ref, text, keyboard, now)
             message = OWNER_TEXT.get(update.notice)
+            if update.notice == Notice.RECLASSIFIED and person.id == actor_id:
+                message = None  # they did it: their own answer says so
             if message and update.notice != Notice.FILED:
                 told = self._t(person, message, **params)
-                if update.notice in MOVED_BY_CENTRE and update.note:
+                if update.notice in WITH_REASON and update.note:
                     told += "\n" + self._t(person, MOVED_REASON, note=esc(update.note))
                 self._send(session, person, told, None, now)
         for person in update.others:
@@ -172,16 +198,21 @@ class TelegramTicketNotifier:
                 )
             else:  # it moved on from them: their card keeps no buttons
                 self._edit(session, person, f"tc:{ticket.id}:{person.id}", text, None, now)
-                actor_id = update.actor.id if update.actor else None
-                if update.notice in MOVED_BY_CENTRE and person.id != actor_id:
-                    moved = self._t(person, MOVED_AWAY, **params)
-                    self._send(session, person, moved, None, now)
+                away = MOVED_AWAY if update.notice in MOVED_BY_CENTRE else None
+                if update.notice == Notice.RECLASSIFIED:
+                    away = RECLASSIFIED_AWAY
+                if away and person.id != actor_id:
+                    self._send(session, person, self._t(person, away, **params), None, now)
+        for person in update.informed:  # links of the chain told at once (定性: major, urgent)
+            if person.id in reporter_ids | owner_ids or not _reachable(person):
+                continue
+            text, _ = card(person)
+            informed = self._t(person, RECLASSIFIED_INFORMED, ticket_grid=grid_name, **params)
+            self._send(session, person, informed + "\n\n" + text, None, now)
 
     def _t(self, person: Person, message: str, **params: Any) -> str:
         locale = self._locale(person)
-        if "reason" in params:  # a msgid itself
-            params = {**params, "reason": gettext_for(locale, params["reason"])}
-        return gettext_for(locale, message, **params)
+        return gettext_for(locale, message, **_localized(locale, params))
 
     def _reporter_message(
         self,
@@ -198,7 +229,7 @@ class TelegramTicketNotifier:
         def t(message: str, **values: Any) -> str:
             return gettext_for(locale, message, **values)
 
-        text = t(REPORTER_TEXT[update.notice], **params)
+        text = t(REPORTER_TEXT[update.notice], **_localized(locale, params))
         keyboard = None
         if update.notice == Notice.RESOLVED and person.id == update.ticket.reporter_id:
             keyboard = rating_keyboard(update.ticket, t)
@@ -215,6 +246,8 @@ class TelegramTicketNotifier:
                 urgent=True,
             )
         self._send(session, person, text, keyboard, now)
+        if update.notice == Notice.RESOLVED and "until" in params:  # 公示: where to read it
+            self._send(session, person, t(NOTICE_POSTED, **params), None, now)
 
     def _send(
         self,
@@ -264,6 +297,14 @@ class TelegramTicketNotifier:
             edit_ref=ref,
             urgent=True,
         )
+
+
+def _localized(locale: str, params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` with those that are msgids themselves (a reason, a kind, a role) translated."""
+    return {
+        key: gettext_for(locale, value) if key in MSGID_PARAMS and value else value
+        for key, value in params.items()
+    }
 
 
 def _reachable(person: Person) -> bool:

@@ -11,9 +11,13 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot import labels
 from bot.i18n import N_
 from bot.routing.policy import ChainLink
+from bot.services.classifying import KindChoices, KindOption, Reclassified
 from bot.services.dispatching import DispatchChoices, Dispatched, TierChoice
+from bot.services.notice import PostedOutcome
 from bot.telegram.callbacks import (
     CancelCb,
+    ClassifyCb,
+    ClassifyStep,
     DispatchCb,
     DispatchStep,
     RateCb,
@@ -25,8 +29,10 @@ from models import HandlingKind, Rating, Role, Ticket, TicketEvent, TicketState
 
 Translate = Callable[..., str]  # gettext-like: (msgid, **params) -> str
 
+CLASSIFY_BUTTON = N_("🏷 Classify")
 OPEN_ACTIONS = (
     (TicketAction.ACCEPT, N_("✅ Accept")),
+    (TicketAction.CLASSIFY, CLASSIFY_BUTTON),
     (TicketAction.ESCALATE, N_("⬆️ Escalate")),
     (TicketAction.TRANSFER, N_("🏢 Transfer")),
     (TicketAction.DUPLICATE, N_("🔁 Duplicate")),
@@ -36,6 +42,7 @@ WORKING_ACTIONS = (
     (TicketAction.NOTE, N_("📝 Progress")),
     (TicketAction.ASK, N_("❓ Ask reporter")),
     (TicketAction.RESOLVE, N_("✔️ Resolved")),
+    (TicketAction.CLASSIFY, CLASSIFY_BUTTON),
     (TicketAction.ESCALATE, N_("⬆️ Escalate")),
     (TicketAction.TRANSFER, N_("🏢 Transfer")),
 )
@@ -210,6 +217,124 @@ def dispatched_text(result: Dispatched, t: Translate) -> str:
     return t(message, number=code(result.ticket.number), owner=esc(tier_label(result.to, t)))
 
 
+# --- 定性 ------------------------------------------------------------------------------------
+
+
+def owner_label(link: ChainLink, grid_name: str, t: Translate) -> str:
+    """Who a ticket goes to, as a sentence names it: "杏林社区 网格长"."""
+    return t("{grid} {role}", grid=grid_name, role=t(labels.ROLE[Role(link.role)]))
+
+
+def kinds_text(choices: KindChoices, t: Translate) -> str:
+    """What a handler reads above the kinds: the kind now, and what each other kind means and
+    where it would send the ticket."""
+    lines = [
+        t(
+            "Ticket {number} is now classified as {kind}. Classify it (定性) as:",
+            number=code(choices.ticket.number),
+            kind=bold(t(labels.HANDLING_KIND[choices.current])),
+        ),
+        "",
+    ]
+    for option in choices.options:
+        lines.append(
+            t(
+                "• {kind}: {meaning}. Goes to {owner}.",
+                kind=bold(t(labels.HANDLING_KIND[option.kind])),
+                meaning=t(labels.HANDLING_KIND_HELP[option.kind]),
+                owner=esc(_where(option, t)),
+            )
+        )
+    return "\n".join(lines)
+
+
+def kinds_keyboard(choices: KindChoices, t: Translate) -> InlineKeyboardMarkup:
+    """One button per other kind, then Cancel."""
+    ticket_id = choices.ticket.id or 0
+    rows = [
+        [
+            InlineKeyboardButton(
+                text=t(labels.HANDLING_KIND[option.kind]),
+                callback_data=ClassifyCb(
+                    id=ticket_id, kind=option.kind, step=ClassifyStep.ASK
+                ).pack(),
+            )
+        ]
+        for option in choices.options
+    ]
+    rows.append([InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack())])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def classify_question(number: str, option: KindOption, t: Translate) -> str:
+    """Asked once a kind is chosen: why, and where it will go."""
+    return t(
+        "Why is ticket {number} {kind}? It will go to {owner}. Write a short reason, or "
+        "classify it without one.",
+        number=code(number),
+        kind=bold(t(labels.HANDLING_KIND[option.kind])),
+        owner=esc(_where(option, t)),
+    )
+
+
+def classify_reason_keyboard(data: ClassifyCb, t: Translate) -> InlineKeyboardMarkup:
+    """Under the question "why?": classify it without a reason, or cancel."""
+    go = ClassifyCb(id=data.id, kind=data.kind, step=ClassifyStep.GO)
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [InlineKeyboardButton(text=t("Classify without a reason"), callback_data=go.pack())],
+            [InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack())],
+        ]
+    )
+
+
+def classified_text(result: Reclassified, t: Translate) -> str:
+    """The handler's answer: the new kind, and who has the ticket now."""
+    message = (
+        N_("Ticket {number} is classified as {kind} (已定性); it is now with {owner}.")
+        if result.moved
+        else N_("Ticket {number} is classified as {kind} (已定性); it stays with {owner}.")
+    )
+    return t(
+        message,
+        number=code(result.ticket.number),
+        kind=bold(t(labels.HANDLING_KIND[result.to.kind])),
+        owner=esc(_where(result.to, t)),
+    )
+
+
+def _where(option: KindOption, t: Translate) -> str:
+    return owner_label(option.link, option.grid_name, t)
+
+
+# --- 公示 ------------------------------------------------------------------------------------
+
+
+def posted_outcomes_text(outcomes: list[PostedOutcome], t: Translate, tz: Any) -> str:
+    """The outcomes on a grid's notice board (公示), as residents read them in /mygrid."""
+    lines = ["📢 " + bold(t("Public notice (公示)"))]
+    for outcome in outcomes:
+        lines.append("")
+        lines.append(
+            t(
+                "{number} · {category} · {kind} · {grid}",
+                number=code(outcome.number),
+                category=esc(t(labels.TICKET_CATEGORY[outcome.category])),
+                kind=esc(t(labels.HANDLING_KIND[outcome.kind])),
+                grid=esc(outcome.grid_name),
+            )
+        )
+        lines.append(t("Outcome: {text}", text=esc(outcome.text)))
+        lines.append(
+            t(
+                "Posted {posted}, on the board until {until}.",
+                posted=local_time(outcome.posted_at, tz),
+                until=local_time(outcome.until, tz),
+            )
+        )
+    return "\n".join(lines)
+
+
 def rating_keyboard(ticket: Ticket, t: Translate) -> dict[str, Any]:
     rows = [
         [
@@ -253,9 +378,13 @@ EVENT_LABELS: dict[str, str] = {
     "joined": N_("another resident reported the same"),
     "warned": N_("deadline warning"),
     "overdue": N_("overdue at the top"),
+    "reclassified": N_("classified (定性)"),
+    "public_notice": N_("outcome posted on the notice board (公示)"),
 }
+RECLASSIFIED_LABEL = N_("classified as {kind} (定性)")
 
 
+KIND_VALUES = frozenset(kind.value for kind in HandlingKind)
 DISPATCH_EVENT_LABELS: dict[str, str] = {
     "down": N_("sent down by the centre (下派)"),
     "up": N_("taken up by the centre (上收)"),
@@ -274,6 +403,9 @@ def history_text(
         label = t(EVENT_LABELS.get(event.action, event.action))
         if event.action == "dispatched" and event.data.get("direction") in DISPATCH_EVENT_LABELS:
             label = t(DISPATCH_EVENT_LABELS[event.data["direction"]])
+        if event.action == "reclassified" and event.data.get("to_kind") in KIND_VALUES:
+            kind = HandlingKind(event.data["to_kind"])
+            label = t(RECLASSIFIED_LABEL, kind=t(labels.HANDLING_KIND[kind]))
         who = f" · {esc(name)}" if name else ""
         note = f"：{esc(event.note)}" if event.note else ""
         lines.append(f"{code(local_time(event.at, tz))} {esc(label)}{who}{note}")
