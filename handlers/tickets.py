@@ -283,7 +283,7 @@ async def handling_text(
     try:
         await handle[action]()
     except InvalidInput as error:
-        reply.text(_(error.message).format(**error.params), cancel_keyboard())
+        reply.text(refusal_text(error), cancel_keyboard())
         return
     await state.clear()
     reply.text(_(DONE[action]))
@@ -395,7 +395,7 @@ async def dispatch_reason(
             now=now,
         )
     except InvalidInput as error:
-        reply.text(_(error.message).format(**error.params), dispatch_reason_keyboard(chosen, _t))
+        reply.text(refusal_text(error), dispatch_reason_keyboard(chosen, _t))
         return
     except DomainError as refusal:  # it cannot go there any more: stop waiting for a reason
         await state.clear()  # (raising would roll the cleared state back with the update)
@@ -485,7 +485,7 @@ async def classify_reason(
             now=now,
         )
     except InvalidInput as error:
-        reply.text(_(error.message).format(**error.params), classify_reason_keyboard(chosen, _t))
+        reply.text(refusal_text(error), classify_reason_keyboard(chosen, _t))
         return
     except DomainError as refusal:  # it cannot be classified so any more: stop waiting
         await state.clear()  # (raising would roll the cleared state back with the update)
@@ -558,7 +558,7 @@ async def comment_text(
             now=now,
         )
     except InvalidInput as error:
-        reply.text(_(error.message).format(**error.params), _skip_keyboard())
+        reply.text(refusal_text(error), _skip_keyboard())
         return
     await state.clear()
     reply.text(_("Thank you, your words have been passed on."))
@@ -589,7 +589,7 @@ async def answer_text(
             now=now,
         )
     except InvalidInput as error:
-        reply.text(_(error.message).format(**error.params), cancel_keyboard())
+        reply.text(refusal_text(error), cancel_keyboard())
         return
     await state.clear()
     reply.text(

@@ -119,11 +119,11 @@ class TelegramTicketNotifier:
         )
         params = {
             "number": ticket.number,
-            "actor": update.actor.name if update.actor else "—",
-            "note": update.note or "",
+            "actor": esc(update.actor.name) if update.actor else "—",
+            "note": esc(update.note or ""),
             "deadline": local_time(ticket.resolve_deadline, self.settings.tz),
-            "grid": owner_grid.name if owner_grid else "—",
-            **update.extra,
+            "grid": esc(owner_grid.name) if owner_grid else "—",
+            **{key: esc(value) for key, value in update.extra.items()},  # names as typed
         }
         if "reason" in params:
             params["reason"] = REASONS.get(params["reason"], params["reason"])
@@ -186,7 +186,7 @@ class TelegramTicketNotifier:
                 continue
             text, _ = card(person)
             if update.notice == Notice.FILED:  # a link above, told at once (urgent, major)
-                informed = self._t(person, INFORMED_TEXT, **{**params, "grid": grid_name})
+                informed = self._t(person, INFORMED_TEXT, **{**params, "grid": esc(grid_name)})
                 self._send(session, person, informed + "\n\n" + text, None, now)
             elif update.notice == Notice.OVERDUE_AT_TOP:
                 self._send(
@@ -207,7 +207,7 @@ class TelegramTicketNotifier:
             if person.id in reporter_ids | owner_ids or not _reachable(person):
                 continue
             text, _ = card(person)
-            informed = self._t(person, RECLASSIFIED_INFORMED, ticket_grid=grid_name, **params)
+            informed = self._t(person, RECLASSIFIED_INFORMED, ticket_grid=esc(grid_name), **params)
             self._send(session, person, informed + "\n\n" + text, None, now)
 
     def _t(self, person: Person, message: str, **params: Any) -> str:
@@ -330,7 +330,7 @@ def return_visit_renderer(settings: Settings) -> ReturnVisitRenderer:
         person: Person, ticket: Ticket, visit: ReturnVisit, reporter: str
     ) -> tuple[str, dict[str, Any]]:
         locale = resolve_locale(person.locale, person.telegram_language, settings.default_locale)
-        text = gettext_for(locale, RETURN_VISIT_TEXT, number=ticket.number, reporter=reporter)
+        text = gettext_for(locale, RETURN_VISIT_TEXT, number=ticket.number, reporter=esc(reporter))
         rows = [
             [
                 InlineKeyboardButton(

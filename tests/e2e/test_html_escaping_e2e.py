@@ -142,15 +142,6 @@ async def report(h: Harness, resident: Persona, description: str, address: str) 
     return ticket
 
 
-# bot/telegram/ticket_notifier.py interpolates the note, the actor's and the grid's names
-# unescaped; it is being reworked elsewhere, and its fix is handed to the lead. Strict: once
-# it is fixed these pass, and the marker must go.
-NOTIFIER_UNESCAPED = pytest.mark.xfail(
-    reason="ticket_notifier.py does not escape note/actor/grid yet", strict=True
-)
-
-
-@NOTIFIER_UNESCAPED
 async def test_a_ticket_loop_full_of_hostile_text(h: Harness) -> None:
     await hostile_community(h)
     resident, worker = await h.persona("resident"), await h.persona("worker")
@@ -198,7 +189,6 @@ async def test_a_ticket_loop_full_of_hostile_text(h: Harness) -> None:
     assert f"进展 {MATHS}" in history and TAGS in history
 
 
-@NOTIFIER_UNESCAPED
 async def test_a_rejection_reason_reaches_the_resident(h: Harness) -> None:
     await hostile_community(h)
     resident, worker = await h.persona("resident"), await h.persona("worker")
