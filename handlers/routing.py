@@ -51,7 +51,11 @@ def summary_text(summary: PolicySummary) -> str:
         if kind.round_the_clock:
             extras.append(_("round the clock"))
         if kind.public_notice:
-            extras.append(_("result publicly noticed (公示)"))
+            extras.append(
+                _("result publicly noticed (公示) for {period}").format(
+                    period=_duration(kind.notice_period)
+                )
+            )
         lines.append(bold(title) + (f"（{'，'.join(extras)}）" if extras else ""))
         for limit in kind.limits:
             role = _(labels.ROLE[Role(limit.link.role)])

@@ -37,6 +37,7 @@ class KindSummary:
     cap: Duration | None
     round_the_clock: bool
     public_notice: bool
+    notice_period: Duration  # how long a publicly noticed outcome stays up
 
 
 @dataclass(frozen=True)
@@ -87,4 +88,5 @@ def _kind_summary(policy: Policy, kind: HandlingKind) -> KindSummary:
         cap=kind_policy.cap,
         round_the_clock=kind_policy.round_the_clock,
         public_notice=kind_policy.public_notice,
+        notice_period=kind_policy.notice_period,
     )
