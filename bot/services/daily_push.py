@@ -3,7 +3,7 @@
 **The push.** Each working day from 08:00 local, every grid worker gets one message: today's
 suggested visits (:func:`bot.services.quotas.plan_daily_push`), their open tickets by deadline
 and today's meetings. The sweep that sends it runs every 15 minutes and sends only to workers
-not yet claimed for today (:func:`quotas.claim_daily_push`, in the transaction that enqueues
+not yet claimed for today (:func:`quotas.claim_daily_pushes`, in the transaction that enqueues
 the message), so a bot that was down at 08:00 sends it at its next tick, and a restart never
 sends a second one. Nothing goes out before 08:00 or in quiet hours; a worker with nothing
 to do gets nothing (claimed as ``empty``). A worker who blocked the bot or left is claimed as
@@ -34,7 +34,6 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
-import models
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import meetings, outbox, quotas, tickets
 from bot.services.digests import sent_refs
@@ -159,7 +158,7 @@ async def send_daily_pushes(
             outcomes[push.worker.id] = "unreachable"
         else:
             outcomes[push.worker.id] = "empty" if push.empty else "sent"
-    claimed = await claim_daily_pushes(session, today, now, outcomes)
+    claimed = await quotas.claim_daily_pushes(session, today, now, outcomes)
     unreachable: dict[int, MorningPush] = {}
     rows: list[dict[str, Any]] = []
     sent = 0
@@ -282,34 +281,6 @@ async def _meetings_by_person(
         for person_id in people_of.get(meeting.id or 0, set()) | {meeting.organiser_id}:
             found.setdefault(person_id, []).append(meeting)
     return found
-
-
-async def claim_daily_pushes(
-    session: AsyncSession, local_day: date, now: datetime, outcomes: Mapping[int, str]
-) -> set[int]:
-    """Claim the morning push of each worker in ``outcomes`` (worker → outcome) for
-    ``local_day``; return the workers claimed by this call.
-
-    :func:`quotas.claim_daily_push` for many at once: one ``INSERT … ON CONFLICT DO NOTHING
-    RETURNING`` executed for all rows (SQLAlchemy sends them in batches of many VALUES), so
-    of two processes claiming the same push exactly one gets it.
-    """
-    if not outcomes:
-        return set()
-    table = models.metadata.tables[str(DailyPush.__tablename__)]
-    statement = (
-        quotas.dialect_insert(session, table)
-        .on_conflict_do_nothing(index_elements=["worker_id", "day"])
-        .returning(table.c.worker_id)
-    )
-    values = [
-        {"worker_id": worker_id, "day": local_day, "created_at": now, "outcome": outcome}
-        for worker_id, outcome in outcomes.items()
-    ]
-    await session.flush()
-    connection = await session.connection()
-    claimed = set((await connection.execute(statement, values)).scalars())
-    return claimed
 
 
 def push_rows(

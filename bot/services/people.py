@@ -119,13 +119,7 @@ def _heard_from(
 
 async def roles_of(session: AsyncSession, person_id: int) -> list[RoleInGrid]:
     """Active roles of a person, with their grids, most senior tier first."""
-    rows = await session.exec(
-        select(RoleAssignment, Grid)
-        .join(Grid, col(Grid.id) == RoleAssignment.grid_id)
-        .where(RoleAssignment.person_id == person_id, col(RoleAssignment.active).is_(True))
-        .order_by(col(Grid.tier), col(RoleAssignment.id))
-    )
-    return [_role_in_grid(assignment, grid) for assignment, grid in rows]
+    return (await roles_of_many(session, [person_id])).get(person_id, [])
 
 
 async def roles_of_many(

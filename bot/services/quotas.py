@@ -30,7 +30,7 @@ from __future__ import annotations
 import json
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -1201,21 +1201,37 @@ async def claim_daily_push(
     session: AsyncSession, worker_id: int, local_day: date, now: datetime, outcome: str = "sent"
 ) -> bool:
     """Mark the morning push of ``worker_id`` on ``local_day``; False if already marked.
+    Enqueue the push in the same transaction."""
+    claimed = await claim_daily_pushes(session, local_day, now, {worker_id: outcome})
+    return worker_id in claimed
 
-    ``INSERT … ON CONFLICT DO NOTHING`` on the (worker, day) key: of two processes claiming
-    the same push, exactly one gets True. Enqueue the push in the same transaction.
+
+async def claim_daily_pushes(
+    session: AsyncSession, local_day: date, now: datetime, outcomes: Mapping[int, str]
+) -> set[int]:
+    """Claim the morning push of each worker in ``outcomes`` (worker → outcome) for
+    ``local_day``; return the workers claimed by this call.
+
+    One ``INSERT … ON CONFLICT DO NOTHING
+    RETURNING`` executed for all rows (SQLAlchemy sends them in batches of many VALUES), so
+    of two processes claiming the same push exactly one gets it.
     """
-    values = {"worker_id": worker_id, "day": local_day, "created_at": now, "outcome": outcome}
-    table = DailyPush.__tablename__
-    insert = dialect_insert(session, models.metadata.tables[str(table)])
+    if not outcomes:
+        return set()
+    table = models.metadata.tables[str(DailyPush.__tablename__)]
     statement = (
-        insert.values(values)
+        dialect_insert(session, table)
         .on_conflict_do_nothing(index_elements=["worker_id", "day"])
-        .returning(literal(1))
+        .returning(table.c.worker_id)
     )
+    values = [
+        {"worker_id": worker_id, "day": local_day, "created_at": now, "outcome": outcome}
+        for worker_id, outcome in outcomes.items()
+    ]
     await session.flush()
     connection = await session.connection()
-    return (await connection.execute(statement)).first() is not None
+    claimed = set((await connection.execute(statement, values)).scalars())
+    return claimed
 
 
 def dialect_insert(session: AsyncSession, table: Table) -> sqlite.Insert | postgresql.Insert:

@@ -231,7 +231,7 @@ async def test_two_processes_claiming_overlapping_pushes_share_them_out_once(
     async def claim(mine: list[int]) -> set[int]:
         async with AsyncSession(engine) as session:
             outcomes = dict.fromkeys(mine, "sent")
-            won = await daily_push.claim_daily_pushes(session, date(2026, 3, 13), now, outcomes)
+            won = await quotas.claim_daily_pushes(session, date(2026, 3, 13), now, outcomes)
             await asyncio.sleep(0)  # let the other claimant run into the first one's rows
             await session.commit()
             return won
@@ -241,7 +241,7 @@ async def test_two_processes_claiming_overlapping_pushes_share_them_out_once(
     assert first | second == set(ids)
     async with AsyncSession(engine) as check:
         assert len((await check.exec(select(DailyPush))).all()) == 50
-        again = await daily_push.claim_daily_pushes(
+        again = await quotas.claim_daily_pushes(
             check, date(2026, 3, 13), now, dict.fromkeys(ids, "sent")
         )
         assert again == set()
