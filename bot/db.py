@@ -10,6 +10,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot import sqlite_adapter
+
 SessionFactory = async_sessionmaker[AsyncSession]
 
 
@@ -31,12 +33,17 @@ def _sqlite_begin(connection: Connection) -> None:
     locked" if another writer committed in between; starting with BEGIN IMMEDIATE makes it
     wait its turn (``busy_timeout``) instead. One community's load is far below the limit.
     """
-    connection.exec_driver_sql("BEGIN IMMEDIATE")
+    dbapi_connection = connection.connection.dbapi_connection
+    if isinstance(dbapi_connection, sqlite_adapter.OneTripConnection):
+        dbapi_connection.begin_with_next("BEGIN IMMEDIATE")  # no trip of its own
+    else:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Build the async engine for ``url`` with the pragmas SQLite needs."""
     if url.startswith("sqlite"):
+        kwargs.setdefault("module", sqlite_adapter.dbapi())  # a statement, one thread trip
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

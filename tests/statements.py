@@ -26,7 +26,8 @@ class Statements:
     """Records what ``engine`` runs while the ``with`` block lasts.
 
     ``seen`` has every statement (:func:`describe`d); ``transactions`` counts the transactions
-    begun (on SQLite a ``BEGIN IMMEDIATE`` also shows in ``seen``; asyncpg begins its own).
+    begun (on SQLite the ``BEGIN IMMEDIATE`` goes with the first statement, asyncpg begins its
+    own: neither shows in ``seen``).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
