@@ -157,7 +157,7 @@ def build_app(
         dispatcher,
         DbSessionMiddleware(sessions, clock, sender),
         DedupeUpdateMiddleware(),
-        PersonMiddleware(),
+        PersonMiddleware(dispatcher.fsm),
     )
     PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
     dispatcher.include_router(build_router())

@@ -90,8 +90,7 @@ async def test_a_report_step_is_one_transaction_reading_and_writing_the_draft_on
     assert sql.transactions == 1
     assert sql.without_begin() == [
         "INSERT processed_update",  # the duplicate check
-        "SELECT person",  # the person and their roles, in one query
-        "SELECT fsm_record",  # the step (FSM middleware), then the draft, from one read
+        "SELECT person",  # the person, their roles and the step and draft, in one query
         "UPDATE fsm_record",  # the next step and the draft, written once at commit
         "INSERT outbox",  # the next question
     ]
@@ -106,6 +105,16 @@ async def test_a_redelivered_update_reads_no_conversation(app: App) -> None:
         await chat.feed(again)
     assert sql.on("fsm_record") == []
     assert sql.on("outbox") == []
+
+
+async def test_no_conversation_is_known_from_the_person_query(app: App) -> None:
+    """A person with no conversation in progress: the person's query says so, and the FSM
+    middleware asks nothing more."""
+    chat = Chat(app)
+    with Statements(app.engine) as sql:
+        await chat.send("/report")
+    assert await chat.step() == NewReport.category.state
+    assert sql.on("fsm_record") == ["INSERT fsm_record"]  # the new conversation, nothing read
 
 
 def test_answer_models_outlive_the_garbage_collector() -> None:
@@ -128,14 +137,16 @@ async def test_the_person_and_their_roles_are_read_together(app: App, clock: Fro
                 session, telegram_id=telegram_id, name="x", language_code=None, now=clock.now()
             )
             assert known.id is not None
-            person, roles = await people.get_or_create_with_roles(
+            caller = await people.get_or_create_with_roles(
                 session, telegram_id=telegram_id, name="x", language_code=None, now=clock.now()
             )
+            person, roles = caller.person, caller.roles
             assert person is known
             assert roles == await people.roles_of(session, known.id)
             assert roles
-        newcomer, roles = await people.get_or_create_with_roles(
+        caller = await people.get_or_create_with_roles(
             session, telegram_id=NEWCOMER_ID, name="新人", language_code="en", now=clock.now()
         )
+        newcomer, roles = caller.person, caller.roles
         assert newcomer.id is not None and newcomer.name == "新人" and roles == []
         assert newcomer.telegram_language == "en"

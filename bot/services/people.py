@@ -5,16 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_
+from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import SelectOfScalar
+from sqlmodel.sql.expression import Select, SelectOfScalar
 
 from bot.i18n import N_
 from bot.settings import LOCALES
-from models import Grid, Person, Role, RoleAssignment
+from models import FsmRecord, Grid, Person, Role, RoleAssignment
 
 from .errors import InvalidInput
 
@@ -50,6 +50,47 @@ async def get_or_create_by_telegram(
     return person
 
 
+@dataclass
+class Caller:
+    """Whoever an update comes from: the person, their roles, and their conversation's FSM
+    record when it was asked for (``None``: there is none)."""
+
+    person: Person
+    roles: list[RoleInGrid]
+    conversation: FsmRecord | None = None
+
+
+def _caller_query(with_conversation: bool) -> Select[Any]:  # sqlmodel's, for session.exec
+    """The person by Telegram id, with each active role and its grid (one row each) and,
+    if asked, one conversation's record beside them."""
+    query: Any = (
+        select(Person, RoleAssignment, Grid)
+        .outerjoin(
+            RoleAssignment,
+            and_(
+                col(RoleAssignment.person_id) == Person.id,
+                col(RoleAssignment.active).is_(True),
+            ),
+        )
+        .outerjoin(Grid, col(Grid.id) == RoleAssignment.grid_id)
+    )
+    if with_conversation:
+        query = query.add_columns(FsmRecord).outerjoin(
+            FsmRecord, col(FsmRecord.key) == bindparam("conversation")
+        )
+    return cast(
+        Select[Any],
+        query.where(col(Person.telegram_id) == bindparam("telegram_id")).order_by(
+            col(Grid.tier), col(RoleAssignment.id)
+        ),
+    )
+
+
+# built once: this runs for every update
+_CALLER = _caller_query(with_conversation=False)
+_CALLER_IN_CONVERSATION = _caller_query(with_conversation=True)
+
+
 async def get_or_create_with_roles(
     session: AsyncSession,
     *,
@@ -57,33 +98,27 @@ async def get_or_create_with_roles(
     name: str,
     language_code: str | None,
     now: datetime,
-) -> tuple[Person, list[RoleInGrid]]:
-    """:func:`get_or_create_by_telegram` and :func:`roles_of` in one query (once per update)."""
-    rows = (
-        await session.exec(
-            select(Person, RoleAssignment, Grid)
-            .outerjoin(
-                RoleAssignment,
-                and_(
-                    col(RoleAssignment.person_id) == Person.id,
-                    col(RoleAssignment.active).is_(True),
-                ),
-            )
-            .outerjoin(Grid, col(Grid.id) == RoleAssignment.grid_id)
-            .where(Person.telegram_id == telegram_id)
-            .order_by(col(Grid.tier), col(RoleAssignment.id))
-        )
-    ).all()
+    conversation: str | None = None,
+) -> Caller:
+    """:func:`get_or_create_by_telegram` and :func:`roles_of` in one query (once per update),
+    and with ``conversation`` (an FSM record key) that record in the same query."""
+    params: dict[str, Any] = {"telegram_id": telegram_id}
+    if conversation is not None:
+        params["conversation"] = conversation
+    query = _CALLER if conversation is None else _CALLER_IN_CONVERSATION
+    rows: Sequence[Any] = (await session.exec(query, params=params)).all()
     if not rows:
-        return await _first_contact(session, telegram_id, name, language_code, now), []
+        person = await _first_contact(session, telegram_id, name, language_code, now)
+        record = None if conversation is None else await session.get(FsmRecord, conversation)
+        return Caller(person, [], record)
     person = rows[0][0]
     _heard_from(session, person, language_code, now)
     roles = [
         _role_in_grid(assignment, grid)
-        for _, assignment, grid in rows
+        for _, assignment, grid, *_ in rows
         if assignment is not None and grid is not None
     ]
-    return person, roles
+    return Caller(person, roles, rows[0][3] if conversation is not None else None)
 
 
 async def _first_contact(

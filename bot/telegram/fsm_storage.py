@@ -6,9 +6,9 @@ transaction (:data:`update_session`), so a handler's changes and its conversatio
 or roll back together — and SQLite never waits on a second connection for a lock the first one
 holds.
 
-Within that transaction a conversation's record is read once: aiogram's FSM middleware reads
-the state, the handler reads the data and writes state and data, and all of it is one
-``SELECT`` and, at commit, one ``UPDATE`` (see :func:`_held`).
+Within that transaction a conversation's record is read once — in the same query as the
+person (:func:`hold`) — and aiogram's FSM middleware reads the state, the handler reads the
+data and writes state and data from it: at commit, one ``UPDATE`` (see :func:`_held`).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from contextvars import ContextVar
 from typing import Any
 
 from aiogram.exceptions import DataNotDictLikeError
+from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
 from sqlalchemy import event, inspect
@@ -69,6 +70,20 @@ def _hold_loaded(record: FsmRecord, context: QueryContext) -> None:
     """A record loaded by anyone in the session — ``conversations.hold`` locking it, say — is the
     one the storage answers from."""
     _held(context.session)[record.key] = record
+
+
+def hold(session: AsyncSession, name: str, record: FsmRecord | None) -> None:
+    """``record`` is what the database has under ``name`` in this transaction (``None``: no
+    record), read by someone else — the person's query, which reads it for the FSM
+    middleware (:class:`~bot.telegram.middlewares.PersonMiddleware`)."""
+    _held(session.sync_session)[name] = record
+
+
+def key_of(storage: BaseStorage, context: FSMContext | None) -> str | None:
+    """The record key of ``context`` when its state is kept in the database by ``storage``."""
+    if context is None or not isinstance(storage, DatabaseStorage):
+        return None
+    return record_key(context.key)
 
 
 async def _load(session: AsyncSession, name: str) -> FsmRecord | None:

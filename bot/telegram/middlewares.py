@@ -7,13 +7,18 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiogram import BaseMiddleware, Bot
+from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import Chat, TelegramObject, Update, User
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
+from sqlmodel.ext.asyncio.session import AsyncSession
 
+import models
 from bot.clock import Clock
 from bot.db import SessionFactory
 from bot.i18n import resolve_locale
 from bot.services import people
+from bot.telegram import fsm_storage
 from bot.telegram.fsm_storage import update_session
 from bot.telegram.replies import Replier
 from bot.telegram.sender import OutboxSender
@@ -55,6 +60,9 @@ class DbSessionMiddleware(BaseMiddleware):
         return result
 
 
+_MARK_HANDLED = insert(models.metadata.tables[str(ProcessedUpdate.__tablename__)])
+
+
 class DedupeUpdateMiddleware(BaseMiddleware):
     """A redelivered update (same ``update_id``) is handled once.
 
@@ -66,10 +74,12 @@ class DedupeUpdateMiddleware(BaseMiddleware):
         if not isinstance(event, Update):
             return await handler(event, data)
         bot: Bot = data["bot"]
-        session = data["session"]
-        session.add(ProcessedUpdate(bot_id=bot.id, update_id=event.update_id, at=data["now"]))
+        session: AsyncSession = data["session"]
         try:
-            await session.flush()
+            await session.exec(
+                _MARK_HANDLED,
+                params={"bot_id": bot.id, "update_id": event.update_id, "at": data["now"]},
+            )
         except IntegrityError:
             await session.rollback()
             log.info("update %s already handled; skipped", event.update_id)
@@ -78,7 +88,12 @@ class DedupeUpdateMiddleware(BaseMiddleware):
 
 
 class PersonMiddleware(BaseMiddleware):
-    """Loads (or creates) the person behind the update and their roles, once per update."""
+    """Loads (or creates) the person behind the update and their roles, once per update —
+    and, in the same query, the conversation's FSM record for aiogram's FSM middleware after
+    it (when the state is kept in the database)."""
+
+    def __init__(self, fsm: FSMContextMiddleware) -> None:
+        self.fsm = fsm
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         user: User | None = data.get("event_from_user")
@@ -88,16 +103,22 @@ class PersonMiddleware(BaseMiddleware):
             data["person"] = None
             data["roles"] = []
         else:
-            person, roles = await people.get_or_create_with_roles(
+            conversation = fsm_storage.key_of(
+                self.fsm.storage, self.fsm.resolve_event_context(data["bot"], data)
+            )
+            caller = await people.get_or_create_with_roles(
                 session,
                 telegram_id=user.id,
                 name=user.full_name,
                 language_code=user.language_code,
                 now=data["now"],
+                conversation=conversation,
             )
-            assert person.id is not None
-            data["person"] = person
-            data["roles"] = roles
+            if conversation is not None:
+                fsm_storage.hold(session, conversation, caller.conversation)
+            assert caller.person.id is not None
+            data["person"] = caller.person
+            data["roles"] = caller.roles
         person = data["person"]
         data["locale"] = resolve_locale(
             person.locale if person is not None else None,
