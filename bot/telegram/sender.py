@@ -60,12 +60,13 @@ from aiogram.exceptions import (
 from aiogram.methods.base import TelegramMethod
 from aiogram.types import FSInputFile, Message
 from aiolimiter import AsyncLimiter
-from sqlalchemy import ColumnElement, event, func, or_, update
+from sqlalchemy import ColumnElement, bindparam, event, func, or_, update
 from sqlalchemy import inspect as orm_state
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import models
 from bot.clock import Clock
 from bot.db import SessionFactory
 from bot.services.schedule import in_quiet_hours
@@ -95,6 +96,27 @@ UnreachableHook = Callable[[AsyncSession, int, datetime], Awaitable[Any]]
 """``(session, chat_id, now)``, in the transaction that marks the chat's person unreachable."""
 
 _ADDED = "gridbot.outbox_added"  # Session.info key: the outbox rows a tracked session added
+
+
+_WAITING = (  # built once: this runs for every update with a reply
+    select(OutboxMessage.chat_id)
+    .where(
+        col(OutboxMessage.chat_id).in_(bindparam("chats", expanding=True)),
+        col(OutboxMessage.id).not_in(bindparam("mine", expanding=True)),
+        col(OutboxMessage.status) == OutboxStatus.PENDING,
+        or_(
+            col(OutboxMessage.not_before) <= bindparam("now"),
+            col(OutboxMessage.lease_until) >= bindparam("now"),
+        ),
+    )
+    .distinct()
+)
+"""The chats among ``chats`` with a row other than ``mine`` due or on its way (:meth:`claim`)."""
+
+
+_OUTBOX = models.metadata.tables[str(OutboxMessage.__tablename__)]
+_RECORD = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
+"""A row's new values: the columns to set are the parameters' other keys."""
 
 
 @event.listens_for(Session, "transient_to_pending")
@@ -304,16 +326,7 @@ class OutboxSender:
                 )
             )
         mine = [row.id for chat_rows in claimed.values() for row in chat_rows]
-        waiting = await session.exec(
-            select(OutboxMessage.chat_id)
-            .where(
-                col(OutboxMessage.chat_id).in_(chats),
-                col(OutboxMessage.id).not_in(mine),
-                col(OutboxMessage.status) == OutboxStatus.PENDING,
-                or_(col(OutboxMessage.not_before) <= now, col(OutboxMessage.lease_until) >= now),
-            )
-            .distinct()
-        )
+        waiting = await session.exec(_WAITING, params={"chats": chats, "mine": mine, "now": now})
         for chat in waiting.all():
             for row in claimed.pop(chat):
                 row.lease_until = None  # written at commit
@@ -724,13 +737,15 @@ class OutboxSender:
         return mine.done
 
     async def _write_batch(self, batch: Iterable[_Write]) -> None:
+        """One transaction; one ``executemany`` for the rows with the same columns to set."""
+        alike: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for write in batch:
+            alike.setdefault(tuple(sorted(write.values)), []).append(
+                {**write.values, "row_id": write.row_id}
+            )
         async with self.sessions() as session:
-            for write in batch:
-                await session.exec(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id) == write.row_id)
-                    .values(**write.values)
-                )
+            for rows in alike.values():
+                await session.exec(_RECORD, params=rows)
             await session.commit()
 
     def _let_go(self, rows: Iterable[OutboxMessage]) -> None:
