@@ -1071,13 +1071,9 @@ class SandboxServer:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
-            for message in conv.visible_messages():
-                if (
-                    message.message_id > after_message_id
-                    and message.from_bot
-                    and message.service is None
-                ):
-                    return self.message_view(conv, message.message_id)
+            found = conv.first_bot_message_after(after_message_id)
+            if found is not None:
+                return self.message_view(conv, found.message_id)
             remaining = deadline - loop.time()
             if remaining <= 0 or self._closing:
                 return None

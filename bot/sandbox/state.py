@@ -197,6 +197,20 @@ class Conversation:
     def visible_messages(self) -> list[StoredMessage]:
         return [m for m in self.messages.values() if not m.deleted]
 
+    def first_bot_message_after(self, message_id: int) -> StoredMessage | None:
+        """The bot's first message (not a service message, not deleted) after ``message_id``.
+
+        Looks back from the newest message only as far as ``message_id`` (ids grow in the
+        order messages are stored), so a long chat costs what is new in it.
+        """
+        found = None
+        for message in reversed(self.messages.values()):
+            if message.message_id <= message_id:
+                break
+            if message.from_bot and message.service is None and not message.deleted:
+                found = message
+        return found
+
 
 @dataclass
 class CallbackQueryRecord:
