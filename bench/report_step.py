@@ -13,7 +13,8 @@ end-to-end tests do. In one run this times, ``--rounds`` times each:
     judged against (a), the stricter of the two;
 (b) GridBot's /report description step — the resident types what happened: the update comes
     in, the FSM draft is read and written, the transaction commits with the next prompt in the
-    outbox, the sender delivers it (update in → DB commit → reply out);
+    outbox, the sender delivers it (update in → DB commit → reply out). The resident types once
+    the bot is idle, as a person reading the prompt would;
 (c) GridBot's /report opener, for comparison — ``/report`` in, the category prompt out;
 (d) the delivery part alone: a reply committed to the outbox until it shows in the chat
     (commit, wake, lease, send);
@@ -249,6 +250,7 @@ async def main() -> int:
                 opened = await round_trip(lambda: resident.send("/report"), resident)
                 await resident.press(category)
                 await resident.next_message()
+                await h.settle()  # the resident reads the prompt before typing
                 step = await round_trip(lambda: resident.send(DESCRIPTION), resident)
                 await resident.send("/cancel")
                 await resident.next_message()
