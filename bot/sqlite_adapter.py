@@ -119,7 +119,7 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         self._rows.clear()
 
     def nextset(self) -> None:
-        raise NotImplementedError("SQLite returns one result set")
+        return None  # SQLite gives one result set a statement: there is never a next one
 
     def setinputsizes(self, *inputsizes: Any) -> None:
         pass
