@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import Any, TypeVar
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
@@ -316,6 +318,67 @@ async def transfer_chosen(
         )
 
 
+Choice = TypeVar("Choice")
+Result = TypeVar("Result")
+
+
+async def _ask_for_reason(
+    query: CallbackQuery,
+    reply: Replier,
+    state: FSMContext,
+    waiting: State,
+    choice: dict[str, Any],
+    question: str,
+    keyboard: InlineKeyboardMarkup,
+) -> None:
+    """The first press of a choice (a tier, a kind): wait for its reason, remembering the
+    choice; the list of choices becomes the question."""
+    await query.answer()
+    await state.set_state(waiting)
+    await state.update_data(choice)
+    if query.message is not None:
+        reply.edit(query.message.message_id, question, keyboard)
+    else:
+        reply.text(question, keyboard)
+
+
+async def _remembered(
+    state: FSMContext, reply: Replier, choice: Callable[[dict[str, Any]], Choice]
+) -> Choice | None:
+    """The choice a typed reason is for, rebuilt from what :func:`_ask_for_reason` remembered;
+    ``None`` (and the person told) when nothing usable is left."""
+    try:
+        return choice(await state.get_data())
+    except ValueError:
+        await state.clear()
+        reply.text(refusal_text(NotFound()))
+        return None
+
+
+async def _with_reason(
+    session: AsyncSession,
+    state: FSMContext,
+    reply: Replier,
+    apply: Callable[[], Awaitable[Result]],
+    again: InlineKeyboardMarkup,
+) -> Result | None:
+    """Apply a choice with the reason just typed. A reason that will not do is asked for again
+    (``again``); a choice that cannot be made any more ends the wait, its refusal answered and
+    kept for the audit (raising would roll the cleared state back with the update)."""
+    try:
+        result = await apply()
+    except InvalidInput as error:
+        reply.text(refusal_text(error), again)
+        return None
+    except DomainError as refusal:
+        await state.clear()
+        dispatching.keep_refusal(session, refusal)
+        reply.text(refusal_text(refusal))
+        return None
+    await state.clear()
+    return result
+
+
 async def dispatch_chosen(
     query: CallbackQuery,
     callback_data: DispatchCb,
@@ -333,16 +396,16 @@ async def dispatch_chosen(
         choice = await dispatching.check_target(
             session, actor=person, roles=roles, role=callback_data.role, now=now, **target
         )
-        await query.answer()
-        await state.set_state(Dispatching.reason)
-        await state.update_data({"role": callback_data.role.value, **target})
         prompt = _("Why send it to {owner}? Write a short reason, or send it without one.")
-        text = prompt.format(owner=esc(tier_label(choice, _t)))
-        keyboard = dispatch_reason_keyboard(callback_data, _t)
-        if query.message is not None:  # the list of tiers becomes the question
-            reply.edit(query.message.message_id, text, keyboard)
-        else:
-            reply.text(text, keyboard)
+        await _ask_for_reason(
+            query,
+            reply,
+            state,
+            Dispatching.reason,
+            {"role": callback_data.role.value, **target},
+            prompt.format(owner=esc(tier_label(choice, _t))),
+            dispatch_reason_keyboard(callback_data, _t),
+        )
         return
     await state.clear()
     result = await dispatching.send_to_tier(
@@ -370,20 +433,23 @@ async def dispatch_reason(
     notifier: TicketNotifier,
     now: datetime,
 ) -> None:
-    data = await state.get_data()
-    try:
-        chosen = DispatchCb(
+    chosen = await _remembered(
+        state,
+        reply,
+        lambda data: DispatchCb(
             id=data.get("ticket_id", -1),
             tier=data.get("tier", -1),
             role=data.get("role", ""),
             step=DispatchStep.GO,
-        )
-    except ValueError:  # nothing usable was remembered: the choice is gone
-        await state.clear()
-        reply.text(refusal_text(NotFound()))
+        ),
+    )
+    if chosen is None:
         return
-    try:
-        result = await dispatching.send_to_tier(
+    result = await _with_reason(
+        session,
+        state,
+        reply,
+        lambda: dispatching.send_to_tier(
             session,
             notifier,
             actor=person,
@@ -393,17 +459,11 @@ async def dispatch_reason(
             role=chosen.role,
             reason=message.text or "",
             now=now,
-        )
-    except InvalidInput as error:
-        reply.text(refusal_text(error), dispatch_reason_keyboard(chosen, _t))
-        return
-    except DomainError as refusal:  # it cannot go there any more: stop waiting for a reason
-        await state.clear()  # (raising would roll the cleared state back with the update)
-        dispatching.keep_refusal(session, refusal)
-        reply.text(refusal_text(refusal))
-        return
-    await state.clear()
-    reply.text(dispatched_text(result, _t))
+        ),
+        dispatch_reason_keyboard(chosen, _t),
+    )
+    if result is not None:
+        reply.text(dispatched_text(result, _t))
 
 
 async def dispatch_forged(query: CallbackQuery, person: Person, now: datetime) -> None:
@@ -428,15 +488,15 @@ async def classify_chosen(
         ticket, option = await classifying.check_kind(
             session, actor=person, roles=roles, ticket_id=ticket_id, kind=kind, now=now
         )
-        await query.answer()
-        await state.set_state(Classifying.reason)
-        await state.update_data(ticket_id=ticket_id, kind=kind.value)
-        text = classify_question(ticket.number, option, _t)
-        keyboard = classify_reason_keyboard(callback_data, _t)
-        if query.message is not None:  # the list of kinds becomes the question
-            reply.edit(query.message.message_id, text, keyboard)
-        else:
-            reply.text(text, keyboard)
+        await _ask_for_reason(
+            query,
+            reply,
+            state,
+            Classifying.reason,
+            {"ticket_id": ticket_id, "kind": kind.value},
+            classify_question(ticket.number, option, _t),
+            classify_reason_keyboard(callback_data, _t),
+        )
         return
     await state.clear()
     result = await classifying.reclassify(
@@ -464,17 +524,20 @@ async def classify_reason(
     notifier: TicketNotifier,
     now: datetime,
 ) -> None:
-    data = await state.get_data()
-    try:
-        chosen = ClassifyCb(
+    chosen = await _remembered(
+        state,
+        reply,
+        lambda data: ClassifyCb(
             id=data.get("ticket_id", -1), kind=data.get("kind", ""), step=ClassifyStep.GO
-        )
-    except ValueError:  # nothing usable was remembered: the choice is gone
-        await state.clear()
-        reply.text(refusal_text(NotFound()))
+        ),
+    )
+    if chosen is None:
         return
-    try:
-        result = await classifying.reclassify(
+    result = await _with_reason(
+        session,
+        state,
+        reply,
+        lambda: classifying.reclassify(
             session,
             notifier,
             actor=person,
@@ -483,17 +546,11 @@ async def classify_reason(
             kind=chosen.kind,
             reason=message.text or "",
             now=now,
-        )
-    except InvalidInput as error:
-        reply.text(refusal_text(error), classify_reason_keyboard(chosen, _t))
-        return
-    except DomainError as refusal:  # it cannot be classified so any more: stop waiting
-        await state.clear()  # (raising would roll the cleared state back with the update)
-        dispatching.keep_refusal(session, refusal)
-        reply.text(refusal_text(refusal))
-        return
-    await state.clear()
-    reply.text(classified_text(result, _t))
+        ),
+        classify_reason_keyboard(chosen, _t),
+    )
+    if result is not None:
+        reply.text(classified_text(result, _t))
 
 
 async def classify_forged(query: CallbackQuery, person: Person, now: datetime) -> None:
