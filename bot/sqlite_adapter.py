@@ -5,8 +5,8 @@ event loop with the answer; SQLAlchemy's adapter makes four such calls a stateme
 cursor, execute, fetch the rows, close the cursor). Each trip costs the loop a wake-up — about
 0.1 ms here, more than SQLite takes for the statement itself, so they were most of an update's
 database time. :class:`OneTripCursor` does all four in one function on that thread, so a
-statement costs one trip. Everything else (the connection, commit, rollback, server-side
-cursors for ``stream()``) is SQLAlchemy's own.
+statement costs one trip. Everything else (the connection, commit, rollback, the batches of
+``stream()``) is SQLAlchemy's own.
 
 The engine takes it as its DBAPI module (``create_async_engine(..., module=...)``, a
 documented parameter): :func:`dbapi`. It relies on ``aiosqlite.Connection._execute`` (run a
@@ -25,6 +25,7 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_connection,
     AsyncAdapt_aiosqlite_cursor,
     AsyncAdapt_aiosqlite_dbapi,
+    AsyncAdapt_aiosqlite_ss_cursor,
 )
 from sqlalchemy.util import EMPTY_DICT
 
@@ -125,6 +126,21 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         pass
 
 
+class StreamingCursor(AsyncAdapt_aiosqlite_ss_cursor):
+    """SQLAlchemy's server-side cursor (``stream()``), which fetches in batches, so it keeps
+    aiosqlite's cursor; it sends a pending ``BEGIN`` first, on a trip of its own."""
+
+    __slots__ = ()
+
+    async def _execute_async(self, operation: Any, parameters: Any) -> Any:
+        adapted: OneTripConnection = self._adapt_connection  # type: ignore[assignment]
+        begin, adapted.begin = adapted.begin, None
+        adapted.in_transaction = True  # not known from here: a rollback goes through
+        if begin is not None:
+            await self._connection.execute(begin)
+        return await super()._execute_async(operation, parameters)
+
+
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     """Two more trips saved per transaction:
 
@@ -136,6 +152,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     __slots__ = ("in_transaction", "begin")
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
+    _ss_cursor_cls = StreamingCursor
 
     def __init__(self, dbapi: Any, connection: Any) -> None:
         super().__init__(dbapi, connection)

@@ -146,7 +146,17 @@ async def test_streamed_results_still_come_in_batches(engine: AsyncEngine) -> No
     async with engine.connect() as connection:
         result = await connection.stream(text("SELECT id FROM item ORDER BY id"))
         seen = [row[0] async for row in result]
+        other = sqlite3.connect(engine.url.database or "", timeout=0)
+        try:  # the transaction's BEGIN IMMEDIATE went before the streamed statement
+            with pytest.raises(sqlite3.OperationalError, match="locked"):
+                other.execute("BEGIN IMMEDIATE")
+        finally:
+            other.close()
+        await connection.execute(text("DELETE FROM item"))
+        await connection.rollback()
     assert seen == list(range(1, 251))
+    async with engine.connect() as connection:
+        assert (await connection.execute(text("SELECT count(*) FROM item"))).scalar_one() == 250
 
 
 @pytest.mark.parametrize(
