@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeGuard, TypeVar
 
 from aiogram import F, Router
 from aiogram.dispatcher.event.bases import SkipHandler
@@ -24,6 +24,7 @@ from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram.callbacks import (
     CancelCb,
+    CancelStepCb,
     ClassifyCb,
     ClassifyStep,
     DispatchCb,
@@ -34,6 +35,7 @@ from bot.telegram.callbacks import (
     TicketAction,
     TicketCb,
     TransferCb,
+    step_tag,
 )
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
@@ -113,9 +115,12 @@ class Reporting(StatesGroup):
     comment = State()
 
 
-def cancel_keyboard() -> InlineKeyboardMarkup:
+def cancel_keyboard(step: str | None) -> InlineKeyboardMarkup:
+    """A 取消 button for the step the bot waits at (``step``, the FSM state): it cancels that
+    step only while it lasts (:func:`step_cancelled`)."""
+    cancel = CancelStepCb(step=step_tag(step)).pack()
     return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=_("Cancel"), callback_data=CancelCb().pack())]]
+        inline_keyboard=[[InlineKeyboardButton(text=_("Cancel"), callback_data=cancel)]]
     )
 
 
@@ -183,7 +188,7 @@ async def card_pressed(
         await query.answer()
         await state.set_state(Reporting.answer)
         await state.update_data(ticket_id=ticket_id)
-        reply.text(_("Write your answer:"), cancel_keyboard())
+        reply.text(_("Write your answer:"), cancel_keyboard(Reporting.answer.state))
         return
     ticket = await tickets.ensure_actionable(
         session,
@@ -213,7 +218,9 @@ async def card_pressed(
         return
     await state.set_state(Handling.text)
     await state.update_data(ticket_id=ticket_id, action=action.value)
-    reply.text(_(PROMPTS[action]).format(number=code(ticket.number)), cancel_keyboard())
+    reply.text(
+        _(PROMPTS[action]).format(number=code(ticket.number)), cancel_keyboard(Handling.text.state)
+    )
 
 
 async def handling_text(
@@ -285,7 +292,7 @@ async def handling_text(
     try:
         await handle[action]()
     except InvalidInput as error:
-        reply.text(refusal_text(error), cancel_keyboard())
+        reply.text(refusal_text(error), cancel_keyboard(Handling.text.state))
         return
     await state.clear()
     reply.text(_(DONE[action]))
@@ -646,7 +653,7 @@ async def answer_text(
             now=now,
         )
     except InvalidInput as error:
-        reply.text(refusal_text(error), cancel_keyboard())
+        reply.text(refusal_text(error), cancel_keyboard(await state.get_state()))
         return
     await state.clear()
     reply.text(
@@ -698,6 +705,28 @@ async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> 
     await query.answer(_("Cancelled."))
     if query.message is not None:
         reply.edit(query.message.message_id, _("Cancelled."))
+
+
+async def step_cancelled(
+    query: CallbackQuery, callback_data: CancelStepCb, reply: Replier, state: FSMContext
+) -> None:
+    """取消 under a prompt that waits for typing. Once that step is over — the result was sent,
+    the step ran out, or another conversation has begun since — there is nothing of it left to
+    cancel: said so, the stale button goes, and whatever is in progress now is kept."""
+    if callback_data.step != step_tag(await state.get_state()):
+        await query.answer(_("There is nothing to cancel."))
+        if _carries(query.message, query.data):  # not made-up data on another message
+            reply.drop_buttons(query.message.message_id)
+        return
+    await cancelled(query, reply, state)
+
+
+def _carries(message: object, data: str | None) -> TypeGuard[Message]:
+    """Whether ``message`` (of a callback query) has a button with ``data``."""
+    if not isinstance(message, Message) or message.reply_markup is None or data is None:
+        return False
+    buttons = message.reply_markup.inline_keyboard
+    return any(button.callback_data == data for row in buttons for button in row)
 
 
 async def tickets_command(
@@ -771,6 +800,7 @@ def build_router() -> Router:
     router.callback_query.register(classify_forged, F.data.startswith(f"{ClassifyCb.__prefix__}:"))
     router.callback_query.register(rated, RateCb.filter())
     router.callback_query.register(cancelled, CancelCb.filter())
+    router.callback_query.register(step_cancelled, CancelStepCb.filter())
     router.callback_query.register(return_visit_recorded, ReturnVisitCb.filter())
     router.message.register(tickets_command, Command("tickets"))
     router.message.register(my_command, Command("my"))

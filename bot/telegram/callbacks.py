@@ -131,6 +131,18 @@ class CancelCb(CallbackData, prefix="cx"):
     """Leave whatever the bot is waiting for."""
 
 
+class CancelStepCb(CallbackData, prefix="cs"):
+    """Leave the step the bot waits at — only while it still waits there: pressed later (the
+    text was sent, the step ran out, another conversation began) it cancels nothing."""
+
+    step: str  # the FSM state of the step, ``:`` written ``.`` (see :func:`step_tag`)
+
+
+def step_tag(state: str | None) -> str:
+    """``state`` as :class:`CancelStepCb` carries it (callback data fields hold no ``:``)."""
+    return (state or "").replace(":", ".")
+
+
 class ReturnVisitOutcome(StrEnum):
     SATISFIED = "s"
     BASICALLY = "b"

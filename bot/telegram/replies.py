@@ -80,6 +80,18 @@ class Replier:
             urgent=True,
         )
 
+    def drop_buttons(self, message_id: int) -> OutboxMessage:
+        """Take the inline buttons off one of the bot's messages; its text stays."""
+        return outbox.enqueue(
+            self.session,
+            chat_id=self.chat_id,
+            method="editMessageReplyMarkup",
+            payload={"chat_id": self.chat_id, "message_id": message_id},
+            now=self.now,
+            person_id=self.person_id,
+            urgent=True,
+        )
+
     def upload(
         self,
         method: str,

@@ -10,6 +10,7 @@ from sqlmodel import col, select
 
 from bot.services.qr import qr_png
 from models import (
+    FsmRecord,
     Person,
     Rating,
     ReturnVisit,
@@ -202,3 +203,46 @@ async def test_an_unrated_ticket_gets_a_return_visit(h: Harness) -> None:
             await session.exec(select(ReturnVisit).where(ReturnVisit.ticket_id == ticket.id))
         ).all()
     assert len(visits) == 1 and visits[0].done_at is not None  # one return visit per ticket
+
+
+async def test_a_cancel_pressed_after_its_step_cancels_nothing(h: Harness) -> None:
+    """The 取消 under a prompt that waited for typing, pressed once the text was sent: nothing
+    is left to cancel — the bot says so and takes the button away, and a conversation begun
+    since is kept. Made-up step data cancels nothing either."""
+    resident = await h.persona("resident")
+    worker = await h.persona("worker")
+    ticket = await file_ticket_for(h, "resident", "3号楼门口的路灯坏了一个星期，晚上很黑")
+    await worker.next_message()
+    await worker.press("✅ 签收")
+    await h.settle()
+    await worker.press("❓ 询问反映人")
+    await h.settle()
+    await worker.send("具体是哪一根灯杆？")
+    await h.settle()
+    await resident.press("✍️ 回答")
+    await h.settle()
+    prompt = (await resident.transcript()).bot_messages[-1]
+    assert prompt.buttons == ["取消"]
+    await resident.send("2单元门口那根")
+    await h.settle()
+    await resident.send("/report")  # something else in progress now
+    await h.settle()
+
+    await resident.press("取消", message_id=prompt.message_id)
+    await h.settle()
+    transcript = await resident.transcript()
+    assert transcript.toast is not None and transcript.toast["text"] == "当前没有需要取消的操作。"
+    stale = next(m for m in transcript.messages if m.message_id == prompt.message_id)
+    assert stale.buttons == [] and stale.text == prompt.text  # the prompt reads as before
+
+    for forged in ("cs:NewReport.description", "cs:", "cs", "cs:a:b"):
+        await h.forge_press(resident, forged)  # (on the newest message: the category question)
+    async with h.session() as session:
+        states = (await session.exec(select(FsmRecord.state))).all()
+        answered = (await session.exec(select(Ticket).where(Ticket.id == ticket.id))).one()
+    assert states == ["NewReport:category"]  # the /report begun since is still there
+    assert answered.state == TicketState.IN_PROGRESS  # and the answer went through
+    await resident.press("公共设施损坏")
+    await h.settle()
+    step = (await resident.transcript()).bot_messages[-1]
+    assert "第 2 步" in step.text  # the report goes on to its next step
