@@ -66,9 +66,9 @@ from sqlalchemy.orm import Session
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-import models
 from bot.clock import Clock
 from bot.db import SessionFactory
+from bot.services import outbox
 from bot.services.schedule import in_quiet_hours
 from bot.settings import Settings
 from models import OutboxMessage, OutboxStatus, Person
@@ -114,8 +114,7 @@ _WAITING = (  # built once: this runs for every update with a reply
 """The chats among ``chats`` with a row other than ``mine`` due or on its way (:meth:`claim`)."""
 
 
-_OUTBOX = models.metadata.tables[str(OutboxMessage.__tablename__)]
-_RECORD = update(_OUTBOX).where(_OUTBOX.c.id == bindparam("row_id"))
+_RECORD = update(outbox.OUTBOX).where(outbox.OUTBOX.c.id == bindparam("row_id"))
 """A row's new values: the columns to set are the parameters' other keys."""
 
 
