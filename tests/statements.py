@@ -13,13 +13,23 @@ def describe(statement: str) -> str:
     """``SELECT fsm_record``, ``UPDATE outbox``, ``BEGIN``: the verb and the table."""
     words = statement.replace('"', "").split()
     verb = words[0].upper()
-    if verb in ("SELECT", "DELETE") and "FROM" in words:
-        return f"{verb} {words[words.index('FROM') + 1]}"
+    if verb in ("SELECT", "DELETE") and (table := _outer_from(words)):
+        return f"{verb} {table}"
     if verb == "INSERT":
         return f"INSERT {words[2]}"
     if verb == "UPDATE":
         return f"UPDATE {words[1]}"
     return verb
+
+
+def _outer_from(words: list[str]) -> str | None:
+    """The table after the statement's own ``FROM`` (not a subquery's, in parentheses)."""
+    depth = 0
+    for index, word in enumerate(words[:-1]):
+        if word == "FROM" and depth == 0:
+            return words[index + 1]
+        depth += word.count("(") - word.count(")")
+    return None
 
 
 class Statements:

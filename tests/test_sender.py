@@ -570,6 +570,75 @@ async def test_a_reply_waits_behind_what_its_chat_has_pending(
     assert fake.delivered(9001) == ["a reminder, committed before", "reply"]
 
 
+async def test_on_sqlite_a_backlog_read_at_the_start_answers_the_claim(
+    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    """The person's query reads the update's chat's backlog (:class:`PersonMiddleware`); on
+    SQLite nobody else writes from then until the commit, so the claim need not ask again —
+    and answers as its ``SELECT`` would: a due or leased row is in the way, a later one not."""
+    if not database_url.startswith("sqlite"):
+        pytest.skip("on PostgreSQL others write meanwhile: the claim locks the chat and asks")
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    later = clock.now() + timedelta(hours=1)
+    chats = [9001, 9002, 9003, 9004]
+    async with delivering(sender):
+        await enqueue(sessions, clock, [(9001, "due, committed before")])  # not woken
+        await enqueue(sessions, clock, [(9003, "for later")], not_before=later)
+        [leased] = await enqueue(sessions, clock, [(9004, "on its way elsewhere")])
+        async with sessions() as session:
+            await session.exec(
+                update(OutboxMessage)
+                .where(col(OutboxMessage.id) == leased)
+                .values(lease_until=later)
+            )
+            await session.commit()
+        async with sessions() as session:
+            sender.track(session)
+            for chat in chats:
+                due_from, leased_until = (
+                    await session.exec(
+                        select(*outbox.backlog_columns()), params={"backlog_chat": chat}
+                    )
+                ).one()
+                outbox.remember_backlog(session, outbox.ChatBacklog(chat, due_from, leased_until))
+            for chat in chats:
+                outbox.send_text(session, chat_id=chat, text="reply", now=clock.now())
+            with Statements(sessions.kw["bind"]) as sql:
+                handoff = await sender.claim(session)
+            await session.commit()
+        sender.committed(handoff)
+        assert "SELECT outbox" not in sql.seen
+        assert sorted(row.chat_id for row in handoff.rows) == [9002, 9003]
+        assert handoff.wake  # for 9001's reply, behind its reminder
+        await until(lambda: fake.delivered(9001) == ["due, committed before", "reply"])
+    assert fake.delivered(9002) == fake.delivered(9003) == ["reply"]
+
+
+async def test_rows_inserted_in_bulk_make_the_claim_ask_again(
+    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("only SQLite reads the backlog ahead")
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    async with delivering(sender):
+        async with sessions() as session:
+            sender.track(session)
+            outbox.remember_backlog(session, outbox.ChatBacklog(9001, None, None))
+            await outbox.insert_rows(
+                session, [outbox.text_row(chat_id=9001, text="a sweep's", now=clock.now())]
+            )
+            outbox.send_text(session, chat_id=9001, text="reply", now=clock.now())
+            with Statements(sessions.kw["bind"]) as sql:
+                handoff = await sender.claim(session)
+            await session.commit()
+        sender.committed(handoff)
+        assert sql.seen.count("SELECT outbox") == 1
+        assert not handoff.rows
+        await until(lambda: fake.delivered(9001) == ["a sweep's", "reply"])
+
+
 async def test_a_reply_to_a_chat_being_sent_to_is_left_to_that_chats_worker(
     sessions: SessionFactory, clock: FrozenClock, settings: Settings
 ) -> None:

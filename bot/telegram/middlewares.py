@@ -17,7 +17,7 @@ import models
 from bot.clock import Clock
 from bot.db import SessionFactory
 from bot.i18n import resolve_locale
-from bot.services import people
+from bot.services import outbox, people
 from bot.telegram import fsm_storage
 from bot.telegram.fsm_storage import update_session
 from bot.telegram.replies import Replier
@@ -90,7 +90,8 @@ class DedupeUpdateMiddleware(BaseMiddleware):
 class PersonMiddleware(BaseMiddleware):
     """Loads (or creates) the person behind the update and their roles, once per update —
     and, in the same query, the conversation's FSM record for aiogram's FSM middleware after
-    it (when the state is kept in the database)."""
+    it (when the state is kept in the database) and, on SQLite, the chat's outbox backlog for
+    the sender's claim of the update's replies (:func:`outbox.reads_backlog_ahead`)."""
 
     def __init__(self, fsm: FSMContextMiddleware) -> None:
         self.fsm = fsm
@@ -113,9 +114,12 @@ class PersonMiddleware(BaseMiddleware):
                 language_code=user.language_code,
                 now=data["now"],
                 conversation=conversation,
+                backlog_of=chat.id if chat and outbox.reads_backlog_ahead(session) else None,
             )
             if conversation is not None:
                 fsm_storage.hold(session, conversation, caller.conversation)
+            if caller.backlog is not None:  # the sender's claim needs not ask again
+                outbox.remember_backlog(session, caller.backlog)
             assert caller.person.id is not None
             data["person"] = caller.person
             data["roles"] = caller.roles

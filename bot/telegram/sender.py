@@ -277,7 +277,9 @@ class OutboxSender:
 
         The rows are written leased; then one ``SELECT`` looks for anything else of their
         chats that is due or on its way, and the chats that have some are given back to the
-        next lease (their rows' lease is cleared again). On PostgreSQL the chats are first
+        next lease (their rows' lease is cleared again). On SQLite the update's chat was
+        already asked in the person's query (:func:`outbox.reads_backlog_ahead`): no
+        ``SELECT`` unless other chats got rows too. On PostgreSQL the chats are first
         locked until the commit (``pg_advisory_xact_lock``), so that two processes handling
         updates of one chat at once do not both claim it: the second sees the first's rows.
         On SQLite the update's write lock already keeps everyone else out.
@@ -324,9 +326,13 @@ class OutboxSender:
                     )
                 )
             )
-        mine = [row.id for chat_rows in claimed.values() for row in chat_rows]
-        waiting = await session.exec(_WAITING, params={"chats": chats, "mine": mine, "now": now})
-        for chat in waiting.all():
+        read = outbox.read_backlogs(session)
+        waiting = [chat for chat in chats if chat in read and read[chat].in_the_way(now)]
+        if unread := [chat for chat in chats if chat not in read]:
+            mine = [row.id for chat_rows in claimed.values() for row in chat_rows]
+            params = {"chats": unread, "mine": mine, "now": now}
+            waiting += (await session.exec(_WAITING, params=params)).all()
+        for chat in waiting:
             for row in claimed.pop(chat):
                 row.lease_until = None  # written at commit
         kept = [row for chat_rows in claimed.values() for row in chat_rows]
