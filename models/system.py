@@ -18,6 +18,7 @@ class OutboxMessage(SQLModel, table=True):
     __tablename__ = "outbox"
     __table_args__ = (
         Index("ix_outbox_due", "status", "not_before"),
+        Index("ix_outbox_chat", "chat_id", "status", "not_before"),  # one chat's pending rows
         Index("ix_outbox_ref", "ref"),
     )
 
