@@ -47,17 +47,21 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
 from aiogram.types import Message
+from pydantic import SecretStr
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
 from bot import migrate
+from bot.app import build_app, running
 from bot.clock import FrozenClock
-from bot.db import create_engine
+from bot.db import create_engine, create_session_factory
 from bot.i18n import gettext_for
 from bot.labels import TICKET_CATEGORY
 from bot.sandbox.client import Persona
 from bot.services import outbox
+from bot.services.demo import load_demo_data
+from bot.settings import LimitSettings, Settings
 from models import TicketCategory
 from tests.e2e.harness import Harness, harness
 
@@ -66,13 +70,21 @@ ECHO_TOKEN = "300000002:GridBotEchoBaselineToken_abcdefghijk"
 ECHO_USERNAME = "echo_baseline_bot"
 ALONE_TOKEN = "300000003:GridBotEchoAloneBaselineTok_abcdefghijk"
 ALONE_USERNAME = "echo_alone_bot"
+GRID_ALONE_TOKEN = "300000004:GridBotAloneInItsOwnProcess_abcdefghijk"
+GRID_ALONE_USERNAME = "gridbot_alone_bot"
 TARGET = 2.0
+READING = (
+    0.05  # seconds a resident takes to read a prompt (the bot in its own process is idle by then)
+)
 DESCRIPTION = "3号楼门口的路灯坏了一个星期，晚上很黑，老人出门不方便"
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--echo-alone", metavar="SANDBOX_URL", help=argparse.SUPPRESS)
+    parser.add_argument(
+        "--gridbot-alone", nargs=2, metavar=("SANDBOX_URL", "DATABASE_URL"), help=argparse.SUPPRESS
+    )
     parser.add_argument("--rounds", type=int, default=40)
     parser.add_argument(
         "--database-url",
@@ -82,10 +94,13 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-async def prepare_database(url: str | None, folder: Path) -> str:
+async def prepare_database(url: str | None, folder: Path, suffix: str = "") -> str:
     if url is None:
-        url = f"sqlite+aiosqlite:///{folder / 'bench.db'}"
+        url = f"sqlite+aiosqlite:///{folder / f'bench{suffix}.db'}"
     else:
+        if suffix:
+            url = make_url(url).set(database=f"{make_url(url).database}{suffix}")
+            url = url.render_as_string(hide_password=False)
         name = make_url(url).database
         if name in (None, "test", "postgres"):
             raise SystemExit("use a database of its own, e.g. …/gridbot_bench")
@@ -130,6 +145,53 @@ async def echo_process(h: Harness) -> AsyncIterator[None]:
         "bench.report_step",
         "--echo-alone",
         h.sandbox.url,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        child.terminate()
+        await child.wait()
+
+
+async def gridbot_alone(sandbox_url: str, database_url: str) -> None:
+    """(b′): GridBot polling the sandbox from a process of its own (its own database, the
+    harness's settings), until killed."""
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=SecretStr(GRID_ALONE_TOKEN),
+        telegram_api_url=sandbox_url,
+        database_url=database_url,
+        limits=LimitSettings(per_chat_interval=0.0, retry_base_seconds=0.02),
+    )
+    app = build_app(settings, FrozenClock(NOW))
+    async with running(app):
+        await app.bot.delete_webhook(drop_pending_updates=False)
+        await app.dispatcher.start_polling(
+            app.bot,
+            handle_as_tasks=True,
+            handle_signals=False,
+            polling_timeout=1,
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+        )
+
+
+@contextlib.asynccontextmanager
+async def gridbot_process(h: Harness, database_url: str) -> AsyncIterator[None]:
+    engine = create_engine(database_url)
+    async with create_session_factory(engine)() as session:
+        await load_demo_data(session, NOW)
+        await session.commit()
+    await engine.dispose()
+    h.server.register_bot(GRID_ALONE_TOKEN, username=GRID_ALONE_USERNAME, first_name="网格通")
+    child = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "bench.report_step",
+        "--gridbot-alone",
+        h.sandbox.url,
+        database_url,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
@@ -214,17 +276,28 @@ async def main() -> int:
     if args.echo_alone:
         await echo_alone(args.echo_alone)
         return 0
+    if args.gridbot_alone:
+        await gridbot_alone(*args.gridbot_alone)
+        return 0
     category = gettext_for("zh_Hans", TICKET_CATEGORY[TicketCategory.FACILITY])
     with tempfile.TemporaryDirectory() as folder:
         url = await prepare_database(args.database_url, Path(folder))
-        async with harness(url, FrozenClock(NOW)) as h, echo_bot(h), echo_process(h):
+        own_url = await prepare_database(args.database_url, Path(folder), "_alone")
+        async with (
+            harness(url, FrozenClock(NOW)) as h,
+            echo_bot(h),
+            echo_process(h),
+            gridbot_process(h, own_url),
+        ):
             resident = await h.persona("resident")
             user = h.server.get_user(resident.id)
-            h.server.get_bot(ECHO_USERNAME).relation(user.id).started = True
-            h.server.get_bot(ALONE_USERNAME).relation(user.id).started = True
+            for username in (ECHO_USERNAME, ALONE_USERNAME, GRID_ALONE_USERNAME):
+                h.server.get_bot(username).relation(user.id).started = True
             echoed = h.client.persona_for(user.to_api(), bot=ECHO_USERNAME)
             alone = h.client.persona_for(user.to_api(), bot=ALONE_USERNAME)
+            on_its_own = h.client.persona_for(user.to_api(), bot=GRID_ALONE_USERNAME)
             await round_trip(lambda: alone.send("你好"), alone)  # the child is polling
+            await round_trip(lambda: on_its_own.send("/cancel"), on_its_own)  # so is this one
             print(
                 f"one /report step vs. an aiogram echo bot, {args.rounds} rounds each "
                 f"(after 3 to warm up); {url.split(':')[0]}",
@@ -233,6 +306,7 @@ async def main() -> int:
             echo_times: list[float] = []
             alone_times: list[float] = []
             step_times: list[float] = []
+            own_step_times: list[float] = []
             open_times: list[float] = []
             outbox_times: list[float] = []
             assert h.app is not None
@@ -257,10 +331,20 @@ async def main() -> int:
                 await h.settle()
                 delivered = await round_trip(lambda n=n: commit_reply(n), resident)
                 await h.settle()
+                await on_its_own.send("/report")
+                await on_its_own.next_message()
+                await on_its_own.press(category)
+                await on_its_own.next_message()
+                await asyncio.sleep(READING)  # the child is idle again, as after h.settle()
+                own_step = await round_trip(lambda: on_its_own.send(DESCRIPTION), on_its_own)
+                await on_its_own.send("/cancel")
+                await on_its_own.next_message()
+                await asyncio.sleep(READING)
                 if n >= 3:
                     echo_times.append(echo)
                     alone_times.append(by_itself)
                     step_times.append(step)
+                    own_step_times.append(own_step)
                     open_times.append(opened)
                     outbox_times.append(delivered)
             statements = await statements_of_a_step(h, resident, category)
@@ -269,11 +353,14 @@ async def main() -> int:
     print(summary("(a) echo bot: text in, text out", echo_times))
     print(summary("(a′) the echo bot in a process of its own", alone_times))
     print(summary("(b) /report step: description in, prompt out", step_times))
+    print(summary("(b′) the step, GridBot in a process of its own", own_step_times))
     print(summary("(c) /report opener: command in, prompt out", open_times))
     print(summary("(d) delivery alone: commit to chat", outbox_times))
     ratio = step_median / echo_median
     print(f"  ratio (b) / (a), medians: {ratio:5.2f} ×")
     print(f"  ratio (b) / (a′), medians: {step_median / statistics.median(alone_times):5.2f} ×")
+    own_median = statistics.median(own_step_times)
+    print(f"  ratio (b′) / (a′), medians: {own_median / statistics.median(alone_times):5.2f} ×")
     print(f"  ratio (c) / (a), medians: {statistics.median(open_times) / echo_median:5.2f} ×")
     print(f"  ratio (d) / (a), medians: {statistics.median(outbox_times) / echo_median:5.2f} ×")
     print(f"  SQL statements of one description step, until the bot is idle: {len(statements)}")
