@@ -10,11 +10,14 @@ end-to-end tests do. In one run this times, ``--rounds`` times each:
     echo shares pydantic's cache of aiogram's ``Response[...]`` models with GridBot's
     :class:`bot.app.BotApiSession`, which keeps them alive; alone, plain aiogram builds one
     again after most garbage collections (milliseconds of CPU per request). The target is
-    judged against (a), the stricter of the two;
+    judged against (a), the echo that runs where GridBot runs;
 (b) GridBot's /report description step — the resident types what happened: the update comes
     in, the FSM draft is read and written, the transaction commits with the next prompt in the
     outbox, the sender delivers it (update in → DB commit → reply out). The resident types once
     the bot is idle, as a person reading the prompt would;
+(b′) the same step with GridBot in a process of its own (its own copy of the demo database),
+    compared with (a′): whether sharing this process with the sandbox and the personas makes
+    GridBot look slower or faster than it is (it makes it look faster);
 (c) GridBot's /report opener, for comparison — ``/report`` in, the category prompt out;
 (d) the delivery part alone: a reply committed to the outbox until it shows in the chat
     (commit, wake, lease, send);
