@@ -140,22 +140,28 @@ async def echo_alone(sandbox_url: str) -> None:
 
 
 @contextlib.asynccontextmanager
-async def echo_process(h: Harness) -> AsyncIterator[None]:
-    h.server.register_bot(ALONE_TOKEN, username=ALONE_USERNAME, first_name="回声")
-    child = await asyncio.create_subprocess_exec(
+async def child(*args: str) -> AsyncIterator[None]:
+    """``python -m bench.report_step *args`` in a process of its own, killed on leaving."""
+    process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
         "bench.report_step",
-        "--echo-alone",
-        h.sandbox.url,
+        *args,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.DEVNULL,
     )
     try:
         yield
     finally:
-        child.terminate()
-        await child.wait()
+        process.terminate()
+        await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def echo_process(h: Harness) -> AsyncIterator[None]:
+    h.server.register_bot(ALONE_TOKEN, username=ALONE_USERNAME, first_name="回声")
+    async with child("--echo-alone", h.sandbox.url):
+        yield
 
 
 async def gridbot_alone(sandbox_url: str, database_url: str) -> None:
@@ -188,21 +194,8 @@ async def gridbot_process(h: Harness, database_url: str) -> AsyncIterator[None]:
         await session.commit()
     await engine.dispose()
     h.server.register_bot(GRID_ALONE_TOKEN, username=GRID_ALONE_USERNAME, first_name="网格通")
-    child = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "bench.report_step",
-        "--gridbot-alone",
-        h.sandbox.url,
-        database_url,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
-    try:
+    async with child("--gridbot-alone", h.sandbox.url, database_url):
         yield
-    finally:
-        child.terminate()
-        await child.wait()
 
 
 @contextlib.asynccontextmanager
