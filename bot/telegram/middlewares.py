@@ -118,7 +118,7 @@ class PersonMiddleware(BaseMiddleware):
             )
             if conversation is not None:
                 fsm_storage.hold(session, conversation, caller.conversation)
-            if caller.backlog is not None:  # the sender's claim needs not ask again
+            if caller.backlog is not None:  # the sender's claim need not ask again
                 outbox.remember_backlog(session, caller.backlog)
             assert caller.person.id is not None
             data["person"] = caller.person
