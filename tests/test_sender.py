@@ -214,6 +214,21 @@ async def test_every_chat_gets_its_messages_once_and_in_order(
     assert await sender.due_count() == 0 and await sender.drain_once() == 0
 
 
+async def test_outcomes_that_finish_together_are_recorded_in_one_transaction(
+    engine: AsyncEngine, sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    await enqueue(sessions, clock, [(chat, f"to {chat}") for chat in (1101, 1102, 1103)])
+    sender = sender_for(ScriptedSession(), sessions, clock, settings)
+
+    with Statements(engine) as sql:
+        assert await sender.drain_once() == 3
+    # the lease, then the three outcomes: one executemany in one transaction
+    assert sql.on("outbox") == ["UPDATE outbox", "UPDATE outbox"]
+    assert sql.transactions == 2
+    rows = await rows_by_id(sessions)
+    assert {r.status for r in rows.values()} == {OutboxStatus.SENT}
+
+
 async def test_a_429_pauses_every_send_for_retry_after_and_is_no_attempt(
     sessions: SessionFactory, clock: FrozenClock, settings: Settings
 ) -> None:

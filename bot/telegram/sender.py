@@ -85,6 +85,7 @@ GROUP_SLOWER = 3.0  # groups get 20 messages a minute: three times the private-c
 BURST_SECONDS = 1 / 3  # the global limiter's burst, in seconds' worth of messages
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 5  # tries to record a status before the lease is left to expire
+RECORD_PAUSE = 0.001  # seconds an outcome waits before it is recorded (see OutboxSender._write)
 LEASE_LOCK = 0x4F555442  # pg_advisory_xact_lock key that serialises leasing ("OUTB")
 CHAT_LOCK = "gridbot outbox chat "  # + chat id, hashed: the lock of a chat's claim
 NOT_MODIFIED = "message is not modified"
@@ -718,10 +719,17 @@ class OutboxSender:
 
     async def _write(self, row: OutboxMessage, values: dict[str, Any]) -> bool:
         """Group commit: queue the row's values; whoever holds the lock writes all that wait.
-        Returns False when the database stayed out of reach (the lease will run out)."""
+        Returns False when the database stayed out of reach (the lease will run out).
+
+        Recording is bookkeeping, not what anyone waits for: it first pauses a moment
+        (``RECORD_PAUSE``), so that what is ready on the event loop goes first — the updates
+        that came in meanwhile, the next sends, the next poll — and outcomes that finish
+        meanwhile share the transaction. The row stays leased and held until it is recorded,
+        and a sender stopped in the pause records it on the way out."""
         assert row.id is not None
         mine = _Write(row.id, values)
         self._writes.append(mine)
+        await asyncio.sleep(RECORD_PAUSE)
         for attempt in range(WRITE_ATTEMPTS):
             async with self._write_lock:
                 if mine.done:
