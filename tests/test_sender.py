@@ -35,6 +35,7 @@ from bot.i18n import gettext_for
 from bot.services import outbox, people, unreachable
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.settings import LimitSettings, Settings
+from bot.telegram import sender as sender_module
 from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, Handoff, OutboxSender
 from models import OutboxMessage, OutboxStatus, Person
 from tests.statements import Statements
@@ -227,6 +228,26 @@ async def test_outcomes_that_finish_together_are_recorded_in_one_transaction(
     assert sql.transactions == 2
     rows = await rows_by_id(sessions)
     assert {r.status for r in rows.values()} == {OutboxStatus.SENT}
+
+
+async def test_a_sender_stopped_before_it_records_an_outcome_records_it_on_the_way_out(
+    sessions: SessionFactory,
+    clock: FrozenClock,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(sender_module, "RECORD_PAUSE", 60.0)  # stopped in the pause, surely
+    await enqueue(sessions, clock, [(1201, "hello")])
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    task = asyncio.create_task(sender.run(poll_seconds=60))
+    await until(lambda: bool(sender._writes))  # sent; its outcome waits to be recorded
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert fake.delivered(1201) == ["hello"]
+    [row] = (await rows_by_id(sessions)).values()
+    assert row.status == OutboxStatus.SENT and row.lease_until is None  # not sent again
 
 
 async def test_a_429_pauses_every_send_for_retry_after_and_is_no_attempt(
