@@ -115,10 +115,10 @@ class Reporting(StatesGroup):
     comment = State()
 
 
-def cancel_keyboard(step: str | None) -> InlineKeyboardMarkup:
-    """A 取消 button for the step the bot waits at (``step``, the FSM state): it cancels that
-    step only while it lasts (:func:`step_cancelled`)."""
-    cancel = CancelStepCb(step=step_tag(step)).pack()
+def cancel_keyboard(step: str | None, ticket_id: int | None) -> InlineKeyboardMarkup:
+    """A 取消 button for the step the bot waits at (``step``, the FSM state) about
+    ``ticket_id``: it cancels that step only while it lasts (:func:`step_cancelled`)."""
+    cancel = CancelStepCb(step=step_tag(step), ticket=ticket_id or 0).pack()
     return InlineKeyboardMarkup(
         inline_keyboard=[[InlineKeyboardButton(text=_("Cancel"), callback_data=cancel)]]
     )
@@ -188,7 +188,7 @@ async def card_pressed(
         await query.answer()
         await state.set_state(Reporting.answer)
         await state.update_data(ticket_id=ticket_id)
-        reply.text(_("Write your answer:"), cancel_keyboard(Reporting.answer.state))
+        reply.text(_("Write your answer:"), cancel_keyboard(Reporting.answer.state, ticket_id))
         return
     ticket = await tickets.ensure_actionable(
         session,
@@ -219,7 +219,8 @@ async def card_pressed(
     await state.set_state(Handling.text)
     await state.update_data(ticket_id=ticket_id, action=action.value)
     reply.text(
-        _(PROMPTS[action]).format(number=code(ticket.number)), cancel_keyboard(Handling.text.state)
+        _(PROMPTS[action]).format(number=code(ticket.number)),
+        cancel_keyboard(Handling.text.state, ticket_id),
     )
 
 
@@ -292,7 +293,7 @@ async def handling_text(
     try:
         await handle[action]()
     except InvalidInput as error:
-        reply.text(refusal_text(error), cancel_keyboard(Handling.text.state))
+        reply.text(refusal_text(error), cancel_keyboard(Handling.text.state, ticket_id))
         return
     await state.clear()
     reply.text(_(DONE[action]))
@@ -637,7 +638,8 @@ async def answer_text(
     notifier: TicketNotifier,
     now: datetime,
 ) -> None:
-    ticket_id: int | None = (await state.get_data()).get("ticket_id")
+    asked: int | None = (await state.get_data()).get("ticket_id")  # they pressed ✍️ 回答
+    ticket_id = asked
     if ticket_id is None:
         waiting = await tickets.waiting_for(session, person)
         if waiting is None or waiting.id is None:
@@ -653,7 +655,7 @@ async def answer_text(
             now=now,
         )
     except InvalidInput as error:
-        reply.text(refusal_text(error), cancel_keyboard(await state.get_state()))
+        reply.text(refusal_text(error), cancel_keyboard(await state.get_state(), asked))
         return
     await state.clear()
     reply.text(
@@ -713,7 +715,8 @@ async def step_cancelled(
     """取消 under a prompt that waits for typing. Once that step is over — the result was sent,
     the step ran out, or another conversation has begun since — there is nothing of it left to
     cancel: said so, the stale button goes, and whatever is in progress now is kept."""
-    if callback_data.step != step_tag(await state.get_state()):
+    waiting_for = (step_tag(await state.get_state()), (await state.get_data()).get("ticket_id"))
+    if (callback_data.step, callback_data.ticket or None) != waiting_for:
         await query.answer(_("There is nothing to cancel."))
         if _carries(query.message, query.data):  # not made-up data on another message
             reply.drop_buttons(query.message.message_id)

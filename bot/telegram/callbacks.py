@@ -132,10 +132,12 @@ class CancelCb(CallbackData, prefix="cx"):
 
 
 class CancelStepCb(CallbackData, prefix="cs"):
-    """Leave the step the bot waits at — only while it still waits there: pressed later (the
-    text was sent, the step ran out, another conversation began) it cancels nothing."""
+    """Leave the step the bot waits at — only while it still waits there, for the same ticket:
+    pressed later (the text was sent, the step ran out, another conversation began, the same
+    step was opened for another ticket since) it cancels nothing."""
 
     step: str  # the FSM state of the step, ``:`` written ``.`` (see :func:`step_tag`)
+    ticket: int = 0  # the ticket the step is about (0: none)
 
 
 def step_tag(state: str | None) -> str:

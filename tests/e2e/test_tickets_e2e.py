@@ -205,6 +205,41 @@ async def test_an_unrated_ticket_gets_a_return_visit(h: Harness) -> None:
     assert len(visits) == 1 and visits[0].done_at is not None  # one return visit per ticket
 
 
+async def test_a_cancel_under_the_same_step_opened_for_another_ticket_cancels_nothing(
+    h: Harness,
+) -> None:
+    """A worker opens 📝 进展 on one ticket, then on another: the first prompt's 取消 no longer
+    cancels anything (the bot now waits for the other ticket's note), and the note typed next
+    goes to the other ticket."""
+    worker = await h.persona("worker")
+    first = await file_ticket_for(h, "resident", "3号楼门口的路灯坏了一个星期，晚上很黑")
+    first_card = await worker.next_message()
+    second = await file_ticket_for(h, "resident", "单元门禁坏了，外人随便进出")
+    second_card = await worker.next_message()
+    for card in (first_card, second_card):
+        await worker.press("✅ 签收", message_id=card.message_id)
+        await h.settle()
+    await worker.press("📝 进展", message_id=first_card.message_id)
+    first_prompt = await worker.next_message()
+    await worker.press("📝 进展", message_id=second_card.message_id)
+    second_prompt = await worker.next_message()
+    assert first.number in first_prompt.text and second.number in second_prompt.text
+
+    await worker.press("取消", message_id=first_prompt.message_id)
+    await h.settle()
+    transcript = await worker.transcript()
+    assert transcript.toast is not None and transcript.toast["text"] == "当前没有需要取消的操作。"
+    stale = next(m for m in transcript.messages if m.message_id == first_prompt.message_id)
+    assert stale.buttons == []
+    await worker.send("已联系物业，明天上午来修")
+    await h.settle()
+    async with h.session() as session:
+        notes = (
+            await session.exec(select(TicketEvent.ticket_id).where(TicketEvent.action == "note"))
+        ).all()
+    assert notes == [second.id]
+
+
 async def test_a_cancel_pressed_after_its_step_cancels_nothing(h: Harness) -> None:
     """The 取消 under a prompt that waited for typing, pressed once the text was sent: nothing
     is left to cancel — the bot says so and takes the button away, and a conversation begun
@@ -235,7 +270,15 @@ async def test_a_cancel_pressed_after_its_step_cancels_nothing(h: Harness) -> No
     stale = next(m for m in transcript.messages if m.message_id == prompt.message_id)
     assert stale.buttons == [] and stale.text == prompt.text  # the prompt reads as before
 
-    for forged in ("cs:NewReport.description", "cs:", "cs", "cs:a:b"):
+    for forged in (
+        "cs:NewReport.description:0",
+        "cs:NewReport.category:x",
+        "cs:NewReport.category:1:2",
+        "cs:NewReport.description",
+        "cs:",
+        "cs",
+        "cs:a:b",
+    ):
         await h.forge_press(resident, forged)  # (on the newest message: the category question)
     async with h.session() as session:
         states = (await session.exec(select(FsmRecord.state))).all()
