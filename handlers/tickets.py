@@ -713,10 +713,11 @@ async def step_cancelled(
     query: CallbackQuery, callback_data: CancelStepCb, reply: Replier, state: FSMContext
 ) -> None:
     """取消 under a prompt that waits for typing. Once that step is over — the result was sent,
-    the step ran out, or another conversation has begun since — there is nothing of it left to
-    cancel: said so, the stale button goes, and whatever is in progress now is kept."""
-    waiting_for = (step_tag(await state.get_state()), (await state.get_data()).get("ticket_id"))
-    if (callback_data.step, callback_data.ticket or None) != waiting_for:
+    the step ran out, another conversation has begun, or the same step was opened for another
+    ticket since — there is nothing of it left to cancel: said so, the stale button goes, and
+    whatever is in progress now is kept."""
+    now_at = (step_tag(await state.get_state()), (await state.get_data()).get("ticket_id"))
+    if (callback_data.step, callback_data.ticket or None) != now_at:
         await query.answer(_("There is nothing to cancel."))
         if _carries(query.message, query.data):  # not made-up data on another message
             reply.drop_buttons(query.message.message_id)
