@@ -27,7 +27,7 @@ def _outer_from(words: list[str]) -> str | None:
     depth = 0
     for index, word in enumerate(words[:-1]):
         if word == "FROM" and depth == 0:
-            return words[index + 1]
+            return words[index + 1].split("(")[0]  # a table, or a function's name
         depth += word.count("(") - word.count(")")
     return None
 

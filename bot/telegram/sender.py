@@ -60,7 +60,18 @@ from aiogram.exceptions import (
 from aiogram.methods.base import TelegramMethod
 from aiogram.types import FSInputFile, Message
 from aiolimiter import AsyncLimiter
-from sqlalchemy import ColumnElement, bindparam, event, func, or_, update
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    ColumnElement,
+    String,
+    bindparam,
+    column,
+    event,
+    func,
+    or_,
+    update,
+)
 from sqlalchemy import inspect as orm_state
 from sqlalchemy.orm import Session
 from sqlmodel import col, select
@@ -72,6 +83,7 @@ from bot.services import outbox
 from bot.services.schedule import in_quiet_hours
 from bot.settings import Settings
 from models import OutboxMessage, OutboxStatus, Person
+from models.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +125,20 @@ _WAITING = (  # built once: this runs for every update with a reply
     .distinct()
 )
 """The chats among ``chats`` with a row other than ``mine`` due or on its way (:meth:`claim`)."""
+
+_LOCK_THEN_WAITING = select(
+    func.gridbot_claim_waiting(
+        bindparam("prefix", type_=String),
+        bindparam("chats", type_=ARRAY(BigInteger)),
+        bindparam("mine", type_=ARRAY(BigInteger)),
+        bindparam("now", type_=UTCDateTime),
+    )
+    .table_valued(column("chat_id", BigInteger))
+    .c.chat_id
+)
+"""PostgreSQL: lock ``chats`` until the commit (in the order given), then :data:`_WAITING` —
+two statements of one function (migration 0005), so the check sees what committed while a
+lock was awaited, in one round trip."""
 
 
 _RECORD = update(outbox.OUTBOX).where(outbox.OUTBOX.c.id == bindparam("row_id"))
@@ -282,7 +308,8 @@ class OutboxSender:
         already asked in the person's query (:func:`outbox.reads_backlog_ahead`): no
         ``SELECT`` unless other chats got rows too. On PostgreSQL the chats are first
         locked until the commit (``pg_advisory_xact_lock``), so that two processes handling
-        updates of one chat at once do not both claim it: the second sees the first's rows.
+        updates of one chat at once do not both claim it: the second sees the first's rows —
+        the locks and the check are one call of ``gridbot_claim_waiting`` (migration 0005).
         On SQLite the update's write lock already keeps everyone else out.
 
         A chat this process is sending to, a row not yet due, a chat with rows flushed before
@@ -318,21 +345,16 @@ class OutboxSender:
         if not claimed:
             return Handoff(wake=True)
         await session.flush()  # every row lock the update takes is taken before the chat locks
-        if session.get_bind().dialect.name == "postgresql":  # in chat order: no deadlock
-            await session.exec(
-                select(
-                    *(
-                        func.pg_advisory_xact_lock(func.hashtextextended(f"{CHAT_LOCK}{chat}", 0))
-                        for chat in chats
-                    )
-                )
-            )
-        read = outbox.read_backlogs(session)
-        waiting = [chat for chat in chats if chat in read and read[chat].in_the_way(now)]
-        if unread := [chat for chat in chats if chat not in read]:
-            mine = [row.id for chat_rows in claimed.values() for row in chat_rows]
-            params = {"chats": unread, "mine": mine, "now": now}
-            waiting += (await session.exec(_WAITING, params=params)).all()
+        mine = [row.id for chat_rows in claimed.values() for row in chat_rows]
+        if session.get_bind().dialect.name == "postgresql":
+            params = {"prefix": CHAT_LOCK, "chats": chats, "mine": mine, "now": now}
+            waiting = list((await session.exec(_LOCK_THEN_WAITING, params=params)).all())
+        else:
+            read = outbox.read_backlogs(session)
+            waiting = [chat for chat in chats if chat in read and read[chat].in_the_way(now)]
+            if unread := [chat for chat in chats if chat not in read]:
+                params = {"chats": unread, "mine": mine, "now": now}
+                waiting += (await session.exec(_WAITING, params=params)).all()
         for chat in waiting:
             for row in claimed.pop(chat):
                 row.lease_until = None  # written at commit
