@@ -136,9 +136,10 @@ _LOCK_THEN_WAITING = select(
     .table_valued(column("chat_id", BigInteger))
     .c.chat_id
 )
-"""PostgreSQL: lock ``chats`` until the commit (in the order given), then :data:`_WAITING` —
-two statements of one function (migration 0005), so the check sees what committed while a
-lock was awaited, in one round trip."""
+"""PostgreSQL: lock ``chats`` until the commit (in the order given), then the test of
+:data:`_WAITING` (written again in the function: a change to one is a change to both) — two
+statements of one function (migration 0005), so the check sees what committed while a lock
+was awaited, in one round trip."""
 
 
 _RECORD = update(outbox.OUTBOX).where(outbox.OUTBOX.c.id == bindparam("row_id"))
