@@ -23,6 +23,9 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA synchronous=NORMAL")
     cursor.execute("PRAGMA busy_timeout=10000")
+    # checkpoints off the event loop: see bot.sqlite_adapter (other connections keep SQLite's)
+    if isinstance(dbapi_connection, sqlite_adapter.OneTripConnection):
+        cursor.execute("PRAGMA wal_autocheckpoint=0")
     cursor.close()
 
 
@@ -43,7 +46,7 @@ def _sqlite_begin(connection: Connection) -> None:
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
     """Build the async engine for ``url`` with the pragmas SQLite needs."""
     if url.startswith("sqlite"):
-        kwargs.setdefault("module", sqlite_adapter.dbapi())  # a statement, one thread trip
+        kwargs.setdefault("module", sqlite_adapter.dbapi())  # see bot.sqlite_adapter
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)

@@ -1,12 +1,29 @@
-"""SQLAlchemy's aiosqlite adapter, with each statement one trip to the connection's thread.
+"""SQLAlchemy's aiosqlite adapter: a statement that cannot wait runs where it is asked for, any
+other is one trip to the connection's thread.
 
 aiosqlite runs every call on a ``sqlite3`` connection in a thread of its own and wakes the
 event loop with the answer; SQLAlchemy's adapter makes four such calls a statement (open a
-cursor, execute, fetch the rows, close the cursor). Each trip costs the loop a wake-up — about
-0.1 ms here, more than SQLite takes for the statement itself, so they were most of an update's
-database time. :class:`OneTripCursor` does all four in one function on that thread, so a
-statement costs one trip. Everything else (the connection, commit, rollback, the batches of
-``stream()``) is SQLAlchemy's own.
+cursor, execute, fetch the rows, close the cursor). Each trip costs two thread wake-ups —
+0.1–0.3 ms, more than SQLite takes for the statement itself. :class:`OneTripCursor` does all
+four in one function, so a statement is one trip at most, and none at all once the statement
+cannot wait for anyone:
+
+* every transaction starts with ``BEGIN IMMEDIATE`` (:mod:`bot.db`). It is tried on the event
+  loop's thread with no busy timeout; when another connection holds the write lock it fails at
+  once and goes to the connection's thread, which waits its turn (``busy_timeout``) while the
+  loop runs on (:meth:`OneTripConnection.begin_here`);
+* with the write lock held, no statement of the transaction can wait for a lock (in WAL mode
+  readers never block the writer), so they run on the event loop's thread, and so do the
+  commit and the rollback. On SQLite every transaction of GridBot's holds the write lock from
+  its first statement, so a long statement already keeps every other update waiting wherever
+  it runs; here it also holds up the loop's sends for as long as it runs — less than the
+  Python work of turning its rows into objects, which is on the loop anyway;
+* the one thing that could make a commit slow, the WAL checkpoint SQLite runs at commit once
+  the log is long, is switched off on our connections (``wal_autocheckpoint=0``); every
+  :data:`CHECKPOINT_EVERY` commits of the engine, the committing connection runs a
+  ``PASSIVE`` checkpoint on its thread.
+
+Everything else (connecting, the batches of ``stream()``) is SQLAlchemy's own, on the thread.
 
 The engine takes it as its DBAPI module (``create_async_engine(..., module=...)``, a
 documented parameter): :func:`dbapi`. It relies on ``aiosqlite.Connection._execute`` (run a
@@ -28,6 +45,11 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
     AsyncAdapt_aiosqlite_ss_cursor,
 )
 from sqlalchemy.util import EMPTY_DICT
+from sqlalchemy.util.concurrency import await_
+
+CHECKPOINT_EVERY = 200
+"""An engine's commits between two WAL checkpoints (SQLite's own default is a checkpoint once
+the log holds 1,000 pages; an update writes a handful)."""
 
 Outcome = tuple[Any, list[Any] | None, int, int | None, bool]
 """What one trip brings back: description, rows (None for a statement without any),
@@ -54,6 +76,12 @@ def _run(
         return description, rows, cursor.rowcount, cursor.lastrowid, connection.in_transaction
     finally:
         cursor.close()
+
+
+def _checkpoint(connection: sqlite3.Connection) -> None:
+    """On the connection's thread: copy the WAL into the database as far as no reader needs it
+    (``PASSIVE``: waits for no one)."""
+    connection.execute("PRAGMA wal_checkpoint(PASSIVE)").close()
 
 
 class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
@@ -97,10 +125,16 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
         async with adapted._execute_mutex:
             begin, adapted.begin = adapted.begin, None
+            if begin is not None and adapted.begin_here(begin):
+                begin = None
             try:
-                outcome: Outcome = await connection._execute(  # type: ignore[no-untyped-call]
-                    _run, connection._conn, operation, parameters, many, begin
-                )
+                if adapted.writing:
+                    outcome = _run(connection._conn, operation, parameters, many, None)
+                else:
+                    outcome = await connection._execute(  # type: ignore[no-untyped-call]
+                        _run, connection._conn, operation, parameters, many, begin
+                    )
+                    adapted.writing = begin is not None and outcome[-1]
             except BaseException:
                 adapted.in_transaction = True  # not known: the next rollback goes through
                 raise
@@ -142,15 +176,17 @@ class StreamingCursor(AsyncAdapt_aiosqlite_ss_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
-    """Two more trips saved per transaction:
+    """The transaction's side of the trips saved:
 
-    * the ``BEGIN`` goes with the transaction's first statement (:meth:`begin_with_next`);
-    * it knows, from each trip, whether a transaction is open, so a rollback with nothing to
-      roll back — the pool's reset of every connection it takes back after a commit — costs
-      no trip.
+    * the ``BEGIN`` goes with the transaction's first statement (:meth:`begin_with_next`),
+      tried first on the event loop's thread (:meth:`begin_here`);
+    * it knows whether its transaction holds the write lock (``writing``: then its statements,
+      commit and rollback need no trip) and, from each trip, whether a transaction is open, so
+      a rollback with nothing to roll back — the pool's reset of every connection it takes
+      back after a commit — costs nothing.
     """
 
-    __slots__ = ("in_transaction", "begin")
+    __slots__ = ("in_transaction", "begin", "writing", "busy_timeout")
     _cursor_cls = OneTripCursor  # type: ignore[assignment]
     _ss_cursor_cls = StreamingCursor
 
@@ -158,26 +194,70 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         super().__init__(dbapi, connection)
         self.in_transaction = True  # not known yet
         self.begin: str | None = None
+        self.writing = False
+        self.busy_timeout: int | None = None  # the connection's own, read on first use
 
     def begin_with_next(self, statement: str) -> None:
         """Send ``statement`` (``BEGIN IMMEDIATE``) on the same trip as the next statement; a
         transaction that ends before it sends any sends none."""
         self.begin = statement
 
+    def begin_here(self, statement: str) -> bool:
+        """Try ``statement`` on this thread without waiting: ``True`` if the transaction began
+        (and holds the write lock), ``False`` if the database is busy — then it goes to the
+        connection's thread, which waits for its turn."""
+        connection: sqlite3.Connection = self._connection._conn
+        if self.busy_timeout is None:
+            self.busy_timeout = int(connection.execute("PRAGMA busy_timeout").fetchone()[0])
+        connection.execute("PRAGMA busy_timeout=0")
+        try:
+            connection.execute(statement)
+        except sqlite3.OperationalError as error:
+            if error.sqlite_errorcode != sqlite3.SQLITE_BUSY:
+                raise
+            return False
+        finally:
+            connection.execute(f"PRAGMA busy_timeout={self.busy_timeout}")
+        self.writing = self.in_transaction = True
+        return True
+
     def commit(self) -> None:
         self.begin = None
-        self.in_transaction = True  # until the commit is known to have happened
-        super().commit()
-        self.in_transaction = False
+        if self.writing and self._connection._connection is not None:
+            try:
+                self._connection._conn.commit()
+            except Exception as error:
+                self._handle_exception(error)
+        elif self.in_transaction:
+            super().commit()
+        else:
+            return  # no statement began a transaction: nothing to commit
+        self.in_transaction = self.writing = False
+        dbapi: OneTripDBAPI = self.dbapi
+        dbapi.commits += 1
+        if dbapi.commits % CHECKPOINT_EVERY == 0 and self._connection._connection is not None:
+            await_(self._connection._execute(_checkpoint, self._connection._conn))
 
     def rollback(self) -> None:
         self.begin = None
-        if self.in_transaction:
+        if self.writing and self._connection._connection is not None:
+            try:
+                self._connection._conn.rollback()
+            except Exception as error:
+                self._handle_exception(error)
+            self.in_transaction = self.writing = False
+        elif self.in_transaction:
             super().rollback()
-            self.in_transaction = False
+            self.in_transaction = self.writing = False
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """One per engine; counts the engine's commits, for the WAL checkpoints."""
+
+    def __init__(self, aiosqlite: Any, sqlite: Any) -> None:
+        super().__init__(aiosqlite, sqlite)
+        self.commits = 0
+
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         adapted = super().connect(*arg, **kw)
         return OneTripConnection(self, adapted._connection)
