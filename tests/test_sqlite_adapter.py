@@ -48,13 +48,6 @@ def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     return seen
 
 
-def _lock_holder(engine: AsyncEngine) -> sqlite3.Connection:
-    """Another connection to the same database, holding its write lock."""
-    other = sqlite3.connect(engine.url.database or "", isolation_level=None)
-    other.execute("BEGIN IMMEDIATE")
-    return other
-
-
 async def test_a_transaction_with_the_write_lock_free_makes_no_trip(
     engine: AsyncEngine, trips: list[str]
 ) -> None:
@@ -79,7 +72,8 @@ async def test_a_transaction_with_the_write_lock_free_makes_no_trip(
 async def test_a_transaction_that_must_wait_for_the_lock_waits_on_the_thread(
     engine: AsyncEngine, trips: list[str]
 ) -> None:
-    other = _lock_holder(engine)
+    other = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another connection holds the write lock
     ticks = 0
 
     async def tick() -> None:
