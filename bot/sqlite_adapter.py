@@ -27,7 +27,9 @@ Everything else (connecting, the batches of ``stream()``) is SQLAlchemy's own, o
 
 The engine takes it as its DBAPI module (``create_async_engine(..., module=...)``, a
 documented parameter): :func:`dbapi`. It relies on ``aiosqlite.Connection._execute`` (run a
-function on the connection's thread), as aiosqlite's own cursor and SQLAlchemy's adapter do;
+function on the connection's thread), as aiosqlite's own cursor and SQLAlchemy's adapter do,
+and opens every ``sqlite3`` connection with ``check_same_thread=False`` (the connection's
+mutex keeps its calls one at a time, whichever thread makes them);
 ``tests/test_sqlite_adapter.py`` holds it to the behaviour the code needs.
 """
 
@@ -259,6 +261,9 @@ class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
         self.commits = 0
 
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
+        # statements run on the loop's thread too (one at a time): SQLAlchemy says so for a
+        # file, not for ``:memory:``
+        kw["check_same_thread"] = False
         adapted = super().connect(*arg, **kw)
         return OneTripConnection(self, adapted._connection)
 

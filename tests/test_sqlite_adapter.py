@@ -106,6 +106,17 @@ async def test_a_transaction_that_must_wait_for_the_lock_waits_on_the_thread(
         assert list(names) == ["先到!", "等候!"]
 
 
+async def test_an_in_memory_database_works_too() -> None:
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        async with engine.begin() as connection:
+            await connection.execute(text("CREATE TABLE item (name TEXT)"))
+            await connection.execute(text("INSERT INTO item (name) VALUES ('井盖')"))
+            assert (await connection.execute(text("SELECT name FROM item"))).scalar() == "井盖"
+    finally:
+        await engine.dispose()
+
+
 async def test_every_so_many_commits_the_wal_is_checkpointed_on_the_thread(
     engine: AsyncEngine, trips: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
