@@ -247,10 +247,11 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
                 self._connection._conn.rollback()
             except Exception as error:
                 self._handle_exception(error)
-            self.in_transaction = self.writing = False
         elif self.in_transaction:
             super().rollback()
-            self.in_transaction = self.writing = False
+        else:
+            return  # nothing to roll back: the pool's reset after a commit costs nothing
+        self.in_transaction = self.writing = False
 
 
 class OneTripDBAPI(AsyncAdapt_aiosqlite_dbapi):
