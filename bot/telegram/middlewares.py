@@ -42,7 +42,8 @@ class DbSessionMiddleware(BaseMiddleware):
         self.sender = sender
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
-        async with self.sessions() as session:
+        session = self.sessions()
+        try:
             data["session"] = session
             data["now"] = self.clock.now()
             self.sender.track(session)
@@ -56,7 +57,15 @@ class DbSessionMiddleware(BaseMiddleware):
             finally:
                 update_session.reset(token)
             await session.commit()
+        except BaseException:
+            async with session:  # closed even if this task is cancelled meanwhile
+                raise
+        # The replies go first. The commit gave the connection back, so closing only forgets
+        # the session's objects: nothing can stop halfway, and it need not go through
+        # ``async with``, whose close is a task of its own (a turn of the loop before the
+        # replies would start).
         self.sender.committed(handoff)
+        await session.close()
         return result
 
 
