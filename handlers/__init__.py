@@ -30,8 +30,12 @@ from handlers import (
 def build_router() -> Router:
     root = Router(name="gridbot")
     root.include_routers(
+        # a resident's /report conversation: first, as the commonest conversation (each
+        # router passed costs every update its filter checks); its handlers take no command
+        # but /report and /cancel, and only its own states, so nothing meant for another
+        # router stops here
+        report.build_router(),
         onboarding.build_router(),  # /start with a deep link, and the phone step after it
-        report.build_router(),  # a resident's /report conversation
         registry.build_router(),
         assessment.build_router(),  # /indicators
         ledgers.build_router(),  # file imports, /template, /export
