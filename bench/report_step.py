@@ -5,11 +5,13 @@ Telegram's pacing) and a sandbox persona talks to each over the control API, as 
 end-to-end tests do. In one run this times, ``--rounds`` times each:
 
 (a) the baseline: an aiogram echo bot — a text in, the same text answered straight away —
-    in this process, beside GridBot and the sandbox;
-(a′) the same echo bot in a process of its own, as it would be deployed. In this process the
-    echo shares pydantic's cache of aiogram's ``Response[...]`` models with GridBot's
-    :class:`bot.app.BotApiSession`, which keeps them alive; alone, plain aiogram builds one
-    again after most garbage collections (milliseconds of CPU per request). The target is
+    in this process, beside GridBot and the sandbox. It keeps the pydantic models of its
+    answers alive (:data:`ECHO_ANSWER_MODELS`): plain aiogram reads every answer through
+    ``Response[...]``, which pydantic keeps only in a weak cache, so without them the echo
+    builds one again after most garbage collections (milliseconds of CPU per request) — or
+    not, whenever GridBot's :class:`bot.app.BotApiSession` happens to hold the same one. The
+    baseline is the echo at its best, whatever GridBot does;
+(a′) the same echo bot in a process of its own, as it would be deployed. The target is
     judged against (a), the echo that runs where GridBot runs;
 (b) GridBot's /report description step — the resident types what happened: the update comes
     in, the FSM draft is read and written, the transaction commits with the next prompt in the
@@ -49,7 +51,8 @@ from pathlib import Path
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import TelegramAPIServer
-from aiogram.types import Message
+from aiogram.methods import Response
+from aiogram.types import Message, Update
 from pydantic import SecretStr
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
@@ -118,6 +121,10 @@ async def prepare_database(url: str | None, folder: Path, suffix: str = "") -> s
         await admin.dispose()
     await asyncio.to_thread(migrate.upgrade, url)
     return url
+
+
+ECHO_ANSWER_MODELS = (Response[Message], Response[list[Update]])
+"""The models of the echo's answers (``sendMessage``, ``getUpdates``), held while it runs."""
 
 
 def echo_dispatcher() -> Dispatcher:
