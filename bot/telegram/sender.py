@@ -22,7 +22,6 @@ What it promises, and how:
   A 403 fails the row and the chat's other held rows without sending them, marks the person
   unreachable and — once, when they turn unreachable — calls ``on_unreachable`` in the same
   transaction (``bot.services.unreachable.tell_head`` tells their grid head).
-
 * **As stored.** A row's parameters go to Telegram as the JSON the outbox keeps
   (:func:`post_stored`); aiogram's objects of the call are built only for a file upload and to
   read an answer that is not a plain success, so errors are aiogram's own.
@@ -198,6 +197,9 @@ class StoredCall:
         return METHODS[self.method.lower()].model_validate(data)
 
 
+_JSON_BODY = {"Content-Type": "application/json"}
+
+
 async def post_stored(bot: Bot, session: AiohttpSession, call: StoredCall) -> Any:
     """Make ``call`` with its stored parameters as the JSON body, and return the answer's
     ``result`` as JSON.
@@ -231,9 +233,6 @@ async def post_stored(bot: Bot, session: AiohttpSession, call: StoredCall) -> An
         if isinstance(answer, dict) and answer.get("ok") is True:
             return answer.get("result")
     return session.check_response(bot, call.build(), status, content).result
-
-
-_JSON_BODY = {"Content-Type": "application/json"}
 
 
 def _message_id(result: Any) -> int | None:
