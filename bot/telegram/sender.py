@@ -201,8 +201,8 @@ _JSON_BODY = {"Content-Type": "application/json"}
 
 
 async def post_stored(bot: Bot, session: AiohttpSession, call: StoredCall) -> Any:
-    """Make ``call`` with its stored parameters as the JSON body, and return the answer's
-    ``result`` as JSON.
+    """Make ``call`` with its stored parameters as the JSON body (the Bot API takes one for
+    every call but a file upload), and return the answer's ``result`` as JSON.
 
     aiogram's own way (``bot(call.build())``) validates the parameters into a pydantic model
     and dumps them out again, then validates the answer into one (a ``Message`` …): about
