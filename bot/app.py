@@ -111,7 +111,9 @@ class BotApiSession(AiohttpSession):
     aiogram reads every answer through ``Response[method.__returning__]``. pydantic keeps
     parametrized models in a weak cache, so once the garbage collector has run (and in a bot
     that touches a database it runs all the time) the model is built again: 10–20 ms of CPU,
-    on most requests. Holding each one here keeps pydantic's cache warm.
+    on most requests. Holding each one here keeps pydantic's cache warm. (The outbox sender
+    reads a plain success as JSON — :func:`bot.telegram.sender.post_stored` — so this matters
+    for ``getUpdates``, answers to callback queries, uploads and errors.)
     """
 
     _answer_models: ClassVar[dict[Any, type[Response[Any]]]] = {}
