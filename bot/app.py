@@ -7,12 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from aiogram import BaseMiddleware, Bot, Dispatcher, Router
+from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
 from aiogram.fsm.storage.base import BaseStorage
@@ -27,11 +27,7 @@ from bot.settings import Settings
 from bot.telegram.commands import default_menus
 from bot.telegram.fsm_storage import DatabaseStorage
 from bot.telegram.i18n import CatalogI18n, PersonI18nMiddleware
-from bot.telegram.middlewares import (
-    DbSessionMiddleware,
-    DedupeUpdateMiddleware,
-    PersonMiddleware,
-)
+from bot.telegram.middlewares import UpdateContextMiddleware, UpdateFsmMiddleware
 from bot.telegram.sender import OutboxSender
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from handlers import build_router
@@ -59,50 +55,22 @@ def build_storage(settings: Settings, sessions: SessionFactory, clock: Clock) ->
     return DatabaseStorage(sessions, clock)
 
 
-def install_update_middlewares(dispatcher: Dispatcher, *middlewares: BaseMiddleware) -> None:
-    """Put our per-update middlewares between aiogram's own, in the given order.
+def install_update_middlewares(dispatcher: Dispatcher, context: UpdateContextMiddleware) -> None:
+    """Put the update's context between aiogram's own middlewares, and the FSM after it.
 
     ``Dispatcher()`` registers ``ErrorsMiddleware``, ``UserContextMiddleware`` (the user and
     chat of the event) and ``FSMContextMiddleware`` (which reads the conversation's state) as
-    the update's outer middlewares. Ours go after the user context, which the person needs,
-    and before the FSM: the state is then read in the update's own transaction (one session,
-    and on SQLite one write lock, per update), and not at all for a redelivered update.
-    (Were aiogram's event isolation ever turned on, its per-conversation lock would be taken
-    inside the transaction: on SQLite that could wait on a holder of the write lock.)
+    the update's outer middlewares. The context goes after the user context, which the person
+    needs, and before the FSM, which is replaced by :class:`UpdateFsmMiddleware`: the state
+    is then read in the update's own transaction (one session, and on SQLite one write lock,
+    per update), and not at all for a redelivered update.
     """
     outer = dispatcher.update.outer_middleware
-    fsm = dispatcher.fsm
-    registered = fsm in outer
-    if registered:
-        outer.unregister(fsm)
-    for middleware in middlewares:
-        outer.register(middleware)
-    if registered:
-        outer.register(fsm)
-
-
-def run_magic_filters_inline(router: Router) -> None:
-    """Test aiogram's magic filters (``F.text``, ``F.photo`` …) in the event loop.
-
-    aiogram runs every filter that is not a coroutine function in a worker thread
-    (``asyncio.to_thread``), magic filters too: a thread hop for each attribute test, several
-    per update before a handler is even chosen. A magic filter only reads the event, so here
-    each one of ``router`` and its sub-routers is wrapped in a coroutine function instead.
-    """
-    for each in router.chain_tail:
-        for observer in each.observers.values():
-            for handler in [*observer.handlers, observer._handler]:
-                for check in handler.filters or []:
-                    if check.magic is not None and not check.awaitable:
-                        check.callback = _in_the_loop(check.callback)
-                        check.awaitable = True
-
-
-def _in_the_loop(resolve: Callable[[Any], Any]) -> Callable[[Any], Awaitable[Any]]:
-    async def resolved(value: Any) -> Any:  # the same one parameter as MagicFilter.resolve
-        return resolve(value)
-
-    return resolved
+    if dispatcher.fsm in outer:
+        outer.unregister(dispatcher.fsm)
+    dispatcher.fsm = UpdateFsmMiddleware.replacing(dispatcher.fsm)
+    outer.register(context)
+    outer.register(dispatcher.fsm)
 
 
 class BotApiSession(AiohttpSession):
@@ -111,9 +79,7 @@ class BotApiSession(AiohttpSession):
     aiogram reads every answer through ``Response[method.__returning__]``. pydantic keeps
     parametrized models in a weak cache, so once the garbage collector has run (and in a bot
     that touches a database it runs all the time) the model is built again: 10–20 ms of CPU,
-    on most requests. Holding each one here keeps pydantic's cache warm. (The outbox sender
-    reads a plain success as JSON — :func:`bot.telegram.sender.post_stored` — so this matters
-    for ``getUpdates``, answers to callback queries, uploads and errors.)
+    on most requests. Holding each one here keeps pydantic's cache warm.
     """
 
     _answer_models: ClassVar[dict[Any, type[Response[Any]]]] = {}
@@ -156,14 +122,10 @@ def build_app(
         notifier=TelegramTicketNotifier(settings),
     )
     install_update_middlewares(
-        dispatcher,
-        DbSessionMiddleware(sessions, clock, sender),
-        DedupeUpdateMiddleware(),
-        PersonMiddleware(dispatcher.fsm),
+        dispatcher, UpdateContextMiddleware(sessions, clock, sender, settings)
     )
     PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
     dispatcher.include_router(build_router())
-    run_magic_filters_inline(dispatcher)
     return App(settings, clock, engine, sessions, bot, dispatcher, sender)
 
 

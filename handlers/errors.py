@@ -15,7 +15,7 @@ from bot.services import outbox
 from bot.services.errors import DomainError
 from bot.telegram.render import esc
 from bot.telegram.sender import OutboxSender
-from models import AuditLog
+from models import AuditLog, OutboxLane
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +37,14 @@ async def _tell(
             if audit is not None:
                 session.add(audit)
             if query is None and chat is not None:
-                outbox.send_text(session, chat_id=chat.id, text=text, now=clock.now(), urgent=True)
+                outbox.send_text(
+                    session,
+                    chat_id=chat.id,
+                    text=text,
+                    now=clock.now(),
+                    urgent=True,
+                    lane=OutboxLane.REPLY,
+                )
             await session.commit()
         sender.wake()
     if query is not None:

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import N_
 from bot.services.errors import NotAllowed
-from bot.services.jobs import JOB_STATE_LABEL, OVERDUE_LABEL, jobs_overview
+from bot.services.jobs import JOB_STATE_LABEL, OVERDUE_LABEL, jobs_overview, outbox_gave_up
 from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram.render import bold, code, esc
@@ -47,6 +47,9 @@ async def jobs_command(
             lines.append("⚠️ " + _(OVERDUE_LABEL))
         if job.last_error:
             lines.append(esc(job.last_error[:200]))
+    if gave_up := await outbox_gave_up(session, now):
+        lines += ["", bold(_("Not delivered in the last 24 hours"))]
+        lines += [f"{code(method)}: {count}" for method, count in gave_up.items()]
     reply.text("\n".join(lines))
 
 

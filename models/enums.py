@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enum import IntFlag, StrEnum
+from enum import IntEnum, IntFlag, StrEnum
 
 
 class Role(StrEnum):
@@ -94,6 +94,15 @@ class Rsvp(StrEnum):
     PENDING = "pending"
     ATTENDING = "attending"
     DECLINED = "declined"
+
+
+class OutboxLane(IntEnum):
+    """Which outbox rows go first when the sender must choose (lower first)."""
+
+    REPLY = 0  # an answer to what a person just did: they are watching the chat
+    NOTICE = 1  # one message to one person about something that just happened
+    BULK = 2  # pushes, digests, broadcasts: thousands at a time, minutes are fine
+    CONTROL = 3  # not a message (menus, pins): never in a chat's message order
 
 
 class OutboxStatus(StrEnum):

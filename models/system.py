@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, Index, String, Text
+from sqlalchemy import JSON, BigInteger, Index, SmallInteger, String, Text
 from sqlmodel import Field, SQLModel
 
-from models.enums import OutboxStatus
+from models.enums import OutboxLane, OutboxStatus
 from models.types import UTCDateTime
 
 
@@ -30,6 +30,7 @@ class OutboxMessage(SQLModel, table=True):
     ref: str | None = Field(default=None, max_length=80)  # names a message to edit later
     edit_ref: str | None = Field(default=None, max_length=80)  # edits the message with this ref
     urgent: bool = False  # ignores quiet hours
+    lane: OutboxLane = Field(default=OutboxLane.NOTICE, sa_type=SmallInteger)  # who goes first
     status: OutboxStatus = Field(default=OutboxStatus.PENDING, sa_type=String(12))
     not_before: datetime = Field(sa_type=UTCDateTime)
     expires_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 import pytest
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from pydantic import SecretStr
-from sqlalchemy import insert
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,7 +17,7 @@ from bot.clock import FrozenClock
 from bot.db import create_session_factory
 from bot.services import conversations
 from bot.settings import Settings
-from bot.telegram.fsm_storage import DatabaseStorage, record_key, update_session
+from bot.telegram.fsm_storage import DatabaseStorage, SessionStorage, record_key
 from models import FsmRecord
 from tests.conftest import REDIS_URL
 from tests.fakes import TOKEN
@@ -74,14 +74,13 @@ async def test_redis_storage_is_shared_between_workers(database_url: str) -> Non
 
 
 @asynccontextmanager
-async def in_update(engine: AsyncEngine) -> AsyncIterator[AsyncSession]:
-    """A session bound as the update's own, committed at the end (as DbSessionMiddleware)."""
+async def in_update(
+    engine: AsyncEngine, storage: DatabaseStorage
+) -> AsyncIterator[tuple[AsyncSession, SessionStorage]]:
+    """The update's session and the storage bound to it, committed at the end (as
+    ``UpdateContextMiddleware`` and ``UpdateFsmMiddleware`` do)."""
     async with create_session_factory(engine)() as session:
-        token = update_session.set(session)
-        try:
-            yield session
-        finally:
-            update_session.reset(token)
+        yield session, storage.within(session)
         await session.commit()
 
 
@@ -91,14 +90,14 @@ async def test_in_an_update_the_record_is_read_once_and_written_once(
     storage = DatabaseStorage(create_session_factory(engine), clock)
     await storage.set_state(KEY, "NewReport:category")
     with Statements(engine) as sql:
-        async with in_update(engine):
+        async with in_update(engine, storage) as (_, bound):
             # what the FSM middleware and a /report step do
-            assert await storage.get_state(KEY) == "NewReport:category"
-            assert await storage.get_data(KEY) == {}
-            await storage.set_state(KEY, "NewReport:description")
-            await storage.set_data(KEY, {"category": "fire"})
-            assert await storage.get_state(KEY) == "NewReport:description"
-            assert await storage.get_data(KEY) == {"category": "fire"}
+            assert await bound.get_state(KEY) == "NewReport:category"
+            assert await bound.get_data(KEY) == {}
+            await bound.set_state(KEY, "NewReport:description")
+            await bound.set_data(KEY, {"category": "fire"})
+            assert await bound.get_state(KEY) == "NewReport:description"
+            assert await bound.get_data(KEY) == {"category": "fire"}
     assert sql.on("fsm_record") == ["SELECT fsm_record", "UPDATE fsm_record"]
     assert await storage.get_state(KEY) == "NewReport:description"
     assert await storage.get_data(KEY) == {"category": "fire"}
@@ -109,10 +108,10 @@ async def test_a_new_conversation_is_looked_up_once_and_inserted_at_commit(
 ) -> None:
     storage = DatabaseStorage(create_session_factory(engine), clock)
     with Statements(engine) as sql:
-        async with in_update(engine):
-            assert await storage.get_state(KEY) is None
-            await storage.set_state(KEY, "NewReport:category")
-            await storage.set_data(KEY, {"photos": []})
+        async with in_update(engine, storage) as (_, bound):
+            assert await bound.get_state(KEY) is None
+            await bound.set_state(KEY, "NewReport:category")
+            await bound.set_data(KEY, {"photos": []})
     assert sql.on("fsm_record") == ["SELECT fsm_record", "INSERT fsm_record"]
     assert await storage.get_data(KEY) == {"photos": []}
 
@@ -122,12 +121,12 @@ async def test_data_given_out_or_taken_in_is_a_copy(
 ) -> None:
     storage = DatabaseStorage(create_session_factory(engine), clock)
     await storage.set_data(KEY, {"photos": ["a"]})
-    async with in_update(engine):
-        read = await storage.get_data(KEY)
+    async with in_update(engine, storage) as (_, bound):
+        read = await bound.get_data(KEY)
         read["photos"].append("changed by the handler")
-        assert await storage.get_data(KEY) == {"photos": ["a"]}
+        assert await bound.get_data(KEY) == {"photos": ["a"]}
         mine = {"photos": ["a", "b"]}
-        await storage.set_data(KEY, mine)
+        await bound.set_data(KEY, mine)
         mine["photos"].append("changed after set_data")
     assert await storage.get_data(KEY) == {"photos": ["a", "b"]}
 
@@ -138,17 +137,17 @@ async def test_a_conversation_ended_and_begun_again_in_one_update(
     storage = DatabaseStorage(create_session_factory(engine), clock)
     await storage.set_state(KEY, "NewReport:place")
     await storage.set_data(KEY, {"category": "fire"})
-    async with in_update(engine):
-        await storage.set_state(KEY, None)
-        await storage.set_data(KEY, {})  # FSMContext.clear()
-        assert await storage.get_state(KEY) is None
-        await storage.set_state(KEY, "NewReport:category")
-        await storage.set_data(KEY, {"category": "road"})
+    async with in_update(engine, storage) as (_, bound):
+        await bound.set_state(KEY, None)
+        await bound.set_data(KEY, {})  # FSMContext.clear()
+        assert await bound.get_state(KEY) is None
+        await bound.set_state(KEY, "NewReport:category")
+        await bound.set_data(KEY, {"category": "road"})
     assert await storage.get_state(KEY) == "NewReport:category"
     assert await storage.get_data(KEY) == {"category": "road"}
-    async with in_update(engine):
-        await storage.set_state(KEY, None)
-        await storage.set_data(KEY, {})
+    async with in_update(engine, storage) as (_, bound):
+        await bound.set_state(KEY, None)
+        await bound.set_data(KEY, {})
     async with create_session_factory(engine)() as session:
         assert await session.get(FsmRecord, record_key(KEY)) is None
 
@@ -158,9 +157,9 @@ async def test_a_conversation_begun_and_ended_in_one_update_leaves_no_row(
 ) -> None:
     storage = DatabaseStorage(create_session_factory(engine), clock)
     with Statements(engine) as sql:
-        async with in_update(engine):
-            await storage.set_state(KEY, "NewReport:category")
-            await storage.set_state(KEY, None)
+        async with in_update(engine, storage) as (_, bound):
+            await bound.set_state(KEY, "NewReport:category")
+            await bound.set_state(KEY, None)
     assert sql.on("fsm_record") == ["SELECT fsm_record"]
     assert await storage.get_state(KEY) is None
 
@@ -172,18 +171,18 @@ async def test_a_record_locked_in_the_update_is_the_one_the_storage_answers_from
     the conversation on since the FSM middleware read it); the storage answers from that."""
     storage = DatabaseStorage(create_session_factory(engine), clock)
     name = record_key(KEY)
-    async with in_update(engine) as session:
-        assert await storage.get_state(KEY) is None  # read by the FSM middleware: none yet
-        # meanwhile the conversation starts (here in the same transaction, so that SQLite,
-        # which lets one writer in at a time, can show it too)
+    await storage.set_state(KEY, "NewReport:photos")
+    await storage.set_data(KEY, {"n": 1})
+    async with in_update(engine, storage) as (session, bound):
+        assert await bound.get_data(KEY) == {"n": 1}  # read by the FSM middleware
+        # meanwhile another photo of the album moves it on (here in the same transaction, so
+        # that SQLite, which lets one writer in at a time, can show it too)
         await session.exec(
-            insert(FsmRecord).values(
-                key=name, state="NewReport:photos", data={"n": 1}, updated_at=clock.now()
-            )
+            update(FsmRecord).where(FsmRecord.key == name).values(data={"n": 2})  # type: ignore[arg-type]
         )
         await conversations.hold(session, name)
-        assert await storage.get_state(KEY) == "NewReport:photos"
-        assert await storage.get_data(KEY) == {"n": 1}
+        assert await bound.get_state(KEY) == "NewReport:photos"
+        assert await bound.get_data(KEY) == {"n": 2}
 
 
 async def test_after_a_rollback_the_record_is_read_again(
@@ -192,10 +191,7 @@ async def test_after_a_rollback_the_record_is_read_again(
     storage = DatabaseStorage(create_session_factory(engine), clock)
     await storage.set_state(KEY, "NewReport:category")
     async with create_session_factory(engine)() as session:
-        token = update_session.set(session)
-        try:
-            await storage.set_state(KEY, "NewReport:description")
-            await session.rollback()  # the handler failed
-            assert await storage.get_state(KEY) == "NewReport:category"
-        finally:
-            update_session.reset(token)
+        bound = storage.within(session)
+        await bound.set_state(KEY, "NewReport:description")
+        await session.rollback()  # the handler failed
+        assert await bound.get_state(KEY) == "NewReport:category"

@@ -55,3 +55,43 @@ def test_only_the_clock_reads_wall_time() -> None:
         if path.name != "clock.py" and WALL_CLOCK.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+PROJECT = ("bot", "handlers", "models", "scheduler", "migrations")
+
+
+def private_names_of_others(path: Path) -> list[str]:
+    """``obj._name`` on anything but ``self``/``cls``, and ``_name`` imported from a library."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Attribute) and _private(node.attr):
+            owner = node.value
+            if not (isinstance(owner, ast.Name) and owner.id in ("self", "cls")):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno} .{node.attr}")
+        elif (
+            isinstance(node, ast.ImportFrom)
+            and node.module
+            and node.level == 0
+            and node.module.split(".")[0] not in PROJECT
+        ):
+            found += [
+                f"{path.relative_to(ROOT)}:{node.lineno} {node.module}.{alias.name}"
+                for alias in node.names
+                if _private(alias.name)
+            ]
+    return found
+
+
+def _private(name: str) -> bool:
+    return name.startswith("_") and not name.startswith("__")
+
+
+def test_no_private_name_of_a_library_is_used() -> None:
+    """Stock drivers and public APIs (DESIGN.md): a private name of aiogram, SQLAlchemy or
+    aiosqlite changes without notice in a minor release."""
+    offenders = [
+        found
+        for path in python_files("bot", "handlers", "scheduler")
+        for found in private_names_of_others(path)
+    ]
+    assert offenders == []

@@ -24,7 +24,7 @@ from aiogram.exceptions import (
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, Message
-from sqlalchemy import func, text, update
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,8 +36,8 @@ from bot.services import outbox, people, unreachable
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.settings import LimitSettings, Settings
 from bot.telegram import sender as sender_module
-from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, Handoff, OutboxSender
-from models import OutboxMessage, OutboxStatus, Person
+from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, OutboxSender
+from models import OutboxLane, OutboxMessage, OutboxStatus, Person
 from tests.statements import Statements
 
 TOKEN = "123456789:AAFakeTokenForTestsOnly_abcdefghijk"
@@ -219,12 +219,13 @@ async def test_outcomes_that_finish_together_are_recorded_in_one_transaction(
     engine: AsyncEngine, sessions: SessionFactory, clock: FrozenClock, settings: Settings
 ) -> None:
     await enqueue(sessions, clock, [(chat, f"to {chat}") for chat in (1101, 1102, 1103)])
+    settings.limits.messages_per_second = 1e6  # the three go out together
     sender = sender_for(ScriptedSession(), sessions, clock, settings)
 
     with Statements(engine) as sql:
         assert await sender.drain_once() == 3
     # the lease, then the three outcomes: one executemany in one transaction
-    assert sql.on("outbox") == ["UPDATE outbox", "UPDATE outbox"]
+    assert sql.on("outbox")[-1] == "UPDATE outbox"
     assert sql.transactions == 2
     rows = await rows_by_id(sessions)
     assert {r.status for r in rows.values()} == {OutboxStatus.SENT}
@@ -373,6 +374,7 @@ async def test_a_row_held_by_a_dead_sender_is_sent_once_after_its_lease_ran_out(
     dying = sender_for(dying_bot, sessions, clock, settings)
     task = asyncio.create_task(dying.run())
     await asyncio.wait_for(dying_bot.on_the_wire.wait(), 10)
+    await until(lambda: dying_bot.delivered() == ["elsewhere"])  # its turn at the pace
     task.cancel()  # the process dies with "first" on the wire
     with pytest.raises(asyncio.CancelledError):
         await task
@@ -498,11 +500,11 @@ async def test_run_delivers_what_is_committed_while_it_runs(
     assert fake.delivered(9002) == [f"notice {n}" for n in range(3)]
 
 
-# -- an update's own replies (claim) -----------------------------------------------------------
+# -- lanes, pace and calls that are not messages ----------------------------------------------
 
 
 async def until(condition: Callable[[], bool]) -> None:
-    for _ in range(1000):
+    for _ in range(2000):
         if condition():
             return
         await asyncio.sleep(0.005)
@@ -510,286 +512,133 @@ async def until(condition: Callable[[], bool]) -> None:
 
 
 @asynccontextmanager
-async def delivering(sender: OutboxSender) -> AsyncIterator[list[int]]:
-    """``sender.run()`` in the background, polling too rarely to matter; yields the ids of the
-    rows its own leases took. Stopped only once idle (no query left on a connection)."""
-    leased: list[int] = []
-    leasing = leases = 0
-    lease = sender._lease
-
-    async def recording(limit: int) -> list[OutboxMessage]:
-        nonlocal leasing, leases
-        leasing += 1
-        try:
-            rows = await lease(limit)
-        finally:
-            leasing -= 1
-            leases += 1
-        leased.extend(row.id or 0 for row in rows)
-        return rows
-
-    sender._lease = recording  # type: ignore[method-assign]
+async def delivering(sender: OutboxSender) -> AsyncIterator[None]:
+    """``sender.run()`` in the background, polling too rarely to matter: only a wake leases."""
     task = asyncio.create_task(sender.run(poll_seconds=60))
     try:
-        await until(lambda: sender.running and leases > 0 and not leasing)  # its first look
-        yield leased
+        yield
     finally:
-        await until(
-            lambda: (
-                not (
-                    leasing
-                    or sender._wake.is_set()
-                    or sender._writes
-                    or sender._write_lock.locked()
-                )
-            )
-        )
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
 
 
-async def update_replies(
-    sender: OutboxSender,
+async def queue_bulk(sessions: SessionFactory, clock: FrozenClock, chats: range) -> None:
+    async with sessions() as session:
+        rows = [outbox.text_row(chat_id=c, text=f"push {c}", now=clock.now()) for c in chats]
+        await outbox.insert_rows(session, rows)
+        await session.commit()
+
+
+async def test_a_reply_goes_before_the_bulk_push_that_was_queued_first(
     sessions: SessionFactory,
     clock: FrozenClock,
-    replies: list[tuple[int, str]],
-    *,
-    flush: bool = False,
-    **extra: Any,
-) -> Handoff:
-    """What DbSessionMiddleware does around a handler that queues ``replies``."""
-    async with sessions() as session:
-        sender.track(session)
-        for chat_id, text in replies:
-            outbox.send_text(session, chat_id=chat_id, text=text, now=clock.now(), **extra)
-        if flush:
-            await session.flush()
-        handoff = await sender.claim(session)
-        await session.commit()
-    sender.committed(handoff)
-    return handoff
-
-
-async def test_an_updates_own_replies_are_leased_in_its_transaction_and_sent_at_once(
-    engine: AsyncEngine, sessions: SessionFactory, clock: FrozenClock, settings: Settings
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    fake = ScriptedSession()
-    sender = sender_for(fake, sessions, clock, settings)
-    async with delivering(sender) as leased:
-        with Statements(engine) as sql:
-            handoff = await update_replies(
-                sender, sessions, clock, [(9001, "first"), (9002, "other"), (9001, "second")]
-            )
-        # is anything of these chats waiting? (PostgreSQL: their locks, then that, in one call)
-        pg = engine.dialect.name == "postgresql"
-        assert sql.seen.count("SELECT gridbot_claim_waiting" if pg else "SELECT outbox") == 1
-        assert sorted(row.chat_id for row in handoff.rows) == [9001, 9001, 9002]
-        assert all(row.lease_until == clock.now() + LEASE for row in handoff.rows)
-        assert not handoff.wake
-        await until(lambda: len(fake.delivered()) == 3)
-    assert fake.delivered(9001) == ["first", "second"]
-    assert fake.delivered(9002) == ["other"]
-    assert not set(leased) & {row.id for row in handoff.rows}  # no lease of the sender's own
-    assert {row.status for row in (await rows_by_id(sessions)).values()} == {OutboxStatus.SENT}
-
-
-async def test_a_reply_waits_behind_what_its_chat_has_pending(
-    sessions: SessionFactory, clock: FrozenClock, settings: Settings
-) -> None:
+    """The 08:00 push is draining when a resident answers: the reply is not sent after the
+    push, only after the few bulk rows already on their way."""
+    monkeypatch.setattr(sender_module, "BULK_SECONDS", 0.1)  # 20 bulk rows held at 200/s
+    settings.limits.messages_per_second = 200
+    await queue_bulk(sessions, clock, range(20_001, 20_401))
     fake = ScriptedSession()
     sender = sender_for(fake, sessions, clock, settings)
     async with delivering(sender):
-        await enqueue(sessions, clock, [(9001, "a reminder, committed before")])  # not woken
-        handoff = await update_replies(sender, sessions, clock, [(9001, "reply"), (9002, "x")])
-        assert [row.chat_id for row in handoff.rows] == [9002]
-        assert handoff.wake
-        await until(lambda: len(fake.delivered()) == 3)
-    assert fake.delivered(9001) == ["a reminder, committed before", "reply"]
-
-
-async def test_on_sqlite_a_backlog_read_at_the_start_answers_the_claim(
-    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
-) -> None:
-    """The person's query reads the update's chat's backlog (:class:`PersonMiddleware`); on
-    SQLite nobody else writes from then until the commit, so the claim need not ask again —
-    and answers as its ``SELECT`` would: a due or leased row is in the way, a later one not."""
-    if not database_url.startswith("sqlite"):
-        pytest.skip("on PostgreSQL others write meanwhile: the claim locks the chat and asks")
-    fake = ScriptedSession()
-    sender = sender_for(fake, sessions, clock, settings)
-    later = clock.now() + timedelta(hours=1)
-    chats = [9001, 9002, 9003, 9004]
-    async with delivering(sender):
-        await enqueue(sessions, clock, [(9001, "due, committed before")])  # not woken
-        await enqueue(sessions, clock, [(9003, "for later")], not_before=later)
-        [leased] = await enqueue(sessions, clock, [(9004, "on its way elsewhere")])
-        async with sessions() as session:
-            await session.exec(
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id) == leased)
-                .values(lease_until=later)
-            )
-            await session.commit()
-        async with sessions() as session:
-            sender.track(session)
-            for chat in chats:
-                due_from, leased_until = (
-                    await session.exec(
-                        select(*outbox.backlog_columns()), params={"backlog_chat": chat}
-                    )
-                ).one()
-                outbox.remember_backlog(session, outbox.ChatBacklog(chat, due_from, leased_until))
-            for chat in chats:
-                outbox.send_text(session, chat_id=chat, text="reply", now=clock.now())
-            with Statements(sessions.kw["bind"]) as sql:
-                handoff = await sender.claim(session)
-            await session.commit()
-        sender.committed(handoff)
-        assert "SELECT outbox" not in sql.seen
-        assert sorted(row.chat_id for row in handoff.rows) == [9002, 9003]
-        assert handoff.wake  # for 9001's reply, behind its reminder
-        await until(lambda: fake.delivered(9001) == ["due, committed before", "reply"])
-    assert fake.delivered(9002) == fake.delivered(9003) == ["reply"]
-
-
-async def test_rows_inserted_in_bulk_make_the_claim_ask_again(
-    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
-) -> None:
-    if not database_url.startswith("sqlite"):
-        pytest.skip("only SQLite reads the backlog ahead")
-    fake = ScriptedSession()
-    sender = sender_for(fake, sessions, clock, settings)
-    async with delivering(sender):
-        async with sessions() as session:
-            sender.track(session)
-            outbox.remember_backlog(session, outbox.ChatBacklog(9001, None, None))
-            await outbox.insert_rows(
-                session, [outbox.text_row(chat_id=9001, text="a sweep's", now=clock.now())]
-            )
-            outbox.send_text(session, chat_id=9001, text="reply", now=clock.now())
-            with Statements(sessions.kw["bind"]) as sql:
-                handoff = await sender.claim(session)
-            await session.commit()
-        sender.committed(handoff)
-        assert sql.seen.count("SELECT outbox") == 1
-        assert not handoff.rows
-        await until(lambda: fake.delivered(9001) == ["a sweep's", "reply"])
-
-
-async def test_a_reply_to_a_chat_being_sent_to_is_left_to_that_chats_worker(
-    sessions: SessionFactory, clock: FrozenClock, settings: Settings
-) -> None:
-    """One worker per chat: a chat whose earlier row is on the wire is not claimed."""
-    fake = ScriptedSession()
-    fake.script[9001] = [ScriptedSession.HANG]
-    sender = sender_for(fake, sessions, clock, settings)
-    async with delivering(sender):
-        await enqueue(sessions, clock, [(9001, "earlier")])
         sender.wake()
-        await fake.on_the_wire.wait()
-        handoff = await update_replies(sender, sessions, clock, [(9001, "reply"), (9002, "x")])
-        assert [row.chat_id for row in handoff.rows] == [9002]
-        assert handoff.wake
-        await until(lambda: fake.delivered() == ["x"])
+        await until(lambda: len(fake.calls) >= 10)
+        await enqueue(sessions, clock, [(9001, "reply")], lane=OutboxLane.REPLY, urgent=True)
+        sender.wake()
+        await until(lambda: fake.delivered(9001) == ["reply"])
+        ahead = [c.chat_id for c in fake.calls].index(9001)
+    assert ahead < 10 + 2 * sender._bulk_hold  # not behind the 400 of the push
 
 
-async def test_a_chat_taken_by_a_lease_between_claim_and_commit_gets_its_rows_back(
-    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
-) -> None:
-    """On PostgreSQL another transaction's row of the chat can be leased by us while the update
-    is still open; the update's claimed rows are then freed for a later lease, not sent by a
-    second worker of the same chat."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite lets one writer in at a time: nothing commits in between")
-    fake = ScriptedSession()
-    fake.script[9001] = [ScriptedSession.HANG]
-    sender = sender_for(fake, sessions, clock, settings)
-    async with delivering(sender):
-        async with sessions() as session:
-            sender.track(session)
-            reply = outbox.send_text(session, chat_id=9001, text="reply", now=clock.now())
-            handoff = await sender.claim(session)
-            assert handoff.rows == [reply]
-            await enqueue(sessions, clock, [(9001, "committed meanwhile")])
-            sender.wake()
-            await fake.on_the_wire.wait()
-            await session.commit()
-        sender.committed(handoff)
-
-        async def freed() -> bool:
-            rows = await rows_by_id(sessions)
-            return rows[reply.id or 0].lease_until is None
-
-        for _ in range(1000):
-            if await freed():
-                break
-            await asyncio.sleep(0.005)
-        assert await freed()
-    assert fake.delivered() == []  # the chat's first row is still on the wire
-
-
-async def test_two_processes_answering_one_chat_do_not_both_claim_it(
-    database_url: str, sessions: SessionFactory, clock: FrozenClock, settings: Settings
-) -> None:
-    """Two webhook workers handle two messages of one person at once (PostgreSQL): the second
-    claim waits for the first transaction, then sees its rows and leaves the chat alone."""
-    if database_url.startswith("sqlite"):
-        pytest.skip("SQLite lets one writer in at a time")
-    first = sender_for(ScriptedSession(), sessions, clock, settings)
-    second = sender_for(ScriptedSession(), sessions, clock, settings)
-
-    async def waiting_for_a_lock() -> bool:
-        async with sessions() as session:
-            found = await session.exec(
-                select(func.count())
-                .select_from(text("pg_locks"))
-                .where(text("locktype = 'advisory' AND NOT granted"))
-            )
-            return bool(found.one())
-
-    async with delivering(first), delivering(second):
-        async with sessions() as session:
-            first.track(session)
-            outbox.send_text(session, chat_id=9001, text="first", now=clock.now())
-            claimed = await first.claim(session)
-            later = asyncio.create_task(update_replies(second, sessions, clock, [(9001, "next")]))
-            for _ in range(1000):
-                if await waiting_for_a_lock():
-                    break
-                await asyncio.sleep(0.005)
-            assert not later.done()
-            await session.commit()
-        first.committed(claimed)
-        left = await later
-    assert [row.payload["text"] for row in claimed.rows] == ["first"]
-    assert left.rows == [] and left.wake
-
-
-async def test_what_is_not_due_or_was_flushed_is_left_to_the_next_lease(
+async def test_a_chat_with_a_reply_sends_its_earlier_bulk_row_first(
     sessions: SessionFactory, clock: FrozenClock, settings: Settings
 ) -> None:
-    sender = sender_for(ScriptedSession(), sessions, clock, settings)
-    async with delivering(sender):
-        later = clock.now() + timedelta(hours=1)
-        handoff = await update_replies(sender, sessions, clock, [(9001, "x")], not_before=later)
-        assert handoff.rows == [] and handoff.wake
-        handoff = await update_replies(sender, sessions, clock, [(9002, "y")], flush=True)
-        assert handoff.rows == [] and handoff.wake
-        handoff = await update_replies(sender, sessions, clock, [])
-        assert handoff.rows == [] and not handoff.wake
-
-
-async def test_nothing_is_claimed_while_the_sender_is_not_running(
-    sessions: SessionFactory, clock: FrozenClock, settings: Settings
-) -> None:
+    await queue_bulk(sessions, clock, range(9101, 9102))
+    await enqueue(sessions, clock, [(9101, "reply")], lane=OutboxLane.REPLY)
     fake = ScriptedSession()
+    await sender_for(fake, sessions, clock, settings).drain_once()
+    assert fake.delivered(9101) == ["push 9101", "reply"]
+
+
+async def test_the_pacer_lets_the_best_lane_through_next_and_keeps_an_even_pace() -> None:
+    pacer = sender_module.Pacer(rate=500.0)
+    order: list[str] = []
+    released: list[float] = []
+
+    async def send(name: str, lane: int) -> None:
+        await pacer.acquire(lane)
+        released.append(asyncio.get_running_loop().time())
+        order.append(name)
+
+    bulk = [asyncio.create_task(send(f"bulk {n}", OutboxLane.BULK)) for n in range(10)]
+    await asyncio.sleep(0)  # the bulk sends are waiting
+    reply = asyncio.create_task(send("reply", OutboxLane.REPLY))
+    await asyncio.gather(*bulk, reply)
+    assert order.index("reply") <= 1  # only the send that found the pacer idle went before
+    gaps = [b - a for a, b in zip(released, released[1:], strict=False)]
+    assert min(gaps) >= pacer.interval * 0.99  # never two sends closer than the pace
+
+
+async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:
+    pacer = sender_module.Pacer(rate=500.0)
+    await pacer.acquire(OutboxLane.BULK)  # the pacer is busy now
+    gone = asyncio.create_task(pacer.acquire(OutboxLane.REPLY))
+    stays = asyncio.create_task(pacer.acquire(OutboxLane.BULK))
+    await asyncio.sleep(0)
+    gone.cancel()
+    await asyncio.wait_for(stays, 1)
+
+
+async def test_a_menu_that_keeps_failing_never_holds_up_the_chats_messages(
+    sessions: SessionFactory,
+    clock: FrozenClock,
+    settings: Settings,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seen against another Bot API server: ``setMyCommands`` answered 500, retried, and the
+    chat's /help reply waited behind it for two minutes."""
+    fake = ScriptedSession()
+    fake.script[0] = [server_error] * 4  # the fake reads a chat id off the method: none
+    async with sessions() as session:
+        menu = outbox.enqueue(
+            session,
+            chat_id=9201,
+            method="setMyCommands",
+            payload={
+                "commands": [{"command": "help", "description": "帮助"}],
+                "scope": {"type": "chat", "chat_id": 9201},
+            },
+            now=clock.now(),
+        )
+        await session.commit()
+    await enqueue(sessions, clock, [(9201, "the /help reply")], lane=OutboxLane.REPLY)
     sender = sender_for(fake, sessions, clock, settings)
-    handoff = await update_replies(sender, sessions, clock, [(9001, "reply")])
-    assert handoff.rows == [] and handoff.wake
-    assert (await rows_by_id(sessions)).popitem()[1].lease_until is None
     await sender.drain_once()
-    assert fake.delivered(9001) == ["reply"]
+    methods = [type(c.method).__name__ for c in fake.calls]
+    assert methods.index("SendMessage") < len(methods) - 1  # not after the menu gave up
+    assert fake.delivered(9201) == ["the /help reply"]
+    assert (await rows_by_id(sessions))[menu.id or 0].status == OutboxStatus.FAILED
+    assert sender.gave_up == {"setMyCommands": 1}
+    [warning] = [r for r in caplog.records if r.levelname == "WARNING" and "gave up" in r.message]
+    assert "setMyCommands" in warning.message and "9201" in warning.message
+
+
+async def test_a_call_that_is_not_a_message_is_always_a_control_row(
+    sessions: SessionFactory, clock: FrozenClock
+) -> None:
+    async with sessions() as session:
+        row = outbox.enqueue(
+            session,
+            chat_id=1,
+            method="pinChatMessage",
+            payload={"chat_id": 1, "message_id": 5},
+            now=clock.now(),
+            lane=OutboxLane.REPLY,
+        )
+    assert row.lane == OutboxLane.CONTROL
 
 
 # -- who is told (bot.services.unreachable) ----------------------------------------------------

@@ -53,6 +53,7 @@ from models import (
     Household,
     Meeting,
     MeetingInvite,
+    OutboxLane,
     Person,
     Role,
     RoleAssignment,
@@ -485,6 +486,7 @@ def _remind(
             parse_mode=None,
             person_id=person.id,
             ref=ref if index == 0 else f"{ref}#{index + 1}",
+            lane=OutboxLane.BULK,
         )
 
 

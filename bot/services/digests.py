@@ -51,6 +51,7 @@ from bot.settings import Settings
 from models import (
     OPEN_TICKET_STATES,
     Grid,
+    OutboxLane,
     OutboxMessage,
     Person,
     QuotaRule,
@@ -137,6 +138,7 @@ def deliver(
             person_id=person.id,
             ref=ref if index == 0 else f"{ref}#{index + 1}",
             urgent=False,
+            lane=OutboxLane.BULK,
         )
         for index, part in enumerate(split_message(text))
     ]

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Protocol
 
-from sqlalchemy import ColumnElement, and_, delete, or_
+from sqlalchemy import ColumnElement, and_, delete, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -152,6 +152,24 @@ async def jobs_overview(
             )
         )
     return overview
+
+
+GAVE_UP_WINDOW = timedelta(hours=24)
+
+
+async def outbox_gave_up(session: AsyncSession, now: datetime) -> dict[str, int]:
+    """Outbox rows that failed for good in the last 24 hours, by Bot API method (what /jobs
+    shows): a menu Telegram keeps refusing, messages to people who blocked the bot."""
+    rows = await session.exec(
+        select(OutboxMessage.method, func.count())
+        .where(
+            col(OutboxMessage.status) == OutboxStatus.FAILED,
+            col(OutboxMessage.created_at) >= now - GAVE_UP_WINDOW,
+        )
+        .group_by(col(OutboxMessage.method))
+        .order_by(col(OutboxMessage.method))
+    )
+    return {method: count for method, count in rows}
 
 
 async def purge_processed_updates(session: AsyncSession, now: datetime) -> int:

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ScalarSelect, bindparam, func, insert
-from sqlmodel import col, select
+from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
-from models import OutboxMessage, OutboxStatus
+from models import OutboxLane, OutboxMessage, OutboxStatus
 
 OUTBOX = models.metadata.tables[str(OutboxMessage.__tablename__)]
-_BACKLOGS = "gridbot.outbox_backlogs"  # Session.info key: chats' backlogs read in a transaction
+MESSAGE_METHODS = ("send", "edit", "copy", "forward")  # what Telegram's rate limits count
+
+
+def is_message(method: str) -> bool:
+    """A call that sends or edits a message (the rest — menus, pins — are ``CONTROL``)."""
+    return method.lower().startswith(MESSAGE_METHODS)
 
 
 def enqueue(
@@ -29,10 +32,14 @@ def enqueue(
     ref: str | None = None,
     edit_ref: str | None = None,
     urgent: bool = False,
+    lane: OutboxLane = OutboxLane.NOTICE,
     not_before: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> OutboxMessage:
-    """Add one call to the session; it is sent only if the transaction commits."""
+    """Add one call to the session; it is sent only if the transaction commits.
+
+    ``lane`` says who goes first when the sender must choose; a call that is not a message
+    is always ``CONTROL``."""
     message = OutboxMessage(
         chat_id=chat_id,
         person_id=person_id,
@@ -41,6 +48,7 @@ def enqueue(
         ref=ref,
         edit_ref=edit_ref,
         urgent=urgent,
+        lane=lane if is_message(method) else OutboxLane.CONTROL,
         not_before=not_before or now,
         expires_at=expires_at,
         created_at=now,
@@ -72,6 +80,7 @@ def send_text(
     person_id: int | None = None,
     ref: str | None = None,
     urgent: bool = False,
+    lane: OutboxLane = OutboxLane.NOTICE,
     not_before: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> OutboxMessage:
@@ -85,6 +94,7 @@ def send_text(
         person_id=person_id,
         ref=ref,
         urgent=urgent,
+        lane=lane,
         not_before=not_before,
         expires_at=expires_at,
     )
@@ -101,7 +111,7 @@ def text_row(
     ref: str | None = None,
     expires_at: datetime | None = None,
 ) -> dict[str, Any]:
-    """A ``sendMessage`` as a plain outbox row, for :func:`insert_rows` (not urgent)."""
+    """A ``sendMessage`` as a plain outbox row, for :func:`insert_rows` (bulk, not urgent)."""
     return {
         "chat_id": chat_id,
         "person_id": person_id,
@@ -110,6 +120,7 @@ def text_row(
         "ref": ref,
         "edit_ref": None,
         "urgent": False,
+        "lane": OutboxLane.BULK,
         "status": OutboxStatus.PENDING,
         "not_before": now,
         "expires_at": expires_at,
@@ -122,68 +133,5 @@ async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     """Add many rows at once, in the caller's transaction: one ``executemany``, no ORM object
     per row. For sweeps that queue thousands of messages (the morning push)."""
     if rows:
-        session.sync_session.info.pop(_BACKLOGS, None)  # what was read of them is out of date
         connection = await session.connection()
         await connection.execute(insert(OUTBOX), list(rows))
-
-
-# -- a chat's backlog, read ahead --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChatBacklog:
-    """A chat's pending outbox rows as a read saw them: the earliest ``not_before`` and the
-    latest lease among them (``None``: there are none, or none is leased)."""
-
-    chat_id: int
-    due_from: datetime | None
-    leased_until: datetime | None
-
-    def in_the_way(self, now: datetime) -> bool:
-        """Some row is due or on its way at ``now``: a new row of the chat must wait behind it
-        (what the sender's claim asks; the same test, row by row, as its ``SELECT``)."""
-        due = self.due_from is not None and self.due_from <= now
-        return due or (self.leased_until is not None and self.leased_until >= now)
-
-
-def backlog_columns() -> tuple[ScalarSelect[Any], ScalarSelect[Any]]:
-    """Two columns for a query that already runs at the start of a transaction — the person's
-    — giving the :class:`ChatBacklog` of the chat bound to ``backlog_chat``."""
-    pending = (
-        col(OutboxMessage.chat_id) == bindparam("backlog_chat"),
-        col(OutboxMessage.status) == OutboxStatus.PENDING,
-    )
-    return (
-        select(func.min(OutboxMessage.not_before)).where(*pending).scalar_subquery(),
-        select(func.max(OutboxMessage.lease_until)).where(*pending).scalar_subquery(),
-    )
-
-
-def reads_backlog_ahead(session: AsyncSession) -> bool:
-    """Whether a backlog read early in this session's transaction still holds at its commit.
-
-    On SQLite it does: every transaction starts with ``BEGIN IMMEDIATE``, so from its first
-    statement no one else writes until it ends, and what it writes itself to the outbox is
-    either its own new rows (which the claim tells apart) or :func:`insert_rows` (which forgets
-    what was read). Rows it drops only make a read too cautious. On PostgreSQL others go on
-    writing: the claim locks the chat and asks then.
-    """
-    return session.get_bind().dialect.name == "sqlite"
-
-
-def remember_backlog(session: AsyncSession, backlog: ChatBacklog) -> None:
-    """Keep ``backlog``, read in the session's current transaction, for :func:`read_backlogs`."""
-    transaction = session.sync_session.get_transaction()
-    kept: tuple[object, dict[int, ChatBacklog]] | None = session.sync_session.info.get(_BACKLOGS)
-    if kept is None or kept[0] is not transaction:
-        kept = (transaction, {})
-        session.sync_session.info[_BACKLOGS] = kept
-    kept[1][backlog.chat_id] = backlog
-
-
-def read_backlogs(session: AsyncSession) -> dict[int, ChatBacklog]:
-    """The backlogs :func:`remember_backlog` kept in the current transaction, by chat."""
-    kept: tuple[object, dict[int, ChatBacklog]] | None = session.sync_session.info.get(_BACKLOGS)
-    if kept is None or kept[0] is not session.sync_session.get_transaction():
-        return {}
-    return kept[1]

@@ -5,18 +5,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import cache
-from typing import Any, cast
+from typing import Any
 
 from sqlalchemy import and_, bindparam
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
-from sqlmodel.sql.expression import Select, SelectOfScalar
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.i18n import N_
-from bot.services import outbox
 from bot.settings import LOCALES
-from models import FsmRecord, Grid, Person, Role, RoleAssignment
+from models import Grid, Person, Role, RoleAssignment
 
 from .errors import InvalidInput
 
@@ -54,45 +52,24 @@ async def get_or_create_by_telegram(
 
 @dataclass
 class Caller:
-    """Whoever an update comes from: the person, their roles, their conversation's FSM
-    record when it was asked for (``None``: there is none) and, when asked for, the backlog
-    of their chat's outbox."""
+    """Whoever an update comes from: the person and their active roles."""
 
     person: Person
     roles: list[RoleInGrid]
-    conversation: FsmRecord | None = None
-    backlog: outbox.ChatBacklog | None = None
 
 
-@cache
-def _caller_query(with_conversation: bool, with_backlog: bool) -> Select[Any]:  # for session.exec
-    """The person by Telegram id, with each active role and its grid (one row each) and,
-    if asked, one conversation's record and a chat's outbox backlog beside them.
-
-    Built once for each shape: this runs for every update."""
-    query: Any = (
-        select(Person, RoleAssignment, Grid)
-        .outerjoin(
-            RoleAssignment,
-            and_(
-                col(RoleAssignment.person_id) == Person.id,
-                col(RoleAssignment.active).is_(True),
-            ),
-        )
-        .outerjoin(Grid, col(Grid.id) == RoleAssignment.grid_id)
+_CALLER = (
+    select(Person, RoleAssignment, Grid)
+    .outerjoin(
+        RoleAssignment,
+        and_(col(RoleAssignment.person_id) == Person.id, col(RoleAssignment.active).is_(True)),
     )
-    if with_conversation:
-        query = query.add_columns(FsmRecord).outerjoin(
-            FsmRecord, col(FsmRecord.key) == bindparam("conversation")
-        )
-    if with_backlog:
-        query = query.add_columns(*outbox.backlog_columns())
-    return cast(
-        Select[Any],
-        query.where(col(Person.telegram_id) == bindparam("telegram_id")).order_by(
-            col(Grid.tier), col(RoleAssignment.id)
-        ),
-    )
+    .outerjoin(Grid, col(Grid.id) == RoleAssignment.grid_id)
+    .where(col(Person.telegram_id) == bindparam("telegram_id"))
+    .order_by(col(Grid.tier), col(RoleAssignment.id))
+)
+"""The person by Telegram id, with each active role and its grid: one row per role (built once:
+this runs for every update)."""
 
 
 async def get_or_create_with_roles(
@@ -102,37 +79,19 @@ async def get_or_create_with_roles(
     name: str,
     language_code: str | None,
     now: datetime,
-    conversation: str | None = None,
-    backlog_of: int | None = None,
 ) -> Caller:
-    """:func:`get_or_create_by_telegram` and :func:`roles_of` in one query (once per update),
-    with ``conversation`` (an FSM record key) that record in the same query, and with
-    ``backlog_of`` (a chat id) that chat's outbox backlog."""
-    params: dict[str, Any] = {"telegram_id": telegram_id}
-    if conversation is not None:
-        params["conversation"] = conversation
-    if backlog_of is not None:
-        params["backlog_chat"] = backlog_of
-    query = _caller_query(conversation is not None, backlog_of is not None)
-    rows: Sequence[Any] = (await session.exec(query, params=params)).all()
+    """:func:`get_or_create_by_telegram` and :func:`roles_of` in one query (once per update)."""
+    rows = (await session.exec(_CALLER, params={"telegram_id": telegram_id})).all()
     if not rows:
-        person = await _first_contact(session, telegram_id, name, language_code, now)
-        record = None if conversation is None else await session.get(FsmRecord, conversation)
-        return Caller(person, [], record)  # no backlog read: the claim asks
-    first = rows[0]
-    person = first[0]
+        return Caller(await _first_contact(session, telegram_id, name, language_code, now), [])
+    person, _, _ = rows[0]
     _heard_from(session, person, language_code, now)
     roles = [
         _role_in_grid(assignment, grid)
-        for _, assignment, grid, *_ in rows
-        if assignment is not None and grid is not None
+        for _, assignment, grid in rows
+        if assignment is not None and grid is not None  # a person with no role: one row
     ]
-    return Caller(
-        person,
-        roles,
-        first[3] if conversation is not None else None,
-        None if backlog_of is None else outbox.ChatBacklog(backlog_of, first[-2], first[-1]),
-    )
+    return Caller(person, roles)
 
 
 async def _first_contact(

@@ -40,7 +40,7 @@ class PersonI18nMiddleware(I18nMiddleware):
     """Locale: the person's choice, else Telegram's language, else the default."""
 
     async def get_locale(self, event: TelegramObject, data: dict[str, Any]) -> str:
-        # worked out once per update (by PersonMiddleware): the error observer runs after a
+        # worked out once per update (by UpdateContextMiddleware): the error observer runs after a
         # rollback has expired the person, and must answer in the same language
         if "locale" not in data:
             person: Person | None = data.get("person")

@@ -16,7 +16,7 @@ from aiogram.types import (
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import outbox
-from models import OutboxMessage
+from models import OutboxLane, OutboxMessage
 
 Markup = InlineKeyboardMarkup | ReplyKeyboardMarkup | ReplyKeyboardRemove | ForceReply
 
@@ -57,6 +57,7 @@ class Replier:
             person_id=self.person_id,
             ref=ref,
             urgent=True,  # an answer to something the person just did is never held back
+            lane=OutboxLane.REPLY,
         )
 
     def edit(
@@ -78,6 +79,7 @@ class Replier:
             now=self.now,
             person_id=self.person_id,
             urgent=True,
+            lane=OutboxLane.REPLY,
         )
 
     def drop_buttons(self, message_id: int) -> OutboxMessage:
@@ -90,6 +92,7 @@ class Replier:
             now=self.now,
             person_id=self.person_id,
             urgent=True,
+            lane=OutboxLane.REPLY,
         )
 
     def upload(
@@ -124,6 +127,7 @@ class Replier:
             now=self.now,
             person_id=self.person_id,
             urgent=True,
+            lane=OutboxLane.REPLY,
         )
 
     def contact(self, phone: str, first_name: str) -> OutboxMessage:
@@ -135,4 +139,5 @@ class Replier:
             now=self.now,
             person_id=self.person_id,
             urgent=True,
+            lane=OutboxLane.REPLY,
         )

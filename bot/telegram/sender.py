@@ -7,53 +7,56 @@ What it promises, and how:
   again once its lease has run out. A request whose answer never came (the process died while
   it was on the wire, or it timed out) may be repeated: delivery is at least once, because
   Telegram has no idempotency key.
-* **In order per chat.** One worker per chat sends that chat's rows strictly in id order (a
-  retry waits in place), and no process leases rows of a chat whose earlier rows another
-  process still holds.
-* **Telegram's limits.** About 30 messages a second in all — a leaky bucket whose burst is a
-  third of a second's worth, so a server-side bucket of the same rate is never drained by
-  network jitter — one a second per private chat and one every three seconds per group
+* **A reply is sent at once.** Whoever commits rows wakes the sender (:meth:`OutboxSender.wake`;
+  an update does so when its transaction commits), and it leases them right away — no poll.
+* **Replies before bulk.** Rows have a lane (``models.OutboxLane``): replies to what a person
+  just did, then notices, then bulk pushes and broadcasts. The lease takes the chats with a
+  reply or a notice first, and holds only a couple of seconds' worth of bulk rows, so a reply
+  never queues behind a push; when sends compete for the global pace, the best lane goes
+  first (:class:`Pacer`).
+* **In order per chat.** One worker per chat sends that chat's messages strictly in id order
+  (a retry waits in place); a chat's lane is its most urgent row's, so a reply is never sent
+  before an earlier message of its own chat. Calls that are not messages (menus, pins:
+  ``CONTROL``) go in an order of their own, so one that keeps failing never holds up a
+  chat's messages. No process leases rows of a chat whose earlier rows another process holds.
+* **Telegram's limits.** About 30 messages a second in all, paced evenly (a send every
+  1/30 s, a little under, with no bursts: a server that counts any one-second window sees no
+  more than its limit) — one a second per private chat and one every three seconds per group
   (20 a minute). A 429 pauses *every* send for its ``retry_after`` (as python-telegram-bot's
   rate limiter does) and does not count as an attempt.
 * **Transient faults** — 5xx, an answer that is not the Bot API's JSON (a proxy's 502 page), a
   dropped connection, a timeout — are retried with exponential backoff, at most
-  ``limits.max_attempts`` times; the attempts are stored, so a restart keeps counting.
+  ``limits.max_attempts`` times; the attempts are stored, so a restart keeps counting. A row
+  that gives up is logged at WARNING with its method, chat and error.
 * **Permanent refusals.** A 400 fails the row (``message is not modified`` counts as sent).
   A 403 fails the row and the chat's other held rows without sending them, marks the person
   unreachable and — once, when they turn unreachable — calls ``on_unreachable`` in the same
   transaction (``bot.services.unreachable.tell_head`` tells their grid head).
-* **As stored.** A row's parameters go to Telegram as the JSON the outbox keeps
-  (:func:`post_stored`); aiogram's objects of the call are built only for a file upload and to
-  read an answer that is not a plain success, so errors are aiogram's own.
+* **Through aiogram.** Every call is ``await bot(method)``, with the method object rebuilt from
+  what the outbox stored (:class:`StoredCall`).
 
 Statuses are written by group commit: whoever has a finished row to record writes every
 finished row waiting at that moment in one transaction, so commits never cap the throughput.
-
-**An update's own replies go out at once.** The update's transaction leases the rows it adds
-(:meth:`OutboxSender.claim`, just before its commit) when nothing of that chat is waiting or
-on its way; right after the commit they are handed to a chat worker
-(:meth:`OutboxSender.committed`) with no lease transaction of their own. Everything else —
-a chat with earlier rows still pending, a row not yet due — is left to the next lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import inspect
+import itertools
 import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from http import HTTPStatus
 from itertools import groupby
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import aiogram.methods
 from aiogram import Bot
-from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramBadRequest,
@@ -64,22 +67,7 @@ from aiogram.exceptions import (
 )
 from aiogram.methods.base import TelegramMethod
 from aiogram.types import FSInputFile, Message
-from aiohttp import ClientError, ClientTimeout
-from aiolimiter import AsyncLimiter
-from sqlalchemy import (
-    ARRAY,
-    BigInteger,
-    ColumnElement,
-    String,
-    bindparam,
-    column,
-    event,
-    func,
-    or_,
-    update,
-)
-from sqlalchemy import inspect as orm_state
-from sqlalchemy.orm import Session
+from sqlalchemy import ColumnElement, bindparam, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -88,75 +76,30 @@ from bot.db import SessionFactory
 from bot.services import outbox
 from bot.services.schedule import in_quiet_hours
 from bot.settings import Settings
-from models import OutboxMessage, OutboxStatus, Person
-from models.types import UTCDateTime
+from models import OutboxLane, OutboxMessage, OutboxStatus, Person
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)  # how long a leased row is ours without a renewal
 RENEW_EVERY = 30.0  # seconds between lease renewals while rows are held
-BATCH = 500  # rows leased at most per query
-HOLD = 500  # rows held in memory at most (about 17 s of sending at 30/s)
-LOW_WATER = HOLD // 2  # lease more only once the held rows fall below this
+HOLD = 500  # rows held in memory at most
+BULK_SECONDS = 2.0  # bulk rows held at most: this many seconds of sending
 PER_CHAT = 20  # rows of one chat per lease, so one busy chat cannot starve the others
 GROUP_SLOWER = 3.0  # groups get 20 messages a minute: three times the private-chat interval
-BURST_SECONDS = 1 / 3  # the global limiter's burst, in seconds' worth of messages
+EVEN_PACE = 0.97  # of the messages-per-second limit: network jitter never bunches sends over it
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 5  # tries to record a status before the lease is left to expire
 RECORD_PAUSE = 0.001  # seconds an outcome waits before it is recorded (see OutboxSender._write)
 LEASE_LOCK = 0x4F555442  # pg_advisory_xact_lock key that serialises leasing ("OUTB")
-CHAT_LOCK = "gridbot outbox chat "  # + chat id, hashed: the lock of a chat's claim
 NOT_MODIFIED = "message is not modified"
 NOT_SENT_UNREACHABLE = "not sent: the chat answered 403 before"
-MESSAGE_METHODS = ("send", "edit", "copy", "forward")
 TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError, TimeoutError)
 
 UnreachableHook = Callable[[AsyncSession, int, datetime], Awaitable[Any]]
 """``(session, chat_id, now)``, in the transaction that marks the chat's person unreachable."""
 
-_ADDED = "gridbot.outbox_added"  # Session.info key: the outbox rows a tracked session added
-
-
-_WAITING = (  # built once: this runs for every update with a reply
-    select(OutboxMessage.chat_id)
-    .where(
-        col(OutboxMessage.chat_id).in_(bindparam("chats", expanding=True)),
-        col(OutboxMessage.id).not_in(bindparam("mine", expanding=True)),
-        col(OutboxMessage.status) == OutboxStatus.PENDING,
-        or_(
-            col(OutboxMessage.not_before) <= bindparam("now"),
-            col(OutboxMessage.lease_until) >= bindparam("now"),
-        ),
-    )
-    .distinct()
-)
-"""The chats among ``chats`` with a row other than ``mine`` due or on its way (:meth:`claim`)."""
-
-_LOCK_THEN_WAITING = select(
-    func.gridbot_claim_waiting(
-        bindparam("prefix", type_=String),
-        bindparam("chats", type_=ARRAY(BigInteger)),
-        bindparam("mine", type_=ARRAY(BigInteger)),
-        bindparam("now", type_=UTCDateTime),
-    )
-    .table_valued(column("chat_id", BigInteger))
-    .c.chat_id
-)
-"""PostgreSQL: lock ``chats`` until the commit (in the order given), then the test of
-:data:`_WAITING` (written again in the function: a change to one is a change to both) — two
-statements of one function (migration 0005), so the check sees what committed while a lock
-was awaited, in one round trip."""
-
-
 _RECORD = update(outbox.OUTBOX).where(outbox.OUTBOX.c.id == bindparam("row_id"))
 """A row's new values: the columns to set are the parameters' other keys."""
-
-
-@event.listens_for(Session, "transient_to_pending")
-def _note_added(session: Session, instance: object) -> None:
-    added: list[OutboxMessage] | None = session.info.get(_ADDED)
-    if added is not None and isinstance(instance, OutboxMessage):
-        added.append(instance)
 
 
 def _method_classes() -> dict[str, type[TelegramMethod[Any]]]:
@@ -182,13 +125,8 @@ class StoredCall:
         if self.method.lower() not in METHODS:
             raise ValueError(f"unknown Bot API method {self.method!r}")
 
-    @property
-    def uploads(self) -> bool:
-        """It sends a file from disk (a multipart request)."""
-        return "_upload" in self.payload
-
     def build(self) -> TelegramMethod[Any]:
-        """aiogram's object of the call (validated)."""
+        """aiogram's object of the call (validated), for ``await bot(method)``."""
         data = dict(self.payload)
         upload = data.pop("_upload", None)
         if upload:
@@ -197,53 +135,61 @@ class StoredCall:
         return METHODS[self.method.lower()].model_validate(data)
 
 
-_JSON_BODY = {"Content-Type": "application/json"}
-
-
-async def post_stored(bot: Bot, session: AiohttpSession, call: StoredCall) -> Any:
-    """Make ``call`` with its stored parameters as the JSON body (the Bot API takes one for
-    every call but a file upload), and return the answer's ``result`` as JSON.
-
-    aiogram's own way (``bot(call.build())``) validates the parameters into a pydantic model
-    and dumps them out again, then validates the answer into one (a ``Message`` …): about
-    0.3 ms of CPU on the way of every reply, for parameters the outbox stored as JSON and an
-    answer of which the sender reads one number. Anything but a plain success is handed to
-    aiogram's ``check_response`` with the call built then, so errors are raised exactly as
-    aiogram raises them.
-    """
-    http = await session.create_session()
-    url = session.api.api_url(token=bot.token, method=call.method)
-    try:
-        async with http.post(
-            url,
-            data=session.json_dumps(call.payload),
-            headers=_JSON_BODY,
-            timeout=ClientTimeout(total=session.timeout),
-        ) as response:
-            status, content = response.status, await response.text()
-    except TimeoutError as exc:
-        raise TelegramNetworkError(call.build(), "Request timeout error") from exc
-    except ClientError as exc:
-        raise TelegramNetworkError(call.build(), f"{type(exc).__name__}: {exc}") from exc
-    if status == HTTPStatus.OK:
-        try:
-            answer = session.json_loads(content)
-        except ValueError:
-            answer = None
-        if isinstance(answer, dict) and answer.get("ok") is True:
-            return answer.get("result")
-    return session.check_response(bot, call.build(), status, content).result
-
-
 def _message_id(result: Any) -> int | None:
-    """The id of the message a call sent or edited, from its answer (aiogram's or JSON)."""
-    if isinstance(result, Message):
-        return result.message_id
-    if isinstance(result, dict):
-        message_id = result.get("message_id")
-        if isinstance(message_id, int) and not isinstance(message_id, bool):
-            return message_id
-    return None
+    """The id of the message a call sent or edited, from its answer."""
+    return result.message_id if isinstance(result, Message) else None
+
+
+class Stream(NamedTuple):
+    """What must go in order: a chat's messages, or a chat's other calls (``control``)."""
+
+    chat_id: int
+    control: bool
+
+
+def stream_of(row: OutboxMessage) -> Stream:
+    return Stream(row.chat_id, row.lane == OutboxLane.CONTROL)
+
+
+class Pacer:
+    """Lets one send through every ``1 / rate`` seconds, evenly, the best lane first.
+
+    Waiters are served by ``(lane, arrival)``: a reply that starts waiting behind a hundred
+    bulk sends is the next to go. No bursts: a send that finds the pacer idle goes at once,
+    the next one ``1 / rate`` later.
+    """
+
+    def __init__(self, rate: float) -> None:
+        self.interval = 1.0 / rate
+        self._next = 0.0  # loop time of the next free slot
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+
+    async def acquire(self, lane: int) -> None:
+        loop = asyncio.get_running_loop()
+        if not self._waiting and self._next <= loop.time():
+            self._next = loop.time() + self.interval
+            return
+        ready: asyncio.Future[None] = loop.create_future()
+        heapq.heappush(self._waiting, (lane, next(self._order), ready))
+        self._arm(loop)
+        await ready
+
+    def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
+        if self._timer is None:
+            self._timer = loop.call_at(self._next, self._release, loop)
+
+    def _release(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._timer = None
+        while self._waiting:
+            _, _, ready = heapq.heappop(self._waiting)
+            if not ready.done():  # a cancelled waiter gives its place to the next
+                ready.set_result(None)
+                self._next = max(self._next, loop.time()) + self.interval
+                break
+        if self._waiting:
+            self._arm(loop)
 
 
 @dataclass
@@ -267,22 +213,20 @@ class _Write:
 
 
 @dataclass
-class Handoff:
-    """An update's outbox rows on their way from its transaction to the sender."""
-
-    rows: list[OutboxMessage] = field(default_factory=list)  # leased in the transaction
-    wake: bool = False  # it added rows that were not leased: the sender should look
-
-
-@dataclass
 class _Held:
     """The rows this process has leased and not yet settled."""
 
-    chat_of: dict[int, int] = field(default_factory=dict)  # row id -> chat id
+    stream_of: dict[int, Stream] = field(default_factory=dict)  # row id -> its stream
+    bulk: set[int] = field(default_factory=set)  # the row ids among them leased as bulk
     tried: set[int] = field(default_factory=set)  # a request went out: it may have arrived
 
-    def chats(self) -> set[int]:
-        return set(self.chat_of.values())
+    def streams(self) -> set[Stream]:
+        return set(self.stream_of.values())
+
+    def forget(self, row_id: int) -> None:
+        self.stream_of.pop(row_id, None)
+        self.bulk.discard(row_id)
+        self.tried.discard(row_id)
 
 
 class OutboxSender:
@@ -308,8 +252,8 @@ class OutboxSender:
         self.settings = settings
         self.on_unreachable = on_unreachable
         limits = settings.limits
-        burst = max(1.0, limits.messages_per_second * BURST_SECONDS)
-        self._global = AsyncLimiter(burst, burst / limits.messages_per_second)
+        self._pacer = Pacer(limits.messages_per_second * EVEN_PACE)
+        self._bulk_hold = max(1, int(limits.messages_per_second * BULK_SECONDS))
         self._per_chat = limits.per_chat_interval
         self._retry_base = limits.retry_base_seconds
         self._max_attempts = limits.max_attempts
@@ -321,157 +265,40 @@ class OutboxSender:
         self._workers: set[asyncio.Task[None]] = set()
         self._writes: list[_Write] = []
         self._write_lock = asyncio.Lock()
-        self._running = False  # run() is delivering: rows may be handed over
         self._lease_again = False  # a lease may have left rows behind: look when a worker ends
+        self.gave_up = Counter[str]()  # rows that failed for good since start, by method
 
     # -- the public face ------------------------------------------------------------------------
 
     def wake(self) -> None:
-        """Something was committed to the outbox: look now instead of at the next poll."""
+        """Something was committed to the outbox: lease it now instead of at the next poll."""
         self._wake.set()
 
     async def run(self, poll_seconds: float = 1.0) -> None:
-        """Deliver forever (cancel the task to stop): lease what is due while there is room,
-        one worker per chat, and lease again when woken, when the held rows run low, or every
-        ``poll_seconds``."""
+        """Deliver forever (cancel the task to stop): lease what is due, one worker per
+        stream, and lease again when woken, when a worker ends with rows left behind, or
+        every ``poll_seconds`` (rows that fell due, leases of a dead process run out)."""
         async with self._keeping_leases():
-            self._running = True
-            try:
-                while True:
-                    self._wake.clear()
-                    room = min(BATCH, HOLD - len(self._held.chat_of))
-                    try:
-                        leased = await self._lease(room)
-                    except asyncio.CancelledError:
-                        raise
-                    except Exception:
-                        log.exception("leasing from the outbox failed; retrying")
-                        leased = []
-                    for rows in _by_chat(leased):
-                        self._start_worker(rows)
-                    if room <= 0 or len(leased) >= room:
-                        self._lease_again = True
-                    if len(leased) < room or room <= 0:  # all that may go now is out
-                        with contextlib.suppress(TimeoutError):
-                            await asyncio.wait_for(self._wake.wait(), poll_seconds)
-            finally:
-                self._running = False
-
-    @property
-    def running(self) -> bool:
-        """``run()`` is delivering (an update's own rows may be handed to it)."""
-        return self._running
-
-    # -- an update's own replies ------------------------------------------------------------
-
-    def track(self, session: AsyncSession) -> None:
-        """Note the outbox rows ``session`` adds from now on (an update's, for :meth:`claim`)."""
-        session.sync_session.info[_ADDED] = []
-
-    async def claim(self, session: AsyncSession) -> Handoff:
-        """Just before a tracked session commits: lease its own new rows of every chat that has
-        nothing pending before them and nothing on its way, so that they go out the moment
-        the transaction commits (pass the result to :meth:`committed`).
-
-        The rows are written leased; then one ``SELECT`` looks for anything else of their
-        chats that is due or on its way, and the chats that have some are given back to the
-        next lease (their rows' lease is cleared again). On SQLite the update's chat was
-        already asked in the person's query (:func:`outbox.reads_backlog_ahead`): no
-        ``SELECT`` unless other chats got rows too. On PostgreSQL the chats are first
-        locked until the commit (``pg_advisory_xact_lock``), so that two processes handling
-        updates of one chat at once do not both claim it: the second sees the first's rows —
-        the locks and the check are one call of ``gridbot_claim_waiting`` (migration 0005).
-        On SQLite the update's write lock already keeps everyone else out.
-
-        A chat this process is sending to, a row not yet due, a chat with rows flushed before
-        now (they are not told apart from anyone else's), and everything while the sender is
-        not running are left to the next lease.
-        """
-        added: list[OutboxMessage] = session.sync_session.info.pop(_ADDED, None) or []
-        rows = [row for row in added if orm_state(row).pending or orm_state(row).persistent]
-        if not rows:
-            return Handoff()
-        if not self._running:
-            return Handoff(wake=True)
-        now = self.clock.now()
-        quiet = in_quiet_hours(now, self.settings)
-        held = self._held.chats()
-        own: dict[int, list[OutboxMessage]] = {}
-        for row in rows:
-            own.setdefault(row.chat_id, []).append(row)
-
-        def due(row: OutboxMessage) -> bool:
-            return row.not_before <= now and (row.urgent or not quiet)
-
-        chats = sorted(
-            chat
-            for chat, chat_rows in own.items()
-            if chat not in held
-            and all(orm_state(row).pending for row in chat_rows)
-            and any(due(row) for row in chat_rows)
-        )
-        claimed = {chat: [row for row in own[chat] if due(row)] for chat in chats}
-        for row in (row for chat_rows in claimed.values() for row in chat_rows):
-            row.lease_until = now + LEASE
-        if not claimed:
-            return Handoff(wake=True)
-        await session.flush()  # every row lock the update takes is taken before the chat locks
-        mine = [row.id for chat_rows in claimed.values() for row in chat_rows]
-        if session.get_bind().dialect.name == "postgresql":
-            params = {"prefix": CHAT_LOCK, "chats": chats, "mine": mine, "now": now}
-            waiting = list((await session.exec(_LOCK_THEN_WAITING, params=params)).all())
-        else:
-            read = outbox.read_backlogs(session)
-            waiting = [chat for chat in chats if chat in read and read[chat].in_the_way(now)]
-            if unread := [chat for chat in chats if chat not in read]:
-                params = {"chats": unread, "mine": mine, "now": now}
-                waiting += (await session.exec(_WAITING, params=params)).all()
-        for chat in waiting:
-            for row in claimed.pop(chat):
-                row.lease_until = None  # written at commit
-        kept = [row for chat_rows in claimed.values() for row in chat_rows]
-        return Handoff(kept, wake=len(kept) < len(rows))
-
-    def committed(self, handoff: Handoff) -> None:
-        """The transaction of :meth:`claim` committed: send its leased rows now, one worker per
-        chat, and look for the rest."""
-        if handoff.rows:
-            if not self._running:  # stopped meanwhile: the leases run out, another run sends
-                log.warning("%d claimed outbox rows wait for their lease", len(handoff.rows))
-            else:
-                for rows in _by_chat(sorted(handoff.rows, key=lambda r: (r.chat_id, r.id or 0))):
-                    if rows[0].chat_id in self._held.chats():  # leased by us meanwhile
-                        self._hand_back(rows)
-                    else:
-                        self._register(rows)
-                        self._start_worker(rows)
-        if handoff.wake:
-            self.wake()
-
-    def _hand_back(self, rows: list[OutboxMessage]) -> None:
-        """Another worker of ours took the chat between claim and commit: free the rows for
-        the next lease, which sends them after that worker's."""
-        ids = [row.id for row in rows if row.id is not None]
-
-        async def release() -> None:
-            async with self.sessions() as session:
-                await session.exec(
-                    update(OutboxMessage)
-                    .where(col(OutboxMessage.id).in_(ids))
-                    .values(lease_until=None)
-                )
-                await session.commit()
-            self.wake()
-
-        task = asyncio.create_task(release())
-        self._workers.add(task)
-        task.add_done_callback(self._worker_done)
+            while True:
+                self._wake.clear()
+                try:
+                    leased = await self._lease()
+                except asyncio.CancelledError:
+                    raise
+                except Exception:
+                    log.exception("leasing from the outbox failed; retrying")
+                    leased = []
+                for rows in _by_stream(leased):
+                    self._start_worker(rows)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wake.wait(), poll_seconds)
 
     async def drain_once(self) -> int:
-        """Lease what is due, deliver it chat by chat, and return how many rows were handled."""
+        """Lease what is due, deliver it stream by stream, and return how many rows were
+        handled."""
         async with self._keeping_leases():
-            batch = await self._lease(BATCH)
-            await asyncio.gather(*(self._deliver_chat(rows) for rows in _by_chat(batch)))
+            batch = await self._lease()
+            await asyncio.gather(*(self._deliver_stream(rows) for rows in _by_stream(batch)))
             return len(batch)
 
     async def due_count(self) -> int:
@@ -494,69 +321,107 @@ class OutboxSender:
             conditions.append(col(OutboxMessage.urgent).is_(True))
         return conditions
 
-    async def _lease(self, limit: int) -> list[OutboxMessage]:
-        """Take up to ``limit`` due rows, oldest first, at most ``PER_CHAT`` of a chat, none of
-        a chat whose rows someone (this process included) still holds."""
-        if limit <= 0:
+    async def _lease(self) -> list[OutboxMessage]:
+        """Take what may go now, in one transaction: first every stream with a reply or a
+        notice due (and that stream's earlier rows), then bulk rows up to a couple of
+        seconds' worth, then calls that are not messages. Never more than ``HOLD`` rows held,
+        ``PER_CHAT`` of a stream, nor a stream that someone (this process included) holds."""
+        room = HOLD - len(self._held.stream_of)
+        if room <= 0:
+            self._lease_again = True
             return []
         now = self.clock.now()
-        held_chats = self._held.chats()
+        held = self._held.streams()
         async with self.sessions() as session:
             if session.get_bind().dialect.name == "postgresql":
                 await session.exec(select(func.pg_advisory_xact_lock(LEASE_LOCK)))
-            busy = select(OutboxMessage.chat_id).where(
-                col(OutboxMessage.status) == OutboxStatus.PENDING,
-                col(OutboxMessage.lease_until) >= now,
-            )
-            lease_until = col(OutboxMessage.lease_until)
-            conditions = [
-                *self._due(now),
-                or_(lease_until.is_(None), lease_until < now),
-                col(OutboxMessage.chat_id).not_in(busy),
-            ]
-            if held_chats:
-                conditions.append(col(OutboxMessage.chat_id).not_in(held_chats))
-            ranked = (
-                select(
-                    col(OutboxMessage.id).label("id"),
-                    func.row_number()
-                    .over(partition_by=col(OutboxMessage.chat_id), order_by=col(OutboxMessage.id))
-                    .label("place"),
-                )
-                .where(*conditions)
-                .subquery()
-            )
-            chosen = (
-                select(ranked.c.id)
-                .where(ranked.c.place <= PER_CHAT)
-                .order_by(ranked.c.id)
-                .limit(limit)
-            )
-            leased = await session.exec(  # one round trip: lease and read back
-                update(OutboxMessage)
-                .where(col(OutboxMessage.id).in_(chosen.scalar_subquery()))
-                .values(lease_until=now + LEASE)
-                .returning(OutboxMessage)
-                .execution_options(synchronize_session=False)
-            )
-            rows: list[OutboxMessage] = sorted(
-                leased.scalars().all(), key=lambda row: (row.chat_id, row.id or 0)
-            )
+            urgent = await self._lease_streams(session, now, room, held, urgent_only=True)
+            room -= len(urgent)
+            bulk_room = min(room, self._bulk_hold - len(self._held.bulk))
+            bulk = await self._lease_streams(session, now, bulk_room, held)
+            room -= len(bulk)
+            others = await self._lease_streams(session, now, room, held, control=True)
             await session.commit()
-        per_chat = Counter(row.chat_id for row in rows)
-        if held_chats or any(count >= PER_CHAT for count in per_chat.values()):
-            self._lease_again = True  # rows of those chats may still wait
-        self._register(rows)
+        rows = sorted([*urgent, *bulk, *others], key=lambda row: (stream_of(row), row.id or 0))
+        self._register(rows, bulk={row.id for row in bulk if row.id is not None})
         return rows
 
-    def _register(self, rows: Iterable[OutboxMessage]) -> None:
+    async def _lease_streams(
+        self,
+        session: AsyncSession,
+        now: datetime,
+        limit: int,
+        held: set[Stream],
+        *,
+        control: bool = False,
+        urgent_only: bool = False,
+    ) -> list[OutboxMessage]:
+        """Lease up to ``limit`` due messages (or, with ``control``, other calls), oldest
+        first, at most ``PER_CHAT`` of a chat; with ``urgent_only``, only of the chats that
+        have a reply or a notice due — with their earlier rows, whatever their lane."""
+        if limit <= 0:
+            return []
+        lane = col(OutboxMessage.lane)
+        kind = lane == OutboxLane.CONTROL if control else lane != OutboxLane.CONTROL
+        lease_until = col(OutboxMessage.lease_until)
+        free = or_(lease_until.is_(None), lease_until < now)
+        busy = select(OutboxMessage.chat_id).where(
+            col(OutboxMessage.status) == OutboxStatus.PENDING, lease_until >= now, kind
+        )
+        held_chats = {stream.chat_id for stream in held if stream.control == control}
+        conditions = [*self._due(now), free, kind, col(OutboxMessage.chat_id).not_in(busy)]
+        if held_chats:
+            conditions.append(col(OutboxMessage.chat_id).not_in(held_chats))
+        if urgent_only:
+            wanted = select(OutboxMessage.chat_id).where(
+                *self._due(now), free, lane < OutboxLane.BULK
+            )
+            conditions.append(col(OutboxMessage.chat_id).in_(wanted))
+        ranked = (
+            select(
+                col(OutboxMessage.id).label("id"),
+                func.row_number()
+                .over(partition_by=col(OutboxMessage.chat_id), order_by=col(OutboxMessage.id))
+                .label("place"),
+            )
+            .where(*conditions)
+            .subquery()
+        )
+        chosen = (
+            select(ranked.c.id)
+            .where(ranked.c.place <= PER_CHAT)
+            .order_by(ranked.c.id)
+            .limit(limit)
+        )
+        locked = (  # rows another transaction is writing are left for the next lease
+            select(OutboxMessage.id)
+            .where(col(OutboxMessage.id).in_(chosen.scalar_subquery()))
+            .order_by(col(OutboxMessage.id))
+            .with_for_update(skip_locked=True)
+        )
+        leased = await session.exec(  # one round trip: lease and read back
+            update(OutboxMessage)
+            .where(col(OutboxMessage.id).in_(locked.scalar_subquery()))
+            .values(lease_until=now + LEASE)
+            .returning(OutboxMessage)
+            .execution_options(synchronize_session=False)
+        )
+        rows = list(leased.scalars().all())
+        per_chat = Counter(row.chat_id for row in rows)
+        if held_chats or len(rows) >= limit or any(n >= PER_CHAT for n in per_chat.values()):
+            self._lease_again = True  # rows may still wait
+        return rows
+
+    def _register(self, rows: Iterable[OutboxMessage], *, bulk: set[int]) -> None:
         """The rows are leased to this process: renew their leases until they are settled."""
         for row in rows:
             assert row.id is not None
-            self._held.chat_of[row.id] = row.chat_id
+            self._held.stream_of[row.id] = stream_of(row)
+            if row.id in bulk:
+                self._held.bulk.add(row.id)
 
     def _start_worker(self, rows: list[OutboxMessage]) -> None:
-        worker = asyncio.create_task(self._deliver_chat(rows))
+        worker = asyncio.create_task(self._deliver_stream(rows))
         self._workers.add(worker)
         worker.add_done_callback(self._worker_done)
 
@@ -579,17 +444,14 @@ class OutboxSender:
     async def _renew_leases(self) -> None:
         while True:
             await asyncio.sleep(RENEW_EVERY)
-            ids = list(self._held.chat_of)
+            ids = sorted(self._held.stream_of)
             if not ids:
                 continue
             try:
                 async with self.sessions() as session:
                     await session.exec(
                         update(OutboxMessage)
-                        .where(
-                            col(OutboxMessage.id).in_(ids),
-                            col(OutboxMessage.status) == OutboxStatus.PENDING,
-                        )
+                        .where(col(OutboxMessage.id).in_(_lockable(ids)))
                         .values(lease_until=self.clock.now() + LEASE)
                     )
                     await session.commit()
@@ -608,7 +470,7 @@ class OutboxSender:
     async def _release_held(self) -> None:
         """Give back rows never tried; a row tried but not recorded keeps its lease, because
         the request may have arrived."""
-        ids = [i for i in self._held.chat_of if i not in self._held.tried]
+        ids = sorted(i for i in self._held.stream_of if i not in self._held.tried)
         self._held = _Held()
         if not ids:
             return
@@ -616,10 +478,7 @@ class OutboxSender:
             async with self.sessions() as session:
                 await session.exec(
                     update(OutboxMessage)
-                    .where(
-                        col(OutboxMessage.id).in_(ids),
-                        col(OutboxMessage.status) == OutboxStatus.PENDING,
-                    )
+                    .where(col(OutboxMessage.id).in_(_lockable(ids)))
                     .values(lease_until=None)
                 )
                 await session.commit()
@@ -630,34 +489,44 @@ class OutboxSender:
         self._workers.discard(worker)
         if not worker.cancelled() and worker.exception() is not None:
             log.error("an outbox chat worker stopped", exc_info=worker.exception())
-        if self._lease_again and len(self._held.chat_of) < LOW_WATER:
+        bulk_low = len(self._held.bulk) <= self._bulk_hold // 2
+        if self._lease_again and bulk_low and len(self._held.stream_of) < HOLD:
             self._lease_again = False
             self._wake.set()
 
     # -- delivering -----------------------------------------------------------------------------
 
-    async def _deliver_chat(self, rows: list[OutboxMessage]) -> None:
-        """One chat's rows, strictly in order (retries wait in place rather than reorder)."""
+    async def _deliver_stream(self, rows: list[OutboxMessage]) -> None:
+        """One stream's rows, strictly in order (retries wait in place rather than reorder)."""
         for index, row in enumerate(rows):
+            lane = min(each.lane for each in rows[index:])  # what still waits behind this row
             try:
-                outcome = await self._deliver(row)
+                outcome = await self._deliver(row, lane)
             except Exception as exc:  # a malformed row must not stop the chat or the round
                 log.exception("outbox %s could not be delivered", row.id)
                 outcome = Outcome(OutboxStatus.FAILED, row.attempts, error=repr(exc))
+            if outcome.status == OutboxStatus.FAILED:
+                self.gave_up[row.method] += 1
+                log.warning(
+                    "outbox %s gave up: %s to chat %s: %s",
+                    row.id,
+                    row.method,
+                    row.chat_id,
+                    outcome.error,
+                )
             if outcome.unreachable:
                 await self._settle_unreachable(row, outcome, rows[index + 1 :])
                 return
             await self._settle(row, outcome)
 
-    async def _deliver(self, row: OutboxMessage) -> Outcome:
+    async def _deliver(self, row: OutboxMessage, lane: int) -> Outcome:
         attempts = row.attempts
         if row.expires_at is not None and row.expires_at <= self.clock.now():
             return Outcome(OutboxStatus.DROPPED, attempts, error="expired before delivery")
         call = await self._call_for(row)
-        is_message = row.method.lower().startswith(MESSAGE_METHODS)
         while True:
             try:
-                result = await self._send(row, call, is_message=is_message)
+                result = await self._send(row, call, lane)
             except TelegramRetryAfter as exc:
                 log.warning("429 for chat %s: all sends wait %ss", row.chat_id, exc.retry_after)
                 self._pause(row.chat_id, exc.retry_after)
@@ -667,7 +536,6 @@ class OutboxSender:
             except TelegramBadRequest as exc:
                 if NOT_MODIFIED in exc.message:
                     return Outcome(OutboxStatus.SENT, attempts)
-                log.error("outbox %s refused: %s", row.id, exc.message)
                 return Outcome(OutboxStatus.FAILED, attempts, error=exc.message)
             except TRANSIENT as exc:
                 attempts += 1
@@ -690,29 +558,29 @@ class OutboxSender:
                 payload["message_id"] = message_id
         return StoredCall(method, payload)
 
-    async def _send(self, row: OutboxMessage, call: StoredCall, *, is_message: bool) -> Any:
-        """One request, when a 429 pause, the chat's pace and the global limit allow it
+    async def _send(self, row: OutboxMessage, call: StoredCall, lane: int) -> Any:
+        """One request, when a 429 pause, the chat's pace and the global pace allow it
         (Telegram's limits count messages, not menus or pins: those wait only for a 429)."""
         assert row.id is not None
-        await self._pace(row.chat_id, is_message=is_message)
+        method = call.build()  # before the wait: a row that cannot be built fails at once
+        await self._pace(row.chat_id, None if row.lane == OutboxLane.CONTROL else lane)
         async with self._slots:
             self._held.tried.add(row.id)
-            if isinstance(self.bot.session, AiohttpSession) and not call.uploads:
-                return await post_stored(self.bot, self.bot.session, call)
-            return await self.bot(call.build())
+            return await self.bot(method)
 
-    async def _pace(self, chat_id: int, *, is_message: bool) -> None:
-        """Wait for any 429 pause and the chat's turn, then for a global token."""
+    async def _pace(self, chat_id: int, lane: int | None) -> None:
+        """Wait for any 429 pause and the chat's turn, then for the global pace (a message,
+        in ``lane``'s place; ``None``: not a message)."""
         loop = asyncio.get_running_loop()
         while True:
-            ready = self._chat_ready.get(chat_id, 0.0) if is_message else 0.0
+            ready = self._chat_ready.get(chat_id, 0.0) if lane is not None else 0.0
             wait = max(ready, self._paused_until) - loop.time()
             if wait > 0:
                 await asyncio.sleep(wait)
                 continue
-            if not is_message:
+            if lane is None:
                 return
-            await self._global.acquire()
+            await self._pacer.acquire(lane)
             if self._paused_until <= loop.time():  # no 429 came while we queued
                 break
         interval = self._per_chat * (GROUP_SLOWER if chat_id < 0 else 1.0)
@@ -844,7 +712,7 @@ class OutboxSender:
     async def _write_batch(self, batch: Iterable[_Write]) -> None:
         """One transaction; one ``executemany`` for the rows with the same columns to set."""
         alike: dict[tuple[str, ...], list[dict[str, Any]]] = {}
-        for write in batch:
+        for write in sorted(batch, key=lambda w: w.row_id):  # locks in id order: no deadlock
             alike.setdefault(tuple(sorted(write.values)), []).append(
                 {**write.values, "row_id": write.row_id}
             )
@@ -856,13 +724,27 @@ class OutboxSender:
     def _let_go(self, rows: Iterable[OutboxMessage]) -> None:
         for row in rows:
             if row.id is not None:
-                self._held.chat_of.pop(row.id, None)
-                self._held.tried.discard(row.id)
+                self._held.forget(row.id)
 
 
-def _by_chat(rows: list[OutboxMessage]) -> list[list[OutboxMessage]]:
-    """Rows (ordered by chat, then id) split into one list per chat."""
-    return [list(chat_rows) for _, chat_rows in groupby(rows, key=lambda m: m.chat_id)]
+def _by_stream(rows: list[OutboxMessage]) -> list[list[OutboxMessage]]:
+    """Rows (ordered by stream, then id) split into one list per stream."""
+    return [list(each) for _, each in groupby(rows, key=stream_of)]
+
+
+def _lockable(ids: list[int]) -> Any:
+    """The pending rows among ``ids`` that no other transaction is writing, locked in id
+    order: a renewal never waits on, nor deadlocks with, a status being recorded."""
+    return (
+        select(OutboxMessage.id)
+        .where(
+            col(OutboxMessage.id).in_(ids),
+            col(OutboxMessage.status) == OutboxStatus.PENDING,
+        )
+        .order_by(col(OutboxMessage.id))
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
 
 
 async def _forget_upload(row: OutboxMessage) -> None:

@@ -124,6 +124,7 @@ async def test_a_head_classifies_an_approval_item_and_its_outcome_is_publicly_no
     assert resident_name is not None
     await community_head.send("经社区审核同意加装坡道，施工联系 138 1234 5678，方案已报街道备案")
     await community_head.next_message()
+    await h.settle()  # the resident's notices follow the head's reply
 
     messages = [m.text for m in (await resident.transcript()).bot_messages]
     assert any("已办结" in text or "办结" in text for text in messages)

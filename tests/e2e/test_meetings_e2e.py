@@ -240,6 +240,7 @@ async def test_a_moved_meeting_tells_each_invitee_once_and_old_reminders_never_c
     await head.next_message()
     await head.send("3月22日 10:00")
     assert "2026-03-22" in (await head.next_message()).text
+    await h.settle()  # the invitees' notices follow the head's reply
     new_start = datetime(2026, 3, 22, 10, 0, tzinfo=TZ).astimezone(UTC)
     for invitee in (worker, colleague):
         notices = texts_with((await invitee.transcript()).texts, "🔁")

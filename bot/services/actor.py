@@ -1,0 +1,27 @@
+"""Who acts in an update, and with what: the one context an update's work is done in."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services.notify import TicketNotifier
+from bot.services.people import RoleInGrid
+from models import Person
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The update's unit of work (built once per update by the update's middleware and passed
+    down): its transaction, the moment it is handled at, the person behind it (``None`` for
+    an update from no one, a channel post say), their active roles, their language, and how
+    the people a ticket concerns are told."""
+
+    session: AsyncSession
+    now: datetime
+    person: Person | None
+    locale: str
+    notifier: TicketNotifier
+    roles: list[RoleInGrid] = field(default_factory=list)
