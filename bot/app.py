@@ -20,8 +20,14 @@ from aiogram.methods import Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from bot.background import BackgroundWork
 from bot.clock import Clock
-from bot.db import SessionFactory, create_engine, create_session_factory
+from bot.db import (
+    SessionFactory,
+    create_engine,
+    create_reader_factory,
+    create_session_factory,
+)
 from bot.services import outbox, quotas, unreachable
 from bot.settings import Settings
 from bot.telegram.commands import default_menus
@@ -44,6 +50,7 @@ class App:
     bot: Bot
     dispatcher: Dispatcher
     sender: OutboxSender
+    work: BackgroundWork
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
 
@@ -113,12 +120,14 @@ def build_app(
     sessions = create_session_factory(engine)
     bot = bot or build_bot(settings)
     sender = OutboxSender(bot, sessions, clock, settings, on_unreachable=unreachable.tell_head)
+    work = BackgroundWork(sessions, create_reader_factory(engine), sender.wake)
     dispatcher = Dispatcher(
         storage=build_storage(settings, sessions, clock),
         settings=settings,
         clock=clock,
         sessions=sessions,
         sender=sender,
+        work=work,
         notifier=TelegramTicketNotifier(settings),
     )
     install_update_middlewares(
@@ -126,7 +135,7 @@ def build_app(
     )
     PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
     dispatcher.include_router(build_router())
-    return App(settings, clock, engine, sessions, bot, dispatcher, sender)
+    return App(settings, clock, engine, sessions, bot, dispatcher, sender, work)
 
 
 async def prepare(app: App) -> None:
@@ -171,6 +180,7 @@ async def running(app: App, *, scheduler: bool = False) -> AsyncIterator[App]:
             with suppress(asyncio.CancelledError):
                 await task
         app.tasks.clear()
+        await app.work.close()
 
 
 async def close(app: App) -> None:

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     sandbox_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path(".")
 
+    @property
+    def outbox_files(self) -> Path:
+        """Where files made for the outbox wait until they are sent."""
+        return self.data_dir / "outbox-files"
+
     @field_validator("bot_token")
     @classmethod
     def _token_shape(cls, value: SecretStr | None) -> SecretStr | None:

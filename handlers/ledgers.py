@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from datetime import datetime
+import logging
+from functools import partial
 
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
@@ -11,16 +12,19 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.background import BackgroundWork
 from bot.i18n import N_, gettext_for
 from bot.services import exports, imports
+from bot.services.actor import Actor
 from bot.services.errors import InvalidInput, NotAllowed
-from bot.services.people import RoleInGrid
+from bot.settings import Settings
 from bot.telegram.args import split_args
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import Replier
-from models import Person, Role
+from models import Role
+
+log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # what a bot may download
 SHOWN_ERRORS = 30
@@ -60,93 +64,119 @@ async def export_command(
     message: Message,
     command: CommandObject,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-    i18n: I18n,
+    actor: Actor,
+    work: BackgroundWork,
+    settings: Settings,
 ) -> None:
+    """``/export households|people [grid]``: refused at once if out of scope, else built in the
+    background (no write lock held meanwhile) and sent when ready."""
     words = split_args(command.args, 1)
     if not words:
         reply.text(esc(_(USAGE)))
         return
-    locale = i18n.current_locale
-
-    def translate(msgid: str) -> str:
-        return gettext_for(locale, msgid)
-
+    person = actor.person
+    assert person is not None
     grid_code = words[1] if len(words) > 1 else None
-    stamp = now.strftime("%Y%m%d")
-    if _which(words[0]) == "people":
-        data = await exports.export_people(
-            session, person, roles, now=now, translate=translate, grid_code=grid_code
-        )
-        name = f"people-{stamp}.xlsx"
-    else:
-        data = await exports.export_households(
-            session, person, roles, now=now, translate=translate, grid_code=grid_code
-        )
-        name = f"households-{stamp}.xlsx"
-    reply.upload(
-        "sendDocument",
-        "document",
-        data,
-        name,
-        caption=esc(_("Ledger as of {day}.").format(day=stamp)),
-    )
+    await exports.check_scope(actor.session, person, actor.roles, grid_code, actor.now)
+    reply.text(_("Preparing the ledger; it will be sent here in a moment."))
+    people = _which(words[0]) == "people"
+    chat_id = message.chat.id
+
+    async def send_ledger() -> None:
+        stamp = actor.now.strftime("%Y%m%d")
+        export = exports.export_people if people else exports.export_households
+        async with work.sessions() as writing:
+            to_chat = Replier(writing, chat_id, actor.now, person.id, settings.outbox_files)
+            try:
+                async with work.readers() as reading:
+                    data = await export(
+                        reading,
+                        person,
+                        actor.roles,
+                        now=actor.now,
+                        translate=partial(gettext_for, actor.locale),
+                        grid_code=grid_code,
+                        audit_into=writing,
+                    )
+            except Exception:
+                log.exception("the %s ledger for chat %s failed", export.__name__, chat_id)
+                writing.expunge_all()  # not the audit of an export that was never sent
+                to_chat.text(_("Sorry, the ledger could not be made. Please try again later."))
+            else:
+                name = f"{'people' if people else 'households'}-{stamp}.xlsx"
+                caption = esc(_("Ledger as of {day}.").format(day=stamp))
+                to_chat.upload("sendDocument", "document", data, name, caption=caption)
+            await writing.commit()
+
+    work.start(f"export-{chat_id}", send_ledger)
 
 
 async def ledger_file(
     message: Message,
     bot: Bot,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-    i18n: I18n,
+    actor: Actor,
+    work: BackgroundWork,
 ) -> None:
     """An admin sends a filled-in sheet: all rows are checked, and all or nothing imported.
 
-    The progress message is sent and edited directly, not through the outbox: it is a
-    passing display while the import holds the update's transaction, not a record.
+    It runs in the background, outside the update's transaction: the download and the parse
+    (in a thread) hold no lock, and only the check and the write are one transaction. The
+    progress message is sent and edited directly, not through the outbox: it is a passing
+    display while the import runs, not a record.
     """
     document = message.document
     assert document is not None
-    if not any(r.role == Role.ADMIN for r in roles):
+    person = actor.person
+    assert person is not None
+    if not any(r.role == Role.ADMIN for r in actor.roles):
         raise NotAllowed(N_("Only an administrator can import households and people."))
     if (document.file_size or 0) > MAX_FILE_BYTES:
         reply.text(_("The file is larger than 20 MB. Please split it into smaller files."))
         return
     chat_id = message.chat.id
-    status = await bot.send_message(chat_id, _("Reading the file…"))
+    run = (
+        imports.import_people if _which(message.caption) == "people" else imports.import_households
+    )
 
-    async def show(text: str) -> None:
-        with contextlib.suppress(TelegramAPIError):  # a progress line is not worth failing for
-            await bot.edit_message_text(
-                text, chat_id=chat_id, message_id=status.message_id, parse_mode="HTML"
-            )
+    async def import_file() -> None:
+        status = await bot.send_message(chat_id, _("Reading the file…"))
 
-    async def progress(done: int, total: int) -> None:
-        await show(_("Checked {done} of {total} rows…").format(done=done, total=total))
+        async def show(text: str) -> None:
+            with contextlib.suppress(TelegramAPIError):  # a progress line is not worth failing for
+                await bot.edit_message_text(
+                    text, chat_id=chat_id, message_id=status.message_id, parse_mode="HTML"
+                )
 
-    downloaded = await bot.download(document)
-    data = downloaded.read() if downloaded is not None else b""
-    which = _which(message.caption)
-    run = imports.import_people if which == "people" else imports.import_households
-    try:
-        report = await run(session, person, roles, data, now=now, progress=progress)
-    except InvalidInput as problem:  # the file as a whole cannot be used
-        await show(esc(_(problem.message).format(**problem.params)))
-        return
+        async def progress(done: int, total: int) -> None:
+            await show(_("Checked {done} of {total} rows…").format(done=done, total=total))
+
+        downloaded = await bot.download(document)
+        data = downloaded.read() if downloaded is not None else b""
+        async with work.sessions() as session:
+            try:
+                report = await run(
+                    session, person, actor.roles, data, now=actor.now, progress=progress
+                )
+            except InvalidInput as problem:  # the file as a whole cannot be used
+                await show(esc(_(problem.message).format(**problem.params)))
+                return
+            except Exception:
+                log.exception("importing a file for chat %s failed", chat_id)
+                await show(_("Sorry, the file could not be imported. Please try again later."))
+                return
+            if report.ok:
+                await session.commit()
+        await show(_import_result(report, actor.locale))
+
+    work.start(f"import-{chat_id}", import_file)
+
+
+def _import_result(report: imports.ImportReport, locale: str) -> str:
     if report.ok:
-        await show(
-            _("Imported: {created} new, {updated} updated, {unchanged} unchanged.").format(
-                created=report.created, updated=report.updated, unchanged=report.unchanged
-            )
+        return _("Imported: {created} new, {updated} updated, {unchanged} unchanged.").format(
+            created=report.created, updated=report.updated, unchanged=report.unchanged
         )
-        return
-    locale = i18n.current_locale
     lines = [
         bold(
             _("Nothing was imported: {count} rows need fixing.").format(count=len(report.bad_rows))
@@ -155,8 +185,7 @@ async def ledger_file(
     lines += [esc(error.render(locale)) for error in report.errors[:SHOWN_ERRORS]]
     if len(report.errors) > SHOWN_ERRORS:
         lines.append(_("…and {count} more.").format(count=len(report.errors) - SHOWN_ERRORS))
-    text = "\n".join(lines)
-    await show(text[:4000])
+    return "\n".join(lines)[:4000]
 
 
 def build_router() -> Router:

@@ -1,11 +1,13 @@
 """Ledgers (台账): the households and the people of the asker's grids, as XLSX workbooks.
 
-A handler parses ``/export`` (which ledger, which grid), calls one service and sends the
-bytes back as a document, then commits (the export is audited in the same transaction)::
+A handler parses ``/export`` (which ledger, which grid), refuses at once what the asker may
+not have (:func:`check_scope`), and hands the export to the background: it reads in a
+read-only session — no write lock held while the workbook is built — and the audit record
+goes into the short transaction that queues the document (``audit_into``)::
 
     data = await export_households(
-        session, person, roles, now=now, translate=lambda m: gettext_for(locale, m),
-        grid_code=code_or_none,
+        reading, person, roles, now=now, translate=lambda m: gettext_for(locale, m),
+        grid_code=code_or_none, audit_into=writing,
     )
 
 What a ledger holds:
@@ -89,6 +91,18 @@ class _Scope:
         return any(within(p, path) for p in self.sensitive)
 
 
+async def check_scope(
+    session: AsyncSession,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    grid_code: str | None,
+    now: datetime,
+) -> None:
+    """Refuse at once (``NotAllowed``, ``NotFound``) an export the asker may not have, before
+    it is started in the background."""
+    await _scope(session, actor, roles, grid_code, False, now)
+
+
 async def _scope(
     session: AsyncSession,
     actor: Person,
@@ -138,6 +152,7 @@ async def export_households(
     translate: Translate,
     grid_code: str | None = None,
     masked: bool = False,
+    audit_into: AsyncSession | None = None,
 ) -> bytes:
     """The household ledger (住户台账) of the asker's grids as XLSX bytes; see the module."""
     scope = await _scope(session, actor, roles, grid_code, masked, now)
@@ -231,7 +246,15 @@ async def export_households(
             )
         ],
     )
-    _audit(session, actor, "export:households", scope, len(records), shown_unmasked, now)
+    _audit(
+        audit_into or session,
+        actor,
+        "export:households",
+        scope,
+        len(records),
+        shown_unmasked,
+        now,
+    )
     return data
 
 
@@ -244,6 +267,7 @@ async def export_people(
     translate: Translate,
     grid_code: str | None = None,
     masked: bool = False,
+    audit_into: AsyncSession | None = None,
 ) -> bytes:
     """The people ledger (人员台账): every active staff role over the asker's grids — one row
     per role, as the people import reads it — as XLSX bytes. Residents are in the household
@@ -304,7 +328,7 @@ async def export_people(
             )
         ],
     )
-    _audit(session, actor, "export:people", scope, len(records), shown_unmasked, now)
+    _audit(audit_into or session, actor, "export:people", scope, len(records), shown_unmasked, now)
     return data
 
 

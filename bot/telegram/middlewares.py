@@ -79,7 +79,7 @@ class UpdateContextMiddleware(BaseMiddleware):
                     chat_id,
                     now,
                     actor.person.id if actor.person is not None else None,
-                    self.settings.data_dir / "outbox-files",
+                    self.settings.outbox_files,
                 )
             try:
                 result = await handler(event, data)

@@ -182,6 +182,8 @@ class Harness:
         bot = self.server.get_bot(TOKEN.split(":")[0])
         if bot.updates.pending_count():
             return True
+        if self.app is not None and self.app.work.busy:  # an export or import still running
+            return True
         return self.app is not None and await self.app.sender.due_count() > 0
 
     async def advance(self, delta: timedelta, *, jump: bool = False) -> None:

@@ -58,6 +58,7 @@ async def test_an_admin_imports_a_gbk_file_and_exports_the_ledger(h: Harness) ->
     assert {h_.head_name for h_ in imported} == {"张大爷", "李阿姨"}
 
     await admin.send(f"/export households {grid.code}")
+    assert "正在生成台账" in (await admin.next_message()).text  # at once; the file follows
     ledger = await admin.next_message()
     assert ledger.document is not None
     book = load_workbook(io.BytesIO(await h.client.download(ledger.document["file_id"])))
