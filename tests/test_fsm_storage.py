@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import pytest
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
 from pydantic import SecretStr
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,26 +21,28 @@ from bot.services import conversations
 from bot.settings import Settings
 from bot.telegram.fsm_storage import DatabaseStorage, SessionStorage, record_key
 from models import FsmRecord
-from tests.conftest import REDIS_URL
 from tests.fakes import TOKEN
 from tests.statements import Statements
 
 KEY = StorageKey(bot_id=123456789, chat_id=42, user_id=42)
 OTHER = StorageKey(bot_id=123456789, chat_id=43, user_id=43)
+PARTS = ("state", "data")
 
 
-async def round_trip(first: BaseStorage, second: BaseStorage) -> None:
+async def round_trip(
+    first: BaseStorage, second: BaseStorage, key: StorageKey = KEY, other: StorageKey = OTHER
+) -> None:
     """What one process writes, another (a restarted bot, another worker) reads."""
-    await first.set_state(KEY, "NewReport:description")
-    await first.set_data(KEY, {"category": "fire", "photos": ["a", "b"]})
-    assert await second.get_state(KEY) == "NewReport:description"
-    assert await second.get_data(KEY) == {"category": "fire", "photos": ["a", "b"]}
-    assert await second.get_state(OTHER) is None
-    assert await second.get_data(OTHER) == {}
-    await second.set_state(KEY, None)
-    await second.set_data(KEY, {})
-    assert await first.get_state(KEY) is None
-    assert await first.get_data(KEY) == {}
+    await first.set_state(key, "NewReport:description")
+    await first.set_data(key, {"category": "fire", "photos": ["a", "b"]})
+    assert await second.get_state(key) == "NewReport:description"
+    assert await second.get_data(key) == {"category": "fire", "photos": ["a", "b"]}
+    assert await second.get_state(other) is None
+    assert await second.get_data(other) == {}
+    await second.set_state(key, None)
+    await second.set_data(key, {})
+    assert await first.get_state(key) is None
+    assert await first.get_data(key) == {}
 
 
 async def test_database_storage_survives_a_restart(
@@ -48,24 +52,32 @@ async def test_database_storage_survives_a_restart(
     await round_trip(DatabaseStorage(sessions, clock), DatabaseStorage(sessions, clock))
 
 
-async def test_redis_storage_is_shared_between_workers(database_url: str) -> None:
-    if not REDIS_URL:
-        pytest.skip("GRIDBOT_TEST_REDIS_URL is not set (Redis tests run in .ci/run)")
-    if not database_url.startswith("sqlite"):
-        pytest.skip("one backend is enough for this Redis test")
+def run_keys() -> tuple[StorageKey, StorageKey]:
+    """Two conversations no other test run has: runs at once may share one Redis database."""
+    chat = os.getpid() * 10**6 + secrets.randbelow(10**6)
+    return (
+        StorageKey(bot_id=KEY.bot_id, chat_id=chat, user_id=chat),
+        StorageKey(bot_id=KEY.bot_id, chat_id=-chat, user_id=chat),
+    )
+
+
+async def test_redis_storage_is_shared_between_workers(redis_url: str) -> None:
     settings = Settings(
         _env_file=None,  # type: ignore[call-arg]
         bot_token=SecretStr(TOKEN),
-        database_url=database_url,
-        redis_url=REDIS_URL,
+        redis_url=redis_url,
     )
     clock = FrozenClock.__new__(FrozenClock)
     first = build_storage(settings, None, clock)  # type: ignore[arg-type]
     second = build_storage(settings, None, clock)  # type: ignore[arg-type]
+    key, other = run_keys()
     try:
-        assert type(first).__name__ == "RedisStorage"
-        await round_trip(first, second)
+        assert isinstance(first, RedisStorage)
+        await round_trip(first, second, key, other)
     finally:
+        if isinstance(first, RedisStorage):  # this run's keys only: never the whole database
+            names = [first.key_builder.build(k, part) for k in (key, other) for part in PARTS]
+            await first.redis.delete(*names)
         await first.close()
         await second.close()
 

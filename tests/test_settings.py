@@ -23,6 +23,12 @@ def test_defaults_are_the_embedded_ones() -> None:
     assert s.bot_token is None
 
 
+def test_the_suite_reads_no_setting_of_its_caller() -> None:
+    """Neither the environment nor a ``.env`` of whoever runs the tests reaches them
+    (tests/conftest.py; tests/test_suite_isolation.py runs this with hostile values in both)."""
+    assert Settings().model_dump() == Settings.model_construct().model_dump()
+
+
 @pytest.mark.parametrize(
     "token",
     [

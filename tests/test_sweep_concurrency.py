@@ -26,20 +26,15 @@ from bot.services.notice import resident_grid
 from bot.services.notify import Notice
 from bot.settings import ReportLimits, Settings
 from models import Person, TicketCategory, TicketEvent
-from tests.conftest import PG_URL
 from tests.fakes import RecordingNotifier
 
-pytestmark = pytest.mark.skipif(
-    not PG_URL, reason="GRIDBOT_TEST_DATABASE_URL is not set (PostgreSQL tests run in .ci/run)"
-)
 TICKETS = 30
 SWEEP_ACTIONS = ("warned", "escalated", "overdue")
 
 
 @pytest.fixture
-async def engines(pg_url: str | None) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
-    """Two engines on the test database, as two processes would have; emptied afterwards."""
-    assert pg_url is not None
+async def engines(pg_url: str) -> AsyncIterator[tuple[AsyncEngine, AsyncEngine]]:
+    """Two engines on the run's database, as two processes would have; emptied afterwards."""
     pair = (create_engine(pg_url, poolclass=NullPool), create_engine(pg_url, poolclass=NullPool))
     try:
         yield pair
