@@ -92,13 +92,25 @@ async def expire_idle_reports(ctx: JobContext) -> None:
         ctx.wake_outbox()
 
 
+PUSH_ROUND = 200  # workers per transaction of the morning push
+
+
 async def daily_task_push(ctx: JobContext) -> None:
-    """From 08:00 on working days: each worker's task push (每日任务推送), once per day."""
-    async with ctx.sessions() as session:
-        sent = await daily_push.send_daily_pushes(
-            session, ctx.clock.now(), ctx.settings, render_push
-        )
-        await session.commit()
+    """From 08:00 on working days: each worker's task push (每日任务推送), once per day — in
+    rounds of ``PUSH_ROUND`` workers, each a short transaction of its own, so that no one
+    waits on the write lock while thousands of pushes are planned."""
+    sent = 0
+    while True:
+        async with ctx.sessions() as session:
+            done = await daily_push.push_round(
+                session, ctx.clock.now(), ctx.settings, render_push, limit=PUSH_ROUND
+            )
+            await session.commit()
+        sent += done.sent
+        if done.sent and ctx.wake_outbox is not None:
+            ctx.wake_outbox()  # the first rounds go out while the rest are planned
+        if done.workers < PUSH_ROUND:
+            break
     _sent(ctx, sent, "daily task pushes")
 
 

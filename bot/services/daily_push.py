@@ -126,31 +126,55 @@ def push_ref(worker_id: int, day: date) -> str:
 # --- the morning push ---------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class PushRound:
+    """What one round of the morning push did: the workers it took, the pushes it queued."""
+
+    workers: int
+    sent: int
+
+
 async def send_daily_pushes(
     session: AsyncSession, now: datetime, settings: Settings, render: PushRenderer
 ) -> int:
-    """Queue today's push for every worker who has not had it; return how many were queued.
+    """Queue today's push for every worker who has not had it (in one transaction); return
+    how many were queued. The scheduler goes in rounds instead (:func:`push_round`)."""
+    return (await push_round(session, now, settings, render)).sent
+
+
+async def push_round(
+    session: AsyncSession,
+    now: datetime,
+    settings: Settings,
+    render: PushRenderer,
+    *,
+    limit: int | None = None,
+) -> PushRound:
+    """Queue today's push for up to ``limit`` workers who have not had it (all of them with
+    ``None``), lowest ids first.
 
     Does nothing before 08:00 local, in quiet hours or on a day off. Safe to run often and
-    from several processes: each (worker, day) is claimed once. Set-based: a fixed number of
-    queries whatever the number of workers (the plan, roles, open tickets, meetings and the
-    claims are each read or written for everyone at once).
+    from several processes: each (worker, day) is claimed once, so rounds in transactions of
+    their own go through everyone; a round that takes fewer than ``limit`` workers was the
+    last. Set-based: a fixed number of queries per round (the plan, roles, open tickets,
+    meetings and the claims are each read or written for the round's workers at once).
     """
     local = now.astimezone(settings.tz)
     if local.time() < PUSH_TIME or in_quiet_hours(now, settings):
-        return 0
+        return PushRound(0, 0)
     calendar = await tickets.calendar_for(session, await tickets.current_policy(session))
     today = local.date()
     if not calendar.is_workday(today):
-        return 0
-    pending = await _workers_not_pushed(session, today)
+        return PushRound(0, 0)
+    pending = await _workers_not_pushed(session, today, limit)
     if not pending:
-        return 0
+        return PushRound(0, 0)
+    worker_ids = [p.id or 0 for p in pending]
     await quotas.ensure_default_rules(session, now, tz=settings.tz)
     plans = await quotas.plan_daily_push(
-        session, now, calendar.is_workday, worker_ids=[p.id or 0 for p in pending], tz=settings.tz
+        session, now, calendar.is_workday, worker_ids=worker_ids, tz=settings.tz
     )
-    roles = await roles_of_many(session, _pending_ids(today))
+    roles = await roles_of_many(session, worker_ids)
     pushes = await compose_pushes(session, pending, plans, roles, today, now, settings)
     outcomes: dict[int, str] = {}
     for push in pushes:
@@ -177,7 +201,7 @@ async def send_daily_pushes(
     await outbox.insert_rows(session, rows)
     if unreachable:
         await _tell_heads_instead(session, unreachable, roles, now, settings)
-    return sent
+    return PushRound(len(pending), sent)
 
 
 async def compose_pushes(
@@ -319,9 +343,14 @@ def _pending_ids(today: date) -> SelectOfScalar[Any]:
     )
 
 
-async def _workers_not_pushed(session: AsyncSession, today: date) -> list[Person]:
+async def _workers_not_pushed(
+    session: AsyncSession, today: date, limit: int | None
+) -> list[Person]:
     rows = await session.exec(
-        select(Person).where(col(Person.id).in_(_pending_ids(today))).order_by(col(Person.id))
+        select(Person)
+        .where(col(Person.id).in_(_pending_ids(today)))
+        .order_by(col(Person.id))
+        .limit(limit)
     )
     return list(rows.all())
 

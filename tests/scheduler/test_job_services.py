@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlmodel import select
+import pytest
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
 from bot.services import jobs
+from bot.services.demo import load_demo_data
 from bot.services.jobs import JobState
 from models import OutboxMessage, OutboxStatus, ProcessedUpdate
 from scheduler.context import JobContext
@@ -155,3 +158,28 @@ async def test_a_finish_without_a_recorded_start_still_records(
 
 async def _info(session: AsyncSession, job_id: str, now: datetime) -> jobs.JobInfo:
     return next(i for i in await jobs.jobs_overview(session, REGISTRY, now) if i.id == job_id)
+
+
+async def test_the_morning_push_goes_in_rounds_each_its_own_transaction(
+    ctx: JobContext, pooled_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Thousands of workers' pushes are planned in short transactions: the write lock is let
+    go between rounds, and every worker still gets exactly one push."""
+    from scheduler import jobs as job_module
+    from tests.statements import Statements
+
+    async with ctx.sessions() as session:
+        await load_demo_data(session, local(2026, 3, 12, 7))
+        await session.commit()
+    monkeypatch.setattr(job_module, "PUSH_ROUND", 4)
+    ctx.clock.set(local(2026, 3, 13, 8))  # type: ignore[attr-defined]
+    with Statements(pooled_engine) as sql:
+        await job_module.daily_task_push(ctx)
+    async with ctx.sessions() as session:
+        pushed = (
+            await session.exec(
+                select(OutboxMessage.chat_id).where(col(OutboxMessage.ref).startswith("dp:"))
+            )
+        ).all()
+    assert len(pushed) == len(set(pushed)) == 27  # each worker once (the demo's 27)
+    assert sql.transactions >= 27 // 4
