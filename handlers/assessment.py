@@ -10,6 +10,7 @@ from aiogram.types import Message
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import indicators
+from bot.services.message_size import split_message
 from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram.replies import Replier
@@ -32,7 +33,7 @@ async def indicators_command(
         session, person, roles, grid_query=command.args, now=now, tz=settings.tz
     )
     text = "\n\n".join(indicators.render_report(r, locale, settings.tz) for r in reports)
-    for part in indicators.split_message(text):
+    for part in split_message(text):
         reply.text(part)
 
 

@@ -43,9 +43,9 @@ from bot.services.indicators import (
     indicator_report,
     percent_text,
     render_report,
-    split_message,
     window_text,
 )
+from bot.services.message_size import split_message
 from bot.services.periods import PeriodKind, local_midnight, period_of
 from bot.settings import Settings
 from models import (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
@@ -10,8 +11,16 @@ from sqlalchemy import insert
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
+from bot.services.message_size import (
+    MAX_CAPTION,
+    MAX_MESSAGE,
+    cut_to_fit,
+    split_message,
+    visible_length,
+)
 from models import OutboxLane, OutboxMessage, OutboxStatus
 
+log = logging.getLogger(__name__)
 OUTBOX = models.metadata.tables[str(OutboxMessage.__tablename__)]
 MESSAGE_METHODS = ("send", "edit", "copy", "forward")  # what Telegram's rate limits count
 
@@ -39,12 +48,14 @@ def enqueue(
     """Add one call to the session; it is sent only if the transaction commits.
 
     ``lane`` says who goes first when the sender must choose; a call that is not a message
-    is always ``CONTROL``."""
+    is always ``CONTROL``. A text or caption longer than Telegram takes is cut to fit (a
+    message sent with :func:`send_text` is split instead): a row the Bot API would refuse
+    for its length is never queued."""
     message = OutboxMessage(
         chat_id=chat_id,
         person_id=person_id,
         method=method,
-        payload=payload,
+        payload=fitted(method, payload),
         ref=ref,
         edit_ref=edit_ref,
         urgent=urgent,
@@ -84,20 +95,41 @@ def send_text(
     not_before: datetime | None = None,
     expires_at: datetime | None = None,
 ) -> OutboxMessage:
-    """Enqueue a ``sendMessage``."""
-    return enqueue(
-        session,
-        chat_id=chat_id,
-        method="sendMessage",
-        payload=text_payload(chat_id, text, reply_markup, parse_mode),
-        now=now,
-        person_id=person_id,
-        ref=ref,
-        urgent=urgent,
-        lane=lane,
-        not_before=not_before,
-        expires_at=expires_at,
-    )
+    """Enqueue a ``sendMessage``; a text longer than one message is sent as several, split
+    between lines, the keyboard under the last and ``ref`` naming the first (returned)."""
+    parts = [text]
+    if visible_length(text, parse_mode) > MAX_MESSAGE:
+        parts = split_message(text)
+    rows = [
+        enqueue(
+            session,
+            chat_id=chat_id,
+            method="sendMessage",
+            payload=text_payload(
+                chat_id, part, reply_markup if index == len(parts) - 1 else None, parse_mode
+            ),
+            now=now,
+            person_id=person_id,
+            ref=ref if index == 0 else None,
+            urgent=urgent,
+            lane=lane,
+            not_before=not_before,
+            expires_at=expires_at,
+        )
+        for index, part in enumerate(parts)
+    ]
+    return rows[0]
+
+
+def fitted(method: str, payload: dict[str, Any]) -> dict[str, Any]:
+    """``payload`` with its text or caption cut to what Telegram takes, if it is longer."""
+    parse_mode = payload.get("parse_mode")
+    for key, limit in (("text", MAX_MESSAGE), ("caption", MAX_CAPTION)):
+        value = payload.get(key)
+        if isinstance(value, str) and visible_length(value, parse_mode) > limit:
+            log.error("%s to chat %s: %s cut to fit", method, payload.get("chat_id"), key)
+            payload = {**payload, key: cut_to_fit(value, parse_mode, limit)}
+    return payload
 
 
 def text_row(
@@ -116,7 +148,7 @@ def text_row(
         "chat_id": chat_id,
         "person_id": person_id,
         "method": "sendMessage",
-        "payload": text_payload(chat_id, text, reply_markup, parse_mode),
+        "payload": fitted("sendMessage", text_payload(chat_id, text, reply_markup, parse_mode)),
         "ref": ref,
         "edit_ref": None,
         "urgent": False,

@@ -17,7 +17,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot import labels
 from bot.i18n import N_, gettext_for
 from bot.services.daily_push import Markup, MorningPush
-from bot.services.indicators import split_message, utf16_length
+from bot.services.message_size import split_message, utf16_length
 from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
 from bot.services.visits import DiaryEntry, RuleProgress
 from bot.settings import Settings

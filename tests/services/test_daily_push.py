@@ -17,7 +17,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.services import daily_push, meetings, quotas, tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.services.errors import NotAllowed
-from bot.services.indicators import utf16_length
+from bot.services.message_size import utf16_length
 from bot.services.notice import resident_grid
 from bot.services.people import roles_of, roles_of_many
 from bot.settings import ReportLimits, Settings

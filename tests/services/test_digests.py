@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.i18n import gettext_for
 from bot.services import digests, quotas
 from bot.services.digests import Week
-from bot.services.indicators import utf16_length
+from bot.services.message_size import utf16_length
 from bot.settings import Settings
 from models import (
     OPEN_TICKET_STATES,

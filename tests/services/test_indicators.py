@@ -15,7 +15,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import indicators
 from bot.services.errors import DomainError, NotAllowed
-from bot.services.indicators import Indicators, Ratio, split_message, utf16_length
+from bot.services.indicators import Indicators, Ratio
+from bot.services.message_size import split_message, utf16_length
 from bot.services.people import RoleInGrid
 from models import (
     Grid,
