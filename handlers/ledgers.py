@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import logging
 from functools import partial
 
@@ -18,6 +18,8 @@ from bot.i18n import N_, gettext_for
 from bot.services import exports, imports
 from bot.services.actor import Actor
 from bot.services.errors import InvalidInput, NotAllowed
+from bot.services.message_size import MAX_MESSAGE, cut_to_fit, visible_length
+from bot.services.tabular import Sheet, write_workbook
 from bot.settings import Settings
 from bot.telegram.args import split_args
 from bot.telegram.render import bold, esc
@@ -117,6 +119,7 @@ async def ledger_file(
     reply: Replier,
     actor: Actor,
     work: BackgroundWork,
+    settings: Settings,
 ) -> None:
     """An admin sends a filled-in sheet: all rows are checked, and all or nothing imported.
 
@@ -142,14 +145,20 @@ async def ledger_file(
     async def import_file() -> None:
         status = await bot.send_message(chat_id, _("Reading the file…"))
 
-        async def show(text: str) -> None:
-            with contextlib.suppress(TelegramAPIError):  # a progress line is not worth failing for
+        async def show(text: str, *, final: bool = True) -> None:
+            """Edit the status message; the final word is sent anew if the edit fails."""
+            try:
                 await bot.edit_message_text(
                     text, chat_id=chat_id, message_id=status.message_id, parse_mode="HTML"
                 )
+            except TelegramAPIError as error:
+                log.warning("import status for chat %s not edited: %s", chat_id, error)
+                if final:
+                    await bot.send_message(chat_id, text, parse_mode="HTML")
 
         async def progress(done: int, total: int) -> None:
-            await show(_("Checked {done} of {total} rows…").format(done=done, total=total))
+            text = _("Checked {done} of {total} rows…").format(done=done, total=total)
+            await show(text, final=False)  # a progress line is not worth failing for
 
         downloaded = await bot.download(document)
         data = downloaded.read() if downloaded is not None else b""
@@ -167,7 +176,22 @@ async def ledger_file(
                 return
             if report.ok:
                 await session.commit()
-        await show(_import_result(report, actor.locale))
+        text = _import_result(report, actor.locale)
+        if not report.ok and (
+            len(report.errors) > SHOWN_ERRORS or visible_length(text, "HTML") > MAX_MESSAGE
+        ):
+            async with work.sessions() as session:
+                to_chat = Replier(session, chat_id, actor.now, person.id, settings.outbox_files)
+                to_chat.upload(
+                    "sendDocument",
+                    "document",
+                    await asyncio.to_thread(_errors_workbook, report, actor.locale),
+                    "rows-to-fix.xlsx",
+                    caption=esc(_("Every row to fix, and what is wrong with it.")),
+                )
+                await session.commit()
+            text = cut_to_fit(text, "HTML", MAX_MESSAGE)
+        await show(text)
 
     work.start(f"import-{chat_id}", import_file)
 
@@ -185,7 +209,25 @@ def _import_result(report: imports.ImportReport, locale: str) -> str:
     lines += [esc(error.render(locale)) for error in report.errors[:SHOWN_ERRORS]]
     if len(report.errors) > SHOWN_ERRORS:
         lines.append(_("…and {count} more.").format(count=len(report.errors) - SHOWN_ERRORS))
-    return "\n".join(lines)[:4000]
+    return "\n".join(lines)
+
+
+def _errors_workbook(report: imports.ImportReport, locale: str) -> bytes:
+    """Every bad cell of an import, one a row: the row, the column, what is wrong."""
+    headers = [N_("Row"), N_("Column"), N_("What is wrong")]
+    return write_workbook(
+        [
+            Sheet(
+                title=gettext_for(locale, N_("Rows to fix")),
+                headers=[gettext_for(locale, h) for h in headers],
+                rows=(
+                    [e.row, e.column, gettext_for(locale, e.reason, **e.params)]
+                    for e in report.errors
+                ),
+                widths=[8, 20, 60],
+            )
+        ]
+    )
 
 
 def build_router() -> Router:

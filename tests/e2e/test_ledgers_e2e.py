@@ -69,3 +69,24 @@ async def test_an_admin_imports_a_gbk_file_and_exports_the_ledger(h: Harness) ->
     await resident.send_document("\n".join([HEADER, *good]).encode("gbk"), filename="x.csv")
     await h.settle()
     assert "管理员" in (await resident.transcript()).texts[-1]
+
+
+async def test_a_long_error_report_comes_as_a_file_and_the_last_word_always_arrives(
+    h: Harness,
+) -> None:
+    """Seen: 35 bad rows under a 196-character header (190 emoji) left the admin at
+    "已核对 35 / 35 行…" for ever — the report was cut by Python characters (Telegram counts
+    UTF-16 units) and the failed edit was swallowed."""
+    admin = await h.persona("admin")
+    header = HEADER + "," + "🏠" * 190
+    bad = [f"B{n:03d},999999999999999,王{n},12345,新村{n}号,abc,,否,否,,," for n in range(35)]
+    await admin.send_document("\n".join([header, *bad]).encode("utf-8"), filename="住户.csv")
+    await h.settle()
+    messages = (await admin.transcript()).bot_messages
+    [sheet] = [m for m in messages if m.document]
+    book = load_workbook(io.BytesIO(await h.client.download(sheet.document["file_id"])))
+    rows = list(book.active.iter_rows(values_only=True))
+    assert rows[0] == ("行号", "列", "问题")
+    assert {row[0] for row in rows[1:]} == set(range(2, 37))  # every bad row, by its number
+    final = messages[-1] if not messages[-1].document else messages[-2]
+    assert "未导入任何数据" in final.text
