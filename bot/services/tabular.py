@@ -32,6 +32,7 @@ import zipfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 from typing import Any
 
 from openpyxl import Workbook, load_workbook
@@ -49,6 +50,8 @@ MAX_ROWS = 100_000  # data rows in one file
 MAX_COLUMNS = 100  # cells further right are ignored
 HEADER_SEARCH_ROWS = 10  # a title row or two may sit above the header row
 MAX_UNZIPPED_BYTES = 400 * 1024 * 1024  # a workbook that inflates beyond this is refused
+MAX_CELL = 2_000  # characters in one cell: no field of ours is longer
+PARSE_SECONDS = 60.0  # a file that takes longer to read is refused (read in a worker thread)
 
 XLSX_MAGIC = b"PK\x03\x04"
 OLE_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls, and password-protected .xlsx
@@ -72,6 +75,14 @@ NO_HEADER = N_("No header row was found. The file needs the columns {columns}.")
 MISSING_COLUMNS = N_("The file lacks the columns {columns}.")
 DUPLICATE_COLUMN = N_("The column {column} appears twice (columns {first} and {second}).")
 NO_ROWS = N_("The file has no rows to import below its header row.")
+LONG_CELL = N_(
+    "A cell in row {row} is longer than {limit} characters. Please check the file and send it "
+    "again."
+)
+TOO_SLOW = N_(
+    "The file takes too long to read (more than {limit} seconds). Please save it again as a "
+    "plain .xlsx or CSV, or split it into smaller files."
+)
 
 
 class FileProblem(InvalidInput):
@@ -176,7 +187,11 @@ def read_table(
 
 
 def read_rows(data: bytes) -> list[Row]:
-    """Every non-empty row of a CSV or XLSX file, cells stripped, at most MAX_ROWS + a header."""
+    """Every non-empty row of a CSV or XLSX file, cells stripped, at most MAX_ROWS + a header.
+
+    Refused while reading (not after): more rows than MAX_ROWS, a cell longer than MAX_CELL,
+    only the first MAX_COLUMNS columns read, and PARSE_SECONDS at most — call it in a worker
+    thread, never on the event loop."""
     if len(data) > MAX_FILE_BYTES:
         raise FileProblem(TOO_BIG, limit=MAX_FILE_BYTES // (1024 * 1024))
     if not data.strip():
@@ -188,9 +203,14 @@ def read_rows(data: bytes) -> list[Row]:
     else:
         rows = _csv_rows(decode_text(data))
     kept: list[Row] = []
+    deadline = monotonic() + PARSE_SECONDS
     for row in rows:
         if row.number > 2 * MAX_ROWS + HEADER_SEARCH_ROWS or len(kept) > MAX_ROWS + 1:
             raise FileProblem(TOO_MANY_ROWS, limit=MAX_ROWS)
+        if any(len(cell) > MAX_CELL for cell in row.cells):
+            raise FileProblem(LONG_CELL, row=row.number, limit=MAX_CELL)
+        if monotonic() > deadline:
+            raise FileProblem(TOO_SLOW, limit=int(PARSE_SECONDS))
         if any(row.cells):
             kept.append(row)
     if not kept:
@@ -260,7 +280,7 @@ def _xlsx_rows(data: bytes) -> Iterator[Row]:
             raise FileProblem(BAD_WORKBOOK)
         sheet = workbook.worksheets[0]
         sheet.reset_dimensions()  # trust the cells, not the size some writers declare
-        values = sheet.iter_rows(values_only=True)
+        values = sheet.iter_rows(values_only=True, max_col=MAX_COLUMNS)
         number = 0
         while True:
             try:

@@ -944,6 +944,7 @@ def test_any_header_row_is_read_or_refused_clearly(
             DUPLICATE_COLUMN,
             BAD_TEXT,  # a NUL character: binary, not text
             tabular.BAD_CSV_ROW,
+            tabular.LONG_CELL,
         }
         assert gettext_for("zh_Hans", problem.message, **problem.params)
         return
@@ -956,3 +957,70 @@ def test_a_formula_in_a_workbook_is_never_imported_as_text() -> None:
     _, errors = parse_households(read_household_file(data))
     # openpyxl saves no computed value, so the cells read as empty: nothing runs, nothing leaks
     assert [(e.column, e.reason) for e in errors] == [("户主姓名", EMPTY), ("地址", EMPTY)]
+
+
+def sparse_far_right_workbook(rows: int) -> bytes:
+    """A small file that openpyxl would inflate to 16,384 cells a row: a value in column A
+    and one in XFD, the last column Excel has, on every row."""
+    cells = "".join(
+        f'<row r="{r}"><c r="A{r}" t="inlineStr"><is><t>x</t></is></c>'
+        f'<c r="XFD{r}" t="inlineStr"><is><t>y</t></is></c></row>'
+        for r in range(1, rows + 1)
+    )
+    main = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+    rel = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
+    pkg = "http://schemas.openxmlformats.org/package/2006/relationships"
+    parts = {
+        "[Content_Types].xml": (
+            '<Types xmlns="http://schemas.openxmlformats.org/package/2006/content-types">'
+            '<Default Extension="rels" '
+            'ContentType="application/vnd.openxmlformats-package.relationships+xml"/>'
+            '<Default Extension="xml" ContentType="application/xml"/>'
+            '<Override PartName="/xl/workbook.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml"/>'
+            '<Override PartName="/xl/worksheets/sheet1.xml" ContentType="application/'
+            'vnd.openxmlformats-officedocument.spreadsheetml.worksheet+xml"/></Types>'
+        ),
+        "_rels/.rels": (
+            f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+            f'Type="{rel}/officeDocument" Target="xl/workbook.xml"/></Relationships>'
+        ),
+        "xl/workbook.xml": (
+            f'<workbook xmlns="{main}" xmlns:r="{rel}"><sheets>'
+            '<sheet name="S" sheetId="1" r:id="rId1"/></sheets></workbook>'
+        ),
+        "xl/_rels/workbook.xml.rels": (
+            f'<Relationships xmlns="{pkg}"><Relationship Id="rId1" '
+            f'Type="{rel}/worksheet" Target="worksheets/sheet1.xml"/></Relationships>'
+        ),
+        "xl/worksheets/sheet1.xml": (
+            f'<worksheet xmlns="{main}"><sheetData>{cells}</sheetData></worksheet>'
+        ),
+    }
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, text in parts.items():
+            archive.writestr(name, text)
+    return out.getvalue()
+
+
+def test_cells_far_to_the_right_are_never_read() -> None:
+    """Seen: a 107 KB workbook took 207 s of CPU and 371 MB to read — every row padded out to
+    the last column. Only the first MAX_COLUMNS columns are read now."""
+    rows = tabular.read_rows(sparse_far_right_workbook(200))
+    assert len(rows) == 200 and all(row.cells == ("x",) for row in rows)
+
+
+def test_a_file_that_reads_too_slowly_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tabular, "PARSE_SECONDS", 0.0)
+    with pytest.raises(tabular.FileProblem) as refused:
+        tabular.read_rows(sparse_far_right_workbook(50))
+    assert refused.value.message == tabular.TOO_SLOW
+
+
+def test_a_cell_longer_than_any_field_is_refused_with_its_row() -> None:
+    text = "户编号,户主姓名\nA1,张三\nA2," + "长" * (tabular.MAX_CELL + 1) + "\n"
+    with pytest.raises(tabular.FileProblem) as refused:
+        tabular.read_rows(text.encode("utf-8"))
+    assert refused.value.message == tabular.LONG_CELL
+    assert refused.value.params["row"] == 3
