@@ -11,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
-from bot.i18n import N_
+from bot.i18n import ASIDE, N_
 from bot.services import deeplinks, grids, households, invites, staff
 from bot.services.errors import NotAllowed
 from bot.services.notice import notice_board, posted_outcomes, resident_grid
@@ -396,7 +396,8 @@ async def mygrid_command(
     reply.text(text)
     for worker in board.workers:
         if worker.phone:
-            reply.contact(worker.phone, f"{worker.name}（{_(labels.ROLE[Role.WORKER])}）")
+            name = _(ASIDE).format(text=worker.name, aside=_(labels.ROLE[Role.WORKER]))
+            reply.contact(worker.phone, name)
 
 
 async def households_command(

@@ -9,7 +9,7 @@ from typing import Any
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import labels
-from bot.i18n import N_
+from bot.i18n import LABELLED, N_, join_list
 from bot.routing.policy import ChainLink
 from bot.services.classifying import KindChoices, KindOption, Reclassified
 from bot.services.dispatching import DispatchChoices, Dispatched, TierChoice
@@ -150,7 +150,7 @@ def tier_label(choice: TierChoice, t: Translate) -> str:
         return t("{grid} · {role} (nobody yet)", **values)
     if len(choice.holders) > NAMED_HOLDERS:
         return t("{grid} · {role} ×{count}", count=len(choice.holders), **values)
-    names = "、".join(person.name for person in choice.holders)
+    names = join_list(t, (person.name for person in choice.holders))
     return t("{grid} · {role} ({names})", names=names, **values)
 
 
@@ -412,7 +412,8 @@ def history_text(
         if event.action == "reclassified" and event.data.get("to_kind") in KIND_VALUES:
             kind = HandlingKind(event.data["to_kind"])
             label = t(RECLASSIFIED_LABEL, kind=t(labels.HANDLING_KIND[kind]))
-        who = f" · {esc(name)}" if name else ""
-        note = f"：{esc(event.note)}" if event.note else ""
-        lines.append(f"{code(local_time(event.at, tz))} {esc(label)}{who}{note}")
+        entry = esc(label) + (f" · {esc(name)}" if name else "")
+        if event.note:
+            entry = t(LABELLED, label=entry, text=esc(event.note))
+        lines.append(f"{code(local_time(event.at, tz))} {entry}")
     return "\n".join(lines)
