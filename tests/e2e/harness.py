@@ -310,6 +310,7 @@ async def harness(
         )
         h = Harness(sandbox, client, clock, settings, mode)
         h.language.default_locale = settings.default_locale
+        h.language.bot_id = int(TOKEN.split(":")[0])
         stop_watching = server.watch(h.language)
         await h.start_bot()
         try:

@@ -68,6 +68,7 @@ class LanguageWatch:
     """Collects what the bot shows in private chats (a :data:`~bot.sandbox.server.Watcher`)."""
 
     default_locale: str
+    bot_id: int | None = None  # only this bot's chats (None: every bot's)
     locales: dict[int, str] = field(default_factory=dict)  # user id → the language they read
     shown: list[Shown] = field(default_factory=list)
     typed: set[str] = field(default_factory=set)
@@ -76,7 +77,7 @@ class LanguageWatch:
         self.locales[user_id] = locale
 
     def __call__(self, conv: Conversation, event: dict[str, Any]) -> None:
-        if not conv.is_private:
+        if not conv.is_private or self.bot_id not in {None, conv.bot_id}:
             return
         chat_id = conv.chat_id
         kind = event["type"]
