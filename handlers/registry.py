@@ -41,10 +41,12 @@ def _t(message: str, **params: object) -> str:
     return _(message).format(**params) if params else _(message)
 
 
-GRID_USAGE = (
-    "/grid — {tree}\n/grid &lt;code&gt; — {subtree}\n/grid add &lt;parent&gt; &lt;name&gt;\n"
-    "/grid rename &lt;code&gt; &lt;name&gt;\n/grid move &lt;code&gt; &lt;new parent&gt;\n"
-    "/grid notice &lt;code&gt; area|services|process|phone &lt;text&gt;"
+# TRANSLATORS: the words after /grid (add, rename, move, notice, area, services, process,
+# phone) are typed as they are; translate only what is in <angle brackets>
+GRID_USAGE = N_(
+    "/grid — {tree}\n/grid <code> — {subtree}\n/grid add <parent> <name>\n"
+    "/grid rename <code> <name>\n/grid move <code> <new parent>\n"
+    "/grid notice <code> area|services|process|phone <text>"
 )
 
 
@@ -97,8 +99,10 @@ def _grid_usage() -> str:
     return (
         bold(_("How to use /grid"))
         + "\n"
-        + GRID_USAGE.format(
-            tree=esc(_("the grids you look after")), subtree=esc(_("one grid and those below it"))
+        + esc(
+            _(GRID_USAGE).format(
+                tree=_("the grids you look after"), subtree=_("one grid and those below it")
+            )
         )
     )
 

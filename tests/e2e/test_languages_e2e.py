@@ -99,9 +99,14 @@ async def test_the_main_flows_speak_the_readers_language(h: Harness, locale: str
     for command in ("/quota", "/tickets", "/households", "/check", "/sla", "/meetings"):
         await tour.say(worker, command)
 
-    for command in ("/quota", "/tickets", "/sla", "/indicators", "/check", "/meetings"):
+    for command in ("/quota", "/tickets", "/sla", "/indicators", "/check", "/meetings", "/qr"):
         await tour.say(head, command)
-    for command in ("/quota", "/sla", "/indicators"):
+    for command in ("/quota", "/sla", "/indicators", "/households"):
         await tour.say(cast["center"], command)
-    for command in ("/sla", "/quota_rules", "/grid", "/jobs", "/holidays", "/people"):
+    for command in (
+        *("/sla", "/quota_rules", "/quota_rules set", "/grid", "/grid help", "/jobs"),
+        *("/holidays", "/people", "/export", "/template", "/invite", "/check"),
+    ):
         await tour.say(cast["admin"], command)
+    await tour.say(head, "/meeting")
+    await tour.tap(head, t("✏️ Another meeting"))
