@@ -8,6 +8,7 @@ messages they put in the outbox; the aiogram side wraps the same catalogs.
 from __future__ import annotations
 
 import gettext
+from collections.abc import Callable, Iterable
 from functools import cache
 from io import BytesIO
 from pathlib import Path
@@ -82,3 +83,26 @@ def resolve_locale(chosen: str | None, language_code: str | None, default: str) 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention
     """Mark a message for extraction without translating it here."""
     return message
+
+
+# Punctuation that differs between the languages — Chinese writes 、 ； （） ： where English
+# writes , ; () : — kept as messages, so each catalog says how its language writes them.
+# Translate them like any message (``_(LIST_SEPARATOR)``, ``t(ASIDE, text=…, aside=…)``).
+# TRANSLATORS: between the items of a list, as in "A, B, C" (Chinese: 、)
+LIST_SEPARATOR = N_(", ")
+# TRANSLATORS: between two parts of one line, as in "3 households; head: Li" (Chinese: ；)
+CLAUSE_SEPARATOR = N_("; ")
+# TRANSLATORS: a remark after a name or title, as in "Wang (grid worker)" (Chinese: （）)
+ASIDE = N_("{text} ({aside})")
+# TRANSLATORS: a label and what it labels, as in "Wang: the lamp is fixed" (Chinese: ：)
+LABELLED = N_("{label}: {text}")
+
+
+def join_list(translate: Callable[[str], str], items: Iterable[str]) -> str:
+    """``items`` as a list in the language of ``translate``: "A, B, C" / "A、B、C"."""
+    return translate(LIST_SEPARATOR).join(items)
+
+
+def join_clauses(translate: Callable[[str], str], items: Iterable[str]) -> str:
+    """``items`` as parts of one line: "A; B" / "A；B"."""
+    return translate(CLAUSE_SEPARATOR).join(items)

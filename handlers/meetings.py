@@ -20,7 +20,7 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.i18n import N_
+from bot.i18n import N_, join_list
 from bot.services import grids, meetings
 from bot.services.errors import NotAllowed
 from bot.services.meetings import InviteeGroup, MeetingDraft
@@ -226,7 +226,7 @@ async def names_typed(
     await state.update_data(
         invitees=InviteeGroup.NAMED.value,
         named_ids=[p.id for p in found],
-        named_names="、".join(p.name for p in found),
+        named_names=join_list(_, (p.name for p in found)),
     )
     await _ask_recurrence(reply, state)
 

@@ -11,7 +11,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
-from bot.i18n import N_
+from bot.i18n import ASIDE, N_
 from bot.services import deeplinks, grids, households, invites, staff
 from bot.services.errors import NotAllowed
 from bot.services.notice import notice_board, posted_outcomes, resident_grid
@@ -41,10 +41,12 @@ def _t(message: str, **params: object) -> str:
     return _(message).format(**params) if params else _(message)
 
 
-GRID_USAGE = (
-    "/grid — {tree}\n/grid &lt;code&gt; — {subtree}\n/grid add &lt;parent&gt; &lt;name&gt;\n"
-    "/grid rename &lt;code&gt; &lt;name&gt;\n/grid move &lt;code&gt; &lt;new parent&gt;\n"
-    "/grid notice &lt;code&gt; area|services|process|phone &lt;text&gt;"
+# TRANSLATORS: the words after /grid (add, rename, move, notice, area, services, process,
+# phone) are typed as they are; translate only what is in <angle brackets>
+GRID_USAGE = N_(
+    "/grid — {tree}\n/grid <code> — {subtree}\n/grid add <parent> <name>\n"
+    "/grid rename <code> <name>\n/grid move <code> <new parent>\n"
+    "/grid notice <code> area|services|process|phone <text>"
 )
 
 
@@ -97,8 +99,10 @@ def _grid_usage() -> str:
     return (
         bold(_("How to use /grid"))
         + "\n"
-        + GRID_USAGE.format(
-            tree=esc(_("the grids you look after")), subtree=esc(_("one grid and those below it"))
+        + esc(
+            _(GRID_USAGE).format(
+                tree=_("the grids you look after"), subtree=_("one grid and those below it")
+            )
         )
     )
 
@@ -396,7 +400,8 @@ async def mygrid_command(
     reply.text(text)
     for worker in board.workers:
         if worker.phone:
-            reply.contact(worker.phone, f"{worker.name}（{_(labels.ROLE[Role.WORKER])}）")
+            name = _(ASIDE).format(text=worker.name, aside=_(labels.ROLE[Role.WORKER]))
+            reply.contact(worker.phone, name)
 
 
 async def households_command(

@@ -67,7 +67,7 @@ from bot.telegram.report_views import (
     typed_text,
     venue_address,
 )
-from models import Grid, Household, Person
+from models import Grid, HandlingKind, Household, Person, TicketCategory
 
 MAX_ADDRESS = 300
 NOT_JOINED = N_(
@@ -402,13 +402,15 @@ async def danger_answered(
     callback_data: ReportCb,
     reply: Replier,
     person: Person,
+    session: AsyncSession,
     state: FSMContext,
 ) -> None:
     await query.answer()
     draft = await _draft(state)
     draft.urgent = callback_data.action == ReportAction.DANGER_YES
-    if draft.urgent:
-        reply.text(emergency_text())  # 110 / 119 / 120 first, before anything else
+    if draft.urgent:  # whom to call (119 for a fire…) first, before anything else
+        policy = await tickets.current_policy(session)
+        reply.text(emergency_text(policy.emergency.advice(draft.category)))
     await _advance(NewReport.danger, reply, state, draft, person)
 
 
@@ -529,7 +531,11 @@ async def _file(
         reply.text(refusal_text(refusal))
         return
     await state.clear()
-    text = filed_text(ticket)
+    advice = None
+    if ticket.kind == HandlingKind.URGENT:
+        policy = await tickets.current_policy(session)
+        advice = policy.emergency.advice(TicketCategory(ticket.category))
+    text = filed_text(ticket, advice)
     reply.text(f"{before}\n\n{text}" if before else text)
 
 

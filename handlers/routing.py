@@ -12,6 +12,7 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
+from bot.i18n import ASIDE, join_list
 from bot.routing.labels import duration_msgid
 from bot.routing.policy import Duration, policy_to_json
 from bot.routing.summary import PolicySummary, summarize
@@ -31,7 +32,7 @@ def _duration(duration: Duration) -> str:
 
 
 def summary_text(summary: PolicySummary) -> str:
-    hours = "、".join(f"{a:%H:%M}–{b:%H:%M}" for a, b in summary.business_hours)
+    hours = join_list(_, (f"{a:%H:%M}–{b:%H:%M}" for a, b in summary.business_hours))
     lines = [
         bold(_("Time limits (限时办理)")),
         _("Working hours: {hours} ({zone}); public holidays and make-up days count.").format(
@@ -56,7 +57,10 @@ def summary_text(summary: PolicySummary) -> str:
                     period=_duration(kind.notice_period)
                 )
             )
-        lines.append(bold(title) + (f"（{'，'.join(extras)}）" if extras else ""))
+        if extras:
+            lines.append(_(ASIDE).format(text=bold(title), aside=join_list(_, extras)))
+        else:
+            lines.append(bold(title))
         for limit in kind.limits:
             role = _(labels.ROLE[Role(limit.link.role)])
             lines.append(
@@ -72,8 +76,8 @@ def summary_text(summary: PolicySummary) -> str:
         if kind.cap is not None:
             lines.append(_("• at most {cap} in all").format(cap=_duration(kind.cap)))
         if kind.inform:
-            told = "、".join(
-                f"{_(labels.ROLE[Role(link.role)])}({link.tier})" for link in kind.inform
+            told = join_list(
+                _, (f"{_(labels.ROLE[Role(link.role)])}({link.tier})" for link in kind.inform)
             )
             lines.append(_("• told at once: {links}").format(links=told))
     return "\n".join(lines)

@@ -47,7 +47,7 @@ from bot.telegram.visit_views import (
 from models import Person, Role, VisitKind
 
 DIARY_PAGE = 10
-QUOTA_USAGE = "/quota_rules set <id> <count>"
+QUOTA_USAGE = N_("/quota_rules set <number> <count>")
 
 
 class VisitFlow(StatesGroup):
@@ -551,7 +551,7 @@ async def quota_rules_command(
     words = split_args(command.args)
     if words:
         if len(words) != 3 or words[0].lower() != "set" or not words[1].isdigit():
-            raise InvalidInput(N_("Please write it like this: {usage}"), usage=QUOTA_USAGE)
+            raise InvalidInput(N_("Please write it like this: {usage}"), usage=_(QUOTA_USAGE))
         rule = await quotas.change_rule(
             session, person, roles, int(words[1][:9]), now, required=words[2], tz=settings.tz
         )

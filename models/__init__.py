@@ -12,6 +12,7 @@ from models.enums import (
     Role,
     Rsvp,
     TicketCategory,
+    TicketEventKind,
     TicketState,
     VisitKind,
 )
@@ -80,6 +81,7 @@ __all__ = [
     "RoleAssignment",
     "Ticket",
     "TicketCategory",
+    "TicketEventKind",
     "TicketCreate",
     "TicketEvent",
     "TicketPhoto",

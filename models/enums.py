@@ -71,6 +71,31 @@ class TicketState(StrEnum):
     REOPENED = "reopened"
 
 
+class TicketEventKind(StrEnum):
+    """What a ticket event (``TicketEvent.action``) records: every kind the services write."""
+
+    SUBMITTED = "submitted"
+    DISPATCHED = "dispatched"  # by the routing rules, or by the centre (下派 / 上收)
+    ACCEPTED = "accepted"
+    NOTE = "note"  # progress
+    ASKED = "asked"  # the reporter is asked a question
+    ANSWERED = "answered"
+    RESOLVED = "resolved"
+    CLOSED = "closed"
+    REOPENED = "reopened"  # 重办
+    ESCALATED = "escalated"  # 上报
+    TRANSFERRED = "transferred"  # 转办, to a department
+    DUPLICATE = "duplicate"
+    REJECTED = "rejected"
+    JOINED = "joined"  # another resident reported the same
+    WARNED = "warned"  # a deadline is near
+    OVERDUE = "overdue"  # past the deadline at the top of the chain
+    RECLASSIFIED = "reclassified"  # 定性
+    PUBLIC_NOTICE = "public_notice"  # 公示
+    RATING_COMMENT = "rating_comment"  # the reporter's words with the rating
+    RETURN_VISIT_DUE = "return_visit_due"  # 回访
+
+
 OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(
     {
         TicketState.SUBMITTED,

@@ -2,7 +2,8 @@
 
     python scripts/i18n.py update        # extract messages, merge into every catalog
     python scripts/i18n.py fill FILE     # write translations from a JSON file, then check
-    python scripts/i18n.py check         # list missing, untranslated, unused, bad placeholders
+    python scripts/i18n.py check         # list missing, untranslated, unused, bad placeholders,
+                                         # and messages written so extraction cannot see them
 
 FILE maps each msgid to its translations: {"msgid": {"zh_Hans": "…", "zh_Hant": "…", "en": "…"}}
 (a plural msgid takes a list per locale).
@@ -28,6 +29,8 @@ def main(argv: list[str]) -> int:
         for locale, ids in getattr(problems, kind).items():
             for message in ids:
                 print(f"{locale}: {kind}: {message!r}")
+    for call in problems.unextracted:
+        print(f"unextracted: {call}")
     return 1 if problems else 0
 
 

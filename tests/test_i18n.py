@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import ast
+import textwrap
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from bot.catalog_tools import check
+from bot.catalog_tools import check, unextracted
 from bot.i18n import gettext_for, resolve_locale
 from bot.settings import LOCALES
 
@@ -17,6 +20,51 @@ def test_every_message_is_translated_in_every_catalog() -> None:
     assert problems.untranslated == {}
     assert problems.unused == {}, "run: python scripts/i18n.py update"
     assert problems.placeholders == {}
+    assert [str(call) for call in problems.unextracted] == [], "use _() or N_() for these"
+
+
+WRAPPERS = textwrap.dedent(
+    """
+    from aiogram.utils.i18n import gettext as _, lazy_gettext as __
+
+    def _say(message, **params):
+        return _(message).format(**params) if params else _(message)
+
+    def _shout(message):
+        return _say(message).upper()
+
+    class Notifier:
+        def _in(self, person, message):
+            return gettext_for(person.locale, message)
+
+        def tell(self, person):
+            return self._in(person, "Hello there")
+
+    def render(translate: Translate) -> str:
+        return translate("Shown as it is written")
+
+    _say("Never translated")
+    _shout("Nor this")
+    __("Lazy and renamed")
+    _(f"Hello {name}")
+    _("Seen by Babel")
+    _t("Seen too, {n}", n=1)
+    gettext_for(locale, "Seen as well")
+    gettext_for("Not the message", locale)
+    """
+)
+
+
+def test_a_message_babel_cannot_see_is_reported_wherever_it_is_written() -> None:
+    found = unextracted([("example.py", ast.parse(WRAPPERS))])
+    assert sorted((call.helper, call.message) for call in found) == [
+        ("_", "f'Hello {name}'"),
+        ("__", "Lazy and renamed"),
+        ("_in", "Hello there"),
+        ("_say", "Never translated"),
+        ("_shout", "Nor this"),
+        ("translate", "Shown as it is written"),
+    ]
 
 
 @pytest.mark.parametrize(

@@ -1,6 +1,6 @@
 """The routing and deadline policy (限时办理): typed, validated, stored as JSON.
 
-A :class:`Policy` says three things:
+A :class:`Policy` says four things:
 
 - **who receives a new ticket** — ordered routing rules, first match wins, a catch-all last;
 - **how the tiers escalate** — the chain from the grid worker up to the street centre;
@@ -8,7 +8,10 @@ A :class:`Policy` says three things:
   time to resolve, an overall cap from dispatch, whether the clock runs round the clock, and
   whether the outcome must be publicly noticed (公示) and for how long (``notice_period``,
   5 working days unless set). Business hours and the time zone that
-  working time is counted in are part of it too.
+  working time is counted in are part of it too;
+- **whom a person in danger calls** — the emergency numbers (110 police, 119 fire, 120
+  ambulance) and, per category, which of them a report of that kind shows first
+  (:class:`EmergencyPolicy`; optional in a file: the shipped one's when absent).
 
 The shipped defaults are ``bot/routing/default_policy.json`` (:func:`load_default_policy`). An
 admin edits a copy; the glue validates it with :func:`parse_policy` (any JSON text, bytes or
@@ -102,6 +105,8 @@ CHAIN_NOT_UPWARDS = N_(
 )
 NOT_A_LINK = N_("The setting {path} must name a link of the escalation chain.")
 MISSING_TIER = N_("The setting {path} has no time limits for tier {tier}.")
+BAD_PHONE = N_("The setting {path} ({value}) must be a phone number such as 119 or 0592-5556789.")
+NAMED_TWICE = N_("The setting {path} names {value} twice.")
 WALL_UNITS_ONLY = N_(
     "The setting {path} runs round the clock, so its durations must be in seconds, minutes, "
     "hours or days."
@@ -176,6 +181,48 @@ class Duration:
 
     def __str__(self) -> str:
         return f"{self.amount} {self.unit.value}"
+
+
+class EmergencyService(StrEnum):
+    """Whom a person in danger calls (in China: 110, 119, 120)."""
+
+    POLICE = "police"  # 110: violence, public security, a dispute turning violent
+    FIRE = "fire"  # 119: fire, and rescue — a gas leak, someone trapped, a collapse
+    AMBULANCE = "ambulance"  # 120: injuries, someone taken ill
+
+
+@dataclass(frozen=True)
+class EmergencyCall:
+    service: EmergencyService
+    number: str
+
+
+@dataclass(frozen=True)
+class EmergencyAdvice:
+    """What a report of some category tells a person in danger: ``first`` the numbers for
+    that kind of problem, in order, then ``others`` — the rest, for anything else."""
+
+    first: tuple[EmergencyCall, ...]
+    others: tuple[EmergencyCall, ...]
+
+
+@dataclass(frozen=True)
+class EmergencyPolicy:
+    """The emergency numbers, and which of them each category of problem shows first."""
+
+    numbers: Mapping[EmergencyService, str]
+    default: tuple[EmergencyService, ...]  # for a category the policy does not name
+    categories: Mapping[TicketCategory, tuple[EmergencyService, ...]]
+
+    def advice(self, category: TicketCategory | None) -> EmergencyAdvice:
+        known = category is not None and category in self.categories
+        first = self.categories[category] if known and category is not None else self.default
+        rest = [service for service in self.default if service not in first]
+        rest += [service for service in EmergencyService if service not in first + tuple(rest)]
+        return EmergencyAdvice(
+            first=tuple(EmergencyCall(s, self.numbers[s]) for s in first),
+            others=tuple(EmergencyCall(s, self.numbers[s]) for s in rest),
+        )
 
 
 class Inform(StrEnum):
@@ -267,6 +314,7 @@ class Policy:
     chain: tuple[ChainLink, ...]  # bottom to top; the last link is the top
     routes: tuple[RouteRule, ...]
     kinds: Mapping[HandlingKind, KindPolicy]
+    emergency: EmergencyPolicy
 
     @property
     def tz(self) -> ZoneInfo:
@@ -350,12 +398,13 @@ _TOP_KEYS: Final = frozenset(
         "chain",
         "routes",
         "kinds",
+        "emergency",
     }
 )
 
 
 def _read_policy(raw: Any) -> Policy:
-    body = _object(raw, "policy", _TOP_KEYS, required=_TOP_KEYS - {"format"})
+    body = _object(raw, "policy", _TOP_KEYS, required=_TOP_KEYS - {"format", "emergency"})
     if "format" in body and (type(body["format"]) is not int or body["format"] != FORMAT):
         raise InvalidPolicy(BAD_FORMAT, value=_shown(body["format"]), format=FORMAT)
     chain = _read_chain(body["chain"])
@@ -367,6 +416,12 @@ def _read_policy(raw: Any) -> Policy:
         chain=chain,
         routes=_read_routes(body["routes"], chain),
         kinds=_read_kinds(body["kinds"], chain),
+        # a policy stored before the emergency numbers were part of it takes the shipped ones
+        emergency=(
+            _read_emergency(body["emergency"])
+            if "emergency" in body
+            else load_default_policy().emergency
+        ),
     )
 
 
@@ -538,6 +593,52 @@ def _read_windows(raw: Any, path: str) -> Windows:
     )
 
 
+_EMERGENCY_KEYS: Final = frozenset({"numbers", "default", "categories"})
+_SERVICES: Final = tuple(EmergencyService)
+_SERVICE_NAMES: Final = frozenset(service.value for service in EmergencyService)
+_PHONE: Final = re.compile(r"\+?[0-9][0-9 \-]{1,18}[0-9]")
+
+
+def _read_emergency(raw: Any) -> EmergencyPolicy:
+    path = "emergency"
+    body = _object(raw, path, _EMERGENCY_KEYS, required=frozenset({"numbers", "default"}))
+    numbers_raw = _object(
+        body["numbers"], f"{path}.numbers", _SERVICE_NAMES, required=_SERVICE_NAMES
+    )
+    numbers: dict[EmergencyService, str] = {}
+    for service in EmergencyService:
+        where = f"{path}.numbers.{service.value}"
+        number = _text(numbers_raw[service.value], where)
+        if _PHONE.fullmatch(number) is None:
+            raise InvalidPolicy(BAD_PHONE, path=where, value=_shown(number))
+        numbers[service] = number
+    names = frozenset(category.value for category in TicketCategory)
+    categories_raw = _object(
+        body.get("categories", {}), f"{path}.categories", names, required=frozenset()
+    )
+    return EmergencyPolicy(
+        numbers=numbers,
+        default=_services(body["default"], f"{path}.default"),
+        categories={
+            category: _services(categories_raw[category.value], f"{path}.categories.{category}")
+            for category in TicketCategory
+            if category.value in categories_raw
+        },
+    )
+
+
+def _services(raw: Any, path: str) -> tuple[EmergencyService, ...]:
+    """An ordered list of emergency services, each at most once, at least one."""
+    items = _list(raw, path, len(_SERVICES), allow_empty=False)
+    services: list[EmergencyService] = []
+    for i, item in enumerate(items):
+        service = _choice(item, f"{path}.{i}", _SERVICES)
+        if service in services:
+            raise InvalidPolicy(NAMED_TWICE, path=path, value=service.value)
+        services.append(service)
+    return tuple(services)
+
+
 # --- small readers -------------------------------------------------------------------------
 
 
@@ -627,6 +728,19 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
         "chain": [_link_json(link) for link in policy.chain],
         "routes": [_route_json(rule) for rule in policy.routes],
         "kinds": {kind.value: _kind_json(policy.kinds[kind]) for kind in HandlingKind},
+        "emergency": _emergency_json(policy.emergency),
+    }
+
+
+def _emergency_json(emergency: EmergencyPolicy) -> dict[str, Any]:
+    return {
+        "numbers": {service.value: emergency.numbers[service] for service in EmergencyService},
+        "default": [service.value for service in emergency.default],
+        "categories": {
+            category.value: [service.value for service in emergency.categories[category]]
+            for category in TicketCategory
+            if category in emergency.categories
+        },
     }
 
 

@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import copy
 import re
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -68,6 +69,8 @@ from bot.sandbox.updates import (
 )
 
 JsonObject = dict[str, Any]
+# told of every change a user could see, as it happens: the chat and its event
+Watcher = Callable[[Conversation, JsonObject], None]
 
 TOKEN_PATTERN = re.compile(r"(\d{1,20}):([A-Za-z0-9_-]{30,50})")
 START_PAYLOAD = re.compile(r"[A-Za-z0-9_-]{1,64}")
@@ -129,6 +132,21 @@ class SandboxServer:
         self._session: aiohttp.ClientSession | None = None
         self._closing = False
         self._world_changed = asyncio.Event()
+        self._watchers: list[Watcher] = []
+
+    # -- watching ---------------------------------------------------------------------------------
+
+    def watch(self, watcher: Watcher) -> Callable[[], None]:
+        """Call ``watcher`` with every event of every chat as it happens (a message stored, an
+        edit, a toast, a button pressed…), while the chat still shows what the event is about;
+        returns the function that stops it. Tests use this to read every version of every
+        text the bot showed, including those edited away since."""
+        self._watchers.append(watcher)
+        return lambda: self._watchers.remove(watcher)
+
+    def _observe(self, conv: Conversation, event: JsonObject) -> None:
+        for watcher in tuple(self._watchers):
+            watcher(conv, event)
 
     # -- time -------------------------------------------------------------------------------------
 
@@ -286,7 +304,7 @@ class SandboxServer:
         group_id = self._next_group_id
         self._next_group_id -= 1
         chat = {"id": group_id, "type": "supergroup", "title": title}
-        conv = Conversation(bot.id, chat, members={m.id for m in members})
+        conv = Conversation(bot.id, chat, members={m.id for m in members}, observer=self._observe)
         self.conversations[(bot.id, group_id)] = conv
         adder = members[0]
         self._push(
@@ -309,7 +327,12 @@ class SandboxServer:
         """The chat ``chat_id`` of ``bot``; a private one is created on first use."""
         conv = self.conversations.get((bot.id, chat_id))
         if conv is None and chat_id > 0 and chat_id in self.users:
-            conv = Conversation(bot.id, self.users[chat_id].private_chat(), members={chat_id})
+            conv = Conversation(
+                bot.id,
+                self.users[chat_id].private_chat(),
+                members={chat_id},
+                observer=self._observe,
+            )
             self.conversations[(bot.id, chat_id)] = conv
         return conv
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter, deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -154,6 +155,8 @@ class Conversation:
     delivered: int = 0
     events: deque[JsonObject] = field(default_factory=lambda: deque(maxlen=MAX_EVENTS_KEPT))
     seq: int = 0
+    # called with every event as it happens (the server's watchers: see ``SandboxServer.watch``)
+    observer: Callable[[Conversation, JsonObject], None] | None = field(default=None, repr=False)
     _changed: asyncio.Event = field(default_factory=asyncio.Event, repr=False)
 
     @property
@@ -174,6 +177,8 @@ class Conversation:
         self.seq += 1
         event: JsonObject = {"seq": self.seq, "type": event_type, "at": at, **details}
         self.events.append(event)
+        if self.observer is not None:
+            self.observer(self, event)
         self.wake()
         return event
 

@@ -39,7 +39,7 @@ from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.i18n import N_
+from bot.i18n import LIST_SEPARATOR, N_
 from bot.labels import HOUSEHOLD_CATEGORY, ROLE
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 from models.registry import Department
@@ -60,7 +60,6 @@ from .policy import Action, scope_paths, within
 from .tabular import CellValue, Sheet, shown, write_workbook
 
 HIDDEN = "***"  # in place of what the asker may not read
-CATEGORY_SEPARATOR = "、"
 
 GRID_NAME = N_("Grid name")
 WORKER_NAME = N_("Grid worker's name")
@@ -335,10 +334,11 @@ async def export_people(
 def _category_labels(translate: Translate) -> Callable[[int], str]:
     """HouseholdCategory flags -> their names in the asker's language (memoised: 64 values)."""
     names = [(category, translate(label)) for category, label in HOUSEHOLD_CATEGORY.items()]
+    separator = translate(LIST_SEPARATOR)
 
     @cache
     def labels(flags: int) -> str:
-        return CATEGORY_SEPARATOR.join(name for category, name in names if flags & category)
+        return separator.join(name for category, name in names if flags & category)
 
     return labels
 

@@ -75,7 +75,7 @@ from sqlalchemy import insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.i18n import N_, gettext_for
+from bot.i18n import N_, gettext_for, join_list
 from bot.labels import HOUSEHOLD_CATEGORY, ROLE
 from bot.settings import LOCALES
 from models import AuditLog, Grid, Household, HouseholdCategory, Person, Role, RoleAssignment
@@ -1374,7 +1374,7 @@ def _in_default_locale(msgid: str) -> str:
 def household_template(translate: Translate = _in_default_locale) -> bytes:
     """An empty household list to fill in (XLSX): the header row, and a sheet explaining
     each column. ``translate`` gives the admin's language (Simplified Chinese by default)."""
-    categories = "、".join(translate(label) for label in HOUSEHOLD_CATEGORY.values())
+    categories = join_list(translate, (translate(label) for label in HOUSEHOLD_CATEGORY.values()))
     params = {"categories": categories, "yes": translate(YES), "no": translate(NO)}
     return _template(
         HOUSEHOLD_COLUMNS,
@@ -1390,7 +1390,7 @@ def household_template(translate: Translate = _in_default_locale) -> bytes:
 
 def people_template(translate: Translate = _in_default_locale) -> bytes:
     """An empty people list to fill in (XLSX), with a sheet explaining each column."""
-    roles = "、".join(translate(ROLE[r]) for r in ROLE_WORDS if r in ROLES_BY_FILE)
+    roles = join_list(translate, (translate(ROLE[r]) for r in ROLE_WORDS if r in ROLES_BY_FILE))
     return _template(
         PEOPLE_COLUMNS,
         N_("People"),

@@ -19,7 +19,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
-from bot.i18n import N_, gettext_for, resolve_locale
+from bot.i18n import ASIDE, N_, gettext_for, join_clauses, join_list, resolve_locale
 from bot.services import outbox
 from bot.services.meetings import (
     Attendance,
@@ -162,11 +162,11 @@ def when_text(instant: datetime, tz: Any, t: Translate) -> str:
     )
 
 
-def names(people: Sequence[Person]) -> str:
+def names(people: Sequence[Person], t: Translate) -> str:
     shown = [esc(p.name) for p in people[:MAX_NAMES_SHOWN]]
     if len(people) > MAX_NAMES_SHOWN:
         shown.append("…")
-    return "、".join(shown)
+    return join_list(t, shown)
 
 
 # -- texts ---------------------------------------------------------------------------------------
@@ -249,13 +249,16 @@ def summary_text(
             t(
                 "✅ Attending ({count}): {names}",
                 count=len(attendance.attending),
-                names=names(attendance.attending),
+                names=names(attendance.attending, t),
             )
         )
     if attendance.declined:
-        shown = "; ".join(
-            f"{esc(person.name)} ({esc(reason)})"
-            for person, reason in attendance.declined[:MAX_NAMES_SHOWN]
+        shown = join_clauses(
+            t,
+            (
+                t(ASIDE, text=esc(person.name), aside=esc(reason))
+                for person, reason in attendance.declined[:MAX_NAMES_SHOWN]
+            ),
         )
         lines.append(
             t("❌ Cannot attend ({count}): {names}", count=len(attendance.declined), names=shown)
@@ -265,7 +268,7 @@ def summary_text(
             t(
                 "⏳ Not answered yet ({count}): {names}",
                 count=len(attendance.pending),
-                names=names(attendance.pending),
+                names=names(attendance.pending, t),
             )
         )
     if attendance.checked_in:
@@ -273,7 +276,7 @@ def summary_text(
             t(
                 "📍 Checked in ({count}): {names}",
                 count=len(attendance.checked_in),
-                names=names(attendance.checked_in),
+                names=names(attendance.checked_in, t),
             )
         )
     return "\n".join(lines)

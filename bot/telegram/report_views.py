@@ -26,7 +26,8 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 
 from bot import labels
-from bot.i18n import N_
+from bot.i18n import N_, join_list
+from bot.routing.policy import EmergencyAdvice, EmergencyCall, EmergencyService
 from bot.services import outbox
 from bot.services.errors import DomainError
 from bot.services.tickets import MAX_PHOTOS, Report
@@ -422,18 +423,34 @@ def danger_prompt() -> str:
     return _step(5, _("Is anyone in danger right now?"))
 
 
-def emergency_text() -> str:
-    return (
-        bold(_("If life or property is in danger, call now:"))
-        + "\n🚓 "
-        + _("{number} — police").format(number=bold("110"))
-        + "\n🚒 "
-        + _("{number} — fire").format(number=bold("119"))
-        + "\n🚑 "
-        + _("{number} — ambulance").format(number=bold("120"))
-        + "\n\n"
-        + _("Your report will be marked urgent and goes to your grid at once.")
-    )
+# whom to call, as a person in danger reads it (the numbers and which come first per category
+# are in the routing policy: ``EmergencyPolicy``)
+EMERGENCY_LINES: dict[EmergencyService, tuple[str, str]] = {
+    EmergencyService.POLICE: ("🚓", N_("{number} — police")),
+    EmergencyService.FIRE: ("🚒", N_("{number} — fire")),
+    EmergencyService.AMBULANCE: ("🚑", N_("{number} — ambulance")),
+}
+
+
+DANGER_TITLE = N_("If life or property is in danger, call now:")
+
+
+def emergency_call(call: EmergencyCall, *, strong: bool = False) -> str:
+    icon, line = EMERGENCY_LINES[call.service]
+    number = bold(call.number) if strong else esc(call.number)
+    return f"{icon} " + _(line).format(number=number)
+
+
+def emergency_text(advice: EmergencyAdvice) -> str:
+    """The answer to "someone is in danger": what to call for this kind of problem first,
+    before anything else; then the other numbers; then what happens to the report."""
+    lines = [bold(_(DANGER_TITLE))]
+    lines += [emergency_call(call, strong=True) for call in advice.first]
+    if advice.others:
+        others = join_list(_, (emergency_call(call) for call in advice.others))
+        lines.append(_("For anything else: {calls}").format(calls=others))
+    lines += ["", _("Your report will be marked urgent and goes to your grid at once.")]
+    return "\n".join(lines)
 
 
 def place_text(draft: Draft) -> str:
@@ -502,13 +519,18 @@ def duplicate_text(ticket: Ticket, now: datetime) -> str:
     )
 
 
-def filed_text(ticket: Ticket) -> str:
-    lines = [
+def filed_text(ticket: Ticket, advice: EmergencyAdvice | None = None) -> str:
+    """Sent: its number, who was told. An urgent report says whom to call first."""
+    lines = []
+    if ticket.kind == HandlingKind.URGENT and advice is not None:
+        calls = join_list(_, (emergency_call(call, strong=True) for call in advice.first))
+        lines.append(_("🆘 If anyone is in danger, call now: {calls}").format(calls=calls))
+    lines.append(
         "✅ "
         + _("Your report has been sent. Its number is {number}.").format(
             number=bold(ticket.number)
         )
-    ]
+    )
     if ticket.kind == HandlingKind.URGENT:
         lines.append(_("It is marked urgent: the people on duty have been told at once."))
     else:

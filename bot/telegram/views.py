@@ -6,6 +6,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot import labels
+from bot.i18n import join_clauses, join_list
 from bot.services.grids import GridPage, SpanWarning
 from bot.services.households import HouseholdCard, HouseholdPage
 from bot.services.notice import NoticeBoard
@@ -30,10 +31,10 @@ def grid_page_text(page: GridPage) -> str:
             )
         ]
         if row.heads:
-            details.append(_("head: {names}").format(names=esc("、".join(row.heads))))
+            details.append(_("head: {names}").format(names=esc(join_list(_, row.heads))))
         if row.workers:
-            details.append(_("workers: {names}").format(names=esc("、".join(row.workers))))
-        lines.append(f"{indent}    " + "；".join(details))
+            details.append(_("workers: {names}").format(names=esc(join_list(_, row.workers))))
+        lines.append(f"{indent}    " + join_clauses(_, details))
         for message, params in zip(row.warnings, row.warning_params, strict=True):
             lines.append(f"{indent}    ⚠️ " + esc(_(message).format(**params)))
     if page.pages > 1:
@@ -125,7 +126,7 @@ def people_text(page: PeoplePage, query: str) -> str:
     lines = [bold(title)]
     for row in page.rows:
         person = row.person
-        held = "、".join(f"{_(labels.ROLE[r])}·{g}" for r, g in row.roles) or "—"
+        held = join_list(_, (f"{_(labels.ROLE[r])}·{g}" for r, g in row.roles)) or "—"
         status = "" if person.active else " " + _("(deactivated)")
         lines.append(
             f"• {bold(person.name)} {esc(display_phone(person.phone))}{esc(status)}\n  {esc(held)}"
@@ -173,7 +174,7 @@ def household_text(card: HouseholdCard) -> str:
     if card.worker is not None:
         lines.append(_("Grid worker: {name}").format(name=esc(card.worker.name)))
     if card.categories:
-        names = "、".join(_(labels.HOUSEHOLD_CATEGORY[c]) for c in card.categories)
+        names = join_list(_, (_(labels.HOUSEHOLD_CATEGORY[c]) for c in card.categories))
         lines.append(_("Key household: {categories}").format(categories=esc(names)))
     if h.is_business:
         lines.append(_("Business (工商企业户)"))

@@ -15,7 +15,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import labels
-from bot.i18n import N_, gettext_for
+from bot.i18n import N_, gettext_for, join_clauses
 from bot.services.daily_push import Markup, MorningPush
 from bot.services.message_size import split_message, utf16_length
 from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
@@ -250,7 +250,7 @@ def counted_text(counted: Sequence[RuleProgress], t: Translate) -> str:
         )
         for progress in counted
     ]
-    return t("Counts toward: {rules}", rules="；".join(parts))
+    return t("Counts toward: {rules}", rules=join_clauses(t, parts))
 
 
 def logged_text(

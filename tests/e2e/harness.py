@@ -24,6 +24,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.app import App, build_app, close, running, webhook_server
 from bot.clock import FrozenClock
 from bot.db import create_engine, create_session_factory
+from bot.i18n import resolve_locale
 from bot.sandbox.app import RunningSandbox, run_sandbox
 from bot.sandbox.client import Persona, SandboxClient
 from bot.sandbox.ratelimit import RateLimits
@@ -34,6 +35,7 @@ from models import Person, Ticket, TicketCategory
 from scheduler.context import JobContext
 from scheduler.registry import default_registry
 from scheduler.replay import Replay
+from tests.e2e.language import LanguageWatch, data_strings
 
 TOKEN = "200000001:GridBotEndToEndTestToken_abcdefghij"
 BOT_USERNAME = "gridbot_test_bot"
@@ -68,6 +70,7 @@ class Harness:
     mode: Mode = "polling"
     app: App | None = None
     inflight: InFlight = field(default_factory=InFlight)
+    language: LanguageWatch = field(default_factory=lambda: LanguageWatch("zh_Hans"))
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
     _stack: contextlib.AsyncExitStack | None = None
     _sweeps: Replay | None = None
@@ -216,15 +219,44 @@ class Harness:
             )
             # demo people have talked to the bot before (staff joined by invitation)
             self.server.get_bot(BOT_USERNAME).relation(telegram_id).started = True
+            self.language.reads(
+                telegram_id,
+                resolve_locale(
+                    person.locale, person.telegram_language, self.settings.default_locale
+                ),
+            )
         user = self.server.users[telegram_id].to_api()
         return self.client.persona_for(user, bot=BOT_USERNAME)
 
     async def newcomer(
         self, first_name: str, *, language_code: str = "zh-hans", phone: str | None = None
     ) -> Persona:
-        return await self.client.persona(
+        persona = await self.client.persona(
             first_name, bot=BOT_USERNAME, language_code=language_code, phone_number=phone
         )
+        locale = resolve_locale(None, language_code, self.settings.default_locale)
+        self.language.reads(persona.id, locale)
+        return persona
+
+    async def use_locale(self, persona: Persona, locale: str) -> None:
+        """``persona`` chooses ``locale`` (as /language would), from now on."""
+        async with self.session() as session:
+            person = (
+                await session.exec(select(Person).where(Person.telegram_id == persona.id))
+            ).one()
+            person.locale = locale
+            session.add(person)
+            await session.commit()
+        self.language.reads(persona.id, locale)
+
+    async def check_language(self) -> None:
+        """Fail on any text the bot showed in a language its reader does not read (see
+        ``tests/e2e/language.py``)."""
+        await self.settle()
+        async with self.session() as session:
+            data = await data_strings(session)
+        problems = self.language.problems(data)
+        assert not problems, "texts in the wrong language:\n" + "\n".join(problems)
 
     async def forge_press(self, persona: Persona, callback_data: str) -> None:
         """A tampered client sends ``callback_data`` that no button of ours ever carried."""
@@ -250,8 +282,12 @@ async def harness(
     mode: Mode = "polling",
     rate_limits: RateLimits | None = None,
     web: bool = False,
+    check_language: bool = True,
 ) -> AsyncIterator[Harness]:
-    """A sandbox on a free port, the demo community (optional), and the bot running on them."""
+    """A sandbox on a free port, the demo community (optional), and the bot running on them.
+
+    When the test ends well, every text the bot showed is checked against the language of
+    its reader (``check_language``; :meth:`Harness.check_language`)."""
     server = SandboxServer(clock=clock.now, rate_limits=rate_limits or RateLimits.off())
     server.register_bot(TOKEN, username=BOT_USERNAME, first_name="网格通")
     if demo:
@@ -273,10 +309,16 @@ async def harness(
             webhook=WebhookSettings(port=0, secret=SecretStr("e2e-secret-token")),
         )
         h = Harness(sandbox, client, clock, settings, mode)
+        h.language.default_locale = settings.default_locale
+        h.language.bot_id = int(TOKEN.split(":")[0])
+        stop_watching = server.watch(h.language)
         await h.start_bot()
         try:
             yield h
+            if check_language:
+                await h.check_language()
         finally:
+            stop_watching()
             await h.stop_bot()
 
 

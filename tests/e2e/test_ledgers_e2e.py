@@ -86,7 +86,7 @@ async def test_a_long_error_report_comes_as_a_file_and_the_last_word_always_arri
     [sheet] = [m for m in messages if m.document]
     book = load_workbook(io.BytesIO(await h.client.download(sheet.document["file_id"])))
     rows = list(book.active.iter_rows(values_only=True))
-    assert rows[0] == ("行号", "列", "问题")
+    assert rows[0] == ("行号", "列名", "问题")
     assert {row[0] for row in rows[1:]} == set(range(2, 37))  # every bad row, by its number
     final = messages[-1] if not messages[-1].document else messages[-2]
     assert "未导入任何数据" in final.text

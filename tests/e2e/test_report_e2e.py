@@ -130,7 +130,7 @@ async def test_a_resident_reports_with_an_album_and_a_location_and_the_worker_ge
     assert ticket.number in card.text
 
 
-async def test_someone_in_danger_sees_110_119_120_at_once_and_the_ticket_is_urgent(
+async def test_a_fire_with_someone_in_danger_says_call_119_first_and_the_ticket_is_urgent(
     h: Harness,
 ) -> None:
     resident = await h.persona("resident")
@@ -141,14 +141,35 @@ async def test_someone_in_danger_sees_110_119_120_at_once_and_the_ticket_is_urge
     await resident.next_message()
     await resident.next_message()
     await resident.press(zh(views.DANGER_YES))
-    emergency = await resident.next_message()
-    assert all(number in emergency.text for number in ("110", "119", "120"))
+    emergency = (await resident.next_message()).text.splitlines()
+    # what to call comes first: 119 (fire) with 120 (ambulance); 110 after, for anything else
+    assert emergency[0] == zh("If life or property is in danger, call now:")
+    assert emergency[1] == "🚒 " + zh("{number} — fire", number="119")
+    assert emergency[2] == "🚑 " + zh("{number} — ambulance", number="120")
+    assert "110" in emergency[3] and "119" not in emergency[3]
     summary = await resident.next_message()
     assert zh("Please check your report:") in summary.text
     await resident.press(zh(views.SEND))
-    done = await resident.next_message()
+    done = (await resident.next_message()).text
     ticket = await newest_ticket(h)
-    assert ticket.kind == HandlingKind.URGENT and ticket.number in done.text
+    assert ticket.kind == HandlingKind.URGENT and ticket.number in done
+    # the last word on an urgent report starts with whom to call, before anything else
+    first_line = done.splitlines()[0]
+    assert first_line.startswith("🆘") and "119" in first_line and "110" not in first_line
+    assert done.index("119") < done.index(ticket.number)
+
+
+async def test_a_dispute_turning_violent_says_call_110_first(h: Harness) -> None:
+    resident = await h.persona("resident")
+    await start_report(resident, TicketCategory.DISPUTE, "楼上两家人打起来了，有人受伤")
+    await finish_report(resident, "5号楼2单元", danger=True)
+    transcript = await resident.transcript()
+    emergency = next(
+        m.text for m in transcript.bot_messages if zh(views.DANGER_TITLE) in m.text
+    ).splitlines()
+    assert emergency[1] == "🚓 " + zh("{number} — police", number="110")
+    assert emergency[2] == "🚑 " + zh("{number} — ambulance", number="120")
+    assert transcript.bot_messages[-1].text.splitlines()[0].startswith("🆘")
 
 
 async def test_cancel_mid_way_sends_nothing(h: Harness) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 import json
 import string
+from collections.abc import Callable
 from datetime import time
 from typing import Any
 
@@ -27,7 +28,7 @@ from bot.routing.policy import (
 )
 from bot.routing.summary import summarize
 from bot.services.errors import InvalidInput
-from models.enums import HandlingKind, Role
+from models.enums import HandlingKind, Role, TicketCategory
 from tests.routing.support import default_json, policy_with
 
 WORKER_3 = ChainLink(3, Role.WORKER)
@@ -467,3 +468,91 @@ def test_long_hostile_rule_names_are_refused_or_kept_whole(name: str) -> None:
     if policy is not None:
         assert policy.routes[0].name == name
         assert len(name) <= 64
+
+
+# --- emergency numbers (110 / 119 / 120) ---------------------------------------------------
+
+
+def first_numbers(policy: Policy, category: TicketCategory) -> list[str]:
+    return [call.number for call in policy.emergency.advice(category).first]
+
+
+def test_a_person_in_danger_is_told_the_number_for_the_kind_of_problem_first() -> None:
+    policy = load_default_policy()
+    assert first_numbers(policy, TicketCategory.FIRE) == ["119", "120"]
+    assert first_numbers(policy, TicketCategory.SAFETY)[0] == "119"  # a gas leak: the brigade
+    assert first_numbers(policy, TicketCategory.DISPUTE) == ["110", "120"]
+    assert first_numbers(policy, TicketCategory.OUTSIDERS) == ["110"]
+    assert first_numbers(policy, TicketCategory.LIVELIHOOD)[0] == "120"
+    assert first_numbers(policy, TicketCategory.SANITATION) == ["110", "119", "120"]
+    for category in TicketCategory:  # every number is always shown, first or after
+        advice = policy.emergency.advice(category)
+        numbers = [call.number for call in advice.first + advice.others]
+        assert sorted(numbers) == ["110", "119", "120"]
+
+
+def test_a_policy_without_emergency_numbers_takes_the_shipped_ones() -> None:
+    older = policy_with(lambda body: body.pop("emergency"))
+    assert older.emergency == load_default_policy().emergency
+
+
+def test_an_admin_may_change_the_numbers_and_the_order() -> None:
+    def local(body: dict[str, Any]) -> None:
+        body["emergency"]["numbers"]["fire"] = "0592-5556119"
+        body["emergency"]["categories"] = {"property": ["fire", "police"]}
+
+    policy = policy_with(local)
+    assert first_numbers(policy, TicketCategory.PROPERTY) == ["0592-5556119", "110"]
+    assert first_numbers(policy, TicketCategory.FIRE) == ["110", "0592-5556119", "120"]
+    assert parse_policy(policy_to_json(policy)) == policy
+
+
+@pytest.mark.parametrize(
+    "change,path",
+    [
+        (lambda e: e.update(numbers=[]), "emergency.numbers"),
+        (lambda e: e["numbers"].pop("fire"), "emergency.numbers.fire"),
+        (lambda e: e["numbers"].update(gas="95598"), "emergency.numbers.gas"),
+        (lambda e: e["numbers"].update(fire=119), "emergency.numbers.fire"),
+        (lambda e: e["numbers"].update(fire="fire!"), "emergency.numbers.fire"),
+        (lambda e: e["numbers"].update(fire="1" * 21), "emergency.numbers.fire"),
+        (lambda e: e["numbers"].update(fire="1\u202e9"), "emergency.numbers.fire"),
+        (lambda e: e.update(default=[]), "emergency.default"),
+        (lambda e: e.update(default=["fire", "fire"]), "emergency.default"),
+        (lambda e: e.update(default=["swat"]), "emergency.default.0"),
+        (lambda e: e.update(default="police"), "emergency.default"),
+        (lambda e: e["categories"].update(arson=["fire"]), "emergency.categories.arson"),
+        (lambda e: e["categories"].update(fire=[]), "emergency.categories.fire"),
+        (lambda e: e["categories"].update(fire=[None]), "emergency.categories.fire.0"),
+        (lambda e: e.update(extra=1), "emergency.extra"),
+        (lambda e: e.pop("numbers"), "emergency.numbers"),
+    ],
+)
+def test_bad_emergency_settings_are_refused_by_name(
+    change: Callable[[dict[str, Any]], None], path: str
+) -> None:
+    assert broken(lambda body: change(body["emergency"])).params["path"] == path
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.recursive(
+        st.none() | st.booleans() | st.integers() | st.text(max_size=30),
+        lambda inner: (
+            st.lists(inner, max_size=4)
+            | st.dictionaries(
+                st.sampled_from(["numbers", "default", "categories", "fire", "police", "x"]),
+                inner,
+                max_size=4,
+            )
+        ),
+        max_leaves=12,
+    )
+)
+def test_any_emergency_section_is_a_policy_or_a_clear_refusal(section: Any) -> None:
+    body = copy.deepcopy(default_json())
+    body["emergency"] = section
+    try:
+        parse_policy(body)
+    except InvalidPolicy as error:
+        error.message.format(**error.params)

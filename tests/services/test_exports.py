@@ -16,9 +16,14 @@ from bot.clock import FrozenClock
 from bot.i18n import gettext_for
 from bot.services.errors import NotAllowed, NotFound
 from bot.services.exports import HIDDEN, export_households, export_people, mask_phone
-from bot.services.imports import ImportReport, import_households, import_people
+from bot.services.imports import (
+    ImportReport,
+    import_households,
+    import_people,
+    parse_categories,
+)
 from bot.services.policy import ROLE_ACTIONS, Action
-from models import AuditLog, Household, Person, Role, RoleAssignment
+from models import AuditLog, Household, HouseholdCategory, Person, Role, RoleAssignment
 from models.registry import Department
 
 from .test_imports import (
@@ -87,7 +92,11 @@ async def test_the_admin_exports_every_household_with_headers_in_their_language(
     ]
     third = rows[2]
     assert third["Contact phone"] == "13912340003"
-    assert third["Household categories"] == "subsistence / five-guarantee、empty-nest elderly"
+    # listed the English way, and read back by the import
+    assert third["Household categories"] == "subsistence / five-guarantee, empty-nest elderly"
+    assert HouseholdCategory(parse_categories(third["Household categories"])) == (
+        HouseholdCategory.SUBSISTENCE | HouseholdCategory.EMPTY_NEST
+    )
     assert third["Key household"] == "yes"
     assert third["Responsible grid worker (phone)"] == WORKER_A[3:]
     assert third["Grid worker's name"] == "王芳"
