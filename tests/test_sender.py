@@ -705,3 +705,40 @@ async def test_nobody_is_told_about_a_chat_that_is_no_persons_or_has_no_head_abo
 ) -> None:
     assert await unreachable.tell_head(demo, -1001000000001, clock.now()) == []
     assert await unreachable.tell_head(demo, DEMO_PERSONAS["center"], clock.now()) == []
+
+
+async def test_senders_renewing_and_recording_at_once_never_deadlock(
+    database_url: str,
+    sessions: SessionFactory,
+    clock: FrozenClock,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Seen on PostgreSQL under load: ``deadlock detected`` renewing outbox leases while
+    statuses were recorded. Renewals, releases and status writes now lock rows in id order
+    and skip rows another transaction is writing."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("row locks and deadlocks are PostgreSQL's")
+    monkeypatch.setattr(sender_module, "RENEW_EVERY", 0.005)  # renew all the time
+    settings.limits.messages_per_second = 1e6
+    chats = range(31_001, 31_031)
+    await enqueue(sessions, clock, [(chat, f"{chat}-{n}") for n in range(10) for chat in chats])
+    fakes = [ScriptedSession() for _ in range(3)]
+    senders = [sender_for(fake, sessions, clock, settings) for fake in fakes]
+    tasks = [asyncio.create_task(s.run(poll_seconds=0.01)) for s in senders]
+    try:
+        for _ in range(3000):
+            if await senders[0].due_count() == 0:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+    for chat in chats:
+        texts = [text for fake in fakes for text in fake.delivered(chat)]
+        assert sorted(texts) == sorted(f"{chat}-{n}" for n in range(10))  # each once
+    problems = [r for r in caplog.records if r.levelname == "ERROR" and r.name.startswith("bot.")]
+    assert [r.getMessage() for r in problems] == []  # no lease, renewal or write failed
+    assert not any("deadlock" in (r.exc_text or r.getMessage()) for r in caplog.records)
