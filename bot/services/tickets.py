@@ -13,16 +13,15 @@ transferred (to a department), duplicate, rejected and reopened (重办).
 from __future__ import annotations
 
 import json
-import re
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+import logging
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from functools import cache
 from math import asin, cos, radians, sin, sqrt
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, bindparam, event, func, or_
+from sqlalchemy import ColumnElement, and_, bindparam, func, or_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm.exc import StaleDataError
@@ -77,6 +76,8 @@ MAX_NOTE = 1000
 MAX_PHOTOS = 5
 DUPLICATE_WINDOW = timedelta(days=3)
 DUPLICATE_RADIUS_M = 300.0
+
+log = logging.getLogger(__name__)
 
 
 class AlreadyHandled(DomainError):
@@ -1465,10 +1466,15 @@ async def escalate_overdue(
     """One sweep: warn before deadlines, escalate past them, flag the overdue at the top.
 
     Reads only tickets whose indexed ``next_deadline_at``/``warn_at`` has come, so its cost
-    grows with what is due, not with all tickets. Each ticket is settled in its own savepoint
-    under the version lock (and ``SKIP LOCKED`` on PostgreSQL), so two sweeps running at once
-    act on each ticket once. Who is who, the policies and the calendar are read once for the
-    whole batch (:class:`Lookups`). Returns the number of steps taken.
+    grows with what is due, not with all tickets. Who is who, the policies and the calendar
+    are read once for the whole batch (:class:`Lookups`), in a read of their own. Then each
+    ticket is settled in a short transaction of its own (:func:`settle_due`) and committed, so
+    a person acting on a ticket of the batch waits for that one ticket at most, never for the
+    batch; a ticket that fails is rolled back alone, logged, and stays due for the next sweep.
+
+    Commits ``session`` once per ticket: it must keep its objects on commit (the sessions of
+    :func:`bot.db.create_session_factory` do), so the batch's lookups stay readable. Returns
+    the number of steps taken.
     """
     query = (
         select(Ticket.id)
@@ -1477,66 +1483,44 @@ async def escalate_overdue(
         .limit(batch)
     )
     ids = [ticket_id for ticket_id in (await session.exec(query)).all() if ticket_id is not None]
-    lookups = Lookups()
-    await lookups.prefetch(session, ids)
+    lookups = await _lookups_for(session, ids)
     steps_taken = 0
-    async with _one_savepoint_name(session):
-        for ticket_id in ids:
-            try:
-                async with session.begin_nested():
-                    steps_taken += await _sweep_one(session, notifier, ticket_id, now, lookups)
-            except (StaleDataError, AlreadyHandled):
-                continue  # another sweep (or a person) changed it first
+    for position, ticket_id in enumerate(ids):
+        try:
+            steps = await settle_due(session, notifier, ticket_id, now, lookups)
+            await session.commit()
+        except Exception as error:
+            await session.rollback()  # this ticket alone; it stays due for the next sweep
+            if isinstance(error, StaleDataError | AlreadyHandled):
+                log.info("ticket %s moved on while the sweep settled it", ticket_id)
+            else:
+                log.exception("the deadline sweep could not settle ticket %s", ticket_id)
+            # a rollback expires every object the session holds, the lookups' too
+            lookups = await _lookups_for(session, ids[position + 1 :])
+            continue
+        steps_taken += steps
     return steps_taken
 
 
-SWEEP_SAVEPOINT = "gridbot_sweep_ticket"
-_FRESH_SAVEPOINT = re.compile(
-    r"(SAVEPOINT|RELEASE SAVEPOINT|ROLLBACK TO SAVEPOINT) sa_savepoint_\d+"
-)
+async def _lookups_for(session: AsyncSession, ticket_ids: Sequence[int]) -> Lookups:
+    """The batch's lookups, read in a transaction that ends before any ticket is locked."""
+    lookups = Lookups()
+    await lookups.prefetch(session, ticket_ids)
+    await session.commit()
+    return lookups
 
 
-@asynccontextmanager
-async def _one_savepoint_name(session: AsyncSession) -> AsyncIterator[None]:
-    """On PostgreSQL, the sweep's savepoints all take one name.
-
-    SQLAlchemy names every savepoint afresh (``sa_savepoint_1``, ``_2``, …), and asyncpg
-    prepares every distinct statement — a round trip — and closes it once its cache lets it go
-    (another): a ticket's SAVEPOINT and RELEASE would cost four round trips more than their
-    own two. PostgreSQL allows a name to be reused; RELEASE and ROLLBACK TO act on the newest
-    savepoint of that name, the right one, since SQLAlchemy nests savepoints strictly (the
-    last opened is the first closed).
-    """
-    if session.get_bind().dialect.name != "postgresql":
-        yield
-        return
-    connection = (await session.connection()).sync_connection
-    assert connection is not None
-    event.listen(connection, "before_cursor_execute", _rename_savepoint, retval=True)
-    try:
-        yield
-    finally:
-        event.remove(connection, "before_cursor_execute", _rename_savepoint)
-
-
-def _rename_savepoint(
-    connection: Any,
-    cursor: Any,
-    statement: str,
-    parameters: Any,
-    context: Any,
-    executemany: bool,
-) -> tuple[str, Any]:
-    fresh = _FRESH_SAVEPOINT.fullmatch(statement)
-    return (f"{fresh.group(1)} {SWEEP_SAVEPOINT}" if fresh else statement), parameters
+def _is_due(ticket: Ticket, now: datetime) -> bool:
+    return any(at is not None and at <= now for at in (ticket.next_deadline_at, ticket.warn_at))
 
 
 @cache
 def _locked_with_followers(skip_locked: bool) -> Select[Ticket, int | None]:
     """The sweep's read of one ticket (``:ticket_id``), fresh from the database and locked
-    (``SKIP LOCKED`` on PostgreSQL), one row per resident who joined it. A joining resident's
-    event row waits for that lock (its key check on the ticket), so the followers read here
-    stay true until the sweep commits. Built once: only the id changes."""
+    (``FOR UPDATE SKIP LOCKED`` on PostgreSQL; SQLite's write transaction holds the whole
+    database), one row per resident who joined it. A joining resident's event row waits for
+    that lock (its key check on the ticket), so the followers read here stay true until the
+    ticket's transaction commits. Built once: only the id changes."""
     query = (
         select(Ticket, TicketEvent.actor_id)
         .outerjoin(
@@ -1551,17 +1535,22 @@ def _locked_with_followers(skip_locked: bool) -> Select[Ticket, int | None]:
     return query
 
 
-async def _sweep_one(
+async def settle_due(
     session: AsyncSession,
     notifier: TicketNotifier,
-    ticket_id: int | None,
+    ticket_id: int,
     now: datetime,
     lookups: Lookups | None = None,
 ) -> int:
+    """Take the steps one ticket has due, in the caller's transaction: lock it, check it is
+    still due (a person or another sweep may have moved it since the batch was read), advance
+    its clock (:func:`bot.routing.escalation.advance`), save it, record each step's event and
+    queue its messages. A ticket locked by someone else is left for the next sweep. Returns the
+    number of steps taken."""
     lookups = lookups or Lookups()
     query = _locked_with_followers(session.get_bind().dialect.name == "postgresql")
     rows = (await session.exec(query, params={"ticket_id": ticket_id})).all()
-    if not rows:
+    if not rows or not _is_due(rows[0][0], now):
         return 0
     ticket = rows[0][0]
     await lookups.know_followers(session, ticket, [joined for _, joined in rows])
