@@ -17,10 +17,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.i18n import N_
-from bot.services import classifying, dispatching, tickets
+from bot.services import tickets
 from bot.services.errors import DomainError, InvalidInput, NotFound
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.tickets import classifying, dispatching
 from bot.settings import Settings
 from bot.telegram.callbacks import (
     CancelCb,

@@ -29,6 +29,7 @@ from bot.settings import ReportLimits, Settings
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from models import (
     CalendarDay,
+    Grid,
     OutboxMessage,
     Person,
     Ticket,
@@ -99,7 +100,7 @@ async def test_lookups_answer_as_the_plain_helpers(
     for lookups in (prefetched, tickets.Lookups()):  # filled for the batch, and on demand
         for ticket in filed:
             assert ticket.id is not None
-            grid = await session.get(tickets.Grid, ticket.grid_id)
+            grid = await session.get(Grid, ticket.grid_id)
             assert grid is not None
             policy, calendar = await tickets.policy_of(session, ticket)
             cached_policy, cached_calendar = await tickets.policy_of(

@@ -7,9 +7,9 @@ dangerous); the grid worker, head or centre operator who handles it classifies i
 are known.
 
 Who may: whoever may handle the ticket now (its owners, its assignee once accepted, the centre
-over it — :func:`bot.services.tickets._for_handling`), while it is open and movable. The pure
-decision is :func:`bot.routing.escalation.reclassify`: the first rule of the ticket's policy that
-matches the new kind names the owner, and the clock restarts there with the new kind's windows.
+over it — :func:`.kernel.load_for_handling`), while it is open and movable. The pure decision
+is :func:`bot.routing.escalation.reclassify`: the first rule of the ticket's policy that matches
+the new kind names the owner, and the clock restarts there with the new kind's windows.
 This module persists it with its event (``reclassified``: from and to kind, the rule, the
 reason) and tells the new owners (the card), the previous ones (it moved), the rule's informed
 links (a major ticket: the whole chain) and the reporter, in plain words.
@@ -27,24 +27,19 @@ from bot.labels import HANDLING_KIND, ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
 from bot.routing.rules import TicketFacts, route
-from bot.services.dispatching import NobodyThere, forged_refusal
 from bot.services.errors import NotAllowed, NotFound
 from bot.services.notify import Notice, TicketNotifier, TicketUpdate
 from bot.services.people import RoleInGrid
-from bot.services.tickets import (
-    MOVABLE,
-    _event,
-    _for_handling,
-    _links_to_people,
-    _save,
-    clock_of,
+from bot.services.tickets.concerned import (
     followers,
     grid_at_tier,
     holders,
+    links_to_people,
     owners,
-    policy_of,
-    store_clock,
 )
+from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
+from bot.services.tickets.dispatching import NobodyThere, forged_refusal
+from bot.services.tickets.kernel import MOVABLE, load_for_handling, record_event, save
 from models import Department, Grid, HandlingKind, Person, Role, Ticket, TicketState
 
 CLASSIFY = "classify"  # the action named in the audit record of a refused, forged button
@@ -160,8 +155,8 @@ async def reclassify(
         ticket.owner_grid_id = target.grid.id
         ticket.owner_department_id = None
         ticket.assignee_id = None
-    await _save(session, ticket, now)
-    _event(
+    await save(session, ticket, now)
+    record_event(
         session,
         ticket,
         now,
@@ -188,7 +183,7 @@ async def reclassify(
     moved_away = [person for person in previous if person.id not in owning]
     told = owning | {person.id for person in previous} | {actor.id}
     informed: list[Person] = []
-    for person in await _links_to_people(session, grid, step.inform):
+    for person in await links_to_people(session, grid, step.inform):
         if person.id not in told:
             told.add(person.id)
             informed.append(person)
@@ -231,7 +226,7 @@ async def _for_classifying(
 ) -> Ticket:
     """The ticket, if ``actor`` may handle it now and it is open and movable (a closed ticket,
     or one waiting for the reporter, is refused naming its state and holder)."""
-    return await _for_handling(
+    return await load_for_handling(
         session, actor=actor, roles=roles, ticket_id=ticket_id, states=MOVABLE, now=now
     )
 

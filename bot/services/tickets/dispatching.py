@@ -4,7 +4,7 @@ Escalation moves a ticket one tier up when a deadline passes or a handler asks; 
 (综合调处中心) may also place it itself: send it down (下派) from the centre to the community
 head, the tier-2 head or the tier-3 grid workers of the ticket's own grid chain, take it up
 (上收) to the centre from any tier, or take it back from a department it was transferred to.
-Sending it to a department is the existing transfer (转办, :func:`bot.services.tickets.transfer`).
+Sending it to a department is the existing transfer (转办, :func:`.handling.transfer`).
 
 Only people holding :attr:`Action.DISPATCH` over the ticket's grid (centre operators, admins)
 may do it. The new owners are the holders of the chosen role on the ticket's grid at that tier;
@@ -30,20 +30,9 @@ from bot.services.errors import DomainError, NotAllowed, NotFound
 from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, authorize, permits, target_of
-from bot.services.tickets import (
-    MOVABLE,
-    _event,
-    _load,
-    _moved_on,
-    _save,
-    _tell,
-    ancestors,
-    clock_of,
-    holders,
-    owners,
-    policy_of,
-    store_clock,
-)
+from bot.services.tickets.concerned import ancestors, holders, owners
+from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
+from bot.services.tickets.kernel import MOVABLE, load, moved_on, record_event, save, tell
 from models import AuditLog, Department, Grid, Person, Role, Ticket, TicketState
 
 FORGED = N_("Sorry, that button is not one of ours.")
@@ -170,8 +159,8 @@ async def send_to_tier(
     ticket.owner_grid_id = target.grid.id
     ticket.owner_department_id = None
     ticket.assignee_id = None
-    await _save(session, ticket, now)
-    _event(
+    await save(session, ticket, now)
+    record_event(
         session,
         ticket,
         now,
@@ -192,7 +181,7 @@ async def send_to_tier(
         },
     )
     now_with = {person.id for person in target.holders}
-    await _tell(
+    await tell(
         session,
         notifier,
         Notice.TAKEN_UP if step.direction == "up" else Notice.SENT_DOWN,
@@ -246,10 +235,10 @@ async def _for_dispatching(
 ) -> Ticket:
     """The ticket, if ``actor`` may dispatch it (centre or admin over its grid) in a state
     that can move; a refusal is audited by :func:`authorize`."""
-    ticket = await _load(session, ticket_id)
+    ticket = await load(session, ticket_id)
     await authorize(session, actor, roles, Action.DISPATCH, ticket, now)
     if ticket.state not in MOVABLE:
-        raise await _moved_on(session, ticket)
+        raise await moved_on(session, ticket)
     return ticket
 
 
