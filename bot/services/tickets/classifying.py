@@ -27,20 +27,21 @@ from bot.labels import HANDLING_KIND, ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
 from bot.routing.rules import TicketFacts, route
-from bot.services.errors import NotAllowed, NotFound
-from bot.services.notify import Notice, TicketNotifier, TicketUpdate
+from bot.services.errors import NotAllowed
+from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.services.tickets.concerned import (
-    followers,
+    department_of,
     grid_at_tier,
     holders,
     links_to_people,
+    load_grid,
     owners,
 )
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.dispatching import NobodyThere, forged_refusal
-from bot.services.tickets.kernel import MOVABLE, load_for_handling, record_event, save
-from models import Department, Grid, HandlingKind, Person, Role, Ticket, TicketState
+from bot.services.tickets.kernel import MOVABLE, load_for_handling, tell, transition
+from models import Grid, HandlingKind, Person, Role, Ticket, TicketState
 
 CLASSIFY = "classify"  # the action named in the audit record of a refused, forged button
 
@@ -94,7 +95,7 @@ async def kind_choices(
     """The kinds ``actor`` may classify the ticket as, each with where it would go."""
     ticket = await _for_classifying(session, actor, roles, ticket_id, now)
     policy, _ = await policy_of(session, ticket)
-    grid = await _grid(session, ticket)
+    grid = await load_grid(session, ticket.grid_id)
     current = HandlingKind(ticket.kind)
     options = [
         await _option(session, ticket, grid, policy, kind)
@@ -117,7 +118,7 @@ async def check_kind(
     reason); returns the ticket and where it would go."""
     ticket = await _for_classifying(session, actor, roles, ticket_id, now)
     policy, calendar = await policy_of(session, ticket)
-    grid = await _grid(session, ticket)
+    grid = await load_grid(session, ticket.grid_id)
     escalation.reclassify(clock_of(ticket), _facts(ticket, grid, kind), policy, calendar, now)
     return ticket, _staffed(await _option(session, ticket, grid, policy, kind))
 
@@ -137,17 +138,13 @@ async def reclassify(
     restarts there, the rule's informed links hear of it, and the reporter is told."""
     ticket = await _for_classifying(session, actor, roles, ticket_id, now)
     policy, calendar = await policy_of(session, ticket)
-    grid = await _grid(session, ticket)
+    grid = await load_grid(session, ticket.grid_id)
     clock = clock_of(ticket)
     step = escalation.reclassify(clock, _facts(ticket, grid, kind), policy, calendar, now, reason)
     target = _staffed(await _option(session, ticket, grid, policy, kind))
     previous = await owners(session, ticket)
     before = TicketState(ticket.state)
-    department = (
-        await session.get(Department, ticket.owner_department_id)
-        if ticket.owner_department_id is not None
-        else None
-    )
+    department = await department_of(session, ticket)
     store_clock(ticket, escalation.apply_reclassify(clock, step), policy, calendar)
     ticket.kind = kind
     ticket.routing_rule = step.rule
@@ -155,15 +152,13 @@ async def reclassify(
         ticket.owner_grid_id = target.grid.id
         ticket.owner_department_id = None
         ticket.assignee_id = None
-    await save(session, ticket, now)
-    record_event(
+    await transition(
         session,
         ticket,
         now,
-        actor,
         "reclassified",
-        before,
-        TicketState(ticket.state),
+        before=before,
+        actor=actor,
         note=step.note,
         data={
             "from_kind": step.from_kind,
@@ -187,24 +182,22 @@ async def reclassify(
         if person.id not in told:
             told.add(person.id)
             informed.append(person)
-    await notifier(
+    await tell(
         session,
-        TicketUpdate(
-            Notice.RECLASSIFIED,
-            ticket,
-            actor=actor,
-            note=step.note,
-            reporters=await followers(session, ticket),
-            owners=owners_now,
-            others=moved_away,
-            informed=informed,
-            extra={
-                "kind": HANDLING_KIND[kind],
-                "role": ROLE[target.link.role],
-                "moved": "yes" if step.moves else "",
-            },
-        ),
+        notifier,
+        Notice.RECLASSIFIED,
+        ticket,
         now,
+        actor=actor,
+        note=step.note,
+        owners=owners_now,
+        others=moved_away,
+        informed=informed,
+        extra={
+            "kind": HANDLING_KIND[kind],
+            "role": ROLE[target.link.role],
+            "moved": "yes" if step.moves else "",
+        },
     )
     return Reclassified(ticket, step.from_kind, target, step.rule)
 
@@ -229,13 +222,6 @@ async def _for_classifying(
     return await load_for_handling(
         session, actor=actor, roles=roles, ticket_id=ticket_id, states=MOVABLE, now=now
     )
-
-
-async def _grid(session: AsyncSession, ticket: Ticket) -> Grid:
-    grid = await session.get(Grid, ticket.grid_id)
-    if grid is None:
-        raise NotFound()
-    return grid
 
 
 def _facts(ticket: Ticket, grid: Grid, kind: HandlingKind) -> TicketFacts:

@@ -16,7 +16,7 @@ from bot.routing.policy import ROLE_RANK, ChainLink, Policy, parse_policy
 from bot.routing.working_time import WorkCalendar
 from bot.services.errors import NotFound
 from bot.services.tickets.deadlines import calendar_overrides, current_policy
-from models import Grid, Person, Role, RoleAssignment, Ticket, TicketEvent, TicketPhoto
+from models import Department, Grid, Person, Role, RoleAssignment, Ticket, TicketEvent, TicketPhoto
 
 
 def _path_ids(grid: Grid) -> list[int]:
@@ -89,6 +89,13 @@ async def owners(
     if ticket.owner_grid_id is None or ticket.owner_role is None:
         return []
     return await holders(session, ticket.owner_grid_id, Role(ticket.owner_role), lookups=lookups)
+
+
+async def department_of(session: AsyncSession, ticket: Ticket) -> Department | None:
+    """The department the ticket was transferred to, while it has it."""
+    if ticket.owner_department_id is None:
+        return None
+    return await session.get(Department, ticket.owner_department_id)
 
 
 async def followers(session: AsyncSession, ticket: Ticket) -> list[Person]:

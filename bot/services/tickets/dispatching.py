@@ -26,13 +26,13 @@ from bot.i18n import N_
 from bot.labels import ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
-from bot.services.errors import DomainError, NotAllowed, NotFound
+from bot.services.errors import DomainError, NotAllowed
 from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize, permits, target_of
-from bot.services.tickets.concerned import ancestors, holders, owners
+from bot.services.policy import Action, permits, target_of
+from bot.services.tickets.concerned import ancestors, department_of, holders, load_grid, owners
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
-from bot.services.tickets.kernel import MOVABLE, load, moved_on, record_event, save, tell
+from bot.services.tickets.kernel import MOVABLE, load_for_action, tell, transition
 from models import AuditLog, Department, Grid, Person, Role, Ticket, TicketState
 
 FORGED = N_("Sorry, that button is not one of ours.")
@@ -104,11 +104,7 @@ async def choices(
     """The tiers the centre may send the ticket to, with their grids and role holders."""
     ticket = await _for_dispatching(session, actor, roles, ticket_id, now)
     policy, _ = await policy_of(session, ticket)
-    department = (
-        await session.get(Department, ticket.owner_department_id)
-        if ticket.owner_department_id is not None
-        else None
-    )
+    department = await department_of(session, ticket)
     return DispatchChoices(ticket, await _tiers(session, ticket, policy), department)
 
 
@@ -150,24 +146,18 @@ async def send_to_tier(
     step = escalation.dispatch_to(clock, policy, calendar, now, target.link, reason)
     previous = await owners(session, ticket)
     before = TicketState(ticket.state)
-    department = (
-        await session.get(Department, ticket.owner_department_id)
-        if ticket.owner_department_id is not None
-        else None
-    )
+    department = await department_of(session, ticket)
     store_clock(ticket, escalation.apply_dispatch(clock, step), policy, calendar)
     ticket.owner_grid_id = target.grid.id
     ticket.owner_department_id = None
     ticket.assignee_id = None
-    await save(session, ticket, now)
-    record_event(
+    await transition(
         session,
         ticket,
         now,
-        actor,
         "dispatched",
-        before,
-        TicketState.DISPATCHED,
+        before=before,
+        actor=actor,
         note=step.note,
         data={
             "by": "centre",
@@ -235,17 +225,19 @@ async def _for_dispatching(
 ) -> Ticket:
     """The ticket, if ``actor`` may dispatch it (centre or admin over its grid) in a state
     that can move; a refusal is audited by :func:`authorize`."""
-    ticket = await load(session, ticket_id)
-    await authorize(session, actor, roles, Action.DISPATCH, ticket, now)
-    if ticket.state not in MOVABLE:
-        raise await moved_on(session, ticket)
-    return ticket
+    return await load_for_action(
+        session,
+        Action.DISPATCH,
+        actor=actor,
+        roles=roles,
+        ticket_id=ticket_id,
+        states=MOVABLE,
+        now=now,
+    )
 
 
 async def _tiers(session: AsyncSession, ticket: Ticket, policy: Policy) -> tuple[TierChoice, ...]:
-    grid = await session.get(Grid, ticket.grid_id)
-    if grid is None:
-        raise NotFound()
+    grid = await load_grid(session, ticket.grid_id)
     chain = await ancestors(session, grid)
     owner = None if ticket.owner_department_id is not None else clock_of(ticket).owner
     found: list[TierChoice] = []

@@ -18,10 +18,10 @@ from bot.routing import escalation
 from bot.routing.policy import policy_to_json
 from bot.routing.rules import TicketFacts, route
 from bot.services.errors import DomainError, InvalidInput
-from bot.services.notify import Notice, TicketNotifier, TicketUpdate
-from bot.services.tickets.concerned import followers, grid_at_tier, links_to_people, owners
+from bot.services.notify import Notice, TicketNotifier
+from bot.services.tickets.concerned import followers, grid_at_tier, links_to_people
 from bot.services.tickets.deadlines import calendar_for, current_policy, store_clock
-from bot.services.tickets.kernel import AlreadyHandled, load, record_event
+from bot.services.tickets.kernel import AlreadyHandled, load, record_event, tell
 from bot.services.tickets.text import clean_text
 from bot.settings import Settings
 from models import (
@@ -154,28 +154,27 @@ async def file_ticket(
     assert ticket.id is not None
     for file_id in report.photo_file_ids:
         session.add(TicketPhoto(ticket_id=ticket.id, file_id=file_id, created_at=now))
-    record_event(session, ticket, now, reporter, "submitted", None, TicketState.SUBMITTED)
     record_event(
         session,
         ticket,
         now,
-        None,
+        "submitted",
+        from_state=None,
+        to_state=TicketState.SUBMITTED,
+        actor=reporter,
+    )
+    record_event(
+        session,
+        ticket,
+        now,
         "dispatched",
-        TicketState.SUBMITTED,
-        TicketState.DISPATCHED,
+        from_state=TicketState.SUBMITTED,
+        to_state=TicketState.DISPATCHED,
         data={"rule": decision.rule, "tier": decision.owner.tier, "role": decision.owner.role},
     )
     informed = await links_to_people(session, grid, decision.inform)
-    await notifier(
-        session,
-        TicketUpdate(
-            Notice.FILED,
-            ticket,
-            actor=reporter,
-            owners=await owners(session, ticket),
-            others=informed,
-        ),
-        now,
+    await tell(
+        session, notifier, Notice.FILED, ticket, now, actor=reporter, reporters=[], others=informed
     )
     return ticket
 
@@ -240,10 +239,18 @@ async def join_ticket(
     if person.id != ticket.reporter_id and person.id not in {
         p.id for p in await followers(session, ticket)
     }:
-        record_event(session, ticket, now, person, "joined", ticket.state, ticket.state)
-        await notifier(
+        state = TicketState(ticket.state)
+        record_event(
+            session, ticket, now, "joined", from_state=state, to_state=state, actor=person
+        )
+        await tell(
             session,
-            TicketUpdate(Notice.JOINED, ticket, actor=person, reporters=[person]),
+            notifier,
+            Notice.JOINED,
+            ticket,
             now,
+            actor=person,
+            reporters=[person],
+            owners=[],
         )
     return ticket

@@ -26,8 +26,8 @@ from bot.services.tickets.kernel import (
     load_for_handling,
     moved_on,
     record_event,
-    save,
     tell,
+    transition,
 )
 from bot.services.tickets.sweep import apply_escalation
 from bot.services.tickets.text import MAX_NOTE, clean_text
@@ -54,8 +54,7 @@ async def accept(
     before = TicketState(ticket.state)
     store_clock(ticket, escalation.accept(clock_of(ticket), now), policy, calendar)
     ticket.assignee_id = actor.id
-    await save(session, ticket, now)
-    record_event(session, ticket, now, actor, "accepted", before, TicketState.ACCEPTED)
+    await transition(session, ticket, now, "accepted", before=before, actor=actor)
     await tell(session, notifier, Notice.ACCEPTED, ticket, now, actor=actor)
     return ticket
 
@@ -77,8 +76,7 @@ async def add_note(
     )
     before = TicketState(ticket.state)
     ticket.state = TicketState.IN_PROGRESS
-    await save(session, ticket, now)
-    record_event(session, ticket, now, actor, "note", before, TicketState.IN_PROGRESS, note=note)
+    await transition(session, ticket, now, "note", before=before, actor=actor, note=note)
     await tell(session, notifier, Notice.NOTE, ticket, now, actor=actor, note=note)
     return ticket
 
@@ -105,10 +103,7 @@ async def ask_reporter(
     policy, calendar = await policy_of(session, ticket)
     before = TicketState(ticket.state)
     store_clock(ticket, escalation.pause(clock_of(ticket), now), policy, calendar)
-    await save(session, ticket, now)
-    record_event(
-        session, ticket, now, actor, "asked", before, TicketState.WAITING_REPORTER, note=text
-    )
+    await transition(session, ticket, now, "asked", before=before, actor=actor, note=text)
     await tell(session, notifier, Notice.QUESTION, ticket, now, actor=actor, note=text)
     return ticket
 
@@ -132,15 +127,13 @@ async def answer_question(
     policy, calendar = await policy_of(session, ticket)
     clock = escalation.resume(clock_of(ticket), policy, calendar, now)
     store_clock(ticket, clock, policy, calendar)
-    await save(session, ticket, now)
-    record_event(
+    await transition(
         session,
         ticket,
         now,
-        reporter,
         "answered",
-        TicketState.WAITING_REPORTER,
-        clock.state,
+        before=TicketState.WAITING_REPORTER,
+        actor=reporter,
         note=answer,
     )
     await tell(session, notifier, Notice.ANSWER, ticket, now, actor=reporter, note=answer)
@@ -169,7 +162,7 @@ async def resolve(
     store_clock(ticket, replace(clock, state=TicketState.RESOLVED), policy, calendar)
     ticket.resolved_at = now
     ticket.assignee_id = ticket.assignee_id or actor.id
-    await save(session, ticket, now)
+    await transition(session, ticket, now, "resolved", before=before, actor=actor, note=note)
     assert ticket.id is not None
     if photo_file_id:
         session.add(
@@ -177,7 +170,6 @@ async def resolve(
                 ticket_id=ticket.id, file_id=photo_file_id, stage="resolution", created_at=now
             )
         )
-    record_event(session, ticket, now, actor, "resolved", before, TicketState.RESOLVED, note=note)
     reporters = await followers(session, ticket)
     until = await post_outcome(  # 公示, for a kind whose policy asks for it
         session, ticket, note, policy, calendar, now, names=[p.name for p in reporters]
@@ -249,15 +241,13 @@ async def transfer(
     ticket.owner_role = Role.DEPARTMENT
     ticket.assignee_id = None
     ticket.state = TicketState.TRANSFERRED
-    await save(session, ticket, now)
-    record_event(
+    await transition(
         session,
         ticket,
         now,
-        actor,
         "transferred",
-        before,
-        TicketState.TRANSFERRED,
+        before=before,
+        actor=actor,
         data={"department": department.code},
     )
     await tell(
@@ -298,19 +288,20 @@ async def mark_duplicate(
     ticket.state = TicketState.DUPLICATE
     ticket.closed_at = now
     ticket.next_deadline_at = ticket.warn_at = None
-    await save(session, ticket, now)
-    record_event(
+    await transition(
         session,
         ticket,
         now,
-        actor,
         "duplicate",
-        before,
-        TicketState.DUPLICATE,
+        before=before,
+        actor=actor,
         data={"original": original.number},
     )
+    joined = TicketState(original.state)
     for follower in await followers(session, ticket):
-        record_event(session, original, now, follower, "joined", original.state, original.state)
+        record_event(
+            session, original, now, "joined", from_state=joined, to_state=joined, actor=follower
+        )
     await tell(
         session,
         notifier,
@@ -343,8 +334,7 @@ async def reject(
     ticket.closed_at = now
     ticket.solved = False
     ticket.next_deadline_at = ticket.warn_at = None
-    await save(session, ticket, now)
-    record_event(session, ticket, now, actor, "rejected", before, TicketState.REJECTED, note=text)
+    await transition(session, ticket, now, "rejected", before=before, actor=actor, note=text)
     await tell(session, notifier, Notice.REJECTED, ticket, now, actor=actor, note=text)
     return ticket
 

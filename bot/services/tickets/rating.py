@@ -12,10 +12,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.i18n import N_
 from bot.routing import escalation
 from bot.services.errors import NotAllowed
-from bot.services.notify import Notice, TicketNotifier, TicketUpdate
-from bot.services.tickets.concerned import owners
+from bot.services.notify import Notice, TicketNotifier
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
-from bot.services.tickets.kernel import load, moved_on, record_event, save, tell
+from bot.services.tickets.kernel import load, moved_on, tell, transition
 from bot.services.tickets.text import MAX_NOTE, clean_text
 from models import Person, Rating, Ticket, TicketState
 
@@ -65,36 +64,23 @@ async def settle_rating(
         store_clock(ticket, clock, policy, calendar)
         ticket.reopen_count += 1
         ticket.resolved_at = None
-        await save(session, ticket, now)
-        record_event(
-            session,
-            ticket,
-            now,
-            actor,
-            "reopened",
-            TicketState.RESOLVED,
-            TicketState.REOPENED,
-            note=note,
-            data=data,
-        )
-        await tell(session, notifier, Notice.REOPENED, ticket, now, actor=actor, note=note)
-        return ticket
-    store_clock(ticket, replace(clock_of(ticket), state=TicketState.CLOSED), policy, calendar)
-    ticket.closed_at = now
-    ticket.solved = True
-    await save(session, ticket, now)
-    record_event(
+        action, notice = "reopened", Notice.REOPENED
+    else:
+        store_clock(ticket, replace(clock_of(ticket), state=TicketState.CLOSED), policy, calendar)
+        ticket.closed_at = now
+        ticket.solved = True
+        action, notice = "closed", Notice.CLOSED
+    await transition(
         session,
         ticket,
         now,
-        actor,
-        "closed",
-        TicketState.RESOLVED,
-        TicketState.CLOSED,
+        action,
+        before=TicketState.RESOLVED,
+        actor=actor,
         note=note,
         data=data,
     )
-    await tell(session, notifier, Notice.CLOSED, ticket, now, actor=actor, note=note)
+    await tell(session, notifier, notice, ticket, now, actor=actor, note=note)
     return ticket
 
 
@@ -113,20 +99,12 @@ async def add_rating_comment(
     if ticket.reporter_id != reporter.id or ticket.rating is None:
         raise NotAllowed()
     ticket.rating_comment = text
-    await save(session, ticket, now)
-    record_event(
-        session, ticket, now, reporter, "rating_comment", ticket.state, ticket.state, note=text
+    before = TicketState(ticket.state)
+    await transition(
+        session, ticket, now, "rating_comment", before=before, actor=reporter, note=text
     )
-    if ticket.rating == Rating.UNSATISFIED:
-        await notifier(
-            session,
-            TicketUpdate(
-                Notice.ANSWER,
-                ticket,
-                actor=reporter,
-                note=text,
-                owners=await owners(session, ticket),
-            ),
-            now,
+    if ticket.rating == Rating.UNSATISFIED:  # the handler hears it; the reporter wrote it
+        await tell(
+            session, notifier, Notice.ANSWER, ticket, now, actor=reporter, note=text, reporters=[]
         )
     return ticket

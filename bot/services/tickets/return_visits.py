@@ -15,10 +15,10 @@ from bot.services import outbox
 from bot.services.errors import NotFound
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize
+from bot.services.policy import Action
 from bot.services.tickets.concerned import grid_at_tier, holders, load_grid
 from bot.services.tickets.deadlines import policy_of
-from bot.services.tickets.kernel import load, moved_on, record_event
+from bot.services.tickets.kernel import load_for_action, moved_on, record_event
 from bot.services.tickets.rating import settle_rating
 from models import Person, Rating, ReturnVisit, Role, Ticket, TicketState
 
@@ -68,7 +68,8 @@ async def open_return_visits(
         )
         session.add(visit)
         await session.flush()
-        record_event(session, ticket, now, None, "return_visit_due", ticket.state, ticket.state)
+        state = TicketState(ticket.state)
+        record_event(session, ticket, now, "return_visit_due", from_state=state, to_state=state)
         if worker is not None and worker.telegram_id is not None and worker.reachable:
             reporter = (
                 await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
@@ -102,9 +103,16 @@ async def record_return_visit(
     visit = await session.get(ReturnVisit, visit_id)
     if visit is None:
         raise NotFound()
-    ticket = await load(session, visit.ticket_id)
-    await authorize(session, actor, roles, Action.HANDLE, ticket, now)
-    if visit.done_at is not None or ticket.state != TicketState.RESOLVED:
+    ticket = await load_for_action(
+        session,
+        Action.HANDLE,
+        actor=actor,
+        roles=roles,
+        ticket_id=visit.ticket_id,
+        states={TicketState.RESOLVED},
+        now=now,
+    )
+    if visit.done_at is not None:
         raise await moved_on(session, ticket)
     visit.done_at = now
     visit.rating = rating

@@ -25,7 +25,7 @@ from bot.services.tickets.concerned import (
     supervisors_over,
 )
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
-from bot.services.tickets.kernel import AlreadyHandled, announce, record_event, save
+from bot.services.tickets.kernel import AlreadyHandled, tell, transition
 from models import Person, Ticket, TicketEvent, TicketState
 
 log = logging.getLogger(__name__)
@@ -133,42 +133,24 @@ async def settle_due(
                 session, notifier, ticket, step, policy, calendar, now, lookups=lookups
             )
             continue
+        before = TicketState(ticket.state)
         store_clock(ticket, escalation.apply(clock_of(ticket), step), policy, calendar)
-        ticket.updated_at = now
-        session.add(ticket)
-        await session.flush()
         if isinstance(step, escalation.Warn):
-            record_event(
-                session,
-                ticket,
-                now,
-                None,
-                "warned",
-                ticket.state,
-                ticket.state,
-                data={"which": step.which, "deadline": step.deadline.isoformat()},
-            )
-            await announce(session, notifier, Notice.WARNED, ticket, now, lookups)
+            data = {"which": step.which, "deadline": step.deadline.isoformat()}
+            await transition(session, ticket, now, "warned", before=before, data=data)
+            await tell(session, notifier, Notice.WARNED, ticket, now, lookups=lookups)
         else:
-            record_event(
-                session,
-                ticket,
-                now,
-                None,
-                "overdue",
-                ticket.state,
-                ticket.state,
-                data={"which": step.which, "at": step.at.isoformat()},
-            )
+            data = {"which": step.which, "at": step.at.isoformat()}
+            await transition(session, ticket, now, "overdue", before=before, data=data)
             grid = await load_grid(session, ticket.grid_id)
-            await announce(
+            await tell(
                 session,
                 notifier,
                 Notice.OVERDUE_AT_TOP,
                 ticket,
                 now,
-                lookups,
                 others=await supervisors_over(session, grid, lookups=lookups),
+                lookups=lookups,
             )
     if not steps:  # nothing due after all: make sure it leaves the sweep's index
         store_clock(ticket, clock_of(ticket), policy, calendar)
@@ -202,15 +184,13 @@ async def apply_escalation(
     store_clock(ticket, clock, policy, calendar)
     ticket.owner_grid_id = owner_grid.id
     ticket.assignee_id = None
-    await save(session, ticket, now)
-    record_event(
+    await transition(
         session,
         ticket,
         now,
-        actor,
         "escalated",
-        before,
-        TicketState(ticket.state),
+        before=before,
+        actor=actor,
         note=step.note,
         data={
             "reason": step.reason,
@@ -222,16 +202,16 @@ async def apply_escalation(
     )
     now_owning = await owners(session, ticket, lookups=lookups)
     still = {o.id for o in now_owning}
-    await announce(
+    await tell(
         session,
         notifier,
         Notice.ESCALATED,
         ticket,
         now,
-        lookups,
         actor=actor,
         note=step.note,
-        owners_now=now_owning,
+        owners=now_owning,
         others=[p for p in previous if p.id not in still],
         extra={"reason": step.reason, "grid": owner_grid.name},
+        lookups=lookups,
     )
