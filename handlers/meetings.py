@@ -20,9 +20,9 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.i18n import N_, join_list
 from bot.services import grids, meetings
-from bot.services.errors import NotAllowed
 from bot.services.meetings import InviteeGroup, MeetingDraft
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid

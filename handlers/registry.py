@@ -11,9 +11,9 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
+from bot.errors import NotAllowed
 from bot.i18n import ASIDE, N_
 from bot.services import deeplinks, grids, households, invites, staff
-from bot.services.errors import NotAllowed
 from bot.services.notice import notice_board, posted_outcomes, resident_grid
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, authorize

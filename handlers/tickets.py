@@ -16,9 +16,9 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
+from bot.errors import DomainError, InvalidInput, NotFound
 from bot.i18n import N_
 from bot.services import tickets
-from bot.services.errors import DomainError, InvalidInput, NotFound
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.services.tickets import classifying, dispatching

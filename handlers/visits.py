@@ -22,9 +22,9 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.services import daily_push, quotas, tickets, visits
-from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.settings import Settings

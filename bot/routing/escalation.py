@@ -43,11 +43,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.routing.policy import ChainLink, Policy
 from bot.routing.rules import TicketFacts, next_link, route
 from bot.routing.working_time import WorkCalendar
-from bot.services.errors import InvalidInput, NotAllowed
 from models.enums import HandlingKind, Role, TicketState
 
 Which = Literal["accept", "resolve", "cap"]

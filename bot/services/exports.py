@@ -39,12 +39,12 @@ from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed, NotFound
 from bot.i18n import LIST_SEPARATOR, N_
 from bot.labels import HOUSEHOLD_CATEGORY, ROLE
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 from models.registry import Department
 
-from .errors import NotAllowed, NotFound
 from .grid_codes import normalize_code
 from .imports import (
     HOUSEHOLD_COLUMNS,

@@ -11,9 +11,9 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput, NotFound
 from bot.i18n import N_
 from bot.services import grid_codes
-from bot.services.errors import InvalidInput, NotFound
 from bot.services.people import RoleInGrid
 from bot.services.phones import normalize_phone
 from bot.services.policy import Action, authorize

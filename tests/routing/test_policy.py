@@ -13,6 +13,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bot.errors import InvalidInput
 from bot.routing import labels
 from bot.routing.policy import (
     ChainLink,
@@ -27,7 +28,6 @@ from bot.routing.policy import (
     policy_to_json,
 )
 from bot.routing.summary import summarize
-from bot.services.errors import InvalidInput
 from models.enums import HandlingKind, Role, TicketCategory
 from tests.routing.support import default_json, policy_with
 

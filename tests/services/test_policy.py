@@ -6,7 +6,7 @@ import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
-from bot.services.errors import NotAllowed
+from bot.errors import NotAllowed
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, Target, authorize, permits, scope_paths
 from models import Grid, Person, Role, Ticket, TicketCategory

@@ -11,9 +11,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import InvalidInput, NotAllowed
 from bot.services import deeplinks, grids, invites, notice, onboarding, people
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.phones import InvalidPhone, mask_phone, normalize_phone
 from bot.services.qr import qr_png
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment

@@ -23,11 +23,11 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.labels import HANDLING_KIND, ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
 from bot.routing.rules import TicketFacts, route
-from bot.services.errors import NotAllowed
 from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.services.tickets.concerned import (

@@ -12,9 +12,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import Select
 
+from bot.errors import NotFound
 from bot.routing.policy import ROLE_RANK, ChainLink, Policy, parse_policy
 from bot.routing.working_time import WorkCalendar
-from bot.services.errors import NotFound
 from bot.services.tickets.deadlines import calendar_overrides, current_policy
 from models import Department, Grid, Person, Role, RoleAssignment, Ticket, TicketEvent, TicketPhoto
 

@@ -22,11 +22,11 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_
 from bot.labels import ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
-from bot.services.errors import DomainError, NotAllowed
 from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, permits, target_of

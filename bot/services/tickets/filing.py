@@ -13,11 +13,11 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, InvalidInput
 from bot.i18n import N_
 from bot.routing import escalation
 from bot.routing.policy import policy_to_json
 from bot.routing.rules import TicketFacts, route
-from bot.services.errors import DomainError, InvalidInput
 from bot.services.notify import Notice, TicketNotifier
 from bot.services.tickets.concerned import followers, grid_at_tier, links_to_people
 from bot.services.tickets.deadlines import calendar_for, current_policy, store_clock

@@ -10,9 +10,9 @@ from datetime import datetime
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.routing import escalation
-from bot.services.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.notice import post_outcome
 from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid

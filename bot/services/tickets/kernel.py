@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy.orm.exc import StaleDataError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.labels import TICKET_STATE
-from bot.services.errors import DomainError, NotAllowed, NotFound
 from bot.services.notify import Notice, TicketNotifier, TicketUpdate
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, authorize

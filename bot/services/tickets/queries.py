@@ -10,8 +10,8 @@ from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.i18n import N_
-from bot.services.errors import NotAllowed
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action, authorize, scope_paths
 from bot.services.tickets.concerned import followers

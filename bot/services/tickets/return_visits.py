@@ -10,9 +10,9 @@ from typing import Any
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotFound
 from bot.routing.policy import parse_duration
 from bot.services import outbox
-from bot.services.errors import NotFound
 from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
 from bot.services.policy import Action

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from bot.errors import InvalidInput
 from bot.i18n import N_
-from bot.services.errors import InvalidInput
 
 MIN_TEXT, MAX_TEXT = 4, 2000
 
