@@ -24,8 +24,8 @@ from bot.errors import NotAllowed
 from bot.i18n import N_, join_list
 from bot.services import grids, meetings
 from bot.services.meetings import InviteeGroup, MeetingDraft
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import TicketNotifier
 from bot.settings import Settings
 from bot.telegram.meeting_views import (
     INVITEES,

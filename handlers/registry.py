@@ -14,9 +14,9 @@ from bot import labels
 from bot.errors import NotAllowed
 from bot.i18n import ASIDE, N_
 from bot.services import deeplinks, grids, households, invites, staff
-from bot.services.notice import notice_board, posted_outcomes, resident_grid
+from bot.services.notice_board import notice_board, posted_outcomes, resident_grid
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize
+from bot.services.permissions import Action, authorize
 from bot.services.qr import qr_png
 from bot.settings import Settings
 from bot.telegram.args import parse_role, split_args

@@ -19,8 +19,8 @@ from bot import labels
 from bot.errors import DomainError, InvalidInput, NotFound
 from bot.i18n import N_
 from bot.services import tickets
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import TicketNotifier
 from bot.services.tickets import classifying, dispatching
 from bot.settings import Settings
 from bot.telegram.callbacks import (

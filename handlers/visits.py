@@ -25,8 +25,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.services import daily_push, quotas, tickets, visits
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import TicketNotifier
 from bot.settings import Settings
 from bot.telegram import visit_views as views
 from bot.telegram.args import split_args

@@ -42,6 +42,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import LIST_SEPARATOR, N_
 from bot.labels import HOUSEHOLD_CATEGORY, ROLE
+from bot.services.permissions import Action, scope_paths, within
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 from models.registry import Department
 
@@ -56,7 +57,6 @@ from .imports import (
     display_phone,
 )
 from .people import RoleInGrid
-from .policy import Action, scope_paths, within
 from .tabular import CellValue, Sheet, shown, write_workbook
 
 HIDDEN = "***"  # in place of what the asker may not read

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize, scope_paths
+from bot.services.permissions import Action, authorize, scope_paths
 from models import Grid, Household, HouseholdCategory, Person
 
 PAGE_SIZE = 10

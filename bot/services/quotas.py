@@ -79,7 +79,7 @@ from bot.services.periods import (
     periods_of,
     working_days_left,
 )
-from bot.services.policy import ROLE_ACTIONS, Action
+from bot.services.permissions import ROLE_ACTIONS, Action
 from bot.settings import LOCALES
 from models import AuditLog, DailyPush, Grid, HouseholdCategory, Person, QuotaRule, VisitKind
 from models.types import UTCDateTime

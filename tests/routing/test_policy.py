@@ -14,7 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.errors import InvalidInput
-from bot.routing import labels
+from bot.routing import wording
 from bot.routing.policy import (
     ChainLink,
     Duration,
@@ -118,11 +118,11 @@ def test_rules_on_categories_or_grids_are_listed_as_exceptions() -> None:
 
 
 def test_labels_name_every_duration() -> None:
-    assert labels.duration_msgid(Duration(0, Unit.WORKING_DAYS)) == labels.SAME_WORKING_DAY
-    assert labels.duration_msgid(Duration(1, Unit.WORKING_DAYS)) == "{n} working day"
-    assert labels.duration_msgid(Duration(3, Unit.WORKING_DAYS)) == "{n} working days"
-    assert set(labels.UNIT) == set(Unit)
-    assert set(labels.INFORM) == set(Inform)
+    assert wording.duration_msgid(Duration(0, Unit.WORKING_DAYS)) == wording.SAME_WORKING_DAY
+    assert wording.duration_msgid(Duration(1, Unit.WORKING_DAYS)) == "{n} working day"
+    assert wording.duration_msgid(Duration(3, Unit.WORKING_DAYS)) == "{n} working days"
+    assert set(wording.UNIT) == set(Unit)
+    assert set(wording.INFORM) == set(Inform)
 
 
 # --- durations ------------------------------------------------------------------------------

@@ -14,9 +14,9 @@ from bot.errors import InvalidInput, NotAllowed
 from bot.routing.escalation import AlreadyThere
 from bot.services import tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.notice import resident_grid
-from bot.services.notify import Notice
+from bot.services.notice_board import resident_grid
 from bot.services.people import RoleInGrid, roles_of
+from bot.services.ticket_notices import Notice
 from bot.services.tickets import dispatching
 from bot.settings import Settings
 from models import (

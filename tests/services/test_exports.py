@@ -22,7 +22,7 @@ from bot.services.imports import (
     import_people,
     parse_categories,
 )
-from bot.services.policy import ROLE_ACTIONS, Action
+from bot.services.permissions import ROLE_ACTIONS, Action
 from models import AuditLog, Household, HouseholdCategory, Person, Role, RoleAssignment
 from models.registry import Department
 

@@ -8,7 +8,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import FrozenClock
 from bot.errors import NotAllowed
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, Target, authorize, permits, scope_paths
+from bot.services.permissions import Action, Target, authorize, permits, scope_paths
 from models import Grid, Person, Role, Ticket, TicketCategory
 
 

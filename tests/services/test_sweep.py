@@ -23,7 +23,7 @@ from bot.clock import FrozenClock
 from bot.db import create_session_factory
 from bot.services import tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.notice import resident_grid
+from bot.services.notice_board import resident_grid
 from bot.services.people import roles_of
 from bot.settings import ReportLimits, Settings
 from bot.telegram.ticket_notifier import TelegramTicketNotifier

@@ -2,7 +2,7 @@
 
 "去有目的、来有问题、后有反馈": every change is one transaction that writes the ticket, its
 event (who, when, from, to, why) and, through the
-:class:`~bot.services.tickets.notifier.TicketNotifier`, the messages it causes. Deadlines and
+:class:`~bot.services.ticket_notices.TicketNotifier`, the messages it causes. Deadlines and
 escalation come from :mod:`bot.routing`; this package is the glue that persists their
 decisions, and every use case goes through its kernel (:mod:`.kernel`).
 

@@ -28,8 +28,8 @@ from bot.labels import HANDLING_KIND, ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
 from bot.routing.rules import TicketFacts, route
-from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.concerned import (
     department_of,
     grid_at_tier,

@@ -27,9 +27,9 @@ from bot.i18n import N_
 from bot.labels import ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
-from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, permits, target_of
+from bot.services.permissions import Action, permits, target_of
+from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.concerned import ancestors, department_of, holders, load_grid, owners
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import MOVABLE, load_for_action, tell, transition

@@ -18,7 +18,7 @@ from bot.i18n import N_
 from bot.routing import escalation
 from bot.routing.policy import policy_to_json
 from bot.routing.rules import TicketFacts, route
-from bot.services.notify import Notice, TicketNotifier
+from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.concerned import followers, grid_at_tier, links_to_people
 from bot.services.tickets.deadlines import calendar_for, current_policy, store_clock
 from bot.services.tickets.kernel import AlreadyHandled, load, record_event, tell

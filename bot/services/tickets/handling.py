@@ -13,9 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.routing import escalation
-from bot.services.notice import post_outcome
-from bot.services.notify import Notice, TicketNotifier
+from bot.services.notice_board import post_outcome
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.concerned import Lookups, followers, owners
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import (

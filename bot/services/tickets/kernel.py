@@ -10,8 +10,8 @@
    loses) and records its event: who, when, from which state to which, why. An event that
    moves nothing (a resident joining, a return visit falling due) is :func:`record_event`.
 3. **Tell the people concerned** — :func:`tell` hands a
-   :class:`~bot.services.notify.TicketUpdate` to the notifier: the reporter and followers,
-   the owners, and whoever else the use case names.
+   :class:`~bot.services.ticket_notices.TicketUpdate` to the notifier: the reporter and
+   followers, the owners, and whoever else the use case names.
 
 All of it in the caller's transaction, so the ticket, its event and the messages it causes
 commit together or not at all.
@@ -29,9 +29,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import DomainError, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.labels import TICKET_STATE
-from bot.services.notify import Notice, TicketNotifier, TicketUpdate
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize
+from bot.services.permissions import Action, authorize
+from bot.services.ticket_notices import Notice, TicketNotifier, TicketUpdate
 from bot.services.tickets.concerned import Lookups
 from bot.services.tickets.concerned import followers as followers_of
 from bot.services.tickets.concerned import owners as owners_of

@@ -12,7 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import NotAllowed
 from bot.i18n import N_
 from bot.routing import escalation
-from bot.services.notify import Notice, TicketNotifier
+from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import load, moved_on, tell, transition
 from bot.services.tickets.text import MAX_NOTE, clean_text

@@ -13,9 +13,9 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import NotFound
 from bot.routing.policy import parse_duration
 from bot.services import outbox
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action
+from bot.services.permissions import Action
+from bot.services.ticket_notices import TicketNotifier
 from bot.services.tickets.concerned import grid_at_tier, holders, load_grid
 from bot.services.tickets.deadlines import policy_of
 from bot.services.tickets.kernel import load_for_action, moved_on, record_event

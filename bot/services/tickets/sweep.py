@@ -16,7 +16,7 @@ from sqlmodel.sql.expression import Select
 from bot.routing import escalation
 from bot.routing.policy import Policy
 from bot.routing.working_time import WorkCalendar
-from bot.services.notify import Notice, TicketNotifier
+from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.concerned import (
     Lookups,
     grid_at_tier,
