@@ -1,4 +1,4 @@
-"""The policy: roles over grid subtrees, departments, residents, audited refusals."""
+"""Permissions: roles over grid subtrees, departments, residents, audited refusals."""
 
 from __future__ import annotations
 
