@@ -41,7 +41,7 @@ from bot.services.tickets.concerned import (
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.dispatching import NobodyThere, forged_refusal
 from bot.services.tickets.kernel import MOVABLE, load_for_handling, tell, transition
-from models import Grid, HandlingKind, Person, Role, Ticket, TicketState
+from models import Grid, HandlingKind, Person, Role, Ticket, TicketEventKind, TicketState
 
 CLASSIFY = "classify"  # the action named in the audit record of a refused, forged button
 
@@ -156,7 +156,7 @@ async def reclassify(
         session,
         ticket,
         now,
-        "reclassified",
+        TicketEventKind.RECLASSIFIED,
         before=before,
         actor=actor,
         note=step.note,

@@ -16,7 +16,17 @@ from bot.errors import NotFound
 from bot.routing.policy import ROLE_RANK, ChainLink, Policy, parse_policy
 from bot.routing.working_time import WorkCalendar
 from bot.services.tickets.deadlines import calendar_overrides, current_policy
-from models import Department, Grid, Person, Role, RoleAssignment, Ticket, TicketEvent, TicketPhoto
+from models import (
+    Department,
+    Grid,
+    Person,
+    Role,
+    RoleAssignment,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketPhoto,
+)
 
 
 def _path_ids(grid: Grid) -> list[int]:
@@ -101,7 +111,7 @@ async def department_of(session: AsyncSession, ticket: Ticket) -> Department | N
 async def followers(session: AsyncSession, ticket: Ticket) -> list[Person]:
     """The reporter and the residents who joined the ticket as the same problem."""
     joined = select(TicketEvent.actor_id).where(
-        TicketEvent.ticket_id == ticket.id, TicketEvent.action == "joined"
+        TicketEvent.ticket_id == ticket.id, TicketEvent.action == TicketEventKind.JOINED
     )
     found: ColumnElement[bool] = col(Person.id).in_(joined)
     if ticket.reporter_id is not None:
@@ -226,7 +236,8 @@ class Lookups:
         self.report_photos.update({ticket_id: int(count) for ticket_id, count in counted})
         reporters = select(Ticket.reporter_id).where(col(Ticket.id).in_(ticket_ids))
         joined = select(TicketEvent.actor_id).where(
-            col(TicketEvent.ticket_id).in_(ticket_ids), TicketEvent.action == "joined"
+            col(TicketEvent.ticket_id).in_(ticket_ids),
+            TicketEvent.action == TicketEventKind.JOINED,
         )
         await self._load_people(
             session, or_(col(Person.id).in_(reporters), col(Person.id).in_(joined))

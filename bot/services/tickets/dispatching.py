@@ -33,7 +33,7 @@ from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.concerned import ancestors, department_of, holders, load_grid, owners
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import MOVABLE, load_for_action, tell, transition
-from models import AuditLog, Department, Grid, Person, Role, Ticket, TicketState
+from models import AuditLog, Department, Grid, Person, Role, Ticket, TicketEventKind, TicketState
 
 FORGED = N_("Sorry, that button is not one of ours.")
 
@@ -155,7 +155,7 @@ async def send_to_tier(
         session,
         ticket,
         now,
-        "dispatched",
+        TicketEventKind.DISPATCHED,
         before=before,
         actor=actor,
         note=step.note,

@@ -32,6 +32,7 @@ from models import (
     Person,
     Ticket,
     TicketCategory,
+    TicketEventKind,
     TicketPhoto,
     TicketState,
 )
@@ -158,7 +159,7 @@ async def file_ticket(
         session,
         ticket,
         now,
-        "submitted",
+        TicketEventKind.SUBMITTED,
         from_state=None,
         to_state=TicketState.SUBMITTED,
         actor=reporter,
@@ -167,7 +168,7 @@ async def file_ticket(
         session,
         ticket,
         now,
-        "dispatched",
+        TicketEventKind.DISPATCHED,
         from_state=TicketState.SUBMITTED,
         to_state=TicketState.DISPATCHED,
         data={"rule": decision.rule, "tier": decision.owner.tier, "role": decision.owner.role},
@@ -241,7 +242,13 @@ async def join_ticket(
     }:
         state = TicketState(ticket.state)
         record_event(
-            session, ticket, now, "joined", from_state=state, to_state=state, actor=person
+            session,
+            ticket,
+            now,
+            TicketEventKind.JOINED,
+            from_state=state,
+            to_state=state,
+            actor=person,
         )
         await tell(
             session,

@@ -31,7 +31,16 @@ from bot.services.tickets.kernel import (
 )
 from bot.services.tickets.sweep import apply_escalation
 from bot.services.tickets.text import MAX_NOTE, clean_text
-from models import OPEN_TICKET_STATES, Department, Person, Role, Ticket, TicketPhoto, TicketState
+from models import (
+    OPEN_TICKET_STATES,
+    Department,
+    Person,
+    Role,
+    Ticket,
+    TicketEventKind,
+    TicketPhoto,
+    TicketState,
+)
 
 
 async def accept(
@@ -54,7 +63,7 @@ async def accept(
     before = TicketState(ticket.state)
     store_clock(ticket, escalation.accept(clock_of(ticket), now), policy, calendar)
     ticket.assignee_id = actor.id
-    await transition(session, ticket, now, "accepted", before=before, actor=actor)
+    await transition(session, ticket, now, TicketEventKind.ACCEPTED, before=before, actor=actor)
     await tell(session, notifier, Notice.ACCEPTED, ticket, now, actor=actor)
     return ticket
 
@@ -76,7 +85,9 @@ async def add_note(
     )
     before = TicketState(ticket.state)
     ticket.state = TicketState.IN_PROGRESS
-    await transition(session, ticket, now, "note", before=before, actor=actor, note=note)
+    await transition(
+        session, ticket, now, TicketEventKind.NOTE, before=before, actor=actor, note=note
+    )
     await tell(session, notifier, Notice.NOTE, ticket, now, actor=actor, note=note)
     return ticket
 
@@ -103,7 +114,9 @@ async def ask_reporter(
     policy, calendar = await policy_of(session, ticket)
     before = TicketState(ticket.state)
     store_clock(ticket, escalation.pause(clock_of(ticket), now), policy, calendar)
-    await transition(session, ticket, now, "asked", before=before, actor=actor, note=text)
+    await transition(
+        session, ticket, now, TicketEventKind.ASKED, before=before, actor=actor, note=text
+    )
     await tell(session, notifier, Notice.QUESTION, ticket, now, actor=actor, note=text)
     return ticket
 
@@ -131,7 +144,7 @@ async def answer_question(
         session,
         ticket,
         now,
-        "answered",
+        TicketEventKind.ANSWERED,
         before=TicketState.WAITING_REPORTER,
         actor=reporter,
         note=answer,
@@ -162,7 +175,9 @@ async def resolve(
     store_clock(ticket, replace(clock, state=TicketState.RESOLVED), policy, calendar)
     ticket.resolved_at = now
     ticket.assignee_id = ticket.assignee_id or actor.id
-    await transition(session, ticket, now, "resolved", before=before, actor=actor, note=note)
+    await transition(
+        session, ticket, now, TicketEventKind.RESOLVED, before=before, actor=actor, note=note
+    )
     assert ticket.id is not None
     if photo_file_id:
         session.add(
@@ -245,7 +260,7 @@ async def transfer(
         session,
         ticket,
         now,
-        "transferred",
+        TicketEventKind.TRANSFERRED,
         before=before,
         actor=actor,
         data={"department": department.code},
@@ -292,7 +307,7 @@ async def mark_duplicate(
         session,
         ticket,
         now,
-        "duplicate",
+        TicketEventKind.DUPLICATE,
         before=before,
         actor=actor,
         data={"original": original.number},
@@ -300,7 +315,13 @@ async def mark_duplicate(
     joined = TicketState(original.state)
     for follower in await followers(session, ticket):
         record_event(
-            session, original, now, "joined", from_state=joined, to_state=joined, actor=follower
+            session,
+            original,
+            now,
+            TicketEventKind.JOINED,
+            from_state=joined,
+            to_state=joined,
+            actor=follower,
         )
     await tell(
         session,
@@ -334,7 +355,9 @@ async def reject(
     ticket.closed_at = now
     ticket.solved = False
     ticket.next_deadline_at = ticket.warn_at = None
-    await transition(session, ticket, now, "rejected", before=before, actor=actor, note=text)
+    await transition(
+        session, ticket, now, TicketEventKind.REJECTED, before=before, actor=actor, note=text
+    )
     await tell(session, notifier, Notice.REJECTED, ticket, now, actor=actor, note=text)
     return ticket
 

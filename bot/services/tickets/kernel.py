@@ -35,7 +35,7 @@ from bot.services.ticket_notices import Notice, TicketNotifier, TicketUpdate
 from bot.services.tickets.concerned import Lookups
 from bot.services.tickets.concerned import followers as followers_of
 from bot.services.tickets.concerned import owners as owners_of
-from models import Department, Person, Role, Ticket, TicketEvent, TicketState
+from models import Department, Person, Role, Ticket, TicketEvent, TicketEventKind, TicketState
 
 
 class AlreadyHandled(DomainError):
@@ -147,7 +147,7 @@ def record_event(
     session: AsyncSession,
     ticket: Ticket,
     now: datetime,
-    action: str,
+    action: TicketEventKind,
     *,
     from_state: TicketState | None,
     to_state: TicketState | None,
@@ -176,7 +176,7 @@ async def transition(
     session: AsyncSession,
     ticket: Ticket,
     now: datetime,
-    action: str,
+    action: TicketEventKind,
     *,
     before: TicketState,
     actor: Person | None = None,

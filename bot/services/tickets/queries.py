@@ -23,6 +23,7 @@ from models import (
     Person,
     Ticket,
     TicketEvent,
+    TicketEventKind,
     TicketPhoto,
     TicketState,
 )
@@ -41,7 +42,7 @@ async def history(session: AsyncSession, ticket_id: int) -> list[tuple[TicketEve
 
 async def my_tickets(session: AsyncSession, person: Person, *, limit: int = 10) -> list[Ticket]:
     joined = select(TicketEvent.ticket_id).where(
-        TicketEvent.actor_id == person.id, TicketEvent.action == "joined"
+        TicketEvent.actor_id == person.id, TicketEvent.action == TicketEventKind.JOINED
     )
     return list(
         (

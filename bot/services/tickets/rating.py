@@ -16,7 +16,7 @@ from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import load, moved_on, tell, transition
 from bot.services.tickets.text import MAX_NOTE, clean_text
-from models import Person, Rating, Ticket, TicketState
+from models import Person, Rating, Ticket, TicketEventKind, TicketState
 
 
 async def rate(
@@ -64,22 +64,32 @@ async def settle_rating(
         store_clock(ticket, clock, policy, calendar)
         ticket.reopen_count += 1
         ticket.resolved_at = None
-        action, notice = "reopened", Notice.REOPENED
+        await transition(
+            session,
+            ticket,
+            now,
+            TicketEventKind.REOPENED,
+            before=TicketState.RESOLVED,
+            actor=actor,
+            note=note,
+            data=data,
+        )
+        notice = Notice.REOPENED
     else:
         store_clock(ticket, replace(clock_of(ticket), state=TicketState.CLOSED), policy, calendar)
         ticket.closed_at = now
         ticket.solved = True
-        action, notice = "closed", Notice.CLOSED
-    await transition(
-        session,
-        ticket,
-        now,
-        action,
-        before=TicketState.RESOLVED,
-        actor=actor,
-        note=note,
-        data=data,
-    )
+        await transition(
+            session,
+            ticket,
+            now,
+            TicketEventKind.CLOSED,
+            before=TicketState.RESOLVED,
+            actor=actor,
+            note=note,
+            data=data,
+        )
+        notice = Notice.CLOSED
     await tell(session, notifier, notice, ticket, now, actor=actor, note=note)
     return ticket
 
@@ -101,7 +111,13 @@ async def add_rating_comment(
     ticket.rating_comment = text
     before = TicketState(ticket.state)
     await transition(
-        session, ticket, now, "rating_comment", before=before, actor=reporter, note=text
+        session,
+        ticket,
+        now,
+        TicketEventKind.RATING_COMMENT,
+        before=before,
+        actor=reporter,
+        note=text,
     )
     if ticket.rating == Rating.UNSATISFIED:  # the handler hears it; the reporter wrote it
         await tell(

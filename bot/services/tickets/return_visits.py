@@ -20,7 +20,7 @@ from bot.services.tickets.concerned import grid_at_tier, holders, load_grid
 from bot.services.tickets.deadlines import policy_of
 from bot.services.tickets.kernel import load_for_action, moved_on, record_event
 from bot.services.tickets.rating import settle_rating
-from models import Person, Rating, ReturnVisit, Role, Ticket, TicketState
+from models import Person, Rating, ReturnVisit, Role, Ticket, TicketEventKind, TicketState
 
 RATING_WAIT = "1 working_days"  # a resolved ticket nobody rated gets a return visit after this
 
@@ -69,7 +69,14 @@ async def open_return_visits(
         session.add(visit)
         await session.flush()
         state = TicketState(ticket.state)
-        record_event(session, ticket, now, "return_visit_due", from_state=state, to_state=state)
+        record_event(
+            session,
+            ticket,
+            now,
+            TicketEventKind.RETURN_VISIT_DUE,
+            from_state=state,
+            to_state=state,
+        )
         if worker is not None and worker.telegram_id is not None and worker.reachable:
             reporter = (
                 await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None

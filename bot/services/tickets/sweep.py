@@ -26,7 +26,7 @@ from bot.services.tickets.concerned import (
 )
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import AlreadyHandled, tell, transition
-from models import Person, Ticket, TicketEvent, TicketState
+from models import Person, Ticket, TicketEvent, TicketEventKind, TicketState
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +96,10 @@ def _locked_with_followers(skip_locked: bool) -> Select[Ticket, int | None]:
         select(Ticket, TicketEvent.actor_id)
         .outerjoin(
             TicketEvent,
-            and_(col(TicketEvent.ticket_id) == Ticket.id, col(TicketEvent.action) == "joined"),
+            and_(
+                col(TicketEvent.ticket_id) == Ticket.id,
+                col(TicketEvent.action) == TicketEventKind.JOINED,
+            ),
         )
         .where(col(Ticket.id) == bindparam("ticket_id"))
         .execution_options(populate_existing=True)
@@ -137,11 +140,15 @@ async def settle_due(
         store_clock(ticket, escalation.apply(clock_of(ticket), step), policy, calendar)
         if isinstance(step, escalation.Warn):
             data = {"which": step.which, "deadline": step.deadline.isoformat()}
-            await transition(session, ticket, now, "warned", before=before, data=data)
+            await transition(
+                session, ticket, now, TicketEventKind.WARNED, before=before, data=data
+            )
             await tell(session, notifier, Notice.WARNED, ticket, now, lookups=lookups)
         else:
             data = {"which": step.which, "at": step.at.isoformat()}
-            await transition(session, ticket, now, "overdue", before=before, data=data)
+            await transition(
+                session, ticket, now, TicketEventKind.OVERDUE, before=before, data=data
+            )
             grid = await load_grid(session, ticket.grid_id)
             await tell(
                 session,
@@ -188,7 +195,7 @@ async def apply_escalation(
         session,
         ticket,
         now,
-        "escalated",
+        TicketEventKind.ESCALATED,
         before=before,
         actor=actor,
         note=step.note,
