@@ -11,8 +11,8 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.clock import Clock
 from bot.db import SessionFactory
+from bot.errors import DomainError
 from bot.services import outbox
-from bot.services.errors import DomainError
 from bot.telegram.render import esc
 from bot.telegram.sender import OutboxSender
 from models import AuditLog, OutboxLane

@@ -10,8 +10,8 @@ from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.i18n import N_
-from bot.services.errors import NotAllowed
 from bot.services.jobs import JOB_STATE_LABEL, OVERDUE_LABEL, jobs_overview, outbox_gave_up
 from bot.services.people import RoleInGrid
 from bot.settings import Settings

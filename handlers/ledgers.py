@@ -14,10 +14,10 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.background import BackgroundWork
+from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, gettext_for
 from bot.services import exports, imports
 from bot.services.actor import Actor
-from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.message_size import MAX_MESSAGE, cut_to_fit, visible_length
 from bot.services.tabular import Sheet, write_workbook
 from bot.settings import Settings

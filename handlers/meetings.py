@@ -20,13 +20,14 @@ from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMar
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.i18n import N_, join_list
 from bot.services import grids, meetings
-from bot.services.errors import NotAllowed
 from bot.services.meetings import InviteeGroup, MeetingDraft
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import TicketNotifier
 from bot.settings import Settings
+from bot.telegram.i18n import t
 from bot.telegram.meeting_views import (
     INVITEES,
     QUARTERLY_TITLE,
@@ -92,12 +93,8 @@ class MeetingInput(StatesGroup):
     problem = State()
 
 
-def _t(message: str, **params: object) -> str:
-    return _(message).format(**params) if params else _(message)
-
-
 def _cancel() -> InlineKeyboardMarkup:
-    return cancel_keyboard(_t)
+    return cancel_keyboard(t)
 
 
 TIME_PROMPT = N_(
@@ -126,7 +123,7 @@ async def meeting_command(
     await state.update_data(grid_id=grid.id, grid_name=grid.name)
     reply.text(
         _("New meeting for {grid}. What kind of meeting?").format(grid=bold(grid.name)),
-        start_keyboard(grid, _t),
+        start_keyboard(grid, t),
     )
 
 
@@ -137,7 +134,7 @@ async def kind_chosen(
     await query.answer()
     if callback_data.kind == MeetingStart.QUARTERLY:
         await state.update_data(
-            title=_t(QUARTERLY_TITLE, grid=data["grid_name"]),
+            title=t(QUARTERLY_TITLE, grid=data["grid_name"]),
             invitees=InviteeGroup.WORKERS.value,
             rhythm=Rhythm.QUARTERLY.value,
             quick=True,
@@ -163,9 +160,9 @@ async def time_typed(
     await state.set_state(NewMeeting.place)
     reply.text(
         _("{when}. Where is it? Write the place, or press the button.").format(
-            when=when_text(starts_at, settings.tz, _t)
+            when=when_text(starts_at, settings.tz, t)
         ),
-        place_keyboard(_t),
+        place_keyboard(t),
     )
 
 
@@ -190,7 +187,7 @@ async def _after_place(reply: Replier, state: FSMContext, settings: Settings) ->
         await _confirm(reply, state, settings)
         return
     await state.set_state(NewMeeting.invitees)
-    reply.text(_("Who is invited?"), invitees_keyboard(data["grid_name"], _t))
+    reply.text(_("Who is invited?"), invitees_keyboard(data["grid_name"], t))
 
 
 async def invitees_chosen(
@@ -233,7 +230,7 @@ async def names_typed(
 
 async def _ask_recurrence(reply: Replier, state: FSMContext) -> None:
     await state.set_state(NewMeeting.recurrence)
-    reply.text(_("Does it repeat?"), recurrence_keyboard(_t))
+    reply.text(_("Does it repeat?"), recurrence_keyboard(t))
 
 
 async def recurrence_chosen(
@@ -254,12 +251,12 @@ async def _confirm(reply: Replier, state: FSMContext, settings: Settings) -> Non
     who = (
         esc(data.get("named_names", ""))
         if group == InviteeGroup.NAMED
-        else _t(INVITEES[group], grid=esc(data["grid_name"]))
+        else t(INVITEES[group], grid=esc(data["grid_name"]))
     )
     await state.set_state(NewMeeting.confirm)
     reply.text(
         draft_text(
-            _t,
+            t,
             settings.tz,
             title=data["title"],
             starts_at=datetime.fromisoformat(data["starts_at"]),
@@ -268,7 +265,7 @@ async def _confirm(reply: Replier, state: FSMContext, settings: Settings) -> Non
             invitees=who,
             rhythm=Rhythm(data.get("rhythm", Rhythm.ONCE.value)),
         ),
-        confirm_keyboard(_t),
+        confirm_keyboard(t),
     )
 
 
@@ -364,7 +361,7 @@ async def meeting_pressed(
             meeting = await meetings.load(session, meeting_id)
             grid, organiser = await meetings.facts(session, meeting)
             lines = meeting_lines(
-                meeting, _t, settings.tz, grid_name=grid.name, organiser_name=organiser.name
+                meeting, t, settings.tz, grid_name=grid.name, organiser_name=organiser.name
             )
             lines += ["", _("✅ Checked in at {time}.").format(time=checked)]
             reply.edit(message_id, "\n".join(lines))
@@ -437,10 +434,10 @@ async def _organiser_pressed(
             else _("Cancel {title} on {when}?")
         )
         reply.text(
-            question.format(title=title, when=when_text(meeting.starts_at, settings.tz, _t))
+            question.format(title=title, when=when_text(meeting.starts_at, settings.tz, t))
             + "\n"
             + _("Everyone invited will be told."),
-            confirm_cancel_keyboard(meeting, _t, series=series),
+            confirm_cancel_keyboard(meeting, t, series=series),
         )
         return
     meetings.ensure_started(meeting, now)
@@ -460,7 +457,7 @@ async def _organiser_pressed(
             session, actor=person, roles=roles, meeting_id=meeting_id, now=now
         )
         rows = [(p, Rsvp(i.rsvp), i.reason) for p, i in absent]
-        reply.text(absentees_text(meeting, rows, _t))
+        reply.text(absentees_text(meeting, rows, t))
 
 
 async def _show_answer(
@@ -477,9 +474,9 @@ async def _show_answer(
     meeting = await meetings.load(session, meeting_id)
     grid, organiser = await meetings.facts(session, meeting)
     text = invitation_text(
-        meeting, _t, settings.tz, grid_name=grid.name, organiser_name=organiser.name, rsvp=rsvp
+        meeting, t, settings.tz, grid_name=grid.name, organiser_name=organiser.name, rsvp=rsvp
     )
-    reply.edit(message_id, text, rsvp_keyboard(meeting, _t, rsvp))
+    reply.edit(message_id, text, rsvp_keyboard(meeting, t, rsvp))
 
 
 async def _open_meeting(
@@ -499,14 +496,14 @@ async def _open_meeting(
     except NotAllowed:
         invite = await meetings.my_invite(session, meeting_id, person)
         rsvp = Rsvp(invite.rsvp)
-        text = invitation_text(meeting, _t, settings.tz, rsvp=rsvp, **names)
-        keyboard = rsvp_keyboard(meeting, _t, rsvp) if meeting.starts_at > now else None
+        text = invitation_text(meeting, t, settings.tz, rsvp=rsvp, **names)
+        keyboard = rsvp_keyboard(meeting, t, rsvp) if meeting.starts_at > now else None
         reply.text(text, keyboard)
         return
     attendance = await meetings.attendance(session, meeting_id)
     reply.text(
-        summary_text(meeting, attendance, _t, settings.tz, **names),
-        summary_keyboard(meeting, _t, now),
+        summary_text(meeting, attendance, t, settings.tz, **names),
+        summary_keyboard(meeting, t, now),
     )
 
 
@@ -532,7 +529,7 @@ async def problem_grid_chosen(
     await state.update_data(meeting_id=meeting.id, grid_id=grid.id, grid_name=grid.name)
     reply.text(
         _("A problem in {grid}. What kind of problem is it?").format(grid=bold(grid.name)),
-        category_keyboard(_t),
+        category_keyboard(t),
     )
 
 
@@ -603,7 +600,7 @@ async def move_time_typed(
     await state.clear()
     reply.text(
         _("{title} now starts at {when}. Everyone invited has been told.").format(
-            title=bold(meeting.title), when=when_text(starts_at, settings.tz, _t)
+            title=bold(meeting.title), when=when_text(starts_at, settings.tz, t)
         )
     )
 
@@ -635,7 +632,7 @@ async def minutes_typed(
     )
     reply.text(_("Minutes of {title} saved.").format(title=bold(meeting.title)))
     rows = [(p, Rsvp(i.rsvp), i.reason) for p, i in absent]
-    reply.text(absentees_text(meeting, rows, _t), after_keyboard(meeting, _t))
+    reply.text(absentees_text(meeting, rows, t), after_keyboard(meeting, t))
 
 
 async def problem_typed(
@@ -703,11 +700,11 @@ async def meetings_command(
     lines = [bold(_("Your upcoming meetings:"))]
     buttons = []
     for meeting, invite in upcoming:
-        answer = (answer_line(Rsvp(invite.rsvp), _t) if invite else _("you convened it")) or _(
+        answer = (answer_line(Rsvp(invite.rsvp), t) if invite else _("you convened it")) or _(
             "not answered yet"
         )
         lines.append(
-            f"• {when_text(meeting.starts_at, settings.tz, _t)} {bold(meeting.title)} — "
+            f"• {when_text(meeting.starts_at, settings.tz, t)} {bold(meeting.title)} — "
             f"{esc(answer)}"
         )
         buttons.append([_open_button(meeting, settings)])

@@ -11,16 +11,17 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
+from bot.errors import NotAllowed
 from bot.i18n import ASIDE, N_
 from bot.services import deeplinks, grids, households, invites, staff
-from bot.services.errors import NotAllowed
-from bot.services.notice import notice_board, posted_outcomes, resident_grid
+from bot.services.notice_board import notice_board, posted_outcomes, resident_grid
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize
+from bot.services.permissions import Action, authorize
 from bot.services.qr import qr_png
 from bot.settings import Settings
 from bot.telegram.args import parse_role, split_args
 from bot.telegram.callbacks import GridPageCb, HouseholdCb, HouseholdPageCb, PeoplePageCb
+from bot.telegram.i18n import t
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
 from bot.telegram.ticket_views import posted_outcomes_text
@@ -35,11 +36,6 @@ from bot.telegram.views import (
     warnings_text,
 )
 from models import Grid, Person, Role
-
-
-def _t(message: str, **params: object) -> str:
-    return _(message).format(**params) if params else _(message)
-
 
 # TRANSLATORS: the words after /grid (add, rename, move, notice, area, services, process,
 # phone) are typed as they are; translate only what is in <angle brackets>
@@ -396,7 +392,7 @@ async def mygrid_command(
     text = notice_text(board)
     outcomes = await posted_outcomes(session, grid, now)
     if outcomes:  # publicly noticed outcomes (公示) while they last
-        text += "\n\n" + posted_outcomes_text(outcomes, _t, settings.tz)
+        text += "\n\n" + posted_outcomes_text(outcomes, t, settings.tz)
     reply.text(text)
     for worker in board.workers:
         if worker.phone:

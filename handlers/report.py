@@ -20,11 +20,11 @@ from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, InvalidInput, NotFound
 from bot.i18n import N_, in_every_locale
 from bot.services import conversations, tickets
-from bot.services.errors import DomainError, InvalidInput, NotFound
-from bot.services.notice import resident_grid
-from bot.services.notify import TicketNotifier
+from bot.services.notice_board import resident_grid
+from bot.services.ticket_notices import TicketNotifier
 from bot.services.tickets import MAX_PHOTOS, AlreadyHandled
 from bot.settings import Settings
 from bot.telegram.fsm_storage import record_key

@@ -13,10 +13,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.i18n import ASIDE, join_list
-from bot.routing.labels import duration_msgid
 from bot.routing.policy import Duration, policy_to_json
 from bot.routing.summary import PolicySummary, summarize
-from bot.services import policy_admin, tickets
+from bot.routing.wording import duration_msgid
+from bot.services import sla_admin, tickets
 from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram.args import split_args
@@ -121,7 +121,7 @@ async def policy_file(
         return
     downloaded = await bot.download(document)
     raw = downloaded.read() if downloaded is not None else b""
-    policy = await policy_admin.set_policy(session, actor=person, roles=roles, raw=raw, now=now)
+    policy = await sla_admin.set_policy(session, actor=person, roles=roles, raw=raw, now=now)
     reply.text(
         _("New time limits saved. New tickets follow them; open tickets keep theirs.")
         + "\n\n"
@@ -143,9 +143,9 @@ async def holidays_command(
     action = args[0].lower() if args else ""
     if action in {"off", "work"} and len(args) >= 2:
         words = split_args(args[1], 1)  # the day, then an optional note
-        day = policy_admin.parse_day(words[0])
+        day = sla_admin.parse_day(words[0])
         note = words[1] if len(words) > 1 else None
-        await policy_admin.set_override(
+        await sla_admin.set_override(
             session,
             actor=person,
             roles=roles,
@@ -158,8 +158,8 @@ async def holidays_command(
         reply.text(_("{day} is now {kind}.").format(day=day.isoformat(), kind=kind))
         return
     if action == "remove" and len(args) >= 2:
-        day = policy_admin.parse_day(args[1])
-        removed = await policy_admin.remove_override(
+        day = sla_admin.parse_day(args[1])
+        removed = await sla_admin.remove_override(
             session, actor=person, roles=roles, day=day, now=now
         )
         text = (
@@ -169,7 +169,7 @@ async def holidays_command(
         )
         reply.text(text.format(day=day.isoformat()))
         return
-    days = await policy_admin.list_overrides(session, now.astimezone(settings.tz).date())
+    days = await sla_admin.list_overrides(session, now.astimezone(settings.tz).date())
     lines = [bold(_("Changes to the official calendar"))]
     for override in days:
         kind = _("working day") if override.is_workday else _("day off")

@@ -16,11 +16,12 @@ from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
+from bot.errors import DomainError, InvalidInput, NotFound
 from bot.i18n import N_
-from bot.services import classifying, dispatching, tickets
-from bot.services.errors import DomainError, InvalidInput, NotFound
-from bot.services.notify import TicketNotifier
+from bot.services import tickets
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import TicketNotifier
+from bot.services.tickets import classifying, dispatching
 from bot.settings import Settings
 from bot.telegram.callbacks import (
     CancelCb,
@@ -37,6 +38,7 @@ from bot.telegram.callbacks import (
     TransferCb,
     step_tag,
 )
+from bot.telegram.i18n import t
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
 from bot.telegram.report_views import refusal_text
@@ -124,10 +126,6 @@ def cancel_keyboard(step: str | None, ticket_id: int | None) -> InlineKeyboardMa
     )
 
 
-def _t(message: str, **params: object) -> str:
-    return _(message).format(**params) if params else _(message)
-
-
 async def card_pressed(
     query: CallbackQuery,
     callback_data: TicketCb,
@@ -154,12 +152,12 @@ async def card_pressed(
         await query.answer()
         if action == TicketAction.HISTORY:
             events = await tickets.history(session, ticket_id)
-            reply.text(history_text(ticket, events, _t, settings.tz))
+            reply.text(history_text(ticket, events, t, settings.tz))
             return
         grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
         text = card_text(
             ticket,
-            _t,
+            t,
             settings.tz,
             grid_name=grid_name,
             reporter_name=reporter_name,
@@ -167,7 +165,7 @@ async def card_pressed(
             photos=photos,
         )
         dispatch = await dispatching.may_dispatch(session, person, roles, ticket)
-        keyboard = card_keyboard(ticket, _t, dispatch=dispatch)
+        keyboard = card_keyboard(ticket, t, dispatch=dispatch)
         reply.text(text, keyboard, ref=f"tc:{ticket.id}:{person.id}")
         return
     if action == TicketAction.DISPATCH:
@@ -175,14 +173,14 @@ async def card_pressed(
             session, actor=person, roles=roles, ticket_id=ticket_id, now=now
         )
         await query.answer()
-        reply.text(dispatch_text(choices, _t), dispatch_keyboard(choices, _t))
+        reply.text(dispatch_text(choices, t), dispatch_keyboard(choices, t))
         return
     if action == TicketAction.CLASSIFY:
         kinds = await classifying.kind_choices(
             session, actor=person, roles=roles, ticket_id=ticket_id, now=now
         )
         await query.answer()
-        reply.text(kinds_text(kinds, _t), kinds_keyboard(kinds, _t))
+        reply.text(kinds_text(kinds, t), kinds_keyboard(kinds, t))
         return
     if action == TicketAction.ANSWER:
         await query.answer()
@@ -411,8 +409,8 @@ async def dispatch_chosen(
             state,
             Dispatching.reason,
             {"role": callback_data.role.value, **target},
-            prompt.format(owner=esc(tier_label(choice, _t))),
-            dispatch_reason_keyboard(callback_data, _t),
+            prompt.format(owner=esc(tier_label(choice, t))),
+            dispatch_reason_keyboard(callback_data, t),
         )
         return
     await state.clear()
@@ -428,7 +426,7 @@ async def dispatch_chosen(
     )
     await query.answer(_("Sent."))
     if query.message is not None:
-        reply.edit(query.message.message_id, dispatched_text(result, _t))
+        reply.edit(query.message.message_id, dispatched_text(result, t))
 
 
 async def dispatch_reason(
@@ -468,10 +466,10 @@ async def dispatch_reason(
             reason=message.text or "",
             now=now,
         ),
-        dispatch_reason_keyboard(chosen, _t),
+        dispatch_reason_keyboard(chosen, t),
     )
     if result is not None:
-        reply.text(dispatched_text(result, _t))
+        reply.text(dispatched_text(result, t))
 
 
 async def dispatch_forged(query: CallbackQuery, person: Person, now: datetime) -> None:
@@ -502,8 +500,8 @@ async def classify_chosen(
             state,
             Classifying.reason,
             {"ticket_id": ticket_id, "kind": kind.value},
-            classify_question(ticket.number, option, _t),
-            classify_reason_keyboard(callback_data, _t),
+            classify_question(ticket.number, option, t),
+            classify_reason_keyboard(callback_data, t),
         )
         return
     await state.clear()
@@ -519,7 +517,7 @@ async def classify_chosen(
     )
     await query.answer(_("Classified."))
     if query.message is not None:
-        reply.edit(query.message.message_id, classified_text(result, _t))
+        reply.edit(query.message.message_id, classified_text(result, t))
 
 
 async def classify_reason(
@@ -555,10 +553,10 @@ async def classify_reason(
             reason=message.text or "",
             now=now,
         ),
-        classify_reason_keyboard(chosen, _t),
+        classify_reason_keyboard(chosen, t),
     )
     if result is not None:
-        reply.text(classified_text(result, _t))
+        reply.text(classified_text(result, t))
 
 
 async def classify_forged(query: CallbackQuery, person: Person, now: datetime) -> None:

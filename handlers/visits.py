@@ -11,7 +11,6 @@ refused by :func:`bot.services.daily_push.visitable`; changing a visit by ``edit
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
@@ -22,14 +21,15 @@ from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.services import daily_push, quotas, tickets, visits
-from bot.services.errors import InvalidInput, NotAllowed
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import TicketNotifier
 from bot.settings import Settings
 from bot.telegram import visit_views as views
 from bot.telegram.args import split_args
+from bot.telegram.i18n import t
 from bot.telegram.render import esc
 from bot.telegram.replies import Replier
 from bot.telegram.ticket_views import card_keyboard, card_text
@@ -65,12 +65,8 @@ class DiaryEdit(StatesGroup):
     note = State()  # the new note of a visit being corrected
 
 
-def _t(message: str, **params: Any) -> str:
-    return _(message).format(**params) if params else _(message)
-
-
 def _refusal(error: InvalidInput) -> str:
-    return _t(error.message, **{key: esc(value) for key, value in error.params.items()})
+    return t(error.message, **{key: esc(value) for key, value in error.params.items()})
 
 
 # --- /visit: choosing the household -------------------------------------------------------------
@@ -96,11 +92,11 @@ async def _show_households(
     await state.set_state(VisitFlow.household)
     await state.update_data(query=query, page=choice.page)
     if not choice.rows:
-        text = _t(views.NO_MATCH, query=esc(query)) if query else _t(views.NO_HOUSEHOLDS)
-        reply.text(text, views.cancel_keyboard(_t))
+        text = t(views.NO_MATCH, query=esc(query)) if query else t(views.NO_HOUSEHOLDS)
+        reply.text(text, views.cancel_keyboard(t))
         return
-    text = views.households_text(choice.total, choice.page, choice.pages, query, _t)
-    keyboard = views.households_keyboard(choice.rows, choice.page, choice.pages, _t)
+    text = views.households_text(choice.total, choice.page, choice.pages, query, t)
+    keyboard = views.households_keyboard(choice.rows, choice.page, choice.pages, t)
     if edit is not None:
         reply.edit(edit, text, keyboard)
     else:
@@ -184,7 +180,7 @@ async def household_picked(
     await state.clear()
     await state.set_state(VisitFlow.kind)
     await state.update_data(household_id=household.id, quick=callback_data.quick)
-    reply.text(_t(views.CHOOSE_KIND, name=esc(household.head_name)), views.kind_keyboard(_t))
+    reply.text(t(views.CHOOSE_KIND, name=esc(household.head_name)), views.kind_keyboard(t))
 
 
 # --- kind, note, photo and location -------------------------------------------------------------
@@ -196,22 +192,22 @@ async def kind_chosen(
     await query.answer()
     await state.update_data(kind=callback_data.kind.value)
     await state.set_state(VisitFlow.note)
-    reply.text(_t(views.WRITE_NOTE), views.cancel_keyboard(_t))
+    reply.text(t(views.WRITE_NOTE), views.cancel_keyboard(t))
 
 
 async def use_the_buttons(message: Message, reply: Replier, state: FSMContext) -> None:
     """Typed text where a button is expected: say so, and show the buttons again."""
     step = await state.get_state()
     if step == VisitFlow.kind.state:
-        reply.text(_t(views.USE_BUTTONS), views.kind_keyboard(_t))
+        reply.text(t(views.USE_BUTTONS), views.kind_keyboard(t))
     elif step == VisitFlow.category.state:
-        reply.text(_t(views.USE_BUTTONS), views.category_keyboard(_t))
+        reply.text(t(views.USE_BUTTONS), views.category_keyboard(t))
     elif step == VisitFlow.problem.state:
-        reply.text(_t(views.USE_BUTTONS), views.problem_keyboard(_t))
+        reply.text(t(views.USE_BUTTONS), views.problem_keyboard(t))
     else:
         data = await state.get_data()
         got_one = bool(data.get("photo") or data.get("latitude") is not None)
-        reply.text(_t(views.ADD_EXTRAS), views.extras_keyboard(_t, got_one=got_one))
+        reply.text(t(views.ADD_EXTRAS), views.extras_keyboard(t, got_one=got_one))
 
 
 async def note_typed(
@@ -227,19 +223,19 @@ async def note_typed(
     try:
         note = visits.parse_note(message.text or "")
     except InvalidInput as error:
-        reply.text(f"{_refusal(error)}\n\n{_t(views.WRITE_NOTE)}", views.cancel_keyboard(_t))
+        reply.text(f"{_refusal(error)}\n\n{t(views.WRITE_NOTE)}", views.cancel_keyboard(t))
         return
     await state.update_data(note=note)
     if (await state.get_data()).get("quick"):
         await _log(reply, person, roles, session, state, settings, now)
         return
     await state.set_state(VisitFlow.extras)
-    reply.text(_t(views.ADD_EXTRAS), views.extras_keyboard(_t, got_one=False))
+    reply.text(t(views.ADD_EXTRAS), views.extras_keyboard(t, got_one=False))
 
 
 async def not_typed(message: Message, reply: Replier) -> None:
     """A photo, sticker or voice message where the diary note is expected."""
-    reply.text(_t(views.WRITE_NOTE), views.cancel_keyboard(_t))
+    reply.text(t(views.WRITE_NOTE), views.cancel_keyboard(t))
 
 
 async def extra_sent(
@@ -262,7 +258,7 @@ async def extra_sent(
     if data.get("photo") and data.get("latitude") is not None:
         await _log(reply, person, roles, session, state, settings, now)
         return
-    reply.text(_t(views.GOT_EXTRA), views.extras_keyboard(_t, got_one=True))
+    reply.text(t(views.GOT_EXTRA), views.extras_keyboard(t, got_one=True))
 
 
 async def extras_done(
@@ -305,8 +301,8 @@ async def _log(
     await state.set_data({"visit_id": result.visit.id})
     await state.set_state(VisitFlow.problem)
     reply.text(
-        views.logged_text(result.household, VisitKind(result.visit.kind), result.counted, _t),
-        views.problem_keyboard(_t),
+        views.logged_text(result.household, VisitKind(result.visit.kind), result.counted, t),
+        views.problem_keyboard(t),
     )
 
 
@@ -319,10 +315,10 @@ async def problem_answered(
     await query.answer()
     if callback_data.step == VisitStep.PROBLEM:
         await state.set_state(VisitFlow.category)
-        reply.text(_t(views.CHOOSE_CATEGORY), views.category_keyboard(_t))
+        reply.text(t(views.CHOOSE_CATEGORY), views.category_keyboard(t))
         return
     await state.clear()
-    reply.text(_t(views.NO_PROBLEM))
+    reply.text(t(views.NO_PROBLEM))
 
 
 async def category_chosen(
@@ -350,27 +346,27 @@ async def category_chosen(
     await state.clear()
     grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
     owners = {owner.id for owner in await tickets.owners(session, ticket)}
-    filed = _t(views.TICKET_FILED, number=ticket.number, name=esc(grid_name))
+    filed = t(views.TICKET_FILED, number=ticket.number, name=esc(grid_name))
     if person.id in owners:  # the card reaches them as an owner already
         reply.text(filed)
         return
     card = card_text(
         ticket,
-        _t,
+        t,
         settings.tz,
         grid_name=grid_name,
         reporter_name=reporter_name,
         holder=holder,
         photos=photos,
     )
-    reply.text(f"{filed}\n\n{card}", card_keyboard(ticket, _t), ref=f"tc:{ticket.id}:{person.id}")
+    reply.text(f"{filed}\n\n{card}", card_keyboard(ticket, t), ref=f"tc:{ticket.id}:{person.id}")
 
 
 async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
     await state.clear()
-    await query.answer(_t(views.CANCELLED))
+    await query.answer(t(views.CANCELLED))
     if query.message is not None:
-        reply.edit(query.message.message_id, _t(views.CANCELLED))
+        reply.edit(query.message.message_id, t(views.CANCELLED))
 
 
 # --- /diary --------------------------------------------------------------------------------------
@@ -404,8 +400,8 @@ async def _diary_page(
     assert person.id is not None
     entries = await visits.diary(session, person.id, limit=DIARY_PAGE, before=before)
     reply.text(
-        views.diary_text(entries, _t, settings.tz),
-        views.diary_keyboard(entries, _t, more=len(entries) == DIARY_PAGE),
+        views.diary_text(entries, t, settings.tz),
+        views.diary_keyboard(entries, t, more=len(entries) == DIARY_PAGE),
     )
 
 
@@ -421,7 +417,7 @@ async def _history(
     entries = await visits.household_history(session, person, roles, household_id, now)
     household = await daily_push.household_named(session, household_id)
     label = f"{household.head_name} · {household.address}"
-    reply.text(views.diary_text(entries, _t, settings.tz, household=label))
+    reply.text(views.diary_text(entries, t, settings.tz, household=label))
 
 
 async def history_pressed(
@@ -458,19 +454,19 @@ async def diary_pressed(
         await query.answer()
         await state.set_state(DiaryEdit.note)
         await state.update_data(visit_id=visit_id)
-        reply.text(_t("Write the corrected diary note for this visit:"), views.cancel_keyboard(_t))
+        reply.text(t("Write the corrected diary note for this visit:"), views.cancel_keyboard(t))
         return
     if action == DiaryAction.WITHDRAW:
         await query.answer()
         reply.text(
-            _t("Withdraw this visit? It will no longer count toward any quota."),
-            views.withdraw_keyboard(visit_id, _t),
+            t("Withdraw this visit? It will no longer count toward any quota."),
+            views.withdraw_keyboard(visit_id, t),
         )
         return
     await visits.withdraw_visit(session, person, roles, visit_id, now, tz=settings.tz)
-    await query.answer(_t("Withdrawn."))
+    await query.answer(t("Withdrawn."))
     if query.message is not None:
-        reply.edit(query.message.message_id, _t("The visit was withdrawn."))
+        reply.edit(query.message.message_id, t("The visit was withdrawn."))
 
 
 async def edited_note(
@@ -489,10 +485,10 @@ async def edited_note(
             session, person, roles, visit_id, now, note=message.text or "", tz=settings.tz
         )
     except InvalidInput as error:
-        reply.text(_refusal(error), views.cancel_keyboard(_t))
+        reply.text(_refusal(error), views.cancel_keyboard(t))
         return
     await state.clear()
-    reply.text(_t("The visit was corrected.") + "\n" + esc(views.counted_text(result.counted, _t)))
+    reply.text(t("The visit was corrected.") + "\n" + esc(views.counted_text(result.counted, t)))
 
 
 # --- /quota and /quota_rules ---------------------------------------------------------------------
@@ -515,13 +511,13 @@ async def quota_command(
         rows = await quotas.progress(
             session, now, by="grid", scope_path=wide[0].grid_path, tz=settings.tz
         )
-        title = _t("Visit quotas by grid: {grid}", grid=wide[0].grid_name)
+        title = t("Visit quotas by grid: {grid}", grid=wide[0].grid_name)
     elif heads:
         rows = await quotas.progress(
             session, now, by="worker", scope_path=heads[0].grid_path, tz=settings.tz
         )
         rows = [row for row in rows if row.subject_id is not None]
-        title = _t("Visit quotas of your workers: {grid}", grid=heads[0].grid_name)
+        title = t("Visit quotas of your workers: {grid}", grid=heads[0].grid_name)
     elif workers:
         rows = await quotas.progress(
             session,
@@ -531,10 +527,10 @@ async def quota_command(
             worker_ids=[person.id or 0],
             tz=settings.tz,
         )
-        title = _t("Your visit quotas: households that got their visits")
+        title = t("Your visit quotas: households that got their visits")
     else:
         raise NotAllowed(N_("This command is for grid staff."))
-    reply.text(views.progress_text(rows, _t, title))
+    reply.text(views.progress_text(rows, t, title))
 
 
 async def quota_rules_command(
@@ -556,7 +552,7 @@ async def quota_rules_command(
             session, person, roles, int(words[1][:9]), now, required=words[2], tz=settings.tz
         )
         reply.text(
-            _t(
+            t(
                 "Changed from this period on: {rule}",
                 rule=esc(quotas.describe_rule(rule, i18n.current_locale)),
             )
@@ -566,7 +562,7 @@ async def quota_rules_command(
         raise NotAllowed(N_("This command is for administrators."))
     await quotas.ensure_default_rules(session, now, tz=settings.tz)
     rules = await quotas.list_rules(session, now, tz=settings.tz)
-    reply.text(views.rules_text(rules, i18n.current_locale, _t))
+    reply.text(views.rules_text(rules, i18n.current_locale, t))
 
 
 def build_router() -> Router:

@@ -1,4 +1,5 @@
-"""The jobs: thin sweeps that open a session, call one service with ``now``, and commit.
+"""The jobs: thin sweeps that open a session, call one service with ``now``, and commit
+(the deadline sweep commits ticket by ticket itself).
 
 Each takes only the :class:`~scheduler.context.JobContext`; its schedule is declared in
 :data:`scheduler.registry.SWEEPS`, and its run is recorded by :mod:`scheduler.runs`.
@@ -35,12 +36,14 @@ async def purge_outbox(ctx: JobContext) -> None:
 
 
 async def escalate_overdue(ctx: JobContext) -> None:
-    """The deadline sweep (限时办理): warn, escalate a tier per passed deadline, flag the top."""
+    """The deadline sweep (限时办理): warn, escalate a tier per passed deadline, flag the top.
+
+    The service commits each ticket on its own, so a person acting on one waits for that one.
+    """
     async with ctx.sessions() as session:
         steps = await tickets.escalate_overdue(
             session, TelegramTicketNotifier(ctx.settings), ctx.clock.now()
         )
-        await session.commit()
     if steps:
         log.info("deadline sweep took %d steps", steps)
         if ctx.wake_outbox is not None:

@@ -118,7 +118,7 @@ class RecordingNotifier:
     """A ticket notifier that keeps every update instead of rendering it."""
 
     def __init__(self) -> None:
-        from bot.services.notify import TicketUpdate
+        from bot.services.ticket_notices import TicketUpdate
 
         self.updates: list[TicketUpdate] = []
 

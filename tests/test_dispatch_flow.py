@@ -17,7 +17,7 @@ from bot.app import App, build_app
 from bot.clock import FrozenClock
 from bot.services import tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.notice import resident_grid
+from bot.services.notice_board import resident_grid
 from bot.settings import Settings
 from handlers.tickets import Dispatching
 from models import AuditLog, OutboxMessage, Person, Ticket, TicketCategory

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bot.errors import InvalidInput
 from bot.services import grid_codes
-from bot.services.errors import InvalidInput
 from bot.services.grid_codes import (
     MAX_TIER,
     InvalidGridCode,

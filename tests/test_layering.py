@@ -10,14 +10,29 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def imported_modules(path: Path) -> set[str]:
+    """The modules ``path`` imports, relative imports resolved (``from .x import y`` in
+    ``bot/services/a.py`` is ``bot.services.x``)."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
     found: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            found.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            found.add(imported_from(path, node))
     return found
+
+
+def imported_from(path: Path, node: ast.ImportFrom) -> str:
+    """The module an ``ImportFrom`` names, made absolute."""
+    if node.level == 0:
+        return node.module or ""
+    package = list(path.relative_to(ROOT).with_suffix("").parts)
+    base = package[: len(package) - node.level]
+    return ".".join(base + ([node.module] if node.module else []))
+
+
+def within(module: str, *prefixes: str) -> bool:
+    return any(module == prefix or module.startswith(prefix + ".") for prefix in prefixes)
 
 
 def python_files(*folders: str) -> list[Path]:
@@ -93,5 +108,40 @@ def test_no_private_name_of_a_library_is_used() -> None:
         found
         for path in python_files("bot", "handlers", "scheduler")
         for found in private_names_of_others(path)
+    ]
+    assert offenders == []
+
+
+def test_routing_imports_nothing_above_it() -> None:
+    """``bot/routing`` is pure (docs/routing.md): of the project it uses only itself and the
+    neutral modules under every layer — the domain errors, the catalogs' ``N_``, the models'
+    enums. Nothing from ``bot/services`` (whose errors moved to ``bot/errors.py`` for this)."""
+    allowed = ("bot.routing", "bot.errors", "bot.i18n", "models")
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(
+            m for m in imported_modules(path) if within(m, *PROJECT) and not within(m, *allowed)
+        )
+        for path in python_files("bot/routing")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_the_errors_module_stays_neutral() -> None:
+    """``bot/errors.py`` is imported by every layer, ``bot/routing`` too: it may import only
+    the catalogs and the models."""
+    project = {m for m in imported_modules(ROOT / "bot" / "errors.py") if within(m, *PROJECT)}
+    assert {m for m in project if not within(m, "bot.i18n", "models")} == set()
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A ``_name`` is its module's own: a helper others need is public (the ticket kernel's
+    are, in ``bot/services/tickets/kernel.py``)."""
+    offenders = [
+        f"{path.relative_to(ROOT)}:{node.lineno} {imported_from(path, node)}.{alias.name}"
+        for path in python_files("bot", "handlers", "scheduler", "models")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ImportFrom) and within(imported_from(path, node), *PROJECT)
+        for alias in node.names
+        if _private(alias.name)
     ]
     assert offenders == []

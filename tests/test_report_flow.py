@@ -33,7 +33,7 @@ from bot.clock import FrozenClock
 from bot.db import create_engine
 from bot.i18n import gettext_for
 from bot.services import conversations
-from bot.services.notify import Notice
+from bot.services.ticket_notices import Notice
 from bot.services.tickets import MAX_PHOTOS, MAX_TEXT
 from bot.settings import Settings
 from bot.telegram.fsm_storage import record_key

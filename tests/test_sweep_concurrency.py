@@ -22,8 +22,8 @@ from bot.clock import FrozenClock
 from bot.db import create_engine, create_session_factory
 from bot.services import tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.notice import resident_grid
-from bot.services.notify import Notice
+from bot.services.notice_board import resident_grid
+from bot.services.ticket_notices import Notice
 from bot.settings import ReportLimits, Settings
 from models import Person, TicketCategory, TicketEvent
 from tests.fakes import RecordingNotifier

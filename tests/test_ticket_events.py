@@ -111,22 +111,34 @@ def _action_argument(call: ast.Call, position: int | None) -> ast.expr | None:
 
 def written_kinds() -> set[str]:
     """Every ``TicketEvent.action`` the code writes: in ``TicketEvent(action=…)`` and through
-    any function that passes one of its parameters on as the action (``_event``)."""
+    any function that passes one of its parameters on as the action to a writer (the ticket
+    kernel's ``record_event``, and ``transition`` that calls it), however deep."""
     modules = _modules()
     constants = _constants(modules)
     writers: dict[str, int | None] = {"TicketEvent": None}  # callee → the action's position
-    for module in modules:
-        for function in ast.walk(module):
-            if not isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef):
+    functions = [
+        function
+        for module in modules
+        for function in ast.walk(module)
+        if isinstance(function, ast.FunctionDef | ast.AsyncFunctionDef)
+    ]
+    grown = True
+    while grown:  # until no function passes its parameter on to a writer not yet known
+        grown = False
+        for function in functions:
+            if function.name in writers:
                 continue
             parameters = [a.arg for a in (*function.args.posonlyargs, *function.args.args)]
             for call in ast.walk(function):
-                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name):
-                    if call.func.id != "TicketEvent":
-                        continue
-                    given = _action_argument(call, None)
-                    if isinstance(given, ast.Name) and given.id in parameters:
-                        writers[function.name] = parameters.index(given.id)
+                if not (isinstance(call, ast.Call) and isinstance(call.func, ast.Name)):
+                    continue
+                if call.func.id not in writers:
+                    continue
+                given = _action_argument(call, writers[call.func.id])
+                if isinstance(given, ast.Name) and given.id in parameters:
+                    writers[function.name] = parameters.index(given.id)
+                    grown = True
+                    break
     kinds: set[str] = set()
     for module in modules:
         for call in ast.walk(module):

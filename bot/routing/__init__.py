@@ -17,7 +17,7 @@ telegram layer, handlers or scheduler, and never reads the clock: ``now`` is an 
   :func:`apply`, :func:`escalate_by_hand`, :func:`next_deadline`, :func:`warn_at`.
   Its docstring describes how the glue persists and sweeps.
 - ``summary``      — :func:`summarize` the policy for ``/sla``.
-- ``labels``       — msgids to render durations, reasons and deadlines.
+- ``wording``      — msgids to render durations, reasons and deadlines.
 
 See ``docs/routing.md`` for the tier chain, the deadlines and the policy file format.
 """

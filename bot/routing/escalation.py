@@ -4,7 +4,7 @@
 with a time limit, until the street centre — the top — where an overdue ticket is flagged to
 the centre and the supervisors once, never lost and never looped.
 
-The glue (``bot/services/tickets.py``, the sweep job) uses it like this:
+The glue (``bot/services/tickets/``, the sweep job) uses it like this:
 
 1. **Dispatch** — ``route(...)`` picks the owner; :func:`start_clock` starts the clock *at
    dispatch* (not at acceptance) and gives the first deadlines.
@@ -18,7 +18,7 @@ The glue (``bot/services/tickets.py``, the sweep job) uses it like this:
 3. **Sweep** — select tickets with ``next_deadline_at <= now OR warn_at <= now`` (cost grows
    with the due tickets only), rebuild each clock, call :func:`advance`, and for every step
    persist ``clock = apply(clock, step)`` with a ``TicketEvent`` and its outbox messages in
-   one transaction (optimistic lock on ``Ticket.version``: a stale run loses).
+   one transaction per ticket (optimistic lock on ``Ticket.version``: a stale run loses).
 4. **People act** — :func:`accept`, :func:`pause` (waiting for the reporter),
    :func:`resume`, :func:`escalate_by_hand`, :func:`reopen`; persist the returned clock.
    The street centre picks the owner itself with :func:`dispatch_to` (下派 down the chain,
@@ -43,11 +43,11 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, Literal
 
+from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.routing.policy import ChainLink, Policy
 from bot.routing.rules import TicketFacts, next_link, route
 from bot.routing.working_time import WorkCalendar
-from bot.services.errors import InvalidInput, NotAllowed
 from models.enums import HandlingKind, Role, TicketState
 
 Which = Literal["accept", "resolve", "cap"]

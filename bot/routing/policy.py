@@ -39,8 +39,8 @@ from pathlib import Path
 from typing import Any, Final, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot.errors import InvalidInput
 from bot.i18n import N_
-from bot.services.errors import InvalidInput
 from models.enums import HandlingKind, Role, TicketCategory
 
 FORMAT: Final = 1

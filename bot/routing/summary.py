@@ -4,7 +4,7 @@ For each handling kind: where its tickets start (the first rule for that kind th
 category or grid condition), who hears of it at once, each link's time to accept and to
 resolve from there up to the top, the overall cap, whether the clock runs round the clock,
 and whether the outcome is publicly noticed (公示). Rules with category or grid conditions are
-listed apart, as exceptions. Display names come from ``bot.routing.labels`` and
+listed apart, as exceptions. Display names come from ``bot.routing.wording`` and
 ``bot.labels``.
 """
 

@@ -7,8 +7,8 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
+from bot.services.ticket_notices import TicketNotifier
 from models import Person
 
 

@@ -34,16 +34,16 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import meetings, outbox, quotas, tickets
 from bot.services.digests import sent_refs
-from bot.services.errors import NotAllowed, NotFound
 from bot.services.message_size import split_message
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid, roles_of_many
 from bot.services.periods import PeriodKind, local_midnight, period_start
-from bot.services.policy import Action, authorize, scope_paths
+from bot.services.permissions import Action, authorize, scope_paths
 from bot.services.schedule import in_quiet_hours
+from bot.services.ticket_notices import TicketNotifier
 from bot.services.unreachable import heads_over_many
 from bot.settings import Settings
 from models import (

@@ -39,12 +39,13 @@ from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed, NotFound
 from bot.i18n import LIST_SEPARATOR, N_
 from bot.labels import HOUSEHOLD_CATEGORY, ROLE
+from bot.services.permissions import Action, scope_paths, within
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 from models.registry import Department
 
-from .errors import NotAllowed, NotFound
 from .grid_codes import normalize_code
 from .imports import (
     HOUSEHOLD_COLUMNS,
@@ -56,7 +57,6 @@ from .imports import (
     display_phone,
 )
 from .people import RoleInGrid
-from .policy import Action, scope_paths, within
 from .tabular import CellValue, Sheet, shown, write_workbook
 
 HIDDEN = "***"  # in place of what the asker may not read

@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import unicodedata
 
+from bot.errors import InvalidInput
 from bot.i18n import N_
-
-from .errors import InvalidInput
 
 DISTRICT_DIGITS = 6  # 行政区划代码 of the district / county
 STREET_DIGITS = 3  # the street / township within it

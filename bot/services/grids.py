@@ -11,12 +11,12 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput, NotFound
 from bot.i18n import N_
 from bot.services import grid_codes
-from bot.services.errors import InvalidInput, NotFound
 from bot.services.people import RoleInGrid
+from bot.services.permissions import Action, authorize
 from bot.services.phones import normalize_phone
-from bot.services.policy import Action, authorize
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 
 MAX_WORKER_HOUSEHOLDS = 30  # 方案1 §1: a tier-3 worker links 20–30 households

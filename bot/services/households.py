@@ -10,10 +10,10 @@ from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_
-from bot.services.errors import NotAllowed, NotFound
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize, scope_paths
+from bot.services.permissions import Action, authorize, scope_paths
 from models import Grid, Household, HouseholdCategory, Person
 
 PAGE_SIZE = 10

@@ -75,16 +75,16 @@ from sqlalchemy import insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.i18n import N_, gettext_for, join_list
 from bot.labels import HOUSEHOLD_CATEGORY, ROLE
+from bot.services.permissions import Action, scope_paths, within
 from bot.settings import LOCALES
 from models import AuditLog, Grid, Household, HouseholdCategory, Person, Role, RoleAssignment
 from models.registry import Department
 
-from .errors import NotAllowed
 from .grid_codes import InvalidGridCode, normalize_code, tier_of
 from .people import RoleInGrid
-from .policy import Action, scope_paths, within
 from .tabular import Column, Row, Sheet, Table, clean_text, read_table, shown, write_workbook
 
 Translate = Callable[[str], str]

@@ -48,12 +48,12 @@ from sqlmodel import col
 from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.i18n import N_, gettext_for
 from bot.services import grids
-from bot.services.errors import NotAllowed
 from bot.services.people import RoleInGrid
 from bot.services.periods import PeriodKind, local_day, local_midnight, period_of
-from bot.services.policy import Action, authorize, scope_paths
+from bot.services.permissions import Action, authorize, scope_paths
 from models import Grid, Person, Rating, ReturnVisit, Ticket, TicketEvent, TicketState
 
 ASSESSMENT = Action.EXPORT  # heads, the centre, supervisors and admins: who keeps the ledgers

@@ -16,10 +16,10 @@ from sqlalchemy import update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, InvalidInput
 from bot.i18n import N_
-from bot.services.errors import DomainError, InvalidInput
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize
+from bot.services.permissions import Action, authorize
 from models import AuditLog, Grid, Invite, Person, Role, RoleAssignment
 from models.registry import Department
 

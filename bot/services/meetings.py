@@ -36,12 +36,12 @@ from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services import tickets
-from bot.services.errors import DomainError, InvalidInput, NotAllowed, NotFound
-from bot.services.notify import TicketNotifier
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize, within
+from bot.services.permissions import Action, authorize, within
+from bot.services.ticket_notices import TicketNotifier
 from bot.settings import Settings
 from models import (
     AuditLog,

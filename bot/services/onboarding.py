@@ -8,8 +8,8 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput
 from bot.i18n import N_
-from bot.services.errors import InvalidInput
 from bot.services.phones import normalize_phone
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 

@@ -12,11 +12,10 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
+from bot.errors import InvalidInput
 from bot.i18n import N_
 from bot.settings import LOCALES
 from models import Grid, Person, Role, RoleAssignment
-
-from .errors import InvalidInput
 
 
 @dataclass(frozen=True)

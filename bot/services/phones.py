@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import phonenumbers
 
+from bot.errors import InvalidInput
 from bot.i18n import N_
-from bot.services.errors import InvalidInput
 
 MAX_INPUT = 40
 

@@ -64,9 +64,9 @@ from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, gettext_for
 from bot.labels import HOUSEHOLD_CATEGORY, VISIT_KIND
-from bot.services.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.people import RoleInGrid
 from bot.services.periods import (
     DEFAULT_TZ,
@@ -79,7 +79,7 @@ from bot.services.periods import (
     periods_of,
     working_days_left,
 )
-from bot.services.policy import ROLE_ACTIONS, Action
+from bot.services.permissions import ROLE_ACTIONS, Action
 from bot.settings import LOCALES
 from models import AuditLog, DailyPush, Grid, HouseholdCategory, Person, QuotaRule, VisitKind
 from models.types import UTCDateTime

@@ -10,11 +10,11 @@ from sqlalchemy import ColumnElement, func, or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
-from bot.services.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.people import RoleInGrid
+from bot.services.permissions import Action, authorize, scope_paths
 from bot.services.phones import normalize_phone
-from bot.services.policy import Action, authorize, scope_paths
 from models import AuditLog, Department, Grid, Person, Role, RoleAssignment
 
 PAGE_SIZE = 10

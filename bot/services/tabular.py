@@ -41,9 +41,8 @@ from openpyxl.styles import Font, PatternFill
 from openpyxl.utils import get_column_letter
 from openpyxl.worksheet.datavalidation import DataValidation
 
+from bot.errors import InvalidInput
 from bot.i18n import N_
-
-from .errors import InvalidInput
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # what an admin may send
 MAX_ROWS = 100_000  # data rows in one file

@@ -28,11 +28,11 @@ from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
-from bot.services.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.people import RoleInGrid
 from bot.services.periods import DEFAULT_TZ, PeriodKind, local_day, periods_of
-from bot.services.policy import Action, authorize, permits, target_of
+from bot.services.permissions import Action, authorize, permits, target_of
 from bot.services.quotas import (
     applies_to,
     clean_text,

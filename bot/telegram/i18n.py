@@ -9,6 +9,7 @@ from typing import Any
 
 from aiogram.types import TelegramObject, User
 from aiogram.utils.i18n import I18n, I18nMiddleware
+from aiogram.utils.i18n import gettext as _
 
 from bot import i18n as catalogs
 from models import Person
@@ -52,3 +53,9 @@ class PersonI18nMiddleware(I18nMiddleware):
             )
         locale: str = data["locale"]
         return locale
+
+
+def t(message: str, **params: object) -> str:
+    """``message`` in the language of the update being handled, its ``{named}`` slots filled:
+    the translator handlers hand to the views."""
+    return _(message).format(**params) if params else _(message)

@@ -26,10 +26,10 @@ from aiogram.types import (
 from aiogram.utils.i18n import gettext as _
 
 from bot import labels
+from bot.errors import DomainError
 from bot.i18n import N_, join_list
 from bot.routing.policy import EmergencyAdvice, EmergencyCall, EmergencyService
 from bot.services import outbox
-from bot.services.errors import DomainError
 from bot.services.tickets import MAX_PHOTOS, Report
 from bot.telegram.render import bold, esc, italic
 from bot.telegram.replies import Markup, Replier, markup_json

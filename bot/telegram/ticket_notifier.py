@@ -1,4 +1,4 @@
-"""The Telegram side of :class:`~bot.services.notify.TicketNotifier`.
+"""The Telegram side of :class:`~bot.services.ticket_notices.TicketNotifier`.
 
 Each recipient reads the update in their own language. A handler's card is one message per
 person and ticket (outbox ``ref`` ``tc:<ticket>:<person>``) that is edited in place as the
@@ -15,7 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import outbox, tickets
-from bot.services.notify import Notice, TicketUpdate
+from bot.services.ticket_notices import Notice, TicketUpdate
 from bot.services.tickets import ReturnVisitRenderer
 from bot.settings import Settings
 from bot.telegram.callbacks import ReturnVisitCb, ReturnVisitOutcome

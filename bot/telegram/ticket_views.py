@@ -11,9 +11,9 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot import labels
 from bot.i18n import LABELLED, N_, join_list
 from bot.routing.policy import ChainLink
-from bot.services.classifying import KindChoices, KindOption, Reclassified
-from bot.services.dispatching import DispatchChoices, Dispatched, TierChoice
-from bot.services.notice import PostedOutcome
+from bot.services.notice_board import PostedOutcome
+from bot.services.tickets.classifying import KindChoices, KindOption, Reclassified
+from bot.services.tickets.dispatching import DispatchChoices, Dispatched, TierChoice
 from bot.telegram.callbacks import (
     CancelCb,
     ClassifyCb,

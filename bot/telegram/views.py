@@ -9,7 +9,7 @@ from bot import labels
 from bot.i18n import join_clauses, join_list
 from bot.services.grids import GridPage, SpanWarning
 from bot.services.households import HouseholdCard, HouseholdPage
-from bot.services.notice import NoticeBoard
+from bot.services.notice_board import NoticeBoard
 from bot.services.phones import display_phone
 from bot.services.staff import PeoplePage
 from bot.telegram.callbacks import GridPageCb, HouseholdCb, HouseholdPageCb, PeoplePageCb

@@ -328,7 +328,7 @@ async def file_ticket_for(
     """File a ticket for a demo resident straight through the service (what /report ends in),
     with the bot's own notifier, and let the bot deliver what it caused."""
     from bot.services import tickets
-    from bot.services.notice import resident_grid
+    from bot.services.notice_board import resident_grid
     from bot.telegram.ticket_notifier import TelegramTicketNotifier
 
     async with h.session() as session:

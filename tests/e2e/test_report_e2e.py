@@ -16,7 +16,7 @@ from bot.i18n import gettext_for
 from bot.sandbox.client import ChatMessage, Persona
 from bot.sandbox.media import sample_png
 from bot.services.deeplinks import join_payload
-from bot.services.notice import resident_grid
+from bot.services.notice_board import resident_grid
 from bot.telegram import report_views as views
 from models import (
     FsmRecord,

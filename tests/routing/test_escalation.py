@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from bot.clock import FrozenClock
+from bot.errors import InvalidInput, NotAllowed
 from bot.routing.escalation import (
     AtTheTop,
     ClockMarks,
@@ -33,7 +34,6 @@ from bot.routing.escalation import (
 )
 from bot.routing.policy import ChainLink, Policy, load_default_policy
 from bot.routing.working_time import WorkCalendar
-from bot.services.errors import InvalidInput, NotAllowed
 from models.enums import HandlingKind, Role, TicketState
 from tests.routing.support import local, policy_with
 

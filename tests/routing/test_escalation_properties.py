@@ -9,6 +9,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.errors import NotAllowed
 from bot.routing.escalation import (
     ClockStopped,
     Escalate,
@@ -30,7 +31,6 @@ from bot.routing.escalation import (
 from bot.routing.policy import ChainLink, Policy, load_default_policy
 from bot.routing.rules import next_link
 from bot.routing.working_time import WorkCalendar
-from bot.services.errors import NotAllowed
 from models.enums import HandlingKind, TicketState
 from tests.routing.support import policy_with
 

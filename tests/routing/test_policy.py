@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from bot.routing import labels
+from bot.errors import InvalidInput
+from bot.routing import wording
 from bot.routing.policy import (
     ChainLink,
     Duration,
@@ -27,7 +28,6 @@ from bot.routing.policy import (
     policy_to_json,
 )
 from bot.routing.summary import summarize
-from bot.services.errors import InvalidInput
 from models.enums import HandlingKind, Role, TicketCategory
 from tests.routing.support import default_json, policy_with
 
@@ -118,11 +118,11 @@ def test_rules_on_categories_or_grids_are_listed_as_exceptions() -> None:
 
 
 def test_labels_name_every_duration() -> None:
-    assert labels.duration_msgid(Duration(0, Unit.WORKING_DAYS)) == labels.SAME_WORKING_DAY
-    assert labels.duration_msgid(Duration(1, Unit.WORKING_DAYS)) == "{n} working day"
-    assert labels.duration_msgid(Duration(3, Unit.WORKING_DAYS)) == "{n} working days"
-    assert set(labels.UNIT) == set(Unit)
-    assert set(labels.INFORM) == set(Inform)
+    assert wording.duration_msgid(Duration(0, Unit.WORKING_DAYS)) == wording.SAME_WORKING_DAY
+    assert wording.duration_msgid(Duration(1, Unit.WORKING_DAYS)) == "{n} working day"
+    assert wording.duration_msgid(Duration(3, Unit.WORKING_DAYS)) == "{n} working days"
+    assert set(wording.UNIT) == set(Unit)
+    assert set(wording.INFORM) == set(Inform)
 
 
 # --- durations ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from bot.errors import InvalidInput, NotAllowed
 from bot.routing.escalation import (
     PAST_THE_CAP,
     ClockStopped,
@@ -25,7 +26,6 @@ from bot.routing.escalation import (
 from bot.routing.policy import ChainLink, load_default_policy
 from bot.routing.rules import TicketFacts, route
 from bot.routing.working_time import WorkCalendar
-from bot.services.errors import InvalidInput, NotAllowed
 from models.enums import HandlingKind, Role, TicketCategory, TicketState
 from tests.routing.support import local, policy_with
 from tests.routing.test_escalation_properties import POLICIES

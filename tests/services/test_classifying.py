@@ -10,13 +10,14 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import InvalidInput, NotAllowed
 from bot.labels import HANDLING_KIND
 from bot.routing.escalation import SameKind
 from bot.routing.policy import ChainLink
-from bot.services import classifying, dispatching, tickets
+from bot.services import tickets
 from bot.services.demo import load_demo_data
-from bot.services.errors import InvalidInput, NotAllowed
-from bot.services.notify import Notice
+from bot.services.ticket_notices import Notice
+from bot.services.tickets import classifying, dispatching
 from models import HandlingKind, Person, Role, RoleAssignment, Ticket, TicketState
 from tests.services.test_dispatching import Demo, ids
 

@@ -14,11 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.services import daily_push, meetings, quotas, tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.errors import NotAllowed
 from bot.services.message_size import utf16_length
-from bot.services.notice import resident_grid
+from bot.services.notice_board import resident_grid
 from bot.services.people import roles_of, roles_of_many
 from bot.settings import ReportLimits, Settings
 from bot.telegram.visit_views import VisitPickCb, render_push

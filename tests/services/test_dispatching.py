@@ -10,13 +10,14 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import InvalidInput, NotAllowed
 from bot.routing.escalation import AlreadyThere
-from bot.services import dispatching, tickets
+from bot.services import tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.errors import InvalidInput, NotAllowed
-from bot.services.notice import resident_grid
-from bot.services.notify import Notice
+from bot.services.notice_board import resident_grid
 from bot.services.people import RoleInGrid, roles_of
+from bot.services.ticket_notices import Notice
+from bot.services.tickets import dispatching
 from bot.settings import Settings
 from models import (
     AuditLog,

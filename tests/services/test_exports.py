@@ -13,8 +13,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import NotAllowed, NotFound
 from bot.i18n import gettext_for
-from bot.services.errors import NotAllowed, NotFound
 from bot.services.exports import HIDDEN, export_households, export_people, mask_phone
 from bot.services.imports import (
     ImportReport,
@@ -22,7 +22,7 @@ from bot.services.imports import (
     import_people,
     parse_categories,
 )
-from bot.services.policy import ROLE_ACTIONS, Action
+from bot.services.permissions import ROLE_ACTIONS, Action
 from models import AuditLog, Household, HouseholdCategory, Person, Role, RoleAssignment
 from models.registry import Department
 

@@ -21,9 +21,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import NotAllowed
 from bot.i18n import gettext_for
 from bot.services import grid_codes, imports, tabular
-from bot.services.errors import NotAllowed
 from bot.services.grid_codes import NOT_A_CODE
 from bot.services.imports import (
     AMBIGUOUS_WORKER,

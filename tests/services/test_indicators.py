@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, NotAllowed
 from bot.services import indicators
-from bot.services.errors import DomainError, NotAllowed
 from bot.services.indicators import Indicators, Ratio
 from bot.services.message_size import split_message, utf16_length
 from bot.services.people import RoleInGrid

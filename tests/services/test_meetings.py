@@ -14,9 +14,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import InvalidInput, NotAllowed
 from bot.services import meetings, people
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.meetings import (
     CheckInClosed,
     InviteeGroup,

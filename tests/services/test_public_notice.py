@@ -12,10 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import FrozenClock
 from bot.routing.policy import load_default_policy
 from bot.routing.working_time import WorkCalendar
-from bot.services import classifying, tickets
+from bot.services import tickets
 from bot.services.demo import load_demo_data
-from bot.services.notice import posted_outcomes, public_text, resident_grid
-from bot.services.notify import Notice
+from bot.services.notice_board import posted_outcomes, public_text, resident_grid
+from bot.services.ticket_notices import Notice
+from bot.services.tickets import classifying
 from models import Grid, HandlingKind, Rating, Ticket, TicketCategory, TicketState
 from tests.services.test_dispatching import Demo
 

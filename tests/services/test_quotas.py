@@ -14,8 +14,8 @@ from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.services import quotas, visits
-from bot.services.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.periods import PeriodKind
 from bot.services.quotas import RuleCounts, RuleHouseholds
 from models import AuditLog, DailyPush, Household, HouseholdCategory, Person

@@ -11,9 +11,9 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
-from bot.services import deeplinks, grids, invites, notice, onboarding, people
+from bot.errors import InvalidInput, NotAllowed
+from bot.services import deeplinks, grids, invites, notice_board, onboarding, people
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.phones import InvalidPhone, mask_phone, normalize_phone
 from bot.services.qr import qr_png
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
@@ -213,10 +213,10 @@ async def test_a_resident_joins_and_is_matched_to_their_household(
     matched = await onboarding.bind_phone(demo, person=newcomer, grid=grid, phone=shared, now=now)
     assert matched is not None and matched.id == household.id
     assert newcomer.household_id == household.id
-    board = await notice.notice_board(demo, grid)
+    board = await notice_board.notice_board(demo, grid)
     assert board.workers and board.heads and board.households >= 20
     assert board.complaint_phone is not None
-    assert await notice.resident_grid(demo, newcomer.id or 0) == grid
+    assert await notice_board.resident_grid(demo, newcomer.id or 0) == grid
     audits = (await demo.exec(select(AuditLog.action))).all()
     assert "resident_join" in audits
 

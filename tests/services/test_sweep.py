@@ -1,27 +1,35 @@
 """The deadline sweep reads who is who once per batch (:class:`tickets.Lookups`) and still
 sends the same messages to the same people, with the same events, as settling each ticket on
-its own; and its database work grows by a fixed few statements per ticket."""
+its own; its database work grows by a fixed few statements per ticket; and it commits ticket
+by ticket, so one ticket's failure undoes nothing else and a person acting on a ticket of the
+batch does not wait for the rest of it."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
-from datetime import timedelta
+import logging
+import sqlite3
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import closing, contextmanager
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, text
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.db import create_session_factory
 from bot.services import tickets
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
-from bot.services.notice import resident_grid
+from bot.services.notice_board import resident_grid
+from bot.services.people import roles_of
 from bot.settings import ReportLimits, Settings
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from models import (
     CalendarDay,
+    Grid,
     OutboxMessage,
     Person,
     Ticket,
@@ -43,12 +51,11 @@ async def person(session: AsyncSession, persona: str) -> Person:
     ).one()
 
 
-@pytest.fixture
-async def filed(session: AsyncSession, clock: FrozenClock) -> AsyncIterator[list[Ticket]]:
+async def file_tickets(session: AsyncSession, now: datetime) -> list[Ticket]:
     """Tickets from two residents of two grids; one with photos, one that a neighbour joined."""
-    await load_demo_data(session, clock.now())
-    make_up = clock.now().date() + timedelta(days=9)  # a Saturday worked (调休)
-    session.add(CalendarDay(day=make_up, is_workday=True, created_at=clock.now()))
+    await load_demo_data(session, now)
+    make_up = now.date() + timedelta(days=9)  # a Saturday worked (调休)
+    session.add(CalendarDay(day=make_up, is_workday=True, created_at=now))
     await session.flush()
     filed: list[Ticket] = []
     for persona in ("resident", "other_resident"):
@@ -69,15 +76,20 @@ async def filed(session: AsyncSession, clock: FrozenClock) -> AsyncIterator[list
                     grid=grid,
                     report=report,
                     settings=SETTINGS,
-                    now=clock.now(),
+                    now=now,
                 )
             )
     neighbour = await person(session, "other_resident")
     await tickets.join_ticket(
-        session, RecordingNotifier(), person=neighbour, ticket_id=filed[0].id or 0, now=clock.now()
+        session, RecordingNotifier(), person=neighbour, ticket_id=filed[0].id or 0, now=now
     )
     await session.flush()
-    yield filed
+    return filed
+
+
+@pytest.fixture
+async def filed(session: AsyncSession, clock: FrozenClock) -> list[Ticket]:
+    return await file_tickets(session, clock.now())
 
 
 async def test_lookups_answer_as_the_plain_helpers(
@@ -88,7 +100,7 @@ async def test_lookups_answer_as_the_plain_helpers(
     for lookups in (prefetched, tickets.Lookups()):  # filled for the batch, and on demand
         for ticket in filed:
             assert ticket.id is not None
-            grid = await session.get(tickets.Grid, ticket.grid_id)
+            grid = await session.get(Grid, ticket.grid_id)
             assert grid is not None
             policy, calendar = await tickets.policy_of(session, ticket)
             cached_policy, cached_calendar = await tickets.policy_of(
@@ -154,11 +166,6 @@ async def test_a_sweep_sends_what_settling_each_ticket_alone_sends(
         await session.exec(select(OutboxMessage.id).order_by(col(OutboxMessage.id).desc()))
     ).first()
 
-    async with session.begin_nested() as batch:
-        steps = await tickets.escalate_overdue(session, notifier, now)
-        batch_result = await sent_and_recorded(session, last or 0)
-        await batch.rollback()
-
     due = (
         await session.exec(
             select(Ticket.id)
@@ -169,10 +176,13 @@ async def test_a_sweep_sends_what_settling_each_ticket_alone_sends(
     async with session.begin_nested() as alone:
         one_by_one = 0
         for ticket_id in due:
-            async with session.begin_nested():
-                one_by_one += await tickets._sweep_one(session, notifier, ticket_id, now)
+            assert ticket_id is not None
+            one_by_one += await tickets.settle_due(session, notifier, ticket_id, now)
         alone_result = await sent_and_recorded(session, last or 0)
         await alone.rollback()
+
+    steps = await tickets.escalate_overdue(session, notifier, now)  # commits ticket by ticket
+    batch_result = await sent_and_recorded(session, last or 0)
 
     assert steps == one_by_one >= len(filed)
     assert batch_result == alone_result
@@ -238,50 +248,133 @@ async def test_each_escalation_reads_once_and_writes_the_ticket_once(
     assert len(reads) <= per_batch + steps, "\n".join(reads)
     updates = [s for s in statements if s.lstrip().upper().startswith("UPDATE TICKET ")]
     assert len(updates) == steps
-    savepoints = {s for s in statements if s.startswith(("SAVEPOINT", "RELEASE SAVEPOINT"))}
-    if session.get_bind().dialect.name != "postgresql":
-        assert len(savepoints) == 2 * steps
-        return
-    assert savepoints == {  # asyncpg prepares each distinct text: here once
-        f"SAVEPOINT {tickets.SWEEP_SAVEPOINT}",
-        f"RELEASE SAVEPOINT {tickets.SWEEP_SAVEPOINT}",
-    }
-    with counting(session) as after:  # after the sweep, savepoints take their own names again
-        async with session.begin_nested():
-            await session.exec(select(Ticket.id).limit(1))
-    assert after and after[0].startswith("SAVEPOINT sa_savepoint_")
 
 
 class FailingOnce(RecordingNotifier):
-    """Refuses to tell about one ticket, as if a person had moved it first."""
+    """Fails while telling about one ticket: as if a person had moved it first, or broken."""
 
-    def __init__(self, ticket_id: int) -> None:
+    def __init__(self, ticket_id: int, error: Exception) -> None:
         super().__init__()
         self.ticket_id = ticket_id
+        self.error = error
 
     async def __call__(self, session: Any, update: Any, now: Any) -> None:
         if update.ticket.id == self.ticket_id:
-            raise tickets.AlreadyHandled(state="—", name="—")
+            raise self.error
         await super().__call__(session, update, now)
 
 
+@pytest.mark.parametrize(
+    "error",
+    [tickets.AlreadyHandled(state="—", name="—"), RuntimeError("the notifier broke")],
+    ids=["moved-on", "broken"],
+)
 async def test_a_ticket_that_fails_is_rolled_back_alone(
-    session: AsyncSession, filed: list[Ticket], clock: FrozenClock
+    session: AsyncSession,
+    filed: list[Ticket],
+    clock: FrozenClock,
+    error: Exception,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Its savepoint is rolled back (the one name reused on PostgreSQL still finds it); the
-    tickets before and after it are escalated; it stays due for the next sweep."""
-    failing = filed[3]
-    assert failing.id is not None
+    """The tickets before and after it are escalated and kept; it is logged, left as it was,
+    and still due for the next sweep."""
+    ids = [t.id or 0 for t in filed]
+    failing = ids[3]
     clock.advance(timedelta(days=1))
-    notifier = FailingOnce(failing.id)
+    caplog.set_level(logging.INFO)
 
-    steps = await tickets.escalate_overdue(session, notifier, clock.now())
+    steps = await tickets.escalate_overdue(session, FailingOnce(failing, error), clock.now())
 
-    assert steps == len(filed) - 1
+    assert steps == len(ids) - 1
     escalated = (
         await session.exec(select(TicketEvent.ticket_id).where(TicketEvent.action == "escalated"))
     ).all()
-    assert sorted(escalated) == sorted(t.id for t in filed if t is not failing)
-    await session.refresh(failing)
-    assert failing.escalation_count == 0 and failing.owner_role == "worker"
+    assert sorted(escalated) == sorted(i for i in ids if i != failing)
+    left = await session.get(Ticket, failing)
+    assert left is not None and left.escalation_count == 0 and left.owner_role == "worker"
+    assert any(str(failing) in record.getMessage() for record in caplog.records)
     assert await tickets.escalate_overdue(session, RecordingNotifier(), clock.now()) == 1
+
+
+class ActingMidBatch(RecordingNotifier):
+    """Once the sweep tells about its second ticket, runs ``act`` with the first ticket's id
+    and one the sweep has not reached yet, in the middle of the batch."""
+
+    def __init__(self, act: Callable[[int, int], Awaitable[None]], batch: list[int]) -> None:
+        super().__init__()
+        self.act, self.batch = act, batch
+        self.acted = False
+
+    async def __call__(self, session: Any, update: Any, now: Any) -> None:
+        await super().__call__(session, update, now)
+        seen = list(dict.fromkeys(u.ticket.id or 0 for u in self.updates))
+        if len(seen) == 2 and not self.acted:
+            self.acted = True
+            await self.act(seen[0], next(i for i in reversed(self.batch) if i not in seen))
+
+
+async def test_a_person_acting_during_a_sweep_waits_for_one_ticket_not_the_batch(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    """While the sweep settles its second ticket, the first is already committed (another
+    connection reads it escalated). On PostgreSQL a worker's 签收 of the first goes through
+    then and there, and one of a ticket the sweep has not reached yet is not undone: the
+    sweep finds that ticket no longer due and leaves it alone."""
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        batch = [t.id or 0 for t in await file_tickets(session, clock.now())]
+        await session.commit()
+    clock.advance(timedelta(days=1))
+    now = clock.now()
+    accepted: list[int] = []
+
+    async def act(first: int, later: int) -> None:
+        if engine.dialect.name == "sqlite":  # one writer: a plain reader of the file
+            assert engine.url.database is not None
+            with closing(sqlite3.connect(engine.url.database)) as reader:
+                (count,) = reader.execute(
+                    "SELECT escalation_count FROM ticket WHERE id = ?", (first,)
+                ).fetchone()
+            assert count == 1
+            return
+        async with sessions() as other:
+            # a lock still held by the batch fails the test instead of hanging it
+            await (await other.connection()).execute(text("SET LOCAL lock_timeout = '20s'"))
+            for ticket_id in (first, later):
+                ticket = await other.get(Ticket, ticket_id)
+                assert ticket is not None
+                (owner, *_) = await tickets.owners(other, ticket)
+                assert owner.id is not None
+                await tickets.accept(
+                    other,
+                    RecordingNotifier(),
+                    actor=owner,
+                    roles=await roles_of(other, owner.id),
+                    ticket_id=ticket_id,
+                    now=now,
+                )
+                accepted.append(ticket_id)
+            await other.commit()
+
+    notifier = ActingMidBatch(act, batch)
+    async with sessions() as session:
+        steps = await tickets.escalate_overdue(session, notifier, now)
+
+    assert notifier.acted
+    async with sessions() as session:
+        events = (
+            await session.exec(
+                select(TicketEvent.ticket_id, TicketEvent.action).where(
+                    col(TicketEvent.action).in_(("escalated", "accepted"))
+                )
+            )
+        ).all()
+    escalated = sorted(ticket_id for ticket_id, action in events if action == "escalated")
+    assert steps == len(escalated)
+    if engine.dialect.name == "sqlite":
+        assert escalated == sorted(batch)
+        return
+    first, later = accepted
+    assert escalated == sorted(i for i in batch if i != later)
+    assert sorted(i for i, action in events if action == "accepted") == sorted(accepted)
+    assert first in escalated

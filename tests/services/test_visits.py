@@ -14,8 +14,8 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.services import quotas, visits
-from bot.services.errors import InvalidInput, NotAllowed, NotFound
 from bot.services.people import RoleInGrid
 from bot.services.periods import PeriodKind
 from models import (

@@ -9,11 +9,11 @@ from datetime import date, datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.routing.policy import Policy, parse_policy, policy_to_json
-from bot.services.errors import InvalidInput, NotAllowed
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize
+from bot.services.permissions import Action, authorize
 from models import AuditLog, CalendarDay, Grid, Person, PolicyVersion
 
 MAX_NOTE = 200

@@ -1,4 +1,4 @@
-"""The policy: roles over grid subtrees, departments, residents, audited refusals."""
+"""Permissions: roles over grid subtrees, departments, residents, audited refusals."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import pytest
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
-from bot.services.errors import NotAllowed
+from bot.errors import NotAllowed
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, Target, authorize, permits, scope_paths
+from bot.services.permissions import Action, Target, authorize, permits, scope_paths
 from models import Grid, Person, Role, Ticket, TicketCategory
 
 

@@ -7,9 +7,9 @@ dangerous); the grid worker, head or centre operator who handles it classifies i
 are known.
 
 Who may: whoever may handle the ticket now (its owners, its assignee once accepted, the centre
-over it — :func:`bot.services.tickets._for_handling`), while it is open and movable. The pure
-decision is :func:`bot.routing.escalation.reclassify`: the first rule of the ticket's policy that
-matches the new kind names the owner, and the clock restarts there with the new kind's windows.
+over it — :func:`.kernel.load_for_handling`), while it is open and movable. The pure decision
+is :func:`bot.routing.escalation.reclassify`: the first rule of the ticket's policy that matches
+the new kind names the owner, and the clock restarts there with the new kind's windows.
 This module persists it with its event (``reclassified``: from and to kind, the rule, the
 reason) and tells the new owners (the card), the previous ones (it moved), the rule's informed
 links (a major ticket: the whole chain) and the reporter, in plain words.
@@ -23,29 +23,25 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.labels import HANDLING_KIND, ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
 from bot.routing.rules import TicketFacts, route
-from bot.services.dispatching import NobodyThere, forged_refusal
-from bot.services.errors import NotAllowed, NotFound
-from bot.services.notify import Notice, TicketNotifier, TicketUpdate
 from bot.services.people import RoleInGrid
-from bot.services.tickets import (
-    MOVABLE,
-    _event,
-    _for_handling,
-    _links_to_people,
-    _save,
-    clock_of,
-    followers,
+from bot.services.ticket_notices import Notice, TicketNotifier
+from bot.services.tickets.concerned import (
+    department_of,
     grid_at_tier,
     holders,
+    links_to_people,
+    load_grid,
     owners,
-    policy_of,
-    store_clock,
 )
-from models import Department, Grid, HandlingKind, Person, Role, Ticket, TicketState
+from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
+from bot.services.tickets.dispatching import NobodyThere, forged_refusal
+from bot.services.tickets.kernel import MOVABLE, load_for_handling, tell, transition
+from models import Grid, HandlingKind, Person, Role, Ticket, TicketEventKind, TicketState
 
 CLASSIFY = "classify"  # the action named in the audit record of a refused, forged button
 
@@ -99,7 +95,7 @@ async def kind_choices(
     """The kinds ``actor`` may classify the ticket as, each with where it would go."""
     ticket = await _for_classifying(session, actor, roles, ticket_id, now)
     policy, _ = await policy_of(session, ticket)
-    grid = await _grid(session, ticket)
+    grid = await load_grid(session, ticket.grid_id)
     current = HandlingKind(ticket.kind)
     options = [
         await _option(session, ticket, grid, policy, kind)
@@ -122,7 +118,7 @@ async def check_kind(
     reason); returns the ticket and where it would go."""
     ticket = await _for_classifying(session, actor, roles, ticket_id, now)
     policy, calendar = await policy_of(session, ticket)
-    grid = await _grid(session, ticket)
+    grid = await load_grid(session, ticket.grid_id)
     escalation.reclassify(clock_of(ticket), _facts(ticket, grid, kind), policy, calendar, now)
     return ticket, _staffed(await _option(session, ticket, grid, policy, kind))
 
@@ -142,17 +138,13 @@ async def reclassify(
     restarts there, the rule's informed links hear of it, and the reporter is told."""
     ticket = await _for_classifying(session, actor, roles, ticket_id, now)
     policy, calendar = await policy_of(session, ticket)
-    grid = await _grid(session, ticket)
+    grid = await load_grid(session, ticket.grid_id)
     clock = clock_of(ticket)
     step = escalation.reclassify(clock, _facts(ticket, grid, kind), policy, calendar, now, reason)
     target = _staffed(await _option(session, ticket, grid, policy, kind))
     previous = await owners(session, ticket)
     before = TicketState(ticket.state)
-    department = (
-        await session.get(Department, ticket.owner_department_id)
-        if ticket.owner_department_id is not None
-        else None
-    )
+    department = await department_of(session, ticket)
     store_clock(ticket, escalation.apply_reclassify(clock, step), policy, calendar)
     ticket.kind = kind
     ticket.routing_rule = step.rule
@@ -160,15 +152,13 @@ async def reclassify(
         ticket.owner_grid_id = target.grid.id
         ticket.owner_department_id = None
         ticket.assignee_id = None
-    await _save(session, ticket, now)
-    _event(
+    await transition(
         session,
         ticket,
         now,
-        actor,
-        "reclassified",
-        before,
-        TicketState(ticket.state),
+        TicketEventKind.RECLASSIFIED,
+        before=before,
+        actor=actor,
         note=step.note,
         data={
             "from_kind": step.from_kind,
@@ -188,28 +178,26 @@ async def reclassify(
     moved_away = [person for person in previous if person.id not in owning]
     told = owning | {person.id for person in previous} | {actor.id}
     informed: list[Person] = []
-    for person in await _links_to_people(session, grid, step.inform):
+    for person in await links_to_people(session, grid, step.inform):
         if person.id not in told:
             told.add(person.id)
             informed.append(person)
-    await notifier(
+    await tell(
         session,
-        TicketUpdate(
-            Notice.RECLASSIFIED,
-            ticket,
-            actor=actor,
-            note=step.note,
-            reporters=await followers(session, ticket),
-            owners=owners_now,
-            others=moved_away,
-            informed=informed,
-            extra={
-                "kind": HANDLING_KIND[kind],
-                "role": ROLE[target.link.role],
-                "moved": "yes" if step.moves else "",
-            },
-        ),
+        notifier,
+        Notice.RECLASSIFIED,
+        ticket,
         now,
+        actor=actor,
+        note=step.note,
+        owners=owners_now,
+        others=moved_away,
+        informed=informed,
+        extra={
+            "kind": HANDLING_KIND[kind],
+            "role": ROLE[target.link.role],
+            "moved": "yes" if step.moves else "",
+        },
     )
     return Reclassified(ticket, step.from_kind, target, step.rule)
 
@@ -231,16 +219,9 @@ async def _for_classifying(
 ) -> Ticket:
     """The ticket, if ``actor`` may handle it now and it is open and movable (a closed ticket,
     or one waiting for the reporter, is refused naming its state and holder)."""
-    return await _for_handling(
+    return await load_for_handling(
         session, actor=actor, roles=roles, ticket_id=ticket_id, states=MOVABLE, now=now
     )
-
-
-async def _grid(session: AsyncSession, ticket: Ticket) -> Grid:
-    grid = await session.get(Grid, ticket.grid_id)
-    if grid is None:
-        raise NotFound()
-    return grid
 
 
 def _facts(ticket: Ticket, grid: Grid, kind: HandlingKind) -> TicketFacts:

@@ -4,7 +4,7 @@ Escalation moves a ticket one tier up when a deadline passes or a handler asks; 
 (综合调处中心) may also place it itself: send it down (下派) from the centre to the community
 head, the tier-2 head or the tier-3 grid workers of the ticket's own grid chain, take it up
 (上收) to the centre from any tier, or take it back from a department it was transferred to.
-Sending it to a department is the existing transfer (转办, :func:`bot.services.tickets.transfer`).
+Sending it to a department is the existing transfer (转办, :func:`.handling.transfer`).
 
 Only people holding :attr:`Action.DISPATCH` over the ticket's grid (centre operators, admins)
 may do it. The new owners are the holders of the chosen role on the ticket's grid at that tier;
@@ -22,29 +22,18 @@ from datetime import datetime
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import DomainError, NotAllowed
 from bot.i18n import N_
 from bot.labels import ROLE
 from bot.routing import escalation
 from bot.routing.policy import ChainLink, Policy
-from bot.services.errors import DomainError, NotAllowed, NotFound
-from bot.services.notify import Notice, TicketNotifier
 from bot.services.people import RoleInGrid
-from bot.services.policy import Action, authorize, permits, target_of
-from bot.services.tickets import (
-    MOVABLE,
-    _event,
-    _load,
-    _moved_on,
-    _save,
-    _tell,
-    ancestors,
-    clock_of,
-    holders,
-    owners,
-    policy_of,
-    store_clock,
-)
-from models import AuditLog, Department, Grid, Person, Role, Ticket, TicketState
+from bot.services.permissions import Action, permits, target_of
+from bot.services.ticket_notices import Notice, TicketNotifier
+from bot.services.tickets.concerned import ancestors, department_of, holders, load_grid, owners
+from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
+from bot.services.tickets.kernel import MOVABLE, load_for_action, tell, transition
+from models import AuditLog, Department, Grid, Person, Role, Ticket, TicketEventKind, TicketState
 
 FORGED = N_("Sorry, that button is not one of ours.")
 
@@ -115,11 +104,7 @@ async def choices(
     """The tiers the centre may send the ticket to, with their grids and role holders."""
     ticket = await _for_dispatching(session, actor, roles, ticket_id, now)
     policy, _ = await policy_of(session, ticket)
-    department = (
-        await session.get(Department, ticket.owner_department_id)
-        if ticket.owner_department_id is not None
-        else None
-    )
+    department = await department_of(session, ticket)
     return DispatchChoices(ticket, await _tiers(session, ticket, policy), department)
 
 
@@ -161,24 +146,18 @@ async def send_to_tier(
     step = escalation.dispatch_to(clock, policy, calendar, now, target.link, reason)
     previous = await owners(session, ticket)
     before = TicketState(ticket.state)
-    department = (
-        await session.get(Department, ticket.owner_department_id)
-        if ticket.owner_department_id is not None
-        else None
-    )
+    department = await department_of(session, ticket)
     store_clock(ticket, escalation.apply_dispatch(clock, step), policy, calendar)
     ticket.owner_grid_id = target.grid.id
     ticket.owner_department_id = None
     ticket.assignee_id = None
-    await _save(session, ticket, now)
-    _event(
+    await transition(
         session,
         ticket,
         now,
-        actor,
-        "dispatched",
-        before,
-        TicketState.DISPATCHED,
+        TicketEventKind.DISPATCHED,
+        before=before,
+        actor=actor,
         note=step.note,
         data={
             "by": "centre",
@@ -192,7 +171,7 @@ async def send_to_tier(
         },
     )
     now_with = {person.id for person in target.holders}
-    await _tell(
+    await tell(
         session,
         notifier,
         Notice.TAKEN_UP if step.direction == "up" else Notice.SENT_DOWN,
@@ -246,17 +225,19 @@ async def _for_dispatching(
 ) -> Ticket:
     """The ticket, if ``actor`` may dispatch it (centre or admin over its grid) in a state
     that can move; a refusal is audited by :func:`authorize`."""
-    ticket = await _load(session, ticket_id)
-    await authorize(session, actor, roles, Action.DISPATCH, ticket, now)
-    if ticket.state not in MOVABLE:
-        raise await _moved_on(session, ticket)
-    return ticket
+    return await load_for_action(
+        session,
+        Action.DISPATCH,
+        actor=actor,
+        roles=roles,
+        ticket_id=ticket_id,
+        states=MOVABLE,
+        now=now,
+    )
 
 
 async def _tiers(session: AsyncSession, ticket: Ticket, policy: Policy) -> tuple[TierChoice, ...]:
-    grid = await session.get(Grid, ticket.grid_id)
-    if grid is None:
-        raise NotFound()
+    grid = await load_grid(session, ticket.grid_id)
     chain = await ancestors(session, grid)
     owner = None if ticket.owner_department_id is not None else clock_of(ticket).owner
     found: list[TierChoice] = []

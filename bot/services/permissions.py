@@ -14,8 +14,8 @@ from enum import StrEnum
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bot.errors import NotAllowed
 from bot.i18n import N_
-from bot.services.errors import NotAllowed
 from bot.services.people import RoleInGrid
 from models import AuditLog, Grid, Household, Meeting, Person, Role, Ticket, Visit
 

@@ -1,0 +1,157 @@
+"""Reading tickets: a person's own, those in their scope, one ticket's history and the facts its
+card shows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import func, or_
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.errors import NotAllowed
+from bot.i18n import N_
+from bot.services.people import RoleInGrid
+from bot.services.permissions import Action, authorize, scope_paths
+from bot.services.tickets.concerned import followers
+from bot.services.tickets.kernel import load
+from models import (
+    OPEN_TICKET_STATES,
+    Department,
+    Grid,
+    Person,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketPhoto,
+    TicketState,
+)
+
+
+async def history(session: AsyncSession, ticket_id: int) -> list[tuple[TicketEvent, str | None]]:
+    """The ticket's events, oldest first, with the actor's name."""
+    rows = await session.exec(
+        select(TicketEvent, Person.name)
+        .join(Person, col(Person.id) == TicketEvent.actor_id, isouter=True)
+        .where(TicketEvent.ticket_id == ticket_id)
+        .order_by(col(TicketEvent.at), col(TicketEvent.id))
+    )
+    return [(event, name) for event, name in rows]
+
+
+async def my_tickets(session: AsyncSession, person: Person, *, limit: int = 10) -> list[Ticket]:
+    joined = select(TicketEvent.ticket_id).where(
+        TicketEvent.actor_id == person.id, TicketEvent.action == TicketEventKind.JOINED
+    )
+    return list(
+        (
+            await session.exec(
+                select(Ticket)
+                .where(or_(col(Ticket.reporter_id) == person.id, col(Ticket.id).in_(joined)))
+                .order_by(col(Ticket.created_at).desc())
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+async def tickets_in_scope(
+    session: AsyncSession,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    *,
+    states: Sequence[TicketState] | None = None,
+    limit: int = 20,
+) -> list[Ticket]:
+    """Open tickets a person may handle, soonest deadline first."""
+    wanted = list(states or OPEN_TICKET_STATES)
+    paths = scope_paths(roles, Action.HANDLE)
+    departments = [r.department_id for r in roles if r.department_id is not None]
+    conditions = []
+    if paths:
+        conditions.append(
+            col(Ticket.grid_id).in_(
+                select(Grid.id).where(or_(*(col(Grid.path).startswith(p) for p in paths)))
+            )
+        )
+    if departments:
+        conditions.append(col(Ticket.owner_department_id).in_(departments))
+    if not conditions:
+        raise NotAllowed(N_("This command is for grid staff."))
+    return list(
+        (
+            await session.exec(
+                select(Ticket)
+                .where(col(Ticket.state).in_(wanted), or_(*conditions))
+                .order_by(col(Ticket.next_deadline_at).is_(None), col(Ticket.next_deadline_at))
+                .limit(limit)
+            )
+        ).all()
+    )
+
+
+async def waiting_for(session: AsyncSession, reporter: Person) -> Ticket | None:
+    """The newest ticket of this reporter that waits for their answer."""
+    return (
+        await session.exec(
+            select(Ticket)
+            .where(
+                Ticket.reporter_id == reporter.id,
+                Ticket.state == TicketState.WAITING_REPORTER,
+            )
+            .order_by(col(Ticket.updated_at).desc())
+            .limit(1)
+        )
+    ).first()
+
+
+async def departments(session: AsyncSession) -> list[Department]:
+    return list(
+        (
+            await session.exec(
+                select(Department)
+                .where(col(Department.active).is_(True))
+                .order_by(col(Department.id))
+            )
+        ).all()
+    )
+
+
+async def viewable(
+    session: AsyncSession,
+    *,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    now: datetime,
+) -> Ticket:
+    """A ticket the person may see: their own, or one in their scope."""
+    ticket = await load(session, ticket_id)
+    if person.id not in {p.id for p in await followers(session, ticket)}:
+        await authorize(session, person, roles, Action.VIEW, ticket, now)
+    return ticket
+
+
+async def card_facts(
+    session: AsyncSession, ticket: Ticket, *, photos: int | None = None
+) -> tuple[str, str | None, str | None, int]:
+    """What a card shows besides the ticket: grid name, reporter, who has it, photo count
+    (counted here unless the caller passes the number of report ``photos``)."""
+    grid = await session.get(Grid, ticket.grid_id)
+    reporter = await session.get(Person, ticket.reporter_id) if ticket.reporter_id else None
+    holder = await session.get(Person, ticket.assignee_id) if ticket.assignee_id else None
+    if photos is None:
+        photos = (
+            await session.exec(
+                select(func.count()).where(
+                    TicketPhoto.ticket_id == ticket.id, TicketPhoto.stage == "report"
+                )
+            )
+        ).one()
+    return (
+        grid.name if grid else "—",
+        reporter.name if reporter else None,
+        holder.name if holder else None,
+        int(photos),
+    )
