@@ -4,7 +4,7 @@
     python scripts/compare_scenarios.py --compare-only --out DIR   # compare kept dumps again
 
 Each commit is checked out in a temporary git worktree (removed afterwards) and its
-``tests/e2e`` run without the browser test, with ``GRIDBOT_E2E_DUMP`` set: after each test,
+``tests/e2e`` run without the browser test, with ``GRIDBOT_TEST_E2E_DUMP`` set: after each test,
 ``tests/e2e/scenario_dump.py`` writes the test's outbox rows, ticket events, audit rows and
 tickets, normalised (no row ids or leases, upload paths without their uuid, times as offsets),
 to ``<out>/<side>/<test>.json``. This checkout's copy of that hook is put into both trees, so
@@ -125,7 +125,7 @@ def run_side(commit: str, dumps: Path, log: Path, python: str, pytest_args: Sequ
             *pytest_args,
             "tests/e2e",
         ]
-        env = {**os.environ, "GRIDBOT_E2E_DUMP": str(dumps), "PYTHONPATH": str(tree)}
+        env = {**os.environ, "GRIDBOT_TEST_E2E_DUMP": str(dumps), "PYTHONPATH": str(tree)}
         env.pop("GRIDBOT_TEST_DATABASE_URL", None)
         print(f"== {commit} ({sha[:7]}): {' '.join(command[1:])}", flush=True)
         with log.open("w", encoding="utf-8") as out:

@@ -12,7 +12,8 @@ import pytest
 from bot.clock import FrozenClock
 from tests.e2e.harness import Harness, harness
 
-if os.environ.get("GRIDBOT_E2E_DUMP"):  # scripts/compare_scenarios.py: each test's rows to a file
+# scripts/compare_scenarios.py: each test's rows to a file (tests/e2e/scenario_dump.py)
+if os.environ.get("GRIDBOT_TEST_E2E_DUMP"):
     from tests.e2e.scenario_dump import scenario_dump  # noqa: F401  (an autouse fixture)
 
 

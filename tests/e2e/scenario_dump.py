@@ -1,6 +1,6 @@
 """What an end-to-end test left behind, written to a file for ``scripts/compare_scenarios.py``.
 
-Opt in with ``GRIDBOT_E2E_DUMP=<dir>``: after each end-to-end test (the harness stopped), its
+Opt in with ``GRIDBOT_TEST_E2E_DUMP=<dir>``: after each end-to-end test (the harness stopped), its
 database's outbox rows, ticket events, audit rows and tickets go to ``<dir>/<test>.json``,
 normalised so that two runs of the same scenario on two commits can be compared row by row.
 Unset, the fixture does nothing.
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-ENV = "GRIDBOT_E2E_DUMP"
+ENV = "GRIDBOT_TEST_E2E_DUMP"
 FORMAT = 1
 
 # the machinery of a row, not what it says: left out
