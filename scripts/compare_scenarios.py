@@ -157,7 +157,8 @@ def columns(dumps: Iterable[dict[str, Any]]) -> dict[str, set[str]]:
 
 def render(row: dict[str, Any], table: str, drop: set[str]) -> str:
     """One row on one line; for the outbox in a fixed, readable key order."""
-    keys = [k for k in row if k not in drop]
+    row = _without(row, drop)
+    keys = list(row)
     if table == "outbox":
         first = [k for k in OUTBOX_ORDER if k in keys]
         rest = sorted(k for k in keys if k not in first and k != "payload")
@@ -165,6 +166,19 @@ def render(row: dict[str, Any], table: str, drop: set[str]) -> str:
     else:
         keys = sorted(keys)
     return json.dumps({k: row[k] for k in keys}, ensure_ascii=False)
+
+
+def _without(row: dict[str, Any], drop: set[str]) -> dict[str, Any]:
+    """``row`` without the fields named in ``drop`` (``payload.message_id`` reaches inside)."""
+    row = json.loads(json.dumps(row))
+    for name in drop:
+        *path, last = name.split(".")
+        inner: Any = row
+        for part in path:
+            inner = inner.get(part) if isinstance(inner, dict) else None
+        if isinstance(inner, dict):
+            inner.pop(last, None)
+    return row
 
 
 def changed_fields(old: str, new: str, prefix: str = "") -> list[str]:
@@ -329,10 +343,19 @@ def report(
     new: dict[str, dict[str, Any]],
     runs: tuple[Run, Run],
     limit: int,
+    ignore: Sequence[str] = (),
 ) -> int:
     drop, column_notes = one_sided(old, new)
+    for name in ignore:
+        table, _, column = name.partition(".")
+        if table not in drop or not column:
+            raise SystemExit(
+                f"--ignore {name}: expected one of {', '.join(TABLES)}, a dot, a field"
+            )
+        drop[table].add(column)
+        column_notes.append(f"{name} ignored (--ignore)")
     if column_notes:
-        print("\nColumns compared on one side only (left out of every row below):")
+        print("\nColumns left out of every row below (present on one side only, or ignored):")
         for note in column_notes:
             print(f"  {note}")
     results = [
@@ -345,10 +368,10 @@ def report(
         for nodeid, outcome in run.failed.items()
     }
     print("\nPer test:")
-    for nodeid in sorted(set(old) - set(new)):
-        print(f"  ONLY OLD   {nodeid}")
-    for nodeid in sorted(set(new) - set(old)):
-        print(f"  ONLY NEW   {nodeid}")
+    for label, only in (("ONLY OLD ", set(old) - set(new)), ("ONLY NEW ", set(new) - set(old))):
+        for nodeid in sorted(only):
+            failed = f"  [{failures[nodeid]}]" if nodeid in failures else ""
+            print(f"  {label}  {nodeid}{failed}")
     for result in results:
         state = "identical" if result.identical else "DIFFERS  "
         failed = f"  [{failures[result.nodeid]}]" if result.nodeid in failures else ""
@@ -384,6 +407,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--python", default=sys.executable, help="the interpreter for pytest")
     parser.add_argument("--lines", type=int, default=60, help="diff lines shown per section")
     parser.add_argument("-k", dest="keyword", help="only the tests pytest -k selects")
+    parser.add_argument(
+        "--ignore",
+        action="append",
+        default=[],
+        metavar="TABLE.FIELD",
+        help="leave a field out, e.g. outbox.message_id or outbox.payload.message_id",
+    )
     args = parser.parse_args(argv)
 
     if args.compare_only:
@@ -407,7 +437,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     for side, run in zip(("old", "new"), runs, strict=True):
         print(f"{side} {run.commit}: {run.summary}")
     print(f"dumps and logs in {out}")
-    return report(load(out / "old"), load(out / "new"), runs, args.lines)
+    return report(load(out / "old"), load(out / "new"), runs, args.lines, args.ignore)
 
 
 if __name__ == "__main__":
