@@ -194,7 +194,23 @@ def _changes(a: Any, b: Any, path: str) -> list[str]:
         return found
     if a == b:
         return []
+    if isinstance(a, str) and isinstance(b, str):
+        return [f"{path}: {_excerpt(a, b)}"]
     return [f"{path}: {_short(a)} -> {_short(b)}"]
+
+
+def _excerpt(a: str, b: str, context: int = 15, limit: int = 120) -> str:
+    """Where two texts part: the differing middle of each, with a little context around it."""
+    prefix = len(os.path.commonprefix([a, b]))
+    suffix = len(os.path.commonprefix([a[prefix:][::-1], b[prefix:][::-1]]))
+    start = max(prefix - context, 0)
+
+    def middle(text: str) -> str:
+        end = min(len(text) - suffix + context, len(text))
+        part = ("…" if start else "") + text[start:end] + ("…" if end < len(text) else "")
+        return _short(part, limit)
+
+    return f"{middle(a)} -> {middle(b)}"
 
 
 def _short(value: Any, limit: int = 70) -> str:
