@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -10,6 +11,10 @@ import pytest
 
 from bot.clock import FrozenClock
 from tests.e2e.harness import Harness, harness
+
+# scripts/compare_scenarios.py: each test's rows to a file (tests/e2e/scenario_dump.py)
+if os.environ.get("GRIDBOT_TEST_E2E_DUMP"):
+    from tests.e2e.scenario_dump import scenario_dump  # noqa: F401  (an autouse fixture)
 
 
 @pytest.fixture
