@@ -286,8 +286,8 @@ async def _change_person(
 ) -> None:
     usage = _(
         "How to use: /people off &lt;phone&gt; — deactivate someone who left;\n"
-        "/people set &lt;phone&gt; &lt;role&gt; &lt;grid code&gt; — give them a role over "
-        "another grid."
+        "/people set &lt;phone&gt; &lt;role&gt; &lt;grid code&gt; [department code] — give them "
+        "a role over another grid (department staff: with their department)."
     )
     if not args or (action == "set" and len(args) < 3):
         reply.text(usage)
@@ -301,9 +301,20 @@ async def _change_person(
     if role is None:
         reply.text(usage)
         return
-    grid = await grids.find_grid(session, args[2])
+    grid_word, department = args[2], None
+    if role == Role.DEPARTMENT:  # the department's code comes last
+        grid_word, *department_word = args[2].rsplit(None, 1)
+        department = await staff.find_department(session, "".join(department_word))
+    grid = await grids.find_grid(session, grid_word)
     await staff.rescope(
-        session, actor=person, roles=roles, person=target, role=role, grid=grid, now=now
+        session,
+        actor=person,
+        roles=roles,
+        person=target,
+        role=role,
+        grid=grid,
+        now=now,
+        department=department,
     )
     reply.text(
         _("{name} is now {role} of {grid}.").format(

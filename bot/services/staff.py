@@ -150,10 +150,18 @@ async def rescope(
     role: Role,
     grid: Grid,
     now: datetime,
+    department: Department | None = None,
 ) -> RoleAssignment:
-    """Give a person ``role`` over ``grid`` instead of where they held it before."""
+    """Give a person ``role`` over ``grid`` instead of where they held it before.
+
+    A department role names its department (职能部门): without one it would act on nothing,
+    or — were a check ever to compare two missing ids — on everything."""
     if role == Role.RESIDENT:
         raise InvalidInput(N_("Residents choose their grid themselves with its QR code."))
+    if role != Role.DEPARTMENT:
+        department = None
+    elif department is None or department.id is None:
+        raise InvalidInput(N_("Department staff need the department's code or name."))
     await authorize(session, actor, roles, Action.MANAGE, grid, now)
     assignments = await _check_manages(session, actor, roles, person, now)
     for assignment in assignments:
@@ -161,7 +169,13 @@ async def rescope(
             await session.delete(assignment)
     await session.flush()
     assert person.id is not None and grid.id is not None
-    new = RoleAssignment(person_id=person.id, role=role, grid_id=grid.id, created_at=now)
+    new = RoleAssignment(
+        person_id=person.id,
+        role=role,
+        grid_id=grid.id,
+        department_id=department.id if department is not None else None,
+        created_at=now,
+    )
     session.add(new)
     person.active = True
     session.add(person)
@@ -172,7 +186,7 @@ async def rescope(
             action="person_rescope",
             object_type="person",
             object_id=person.id,
-            detail=f"{role.value}@{grid.code}",
+            detail=f"{role.value}@{grid.code}" + (f" {department.code}" if department else ""),
         )
     )
     return new

@@ -1,0 +1,174 @@
+"""Hostile and careless administration through the real dispatcher (recording bot, demo data):
+department roles without a department, invitations that outlive their issuer, and /people
+answers that must not tell who is registered."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.app import App, build_app
+from bot.clock import FrozenClock
+from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.settings import Settings
+from bot.telegram.callbacks import TicketAction, TicketCb
+from models import (
+    AuditLog,
+    Department,
+    Grid,
+    OutboxMessage,
+    Person,
+    Role,
+    RoleAssignment,
+    Ticket,
+    TicketCategory,
+)
+from tests.fakes import TOKEN, RecordingSession, UpdateFactory, recording_bot
+
+
+@dataclass
+class Chat:
+    """One demo person talking to the bot."""
+
+    app: App
+    user: UpdateFactory
+    seen: int = 0  # outbox rows already read
+
+    async def say(self, text: str) -> list[str]:
+        await self.app.dispatcher.feed_update(self.app.bot, self.user.text(text))
+        return await self.new_texts()
+
+    async def press(self, data: str) -> tuple[list[str], list[str]]:
+        """The toasts (callback answers) and the new messages a button press brought."""
+        session = self.app.bot.session
+        assert isinstance(session, RecordingSession)
+        before = len(session.answers())
+        await self.app.dispatcher.feed_update(self.app.bot, self.user.press(data))
+        toasts = [a.text or "" for a in session.answers()[before:]]
+        return toasts, await self.new_texts()
+
+    async def new_texts(self) -> list[str]:
+        async with self.app.sessions() as session:
+            rows = (
+                await session.exec(
+                    select(OutboxMessage)
+                    .where(
+                        OutboxMessage.chat_id == self.user.chat.id,
+                        OutboxMessage.method.in_(["sendMessage", "editMessageText"]),  # type: ignore[attr-defined]
+                    )
+                    .order_by(col(OutboxMessage.id))
+                )
+            ).all()
+        texts = [row.payload["text"] for row in rows[self.seen :]]
+        self.seen = len(rows)
+        return texts
+
+
+@pytest.fixture
+async def app(engine: AsyncEngine, database_url: str, clock: FrozenClock) -> AsyncIterator[App]:
+    bot, _ = recording_bot()
+    settings = Settings(bot_token=TOKEN, database_url=database_url, _env_file=None)
+    app = build_app(settings, clock, engine=engine, bot=bot)
+    async with app.sessions() as session:
+        await load_demo_data(session, clock.now())
+        await session.commit()
+    yield app
+
+
+def chat(app: App, persona: str) -> Chat:
+    return Chat(app, UpdateFactory(user_id=DEMO_PERSONAS[persona], language_code="zh-hans"))
+
+
+async def demo_person(session: AsyncSession, persona: str) -> Person:
+    return (
+        await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS[persona]))
+    ).one()
+
+
+async def street(session: AsyncSession) -> Grid:
+    return (await session.exec(select(Grid).where(Grid.tier == 0))).one()
+
+
+# -- 6. a department role names its department ----------------------------------------------
+
+
+async def test_people_set_department_without_a_department_is_refused(app: App) -> None:
+    admin = chat(app, "admin")
+    async with app.sessions() as session:
+        worker = await demo_person(session, "other_worker")
+        root = await street(session)
+        police = (await session.exec(select(Department).order_by(col(Department.id)))).first()
+    assert worker.phone is not None and police is not None
+
+    [refused] = await admin.say(f"/people set {worker.phone} department {root.code}")
+    assert "部门" in refused and police.code in refused  # says which departments there are
+    async with app.sessions() as session:
+        held = (
+            await session.exec(
+                select(RoleAssignment).where(
+                    RoleAssignment.person_id == worker.id, RoleAssignment.role == Role.DEPARTMENT
+                )
+            )
+        ).all()
+    assert held == []
+
+    [done] = await admin.say(f"/people set {worker.phone} department {root.code} {police.code}")
+    assert worker.name in done
+    async with app.sessions() as session:
+        department_role = (
+            await session.exec(
+                select(RoleAssignment).where(
+                    RoleAssignment.person_id == worker.id, RoleAssignment.role == Role.DEPARTMENT
+                )
+            )
+        ).one()
+    assert department_role.department_id == police.id
+
+
+async def test_a_stored_department_role_without_a_department_reads_no_ticket(
+    app: App, clock: FrozenClock
+) -> None:
+    """Rows written before the refusal existed: forged card and history buttons are refused."""
+    now = clock.now()
+    async with app.sessions() as session:
+        root = await street(session)
+        leaf = (await session.exec(select(Grid).where(Grid.tier == 3))).first()
+        nameless = await demo_person(session, "other_worker")
+        await session.exec(  # type: ignore[call-overload]
+            RoleAssignment.__table__.delete().where(  # type: ignore[attr-defined]
+                RoleAssignment.person_id == nameless.id
+            )
+        )
+        assert leaf is not None and leaf.id is not None and root.id is not None
+        assert nameless.id is not None
+        session.add(
+            RoleAssignment(
+                person_id=nameless.id, role=Role.DEPARTMENT, grid_id=root.id, created_at=now
+            )
+        )
+        ticket = Ticket(
+            number="T-untransferred",
+            grid_id=leaf.id,
+            category=TicketCategory.FIRE,
+            description="楼道堆放杂物，电话 13800000000",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(ticket)
+        await session.commit()
+        assert ticket.id is not None
+    forger = chat(app, "other_worker")
+    for action in (TicketAction.OPEN, TicketAction.HISTORY):
+        toasts, texts = await forger.press(TicketCb(action=action, id=ticket.id).pack())
+        assert any("不在您负责的网格范围内" in t for t in [*toasts, *texts]), (toasts, texts)
+        assert not any("13800000000" in t or "T-untransferred" in t for t in texts)
+    async with app.sessions() as session:
+        refusals = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:view"))
+        ).all()
+    assert [(r.object_type, r.object_id) for r in refusals] == [("ticket", ticket.id)] * 2
