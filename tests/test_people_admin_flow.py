@@ -4,8 +4,10 @@ answers that must not tell who is registered."""
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import datetime
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -14,9 +16,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.app import App, build_app
 from bot.clock import FrozenClock
+from bot.services import deeplinks, invites, people
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.settings import Settings
-from bot.telegram.callbacks import TicketAction, TicketCb
+from bot.telegram.callbacks import InviteRevokeCb, TicketAction, TicketCb
 from models import (
     AuditLog,
     Department,
@@ -30,6 +33,11 @@ from models import (
 )
 from tests.fakes import TOKEN, RecordingSession, UpdateFactory, recording_bot
 
+DEPUTY_ID = 880001
+
+
+UPDATE_IDS = itertools.count(0, 10_000)  # every chat's updates get ids of their own
+
 
 @dataclass
 class Chat:
@@ -38,6 +46,9 @@ class Chat:
     app: App
     user: UpdateFactory
     seen: int = 0  # outbox rows already read
+
+    def __post_init__(self) -> None:
+        self.user.update_id = next(UPDATE_IDS)  # the bot drops an update id it has seen
 
     async def say(self, text: str) -> list[str]:
         await self.app.dispatcher.feed_update(self.app.bot, self.user.text(text))
@@ -172,3 +183,149 @@ async def test_a_stored_department_role_without_a_department_reads_no_ticket(
             await session.exec(select(AuditLog).where(AuditLog.action == "refused:view"))
         ).all()
     assert [(r.object_type, r.object_id) for r in refusals] == [("ticket", ticket.id)] * 2
+
+
+# -- 7. invitations end with their issuer, and can be withdrawn -----------------------------
+
+
+async def second_admin(app: App, now: datetime) -> Person:
+    """Another administrator of the whole street (the demo has one)."""
+    async with app.sessions() as session:
+        root = await street(session)
+        deputy = Person(
+            telegram_id=DEPUTY_ID,
+            name="副管理员",
+            phone="+8613900001111",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(deputy)
+        await session.flush()
+        assert deputy.id is not None and root.id is not None
+        session.add(
+            RoleAssignment(person_id=deputy.id, role=Role.ADMIN, grid_id=root.id, created_at=now)
+        )
+        await session.commit()
+        return deputy
+
+
+async def issue(app: App, issuer_id: int, grid_tier: int, now: datetime) -> invites.IssuedInvite:
+    async with app.sessions() as session:
+        issuer = await session.get(Person, issuer_id)
+        grid = (await session.exec(select(Grid).where(Grid.tier == grid_tier))).first()
+        assert issuer is not None and grid is not None and issuer.id is not None
+        issued = await invites.create_invite(
+            session,
+            actor=issuer,
+            roles=await people.roles_of(session, issuer.id),
+            role=Role.WORKER,
+            grid=grid,
+            now=now,
+        )
+        await session.commit()
+        return issued
+
+
+async def redeem(app: App, issued: invites.IssuedInvite, user_id: int) -> list[str]:
+    newcomer = Chat(app, UpdateFactory(user_id=user_id, language_code="zh-hans"))
+    return await newcomer.say(f"/start {deeplinks.invite_payload(issued.token)}")
+
+
+async def test_deactivating_an_admin_withdraws_the_invitations_they_issued(
+    app: App, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    deputy = await second_admin(app, now)
+    assert deputy.id is not None
+    pending = await issue(app, deputy.id, 3, now)
+    admin = chat(app, "admin")
+    [done] = await admin.say(f"/people off {deputy.phone}")
+    assert deputy.name in done
+    [refused] = await redeem(app, pending, 990001)
+    assert "已被撤回" in refused
+    async with app.sessions() as session:
+        joined = (
+            await session.exec(
+                select(RoleAssignment)
+                .join(Person, col(Person.id) == RoleAssignment.person_id)
+                .where(Person.telegram_id == 990001)
+            )
+        ).all()
+    assert joined == []
+
+
+async def test_an_invitation_from_someone_deactivated_earlier_no_longer_works(
+    app: App, clock: FrozenClock
+) -> None:
+    """Issued, then its issuer deactivated before deactivation withdrew invitations."""
+    now = clock.now()
+    deputy = await second_admin(app, now)
+    assert deputy.id is not None
+    pending = await issue(app, deputy.id, 3, now)
+    async with app.sessions() as session:
+        stored = await session.get(Person, deputy.id)
+        assert stored is not None
+        stored.active = False
+        session.add(stored)
+        await session.commit()
+    [refused] = await redeem(app, pending, 990002)
+    assert "已被撤回" in refused
+
+
+async def test_invite_lists_pending_invitations_and_withdraws_one(
+    app: App, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    deputy = await second_admin(app, now)
+    assert deputy.id is not None
+    first = await issue(app, deputy.id, 3, now)
+    second = await issue(app, deputy.id, 2, now)
+    admin = chat(app, "admin")
+    [listing] = await admin.say("/invite")
+    assert "等待使用的邀请（2）" in listing and "副管理员" in listing
+    assert "用法" in listing  # how to issue one follows the list
+
+    toasts, [edited] = await admin.press(InviteRevokeCb(id=first.invite.id or 0).pack())
+    assert toasts == ["邀请已撤回，链接已失效。"]
+    assert "等待使用的邀请（1）" in edited
+    [refused] = await redeem(app, first, 990003)
+    assert "已被撤回" in refused
+    [welcome] = await redeem(app, second, 990004)
+    assert "网格员" in welcome
+
+    toasts, [edited] = await admin.press(InviteRevokeCb(id=second.invite.id or 0).pack())
+    assert toasts == ["这个邀请已被使用，无法撤回。"]
+    assert "没有等待使用的邀请" in edited
+
+
+async def test_invite_list_in_english_and_traditional_chinese(
+    app: App, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    deputy = await second_admin(app, now)
+    assert deputy.id is not None
+    await issue(app, deputy.id, 3, now)
+    english = Chat(app, UpdateFactory(user_id=DEMO_PERSONAS["admin"], language_code="en"))
+    [listing] = await english.say("/invite")
+    assert "Invitations waiting to be used (1)" in listing and "issued by 副管理员" in listing
+    traditional = Chat(app, UpdateFactory(user_id=DEMO_PERSONAS["admin"], language_code="zh-TW"))
+    traditional.seen = english.seen
+    [listing] = await traditional.say("/invite")
+    assert "等待使用的邀請（1）" in listing
+
+
+async def test_a_forged_withdraw_outside_ones_grids_is_refused(
+    app: App, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    deputy = await second_admin(app, now)
+    assert deputy.id is not None
+    pending = await issue(app, deputy.id, 3, now)
+    worker = chat(app, "worker")
+    [usage] = await worker.say("/invite")
+    assert "副管理员" not in usage  # a worker sees nobody's invitations
+    toasts, texts = await worker.press(InviteRevokeCb(id=pending.invite.id or 0).pack())
+    assert any("不在您负责的网格范围内" in t for t in toasts), toasts
+    assert texts == []
+    [welcome] = await redeem(app, pending, 990005)
+    assert "网格员" in welcome

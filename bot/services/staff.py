@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
+from bot.services import invites
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, scope_paths
 from bot.services.phones import normalize_phone
@@ -117,7 +118,8 @@ async def deactivate(
     person: Person,
     now: datetime,
 ) -> Person:
-    """Someone leaves: their roles end and they can no longer act (their records stay)."""
+    """Someone leaves: their roles end, the invitations they issued and nobody used yet stop
+    working, and they can no longer act (their records stay)."""
     if person.id == actor.id:
         raise InvalidInput(N_("You cannot deactivate yourself."))
     await _check_manages(session, actor, roles, person, now)
@@ -129,6 +131,8 @@ async def deactivate(
         .where(col(RoleAssignment.person_id) == person.id)
         .values(active=False)
     )
+    assert person.id is not None
+    withdrawn = await invites.revoke_issued_by(session, issuer_id=person.id, now=now)
     session.add(
         AuditLog(
             at=now,
@@ -136,6 +140,7 @@ async def deactivate(
             action="person_deactivate",
             object_type="person",
             object_id=person.id,
+            detail=f"invites revoked: {withdrawn}" if withdrawn else None,
         )
     )
     return person

@@ -46,6 +46,13 @@ class HouseholdPageCb(CallbackData, prefix="hp"):
     page: int
 
 
+class InviteRevokeCb(CallbackData, prefix="ir"):
+    """Withdraw one pending invitation (the service re-checks that the presser manages its
+    grid)."""
+
+    id: RowId
+
+
 class TicketAction(StrEnum):
     OPEN = "o"
     ACCEPT = "a"
