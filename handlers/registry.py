@@ -332,7 +332,7 @@ async def _change_person(
     if not args or (action == "set" and len(args) < 3):
         reply.text(usage)
         return
-    target = await staff.find_person(session, args[0])
+    target = await staff.find_managed(session, actor=person, roles=roles, phone=args[0], now=now)
     if action == "off":
         await staff.deactivate(session, actor=person, roles=roles, person=target, now=now)
         reply.text(_("{name} is deactivated.").format(name=bold(target.name)))
@@ -379,7 +379,7 @@ async def _mute(
             )
         )
         return
-    target = await staff.find_person(session, args[0])
+    target = await staff.find_managed(session, actor=person, roles=roles, phone=args[0], now=now)
     hours = int(args[1])
     await staff.mute(
         session,

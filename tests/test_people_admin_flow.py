@@ -329,3 +329,90 @@ async def test_a_forged_withdraw_outside_ones_grids_is_refused(
     assert texts == []
     [welcome] = await redeem(app, pending, 990005)
     assert "网格员" in welcome
+
+
+# -- 8. /people tells nobody who is registered -----------------------------------------------
+
+UNREGISTERED = "+8613712345678"
+
+
+async def answers_for(who: Chat, command: str, phones: dict[str, str]) -> set[str]:
+    """The replies to ``command`` for each phone, with the phone itself blanked out."""
+    seen = set()
+    for phone in phones.values():
+        replies = await who.say(command.format(phone=phone))
+        seen.add("\n".join(replies).replace(phone, "<phone>"))
+    return seen
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        "/people off {phone}",
+        "/people mute {phone} 24 骚扰",
+        "/people mute {phone} 0",
+        "/people set {phone} worker 350211001",
+    ],
+)
+async def test_someone_not_allowed_gets_one_answer_for_registered_and_unknown_phones(
+    app: App, clock: FrozenClock, command: str
+) -> None:
+    async with app.sessions() as session:
+        resident = await demo_person(session, "other_resident")
+        staff_member = await demo_person(session, "head")
+    assert resident.phone is not None and staff_member.phone is not None
+    phones = {"resident": resident.phone, "staff": staff_member.phone, "nobody": UNREGISTERED}
+    for persona in ("worker", "resident", "head"):
+        who = chat(app, persona)
+        [answer] = await answers_for(who, command, phones)
+        assert "管理员" in answer, answer  # the command is for administrators
+    async with app.sessions() as session:
+        unchanged = await session.get(Person, resident.id)
+    assert unchanged is not None and unchanged.active and unchanged.muted_until is None
+
+
+async def test_an_admin_of_one_community_cannot_probe_another(
+    app: App, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    async with app.sessions() as session:
+        communities = (
+            await session.exec(select(Grid).where(Grid.tier == 1).order_by(col(Grid.id)))
+        ).all()
+        mine, theirs = communities[0], communities[1]
+        local = Person(
+            telegram_id=DEPUTY_ID,
+            name="社区管理员",
+            phone="+8613900002222",
+            created_at=now,
+            updated_at=now,
+        )
+        session.add(local)
+        await session.flush()
+        assert local.id is not None and mine.id is not None
+        session.add(
+            RoleAssignment(person_id=local.id, role=Role.ADMIN, grid_id=mine.id, created_at=now)
+        )
+        outsider = (
+            await session.exec(
+                select(Person)
+                .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+                .join(Grid, col(Grid.id) == RoleAssignment.grid_id)
+                .where(col(Grid.path).startswith(theirs.path), col(Person.phone).is_not(None))
+            )
+        ).first()
+        await session.commit()
+    assert outsider is not None and outsider.phone is not None
+    admin = Chat(app, UpdateFactory(user_id=DEPUTY_ID, language_code="zh-hans"))
+    for command in ("/people off {phone}", "/people mute {phone} 2 骚扰"):
+        [answer] = await answers_for(
+            admin, command, {"outsider": outsider.phone, "nobody": UNREGISTERED}
+        )
+        assert "<phone>" in answer
+    async with app.sessions() as session:
+        unchanged = await session.get(Person, outsider.id)
+        refused = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:manage"))
+        ).all()
+    assert unchanged is not None and unchanged.active and unchanged.muted_until is None
+    assert {r.actor_id for r in refused} == {local.id}  # the probe is on record

@@ -84,12 +84,35 @@ async def list_people(
     return PeoplePage([PersonRow(p, held[p.id or 0]) for p in persons], page, pages, total)
 
 
-async def find_person(session: AsyncSession, phone: str) -> Person:
-    """A registered person by phone (raises :class:`InvalidPhone` or :class:`NotFound`)."""
+NOT_MANAGED = N_("Nobody with the phone number {phone} is registered in the grids you manage.")
+
+
+async def find_managed(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    phone: str,
+    now: datetime,
+) -> Person:
+    """The person with this phone, if the actor manages every grid they hold a role in.
+
+    The answer tells nobody who is registered: someone who manages no grid hears that the
+    command is for administrators whatever the phone; an administrator hears the same
+    "nobody … in the grids you manage" for an unknown phone and for a person outside their
+    grids (that refusal is audited). Raises :class:`InvalidPhone` for what is no phone.
+    """
+    if not actor.active or not scope_paths(roles, Action.MANAGE):
+        raise NotAllowed(N_("This command is for administrators."))
     number = normalize_phone(phone)
     person = (await session.exec(select(Person).where(Person.phone == number))).first()
     if person is None:
-        raise NotFound(N_("Nobody with the phone number {phone} is registered."), phone=phone)
+        raise NotFound(NOT_MANAGED, phone=phone)
+    try:
+        if not await _check_manages(session, actor, roles, person, now):
+            raise NotFound(NOT_MANAGED, phone=phone)  # in nobody's grid
+    except NotAllowed as refused:
+        raise NotFound(NOT_MANAGED, phone=phone, audit=refused.audit) from None
     return person
 
 
