@@ -19,7 +19,7 @@ from bot.errors import DomainError
 from bot.services import outbox
 from bot.telegram.render import esc
 from bot.telegram.sender import OutboxSender
-from models import AuditLog, OutboxLane
+from models import AuditLog, OutboxLane, Person
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,16 @@ async def _tell(
     if audit is not None or (query is None and chat is not None):
         async with sessions() as session:
             if audit is not None:
+                if (
+                    audit.actor_id is not None
+                    and await session.get(Person, audit.actor_id) is None
+                ):
+                    # their first contact was this update, rolled back with it: the record
+                    # names them by their Telegram account instead
+                    source = query or update.message
+                    user = source.from_user if source is not None else None
+                    audit.data = {**audit.data, "telegram_id": user.id if user else None}
+                    audit.actor_id = None
                 session.add(audit)
             if query is None and chat is not None:
                 outbox.send_text(

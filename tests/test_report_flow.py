@@ -36,6 +36,7 @@ from bot.services import conversations
 from bot.services.ticket_notices import Notice
 from bot.services.tickets import MAX_PHOTOS, MAX_TEXT
 from bot.settings import Settings
+from bot.telegram.callbacks import MAX_ROW_ID
 from bot.telegram.fsm_storage import record_key
 from bot.telegram.i18n import CatalogI18n
 from bot.telegram.report_views import (
@@ -918,7 +919,7 @@ def test_category_buttons_fit_two_or_three_to_a_row() -> None:
 
 def test_callback_data_stays_far_below_64_bytes() -> None:
     longest = [
-        ReportCb(action=ReportAction.SAME, id=2**62).pack(),
+        ReportCb(action=ReportAction.SAME, id=MAX_ROW_ID).pack(),  # the largest id there is
         ReportCategoryCb(category=TicketCategory.ILLEGAL_BUILDING).pack(),
         ReportEditCb(step=ReportStep.DESCRIPTION).pack(),
     ]
