@@ -404,12 +404,17 @@ async def test_a_photo_without_words_is_kept_and_the_question_asked_again(
 async def test_no_more_than_five_photos_are_kept(app: App, world: World) -> None:
     chat = Chat(app)
     await chat.put(NewReport.photos, ready(urgent=None, address=None))
-    for index in range(MAX_PHOTOS + 2):
+    for index in range(MAX_PHOTOS + 5):
         await chat.photo(f"p{index}", group="big-album")
     assert (await chat.draft()).photos == [f"p{i}" for i in range(MAX_PHOTOS)]
     rows = await chat.outbox()
     assert [r.method for r in rows].count("sendMessage") == 1
-    assert "the most I can take; this one was not kept" in rows[-1].payload["text"]
+    answer = rows[-1].payload["text"]
+    # once, not once per extra photo
+    assert answer.count("the rest of this album was not kept") == 1, answer
+    assert "this one was not kept" not in answer
+    await chat.photo("one-more")  # a photo on its own is answered on its own
+    assert "the most I can take; this one was not kept" in await chat.last()
 
 
 async def test_a_typed_caption_that_is_too_long_is_refused_but_the_photo_kept(
