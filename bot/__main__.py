@@ -14,6 +14,7 @@ from pydantic import ValidationError
 from bot.clock import SystemClock
 from bot.i18n import N_, gettext_for
 from bot.settings import LOCALES, Settings
+from bot.startup import BAD_DATABASE_URL, StartupProblem
 
 log = logging.getLogger("gridbot")
 
@@ -22,9 +23,10 @@ SETTING_HINTS: dict[str, str] = {
         "The bot token is malformed. Copy it exactly as @BotFather gave it "
         "(digits, a colon, then about 35 letters) into BOT_TOKEN in .env."
     ),
-    "database_url": N_(
-        "DATABASE_URL is not supported. Use sqlite+aiosqlite:///gridbot.db or "
-        "postgresql+asyncpg://user:password@host/dbname."
+    "database_url": BAD_DATABASE_URL,
+    "telegram_api_url": N_(
+        "TELEGRAM_API_URL must be an http:// or https:// address, such as "
+        "http://127.0.0.1:8081 (or leave it out to use Telegram's own)."
     ),
     "redis_url": N_("REDIS_URL must start with redis:// or rediss://."),
     "timezone": N_("TIMEZONE is not a known time zone; use a name such as Asia/Shanghai."),
@@ -37,15 +39,27 @@ def cli_locale() -> str:
     return wanted if wanted in LOCALES else "zh_Hans"
 
 
-def fail(message: str, **params: str) -> int:
-    """Print one translated, actionable line and return the exit status."""
-    print(gettext_for(cli_locale(), message, **params), file=sys.stderr)  # noqa: T201
+def fail(message: str, locale: str | None = None, **params: str) -> int:
+    """Print one translated, actionable line and return the exit status (in ``locale``, or
+    before the settings are read in ``DEFAULT_LOCALE`` from the environment)."""
+    print(gettext_for(locale or cli_locale(), message, **params), file=sys.stderr)  # noqa: T201
     return 2
 
 
 def load_settings() -> Settings | int:
     try:
         return Settings()
+    except UnicodeDecodeError as exc:  # .env is read as UTF-8
+        return fail(
+            N_(
+                ".env is not UTF-8 text: line {line} holds the byte {byte}. Save the file as "
+                "UTF-8 and try again."
+            ),
+            line=str(exc.object[: exc.start].count(b"\n") + 1),
+            byte=f"0x{exc.object[exc.start]:02x}",
+        )
+    except OSError as exc:  # .env is a folder, or cannot be read
+        return fail(N_("Cannot read .env ({reason})."), reason=exc.strerror or str(exc))
     except ValidationError as exc:
         first = exc.errors()[0]
         field = str(first["loc"][0]) if first["loc"] else ""
@@ -57,25 +71,32 @@ def load_settings() -> Settings | int:
 
 def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
     if settings.bot_token is None:
-        return fail(
+        raise StartupProblem(
             N_(
                 "No bot token: set BOT_TOKEN in .env (ask @BotFather for one), "
                 "or try GridBot without a token: gridbot sandbox"
             )
         )
+    from bot import startup
+
+    if args.webhook and not settings.webhook.url:
+        raise StartupProblem(startup.WEBHOOK_NEEDS_URL)
+    startup.check_sqlite_file(settings.database_url)
     from bot.app import build_app, close, run_polling, run_webhook
     from bot.db import create_engine
-    from bot.migrate import is_up_to_date
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
-        if not await is_up_to_date(engine):
+        try:
+            await startup.check_database(engine, settings.database_url)
+            if settings.redis_url:
+                await startup.check_redis(settings.redis_url)
+        except StartupProblem:
             await engine.dispose()
-            return fail(
-                N_("The database is not set up or is out of date. Run first: gridbot db upgrade")
-            )
+            raise
         app = build_app(settings, SystemClock(), engine=engine)
         try:
+            await startup.check_telegram(app.bot, settings)
             if args.webhook:
                 await run_webhook(app, scheduler=not args.no_scheduler)
             else:
@@ -88,20 +109,16 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import startup
+
+    startup.check_sqlite_file(settings.database_url)
     from bot.db import create_engine, create_session_factory
-    from bot.migrate import is_up_to_date
     from scheduler.service import run_scheduler
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
         try:
-            if not await is_up_to_date(engine):
-                return fail(
-                    N_(
-                        "The database is not set up or is out of date. "
-                        "Run first: gridbot db upgrade"
-                    )
-                )
+            await startup.check_database(engine, settings.database_url)
             await run_scheduler(
                 engine=engine,
                 sessions=create_session_factory(engine),
@@ -118,13 +135,31 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
 
+def upgrade_database(settings: Settings) -> None:
+    """Migrate the database to head, or raise :class:`StartupProblem` saying why not."""
+    from alembic.util import CommandError
+
+    from bot import migrate, startup
+
+    startup.check_sqlite_file(settings.database_url, may_create=True)
+    try:
+        migrate.upgrade(settings.database_url)
+    except startup.DATABASE_ERRORS as error:
+        raise startup.explain_database_error(error, settings.database_url) from None
+    except CommandError as error:  # a revision this version does not know: a newer one's
+        reason = str(error).splitlines()[0][:200] if str(error) else type(error).__name__
+        raise StartupProblem(startup.NEWER_DATABASE, reason=reason) from None
+
+
 def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import migrate
+    from bot import migrate, startup
 
     if args.action == "upgrade":
-        migrate.upgrade(settings.database_url)
-        print(gettext_for(cli_locale(), N_("The database is up to date.")))  # noqa: T201
+        upgrade_database(settings)
+        print(gettext_for(settings.default_locale, N_("The database is up to date.")))  # noqa: T201
         return 0
+
+    startup.check_sqlite_file(settings.database_url)
 
     async def current() -> str | None:
         from bot.db import create_engine
@@ -132,6 +167,8 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url)
         try:
             return await migrate.current_revision(engine)
+        except startup.DATABASE_ERRORS as error:
+            raise startup.explain_database_error(error, settings.database_url) from None
         finally:
             await engine.dispose()
 
@@ -140,11 +177,10 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
-    from bot import migrate
     from bot.db import create_engine, create_session_factory
     from bot.services.demo import DemoDataExists, load_demo_data
 
-    migrate.upgrade(settings.database_url)
+    upgrade_database(settings)
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
@@ -153,14 +189,14 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
                 summary = await load_demo_data(session, SystemClock().now(), seed=args.seed)
                 await session.commit()
         except DemoDataExists:
-            return fail(
+            raise StartupProblem(
                 N_("The database already holds grids; demo data goes only into an empty one.")
-            )
+            ) from None
         finally:
             await engine.dispose()
         print(  # noqa: T201
             gettext_for(
-                cli_locale(),
+                settings.default_locale,
                 N_(
                     "Demo community loaded: {grids} grids, {households} households, "
                     "{people} people."
@@ -184,12 +220,12 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
-        return fail(
+        raise StartupProblem(
             N_("Cannot listen on {host}:{port} ({reason}). Try another port: --port 8090"),
             host=args.host,
             port=str(args.port),
             reason=exc.strerror or str(exc),
-        )
+        ) from None
     return 0
 
 
@@ -243,7 +279,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return settings
     if getattr(args, "port", 0) is None:
         args.port = settings.sandbox_port
-    status: int = args.handler(settings, args)
+    try:
+        status: int = args.handler(settings, args)
+    except StartupProblem as problem:
+        return fail(problem.message, settings.default_locale, **problem.params)
     return status
 
 

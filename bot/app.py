@@ -58,7 +58,9 @@ def build_storage(settings: Settings, sessions: SessionFactory, clock: Clock) ->
     if settings.redis_url:
         from aiogram.fsm.storage.redis import RedisStorage
 
-        return RedisStorage.from_url(settings.redis_url)
+        # bounded waits: a Redis that stops answering fails an update, it does not hang it
+        timeouts = {"socket_connect_timeout": 5, "socket_timeout": 5}
+        return RedisStorage.from_url(settings.redis_url, connection_kwargs=timeouts)
     return DatabaseStorage(sessions, clock)
 
 

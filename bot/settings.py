@@ -6,6 +6,7 @@ import re
 from datetime import time
 from functools import cached_property
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field, SecretStr, field_validator
@@ -105,6 +106,17 @@ class Settings(BaseSettings):
         if scheme not in SUPPORTED_DB_SCHEMES:
             raise ValueError("unsupported database URL")
         return value
+
+    @field_validator("telegram_api_url")
+    @classmethod
+    def _api_address(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parts = urlsplit(value.strip())  # raises ValueError on a bracket left open
+        # ``port`` raises ValueError too, for a port that is no number or out of range
+        if parts.scheme not in ("http", "https") or not parts.hostname or parts.port == 0:
+            raise ValueError("not an http(s) address")
+        return value.strip()
 
     @field_validator("redis_url")
     @classmethod

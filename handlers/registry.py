@@ -20,7 +20,13 @@ from bot.services.permissions import Action, authorize
 from bot.services.qr import qr_png
 from bot.settings import Settings
 from bot.telegram.args import parse_role, split_args
-from bot.telegram.callbacks import GridPageCb, HouseholdCb, HouseholdPageCb, PeoplePageCb
+from bot.telegram.callbacks import (
+    GridPageCb,
+    HouseholdCb,
+    HouseholdPageCb,
+    InviteRevokeCb,
+    PeoplePageCb,
+)
 from bot.telegram.i18n import t
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
@@ -30,6 +36,8 @@ from bot.telegram.views import (
     household_text,
     households_keyboard,
     households_text,
+    invites_keyboard,
+    invites_text,
     notice_text,
     pager,
     people_text,
@@ -199,18 +207,24 @@ async def invite_command(
     person: Person,
     roles: list[RoleInGrid],
     session: AsyncSession,
+    settings: Settings,
     now: datetime,
 ) -> None:
     args = split_args(command.args, 2)
     role = parse_role(args[0]) if args else None
     if role is None or len(args) < 2:
-        reply.text(
-            _(
-                "How to use: /invite &lt;role&gt; &lt;grid code&gt; [department code]\n"
-                "Roles: worker, head, center, department, supervisor, admin "
-                "(or 网格员, 网格长, 中心, 部门, 督查, 管理员)."
-            )
+        usage = _(
+            "How to use: /invite &lt;role&gt; &lt;grid code&gt; [department code]\n"
+            "Roles: worker, head, center, department, supervisor, admin "
+            "(or 网格员, 网格长, 中心, 部门, 督查, 管理员)."
         )
+        pending = await invites.pending_invites(session, roles, now)
+        if pending:  # an administrator's invitations still waiting, each with its withdraw
+            reply.text(
+                invites_text(pending, settings.tz) + "\n\n" + usage, invites_keyboard(pending)
+            )
+        else:
+            reply.text(usage)
         return
     grid = await grids.find_grid(session, args[1])
     department = None
@@ -227,6 +241,32 @@ async def invite_command(
             "Send this link to that person only. It works once and expires in 72 hours."
         ).format(role=_(labels.ROLE[role]), grid=bold(grid.name), link=esc(link))
     )
+
+
+async def invite_revoke_pressed(
+    query: CallbackQuery,
+    callback_data: InviteRevokeCb,
+    reply: Replier,
+    person: Person,
+    roles: list[RoleInGrid],
+    session: AsyncSession,
+    settings: Settings,
+    now: datetime,
+) -> None:
+    invite = await invites.revoke_invite(
+        session, actor=person, roles=roles, invite_id=callback_data.id, now=now
+    )
+    if invite.used_at is not None:
+        await query.answer(_("That invitation was already used; it cannot be withdrawn."))
+    else:
+        await query.answer(_("Invitation withdrawn: its link no longer works."))
+    if isinstance(query.message, Message):
+        pending = await invites.pending_invites(session, roles, now)
+        reply.edit(
+            query.message.message_id,
+            invites_text(pending, settings.tz),
+            invites_keyboard(pending),
+        )
 
 
 async def qr_command(
@@ -286,13 +326,13 @@ async def _change_person(
 ) -> None:
     usage = _(
         "How to use: /people off &lt;phone&gt; — deactivate someone who left;\n"
-        "/people set &lt;phone&gt; &lt;role&gt; &lt;grid code&gt; — give them a role over "
-        "another grid."
+        "/people set &lt;phone&gt; &lt;role&gt; &lt;grid code&gt; [department code] — give them "
+        "a role over another grid (department staff: with their department)."
     )
     if not args or (action == "set" and len(args) < 3):
         reply.text(usage)
         return
-    target = await staff.find_person(session, args[0])
+    target = await staff.find_managed(session, actor=person, roles=roles, phone=args[0], now=now)
     if action == "off":
         await staff.deactivate(session, actor=person, roles=roles, person=target, now=now)
         reply.text(_("{name} is deactivated.").format(name=bold(target.name)))
@@ -301,9 +341,20 @@ async def _change_person(
     if role is None:
         reply.text(usage)
         return
-    grid = await grids.find_grid(session, args[2])
+    grid_word, department = args[2], None
+    if role == Role.DEPARTMENT:  # the department's code comes last
+        grid_word, *department_word = args[2].rsplit(None, 1)
+        department = await staff.find_department(session, "".join(department_word))
+    grid = await grids.find_grid(session, grid_word)
     await staff.rescope(
-        session, actor=person, roles=roles, person=target, role=role, grid=grid, now=now
+        session,
+        actor=person,
+        roles=roles,
+        person=target,
+        role=role,
+        grid=grid,
+        now=now,
+        department=department,
     )
     reply.text(
         _("{name} is now {role} of {grid}.").format(
@@ -328,7 +379,7 @@ async def _mute(
             )
         )
         return
-    target = await staff.find_person(session, args[0])
+    target = await staff.find_managed(session, actor=person, roles=roles, phone=args[0], now=now)
     hours = int(args[1])
     await staff.mute(
         session,
@@ -454,4 +505,5 @@ def build_router() -> Router:
     router.callback_query.register(households_page, HouseholdPageCb.filter())
     router.callback_query.register(household_opened, HouseholdCb.filter())
     router.callback_query.register(people_page, PeoplePageCb.filter())
+    router.callback_query.register(invite_revoke_pressed, InviteRevokeCb.filter())
     return router

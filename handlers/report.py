@@ -276,19 +276,24 @@ async def photo_received(
 ) -> None:
     """A photo (or one photo of an album) at any step: kept, up to MAX_PHOTOS; its caption is
     the description, or a comment added to it. An album gets one answer, edited as its
-    photos arrive."""
+    photos arrive, and each thing it says (photos over the limit, words refused) once."""
     step = await _fresh_step(session, state)
     if step not in NewReport.__all_states_names__ or not message.photo:
         return  # the conversation ended while this photo was on its way
     draft = await _draft(state)
     notes: list[str] = []
     file_id = message.photo[-1].file_id
+    group = message.media_group_id
     if len(draft.photos) >= MAX_PHOTOS:
-        notes.append(
-            _("I already have {limit} photos, the most I can take; this one was not kept.").format(
-                limit=MAX_PHOTOS
+        full = (
+            _("I already have {limit} photos, the most I can take; this one was not kept.")
+            if group is None
+            else _(
+                "I already have {limit} photos, the most I can take; the rest of this album "
+                "was not kept."
             )
         )
+        notes.append(full.format(limit=MAX_PHOTOS))
     elif file_id not in draft.photos:
         draft.photos.append(file_id)
     caption = typed_text(message.caption)
@@ -315,11 +320,11 @@ async def photo_received(
             + "\n\n"
             + text
         )
-    group = message.media_group_id
     if group is None:
         reply.text("\n".join([*notes, text]), markup)
     elif group in draft.albums:
-        draft.albums[group] = "\n".join(n for n in (draft.albums[group], *notes) if n)
+        said = draft.albums[group].split("\n") if draft.albums[group] else []
+        draft.albums[group] = "\n".join(dict.fromkeys([*said, *notes]))  # each note once
         edit_by_ref(
             reply, album_ref(group), "\n".join(filter(None, [draft.albums[group], text])), markup
         )

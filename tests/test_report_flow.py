@@ -36,6 +36,7 @@ from bot.services import conversations
 from bot.services.ticket_notices import Notice
 from bot.services.tickets import MAX_PHOTOS, MAX_TEXT
 from bot.settings import Settings
+from bot.telegram.callbacks import MAX_ROW_ID
 from bot.telegram.fsm_storage import record_key
 from bot.telegram.i18n import CatalogI18n
 from bot.telegram.report_views import (
@@ -403,12 +404,17 @@ async def test_a_photo_without_words_is_kept_and_the_question_asked_again(
 async def test_no_more_than_five_photos_are_kept(app: App, world: World) -> None:
     chat = Chat(app)
     await chat.put(NewReport.photos, ready(urgent=None, address=None))
-    for index in range(MAX_PHOTOS + 2):
+    for index in range(MAX_PHOTOS + 5):
         await chat.photo(f"p{index}", group="big-album")
     assert (await chat.draft()).photos == [f"p{i}" for i in range(MAX_PHOTOS)]
     rows = await chat.outbox()
     assert [r.method for r in rows].count("sendMessage") == 1
-    assert "the most I can take; this one was not kept" in rows[-1].payload["text"]
+    answer = rows[-1].payload["text"]
+    # once, not once per extra photo
+    assert answer.count("the rest of this album was not kept") == 1, answer
+    assert "this one was not kept" not in answer
+    await chat.photo("one-more")  # a photo on its own is answered on its own
+    assert "the most I can take; this one was not kept" in await chat.last()
 
 
 async def test_a_typed_caption_that_is_too_long_is_refused_but_the_photo_kept(
@@ -918,7 +924,7 @@ def test_category_buttons_fit_two_or_three_to_a_row() -> None:
 
 def test_callback_data_stays_far_below_64_bytes() -> None:
     longest = [
-        ReportCb(action=ReportAction.SAME, id=2**62).pack(),
+        ReportCb(action=ReportAction.SAME, id=MAX_ROW_ID).pack(),  # the largest id there is
         ReportCategoryCb(category=TicketCategory.ILLEGAL_BUILDING).pack(),
         ReportEditCb(step=ReportStep.DESCRIPTION).pack(),
     ]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -17,6 +18,7 @@ from bot.services import grid_codes
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize
 from bot.services.phones import normalize_phone
+from bot.services.tabular import clean_text
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
 
 MAX_WORKER_HOUSEHOLDS = 30  # 方案1 §1: a tier-3 worker links 20–30 households
@@ -193,11 +195,22 @@ async def span_warnings(session: AsyncSession, root: Grid) -> list[SpanWarning]:
     return warnings
 
 
+BLANK_LETTERS = frozenset("\u115f\u1160\u3164\uffa0\u2800")  # Hangul fillers, Braille blank
+
+
 def _clean_name(name: str) -> str:
-    text = " ".join(name.split())
-    if not 1 <= len(text) <= 100:
+    """A grid name as stored: invisible characters (zero-width spaces, joiners, marks of
+    direction, controls) dropped and white space made single. One that shows nothing — only
+    such characters, combining marks or blank-looking letters — is refused like an empty one."""
+    text = clean_text(name)
+    if not 1 <= len(text) <= 100 or not any(_shows(ch) for ch in text):
         raise InvalidInput(N_("A grid name must be 1 to 100 characters long."))
     return text
+
+
+def _shows(ch: str) -> bool:
+    """A letter, digit, punctuation mark or symbol that is not drawn blank."""
+    return unicodedata.category(ch)[0] in "LNPS" and ch not in BLANK_LETTERS
 
 
 async def create_grid(

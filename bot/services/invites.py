@@ -12,18 +12,19 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import or_, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import DomainError, InvalidInput
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
-from bot.services.permissions import Action, authorize
+from bot.services.permissions import Action, authorize, scope_paths
 from models import AuditLog, Grid, Invite, Person, Role, RoleAssignment
 from models.registry import Department
 
 DEFAULT_TTL = timedelta(hours=72)
+MAX_LISTED = 20  # pending invitations /invite lists
 INVITABLE: frozenset[Role] = frozenset(
     {Role.WORKER, Role.HEAD, Role.CENTER, Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN}
 )
@@ -117,6 +118,9 @@ async def redeem_invite(
         raise InviteUsed()
     if invite.expires_at <= now:
         raise InviteExpired()
+    issuer = None if invite.created_by is None else await session.get(Person, invite.created_by)
+    if issuer is not None and not issuer.active:  # issued before its issuer left
+        raise InviteRevoked()
     claimed = await session.exec(
         update(Invite)
         .where(col(Invite.id) == invite.id, col(Invite.used_at).is_(None))
@@ -172,6 +176,7 @@ async def revoke_invite(
     invite_id: int,
     now: datetime,
 ) -> Invite:
+    """Withdraw an invitation (the link stops working); one already used stays as it was."""
     invite = await session.get(Invite, invite_id)
     if invite is None:
         raise InviteRefused()
@@ -181,4 +186,67 @@ async def revoke_invite(
     if invite.used_at is None and invite.revoked_at is None:
         invite.revoked_at = now
         session.add(invite)
+        session.add(
+            AuditLog(
+                at=now,
+                actor_id=actor.id,
+                action="invite_revoked",
+                object_type="invite",
+                object_id=invite.id,
+                detail=invite.role,
+            )
+        )
     return invite
+
+
+async def revoke_issued_by(session: AsyncSession, *, issuer_id: int, now: datetime) -> int:
+    """Withdraw every pending invitation a person issued (they are leaving); how many."""
+    revoked = await session.exec(
+        update(Invite)
+        .where(
+            col(Invite.created_by) == issuer_id,
+            col(Invite.used_at).is_(None),
+            col(Invite.revoked_at).is_(None),
+            col(Invite.expires_at) > now,
+        )
+        .values(revoked_at=now)
+    )
+    return int(revoked.rowcount or 0)
+
+
+@dataclass(frozen=True)
+class PendingInvite:
+    """An invitation still waiting to be used, as /invite lists it."""
+
+    invite: Invite
+    grid: Grid
+    issuer: str | None  # the name of who issued it
+    department: str | None  # the department's name, for a department role
+
+
+async def pending_invites(
+    session: AsyncSession, roles: Sequence[RoleInGrid], now: datetime, *, limit: int = MAX_LISTED
+) -> list[PendingInvite]:
+    """Invitations not used, withdrawn or expired, for grids the person manages; newest first.
+    Nobody else's: without a grid to manage the list is empty."""
+    paths = scope_paths(roles, Action.MANAGE)
+    if not paths:
+        return []
+    rows = await session.exec(
+        select(Invite, Grid, Person.name, Department.name)
+        .join(Grid, col(Grid.id) == Invite.grid_id)
+        .outerjoin(Person, col(Person.id) == Invite.created_by)
+        .outerjoin(Department, col(Department.id) == Invite.department_id)
+        .where(
+            or_(*(col(Grid.path).startswith(p) for p in paths)),
+            col(Invite.used_at).is_(None),
+            col(Invite.revoked_at).is_(None),
+            col(Invite.expires_at) > now,
+        )
+        .order_by(col(Invite.created_at).desc(), col(Invite.id).desc())
+        .limit(limit)
+    )
+    return [
+        PendingInvite(invite, grid, issuer, department)
+        for invite, grid, issuer, department in rows
+    ]

@@ -40,7 +40,7 @@ from bot.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services import tickets
 from bot.services.people import RoleInGrid
-from bot.services.permissions import Action, authorize, within
+from bot.services.permissions import Action, authorize, same, within
 from bot.services.ticket_notices import TicketNotifier
 from bot.settings import Settings
 from models import (
@@ -889,7 +889,7 @@ async def managed(
 ) -> Meeting:
     """A meeting the actor may run: its organiser, or anyone who may organise in its grid."""
     meeting = await load(session, meeting_id)
-    if meeting.organiser_id != actor.id:
+    if not (actor.active and same(meeting.organiser_id, actor.id)):
         await authorize(session, actor, roles, Action.ORGANISE, meeting, now)
     return meeting
 

@@ -7,6 +7,7 @@ a ticket's *state* allows an action is the ticket state machine's business.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -78,27 +79,40 @@ class Target:
     department_id: int | None = None
 
 
-def within(scope_path: str, target_path: str) -> bool:
-    """Whether ``target_path`` is the grid at ``scope_path`` or below it."""
-    return target_path.startswith(scope_path)
+GRID_PATH = re.compile(r"(?:/[0-9]+)+/")  # ``/1/4/17/``: the only shape a grid's path has
+
+
+def within(scope_path: str | None, target_path: str | None) -> bool:
+    """Whether ``target_path`` is the grid at ``scope_path`` or below it.
+
+    A missing or malformed path (no grid, ``""``, ``"/"``, ``"/unknown/"``) is within nothing
+    and covers nothing: an empty prefix would otherwise match every grid."""
+    return (
+        scope_path is not None
+        and target_path is not None
+        and GRID_PATH.fullmatch(scope_path) is not None
+        and GRID_PATH.fullmatch(target_path) is not None
+        and target_path.startswith(scope_path)
+    )
+
+
+def same(a: int | None, b: int | None) -> bool:
+    """Two ids name the same row: both are present and equal (``None`` matches nothing)."""
+    return a is not None and b is not None and a == b
 
 
 def permits(
     roles: Iterable[RoleInGrid], action: Action, target: Target, person_id: int | None = None
 ) -> bool:
     """The pure decision: some role of this person allows ``action`` on ``target``."""
-    if (
-        person_id is not None
-        and target.reporter_id == person_id
-        and action in {Action.VIEW, Action.READ_SENSITIVE}
-    ):
+    if same(target.reporter_id, person_id) and action in {Action.VIEW, Action.READ_SENSITIVE}:
         return True  # residents always see their own tickets
     for held in roles:
         if action not in ROLE_ACTIONS[held.role]:
             continue
         if held.role == Role.DEPARTMENT:
             # a department acts only on what was transferred to it
-            if target.kind == "ticket" and target.department_id == held.department_id:
+            if target.kind == "ticket" and same(target.department_id, held.department_id):
                 return True
             if (
                 action == Action.VIEW
@@ -181,7 +195,9 @@ def scope_paths(roles: Iterable[RoleInGrid], action: Action) -> list[str]:
         {
             r.grid_path
             for r in roles
-            if action in ROLE_ACTIONS[r.role] and r.role != Role.DEPARTMENT
+            if action in ROLE_ACTIONS[r.role]
+            and r.role != Role.DEPARTMENT
+            and GRID_PATH.fullmatch(r.grid_path)
         }
     )
     # drop subtrees already covered by a wider one

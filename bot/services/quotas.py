@@ -79,7 +79,7 @@ from bot.services.periods import (
     periods_of,
     working_days_left,
 )
-from bot.services.permissions import ROLE_ACTIONS, Action
+from bot.services.permissions import GRID_PATH, ROLE_ACTIONS, Action
 from bot.settings import LOCALES
 from models import AuditLog, DailyPush, Grid, HouseholdCategory, Person, QuotaRule, VisitKind
 from models.types import UTCDateTime
@@ -375,7 +375,10 @@ def _authorize_rules(
 ) -> None:
     """Rules hold for the whole area: only someone who manages a root grid may change them."""
     allowed = admin.active and any(
-        Action.MANAGE in ROLE_ACTIONS[r.role] and r.grid_path.count("/") == 2 for r in roles
+        Action.MANAGE in ROLE_ACTIONS[r.role]
+        and GRID_PATH.fullmatch(r.grid_path) is not None
+        and r.grid_path.count("/") == 2
+        for r in roles
     )
     if not allowed:
         refusal = AuditLog(

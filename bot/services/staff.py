@@ -12,6 +12,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
+from bot.services import invites
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, scope_paths
 from bot.services.phones import normalize_phone
@@ -83,12 +84,35 @@ async def list_people(
     return PeoplePage([PersonRow(p, held[p.id or 0]) for p in persons], page, pages, total)
 
 
-async def find_person(session: AsyncSession, phone: str) -> Person:
-    """A registered person by phone (raises :class:`InvalidPhone` or :class:`NotFound`)."""
+NOT_MANAGED = N_("Nobody with the phone number {phone} is registered in the grids you manage.")
+
+
+async def find_managed(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    phone: str,
+    now: datetime,
+) -> Person:
+    """The person with this phone, if the actor manages every grid they hold a role in.
+
+    The answer tells nobody who is registered: someone who manages no grid hears that the
+    command is for administrators whatever the phone; an administrator hears the same
+    "nobody … in the grids you manage" for an unknown phone and for a person outside their
+    grids (that refusal is audited). Raises :class:`InvalidPhone` for what is no phone.
+    """
+    if not actor.active or not scope_paths(roles, Action.MANAGE):
+        raise NotAllowed(N_("This command is for administrators."))
     number = normalize_phone(phone)
     person = (await session.exec(select(Person).where(Person.phone == number))).first()
     if person is None:
-        raise NotFound(N_("Nobody with the phone number {phone} is registered."), phone=phone)
+        raise NotFound(NOT_MANAGED, phone=phone)
+    try:
+        if not await _check_manages(session, actor, roles, person, now):
+            raise NotFound(NOT_MANAGED, phone=phone)  # in nobody's grid
+    except NotAllowed as refused:
+        raise NotFound(NOT_MANAGED, phone=phone, audit=refused.audit) from None
     return person
 
 
@@ -117,7 +141,8 @@ async def deactivate(
     person: Person,
     now: datetime,
 ) -> Person:
-    """Someone leaves: their roles end and they can no longer act (their records stay)."""
+    """Someone leaves: their roles end, the invitations they issued and nobody used yet stop
+    working, and they can no longer act (their records stay)."""
     if person.id == actor.id:
         raise InvalidInput(N_("You cannot deactivate yourself."))
     await _check_manages(session, actor, roles, person, now)
@@ -129,6 +154,8 @@ async def deactivate(
         .where(col(RoleAssignment.person_id) == person.id)
         .values(active=False)
     )
+    assert person.id is not None
+    withdrawn = await invites.revoke_issued_by(session, issuer_id=person.id, now=now)
     session.add(
         AuditLog(
             at=now,
@@ -136,6 +163,7 @@ async def deactivate(
             action="person_deactivate",
             object_type="person",
             object_id=person.id,
+            detail=f"invites revoked: {withdrawn}" if withdrawn else None,
         )
     )
     return person
@@ -150,10 +178,18 @@ async def rescope(
     role: Role,
     grid: Grid,
     now: datetime,
+    department: Department | None = None,
 ) -> RoleAssignment:
-    """Give a person ``role`` over ``grid`` instead of where they held it before."""
+    """Give a person ``role`` over ``grid`` instead of where they held it before.
+
+    A department role names its department (职能部门): without one it would act on nothing,
+    or — were a check ever to compare two missing ids — on everything."""
     if role == Role.RESIDENT:
         raise InvalidInput(N_("Residents choose their grid themselves with its QR code."))
+    if role != Role.DEPARTMENT:
+        department = None
+    elif department is None or department.id is None:
+        raise InvalidInput(N_("Department staff need the department's code or name."))
     await authorize(session, actor, roles, Action.MANAGE, grid, now)
     assignments = await _check_manages(session, actor, roles, person, now)
     for assignment in assignments:
@@ -161,7 +197,13 @@ async def rescope(
             await session.delete(assignment)
     await session.flush()
     assert person.id is not None and grid.id is not None
-    new = RoleAssignment(person_id=person.id, role=role, grid_id=grid.id, created_at=now)
+    new = RoleAssignment(
+        person_id=person.id,
+        role=role,
+        grid_id=grid.id,
+        department_id=department.id if department is not None else None,
+        created_at=now,
+    )
     session.add(new)
     person.active = True
     session.add(person)
@@ -172,7 +214,7 @@ async def rescope(
             action="person_rescope",
             object_type="person",
             object_id=person.id,
-            detail=f"{role.value}@{grid.code}",
+            detail=f"{role.value}@{grid.code}" + (f" {department.code}" if department else ""),
         )
     )
     return new

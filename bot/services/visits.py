@@ -32,7 +32,7 @@ from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
 from bot.services.periods import DEFAULT_TZ, PeriodKind, local_day, periods_of
-from bot.services.permissions import Action, authorize, permits, target_of
+from bot.services.permissions import Action, authorize, permits, same, target_of
 from bot.services.quotas import (
     applies_to,
     clean_text,
@@ -289,7 +289,7 @@ async def _changeable(
     if visit.withdrawn_at is not None:
         raise InvalidInput(N_("This visit has already been withdrawn."))
     target = await target_of(session, visit)
-    own_today = visit.worker_id == person.id and local_day(visit.visited_at, tz) == local_day(
+    own_today = same(visit.worker_id, person.id) and local_day(visit.visited_at, tz) == local_day(
         now, tz
     )
     if person.active and own_today and permits(roles, Action.VISIT, target, person.id):

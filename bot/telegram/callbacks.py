@@ -13,6 +13,10 @@ from models import HandlingKind, Rating, Role
 
 MAX_ROW_ID: Final = 2**31 - 1  # keys are INTEGER columns: a larger number is no row of ours
 RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # out of range: the data does not parse
+PageNo = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # a page of a list (the list clamps it)
+"""Every number in callback data is one of these (tests/test_callback_data.py holds every
+class to it): data with a number the database cannot hold does not parse, and the press gets
+the stale-button answer instead of reaching a query."""
 
 
 class LanguageCode(StrEnum):
@@ -28,12 +32,12 @@ class LanguageCb(CallbackData, prefix="lg"):
 class GridPageCb(CallbackData, prefix="gp"):
     """A page of the grid tree under ``root``."""
 
-    root: int
-    page: int
+    root: RowId
+    page: PageNo
 
 
 class PeoplePageCb(CallbackData, prefix="pp"):
-    page: int
+    page: PageNo
 
 
 class HouseholdCb(CallbackData, prefix="hh"):
@@ -43,7 +47,14 @@ class HouseholdCb(CallbackData, prefix="hh"):
 
 
 class HouseholdPageCb(CallbackData, prefix="hp"):
-    page: int
+    page: PageNo
+
+
+class InviteRevokeCb(CallbackData, prefix="ir"):
+    """Withdraw one pending invitation (the service re-checks that the presser manages its
+    grid)."""
+
+    id: RowId
 
 
 class TicketAction(StrEnum):
@@ -137,7 +148,7 @@ class CancelStepCb(CallbackData, prefix="cs"):
     step was opened for another ticket since) it cancels nothing."""
 
     step: str  # the FSM state of the step, ``:`` written ``.`` (see :func:`step_tag`)
-    ticket: int = 0  # the ticket the step is about (0: none)
+    ticket: RowId = 0  # the ticket the step is about (0: none)
 
 
 def step_tag(state: str | None) -> str:

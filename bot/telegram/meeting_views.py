@@ -30,7 +30,7 @@ from bot.services.meetings import (
     ends_at,
 )
 from bot.settings import Settings
-from bot.telegram.callbacks import CancelCb
+from bot.telegram.callbacks import CancelCb, RowId
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import markup_json
 from models import Grid, Meeting, Person, Rsvp, TicketCategory
@@ -62,7 +62,7 @@ class MeetingCb(CallbackData, prefix="mt"):
     """An action on one meeting (the service re-checks who may do it)."""
 
     action: MeetingAction
-    id: int
+    id: RowId
 
 
 class MeetingStart(StrEnum):
@@ -101,8 +101,8 @@ class SetupCb(CallbackData, prefix="ms"):
 class ProblemGridCb(CallbackData, prefix="mg"):
     """Where a problem raised at a meeting is: the meeting's grid or one just below."""
 
-    meeting: int
-    grid: int
+    meeting: RowId
+    grid: RowId
 
 
 class ProblemCategoryCb(CallbackData, prefix="mq"):

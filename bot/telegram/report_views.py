@@ -31,6 +31,7 @@ from bot.i18n import N_, join_list
 from bot.routing.policy import EmergencyAdvice, EmergencyCall, EmergencyService
 from bot.services import outbox
 from bot.services.tickets import MAX_PHOTOS, Report
+from bot.telegram.callbacks import RowId
 from bot.telegram.render import bold, esc, italic
 from bot.telegram.replies import Markup, Replier, markup_json
 from models import HandlingKind, Ticket, TicketCategory
@@ -91,7 +92,7 @@ class ReportCb(CallbackData, prefix="rp"):
     """A button of the /report conversation (the handler re-checks the step it is valid in)."""
 
     action: ReportAction
-    id: int = 0
+    id: RowId = 0
 
 
 class ReportCategoryCb(CallbackData, prefix="rpc"):

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import tzinfo
+
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from aiogram.utils.i18n import gettext as _
 
 from bot import labels
-from bot.i18n import join_clauses, join_list
+from bot.i18n import ASIDE, join_clauses, join_list
 from bot.services.grids import GridPage, SpanWarning
 from bot.services.households import HouseholdCard, HouseholdPage
+from bot.services.invites import PendingInvite
 from bot.services.notice_board import NoticeBoard
 from bot.services.phones import display_phone
 from bot.services.staff import PeoplePage
-from bot.telegram.callbacks import GridPageCb, HouseholdCb, HouseholdPageCb, PeoplePageCb
+from bot.telegram.callbacks import (
+    GridPageCb,
+    HouseholdCb,
+    HouseholdPageCb,
+    InviteRevokeCb,
+    PeoplePageCb,
+)
 from bot.telegram.render import bold, code, esc
 
 TIER_MARK = ["🏛", "🏘", "▫️", "·"]
@@ -134,6 +143,43 @@ def people_text(page: PeoplePage, query: str) -> str:
     if page.pages > 1:
         lines.append(_("Page {page} of {pages}").format(page=page.page + 1, pages=page.pages))
     return "\n".join(lines)
+
+
+def invites_text(pending: list[PendingInvite], tz: tzinfo) -> str:
+    """The invitations still waiting to be used, numbered like their withdraw buttons."""
+    if not pending:
+        return _("No invitation is waiting to be used.")
+    lines = [bold(_("Invitations waiting to be used ({count})").format(count=len(pending)))]
+    for number, each in enumerate(pending, start=1):
+        role = _(labels.ROLE[each.invite.role])
+        if each.department:
+            role = _(ASIDE).format(text=role, aside=each.department)
+        lines.append(
+            _("{number}. {role} of {grid} — issued by {issuer}, valid until {until}").format(
+                number=number,
+                role=esc(role),
+                grid=bold(each.grid.name),
+                issuer=esc(each.issuer or "—"),
+                until=each.invite.expires_at.astimezone(tz).strftime("%m-%d %H:%M"),
+            )
+        )
+    lines.append(_("Press a number to withdraw that invitation: its link stops working."))
+    return "\n".join(lines)
+
+
+def invites_keyboard(pending: list[PendingInvite]) -> InlineKeyboardMarkup | None:
+    if not pending:
+        return None
+    buttons = [
+        InlineKeyboardButton(
+            text=_("✖ Withdraw {number}").format(number=number),
+            callback_data=InviteRevokeCb(id=each.invite.id or 0).pack(),
+        )
+        for number, each in enumerate(pending, start=1)
+    ]
+    return InlineKeyboardMarkup(
+        inline_keyboard=[buttons[i : i + 4] for i in range(0, len(buttons), 4)]
+    )
 
 
 def households_text(page: HouseholdPage, query: str) -> str:

@@ -21,6 +21,7 @@ from bot.services.message_size import split_message, utf16_length
 from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
 from bot.services.visits import DiaryEntry, RuleProgress
 from bot.settings import Settings
+from bot.telegram.callbacks import PageNo, RowId
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import markup_json
 from models import Household, QuotaRule, TicketCategory, VisitKind
@@ -46,14 +47,14 @@ KIND_ICON = {
 class VisitPickCb(CallbackData, prefix="vp"):
     """Log a visit to this household (``quick``: from the push, only kind and a line)."""
 
-    id: int
+    id: RowId
     quick: bool = False
 
 
 class VisitPageCb(CallbackData, prefix="vg"):
     """A page of /visit's household list (the search words are kept in the conversation)."""
 
-    page: int
+    page: PageNo
 
 
 class VisitKindCb(CallbackData, prefix="vk"):
@@ -88,13 +89,13 @@ class DiaryCb(CallbackData, prefix="vd"):
     """An action on a diary entry (the service re-checks who may change it)."""
 
     action: DiaryAction
-    id: int
+    id: RowId
 
 
 class HistoryCb(CallbackData, prefix="vh"):
     """A household's visit history."""
 
-    id: int
+    id: RowId
 
 
 # --- prompts -----------------------------------------------------------------------------------
