@@ -15,6 +15,7 @@ from bot.i18n import N_
 from bot.routing import escalation
 from bot.services.notice_board import post_outcome
 from bot.services.people import RoleInGrid
+from bot.services.permissions import Action, permits, target_of
 from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.tickets.concerned import Lookups, followers, owners
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
@@ -33,6 +34,7 @@ from bot.services.tickets.sweep import apply_escalation
 from bot.services.tickets.text import MAX_NOTE, clean_text
 from models import (
     OPEN_TICKET_STATES,
+    AuditLog,
     Department,
     Person,
     Role,
@@ -41,6 +43,8 @@ from models import (
     TicketPhoto,
     TicketState,
 )
+
+NO_OTHER_TICKET = N_("There is no other ticket numbered {number}.")
 
 
 async def accept(
@@ -295,7 +299,24 @@ async def mark_duplicate(
     number = original_number.strip().upper()[:40]
     original = (await session.exec(select(Ticket).where(Ticket.number == number))).first()
     if original is None or original.id == ticket.id:
-        raise InvalidInput(N_("There is no other ticket numbered {number}."), number=number or "—")
+        raise InvalidInput(NO_OTHER_TICKET, number=number or "—")
+    target = await target_of(session, original)
+    if not permits(roles, Action.HANDLE, target, actor.id):
+        # out of the marker's grids: answered as if there were none (and audited), so that
+        # typing numbers finds out nothing, and no reporter is attached to a stranger's case
+        refusal = AuditLog(
+            at=now,
+            actor_id=actor.id,
+            action="refused:duplicate",
+            object_type="ticket",
+            object_id=original.id,
+        )
+        raise NotAllowed(NO_OTHER_TICKET, audit=refusal, number=number)
+    if original.category != ticket.category:
+        raise InvalidInput(
+            N_("Ticket {number} is about another kind of problem; it cannot be the same one."),
+            number=number,
+        )
     if original.state not in OPEN_TICKET_STATES:
         raise InvalidInput(N_("Ticket {number} is no longer open."), number=number)
     before = TicketState(ticket.state)
