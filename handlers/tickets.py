@@ -150,9 +150,12 @@ async def card_pressed(
             session, person=person, roles=roles, ticket_id=ticket_id, now=now
         )
         await query.answer()
+        follower = await tickets.seen_as_follower(
+            session, person=person, roles=roles, ticket=ticket
+        )
         if action == TicketAction.HISTORY:
             events = await tickets.history(session, ticket_id)
-            reply.text(history_text(ticket, events, t, settings.tz))
+            reply.text(history_text(ticket, events, t, settings.tz, follower=follower))
             return
         grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
         text = card_text(
@@ -163,6 +166,7 @@ async def card_pressed(
             reporter_name=reporter_name,
             holder=holder,
             photos=photos,
+            follower=follower,
         )
         dispatch = await dispatching.may_dispatch(session, person, roles, ticket)
         keyboard = card_keyboard(ticket, t, dispatch=dispatch)

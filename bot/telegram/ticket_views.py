@@ -68,7 +68,10 @@ def card_text(
     reporter_name: str | None,
     holder: str | None,
     photos: int,
+    follower: bool = False,
 ) -> str:
+    """A ticket's card; a ``follower`` (who reported the same problem, joined to this one)
+    sees how it goes, not who reported it, where, or what they wrote."""
     state = TicketState(ticket.state)
     urgent = ticket.kind in {HandlingKind.URGENT, HandlingKind.MAJOR}
     head = ("🚨 " if urgent else "📋 ") + bold(t("Ticket {number}", number=ticket.number))
@@ -93,6 +96,8 @@ def card_text(
         TicketState.DUPLICATE,
     }:
         lines.append(t("Resolve by: {time}", time=local_time(ticket.resolve_deadline, tz)))
+    if follower:
+        return "\n".join(lines)
     if ticket.address:
         lines.append(t("Where: {place}", place=esc(ticket.address)))
     if ticket.latitude is not None and ticket.longitude is not None:
@@ -398,8 +403,15 @@ DISPATCH_EVENT_LABELS: dict[str, str] = {
 
 
 def history_text(
-    ticket: Ticket, events: list[tuple[TicketEvent, str | None]], t: Translate, tz: Any
+    ticket: Ticket,
+    events: list[tuple[TicketEvent, str | None]],
+    t: Translate,
+    tz: Any,
+    *,
+    follower: bool = False,
 ) -> str:
+    """A ticket's events; a ``follower`` sees what happened and when, not who or what was
+    written (see :func:`card_text`)."""
     lines = [
         bold(t("Ticket {number}", number=ticket.number)),
         t("State: {state}", state=t(labels.TICKET_STATE[TicketState(ticket.state)])),
@@ -412,8 +424,8 @@ def history_text(
         if event.action == "reclassified" and event.data.get("to_kind") in KIND_VALUES:
             kind = HandlingKind(event.data["to_kind"])
             label = t(RECLASSIFIED_LABEL, kind=t(labels.HANDLING_KIND[kind]))
-        entry = esc(label) + (f" · {esc(name)}" if name else "")
-        if event.note:
+        entry = esc(label) + (f" · {esc(name)}" if name and not follower else "")
+        if event.note and not follower:
             entry = t(LABELLED, label=entry, text=esc(event.note))
         lines.append(f"{code(local_time(event.at, tz))} {entry}")
     return "\n".join(lines)

@@ -236,3 +236,16 @@ async def test_a_likely_duplicate_is_shown_and_joined(h: Harness) -> None:
         follower = await session.get(Person, event.actor_id)
     assert event.ticket_id == original.id
     assert follower is not None and follower.telegram_id == neighbour.id
+
+    # the neighbour follows it now: they see how it goes, not who reported it or where
+    await neighbour.send("/my")
+    await h.settle()
+    mine = (await neighbour.transcript()).bot_messages[-1]
+    assert original.number in mine.text, mine.text
+    [history_button] = mine.buttons  # the one ticket they follow
+    await neighbour.press(history_button)
+    await h.settle()
+    history = (await neighbour.transcript()).bot_messages[-1]
+    assert original.number in history.text
+    reporter = person.name
+    assert reporter and reporter not in history.text, history.text

@@ -13,7 +13,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import NotAllowed
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
-from bot.services.permissions import Action, authorize, scope_paths
+from bot.services.permissions import Action, authorize, permits, scope_paths, target_of
 from bot.services.tickets.concerned import followers
 from bot.services.tickets.kernel import load
 from models import (
@@ -131,6 +131,21 @@ async def viewable(
     if person.id not in {p.id for p in await followers(session, ticket)}:
         await authorize(session, person, roles, Action.VIEW, ticket, now)
     return ticket
+
+
+async def seen_as_follower(
+    session: AsyncSession,
+    *,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    ticket: Ticket,
+) -> bool:
+    """The person sees ``ticket`` only because they follow it (they reported the same problem
+    and it was joined to this one): they see how it goes, not who reported it, where they
+    live, or what anyone wrote."""
+    if ticket.reporter_id is not None and ticket.reporter_id == person.id:
+        return False
+    return not permits(roles, Action.VIEW, await target_of(session, ticket), person.id)
 
 
 async def card_facts(
