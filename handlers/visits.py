@@ -25,6 +25,7 @@ from bot.services.actor import Actor
 from bot.settings import Settings
 from bot.telegram import visit_views as views
 from bot.telegram.args import split_args
+from bot.telegram.cancelling import end_by_button
 from bot.telegram.i18n import t
 from bot.telegram.render import esc
 from bot.telegram.replies import Replier
@@ -299,10 +300,7 @@ async def category_chosen(
 
 
 async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
-    await state.clear()
-    await query.answer(t(views.CANCELLED))
-    if query.message is not None:
-        reply.edit(query.message.message_id, t(views.CANCELLED))
+    await end_by_button(query, reply, state, t(views.CANCELLED))
 
 
 # --- /diary --------------------------------------------------------------------------------------
