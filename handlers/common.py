@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram import Router
 from aiogram.filters import Command, CommandStart
 from aiogram.fsm.context import FSMContext
@@ -16,10 +14,10 @@ from aiogram.types import (
 )
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.services import people
+from bot.services.actor import Actor
 from bot.services.people import RoleInGrid
 from bot.telegram.callbacks import LanguageCb, LanguageCode
 from bot.telegram.commands import commands_for, person_menu
@@ -55,28 +53,20 @@ def greeting(person: Person, roles: list[RoleInGrid]) -> str:
     return "\n\n".join(lines)
 
 
-async def start(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-    i18n: I18n,
-) -> None:
-    reply.text(greeting(person, roles))
-    assert person.telegram_id is not None
+async def start(message: Message, reply: Replier, actor: Actor, i18n: I18n) -> None:
+    reply.text(greeting(actor.who, actor.roles))
+    assert actor.who.telegram_id is not None
     person_menu(
-        session,
-        telegram_id=person.telegram_id,
-        roles=people.role_set(roles),
+        actor.session,
+        telegram_id=actor.who.telegram_id,
+        roles=people.role_set(actor.roles),
         locale=i18n.current_locale,
-        now=now,
+        now=actor.now,
     )
 
 
-async def help_(message: Message, reply: Replier, roles: list[RoleInGrid]) -> None:
-    specs = commands_for(people.role_set(roles))
+async def help_(message: Message, reply: Replier, actor: Actor) -> None:
+    specs = commands_for(people.role_set(actor.roles))
     lines = [bold(_("Here is what I can do for you:"))]
     lines += [f"/{spec.command} — {esc(_(spec.description))}" for spec in specs]
     reply.text("\n".join(lines))
@@ -110,17 +100,10 @@ async def language(message: Message, reply: Replier) -> None:
 
 
 async def language_chosen(
-    query: CallbackQuery,
-    callback_data: LanguageCb,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-    i18n: I18n,
+    query: CallbackQuery, callback_data: LanguageCb, reply: Replier, actor: Actor, i18n: I18n
 ) -> None:
     locale = callback_data.code.value
-    await people.set_locale(session, person, locale, now)
+    await people.set_locale(actor.session, actor.who, locale, actor.now)
     with i18n.use_locale(locale):
         text = _("Language set to {language}.").format(language=labels.LANGUAGE_NAMES[locale])
         await query.answer(text)
@@ -128,13 +111,13 @@ async def language_chosen(
             reply.edit(query.message.message_id, text)
         else:
             reply.text(text)
-    assert person.telegram_id is not None
+    assert actor.who.telegram_id is not None
     person_menu(
-        session,
-        telegram_id=person.telegram_id,
-        roles=people.role_set(roles),
+        actor.session,
+        telegram_id=actor.who.telegram_id,
+        roles=people.role_set(actor.roles),
         locale=locale,
-        now=now,
+        now=actor.now,
     )
 
 

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram import Router
 from aiogram.filters import Command
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import NotAllowed
 from bot.i18n import N_
+from bot.services.actor import Actor
 from bot.services.jobs import JOB_STATE_LABEL, OVERDUE_LABEL, jobs_overview, outbox_gave_up
-from bot.services.people import RoleInGrid
 from bot.settings import Settings
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
@@ -22,18 +19,11 @@ from models import Role
 from scheduler.registry import default_registry
 
 
-async def jobs_command(
-    message: Message,
-    reply: Replier,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    if not any(r.role == Role.ADMIN for r in roles):
+async def jobs_command(message: Message, reply: Replier, actor: Actor, settings: Settings) -> None:
+    if not any(r.role == Role.ADMIN for r in actor.roles):
         raise NotAllowed(N_("This command is for administrators."))
     lines = [bold(_("Scheduled jobs"))]
-    for job in await jobs_overview(session, default_registry(settings), now):
+    for job in await jobs_overview(actor.session, default_registry(settings), actor.now):
         lines.append("")
         lines.append(f"{bold(_(job.name))} {code(job.id)}")
         lines.append(
@@ -47,7 +37,7 @@ async def jobs_command(
             lines.append("⚠️ " + _(OVERDUE_LABEL))
         if job.last_error:
             lines.append(esc(job.last_error[:200]))
-    if gave_up := await outbox_gave_up(session, now):
+    if gave_up := await outbox_gave_up(actor.session, actor.now):
         lines += ["", bold(_("Not delivered in the last 24 hours"))]
         lines += [f"{code(method)}: {count}" for method, count in gave_up.items()]
     reply.text("\n".join(lines))

@@ -18,14 +18,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import NotAllowed
 from bot.i18n import N_, join_list
 from bot.services import grids, meetings
+from bot.services.actor import Actor
 from bot.services.meetings import InviteeGroup, MeetingDraft
-from bot.services.people import RoleInGrid
-from bot.services.ticket_notices import TicketNotifier
 from bot.settings import Settings
 from bot.telegram.i18n import t
 from bot.telegram.meeting_views import (
@@ -66,7 +64,7 @@ from bot.telegram.meeting_views import (
 )
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
-from models import Grid, Meeting, Person, Rsvp, TicketCategory
+from models import Grid, Meeting, Rsvp, TicketCategory
 
 OUT_OF_DATE = N_("This button is out of date. Send /start to begin again.")
 
@@ -93,10 +91,6 @@ class MeetingInput(StatesGroup):
     problem = State()
 
 
-def _cancel() -> InlineKeyboardMarkup:
-    return cancel_keyboard(t)
-
-
 TIME_PROMPT = N_(
     "When does it start? Write the date and time, for example 2026-03-20 14:30, "
     "3月20日 14:30 or 03-20 14:30."
@@ -107,17 +101,10 @@ TIME_PROMPT = N_(
 
 
 async def meeting_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    now: datetime,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
-    named = await grids.find_grid(session, command.args) if command.args else None
-    grid = await meetings.organisable_grid(session, person, roles, now, named)
+    named = await grids.find_grid(actor.session, command.args) if command.args else None
+    grid = await meetings.organisable_grid(actor.session, actor.who, actor.roles, actor.now, named)
     await state.clear()
     await state.set_state(NewMeeting.kind)
     await state.update_data(grid_id=grid.id, grid_name=grid.name)
@@ -140,22 +127,22 @@ async def kind_chosen(
             quick=True,
         )
         await state.set_state(NewMeeting.time)
-        reply.text(_(TIME_PROMPT), _cancel())
+        reply.text(_(TIME_PROMPT), cancel_keyboard(t))
         return
     await state.set_state(NewMeeting.title)
-    reply.text(_("What is the meeting called?"), _cancel())
+    reply.text(_("What is the meeting called?"), cancel_keyboard(t))
 
 
 async def title_typed(message: Message, reply: Replier, state: FSMContext) -> None:
     await state.update_data(title=meetings.clean_title(message.text))
     await state.set_state(NewMeeting.time)
-    reply.text(_(TIME_PROMPT), _cancel())
+    reply.text(_(TIME_PROMPT), cancel_keyboard(t))
 
 
 async def time_typed(
-    message: Message, reply: Replier, state: FSMContext, settings: Settings, now: datetime
+    message: Message, reply: Replier, state: FSMContext, settings: Settings, actor: Actor
 ) -> None:
-    starts_at = meetings.parse_meeting_time(message.text or "", now=now, tz=settings.tz)
+    starts_at = meetings.parse_meeting_time(message.text or "", now=actor.now, tz=settings.tz)
     await state.update_data(starts_at=starts_at.isoformat())
     await state.set_state(NewMeeting.place)
     reply.text(
@@ -204,22 +191,20 @@ async def invitees_chosen(
                 "Write the names (or phone numbers) of the people to invite, separated by "
                 "commas or 、:"
             ),
-            _cancel(),
+            cancel_keyboard(t),
         )
         return
     await state.update_data(invitees=callback_data.group.value)
     await _ask_recurrence(reply, state)
 
 
-async def names_typed(
-    message: Message, reply: Replier, session: AsyncSession, state: FSMContext
-) -> None:
-    grid = await session.get(Grid, (await state.get_data())["grid_id"])
+async def names_typed(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
+    grid = await actor.session.get(Grid, (await state.get_data())["grid_id"])
     if grid is None:
         await state.clear()
         reply.text(_(OUT_OF_DATE))
         return
-    found = await meetings.find_named(session, grid, message.text or "")
+    found = await meetings.find_named(actor.session, grid, message.text or "")
     await state.update_data(
         invitees=InviteeGroup.NAMED.value,
         named_ids=[p.id for p in found],
@@ -270,14 +255,7 @@ async def _confirm(reply: Replier, state: FSMContext, settings: Settings) -> Non
 
 
 async def create_pressed(
-    query: CallbackQuery,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    query: CallbackQuery, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     data = await state.get_data()
     draft = MeetingDraft(
@@ -290,16 +268,16 @@ async def create_pressed(
         recurrence=recurrence_of(Rhythm(data.get("rhythm", Rhythm.ONCE.value))),
     )
     created = await meetings.create_meeting(
-        session,
+        actor.session,
         TelegramMeetingNotifier(settings),
-        organiser=person,
-        roles=roles,
+        organiser=actor.who,
+        roles=actor.roles,
         draft=draft,
         settings=settings,
-        now=now,
+        now=actor.now,
     )
     await state.clear()
-    invited = len(await meetings.invites_of(session, created[0].id or 0))
+    invited = len(await meetings.invites_of(actor.session, created[0].id or 0))
     await query.answer(_("Created."))
     if isinstance(query.message, Message):
         reply.edit(query.message.message_id, bold(_("Meeting created.")))
@@ -322,25 +300,27 @@ async def meeting_pressed(
     query: CallbackQuery,
     callback_data: MeetingCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
     settings: Settings,
-    now: datetime,
 ) -> None:
     action, meeting_id = callback_data.action, callback_data.id
     notifier = TelegramMeetingNotifier(settings)
     message_id = query.message.message_id if isinstance(query.message, Message) else None
     if action == MeetingAction.ATTEND:
         await meetings.rsvp(
-            session, notifier, person=person, meeting_id=meeting_id, attending=True, now=now
+            actor.session,
+            notifier,
+            person=actor.who,
+            meeting_id=meeting_id,
+            attending=True,
+            now=actor.now,
         )
         await query.answer(_("Thank you. The organiser can see your answer."))
-        await _show_answer(reply, session, meeting_id, message_id, Rsvp.ATTENDING, settings)
+        await _show_answer(reply, actor, meeting_id, message_id, Rsvp.ATTENDING, settings)
         return
     if action == MeetingAction.DECLINE:
-        meeting = await meetings.answerable(session, person, meeting_id, now)
+        meeting = await meetings.answerable(actor.session, actor.who, meeting_id, actor.now)
         await query.answer()
         await state.set_state(MeetingInput.reason)
         await state.update_data(meeting_id=meeting_id, message_id=message_id)
@@ -348,18 +328,22 @@ async def meeting_pressed(
             _("Why can you not attend {title}? The organiser will read this.").format(
                 title=bold(meeting.title)
             ),
-            _cancel(),
+            cancel_keyboard(t),
         )
         return
     if action == MeetingAction.CHECK_IN:
         invite = await meetings.check_in(
-            session, person=person, meeting_id=meeting_id, settings=settings, now=now
+            actor.session,
+            person=actor.who,
+            meeting_id=meeting_id,
+            settings=settings,
+            now=actor.now,
         )
-        checked = (invite.checked_in_at or now).astimezone(settings.tz).strftime("%H:%M")
+        checked = (invite.checked_in_at or actor.now).astimezone(settings.tz).strftime("%H:%M")
         await query.answer(_("Checked in at {time}. Thank you!").format(time=checked))
         if message_id is not None:
-            meeting = await meetings.load(session, meeting_id)
-            grid, organiser = await meetings.facts(session, meeting)
+            meeting = await meetings.load(actor.session, meeting_id)
+            grid, organiser = await meetings.facts(actor.session, meeting)
             lines = meeting_lines(
                 meeting, t, settings.tz, grid_name=grid.name, organiser_name=organiser.name
             )
@@ -373,36 +357,31 @@ async def meeting_pressed(
         return
     if action == MeetingAction.OPEN:
         await query.answer()
-        await _open_meeting(reply, person, roles, session, meeting_id, settings, now)
+        await _open_meeting(reply, actor, meeting_id, settings)
         return
-    await _organiser_pressed(
-        query, action, meeting_id, message_id, reply, person, roles, session, state, settings, now
-    )
+    await _organiser_pressed(query, callback_data, reply, actor, state, settings)
 
 
 async def _organiser_pressed(
     query: CallbackQuery,
-    action: MeetingAction,
-    meeting_id: int,
-    message_id: int | None,
+    callback_data: MeetingCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
     settings: Settings,
-    now: datetime,
 ) -> None:
-    meeting = await meetings.managed(session, person, roles, meeting_id, now)
+    action, meeting_id = callback_data.action, callback_data.id
+    message_id = query.message.message_id if isinstance(query.message, Message) else None
+    meeting = await meetings.managed(actor.session, actor.who, actor.roles, meeting_id, actor.now)
     title = bold(meeting.title)
     if action in {MeetingAction.CANCEL_YES, MeetingAction.CANCEL_SERIES_YES}:
         cancelled = await meetings.cancel_meeting(
-            session,
+            actor.session,
             TelegramMeetingNotifier(settings),
-            actor=person,
-            roles=roles,
+            actor=actor.who,
+            roles=actor.roles,
             meeting_id=meeting_id,
-            now=now,
+            now=actor.now,
             following=action == MeetingAction.CANCEL_SERIES_YES,
         )
         await query.answer(_("Cancelled."))
@@ -415,7 +394,7 @@ async def _organiser_pressed(
             reply.text(text)
         return
     if action in {MeetingAction.MOVE, MeetingAction.CANCEL, MeetingAction.CANCEL_SERIES}:
-        meetings.ensure_open(meeting, now)
+        meetings.ensure_open(meeting, actor.now)
         await query.answer()
         if action == MeetingAction.MOVE:
             await state.set_state(MeetingInput.move_time)
@@ -424,7 +403,7 @@ async def _organiser_pressed(
                 _("When should {title} start instead?").format(title=title)
                 + "\n"
                 + _(TIME_PROMPT),
-                _cancel(),
+                cancel_keyboard(t),
             )
             return
         series = action == MeetingAction.CANCEL_SERIES
@@ -440,21 +419,21 @@ async def _organiser_pressed(
             confirm_cancel_keyboard(meeting, t, series=series),
         )
         return
-    meetings.ensure_started(meeting, now)
+    meetings.ensure_started(meeting, actor.now)
     await query.answer()
     if action == MeetingAction.MINUTES:
         await state.set_state(MeetingInput.minutes)
         await state.update_data(meeting_id=meeting_id)
-        reply.text(_("Write the minutes of {title}:").format(title=title), _cancel())
+        reply.text(_("Write the minutes of {title}:").format(title=title), cancel_keyboard(t))
     elif action == MeetingAction.PROBLEM:
-        places = await meetings.problem_grids(session, meeting)
+        places = await meetings.problem_grids(actor.session, meeting)
         reply.text(
             _("Which grid is the problem in? It becomes a ticket there."),
             problem_grid_keyboard(meeting, places),
         )
     else:
         absent = await meetings.absentees(
-            session, actor=person, roles=roles, meeting_id=meeting_id, now=now
+            actor.session, actor=actor.who, roles=actor.roles, meeting_id=meeting_id, now=actor.now
         )
         rows = [(p, Rsvp(i.rsvp), i.reason) for p, i in absent]
         reply.text(absentees_text(meeting, rows, t))
@@ -462,7 +441,7 @@ async def _organiser_pressed(
 
 async def _show_answer(
     reply: Replier,
-    session: AsyncSession,
+    actor: Actor,
     meeting_id: int,
     message_id: int | None,
     rsvp: Rsvp,
@@ -471,39 +450,31 @@ async def _show_answer(
     """The invitation, edited to show the answer (and the button to change it)."""
     if message_id is None:
         return
-    meeting = await meetings.load(session, meeting_id)
-    grid, organiser = await meetings.facts(session, meeting)
+    meeting = await meetings.load(actor.session, meeting_id)
+    grid, organiser = await meetings.facts(actor.session, meeting)
     text = invitation_text(
         meeting, t, settings.tz, grid_name=grid.name, organiser_name=organiser.name, rsvp=rsvp
     )
     reply.edit(message_id, text, rsvp_keyboard(meeting, t, rsvp))
 
 
-async def _open_meeting(
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    meeting_id: int,
-    settings: Settings,
-    now: datetime,
-) -> None:
-    meeting = await meetings.load(session, meeting_id)
-    grid, organiser = await meetings.facts(session, meeting)
+async def _open_meeting(reply: Replier, actor: Actor, meeting_id: int, settings: Settings) -> None:
+    meeting = await meetings.load(actor.session, meeting_id)
+    grid, organiser = await meetings.facts(actor.session, meeting)
     names = {"grid_name": grid.name, "organiser_name": organiser.name}
     try:
-        await meetings.managed(session, person, roles, meeting_id, now)
+        await meetings.managed(actor.session, actor.who, actor.roles, meeting_id, actor.now)
     except NotAllowed:
-        invite = await meetings.my_invite(session, meeting_id, person)
+        invite = await meetings.my_invite(actor.session, meeting_id, actor.who)
         rsvp = Rsvp(invite.rsvp)
         text = invitation_text(meeting, t, settings.tz, rsvp=rsvp, **names)
-        keyboard = rsvp_keyboard(meeting, t, rsvp) if meeting.starts_at > now else None
+        keyboard = rsvp_keyboard(meeting, t, rsvp) if meeting.starts_at > actor.now else None
         reply.text(text, keyboard)
         return
-    attendance = await meetings.attendance(session, meeting_id)
+    attendance = await meetings.attendance(actor.session, meeting_id)
     reply.text(
         summary_text(meeting, attendance, t, settings.tz, **names),
-        summary_keyboard(meeting, t, now),
+        summary_keyboard(meeting, t, actor.now),
     )
 
 
@@ -511,15 +482,14 @@ async def problem_grid_chosen(
     query: CallbackQuery,
     callback_data: ProblemGridCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    now: datetime,
 ) -> None:
-    meeting = await meetings.managed(session, person, roles, callback_data.meeting, now)
-    meetings.ensure_started(meeting, now)
-    places = {g.id: g for g in await meetings.problem_grids(session, meeting)}
+    meeting = await meetings.managed(
+        actor.session, actor.who, actor.roles, callback_data.meeting, actor.now
+    )
+    meetings.ensure_started(meeting, actor.now)
+    places = {g.id: g for g in await meetings.problem_grids(actor.session, meeting)}
     grid = places.get(callback_data.grid)
     if grid is None:
         await query.answer(_(OUT_OF_DATE), show_alert=True)
@@ -538,64 +508,46 @@ async def problem_category_chosen(
 ) -> None:
     await query.answer()
     await state.update_data(category=callback_data.category.value)
-    reply.text(_("Describe the problem; it will become a ticket:"), _cancel())
+    reply.text(_("Describe the problem; it will become a ticket:"), cancel_keyboard(t))
 
 
 # -- words typed about a meeting ---------------------------------------------------------
 
 
 async def reason_typed(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     data = await state.get_data()
     meeting_id = int(data["meeting_id"])
     await meetings.rsvp(
-        session,
+        actor.session,
         TelegramMeetingNotifier(settings),
-        person=person,
+        person=actor.who,
         meeting_id=meeting_id,
         attending=False,
         reason=message.text,
-        now=now,
+        now=actor.now,
     )
     await state.clear()
     reply.text(_("Thank you. The organiser has been told that you cannot attend."))
     message_id = data.get("message_id")
     await _show_answer(
-        reply,
-        session,
-        meeting_id,
-        int(message_id) if message_id else None,
-        Rsvp.DECLINED,
-        settings,
+        reply, actor, meeting_id, int(message_id) if message_id else None, Rsvp.DECLINED, settings
     )
 
 
 async def move_time_typed(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
-    starts_at = meetings.parse_meeting_time(message.text or "", now=now, tz=settings.tz)
+    starts_at = meetings.parse_meeting_time(message.text or "", now=actor.now, tz=settings.tz)
     meeting = await meetings.move_meeting(
-        session,
+        actor.session,
         TelegramMeetingNotifier(settings),
-        actor=person,
-        roles=roles,
+        actor=actor.who,
+        roles=actor.roles,
         meeting_id=int((await state.get_data())["meeting_id"]),
         starts_at=starts_at,
-        now=now,
+        now=actor.now,
     )
     await state.clear()
     reply.text(
@@ -606,29 +558,22 @@ async def move_time_typed(
 
 
 async def minutes_typed(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     meeting_id = int((await state.get_data())["meeting_id"])
     meeting = await meetings.record_minutes(
-        session,
+        actor.session,
         TelegramMeetingNotifier(settings),
-        actor=person,
-        roles=roles,
+        actor=actor.who,
+        roles=actor.roles,
         meeting_id=meeting_id,
         text=message.text or "",
         settings=settings,
-        now=now,
+        now=actor.now,
     )
     await state.clear()
     absent = await meetings.absentees(
-        session, actor=person, roles=roles, meeting_id=meeting_id, now=now
+        actor.session, actor=actor.who, roles=actor.roles, meeting_id=meeting_id, now=actor.now
     )
     reply.text(_("Minutes of {title} saved.").format(title=bold(meeting.title)))
     rows = [(p, Rsvp(i.rsvp), i.reason) for p, i in absent]
@@ -636,15 +581,7 @@ async def minutes_typed(
 
 
 async def problem_typed(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    notifier: TicketNotifier,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     data = await state.get_data()
     if "category" not in data:
@@ -652,16 +589,16 @@ async def problem_typed(
         return
     meeting_id = int(data["meeting_id"])
     ticket = await meetings.raise_problem(
-        session,
-        notifier,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor.notifier,
+        actor=actor.who,
+        roles=actor.roles,
         meeting_id=meeting_id,
         grid_id=int(data["grid_id"]),
         category=TicketCategory(data["category"]),
         description=message.text or "",
         settings=settings,
-        now=now,
+        now=actor.now,
     )
     await state.clear()
     another = InlineKeyboardMarkup(
@@ -686,14 +623,9 @@ async def problem_typed(
 
 
 async def meetings_command(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
-    upcoming = await meetings.upcoming_for(session, person, now)
+    upcoming = await meetings.upcoming_for(actor.session, actor.who, actor.now)
     if not upcoming:
         reply.text(_("You have no upcoming meetings."))
         return

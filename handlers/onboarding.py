@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram import F, Router
 from aiogram.filters import CommandObject, CommandStart, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -11,18 +9,17 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import KeyboardButton, Message, ReplyKeyboardMarkup, ReplyKeyboardRemove
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.i18n import N_, in_every_locale
 from bot.services import deeplinks, invites, onboarding, people
+from bot.services.actor import Actor
 from bot.services.grids import GridNotFound, find_grid
-from bot.services.people import RoleInGrid
 from bot.telegram.commands import person_menu
 from bot.telegram.render import bold
 from bot.telegram.replies import Replier
 from handlers.common import greeting
-from models import Grid, Person
+from models import Grid
 
 SKIP = N_("Skip")
 
@@ -48,38 +45,35 @@ async def start_with_link(
     message: Message,
     command: CommandObject,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    now: datetime,
     i18n: I18n,
 ) -> None:
     link = deeplinks.parse_start_payload(command.args)
     if isinstance(link, deeplinks.JoinGrid):
         try:
-            grid = await find_grid(session, link.grid_code)
+            grid = await find_grid(actor.session, link.grid_code)
         except GridNotFound:
             link = None
         else:
-            await _join(reply, person, grid, session, state, now)
+            await _join(reply, actor, grid, state)
             return
     if isinstance(link, deeplinks.UseInvite):
         invite, grid = await invites.redeem_invite(
-            session, person=person, token=link.token, now=now
+            actor.session, person=actor.who, token=link.token, now=actor.now
         )
         reply.text(
             _("Welcome! You are now {role} of {grid}. Send /help to see your commands.").format(
                 role=_(labels.ROLE[invite.role]), grid=bold(grid.name)
             )
         )
-        assert person.id is not None and person.telegram_id is not None
+        assert actor.who.id is not None and actor.who.telegram_id is not None
         person_menu(
-            session,
-            telegram_id=person.telegram_id,
-            roles=people.role_set(await people.roles_of(session, person.id)),
+            actor.session,
+            telegram_id=actor.who.telegram_id,
+            roles=people.role_set(await people.roles_of(actor.session, actor.who.id)),
             locale=i18n.current_locale,
-            now=now,
+            now=actor.now,
         )
         return
     reply.text(
@@ -88,18 +82,11 @@ async def start_with_link(
             "Ask the person who gave it to you for a new one."
         )
     )
-    reply.text(greeting(person, roles))
+    reply.text(greeting(actor.who, actor.roles))
 
 
-async def _join(
-    reply: Replier,
-    person: Person,
-    grid: Grid,
-    session: AsyncSession,
-    state: FSMContext,
-    now: datetime,
-) -> None:
-    joined = await onboarding.join_grid(session, person=person, grid=grid, now=now)
+async def _join(reply: Replier, actor: Actor, grid: Grid, state: FSMContext) -> None:
+    joined = await onboarding.join_grid(actor.session, person=actor.who, grid=grid, now=actor.now)
     text = (
         _("Welcome to grid {grid}!") if joined else _("You are already in grid {grid}.")
     ).format(grid=bold(grid.name))
@@ -116,26 +103,19 @@ async def _join(
     )
 
 
-async def phone_shared(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    now: datetime,
-) -> None:
+async def phone_shared(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     contact = message.contact
     assert contact is not None
     if message.from_user is None or contact.user_id != message.from_user.id:
         reply.text(_("Please share your own number with the button below."), phone_keyboard())
         return
-    grid = await session.get(Grid, (await state.get_data()).get("grid_id"))
+    grid = await actor.session.get(Grid, (await state.get_data()).get("grid_id"))
     await state.clear()
     if grid is None:
         reply.text(_("Please scan your grid's QR code again."), ReplyKeyboardRemove())
         return
     household = await onboarding.bind_phone(
-        session, person=person, grid=grid, phone=contact.phone_number, now=now
+        actor.session, person=actor.who, grid=grid, phone=contact.phone_number, now=actor.now
     )
     if household is not None:
         text = _("Thank you! You are registered with the household at {address}.").format(

@@ -2,20 +2,17 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.errors import NotAllowed
 from bot.i18n import ASIDE, N_
 from bot.services import deeplinks, grids, households, invites, staff
+from bot.services.actor import Actor
 from bot.services.notice_board import notice_board, posted_outcomes, resident_grid
-from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize
 from bot.services.qr import qr_png
 from bot.settings import Settings
@@ -43,7 +40,7 @@ from bot.telegram.views import (
     people_text,
     warnings_text,
 )
-from models import Grid, Person, Role
+from models import Grid, Role
 
 # TRANSLATORS: the words after /grid (add, rename, move, notice, area, services, process,
 # phone) are typed as they are; translate only what is in <angle brackets>
@@ -54,48 +51,38 @@ GRID_USAGE = N_(
 )
 
 
-async def home_grid(session: AsyncSession, roles: list[RoleInGrid]) -> Grid:
+async def home_grid(actor: Actor) -> Grid:
     """The widest grid a person serves in (roles come ordered by tier)."""
-    for held in roles:
+    for held in actor.roles:
         if held.role != Role.RESIDENT:
-            grid = await session.get(Grid, held.grid_id)
+            grid = await actor.session.get(Grid, held.grid_id)
             if grid is not None:
                 return grid
     raise NotAllowed(N_("This command is for grid staff."))
 
 
-async def named_or_home_grid(
-    session: AsyncSession, roles: list[RoleInGrid], args: str | None
-) -> Grid:
+async def named_or_home_grid(actor: Actor, args: str | None) -> Grid:
     """The grid a command's argument names, or without one the widest grid the person serves."""
-    return await grids.find_grid(session, args) if args else await home_grid(session, roles)
+    return await grids.find_grid(actor.session, args) if args else await home_grid(actor)
 
 
 async def grid_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
     words = split_args(command.args, 1)
     action = words[0].lower() if words else ""
     rest = words[1] if len(words) > 1 else ""
     if action in {"add", "rename", "move", "notice"}:
-        await _change_grid(action, rest, reply, person, roles, session, now)
+        await _change_grid(action, rest, reply, actor)
         return
     if action in {"help", "?"}:
         reply.text(_grid_usage())
         return
     root = (
-        await grids.find_grid(session, " ".join(words))
-        if words
-        else await home_grid(session, roles)
+        await grids.find_grid(actor.session, " ".join(words)) if words else await home_grid(actor)
     )
-    await authorize(session, person, roles, Action.VIEW, root, now)
-    page = await grids.grid_tree(session, root)
+    await authorize(actor.session, actor.who, actor.roles, Action.VIEW, root, actor.now)
+    page = await grids.grid_tree(actor.session, root)
     reply.text(grid_page_text(page), pager(page.page, page.pages, GridPageCb, root=root.id or 0))
 
 
@@ -111,71 +98,72 @@ def _grid_usage() -> str:
     )
 
 
-async def _change_grid(
-    action: str,
-    rest: str,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-) -> None:
+async def _change_grid(action: str, rest: str, reply: Replier, actor: Actor) -> None:
     args = split_args(rest, 2 if action == "notice" else 1)
     if len(args) < 2 or (action == "notice" and len(args) < 3):
         reply.text(_grid_usage())
         return
-    grid = await grids.find_grid(session, args[0])
+    grid = await grids.find_grid(actor.session, args[0])
     if action == "add":
         new = await grids.create_grid(
-            session, actor=person, roles=roles, parent=grid, name=args[1], now=now
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
+            parent=grid,
+            name=args[1],
+            now=actor.now,
         )
         text = _("Grid {name} added with the code {code}.").format(
             name=bold(new.name), code=code(new.code)
         )
     elif action == "rename":
         await grids.rename_grid(
-            session, actor=person, roles=roles, grid=grid, name=args[1], now=now
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
+            grid=grid,
+            name=args[1],
+            now=actor.now,
         )
         text = _("Grid {code} is now called {name}.").format(
             code=code(grid.code), name=bold(grid.name)
         )
     elif action == "move":
-        parent = await grids.find_grid(session, args[1])
+        parent = await grids.find_grid(actor.session, args[1])
         await grids.move_grid(
-            session, actor=person, roles=roles, grid=grid, new_parent=parent, now=now
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
+            grid=grid,
+            new_parent=parent,
+            now=actor.now,
         )
         text = _("Grid {name} moved under {parent}; its new code is {code}.").format(
             name=bold(grid.name), parent=bold(parent.name), code=code(grid.code)
         )
     else:
         await grids.set_notice(
-            session,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
             grid=grid,
             field_name=args[1],
             value=args[2],
-            now=now,
+            now=actor.now,
         )
         text = _("Notice board of {name} updated.").format(name=bold(grid.name))
     reply.text(text)
 
 
 async def grid_page(
-    query: CallbackQuery,
-    callback_data: GridPageCb,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
+    query: CallbackQuery, callback_data: GridPageCb, reply: Replier, actor: Actor
 ) -> None:
-    root = await session.get(Grid, callback_data.root)
+    root = await actor.session.get(Grid, callback_data.root)
     if root is None:
         await query.answer(_("This button is out of date. Send /start to begin again."))
         return
-    await authorize(session, person, roles, Action.VIEW, root, now)
-    page = await grids.grid_tree(session, root, page=callback_data.page)
+    await authorize(actor.session, actor.who, actor.roles, Action.VIEW, root, actor.now)
+    page = await grids.grid_tree(actor.session, root, page=callback_data.page)
     await query.answer()
     if isinstance(query.message, Message):
         reply.edit(
@@ -186,17 +174,11 @@ async def grid_page(
 
 
 async def check_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
-    root = await named_or_home_grid(session, roles, command.args)
-    await authorize(session, person, roles, Action.VIEW, root, now)
-    reply.text(warnings_text(await grids.span_warnings(session, root)))
+    root = await named_or_home_grid(actor, command.args)
+    await authorize(actor.session, actor.who, actor.roles, Action.VIEW, root, actor.now)
+    reply.text(warnings_text(await grids.span_warnings(actor.session, root)))
 
 
 async def invite_command(
@@ -204,11 +186,8 @@ async def invite_command(
     command: CommandObject,
     bot: Bot,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     settings: Settings,
-    now: datetime,
 ) -> None:
     args = split_args(command.args, 2)
     role = parse_role(args[0]) if args else None
@@ -218,7 +197,7 @@ async def invite_command(
             "Roles: worker, head, center, department, supervisor, admin "
             "(or 网格员, 网格长, 中心, 部门, 督查, 管理员)."
         )
-        pending = await invites.pending_invites(session, roles, now)
+        pending = await invites.pending_invites(actor.session, actor.roles, actor.now)
         if pending:  # an administrator's invitations still waiting, each with its withdraw
             reply.text(
                 invites_text(pending, settings.tz) + "\n\n" + usage, invites_keyboard(pending)
@@ -226,12 +205,18 @@ async def invite_command(
         else:
             reply.text(usage)
         return
-    grid = await grids.find_grid(session, args[1])
+    grid = await grids.find_grid(actor.session, args[1])
     department = None
     if role == Role.DEPARTMENT:
-        department = await staff.find_department(session, args[2] if len(args) > 2 else "")
+        department = await staff.find_department(actor.session, args[2] if len(args) > 2 else "")
     issued = await invites.create_invite(
-        session, actor=person, roles=roles, role=role, grid=grid, now=now, department=department
+        actor.session,
+        actor=actor.who,
+        roles=actor.roles,
+        role=role,
+        grid=grid,
+        now=actor.now,
+        department=department,
     )
     me = await bot.me()
     link = deeplinks.start_link(me.username or "", deeplinks.invite_payload(issued.token))
@@ -247,21 +232,22 @@ async def invite_revoke_pressed(
     query: CallbackQuery,
     callback_data: InviteRevokeCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     settings: Settings,
-    now: datetime,
 ) -> None:
     invite = await invites.revoke_invite(
-        session, actor=person, roles=roles, invite_id=callback_data.id, now=now
+        actor.session,
+        actor=actor.who,
+        roles=actor.roles,
+        invite_id=callback_data.id,
+        now=actor.now,
     )
     if invite.used_at is not None:
         await query.answer(_("That invitation was already used; it cannot be withdrawn."))
     else:
         await query.answer(_("Invitation withdrawn: its link no longer works."))
     if isinstance(query.message, Message):
-        pending = await invites.pending_invites(session, roles, now)
+        pending = await invites.pending_invites(actor.session, actor.roles, actor.now)
         reply.edit(
             query.message.message_id,
             invites_text(pending, settings.tz),
@@ -270,18 +256,11 @@ async def invite_revoke_pressed(
 
 
 async def qr_command(
-    message: Message,
-    command: CommandObject,
-    bot: Bot,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
+    message: Message, command: CommandObject, bot: Bot, reply: Replier, actor: Actor
 ) -> None:
-    grid = await named_or_home_grid(session, roles, command.args)
-    await authorize(session, person, roles, Action.VIEW, grid, now)
-    if not any(r.role != Role.RESIDENT for r in roles):
+    grid = await named_or_home_grid(actor, command.args)
+    await authorize(actor.session, actor.who, actor.roles, Action.VIEW, grid, actor.now)
+    if not any(r.role != Role.RESIDENT for r in actor.roles):
         raise NotAllowed(N_("This command is for grid staff."))
     me = await bot.me()
     link = deeplinks.start_link(me.username or "", deeplinks.join_payload(grid.code))
@@ -292,38 +271,24 @@ async def qr_command(
 
 
 async def people_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
     words = split_args(command.args, 1)
     action = words[0].lower() if words else ""
     if action == "mute":
         args = split_args(words[1] if len(words) > 1 else "", 2)
-        await _mute(args, reply, person, roles, session, now)
+        await _mute(args, reply, actor)
         return
     if action in {"off", "set"}:
         args = split_args(words[1] if len(words) > 1 else "", 2)
-        await _change_person(action, args, reply, person, roles, session, now)
+        await _change_person(action, args, reply, actor)
         return
     query = command.args or ""
-    page = await staff.list_people(session, roles, query=query)
+    page = await staff.list_people(actor.session, actor.roles, query=query)
     reply.text(people_text(page, query), pager(page.page, page.pages, PeoplePageCb))
 
 
-async def _change_person(
-    action: str,
-    args: list[str],
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-) -> None:
+async def _change_person(action: str, args: list[str], reply: Replier, actor: Actor) -> None:
     usage = _(
         "How to use: /people off &lt;phone&gt; — deactivate someone who left;\n"
         "/people set &lt;phone&gt; &lt;role&gt; &lt;grid code&gt; [department code] — give them "
@@ -332,9 +297,13 @@ async def _change_person(
     if not args or (action == "set" and len(args) < 3):
         reply.text(usage)
         return
-    target = await staff.find_managed(session, actor=person, roles=roles, phone=args[0], now=now)
+    target = await staff.find_managed(
+        actor.session, actor=actor.who, roles=actor.roles, phone=args[0], now=actor.now
+    )
     if action == "off":
-        await staff.deactivate(session, actor=person, roles=roles, person=target, now=now)
+        await staff.deactivate(
+            actor.session, actor=actor.who, roles=actor.roles, person=target, now=actor.now
+        )
         reply.text(_("{name} is deactivated.").format(name=bold(target.name)))
         return
     role = parse_role(args[1])
@@ -344,16 +313,16 @@ async def _change_person(
     grid_word, department = args[2], None
     if role == Role.DEPARTMENT:  # the department's code comes last
         grid_word, *department_word = args[2].rsplit(None, 1)
-        department = await staff.find_department(session, "".join(department_word))
-    grid = await grids.find_grid(session, grid_word)
+        department = await staff.find_department(actor.session, "".join(department_word))
+    grid = await grids.find_grid(actor.session, grid_word)
     await staff.rescope(
-        session,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor=actor.who,
+        roles=actor.roles,
         person=target,
         role=role,
         grid=grid,
-        now=now,
+        now=actor.now,
         department=department,
     )
     reply.text(
@@ -363,14 +332,7 @@ async def _change_person(
     )
 
 
-async def _mute(
-    args: list[str],
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-) -> None:
+async def _mute(args: list[str], reply: Replier, actor: Actor) -> None:
     if len(args) < 2 or not args[1].isdecimal() or len(args[1]) > 5:
         reply.text(
             _(
@@ -379,16 +341,18 @@ async def _mute(
             )
         )
         return
-    target = await staff.find_managed(session, actor=person, roles=roles, phone=args[0], now=now)
+    target = await staff.find_managed(
+        actor.session, actor=actor.who, roles=actor.roles, phone=args[0], now=actor.now
+    )
     hours = int(args[1])
     await staff.mute(
-        session,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor=actor.who,
+        roles=actor.roles,
         person=target,
         hours=hours,
         reason=args[2] if len(args) > 2 else "",
-        now=now,
+        now=actor.now,
     )
     if hours:
         reply.text(
@@ -401,13 +365,9 @@ async def _mute(
 
 
 async def people_page(
-    query: CallbackQuery,
-    callback_data: PeoplePageCb,
-    reply: Replier,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    query: CallbackQuery, callback_data: PeoplePageCb, reply: Replier, actor: Actor
 ) -> None:
-    page = await staff.list_people(session, roles, page=callback_data.page)
+    page = await staff.list_people(actor.session, actor.roles, page=callback_data.page)
     await query.answer()
     if isinstance(query.message, Message):
         reply.edit(
@@ -418,19 +378,13 @@ async def people_page(
 
 
 async def mygrid_command(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
-    assert person.id is not None
-    grid = await resident_grid(session, person.id)
+    assert actor.who.id is not None
+    grid = await resident_grid(actor.session, actor.who.id)
     if grid is None:
-        staff_grids = [r for r in roles if r.role != Role.RESIDENT]
-        grid = await session.get(Grid, staff_grids[-1].grid_id) if staff_grids else None
+        staff_grids = [r for r in actor.roles if r.role != Role.RESIDENT]
+        grid = await actor.session.get(Grid, staff_grids[-1].grid_id) if staff_grids else None
     if grid is None:
         reply.text(
             _(
@@ -439,9 +393,9 @@ async def mygrid_command(
             )
         )
         return
-    board = await notice_board(session, grid)
+    board = await notice_board(actor.session, grid)
     text = notice_text(board)
-    outcomes = await posted_outcomes(session, grid, now)
+    outcomes = await posted_outcomes(actor.session, grid, actor.now)
     if outcomes:  # publicly noticed outcomes (公示) while they last
         text += "\n\n" + posted_outcomes_text(outcomes, t, settings.tz)
     reply.text(text)
@@ -452,41 +406,31 @@ async def mygrid_command(
 
 
 async def households_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
     query = command.args or ""
-    page = await households.list_households(session, roles, query=query)
+    page = await households.list_households(actor.session, actor.roles, query=query)
     reply.text(households_text(page, query), households_keyboard(page))
 
 
 async def households_page(
-    query: CallbackQuery,
-    callback_data: HouseholdPageCb,
-    reply: Replier,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    query: CallbackQuery, callback_data: HouseholdPageCb, reply: Replier, actor: Actor
 ) -> None:
-    page = await households.list_households(session, roles, page=callback_data.page)
+    page = await households.list_households(actor.session, actor.roles, page=callback_data.page)
     await query.answer()
     if isinstance(query.message, Message):
         reply.edit(query.message.message_id, households_text(page, ""), households_keyboard(page))
 
 
 async def household_opened(
-    query: CallbackQuery,
-    callback_data: HouseholdCb,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
+    query: CallbackQuery, callback_data: HouseholdCb, reply: Replier, actor: Actor
 ) -> None:
     card = await households.household_card(
-        session, person=person, roles=roles, household_id=callback_data.id, now=now
+        actor.session,
+        person=actor.who,
+        roles=actor.roles,
+        household_id=callback_data.id,
+        now=actor.now,
     )
     await query.answer()
     reply.text(household_text(card))

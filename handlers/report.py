@@ -9,8 +9,6 @@ at once. ``/cancel`` (or a Cancel button) leaves at any step. The state diagram 
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram import F, Router
 from aiogram.filters import Command, StateFilter
 from aiogram.filters.callback_data import CallbackQueryFilter
@@ -18,13 +16,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message, ReplyKeyboardRemove
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import DomainError, InvalidInput, NotFound
 from bot.i18n import N_, in_every_locale
 from bot.services import conversations, tickets
+from bot.services.actor import Actor
 from bot.services.notice_board import resident_grid
-from bot.services.ticket_notices import TicketNotifier
 from bot.services.tickets import MAX_PHOTOS, AlreadyHandled
 from bot.settings import Settings
 from bot.telegram.fsm_storage import record_key
@@ -67,7 +64,7 @@ from bot.telegram.report_views import (
     typed_text,
     venue_address,
 )
-from models import Grid, HandlingKind, Household, Person, TicketCategory
+from models import Grid, HandlingKind, Household, TicketCategory
 
 MAX_ADDRESS = 300
 NOT_JOINED = N_(
@@ -117,16 +114,16 @@ async def _draft(state: FSMContext) -> Draft:
     return Draft.from_data(await state.get_data())
 
 
-async def _fresh_step(session: AsyncSession, state: FSMContext) -> str | None:
+async def _fresh_step(actor: Actor, state: FSMContext) -> str | None:
     """The step as it is now, inside this update's transaction (two updates of one album,
     or a double tap on "Send", are handled one after the other)."""
-    await conversations.hold(session, record_key(state.key))
+    await conversations.hold(actor.session, record_key(state.key))
     return await state.get_state()
 
 
-def _prompt(step: str | None, draft: Draft, person: Person) -> tuple[str, Markup | None]:
+def _prompt(step: str | None, draft: Draft, actor: Actor) -> tuple[str, Markup | None]:
     """What the bot asks at ``step``, with its buttons."""
-    home = person.household_id is not None
+    home = actor.who.household_id is not None
     if step == NewReport.category.state:
         return category_prompt(), category_keyboard()
     if step == NewReport.description.state:
@@ -147,22 +144,22 @@ async def _ask(
     reply: Replier,
     state: FSMContext,
     draft: Draft,
-    person: Person,
+    actor: Actor,
     *,
     before: str | None = None,
 ) -> None:
     """Go to ``step`` and ask its question (after ``before``, a reason or a note)."""
     await state.set_state(step)
     await state.set_data(draft.to_data())
-    text, markup = _prompt(step.state, draft, person)
+    text, markup = _prompt(step.state, draft, actor)
     reply.text(f"{before}\n\n{text}" if before else text, markup)
 
 
 async def _reask(
-    reply: Replier, state: FSMContext, draft: Draft, person: Person, reason: str
+    reply: Replier, state: FSMContext, draft: Draft, actor: Actor, reason: str
 ) -> None:
     """Stay at the current step: say why, and ask again (nothing in the draft changes)."""
-    text, markup = _prompt(await state.get_state(), draft, person)
+    text, markup = _prompt(await state.get_state(), draft, actor)
     reply.text(f"{reason}\n\n{text}", markup)
 
 
@@ -184,16 +181,16 @@ async def _advance(
     reply: Replier,
     state: FSMContext,
     draft: Draft,
-    person: Person,
+    actor: Actor,
     *,
     before: str | None = None,
 ) -> None:
-    await _ask(_after(done, draft), reply, state, draft, person, before=before)
+    await _ask(_after(done, draft), reply, state, draft, actor, before=before)
 
 
-async def _resident_grid(reply: Replier, person: Person, session: AsyncSession) -> Grid | None:
-    assert person.id is not None
-    grid = await resident_grid(session, person.id)
+async def _resident_grid(reply: Replier, actor: Actor) -> Grid | None:
+    assert actor.who.id is not None
+    grid = await resident_grid(actor.session, actor.who.id)
     if grid is None:
         reply.text(_(NOT_JOINED), ReplyKeyboardRemove())
     return grid
@@ -203,25 +200,19 @@ async def _resident_grid(reply: Replier, person: Person, session: AsyncSession) 
 
 
 async def report_command(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    now: datetime,
-    settings: Settings,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     if message.chat.type != "private":
         reply.text(_("Please send /report to me in a private chat."))
         return
-    if await _resident_grid(reply, person, session) is None:
+    if await _resident_grid(reply, actor) is None:
         return
     try:
-        await tickets.check_may_report(session, person, settings, now)
+        await tickets.check_may_report(actor.session, actor.who, settings, actor.now)
     except DomainError as refusal:
         reply.text(refusal_text(refusal))
         return
-    await _ask(NewReport.category, reply, state, Draft(), person)
+    await _ask(NewReport.category, reply, state, Draft(), actor)
 
 
 async def cancel_typed(message: Message, reply: Replier, state: FSMContext) -> None:
@@ -246,38 +237,34 @@ async def category_chosen(
     query: CallbackQuery,
     callback_data: ReportCategoryCb,
     reply: Replier,
-    person: Person,
+    actor: Actor,
     state: FSMContext,
 ) -> None:
     await query.answer()
     draft = await _draft(state)
     draft.category = callback_data.category
-    await _advance(NewReport.category, reply, state, draft, person)
+    await _advance(NewReport.category, reply, state, draft, actor)
 
 
 async def description_typed(
-    message: Message, reply: Replier, person: Person, state: FSMContext
+    message: Message, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     draft = await _draft(state)
     try:
         draft.description = tickets.clean_text(typed_text(message.text))
     except InvalidInput as refusal:
-        await _reask(reply, state, draft, person, refusal_text(refusal))
+        await _reask(reply, state, draft, actor, refusal_text(refusal))
         return
-    await _advance(NewReport.description, reply, state, draft, person)
+    await _advance(NewReport.description, reply, state, draft, actor)
 
 
 async def photo_received(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     """A photo (or one photo of an album) at any step: kept, up to MAX_PHOTOS; its caption is
     the description, or a comment added to it. An album gets one answer, edited as its
     photos arrive, and each thing it says (photos over the limit, words refused) once."""
-    step = await _fresh_step(session, state)
+    step = await _fresh_step(actor, state)
     if step not in NewReport.__all_states_names__ or not message.photo:
         return  # the conversation ended while this photo was on its way
     draft = await _draft(state)
@@ -311,7 +298,7 @@ async def photo_received(
     if target is NewReport.description and draft.description is not None:
         target = _after(NewReport.description, draft)  # the caption said what happened
     await state.set_state(target)
-    text, markup = _prompt(target.state, draft, person)
+    text, markup = _prompt(target.state, draft, actor)
     if target is not NewReport.photos:
         text = (
             _("Photo kept ({count} of at most {limit}).").format(
@@ -335,21 +322,19 @@ async def photo_received(
 
 
 async def photos_done(
-    query: CallbackQuery, reply: Replier, person: Person, state: FSMContext
+    query: CallbackQuery, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     await query.answer()
-    await _advance(NewReport.photos, reply, state, await _draft(state), person)
+    await _advance(NewReport.photos, reply, state, await _draft(state), actor)
 
 
-async def _place_noted(reply: Replier, person: Person, state: FSMContext, draft: Draft) -> None:
+async def _place_noted(reply: Replier, actor: Actor, state: FSMContext, draft: Draft) -> None:
     note = _("Place noted: {place}").format(place=place_text(draft))
     reply.text(note, ReplyKeyboardRemove())  # the location button goes away
-    await _advance(NewReport.place, reply, state, draft, person)
+    await _advance(NewReport.place, reply, state, draft, actor)
 
 
-async def place_shared(
-    message: Message, reply: Replier, person: Person, state: FSMContext
-) -> None:
+async def place_shared(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     draft = await _draft(state)
     point = shared_place(message)
     if point is None:
@@ -357,25 +342,19 @@ async def place_shared(
             reply,
             state,
             draft,
-            person,
+            actor,
             _("That location could not be read. Please try again, or type the address."),
         )
         return
     draft.set_place(address=venue_address(message), latitude=point[0], longitude=point[1])
-    await _place_noted(reply, person, state, draft)
+    await _place_noted(reply, actor, state, draft)
 
 
-async def place_home(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-) -> None:
+async def place_home(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     draft = await _draft(state)
     household = (
-        await session.get(Household, person.household_id)
-        if person.household_id is not None
+        await actor.session.get(Household, actor.who.household_id)
+        if actor.who.household_id is not None
         else None
     )
     if household is None:
@@ -383,43 +362,38 @@ async def place_home(
             reply,
             state,
             draft,
-            person,
+            actor,
             _("No home is registered for you. Please type the address, or send your location."),
         )
         return
     draft.set_place(address=household.address, household_id=household.id)
-    await _place_noted(reply, person, state, draft)
+    await _place_noted(reply, actor, state, draft)
 
 
-async def place_typed(message: Message, reply: Replier, person: Person, state: FSMContext) -> None:
+async def place_typed(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     draft = await _draft(state)
     try:
         address = tickets.clean_text(typed_text(message.text), minimum=2, maximum=MAX_ADDRESS)
     except InvalidInput as refusal:
-        await _reask(reply, state, draft, person, refusal_text(refusal))
+        await _reask(reply, state, draft, actor, refusal_text(refusal))
         return
     draft.set_place(address=" ".join(address.split()))
-    await _place_noted(reply, person, state, draft)
+    await _place_noted(reply, actor, state, draft)
 
 
 async def danger_answered(
-    query: CallbackQuery,
-    callback_data: ReportCb,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
+    query: CallbackQuery, callback_data: ReportCb, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     await query.answer()
     draft = await _draft(state)
     draft.urgent = callback_data.action == ReportAction.DANGER_YES
     if draft.urgent:  # whom to call (119 for a fire…) first, before anything else
-        policy = await tickets.current_policy(session)
+        policy = await tickets.current_policy(actor.session)
         reply.text(emergency_text(policy.emergency.advice(draft.category)))
-    await _advance(NewReport.danger, reply, state, draft, person)
+    await _advance(NewReport.danger, reply, state, draft, actor)
 
 
-async def unexpected(message: Message, reply: Replier, person: Person, state: FSMContext) -> None:
+async def unexpected(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     """Anything else while reporting (a sticker, a voice message, words at a button step):
     say what is expected, and ask again."""
     step = await state.get_state()
@@ -431,7 +405,7 @@ async def unexpected(message: Message, reply: Replier, person: Person, state: FS
         reason = _(SEND_A_PHOTO) if message.text is not None else _(PHOTOS_ONLY)
     else:
         reason = _(USE_BUTTONS)
-    await _reask(reply, state, await _draft(state), person, reason)
+    await _reask(reply, state, await _draft(state), actor, reason)
 
 
 # -- the summary ---------------------------------------------------------------------------------
@@ -443,17 +417,17 @@ async def change_pressed(query: CallbackQuery, reply: Replier) -> None:
 
 
 async def back_pressed(
-    query: CallbackQuery, reply: Replier, person: Person, state: FSMContext
+    query: CallbackQuery, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     await query.answer()
-    await _ask(NewReport.confirm, reply, state, await _draft(state), person)
+    await _ask(NewReport.confirm, reply, state, await _draft(state), actor)
 
 
 async def step_chosen(
     query: CallbackQuery,
     callback_data: ReportEditCb,
     reply: Replier,
-    person: Person,
+    actor: Actor,
     state: FSMContext,
 ) -> None:
     await query.answer()
@@ -461,58 +435,48 @@ async def step_chosen(
     draft.editing = True
     if callback_data.step == ReportStep.PHOTOS:
         draft.photos, draft.albums = [], {}  # the photos are sent again
-    await _ask(STEP_STATE[callback_data.step], reply, state, draft, person)
+    await _ask(STEP_STATE[callback_data.step], reply, state, draft, actor)
 
 
 async def send_pressed(
-    query: CallbackQuery,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    now: datetime,
-    settings: Settings,
-    notifier: TicketNotifier,
+    query: CallbackQuery, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     await query.answer()
-    if await _fresh_step(session, state) != NewReport.confirm.state:
+    if await _fresh_step(actor, state) != NewReport.confirm.state:
         return  # a second tap while the first one filed it
     draft = await _draft(state)
-    grid = await _resident_grid(reply, person, session)
+    grid = await _resident_grid(reply, actor)
     if grid is None:
         await state.clear()
         return
     missing = draft.missing()
     if missing is not None:
-        await _ask(STEP_STATE[missing], reply, state, draft, person)
+        await _ask(STEP_STATE[missing], reply, state, draft, actor)
         return
     assert draft.category is not None
     candidates = await tickets.likely_duplicates(
-        session,
+        actor.session,
         grid=grid,
         category=draft.category,
         latitude=draft.latitude,
         longitude=draft.longitude,
-        now=now,
+        now=actor.now,
     )
     offered = next((t for t in candidates if t.id not in draft.declined), None)
     if offered is not None and offered.id is not None:
         draft.offered = offered.id
         await state.set_state(NewReport.duplicate)
         await state.set_data(draft.to_data())
-        reply.text(duplicate_text(offered, now), duplicate_keyboard(offered.id))
+        reply.text(duplicate_text(offered, actor.now), duplicate_keyboard(offered.id))
         return
-    await _file(reply, person, session, state, now, settings, notifier, draft, grid)
+    await _file(reply, actor, state, settings, draft, grid)
 
 
 async def _file(
     reply: Replier,
-    person: Person,
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    now: datetime,
     settings: Settings,
-    notifier: TicketNotifier,
     draft: Draft,
     grid: Grid,
     *,
@@ -520,16 +484,16 @@ async def _file(
 ) -> None:
     try:
         ticket = await tickets.file_ticket(
-            session,
-            notifier,
-            reporter=person,
+            actor.session,
+            actor.notifier,
+            reporter=actor.who,
             grid=grid,
             report=draft.report(),
             settings=settings,
-            now=now,
+            now=actor.now,
         )
     except InvalidInput as refusal:  # the draft no longer passes: correct it from the summary
-        await _ask(NewReport.confirm, reply, state, draft, person, before=refusal_text(refusal))
+        await _ask(NewReport.confirm, reply, state, draft, actor, before=refusal_text(refusal))
         return
     except DomainError as refusal:  # muted, or over the limit since the report began
         await state.clear()
@@ -538,7 +502,7 @@ async def _file(
     await state.clear()
     advice = None
     if ticket.kind == HandlingKind.URGENT:
-        policy = await tickets.current_policy(session)
+        policy = await tickets.current_policy(actor.session)
         advice = policy.emergency.advice(TicketCategory(ticket.category))
     text = filed_text(ticket, advice)
     reply.text(f"{before}\n\n{text}" if before else text)
@@ -548,15 +512,12 @@ async def same_pressed(
     query: CallbackQuery,
     callback_data: ReportCb,
     reply: Replier,
-    person: Person,
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    now: datetime,
     settings: Settings,
-    notifier: TicketNotifier,
 ) -> None:
     """The resident follows the existing ticket instead of filing a new one."""
-    if await _fresh_step(session, state) != NewReport.duplicate.state:
+    if await _fresh_step(actor, state) != NewReport.duplicate.state:
         await query.answer()
         return
     draft = await _draft(state)
@@ -566,44 +527,39 @@ async def same_pressed(
     await query.answer()
     try:
         ticket = await tickets.join_ticket(
-            session, notifier, person=person, ticket_id=callback_data.id, now=now
+            actor.session,
+            actor.notifier,
+            person=actor.who,
+            ticket_id=callback_data.id,
+            now=actor.now,
         )
     except (AlreadyHandled, NotFound):
-        grid = await _resident_grid(reply, person, session)
+        grid = await _resident_grid(reply, actor)
         if grid is None:
             await state.clear()
             return
         before = _("That ticket has been closed in the meantime, so yours is filed as a new one.")
-        await _file(
-            reply, person, session, state, now, settings, notifier, draft, grid, before=before
-        )
+        await _file(reply, actor, state, settings, draft, grid, before=before)
         return
     await state.clear()
     reply.text(joined_text(ticket))
 
 
 async def new_pressed(
-    query: CallbackQuery,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    now: datetime,
-    settings: Settings,
-    notifier: TicketNotifier,
+    query: CallbackQuery, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     await query.answer()
-    if await _fresh_step(session, state) != NewReport.duplicate.state:
+    if await _fresh_step(actor, state) != NewReport.duplicate.state:
         return
     draft = await _draft(state)
-    grid = await _resident_grid(reply, person, session)
+    grid = await _resident_grid(reply, actor)
     if grid is None:
         await state.clear()
         return
     if draft.offered is not None:
         draft.declined.append(draft.offered)
     draft.offered = None
-    await _file(reply, person, session, state, now, settings, notifier, draft, grid)
+    await _file(reply, actor, state, settings, draft, grid)
 
 
 def _action(*actions: ReportAction) -> CallbackQueryFilter:

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.i18n import ASIDE, join_list
@@ -17,12 +15,12 @@ from bot.routing.policy import Duration, policy_to_json
 from bot.routing.summary import PolicySummary, summarize
 from bot.routing.wording import duration_msgid
 from bot.services import sla_admin, tickets
-from bot.services.people import RoleInGrid
+from bot.services.actor import Actor
 from bot.settings import Settings
 from bot.telegram.args import split_args
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import Replier
-from models import Person, Role
+from models import Role
 
 MAX_POLICY_BYTES = 256 * 1024
 
@@ -84,15 +82,12 @@ def summary_text(summary: PolicySummary) -> str:
 
 
 async def sla_command(
-    message: Message,
-    command: CommandObject,
-    bot: Bot,
-    reply: Replier,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    message: Message, command: CommandObject, bot: Bot, reply: Replier, actor: Actor
 ) -> None:
-    policy = await tickets.current_policy(session)
-    if (command.args or "").strip().lower() == "file" and any(r.role == Role.ADMIN for r in roles):
+    policy = await tickets.current_policy(actor.session)
+    if (command.args or "").strip().lower() == "file" and any(
+        r.role == Role.ADMIN for r in actor.roles
+    ):
         body = json.dumps(policy_to_json(policy), ensure_ascii=False, indent=2).encode("utf-8")
         reply.upload(
             "sendDocument",
@@ -105,15 +100,7 @@ async def sla_command(
     reply.text(summary_text(summarize(policy)))
 
 
-async def policy_file(
-    message: Message,
-    bot: Bot,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    now: datetime,
-) -> None:
+async def policy_file(message: Message, bot: Bot, reply: Replier, actor: Actor) -> None:
     document = message.document
     assert document is not None
     if (document.file_size or 0) > MAX_POLICY_BYTES:
@@ -121,7 +108,9 @@ async def policy_file(
         return
     downloaded = await bot.download(document)
     raw = downloaded.read() if downloaded is not None else b""
-    policy = await sla_admin.set_policy(session, actor=person, roles=roles, raw=raw, now=now)
+    policy = await sla_admin.set_policy(
+        actor.session, actor=actor.who, roles=actor.roles, raw=raw, now=actor.now
+    )
     reply.text(
         _("New time limits saved. New tickets follow them; open tickets keep theirs.")
         + "\n\n"
@@ -130,14 +119,7 @@ async def policy_file(
 
 
 async def holidays_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
     args = split_args(command.args, 1)
     action = args[0].lower() if args else ""
@@ -146,13 +128,13 @@ async def holidays_command(
         day = sla_admin.parse_day(words[0])
         note = words[1] if len(words) > 1 else None
         await sla_admin.set_override(
-            session,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
             day=day,
             is_workday=action == "work",
             note=note,
-            now=now,
+            now=actor.now,
         )
         kind = _("a working day") if action == "work" else _("a day off")
         reply.text(_("{day} is now {kind}.").format(day=day.isoformat(), kind=kind))
@@ -160,7 +142,7 @@ async def holidays_command(
     if action == "remove" and len(args) >= 2:
         day = sla_admin.parse_day(args[1])
         removed = await sla_admin.remove_override(
-            session, actor=person, roles=roles, day=day, now=now
+            actor.session, actor=actor.who, roles=actor.roles, day=day, now=actor.now
         )
         text = (
             _("{day} follows the official calendar again.")
@@ -169,7 +151,7 @@ async def holidays_command(
         )
         reply.text(text.format(day=day.isoformat()))
         return
-    days = await sla_admin.list_overrides(session, now.astimezone(settings.tz).date())
+    days = await sla_admin.list_overrides(actor.session, actor.now.astimezone(settings.tz).date())
     lines = [bold(_("Changes to the official calendar"))]
     for override in days:
         kind = _("working day") if override.is_workday else _("day off")

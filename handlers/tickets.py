@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from typing import Any, TypeGuard, TypeVar
 
 from aiogram import F, Router
@@ -13,14 +12,12 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import labels
 from bot.errors import DomainError, InvalidInput, NotFound
 from bot.i18n import N_
 from bot.services import tickets
-from bot.services.people import RoleInGrid
-from bot.services.ticket_notices import TicketNotifier
+from bot.services.actor import Actor
 from bot.services.tickets import classifying, dispatching
 from bot.settings import Settings
 from bot.telegram.callbacks import (
@@ -38,6 +35,7 @@ from bot.telegram.callbacks import (
     TransferCb,
     step_tag,
 )
+from bot.telegram.cancelling import cancel_only, end_by_button
 from bot.telegram.i18n import t
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier
@@ -58,7 +56,7 @@ from bot.telegram.ticket_views import (
     local_time,
     tier_label,
 )
-from models import Person, Rating, TicketState
+from models import Rating, TicketState
 
 PROMPTS: dict[TicketAction, str] = {
     TicketAction.NOTE: N_("Write the progress note for ticket {number}:"),
@@ -120,44 +118,42 @@ class Reporting(StatesGroup):
 def cancel_keyboard(step: str | None, ticket_id: int | None) -> InlineKeyboardMarkup:
     """A 取消 button for the step the bot waits at (``step``, the FSM state) about
     ``ticket_id``: it cancels that step only while it lasts (:func:`step_cancelled`)."""
-    cancel = CancelStepCb(step=step_tag(step), ticket=ticket_id or 0).pack()
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=_("Cancel"), callback_data=cancel)]]
-    )
+    return cancel_only(_("Cancel"), CancelStepCb(step=step_tag(step), ticket=ticket_id or 0))
 
 
 async def card_pressed(
     query: CallbackQuery,
     callback_data: TicketCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    notifier: TicketNotifier,
     settings: Settings,
-    now: datetime,
 ) -> None:
     action, ticket_id = callback_data.action, callback_data.id
     if action == TicketAction.ACCEPT:
         ticket = await tickets.accept(
-            session, notifier, actor=person, roles=roles, ticket_id=ticket_id, now=now
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            now=actor.now,
         )
         await query.answer(_("Accepted. The reporter has been told."))
         return
     if action in {TicketAction.OPEN, TicketAction.HISTORY}:
         ticket = await tickets.viewable(
-            session, person=person, roles=roles, ticket_id=ticket_id, now=now
+            actor.session, person=actor.who, roles=actor.roles, ticket_id=ticket_id, now=actor.now
         )
         await query.answer()
         follower = await tickets.seen_as_follower(
-            session, person=person, roles=roles, ticket=ticket
+            actor.session, person=actor.who, roles=actor.roles, ticket=ticket
         )
         if action == TicketAction.HISTORY:
-            events = await tickets.history(session, ticket_id)
+            events = await tickets.history(actor.session, ticket_id)
             reply.text(history_text(ticket, events, t, settings.tz, follower=follower))
             return
-        grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
+        grid_name, reporter_name, holder, photos = await tickets.card_facts(actor.session, ticket)
         text = card_text(
             ticket,
             t,
@@ -168,20 +164,20 @@ async def card_pressed(
             photos=photos,
             follower=follower,
         )
-        dispatch = await dispatching.may_dispatch(session, person, roles, ticket)
+        dispatch = await dispatching.may_dispatch(actor.session, actor.who, actor.roles, ticket)
         keyboard = card_keyboard(ticket, t, dispatch=dispatch)
-        reply.text(text, keyboard, ref=f"tc:{ticket.id}:{person.id}")
+        reply.text(text, keyboard, ref=f"tc:{ticket.id}:{actor.who.id}")
         return
     if action == TicketAction.DISPATCH:
         choices = await dispatching.choices(
-            session, actor=person, roles=roles, ticket_id=ticket_id, now=now
+            actor.session, actor=actor.who, roles=actor.roles, ticket_id=ticket_id, now=actor.now
         )
         await query.answer()
         reply.text(dispatch_text(choices, t), dispatch_keyboard(choices, t))
         return
     if action == TicketAction.CLASSIFY:
         kinds = await classifying.kind_choices(
-            session, actor=person, roles=roles, ticket_id=ticket_id, now=now
+            actor.session, actor=actor.who, roles=actor.roles, ticket_id=ticket_id, now=actor.now
         )
         await query.answer()
         reply.text(kinds_text(kinds, t), kinds_keyboard(kinds, t))
@@ -193,16 +189,16 @@ async def card_pressed(
         reply.text(_("Write your answer:"), cancel_keyboard(Reporting.answer.state, ticket_id))
         return
     ticket = await tickets.ensure_actionable(
-        session,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor=actor.who,
+        roles=actor.roles,
         ticket_id=ticket_id,
         action=SERVICE_ACTION[action],
-        now=now,
+        now=actor.now,
     )
     await query.answer()
     if action == TicketAction.TRANSFER:
-        departments = await tickets.departments(session)
+        departments = await tickets.departments(actor.session)
         buttons = [
             [
                 InlineKeyboardButton(
@@ -226,16 +222,7 @@ async def card_pressed(
     )
 
 
-async def handling_text(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
-) -> None:
+async def handling_text(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     data = await state.get_data()
     action = TicketAction(data.get("action", TicketAction.NOTE))
     ticket_id = int(data.get("ticket_id", 0))
@@ -243,53 +230,59 @@ async def handling_text(
     photo = message.photo[-1].file_id if message.photo else None
     handle = {
         TicketAction.NOTE: lambda: tickets.add_note(
-            session, notifier, actor=person, roles=roles, ticket_id=ticket_id, text=text, now=now
-        ),
-        TicketAction.ASK: lambda: tickets.ask_reporter(
-            session,
-            notifier,
-            actor=person,
-            roles=roles,
-            ticket_id=ticket_id,
-            question=text,
-            now=now,
-        ),
-        TicketAction.RESOLVE: lambda: tickets.resolve(
-            session,
-            notifier,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
             ticket_id=ticket_id,
             text=text,
-            now=now,
+            now=actor.now,
+        ),
+        TicketAction.ASK: lambda: tickets.ask_reporter(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            question=text,
+            now=actor.now,
+        ),
+        TicketAction.RESOLVE: lambda: tickets.resolve(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            text=text,
+            now=actor.now,
             photo_file_id=photo,
         ),
         TicketAction.ESCALATE: lambda: tickets.escalate(
-            session,
-            notifier,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
             ticket_id=ticket_id,
             reason=text,
-            now=now,
+            now=actor.now,
         ),
         TicketAction.DUPLICATE: lambda: tickets.mark_duplicate(
-            session,
-            notifier,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
             ticket_id=ticket_id,
             original_number=text,
-            now=now,
+            now=actor.now,
         ),
         TicketAction.REJECT: lambda: tickets.reject(
-            session,
-            notifier,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
             ticket_id=ticket_id,
             reason=text,
-            now=now,
+            now=actor.now,
         ),
     }
     try:
@@ -302,23 +295,16 @@ async def handling_text(
 
 
 async def transfer_chosen(
-    query: CallbackQuery,
-    callback_data: TransferCb,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    notifier: TicketNotifier,
-    now: datetime,
+    query: CallbackQuery, callback_data: TransferCb, reply: Replier, actor: Actor
 ) -> None:
     ticket = await tickets.transfer(
-        session,
-        notifier,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor.notifier,
+        actor=actor.who,
+        roles=actor.roles,
         ticket_id=callback_data.id,
         department_id=callback_data.department,
-        now=now,
+        now=actor.now,
     )
     await query.answer(_("Transferred."))
     if query.message is not None:
@@ -366,7 +352,7 @@ async def _remembered(
 
 
 async def _with_reason(
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
     reply: Replier,
     apply: Callable[[], Awaitable[Result]],
@@ -382,7 +368,7 @@ async def _with_reason(
         return None
     except DomainError as refusal:
         await state.clear()
-        dispatching.keep_refusal(session, refusal)
+        dispatching.keep_refusal(actor.session, refusal)
         reply.text(refusal_text(refusal))
         return None
     await state.clear()
@@ -393,18 +379,19 @@ async def dispatch_chosen(
     query: CallbackQuery,
     callback_data: DispatchCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
 ) -> None:
     """A tier was chosen: ask why (or send it at once, when "without a reason" was pressed)."""
     target = {"ticket_id": callback_data.id, "tier": callback_data.tier}
     if callback_data.step == DispatchStep.ASK:
         choice = await dispatching.check_target(
-            session, actor=person, roles=roles, role=callback_data.role, now=now, **target
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
+            role=callback_data.role,
+            now=actor.now,
+            **target,
         )
         prompt = _("Why send it to {owner}? Write a short reason, or send it without one.")
         await _ask_for_reason(
@@ -419,13 +406,13 @@ async def dispatch_chosen(
         return
     await state.clear()
     result = await dispatching.send_to_tier(
-        session,
-        notifier,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor.notifier,
+        actor=actor.who,
+        roles=actor.roles,
         role=callback_data.role,
         reason=None,
-        now=now,
+        now=actor.now,
         **target,
     )
     await query.answer(_("Sent."))
@@ -434,14 +421,7 @@ async def dispatch_chosen(
 
 
 async def dispatch_reason(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     chosen = await _remembered(
         state,
@@ -456,19 +436,19 @@ async def dispatch_reason(
     if chosen is None:
         return
     result = await _with_reason(
-        session,
+        actor,
         state,
         reply,
         lambda: dispatching.send_to_tier(
-            session,
-            notifier,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
             ticket_id=chosen.id,
             tier=chosen.tier,
             role=chosen.role,
             reason=message.text or "",
-            now=now,
+            now=actor.now,
         ),
         dispatch_reason_keyboard(chosen, t),
     )
@@ -476,27 +456,28 @@ async def dispatch_reason(
         reply.text(dispatched_text(result, t))
 
 
-async def dispatch_forged(query: CallbackQuery, person: Person, now: datetime) -> None:
+async def dispatch_forged(query: CallbackQuery, actor: Actor) -> None:
     """Dispatch data no button of ours carries: refused, and the refusal audited."""
-    raise dispatching.forged(person, query.data or "", now)
+    raise dispatching.forged(actor.who, query.data or "", actor.now)
 
 
 async def classify_chosen(
     query: CallbackQuery,
     callback_data: ClassifyCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
 ) -> None:
     """A kind was chosen: ask why (or classify at once, when "without a reason" was pressed)."""
     ticket_id, kind = callback_data.id, callback_data.kind
     if callback_data.step == ClassifyStep.ASK:
         ticket, option = await classifying.check_kind(
-            session, actor=person, roles=roles, ticket_id=ticket_id, kind=kind, now=now
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            kind=kind,
+            now=actor.now,
         )
         await _ask_for_reason(
             query,
@@ -510,14 +491,14 @@ async def classify_chosen(
         return
     await state.clear()
     result = await classifying.reclassify(
-        session,
-        notifier,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor.notifier,
+        actor=actor.who,
+        roles=actor.roles,
         ticket_id=ticket_id,
         kind=kind,
         reason=None,
-        now=now,
+        now=actor.now,
     )
     await query.answer(_("Classified."))
     if query.message is not None:
@@ -525,14 +506,7 @@ async def classify_chosen(
 
 
 async def classify_reason(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     chosen = await _remembered(
         state,
@@ -544,18 +518,18 @@ async def classify_reason(
     if chosen is None:
         return
     result = await _with_reason(
-        session,
+        actor,
         state,
         reply,
         lambda: classifying.reclassify(
-            session,
-            notifier,
-            actor=person,
-            roles=roles,
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
             ticket_id=chosen.id,
             kind=chosen.kind,
             reason=message.text or "",
-            now=now,
+            now=actor.now,
         ),
         classify_reason_keyboard(chosen, t),
     )
@@ -563,28 +537,21 @@ async def classify_reason(
         reply.text(classified_text(result, t))
 
 
-async def classify_forged(query: CallbackQuery, person: Person, now: datetime) -> None:
+async def classify_forged(query: CallbackQuery, actor: Actor) -> None:
     """Classify data no button of ours carries: refused, and the refusal audited."""
-    raise classifying.forged(person, query.data or "", now)
+    raise classifying.forged(actor.who, query.data or "", actor.now)
 
 
 async def rated(
-    query: CallbackQuery,
-    callback_data: RateCb,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
+    query: CallbackQuery, callback_data: RateCb, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
     ticket = await tickets.rate(
-        session,
-        notifier,
-        reporter=person,
+        actor.session,
+        actor.notifier,
+        reporter=actor.who,
         ticket_id=callback_data.id,
         rating=callback_data.rating,
-        now=now,
+        now=actor.now,
     )
     await query.answer(_(labels.RATING[callback_data.rating]))
     if query.message is not None:
@@ -605,24 +572,16 @@ def _skip_keyboard() -> InlineKeyboardMarkup:
     )
 
 
-async def comment_text(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
-) -> None:
+async def comment_text(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     ticket_id = int((await state.get_data()).get("ticket_id", 0))
     try:
         await tickets.add_rating_comment(
-            session,
-            notifier,
-            reporter=person,
+            actor.session,
+            actor.notifier,
+            reporter=actor.who,
             ticket_id=ticket_id,
             comment=message.text or "",
-            now=now,
+            now=actor.now,
         )
     except InvalidInput as error:
         reply.text(refusal_text(error), _skip_keyboard())
@@ -631,30 +590,22 @@ async def comment_text(
     reply.text(_("Thank you, your words have been passed on."))
 
 
-async def answer_text(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    state: FSMContext,
-    notifier: TicketNotifier,
-    now: datetime,
-) -> None:
+async def answer_text(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     asked: int | None = (await state.get_data()).get("ticket_id")  # they pressed ✍️ 回答
     ticket_id = asked
     if ticket_id is None:
-        waiting = await tickets.waiting_for(session, person)
+        waiting = await tickets.waiting_for(actor.session, actor.who)
         if waiting is None or waiting.id is None:
             raise SkipHandler  # plain text that answers nothing: let the next handler have it
         ticket_id = waiting.id
     try:
         ticket = await tickets.answer_question(
-            session,
-            notifier,
-            reporter=person,
+            actor.session,
+            actor.notifier,
+            reporter=actor.who,
             ticket_id=ticket_id,
             text=message.text or "",
-            now=now,
+            now=actor.now,
         )
     except InvalidInput as error:
         reply.text(refusal_text(error), cancel_keyboard(await state.get_state(), asked))
@@ -676,23 +627,16 @@ RETURN_VISIT_RATING: dict[ReturnVisitOutcome, Rating | None] = {
 
 
 async def return_visit_recorded(
-    query: CallbackQuery,
-    callback_data: ReturnVisitCb,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    notifier: TicketNotifier,
-    now: datetime,
+    query: CallbackQuery, callback_data: ReturnVisitCb, reply: Replier, actor: Actor
 ) -> None:
     ticket = await tickets.record_return_visit(
-        session,
-        notifier,
-        actor=person,
-        roles=roles,
+        actor.session,
+        actor.notifier,
+        actor=actor.who,
+        roles=actor.roles,
         visit_id=callback_data.id,
         rating=RETURN_VISIT_RATING[callback_data.outcome],
-        now=now,
+        now=actor.now,
     )
     await query.answer(_("Return visit recorded."))
     if query.message is not None:
@@ -705,10 +649,7 @@ async def return_visit_recorded(
 
 
 async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
-    await state.clear()
-    await query.answer(_("Cancelled."))
-    if query.message is not None:
-        reply.edit(query.message.message_id, _("Cancelled."))
+    await end_by_button(query, reply, state, _("Cancelled."))
 
 
 async def step_cancelled(
@@ -736,19 +677,15 @@ def _carries(message: object, data: str | None) -> TypeGuard[Message]:
 
 
 async def tickets_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    settings: Settings,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
     wanted = None
     if command.args:
         word = command.args.strip().lower()
         wanted = [s for s in TicketState if s.value == word or _(labels.TICKET_STATE[s]) == word]
-    found = await tickets.tickets_in_scope(session, person, roles, states=wanted or None)
+    found = await tickets.tickets_in_scope(
+        actor.session, actor.who, actor.roles, states=wanted or None
+    )
     if not found:
         reply.text(_("No open tickets in your grids. 👍"))
         return
@@ -771,10 +708,8 @@ async def tickets_command(
     reply.text("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons[:20]))
 
 
-async def my_command(
-    message: Message, reply: Replier, person: Person, session: AsyncSession
-) -> None:
-    mine = await tickets.my_tickets(session, person)
+async def my_command(message: Message, reply: Replier, actor: Actor) -> None:
+    mine = await tickets.my_tickets(actor.session, actor.who)
     if not mine:
         reply.text(_("You have not reported anything yet. Send /report to report a problem."))
         return

@@ -10,8 +10,6 @@ refused by :func:`bot.services.daily_push.visitable`; changing a visit by ``edit
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
@@ -19,16 +17,15 @@ from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
-from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.services import daily_push, quotas, tickets, visits
-from bot.services.people import RoleInGrid
-from bot.services.ticket_notices import TicketNotifier
+from bot.services.actor import Actor
 from bot.settings import Settings
 from bot.telegram import visit_views as views
 from bot.telegram.args import split_args
+from bot.telegram.cancelling import end_by_button
 from bot.telegram.i18n import t
 from bot.telegram.render import esc
 from bot.telegram.replies import Replier
@@ -44,7 +41,7 @@ from bot.telegram.visit_views import (
     VisitStep,
     VisitStepCb,
 )
-from models import Person, Role, VisitKind
+from models import Role, VisitKind
 
 DIARY_PAGE = 10
 QUOTA_USAGE = N_("/quota_rules set <number> <count>")
@@ -74,20 +71,17 @@ def _refusal(error: InvalidInput) -> str:
 
 async def _show_households(
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
     settings: Settings,
-    now: datetime,
     *,
     query: str,
     page: int,
     edit: int | None = None,
 ) -> None:
-    await quotas.ensure_default_rules(session, now, tz=settings.tz)
+    await quotas.ensure_default_rules(actor.session, actor.now, tz=settings.tz)
     choice = await daily_push.households_to_visit(
-        session, person, roles, now, query=query, page=page, tz=settings.tz
+        actor.session, actor.who, actor.roles, actor.now, query=query, page=page, tz=settings.tz
     )
     await state.set_state(VisitFlow.household)
     await state.update_data(query=query, page=choice.page)
@@ -107,61 +101,35 @@ async def visit_command(
     message: Message,
     command: CommandObject,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
     settings: Settings,
-    now: datetime,
 ) -> None:
     await state.clear()
     query = daily_push.clean_search(command.args)
-    await _show_households(
-        reply, person, roles, session, state, settings, now, query=query, page=0
-    )
+    await _show_households(reply, actor, state, settings, query=query, page=0)
 
 
 async def search_typed(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     query = daily_push.clean_search(message.text)
-    await _show_households(
-        reply, person, roles, session, state, settings, now, query=query, page=0
-    )
+    await _show_households(reply, actor, state, settings, query=query, page=0)
 
 
 async def page_pressed(
     query: CallbackQuery,
     callback_data: VisitPageCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
     settings: Settings,
-    now: datetime,
 ) -> None:
     await query.answer()
     words = str((await state.get_data()).get("query", ""))
     edit = query.message.message_id if query.message is not None else None
     await _show_households(
-        reply,
-        person,
-        roles,
-        session,
-        state,
-        settings,
-        now,
-        query=words,
-        page=callback_data.page,
-        edit=edit,
+        reply, actor, state, settings, query=words, page=callback_data.page, edit=edit
     )
 
 
@@ -169,13 +137,12 @@ async def household_picked(
     query: CallbackQuery,
     callback_data: VisitPickCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    now: datetime,
 ) -> None:
-    household = await daily_push.visitable(session, person, roles, callback_data.id, now)
+    household = await daily_push.visitable(
+        actor.session, actor.who, actor.roles, callback_data.id, actor.now
+    )
     await query.answer()
     await state.clear()
     await state.set_state(VisitFlow.kind)
@@ -211,14 +178,7 @@ async def use_the_buttons(message: Message, reply: Replier, state: FSMContext) -
 
 
 async def note_typed(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     try:
         note = visits.parse_note(message.text or "")
@@ -227,7 +187,7 @@ async def note_typed(
         return
     await state.update_data(note=note)
     if (await state.get_data()).get("quick"):
-        await _log(reply, person, roles, session, state, settings, now)
+        await _log(reply, actor, state, settings)
         return
     await state.set_state(VisitFlow.extras)
     reply.text(t(views.ADD_EXTRAS), views.extras_keyboard(t, got_one=False))
@@ -239,14 +199,7 @@ async def not_typed(message: Message, reply: Replier) -> None:
 
 
 async def extra_sent(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     if message.photo:
         await state.update_data(photo=message.photo[-1].file_id)
@@ -256,43 +209,28 @@ async def extra_sent(
         )
     data = await state.get_data()
     if data.get("photo") and data.get("latitude") is not None:
-        await _log(reply, person, roles, session, state, settings, now)
+        await _log(reply, actor, state, settings)
         return
     reply.text(t(views.GOT_EXTRA), views.extras_keyboard(t, got_one=True))
 
 
 async def extras_done(
-    query: CallbackQuery,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    query: CallbackQuery, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     await query.answer()
-    await _log(reply, person, roles, session, state, settings, now)
+    await _log(reply, actor, state, settings)
 
 
-async def _log(
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
-) -> None:
+async def _log(reply: Replier, actor: Actor, state: FSMContext, settings: Settings) -> None:
     data = await state.get_data()
     result = await visits.log_visit(
-        session,
-        person,
-        roles,
+        actor.session,
+        actor.who,
+        actor.roles,
         int(data.get("household_id", 0)),
         str(data.get("kind", "")),
         str(data.get("note", "")),
-        now,
+        actor.now,
         photo_file_id=data.get("photo"),
         latitude=data.get("latitude"),
         longitude=data.get("longitude"),
@@ -325,29 +263,26 @@ async def category_chosen(
     query: CallbackQuery,
     callback_data: VisitProblemCb,
     reply: Replier,
-    person: Person,
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
-    notifier: TicketNotifier,
     settings: Settings,
-    now: datetime,
 ) -> None:
     visit_id = int((await state.get_data()).get("visit_id", 0))
     ticket = await daily_push.report_problem(
-        session,
-        notifier,
-        worker=person,
+        actor.session,
+        actor.notifier,
+        worker=actor.who,
         visit_id=visit_id,
         category=callback_data.category,
         settings=settings,
-        now=now,
+        now=actor.now,
     )
     await query.answer()
     await state.clear()
-    grid_name, reporter_name, holder, photos = await tickets.card_facts(session, ticket)
-    owners = {owner.id for owner in await tickets.owners(session, ticket)}
+    grid_name, reporter_name, holder, photos = await tickets.card_facts(actor.session, ticket)
+    owners = {owner.id for owner in await tickets.owners(actor.session, ticket)}
     filed = t(views.TICKET_FILED, number=ticket.number, name=esc(grid_name))
-    if person.id in owners:  # the card reaches them as an owner already
+    if actor.who.id in owners:  # the card reaches them as an owner already
         reply.text(filed)
         return
     card = card_text(
@@ -359,63 +294,44 @@ async def category_chosen(
         holder=holder,
         photos=photos,
     )
-    reply.text(f"{filed}\n\n{card}", card_keyboard(ticket, t), ref=f"tc:{ticket.id}:{person.id}")
+    reply.text(
+        f"{filed}\n\n{card}", card_keyboard(ticket, t), ref=f"tc:{ticket.id}:{actor.who.id}"
+    )
 
 
 async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
-    await state.clear()
-    await query.answer(t(views.CANCELLED))
-    if query.message is not None:
-        reply.edit(query.message.message_id, t(views.CANCELLED))
+    await end_by_button(query, reply, state, t(views.CANCELLED))
 
 
 # --- /diary --------------------------------------------------------------------------------------
 
 
 async def diary_command(
-    message: Message,
-    command: CommandObject,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
     if command.args and command.args.strip():
-        household = await daily_push.household_by_code(session, command.args)
-        await _history(reply, person, roles, session, settings, now, household.id or 0)
+        household = await daily_push.household_by_code(actor.session, command.args)
+        await _history(reply, actor, settings, household.id or 0)
         return
-    await _diary_page(reply, person, session, settings, before=None)
+    await _diary_page(reply, actor, settings, before=None)
 
 
 async def _diary_page(
-    reply: Replier,
-    person: Person,
-    session: AsyncSession,
-    settings: Settings,
-    *,
-    before: int | None,
+    reply: Replier, actor: Actor, settings: Settings, *, before: int | None
 ) -> None:
-    assert person.id is not None
-    entries = await visits.diary(session, person.id, limit=DIARY_PAGE, before=before)
+    assert actor.who.id is not None
+    entries = await visits.diary(actor.session, actor.who.id, limit=DIARY_PAGE, before=before)
     reply.text(
         views.diary_text(entries, t, settings.tz),
         views.diary_keyboard(entries, t, more=len(entries) == DIARY_PAGE),
     )
 
 
-async def _history(
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
-    household_id: int,
-) -> None:
-    entries = await visits.household_history(session, person, roles, household_id, now)
-    household = await daily_push.household_named(session, household_id)
+async def _history(reply: Replier, actor: Actor, settings: Settings, household_id: int) -> None:
+    entries = await visits.household_history(
+        actor.session, actor.who, actor.roles, household_id, actor.now
+    )
+    household = await daily_push.household_named(actor.session, household_id)
     label = f"{household.head_name} · {household.address}"
     reply.text(views.diary_text(entries, t, settings.tz, household=label))
 
@@ -424,13 +340,10 @@ async def history_pressed(
     query: CallbackQuery,
     callback_data: HistoryCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     settings: Settings,
-    now: datetime,
 ) -> None:
-    await _history(reply, person, roles, session, settings, now, callback_data.id)
+    await _history(reply, actor, settings, callback_data.id)
     await query.answer()
 
 
@@ -438,17 +351,14 @@ async def diary_pressed(
     query: CallbackQuery,
     callback_data: DiaryCb,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     state: FSMContext,
     settings: Settings,
-    now: datetime,
 ) -> None:
     action, visit_id = callback_data.action, callback_data.id
     if action == DiaryAction.MORE:
         await query.answer()
-        await _diary_page(reply, person, session, settings, before=visit_id)
+        await _diary_page(reply, actor, settings, before=visit_id)
         return
     if action == DiaryAction.EDIT:
         await query.answer()
@@ -463,26 +373,27 @@ async def diary_pressed(
             views.withdraw_keyboard(visit_id, t),
         )
         return
-    await visits.withdraw_visit(session, person, roles, visit_id, now, tz=settings.tz)
+    await visits.withdraw_visit(
+        actor.session, actor.who, actor.roles, visit_id, actor.now, tz=settings.tz
+    )
     await query.answer(t("Withdrawn."))
     if query.message is not None:
         reply.edit(query.message.message_id, t("The visit was withdrawn."))
 
 
 async def edited_note(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    state: FSMContext,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     visit_id = int((await state.get_data()).get("visit_id", 0))
     try:
         result = await visits.edit_visit(
-            session, person, roles, visit_id, now, note=message.text or "", tz=settings.tz
+            actor.session,
+            actor.who,
+            actor.roles,
+            visit_id,
+            actor.now,
+            note=message.text or "",
+            tz=settings.tz,
         )
     except InvalidInput as error:
         reply.text(_refusal(error), views.cancel_keyboard(t))
@@ -495,36 +406,30 @@ async def edited_note(
 
 
 async def quota_command(
-    message: Message,
-    reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
-    settings: Settings,
-    now: datetime,
+    message: Message, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
-    await quotas.ensure_default_rules(session, now, tz=settings.tz)
-    wide = [r for r in roles if r.role in {Role.CENTER, Role.SUPERVISOR, Role.ADMIN}]
-    heads = [r for r in roles if r.role == Role.HEAD]
-    workers = [r for r in roles if r.role == Role.WORKER]
+    await quotas.ensure_default_rules(actor.session, actor.now, tz=settings.tz)
+    wide = [r for r in actor.roles if r.role in {Role.CENTER, Role.SUPERVISOR, Role.ADMIN}]
+    heads = [r for r in actor.roles if r.role == Role.HEAD]
+    workers = [r for r in actor.roles if r.role == Role.WORKER]
     if wide:
         rows = await quotas.progress(
-            session, now, by="grid", scope_path=wide[0].grid_path, tz=settings.tz
+            actor.session, actor.now, by="grid", scope_path=wide[0].grid_path, tz=settings.tz
         )
         title = t("Visit quotas by grid: {grid}", grid=wide[0].grid_name)
     elif heads:
         rows = await quotas.progress(
-            session, now, by="worker", scope_path=heads[0].grid_path, tz=settings.tz
+            actor.session, actor.now, by="worker", scope_path=heads[0].grid_path, tz=settings.tz
         )
         rows = [row for row in rows if row.subject_id is not None]
         title = t("Visit quotas of your workers: {grid}", grid=heads[0].grid_name)
     elif workers:
         rows = await quotas.progress(
-            session,
-            now,
+            actor.session,
+            actor.now,
             by="worker",
             scope_path=workers[0].grid_path,
-            worker_ids=[person.id or 0],
+            worker_ids=[actor.who.id or 0],
             tz=settings.tz,
         )
         title = t("Your visit quotas: households that got their visits")
@@ -537,19 +442,22 @@ async def quota_rules_command(
     message: Message,
     command: CommandObject,
     reply: Replier,
-    person: Person,
-    roles: list[RoleInGrid],
-    session: AsyncSession,
+    actor: Actor,
     settings: Settings,
     i18n: I18n,
-    now: datetime,
 ) -> None:
     words = split_args(command.args)
     if words:
         if len(words) != 3 or words[0].lower() != "set" or not words[1].isdigit():
             raise InvalidInput(N_("Please write it like this: {usage}"), usage=_(QUOTA_USAGE))
         rule = await quotas.change_rule(
-            session, person, roles, int(words[1][:9]), now, required=words[2], tz=settings.tz
+            actor.session,
+            actor.who,
+            actor.roles,
+            int(words[1][:9]),
+            actor.now,
+            required=words[2],
+            tz=settings.tz,
         )
         reply.text(
             t(
@@ -558,10 +466,10 @@ async def quota_rules_command(
             )
         )
         return
-    if not any(r.role == Role.ADMIN for r in roles):
+    if not any(r.role == Role.ADMIN for r in actor.roles):
         raise NotAllowed(N_("This command is for administrators."))
-    await quotas.ensure_default_rules(session, now, tz=settings.tz)
-    rules = await quotas.list_rules(session, now, tz=settings.tz)
+    await quotas.ensure_default_rules(actor.session, actor.now, tz=settings.tz)
+    rules = await quotas.list_rules(actor.session, actor.now, tz=settings.tz)
     reply.text(views.rules_text(rules, i18n.current_locale, t))
 
 

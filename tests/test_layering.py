@@ -145,3 +145,51 @@ def test_no_module_imports_another_modules_private_names() -> None:
         if _private(alias.name)
     ]
     assert offenders == []
+
+
+# Handlers (and their helpers that take the update) thin enough to read at a glance; each
+# exception says why it is one.
+MANY_PARAMETERS_ALLOWED = {
+    # Seven explicit arguments of one question (the press, where to write, the state to wait
+    # in, the choice to remember, the question and its buttons): none of them is injected.
+    ("tickets.py", "_ask_for_reason"),
+}
+# What the update's Actor carries; a handler takes ``actor`` rather than these one by one.
+ACTOR_PARTS = {"session", "now", "person", "roles", "notifier", "locale"}
+
+
+def handler_functions() -> list[tuple[str, ast.AsyncFunctionDef | ast.FunctionDef]]:
+    """Functions in ``handlers/`` whose first parameter is the update's message or query."""
+    found = []
+    for path in sorted((ROOT / "handlers").glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, (ast.AsyncFunctionDef, ast.FunctionDef)):
+                first = (node.args.posonlyargs + node.args.args)[:1]
+                if first and first[0].arg in {"message", "query", "callback"}:
+                    found.append((path.name, node))
+    return found
+
+
+def parameters(node: ast.AsyncFunctionDef | ast.FunctionDef) -> list[str]:
+    args = node.args
+    return [a.arg for a in args.posonlyargs + args.args + args.kwonlyargs]
+
+
+def test_handlers_take_at_most_six_parameters() -> None:
+    found = handler_functions()
+    assert len(found) > 50  # the walk finds the handlers
+    crowded = {
+        (name, node.name): len(parameters(node))
+        for name, node in found
+        if len(parameters(node)) > 6 and (name, node.name) not in MANY_PARAMETERS_ALLOWED
+    }
+    assert crowded == {}
+
+
+def test_handlers_take_the_actor_not_its_parts() -> None:
+    separate = {
+        (name, node.name): sorted(ACTOR_PARTS & set(parameters(node)))
+        for name, node in handler_functions()
+        if ACTOR_PARTS & set(parameters(node))
+    }
+    assert separate == {}

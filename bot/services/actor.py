@@ -25,3 +25,11 @@ class Actor:
     locale: str
     notifier: TicketNotifier
     roles: list[RoleInGrid] = field(default_factory=list)
+
+    @property
+    def who(self) -> Person:
+        """The person behind the update, for handlers of updates that always come from
+        someone (every message and button press from a user does)."""
+        if self.person is None:
+            raise LookupError("this update comes from no one")
+        return self.person

@@ -31,6 +31,7 @@ from bot.services.meetings import (
 )
 from bot.settings import Settings
 from bot.telegram.callbacks import CancelCb, RowId
+from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import markup_json
 from models import Grid, Meeting, Person, Rsvp, TicketCategory
@@ -338,9 +339,7 @@ def _button(text: str, action: MeetingAction, meeting: Meeting) -> InlineKeyboar
 
 
 def cancel_keyboard(t: Translate) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(
-        inline_keyboard=[[InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack())]]
-    )
+    return cancel_only(t("Cancel"), CancelCb())
 
 
 def start_keyboard(grid: Grid, t: Translate) -> InlineKeyboardMarkup:

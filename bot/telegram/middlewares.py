@@ -43,9 +43,11 @@ class UpdateContextMiddleware(BaseMiddleware):
     handler. Committed when the handler returns, rolled back if it raises; once committed,
     the sender is woken for the replies the update queued.
 
-    Handlers get the :class:`~bot.services.actor.Actor` as ``actor``, and its parts under
-    their own names (``session``, ``now``, ``person``, ``roles``, ``locale``), and ``reply``,
-    a :class:`Replier` to the update's chat.
+    Handlers get the :class:`~bot.services.actor.Actor` as ``actor`` and ``reply``, a
+    :class:`Replier` to the update's chat. The Actor's parts are in the data under their own
+    names too (``session``, ``now``, ``person``, ``roles``, ``locale``) for the middlewares
+    that read them (the FSM storage, the translator); handlers take the Actor instead
+    (``tests/test_layering.py``).
     """
 
     def __init__(

@@ -32,6 +32,7 @@ from bot.routing.policy import EmergencyAdvice, EmergencyCall, EmergencyService
 from bot.services import outbox
 from bot.services.tickets import MAX_PHOTOS, Report
 from bot.telegram.callbacks import RowId
+from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, esc, italic
 from bot.telegram.replies import Markup, Replier, markup_json
 from models import HandlingKind, Ticket, TicketCategory
@@ -304,7 +305,7 @@ def category_keyboard() -> InlineKeyboardMarkup:
 
 
 def cancel_keyboard() -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[cancel_button()]])
+    return cancel_only(_(CANCEL), ReportCb(action=ReportAction.CANCEL))
 
 
 def photos_keyboard(count: int) -> InlineKeyboardMarkup:

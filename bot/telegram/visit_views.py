@@ -22,6 +22,7 @@ from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
 from bot.services.visits import DiaryEntry, RuleProgress
 from bot.settings import Settings
 from bot.telegram.callbacks import PageNo, RowId
+from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import markup_json
 from models import Household, QuotaRule, TicketCategory, VisitKind
@@ -176,7 +177,7 @@ def cancel_button(t: Translate) -> InlineKeyboardButton:
 
 
 def cancel_keyboard(t: Translate) -> InlineKeyboardMarkup:
-    return InlineKeyboardMarkup(inline_keyboard=[[cancel_button(t)]])
+    return cancel_only(t("Cancel"), VisitStepCb(step=VisitStep.CANCEL))
 
 
 def kind_keyboard(t: Translate) -> InlineKeyboardMarkup:
