@@ -15,6 +15,7 @@ got more than one), with the outbox rows' statuses beside them.
 
     .venv/bin/python -m bench.outbox_delivery                   # 3,000 messages, SQLite
     .venv/bin/python -m bench.outbox_delivery --messages 600    # quick
+    .venv/bin/python -m bench.outbox_delivery --rate-limits sliding  # a strict 1 s window
     .venv/bin/python -m bench.outbox_delivery \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/gridbot_bench
 
@@ -63,6 +64,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--baseline", type=int, default=600, help="messages in (a)")
+    parser.add_argument(
+        "--rate-limits",
+        choices=["bucket", "sliding"],
+        default="bucket",
+        help="the sandbox's 30 msg/s as a token bucket (default) or a strict sliding window",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GRIDBOT_BENCH_DATABASE_URL"),
@@ -158,7 +165,8 @@ async def baseline(bot: Bot, targets: list[int], rate: float) -> float:
 
 async def main() -> int:
     args = parse_args()
-    server = SandboxServer(clock=lambda: NOW, rate_limits=RateLimits())
+    limits = RateLimits.named(args.rate_limits)
+    server = SandboxServer(clock=lambda: NOW, rate_limits=limits)
     server.register_bot(TOKEN, username="gridbot_bench_bot", first_name="网格通")
     deliveries = Deliveries(server)
     with tempfile.TemporaryDirectory() as folder:
@@ -175,7 +183,8 @@ async def main() -> int:
             try:
                 print(
                     f"outbox delivery: {args.messages:,} messages to {args.messages:,} chats, "
-                    f"sandbox rate limits on ({TELEGRAM_RATE:g}/s, 1/s per chat); "
+                    f"sandbox rate limits on ({TELEGRAM_RATE:g}/s as a {args.rate_limits}, "
+                    f"1/s per chat); "
                     f"{url.split(':')[0]}",
                     flush=True,
                 )
@@ -191,7 +200,7 @@ async def main() -> int:
                     flush=True,
                 )
                 # (b) the sender
-                server.set_rate_limits(RateLimits())  # buckets full again
+                server.set_rate_limits(limits)  # buckets full again, windows empty
                 server.stats.reset()
                 deliveries.reset()
                 recipients = chats(server, FIRST_CHAT, args.messages)
