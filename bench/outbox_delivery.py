@@ -3,8 +3,8 @@
 The sandbox enforces Telegram's flood limits (30 messages a second for the bot, one a second
 per chat; 429 with ``retry_after`` beyond them). In one run this times
 
-(a) the baseline: aiogram alone, no database — a loop that paces itself with the same
-    ``aiolimiter`` bucket and sends ``--baseline`` messages to chats of their own;
+(a) the baseline: aiogram alone, no database — a loop that paces itself evenly, as the
+    sender does, and sends ``--baseline`` messages to chats of their own;
 (b) :class:`bot.telegram.sender.OutboxSender` (``run()``) delivering ``--messages`` outbox
     rows, one per chat, committed beforehand;
 
@@ -37,7 +37,6 @@ from pathlib import Path
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 from sqlalchemy import func, text
 from sqlalchemy.engine import make_url
@@ -50,7 +49,7 @@ from bot.db import create_engine, create_session_factory
 from bot.sandbox import RateLimits, SandboxServer, run_sandbox
 from bot.services import outbox
 from bot.settings import Settings
-from bot.telegram.sender import BURST_SECONDS, OutboxSender
+from bot.telegram.sender import EVEN_PACE, OutboxSender
 from models import OutboxMessage
 
 NOW = datetime(2026, 3, 12, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai: no quiet hours
@@ -146,9 +145,9 @@ def chats(server: SandboxServer, first: int, count: int) -> list[int]:
 
 
 async def baseline(bot: Bot, targets: list[int], rate: float) -> float:
-    """aiogram alone, paced by the same kind of bucket: the best a sender could do here."""
-    burst = max(1.0, rate * BURST_SECONDS)
-    limiter = AsyncLimiter(burst, burst / rate)
+    """aiogram alone, paced evenly as the sender paces (``EVEN_PACE`` of the limit, one send
+    started every interval): the best a sender could do here."""
+    interval = 1 / (rate * EVEN_PACE)
     loop = asyncio.get_running_loop()
     started = loop.time()
 
@@ -156,8 +155,10 @@ async def baseline(bot: Bot, targets: list[int], rate: float) -> float:
         await bot.send_message(chat_id, "基准消息")
 
     tasks = []
-    for chat_id in targets:
-        await limiter.acquire()
+    for n, chat_id in enumerate(targets):
+        delay = started + n * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(send(chat_id)))
     await asyncio.gather(*tasks)
     return loop.time() - started
@@ -183,7 +184,8 @@ async def main() -> int:
             try:
                 print(
                     f"outbox delivery: {args.messages:,} messages to {args.messages:,} chats, "
-                    f"sandbox rate limits on ({TELEGRAM_RATE:g}/s as a {args.rate_limits}, "
+                    f"sandbox rate limits on ({TELEGRAM_RATE:g}/s as a "
+                    f"{'sliding window' if args.rate_limits == 'sliding' else 'token bucket'}, "
                     f"1/s per chat); "
                     f"{url.split(':')[0]}",
                     flush=True,
