@@ -3,8 +3,8 @@
 The sandbox enforces Telegram's flood limits (30 messages a second for the bot, one a second
 per chat; 429 with ``retry_after`` beyond them). In one run this times
 
-(a) the baseline: aiogram alone, no database — a loop that paces itself with the same
-    ``aiolimiter`` bucket and sends ``--baseline`` messages to chats of their own;
+(a) the baseline: aiogram alone, no database — a loop that paces itself evenly, as the
+    sender does, and sends ``--baseline`` messages to chats of their own;
 (b) :class:`bot.telegram.sender.OutboxSender` (``run()``) delivering ``--messages`` outbox
     rows, one per chat, committed beforehand;
 
@@ -15,6 +15,7 @@ got more than one), with the outbox rows' statuses beside them.
 
     .venv/bin/python -m bench.outbox_delivery                   # 3,000 messages, SQLite
     .venv/bin/python -m bench.outbox_delivery --messages 600    # quick
+    .venv/bin/python -m bench.outbox_delivery --rate-limits sliding  # a strict 1 s window
     .venv/bin/python -m bench.outbox_delivery \\
         --database-url postgresql+asyncpg://postgres@127.0.0.1:5432/gridbot_bench
 
@@ -36,7 +37,6 @@ from pathlib import Path
 
 from aiogram import Bot
 from aiogram.client.session.aiohttp import AiohttpSession
-from aiolimiter import AsyncLimiter
 from pydantic import SecretStr
 from sqlalchemy import func, text
 from sqlalchemy.engine import make_url
@@ -49,7 +49,7 @@ from bot.db import create_engine, create_session_factory
 from bot.sandbox import RateLimits, SandboxServer, run_sandbox
 from bot.services import outbox
 from bot.settings import Settings
-from bot.telegram.sender import BURST_SECONDS, OutboxSender
+from bot.telegram.sender import EVEN_PACE, OutboxSender
 from models import OutboxMessage
 
 NOW = datetime(2026, 3, 12, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai: no quiet hours
@@ -63,6 +63,12 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=3000)
     parser.add_argument("--baseline", type=int, default=600, help="messages in (a)")
+    parser.add_argument(
+        "--rate-limits",
+        choices=["bucket", "sliding"],
+        default="bucket",
+        help="the sandbox's 30 msg/s as a token bucket (default) or a strict sliding window",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GRIDBOT_BENCH_DATABASE_URL"),
@@ -139,9 +145,9 @@ def chats(server: SandboxServer, first: int, count: int) -> list[int]:
 
 
 async def baseline(bot: Bot, targets: list[int], rate: float) -> float:
-    """aiogram alone, paced by the same kind of bucket: the best a sender could do here."""
-    burst = max(1.0, rate * BURST_SECONDS)
-    limiter = AsyncLimiter(burst, burst / rate)
+    """aiogram alone, paced evenly as the sender paces (``EVEN_PACE`` of the limit, one send
+    started every interval): the best a sender could do here."""
+    interval = 1 / (rate * EVEN_PACE)
     loop = asyncio.get_running_loop()
     started = loop.time()
 
@@ -149,8 +155,10 @@ async def baseline(bot: Bot, targets: list[int], rate: float) -> float:
         await bot.send_message(chat_id, "基准消息")
 
     tasks = []
-    for chat_id in targets:
-        await limiter.acquire()
+    for n, chat_id in enumerate(targets):
+        delay = started + n * interval - loop.time()
+        if delay > 0:
+            await asyncio.sleep(delay)
         tasks.append(asyncio.create_task(send(chat_id)))
     await asyncio.gather(*tasks)
     return loop.time() - started
@@ -158,7 +166,8 @@ async def baseline(bot: Bot, targets: list[int], rate: float) -> float:
 
 async def main() -> int:
     args = parse_args()
-    server = SandboxServer(clock=lambda: NOW, rate_limits=RateLimits())
+    limits = RateLimits.named(args.rate_limits)
+    server = SandboxServer(clock=lambda: NOW, rate_limits=limits)
     server.register_bot(TOKEN, username="gridbot_bench_bot", first_name="网格通")
     deliveries = Deliveries(server)
     with tempfile.TemporaryDirectory() as folder:
@@ -175,7 +184,9 @@ async def main() -> int:
             try:
                 print(
                     f"outbox delivery: {args.messages:,} messages to {args.messages:,} chats, "
-                    f"sandbox rate limits on ({TELEGRAM_RATE:g}/s, 1/s per chat); "
+                    f"sandbox rate limits on ({TELEGRAM_RATE:g}/s as a "
+                    f"{'sliding window' if args.rate_limits == 'sliding' else 'token bucket'}, "
+                    f"1/s per chat); "
                     f"{url.split(':')[0]}",
                     flush=True,
                 )
@@ -191,7 +202,7 @@ async def main() -> int:
                     flush=True,
                 )
                 # (b) the sender
-                server.set_rate_limits(RateLimits())  # buckets full again
+                server.set_rate_limits(limits)  # buckets full again, windows empty
                 server.stats.reset()
                 deliveries.reset()
                 recipients = chats(server, FIRST_CHAT, args.messages)

@@ -197,9 +197,20 @@ TALLY_COLUMNS = [
 
 
 def generate(
-    size: Size, leaves: list[int], first_person: int, now: datetime, seed: int, sqlite: bool
+    size: Size,
+    leaves: list[int],
+    first_person: int,
+    now: datetime,
+    seed: int,
+    sqlite: bool,
+    *,
+    first_household: int = 1,
+    until: datetime = NOW,
 ) -> Data:
-    """Households spread evenly over the workers; Q1 2026 visits up to ``NOW``; their tallies.
+    """Households spread evenly over the workers; Q1 2026 visits up to ``until``; their tallies.
+
+    Households take the ids ``first_household`` on (``bench/load.py`` loads them beside the
+    demo community's).
 
     Each month most households get a contact (key ones a home visit), most a micro-lecture
     in the quarter, most ordinary ones a home visit in the quarter — with gaps, so that the
@@ -213,10 +224,10 @@ def generate(
     households: list[tuple[Any, ...]] = []
     visits: list[tuple[Any, ...]] = []
     tallies: list[tuple[Any, ...]] = []
-    months = ((1, 31, 0.92), (2, 28, 0.88), (3, NOW.astimezone(TZ).day - 1, 0.62))
+    months = ((1, 31, 0.92), (2, 28, 0.88), (3, until.astimezone(TZ).day - 1, 0.62))
     created = stamp(now)
     for n in range(size.households):
-        household_id = n + 1
+        household_id = first_household + n
         worker_id = first_person + n % size.workers
         categories = 1 << rng.randrange(6) if rng.random() < KEY_SHARE else 0
         households.append(

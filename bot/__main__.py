@@ -213,10 +213,19 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     from bot.clock import SystemClock
+    from bot.sandbox.ratelimit import RateLimits
     from bot.trial import run_trial
 
     try:
-        asyncio.run(run_trial(settings, SystemClock(), host=args.host, port=args.port))
+        asyncio.run(
+            run_trial(
+                settings,
+                SystemClock(),
+                host=args.host,
+                port=args.port,
+                rate_limits=RateLimits.named(args.rate_limits),
+            )
+        )
     except KeyboardInterrupt:
         return 0
     except OSError as exc:
@@ -258,6 +267,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
     sandbox.add_argument("--port", type=int, default=None, help="web page port (default 8080)")
+    sandbox.add_argument(
+        "--rate-limits",
+        choices=["bucket", "sliding", "off"],
+        default="bucket",
+        help="Telegram's flood limits: 30/s as a token bucket (default), as a strict "
+        "sliding one-second window, or off",
+    )
     sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = commands.add_parser("demo-data", help="load the sample community into an empty db")

@@ -20,6 +20,7 @@ from bot.db import create_engine, create_session_factory
 from bot.i18n import gettext_for
 from bot.labels import ROLE
 from bot.sandbox.app import run_sandbox
+from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.services import people
 from bot.services.demo import DemoDataExists, load_demo_data
@@ -82,9 +83,16 @@ async def sandbox_accounts(server: SandboxServer, settings: Settings) -> int:
     return created
 
 
-async def run_trial(settings: Settings, clock: Clock, *, host: str, port: int) -> None:
+async def run_trial(
+    settings: Settings,
+    clock: Clock,
+    *,
+    host: str,
+    port: int,
+    rate_limits: RateLimits | None = None,
+) -> None:
     await prepare_database(settings, clock)
-    server = SandboxServer(clock=clock.now)
+    server = SandboxServer(clock=clock.now, rate_limits=rate_limits)
     server.register_bot(SANDBOX_TOKEN, username=SANDBOX_USERNAME, first_name="网格通 GridBot")
     accounts = await sandbox_accounts(server, settings)  # after the bot: they start it
     async with run_sandbox(server, host=host, port=port, web=True) as sandbox:

@@ -21,7 +21,9 @@ User side and test control (JSON; answers ``{"ok": true, "result": ...}`` or
 * ``GET  /bots/{bot}/chats/{chat_id}/events?after=SEQ&timeout=S`` — long-poll chat events
 * ``GET  /bots/{bot}/chats/{chat_id}/next_message?after=MESSAGE_ID&timeout=S``
 * ``GET  /stats``, ``POST /stats/reset``, ``POST /reset``
-* ``PUT|DELETE /faults``, ``POST /faults/storm``, ``PUT /rate_limits``, ``POST /clock/advance``
+* ``PUT|DELETE /faults``, ``POST /faults/storm``, ``POST /clock/advance``
+* ``PUT /rate_limits`` — any :class:`~bot.sandbox.ratelimit.RateLimits` field (``model``:
+  ``bucket`` or ``sliding``), plus ``scale``
 
 ``GET /sandbox/files/{file_id}`` serves any file to the user side; ``/`` and ``/static/`` serve
 the web chat page when the app is created with ``web=True``.

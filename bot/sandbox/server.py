@@ -93,7 +93,8 @@ class SandboxServer:
 
     :param clock: wall clock for ``date`` fields and callback-query age (aware UTC datetimes)
     :param monotonic: monotonic seconds, for rate limits and 429 storms
-    :param rate_limits: flood limits; ``RateLimits.off()`` disables them
+    :param rate_limits: flood limits; ``RateLimits.off()`` disables them, ``RateLimits.sliding()``
+        counts the overall limit in a strict sliding window instead of a token bucket
     :param seed: seed of the fault-injection RNG
     :param auto_register_bots: accept any well-formed token as a new bot
     :param webhook: webhook delivery timing (tests shorten the retry delays)
@@ -162,7 +163,7 @@ class SandboxServer:
     # -- configuration ----------------------------------------------------------------------------
 
     def set_rate_limits(self, limits: RateLimits) -> None:
-        """Replace the flood limits (buckets start full)."""
+        """Replace the flood limits (buckets start full, windows empty)."""
         self.rate_limiter.configure(limits)
 
     def set_faults(self, faults: Faults, *, seed: int | None = None) -> None:

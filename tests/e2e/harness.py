@@ -106,18 +106,7 @@ class Harness:
         stack = contextlib.AsyncExitStack()
         await stack.enter_async_context(running(app))
         if self.mode == "polling":
-            await app.bot.delete_webhook(drop_pending_updates=False)
-            task = asyncio.create_task(
-                app.dispatcher.start_polling(
-                    app.bot,
-                    handle_as_tasks=True,
-                    handle_signals=False,
-                    close_bot_session=False,
-                    polling_timeout=1,
-                    allowed_updates=app.dispatcher.resolve_used_update_types(),
-                )
-            )
-            self._tasks.append(task)
+            self._tasks.append(await start_polling(app))
         else:
             local = await stack.enter_async_context(webhook_server(app))
             secret = self.settings.webhook.secret
@@ -273,6 +262,42 @@ class Harness:
             await engine.dispose()
 
 
+def sandbox_settings(
+    sandbox_url: str,
+    database_url: str,
+    *,
+    token: str = TOKEN,
+    limits: LimitSettings | None = None,
+    **more: Any,
+) -> Settings:
+    """The bot's settings against a sandbox (here and in ``bench/load.py``): no ``.env``; by
+    default no pacing of its own, as the sandbox's flood limits are off."""
+    return Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=SecretStr(token),
+        telegram_api_url=sandbox_url,
+        database_url=database_url,
+        limits=limits or LimitSettings(per_chat_interval=0.0, retry_base_seconds=0.02),
+        webhook=WebhookSettings(port=0, secret=SecretStr("e2e-secret-token")),
+        **more,
+    )
+
+
+async def start_polling(app: App) -> asyncio.Task[None]:
+    """The bot polls the sandbox (an update at a time, each handled as a task) until cancelled."""
+    await app.bot.delete_webhook(drop_pending_updates=False)
+    return asyncio.create_task(
+        app.dispatcher.start_polling(
+            app.bot,
+            handle_as_tasks=True,
+            handle_signals=False,
+            close_bot_session=False,
+            polling_timeout=1,
+            allowed_updates=app.dispatcher.resolve_used_update_types(),
+        )
+    )
+
+
 @contextlib.asynccontextmanager
 async def harness(
     database_url: str,
@@ -300,14 +325,7 @@ async def harness(
         run_sandbox(server, web=web) as sandbox,
         SandboxClient(sandbox.url) as client,
     ):
-        settings = Settings(
-            _env_file=None,  # type: ignore[call-arg]
-            bot_token=SecretStr(TOKEN),
-            telegram_api_url=sandbox.url,
-            database_url=database_url,
-            limits=LimitSettings(per_chat_interval=0.0, retry_base_seconds=0.02),
-            webhook=WebhookSettings(port=0, secret=SecretStr("e2e-secret-token")),
-        )
+        settings = sandbox_settings(sandbox.url, database_url)
         h = Harness(sandbox, client, clock, settings, mode)
         h.language.default_locale = settings.default_locale
         h.language.bot_id = int(TOKEN.split(":")[0])
