@@ -29,7 +29,7 @@ Every export writes an AuditLog row (who, what, how many rows, how many shown un
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
@@ -57,9 +57,10 @@ from .imports import (
     display_phone,
 )
 from .people import RoleInGrid
-from .tabular import CellValue, Sheet, shown, write_workbook
+from .tabular import CellValue, Sheet, WorkbookWriter, shown
 
 HIDDEN = "***"  # in place of what the asker may not read
+EXPORT_BATCH = 2_000  # rows read, turned into cells and written at a time
 
 GRID_NAME = N_("Grid name")
 WORKER_NAME = N_("Grid worker's name")
@@ -170,20 +171,24 @@ async def export_households(
         Household.worker_id,
         Household.note,
     ]
-    result = await session.exec(
+    statement = (
         select(*columns)
         .join(Grid, col(Grid.id) == col(Household.grid_id))
         .where(_under(scope.paths))
         .order_by(col(Grid.code), col(Household.code))
     )
-    records = result.all()
-    workers = await _people(session, {r[11] for r in records if r[11] is not None})
-    shown_unmasked = sum(1 for r in records if scope.unmasked(r[3]))
+    worker_ids = await session.exec(
+        select(col(Household.worker_id))
+        .join(Grid, col(Grid.id) == col(Household.grid_id))
+        .where(_under(scope.paths), col(Household.worker_id).is_not(None))
+        .distinct()
+    )
+    workers = await _people(session, {w for w in worker_ids if w is not None})
     yes, no = translate(YES), translate(NO)
     labels_of = _category_labels(translate)
 
-    def lines() -> Iterator[list[CellValue]]:
-        for (
+    def line(record: Any) -> list[CellValue]:
+        (
             code,
             grid_code_,
             grid_name,
@@ -197,24 +202,24 @@ async def export_households(
             is_business,
             worker_id,
             note,
-        ) in records:
-            open_ = scope.unmasked(path)
-            worker_phone, worker_name = workers.get(worker_id, (None, None))
-            yield [
-                code,
-                grid_code_,
-                grid_name,
-                head_name,
-                (display_phone(phone) if open_ else mask_phone(phone)) if phone else None,
-                address,
-                members,
-                labels_of(categories) if open_ else HIDDEN,
-                (yes if is_key else no) if open_ else HIDDEN,
-                yes if is_business else no,
-                display_phone(worker_phone) if worker_phone else None,
-                worker_name,
-                note,
-            ]
+        ) = record
+        open_ = scope.unmasked(path)
+        worker_phone, worker_name = workers.get(worker_id, (None, None))
+        return [
+            code,
+            grid_code_,
+            grid_name,
+            head_name,
+            (display_phone(phone) if open_ else mask_phone(phone)) if phone else None,
+            address,
+            members,
+            labels_of(categories) if open_ else HIDDEN,
+            (yes if is_key else no) if open_ else HIDDEN,
+            yes if is_business else no,
+            display_phone(worker_phone) if worker_phone else None,
+            worker_name,
+            note,
+        ]
 
     labels = {c.key: c.label for c in HOUSEHOLD_COLUMNS}
     headers = [
@@ -232,28 +237,18 @@ async def export_households(
         WORKER_NAME,
         labels["note"],
     ]
-    data = await asyncio.to_thread(  # CPU-bound: keep the event loop free
-        write_workbook,
-        [
-            Sheet(
-                title=translate(HOUSEHOLDS_SHEET),
-                headers=[translate(h) for h in headers],
-                rows=lines(),
-                widths=[20, 18, 20, 12, 14, 36, 8, 24, 8, 8, 14, 10, 30],
-                text_columns=frozenset({0, 1, 4, 10}),
-                auto_filter=True,
-            )
-        ],
+    sheet = Sheet(
+        title=translate(HOUSEHOLDS_SHEET),
+        headers=[translate(h) for h in headers],
+        rows=(),
+        widths=[20, 18, 20, 12, 14, 36, 8, 24, 8, 8, 14, 10, 30],
+        text_columns=frozenset({0, 1, 4, 10}),
+        auto_filter=True,
     )
-    _audit(
-        audit_into or session,
-        actor,
-        "export:households",
-        scope,
-        len(records),
-        shown_unmasked,
-        now,
+    data, count, unmasked = await _stream_ledger(
+        session, statement, sheet, line, lambda record: scope.unmasked(record[3])
     )
+    _audit(audit_into or session, actor, "export:households", scope, count, unmasked, now)
     return data
 
 
@@ -272,7 +267,7 @@ async def export_people(
     per role, as the people import reads it — as XLSX bytes. Residents are in the household
     ledger, not here."""
     scope = await _scope(session, actor, roles, grid_code, masked, now)
-    rows = await session.exec(
+    statement = (
         select(RoleAssignment, Person, Grid, Department)
         .join(Person, col(Person.id) == col(RoleAssignment.person_id))
         .join(Grid, col(Grid.id) == col(RoleAssignment.grid_id))
@@ -285,24 +280,22 @@ async def export_people(
         )
         .order_by(col(Grid.code), col(RoleAssignment.role), col(Person.name))
     )
-    records = rows.all()
-    shown_unmasked = sum(1 for _, _, grid, _ in records if scope.unmasked(grid.path))
     yes, no = translate(YES), translate(NO)
 
-    def lines() -> Iterator[list[CellValue]]:
-        for assignment, person, grid, found in records:
-            department: Department | None = found  # None for everyone but department staff
-            phone = person.phone
-            open_ = scope.unmasked(grid.path)
-            yield [
-                person.name,
-                (display_phone(phone) if open_ else mask_phone(phone)) if phone else None,
-                translate(ROLE[Role(assignment.role)]),
-                grid.code,
-                grid.name,
-                department.code if department is not None else None,
-                yes if person.telegram_id is not None else no,
-            ]
+    def line(record: Any) -> list[CellValue]:
+        assignment, person, grid, found = record
+        department: Department | None = found  # None for everyone but department staff
+        phone = person.phone
+        open_ = scope.unmasked(grid.path)
+        return [
+            person.name,
+            (display_phone(phone) if open_ else mask_phone(phone)) if phone else None,
+            translate(ROLE[Role(assignment.role)]),
+            grid.code,
+            grid.name,
+            department.code if department is not None else None,
+            yes if person.telegram_id is not None else no,
+        ]
 
     labels = {c.key: c.label for c in PEOPLE_COLUMNS}
     headers = [
@@ -314,21 +307,41 @@ async def export_people(
         labels["department"],
         USES_BOT,
     ]
-    data = await asyncio.to_thread(  # CPU-bound: keep the event loop free
-        write_workbook,
-        [
-            Sheet(
-                title=translate(PEOPLE_SHEET),
-                headers=[translate(h) for h in headers],
-                rows=lines(),
-                widths=[14, 14, 12, 18, 24, 16, 10],
-                text_columns=frozenset({1, 3}),
-                auto_filter=True,
-            )
-        ],
+    sheet = Sheet(
+        title=translate(PEOPLE_SHEET),
+        headers=[translate(h) for h in headers],
+        rows=(),
+        widths=[14, 14, 12, 18, 24, 16, 10],
+        text_columns=frozenset({1, 3}),
+        auto_filter=True,
     )
-    _audit(audit_into or session, actor, "export:people", scope, len(records), shown_unmasked, now)
+    data, count, unmasked = await _stream_ledger(
+        session, statement, sheet, line, lambda record: scope.unmasked(record[2].path)
+    )
+    _audit(audit_into or session, actor, "export:people", scope, count, unmasked, now)
     return data
+
+
+async def _stream_ledger(
+    session: AsyncSession,
+    statement: Any,
+    sheet: Sheet,
+    line: Callable[[Any], list[CellValue]],
+    unmasked: Callable[[Any], bool],
+) -> tuple[bytes, int, int]:
+    """Write the rows of ``statement`` into a one-sheet workbook a batch at a time — read from
+    a server-side cursor, each batch turned into cells and written in a worker thread — so
+    neither the rows nor the workbook are ever held whole and the event loop stays free.
+    Returns the workbook's bytes, the rows written and how many of them were shown unmasked."""
+    writer = WorkbookWriter()
+    await asyncio.to_thread(writer.begin, sheet)
+    count = shown_unmasked = 0
+    result = await session.stream(statement.execution_options(yield_per=EXPORT_BATCH))
+    async for batch in result.partitions():
+        count += len(batch)
+        shown_unmasked += sum(1 for record in batch if unmasked(record))
+        await asyncio.to_thread(writer.append, map(line, batch))  # cells made in the thread
+    return await asyncio.to_thread(writer.save), count, shown_unmasked
 
 
 def _category_labels(translate: Translate) -> Callable[[int], str]:

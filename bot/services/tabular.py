@@ -445,9 +445,31 @@ class Sheet:
 
 def write_workbook(sheets: Sequence[Sheet]) -> bytes:
     """Stream sheets into an XLSX workbook (openpyxl write-only mode) and return its bytes."""
-    workbook = Workbook(write_only=True)
+    writer = WorkbookWriter()
     for spec in sheets:
-        sheet = workbook.create_sheet(title=_sheet_title(spec.title))
+        writer.begin(spec)
+        writer.append(spec.rows)
+    return writer.save()
+
+
+class WorkbookWriter:
+    """An XLSX workbook written a batch of rows at a time, for a ledger too big to hold in
+    memory: openpyxl's write-only mode keeps each sheet's rows in a temporary file, so only the
+    batch being appended and the finished file are ever in memory.
+
+    ``begin`` a sheet (its header row and column settings), ``append`` its rows in as many
+    calls as suit the reader, ``begin`` the next sheet, and ``save`` once. One thread at a time.
+    """
+
+    def __init__(self) -> None:
+        self._workbook = Workbook(write_only=True)
+        self._sheet: Any = None
+        self._spec: Sheet | None = None
+        self._count = 0  # rows in the current sheet, its header included
+
+    def begin(self, spec: Sheet) -> None:
+        self._finish_sheet()
+        sheet = self._workbook.create_sheet(title=_sheet_title(spec.title))
         for index, width in enumerate(spec.widths):
             sheet.column_dimensions[get_column_letter(index + 1)].width = width
         for index in spec.text_columns:
@@ -466,15 +488,27 @@ def write_workbook(sheets: Sequence[Sheet]) -> bytes:
             cell.fill = _HEADER_FILL
             header.append(cell)
         sheet.append(header)
-        count = 1
-        for row in spec.rows:
-            sheet.append([neutralise(value) for value in row])
-            count += 1
-        if spec.auto_filter and spec.headers:
-            sheet.auto_filter.ref = f"A1:{get_column_letter(len(spec.headers))}{count}"
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
+        self._sheet, self._spec, self._count = sheet, spec, 1
+
+    def append(self, rows: Iterable[Sequence[CellValue]]) -> None:
+        if self._sheet is None:
+            raise RuntimeError("begin a sheet before appending rows to it")
+        for row in rows:
+            self._sheet.append([neutralise(value) for value in row])
+            self._count += 1
+
+    def save(self) -> bytes:
+        self._finish_sheet()
+        buffer = io.BytesIO()
+        self._workbook.save(buffer)
+        return buffer.getvalue()
+
+    def _finish_sheet(self) -> None:
+        spec = self._spec
+        if spec is not None and spec.auto_filter and spec.headers:
+            last = get_column_letter(len(spec.headers))
+            self._sheet.auto_filter.ref = f"A1:{last}{self._count}"
+        self._sheet, self._spec = None, None
 
 
 def _sheet_title(title: str) -> str:

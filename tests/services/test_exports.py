@@ -15,6 +15,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import FrozenClock
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import gettext_for
+from bot.services import exports
 from bot.services.exports import HIDDEN, export_households, export_people, mask_phone
 from bot.services.imports import (
     ImportReport,
@@ -218,6 +219,30 @@ async def test_every_export_is_audited(session: AsyncSession, clock: FrozenClock
     assert audit.actor_id == community.head.id
     assert audit.object_id == community.grids[EAST_2].id
     assert audit.data == {"rows": 5, "unmasked_rows": 5, "sensitive": True}
+
+
+async def test_a_ledger_read_in_several_batches_keeps_every_row_in_order(
+    session: AsyncSession, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A city's ledger is read and written a batch at a time; the batches join up."""
+    monkeypatch.setattr(exports, "EXPORT_BATCH", 4)
+    community = await loaded(session, clock)
+    whole = read_back(await export(session, community, community.admin, "en"))
+    monkeypatch.setattr(exports, "EXPORT_BATCH", 1)
+    one_by_one = read_back(await export(session, community, community.admin, "en"))
+    assert len(whole) == 6
+    assert one_by_one == whole
+    audits = (
+        await session.exec(select(AuditLog).where(AuditLog.action == "export:households"))
+    ).all()
+    assert [a.data["rows"] for a in audits] == [6, 6]
+    roles = await community.roles(session, community.admin)
+    people = read_back(
+        await export_people(
+            session, community.admin, roles, now=community.now, translate=in_("en")
+        )
+    )
+    assert len(people) > 1
 
 
 # --- people -----------------------------------------------------------------------------------
