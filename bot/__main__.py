@@ -113,18 +113,18 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
 
     startup.check_sqlite_file(settings.database_url)
     from bot.db import create_engine, create_session_factory
-    from scheduler.service import run_scheduler
+    from scheduler.service import build_scheduler
 
     async def main() -> int:
         engine = create_engine(settings.database_url)
         try:
             await startup.check_database(engine, settings.database_url)
-            await run_scheduler(
+            await build_scheduler(
                 engine=engine,
                 sessions=create_session_factory(engine),
                 clock=SystemClock(),
                 settings=settings,
-            )
+            ).run()
         finally:
             await engine.dispose()
         return 0

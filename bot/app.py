@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -28,15 +28,24 @@ from bot.db import (
     create_reader_factory,
     create_session_factory,
 )
+from bot.metrics import Metrics
 from bot.services import outbox, quotas, unreachable
 from bot.settings import Settings
 from bot.telegram.commands import default_menus
 from bot.telegram.fsm_storage import DatabaseStorage
 from bot.telegram.i18n import CatalogI18n, PersonI18nMiddleware
-from bot.telegram.middlewares import UpdateContextMiddleware, UpdateFsmMiddleware
+from bot.telegram.middlewares import (
+    UpdateContextMiddleware,
+    UpdateFsmMiddleware,
+    UpdateMetricsMiddleware,
+)
 from bot.telegram.sender import OutboxSender
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
+from bot.watch import Watch, serving
 from handlers import build_router
+
+if TYPE_CHECKING:
+    from scheduler.service import SchedulerService
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +60,13 @@ class App:
     dispatcher: Dispatcher
     sender: OutboxSender
     work: BackgroundWork
+    metrics: Metrics
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    scheduler: SchedulerService | None = None  # while this process competes to lead it
+
+    def task_alive(self, name: str) -> bool:
+        """Whether the background task ``name`` (the outbox sender, say) is running."""
+        return any(task.get_name() == name and not task.done() for task in self.tasks)
 
 
 def build_storage(settings: Settings, sessions: SessionFactory, clock: Clock) -> BaseStorage:
@@ -64,8 +79,13 @@ def build_storage(settings: Settings, sessions: SessionFactory, clock: Clock) ->
     return DatabaseStorage(sessions, clock)
 
 
-def install_update_middlewares(dispatcher: Dispatcher, context: UpdateContextMiddleware) -> None:
-    """Put the update's context between aiogram's own middlewares, and the FSM after it.
+def install_update_middlewares(
+    dispatcher: Dispatcher,
+    context: UpdateContextMiddleware,
+    metrics: UpdateMetricsMiddleware | None = None,
+) -> None:
+    """Put the update's context between aiogram's own middlewares, and the FSM after it
+    (the metrics, when given, first: they time all of it).
 
     ``Dispatcher()`` registers ``ErrorsMiddleware``, ``UserContextMiddleware`` (the user and
     chat of the event) and ``FSMContextMiddleware`` (which reads the conversation's state) as
@@ -78,6 +98,8 @@ def install_update_middlewares(dispatcher: Dispatcher, context: UpdateContextMid
     if dispatcher.fsm in outer:
         outer.unregister(dispatcher.fsm)
     dispatcher.fsm = UpdateFsmMiddleware.replacing(dispatcher.fsm)
+    if metrics is not None:
+        outer.register(metrics)
     outer.register(context)
     outer.register(dispatcher.fsm)
 
@@ -132,12 +154,15 @@ def build_app(
         work=work,
         notifier=TelegramTicketNotifier(settings),
     )
+    metrics = Metrics()
     install_update_middlewares(
-        dispatcher, UpdateContextMiddleware(sessions, clock, sender, settings)
+        dispatcher,
+        UpdateContextMiddleware(sessions, clock, sender, settings),
+        UpdateMetricsMiddleware(metrics),
     )
     PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
     dispatcher.include_router(build_router())
-    return App(settings, clock, engine, sessions, bot, dispatcher, sender, work)
+    return App(settings, clock, engine, sessions, bot, dispatcher, sender, work, metrics)
 
 
 async def prepare(app: App) -> None:
@@ -159,20 +184,16 @@ async def running(app: App, *, scheduler: bool = False) -> AsyncIterator[App]:
     await prepare(app)
     app.tasks.append(asyncio.create_task(app.sender.run(), name="outbox-sender"))
     if scheduler:
-        from scheduler.service import run_scheduler
+        from scheduler.service import build_scheduler
 
-        app.tasks.append(
-            asyncio.create_task(
-                run_scheduler(
-                    engine=app.engine,
-                    sessions=app.sessions,
-                    clock=app.clock,
-                    settings=app.settings,
-                    wake_outbox=app.sender.wake,
-                ),
-                name="scheduler",
-            )
+        app.scheduler = build_scheduler(
+            engine=app.engine,
+            sessions=app.sessions,
+            clock=app.clock,
+            settings=app.settings,
+            wake_outbox=app.sender.wake,
         )
+        app.tasks.append(asyncio.create_task(app.scheduler.run(), name="scheduler"))
     try:
         yield app
     finally:
@@ -182,6 +203,7 @@ async def running(app: App, *, scheduler: bool = False) -> AsyncIterator[App]:
             with suppress(asyncio.CancelledError):
                 await task
         app.tasks.clear()
+        app.scheduler = None
         await app.work.close()
 
 
@@ -191,8 +213,14 @@ async def close(app: App) -> None:
     await app.engine.dispose()
 
 
-async def run_polling(app: App, *, scheduler: bool = True) -> None:
-    async with running(app, scheduler=scheduler):
+async def run_polling(app: App, *, scheduler: bool = True, watch: bool = True) -> None:
+    """Poll for updates until cancelled; ``watch``: serve /healthz and /metrics on their own
+    port (``settings.watch``) when enabled there."""
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(running(app, scheduler=scheduler))
+        if watch and app.settings.watch.enabled:
+            hosting = app.settings.watch
+            await stack.enter_async_context(serving(Watch(app), hosting.host, hosting.port))
         await app.dispatcher.start_polling(
             app.bot,
             handle_as_tasks=True,
@@ -218,6 +246,7 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
         web_app, path=hook.path
     )
     setup_application(web_app, app.dispatcher, bot=app.bot)
+    web_app.add_routes(Watch(app).routes())  # /healthz and /metrics beside the webhook
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, hook.host, hook.port)

@@ -36,6 +36,14 @@ class WebhookSettings(BaseModel):
         return value
 
 
+class WatchSettings(BaseModel):
+    """Where a polling bot serves /healthz and /metrics (in webhook mode: the webhook's server)."""
+
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=9090, ge=0, le=65535)  # 0: any free port (tests)
+
+
 class QuietHours(BaseModel):
     """Non-urgent messages wait while the clock is inside this window (local time)."""
 
@@ -78,6 +86,7 @@ class Settings(BaseSettings):
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh_Hans"
     webhook: WebhookSettings = WebhookSettings()
+    watch: WatchSettings = WatchSettings()
     quiet_hours: QuietHours = QuietHours()
     limits: LimitSettings = LimitSettings()
     reports: ReportLimits = ReportLimits()

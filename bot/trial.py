@@ -25,6 +25,7 @@ from bot.sandbox.server import SandboxServer
 from bot.services import people
 from bot.services.demo import DemoDataExists, load_demo_data
 from bot.settings import Settings
+from bot.watch import Watch
 from models import Person
 
 log = logging.getLogger(__name__)
@@ -95,11 +96,15 @@ async def run_trial(
     server = SandboxServer(clock=clock.now, rate_limits=rate_limits)
     server.register_bot(SANDBOX_TOKEN, username=SANDBOX_USERNAME, first_name="网格通 GridBot")
     accounts = await sandbox_accounts(server, settings)  # after the bot: they start it
-    async with run_sandbox(server, host=host, port=port, web=True) as sandbox:
+    watch = Watch()  # /healthz and /metrics beside the chat page, once the bot is built
+    async with run_sandbox(
+        server, host=host, port=port, web=True, routes=watch.routes()
+    ) as sandbox:
         trial = settings.model_copy(
             update={"bot_token": SecretStr(SANDBOX_TOKEN), "telegram_api_url": sandbox.url}
         )
         app = build_app(trial, clock)
+        watch.app = app
         log.info("sandbox ready: open %s (%d demo accounts)", sandbox.url, accounts)
         print(  # noqa: T201
             gettext_for(
@@ -110,6 +115,6 @@ async def run_trial(
             flush=True,
         )
         try:
-            await run_polling(app)
+            await run_polling(app, watch=False)  # served on the sandbox's port instead
         finally:
             await close(app)

@@ -29,6 +29,7 @@ from sqlalchemy import delete, insert, or_, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlmodel import col
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from models import SchedulerLease
@@ -38,6 +39,7 @@ log = logging.getLogger(__name__)
 LOCK_NAME = "scheduler"
 LEASE = timedelta(seconds=45)
 RENEW_EVERY = timedelta(seconds=15)
+APPLICATION_PREFIX = "gridbot-leader "  # the lock connection's application_name
 CHECK_TIMEOUT = 10.0  # seconds a liveness check of the advisory lock's connection may take
 
 
@@ -177,6 +179,11 @@ class AdvisoryLock:
         connection = await self.engine.connect()
         try:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
+            # named after its holder, so anyone can see who leads (:func:`current_leader`)
+            await connection.execute(
+                text("SELECT set_config('application_name', :name, false)"),
+                {"name": f"{APPLICATION_PREFIX}{self.holder}"[:63]},
+            )
             got = await connection.scalar(
                 text("SELECT pg_try_advisory_lock(:key)"), {"key": self.key}
             )
@@ -217,6 +224,35 @@ async def _discard(connection: AsyncConnection) -> None:
         await connection.invalidate()
     with suppress(Exception):
         await connection.close()
+
+
+async def current_leader(
+    session: AsyncSession, now: datetime, *, name: str = LOCK_NAME
+) -> str | None:
+    """Who holds the leader lock now (a holder name: host, process and a tag), or None."""
+    connection = await session.connection()
+    if connection.dialect.name == "postgresql":
+        holder = await connection.scalar(
+            text(
+                "SELECT a.application_name FROM pg_locks l "
+                "JOIN pg_stat_activity a ON a.pid = l.pid "
+                "WHERE l.locktype = 'advisory' AND l.granted "
+                "AND ((l.classid::bigint << 32) | l.objid::bigint) = (:key)::bigint "
+                "LIMIT 1"
+            ),
+            {"key": advisory_key(name)},
+        )
+        return str(holder).removeprefix(APPLICATION_PREFIX) if holder is not None else None
+    lease = (
+        await connection.execute(
+            select(col(SchedulerLease.holder), col(SchedulerLease.expires_at)).where(
+                col(SchedulerLease.name) == name
+            )
+        )
+    ).one_or_none()
+    if lease is None or lease.expires_at <= now:
+        return None
+    return str(lease.holder)
 
 
 def leader_lock_for(

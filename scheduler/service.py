@@ -1,9 +1,9 @@
 """The live scheduler: APScheduler in this process, acting only while it holds the leader lock.
 
-Every process that may schedule runs :func:`run_scheduler`. Each starts an
-``AsyncIOScheduler`` paused and asks for the lock every :data:`~scheduler.leader.RENEW_EVERY`;
-the one that gets it loads the registry's jobs and resumes, the others keep asking. A leader
-that loses the lock pauses at once and drops its jobs.
+Every process that may schedule runs a :class:`SchedulerService` (:func:`build_scheduler`).
+Each starts an ``AsyncIOScheduler`` paused and asks for the lock every
+:data:`~scheduler.leader.RENEW_EVERY`; the one that gets it loads the registry's jobs and
+resumes, the others keep asking. A leader that loses the lock pauses at once and drops its jobs.
 
 On taking over, each job's next run is the first fire time after its last recorded start
 (``JobRun``), so a fire missed while no one led (a restart, a leader change) runs once, at once,
@@ -129,7 +129,7 @@ class SchedulerService:
             log.exception("the scheduler lock could not be released; it will lapse")
 
 
-async def run_scheduler(
+def build_scheduler(
     *,
     engine: AsyncEngine,
     sessions: SessionFactory,
@@ -137,16 +137,15 @@ async def run_scheduler(
     settings: Settings,
     wake_outbox: Callable[[], None] | None = None,
     registry: Registry | None = None,
-) -> None:
-    """Run GridBot's scheduler in this process until cancelled (the entry point).
+) -> SchedulerService:
+    """GridBot's scheduler for this process; ``await service.run()`` runs it until cancelled.
 
-    Inside ``gridbot run``: start it as a task next to the outbox sender, passing
-    ``wake_outbox=app.sender.wake``. Alone (``gridbot scheduler``): await it.
+    Inside ``gridbot run`` it runs as a task next to the outbox sender, with
+    ``wake_outbox=app.sender.wake``; alone (``gridbot scheduler``) it is awaited.
     """
     ctx = JobContext(sessions=sessions, clock=clock, settings=settings, wake_outbox=wake_outbox)
-    service = SchedulerService(
+    return SchedulerService(
         registry if registry is not None else default_registry(settings),
         ctx,
         leader_lock_for(engine, clock),
     )
-    await service.run()

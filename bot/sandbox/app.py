@@ -37,7 +37,7 @@ import binascii
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, fields
 from importlib import resources
 from pathlib import Path
@@ -562,10 +562,15 @@ async def _index(request: web.Request) -> web.StreamResponse:
 
 
 def create_app(
-    server: SandboxServer, *, web: bool = False, web_page: bool = False
+    server: SandboxServer,
+    *,
+    web: bool = False,
+    web_page: bool = False,
+    routes: Sequence[aiohttp_web.RouteDef] = (),
 ) -> aiohttp_web.Application:
     """The aiohttp application serving ``server`` (and the web chat page at ``/`` if ``web``;
-    ``web_page`` is the same flag under its earlier name)."""
+    ``web_page`` is the same flag under its earlier name), plus any ``routes`` of the caller's
+    (``gridbot sandbox`` adds the bot's /healthz and /metrics)."""
     web = web or web_page
     app = aiohttp_web.Application(client_max_size=MAX_REQUEST_BYTES, middlewares=[_control_errors])
     app[SERVER_KEY] = server
@@ -596,6 +601,7 @@ def create_app(
     if web:
         router.add_get("/", _index)
         router.add_static("/static/", _static_dir(), append_version=False)
+    router.add_routes(routes)
 
     async def on_startup(app: aiohttp_web.Application) -> None:
         server.reopen()
@@ -633,6 +639,7 @@ async def run_sandbox(
     port: int = 0,
     web: bool = False,
     web_page: bool = False,
+    routes: Sequence[aiohttp_web.RouteDef] = (),
 ) -> AsyncIterator[RunningSandbox]:
     """Serve a sandbox on ``host:port`` (port 0: a free one) for the duration of the block.
 
@@ -643,7 +650,7 @@ async def run_sandbox(
             bot = Bot(token, session=AiohttpSession(api=sandbox.telegram_api_server()))
     """
     server = server or SandboxServer()
-    app = create_app(server, web=web or web_page)
+    app = create_app(server, web=web or web_page, routes=routes)
     runner = aiohttp_web.AppRunner(
         app, handle_signals=False, access_log=None, shutdown_timeout=2.0
     )

@@ -66,6 +66,7 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
     BotCommandSpec("sla", N_("Time limits for handling problems"), STAFF_VIEW | {Role.DEPARTMENT}),
     BotCommandSpec("jobs", N_("Scheduled jobs and how they last ran"), ADMINS),
+    BotCommandSpec("status", N_("How the system is doing: backlog, leader, overdue"), ADMINS),
     BotCommandSpec("holidays", N_("Holidays and make-up working days"), ADMINS),
     BotCommandSpec("help", N_("What I can do for you"), EVERYONE),
     BotCommandSpec("cancel", N_("Stop what you are doing"), EVERYONE - {None}),

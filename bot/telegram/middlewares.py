@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
@@ -19,6 +20,7 @@ import models
 from bot.clock import Clock
 from bot.db import SessionFactory
 from bot.i18n import resolve_locale
+from bot.metrics import Metrics
 from bot.services import people
 from bot.services.actor import Actor
 from bot.settings import Settings
@@ -31,6 +33,26 @@ log = logging.getLogger(__name__)
 Handler = Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]]
 
 _MARK_HANDLED = insert(models.metadata.tables[str(ProcessedUpdate.__tablename__)])
+
+
+class UpdateMetricsMiddleware(BaseMiddleware):
+    """Count each update and time its handling, commit included (for ``/metrics``). Placed
+    before the update's context, so an update that fails is counted as an error before
+    aiogram's error handling answers it."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        started = time.perf_counter()
+        outcome = "error"
+        try:
+            result = await handler(event, data)
+            outcome = "ok"
+            return result
+        finally:
+            self.metrics.updates.labels(outcome).inc()
+            self.metrics.update_seconds.observe(time.perf_counter() - started)
 
 
 class UpdateContextMiddleware(BaseMiddleware):

@@ -69,6 +69,7 @@ class Harness:
     settings: Settings
     mode: Mode = "polling"
     app: App | None = None
+    webhook_url: str | None = None  # where the bot's webhook server listens (webhook mode)
     inflight: InFlight = field(default_factory=InFlight)
     language: LanguageWatch = field(default_factory=lambda: LanguageWatch("zh_Hans"))
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
@@ -109,6 +110,7 @@ class Harness:
             self._tasks.append(await start_polling(app))
         else:
             local = await stack.enter_async_context(webhook_server(app))
+            self.webhook_url = local
             secret = self.settings.webhook.secret
             await app.bot.set_webhook(
                 local,

@@ -104,7 +104,7 @@ async def test_the_main_flows_speak_the_readers_language(h: Harness, locale: str
     for command in ("/quota", "/sla", "/indicators", "/households"):
         await tour.say(cast["center"], command)
     for command in (
-        *("/sla", "/quota_rules", "/quota_rules set", "/grid", "/grid help", "/jobs"),
+        *("/sla", "/quota_rules", "/quota_rules set", "/grid", "/grid help", "/jobs", "/status"),
         *("/holidays", "/people", "/export", "/template", "/invite", "/check"),
     ):
         await tour.say(cast["admin"], command)

@@ -13,9 +13,15 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.clock import FrozenClock
-from bot.db import create_engine
+from bot.db import create_engine, create_session_factory
 from models import SchedulerLease
-from scheduler.leader import AdvisoryLock, LeaseLock, advisory_key, leader_lock_for
+from scheduler.leader import (
+    AdvisoryLock,
+    LeaseLock,
+    advisory_key,
+    current_leader,
+    leader_lock_for,
+)
 
 LEASE = timedelta(seconds=45)
 
@@ -161,3 +167,34 @@ async def test_losing_the_connection_loses_the_lead(
     finally:
         await a.release()
         await b.release()
+
+
+# Who leads (for /status) -------------------------------------------------------------------
+
+
+async def test_everyone_can_see_who_leads(database_url: str, clock: FrozenClock) -> None:
+    """Whichever lock the database uses, any process reads the holder's name — and nobody
+    once it lets go (or, for a lease, once the lease has lapsed)."""
+    first, second = create_engine(database_url), create_engine(database_url)
+    if first.dialect.name != "postgresql":  # both engines share one migrated SQLite file
+        await second.dispose()
+        second = first
+    name = unique_name()
+    lock = leader_lock_for(first, clock, name=name, holder="host-1:4242:abcd")
+    try:
+        async with create_session_factory(second)() as session:
+            assert await current_leader(session, clock.now(), name=name) is None
+        assert await lock.try_lead()
+        async with create_session_factory(second)() as session:
+            assert await current_leader(session, clock.now(), name=name) == "host-1:4242:abcd"
+        if isinstance(lock, LeaseLock):
+            async with create_session_factory(second)() as session:
+                later = clock.now() + LEASE + timedelta(seconds=1)
+                assert await current_leader(session, later, name=name) is None
+        await lock.release()
+        async with create_session_factory(second)() as session:
+            assert await current_leader(session, clock.now(), name=name) is None
+    finally:
+        await lock.release()
+        await first.dispose()
+        await second.dispose()
