@@ -230,7 +230,11 @@ async def photos_pressed(
 ) -> None:
     """📷 on a card: the photos filed with the report, as albums, to the person pressing."""
     ticket, file_ids = await tickets.report_photos(
-        actor.session, person=actor.who, roles=actor.roles, ticket_id=callback_data.id, now=actor.now
+        actor.session,
+        person=actor.who,
+        roles=actor.roles,
+        ticket_id=callback_data.id,
+        now=actor.now,
     )
     if not file_ids:
         await query.answer(_("Ticket {number} has no photos.").format(number=ticket.number))

@@ -174,7 +174,9 @@ class TelegramTicketNotifier:
             text, keyboard = card(person)
             ref = f"tc:{ticket.id}:{person.id}"
             if update.notice in FRESH_CARD:
-                self._fresh_card(session, person, ref, (text, keyboard), update.notice, params, now)
+                self._fresh_card(
+                    session, person, ref, (text, keyboard), update.notice, params, now
+                )
                 continue
             if new_owners:
                 self._send(session, person, text, keyboard, now, ref=ref)

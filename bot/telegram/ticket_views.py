@@ -166,9 +166,7 @@ def card_keyboard(
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     if photos:
         see = TicketPhotosCb(id=ticket.id or 0).pack()
-        rows.append(
-            [InlineKeyboardButton(text=t(PHOTOS_BUTTON, count=photos), callback_data=see)]
-        )
+        rows.append([InlineKeyboardButton(text=t(PHOTOS_BUTTON, count=photos), callback_data=see)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
