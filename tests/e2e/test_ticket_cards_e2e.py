@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from bot.sandbox.client import ChatMessage, Persona
 from bot.sandbox.media import image_size
 from bot.services.qr import qr_png
-from models import AuditLog, OutboxMessage, Ticket, TicketState
+from models import AuditLog, OutboxMessage, Ticket, TicketPhoto, TicketState
 from tests.e2e.harness import Harness, file_ticket_for
 
 pytestmark = pytest.mark.e2e
@@ -131,6 +131,27 @@ async def test_the_card_sends_the_reports_photos_as_an_album(h: Harness) -> None
     await head.press("📷 查看照片（3）", message_id=opened.message_id)
     await h.settle()
     assert photo_ids(await new_messages(head, opened.message_id)) == filed
+
+
+async def test_more_than_ten_photos_go_as_several_albums(h: Harness) -> None:
+    worker = await h.persona("worker")
+    filed = stored_photos(h, 12)
+    ticket = await file_ticket_for(h, "resident", "楼道里堆满杂物", photo_file_ids=tuple(filed[:2]))
+    async with h.session() as session:  # more than a report takes: as if kept over time
+        session.add_all(
+            TicketPhoto(ticket_id=ticket.id or 0, file_id=f, created_at=h.clock.now())
+            for f in filed[2:]
+        )
+        await session.commit()
+    card = await worker.next_message()
+    await worker.press("📷 查看照片（2）")
+    await h.settle()
+    sent = [m for m in await new_messages(worker, card.message_id) if m.photo]
+    assert photo_ids(sent) == filed
+    groups = [m.raw.get("media_group_id") for m in sent]
+    assert len(set(groups)) == 2 and all(groups) and groups.count(groups[0]) == 6
+    assert "第 1 组，共 2 组" in (sent[0].caption or "")
+    assert "第 2 组，共 2 组" in (sent[6].caption or "")
 
 
 async def test_one_photo_goes_by_itself(h: Harness) -> None:
