@@ -136,7 +136,8 @@ async def test_the_card_sends_the_reports_photos_as_an_album(h: Harness) -> None
 async def test_more_than_ten_photos_go_as_several_albums(h: Harness) -> None:
     worker = await h.persona("worker")
     filed = stored_photos(h, 12)
-    ticket = await file_ticket_for(h, "resident", "楼道里堆满杂物", photo_file_ids=tuple(filed[:2]))
+    first = tuple(filed[:2])
+    ticket = await file_ticket_for(h, "resident", "楼道里堆满杂物", photo_file_ids=first)
     async with h.session() as session:  # more than a report takes: as if kept over time
         session.add_all(
             TicketPhoto(ticket_id=ticket.id or 0, file_id=f, created_at=h.clock.now())
