@@ -32,6 +32,7 @@ from bot.telegram.callbacks import (
     ReturnVisitOutcome,
     TicketAction,
     TicketCb,
+    TicketPhotosCb,
     TransferCb,
     step_tag,
 )
@@ -54,6 +55,8 @@ from bot.telegram.ticket_views import (
     kinds_keyboard,
     kinds_text,
     local_time,
+    photo_batches,
+    photos_caption,
     tier_label,
 )
 from models import Rating, TicketState
@@ -165,7 +168,7 @@ async def card_pressed(
             follower=follower,
         )
         dispatch = await dispatching.may_dispatch(actor.session, actor.who, actor.roles, ticket)
-        keyboard = card_keyboard(ticket, t, dispatch=dispatch)
+        keyboard = card_keyboard(ticket, t, dispatch=dispatch, photos=0 if follower else photos)
         reply.text(text, keyboard, ref=f"tc:{ticket.id}:{actor.who.id}")
         return
     if action == TicketAction.DISPATCH:
@@ -220,6 +223,31 @@ async def card_pressed(
         _(PROMPTS[action]).format(number=code(ticket.number)),
         cancel_keyboard(Handling.text.state, ticket_id),
     )
+
+
+async def photos_pressed(
+    query: CallbackQuery, callback_data: TicketPhotosCb, reply: Replier, actor: Actor
+) -> None:
+    """📷 on a card: the photos filed with the report, as albums, to the person pressing."""
+    ticket, file_ids = await tickets.report_photos(
+        actor.session,
+        person=actor.who,
+        roles=actor.roles,
+        ticket_id=callback_data.id,
+        now=actor.now,
+    )
+    if not file_ids:
+        await query.answer(_("Ticket {number} has no photos.").format(number=ticket.number))
+        return
+    await query.answer()
+    batches = photo_batches(file_ids)
+    for number, batch in enumerate(batches, start=1):
+        reply.photos(batch, photos_caption(ticket, t, number, len(batches)))
+
+
+async def photos_forged(query: CallbackQuery, actor: Actor) -> None:
+    """Photo data no button of ours carries: refused, and the refusal audited."""
+    raise tickets.photos_forged(actor.who, query.data or "", actor.now)
 
 
 async def handling_text(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
@@ -734,6 +762,10 @@ async def my_command(message: Message, reply: Replier, actor: Actor) -> None:
 def build_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(card_pressed, TicketCb.filter())
+    router.callback_query.register(photos_pressed, TicketPhotosCb.filter())
+    router.callback_query.register(
+        photos_forged, F.data.startswith(f"{TicketPhotosCb.__prefix__}:")
+    )
     router.callback_query.register(transfer_chosen, TransferCb.filter())
     router.callback_query.register(dispatch_chosen, DispatchCb.filter())
     router.callback_query.register(dispatch_forged, F.data.startswith(f"{DispatchCb.__prefix__}:"))

@@ -135,7 +135,7 @@ async def staff_everywhere(app: App, telegram_id: int, now: datetime) -> None:
         await session.commit()
 
 
-FORGED_REFUSED = {"dp", "cl"}  # refused and audited as forged by handlers of their own
+FORGED_REFUSED = {"dp", "cl", "tp"}  # refused and audited as forged by handlers of their own
 
 
 @pytest.mark.parametrize("staff", [False, True], ids=["newcomer", "staff"])

@@ -25,6 +25,7 @@ class Notice(StrEnum):
     NOTE = "note"
     QUESTION = "question"  # the handler asks the reporter
     ANSWER = "answer"  # the reporter answered
+    COMPLAINT = "complaint"  # an unsatisfied reporter says what is still wrong (重办)
     RESOLVED = "resolved"  # the reporter is asked to rate
     CLOSED = "closed"
     REOPENED = "reopened"

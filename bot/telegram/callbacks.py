@@ -80,6 +80,21 @@ class TicketCb(CallbackData, prefix="tk"):
     id: RowId
 
 
+class TicketPhotosCb(CallbackData, prefix="tp"):
+    """Send the photos filed with a ticket's report to the person pressing (the service
+    re-checks that they may see the ticket)."""
+
+    id: RowId
+
+    @classmethod
+    def unpack(cls, value: str) -> Self:
+        """Strictly: only the exact text :meth:`pack` writes (not ``+3``, `` 3`` or ``3.0``)."""
+        data = super().unpack(value)
+        if data.pack() != value:
+            raise ValueError("callback data not in its packed form")
+        return data
+
+
 class TransferCb(CallbackData, prefix="tt"):
     """Transfer a ticket to one department."""
 

@@ -95,6 +95,33 @@ class Replier:
             lane=OutboxLane.REPLY,
         )
 
+    def photos(self, file_ids: list[str], caption: str | None = None) -> OutboxMessage:
+        """Photos Telegram already holds (by ``file_id``): one by ``sendPhoto``, 2-10 as one
+        album (``sendMediaGroup``, the caption under the first)."""
+        if not 1 <= len(file_ids) <= 10:
+            raise ValueError("an album holds 1-10 photos")
+        payload: dict[str, Any] = {"chat_id": self.chat_id}
+        if len(file_ids) == 1:
+            method = "sendPhoto"
+            payload["photo"] = file_ids[0]
+            if caption:
+                payload["caption"] = caption
+        else:
+            method = "sendMediaGroup"
+            payload["media"] = [{"type": "photo", "media": f} for f in file_ids]
+            if caption:
+                payload["media"][0]["caption"] = caption
+        return outbox.enqueue(
+            self.session,
+            chat_id=self.chat_id,
+            method=method,
+            payload=payload,
+            now=self.now,
+            person_id=self.person_id,
+            urgent=True,
+            lane=OutboxLane.REPLY,
+        )
+
     def upload(
         self,
         method: str,

@@ -65,6 +65,7 @@ OWNER_TEXT: dict[Notice, str] = {
     Notice.ESCALATED: N_("Ticket {number} came up to you from below: {reason}"),
     Notice.TRANSFERRED: N_("Ticket {number} was transferred to your department."),
     Notice.REOPENED: N_("Ticket {number} was rated unsatisfactory and must be handled again."),
+    Notice.COMPLAINT: N_("Ticket {number}: the reporter says what is still wrong."),
     Notice.WARNED: N_("⏰ Ticket {number} is due soon: {deadline}."),
     Notice.OVERDUE_AT_TOP: N_("⚠️ Ticket {number} is overdue at the street centre."),
     Notice.SENT_DOWN: N_("Ticket {number} was sent down to you by {actor} (下派)."),
@@ -74,6 +75,8 @@ OWNER_TEXT: dict[Notice, str] = {
 # the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
 WITH_REASON = MOVED_BY_CENTRE | {Notice.RECLASSIFIED}  # the owners read the person's reason
+# 重办: the owners get the card anew, headed by what happened, the reporter's words on it
+FRESH_CARD = {Notice.REOPENED: "🔁 ", Notice.COMPLAINT: "💬 "}
 MOVED_REASON = N_("Reason: {note}")
 MOVED_AWAY = N_("Ticket {number} was moved to {grid} by {actor}; it is no longer with you.")
 INFORMED_TEXT = N_("For your information: a new ticket {number} in {grid}.")
@@ -150,7 +153,8 @@ class TelegramTicketNotifier:
             )
             # the owners of a ticket at the centre are its operators: they may send it down
             dispatch = ticket.owner_role == Role.CENTER
-            return text, markup_json(card_keyboard(ticket, t, dispatch=dispatch))
+            keyboard = card_keyboard(ticket, t, dispatch=dispatch, photos=photos)
+            return text, markup_json(keyboard)
 
         for person in update.reporters:
             if update.notice in REPORTER_TEXT:
@@ -169,6 +173,11 @@ class TelegramTicketNotifier:
                 continue
             text, keyboard = card(person)
             ref = f"tc:{ticket.id}:{person.id}"
+            if update.notice in FRESH_CARD:
+                self._fresh_card(
+                    session, person, ref, (text, keyboard), update.notice, params, now
+                )
+                continue
             if new_owners:
                 self._send(session, person, text, keyboard, now, ref=ref)
             else:
@@ -209,6 +218,25 @@ class TelegramTicketNotifier:
             text, _ = card(person)
             informed = self._t(person, RECLASSIFIED_INFORMED, ticket_grid=esc(grid_name), **params)
             self._send(session, person, informed + "\n\n" + text, None, now)
+
+    def _fresh_card(
+        self,
+        session: AsyncSession,
+        person: Person,
+        ref: str,
+        card: tuple[str, dict[str, Any] | None],
+        notice: Notice,
+        params: dict[str, str],
+        now: datetime,
+    ) -> None:
+        """The card as a new message (it notifies, and is the newest in the chat), headed by
+        what happened. After a complaint the card before it gives up its buttons: one card
+        per ticket with live buttons."""
+        text, keyboard = card
+        if notice == Notice.COMPLAINT:
+            self._edit(session, person, ref, text, None, now)
+        headline = FRESH_CARD[notice] + self._t(person, OWNER_TEXT[notice], **params)
+        self._send(session, person, headline + "\n\n" + text, keyboard, now, ref=ref)
 
     def _t(self, person: Person, message: str, **params: Any) -> str:
         locale = self._locale(person)

@@ -23,9 +23,12 @@ from bot.telegram.callbacks import (
     RateCb,
     TicketAction,
     TicketCb,
+    TicketPhotosCb,
 )
 from bot.telegram.render import bold, code, esc
 from models import HandlingKind, Rating, Role, Ticket, TicketEvent, TicketEventKind, TicketState
+
+ALBUM_SIZE = 10  # Telegram's most photos in one album (sendMediaGroup)
 
 Translate = Callable[..., str]  # gettext-like: (msgid, **params) -> str
 
@@ -47,6 +50,7 @@ WORKING_ACTIONS = (
     (TicketAction.TRANSFER, N_("🏢 Transfer")),
 )
 DISPATCH_BUTTON = N_("🔀 Send down / take up")
+PHOTOS_BUTTON = N_("📷 See the photos ({count})")
 BUTTON_LABELS = [label for _, label in OPEN_ACTIONS + WORKING_ACTIONS] + [DISPATCH_BUTTON]
 RATINGS = (
     (Rating.SATISFIED, N_("😊 Satisfied")),
@@ -108,14 +112,31 @@ def card_text(
     lines.append(esc(ticket.description))
     if photos:
         lines.append(t("📷 {count} photos", count=photos))
+    complaint = complaint_line(ticket, t)
+    if complaint:
+        lines.append("")
+        lines.append(complaint)
     return "\n".join(lines)
 
 
+def complaint_line(ticket: Ticket, t: Translate) -> str | None:
+    """What the reporter said when they rated the result unsatisfactory and the ticket was
+    reopened (重办): their latest words, or that they were not satisfied; ``None`` for a
+    ticket not being redone."""
+    if ticket.reopen_count <= 0 or ticket.rating != Rating.UNSATISFIED:
+        return None
+    if ticket.rating_comment:
+        return t("😞 The reporter is not satisfied: {text}", text=esc(ticket.rating_comment))
+    return t("😞 The reporter is not satisfied with the result.")
+
+
 def card_keyboard(
-    ticket: Ticket, t: Translate, *, dispatch: bool = False
+    ticket: Ticket, t: Translate, *, dispatch: bool = False, photos: int = 0
 ) -> InlineKeyboardMarkup | None:
     """The actions the card offers in the ticket's state (the service re-checks them);
-    ``dispatch`` adds 下派/上收 for a reader who holds it (a centre operator, an admin)."""
+    ``dispatch`` adds 下派/上收 for a reader who holds it (a centre operator, an admin);
+    ``photos`` (the number filed with the report) adds a button that sends them, in any
+    state."""
     state = TicketState(ticket.state)
     actions: tuple[tuple[TicketAction, str], ...]
     if state in {TicketState.DISPATCHED, TicketState.REOPENED, TicketState.TRANSFERRED}:
@@ -123,6 +144,9 @@ def card_keyboard(
     elif state in {TicketState.ACCEPTED, TicketState.IN_PROGRESS}:
         actions = WORKING_ACTIONS
     else:
+        actions = ()
+        dispatch = False
+    if not actions and not photos:
         return None
     if ticket.owner_department_id is not None:
         actions = tuple(a for a in actions if a[0] != TicketAction.ESCALATE)
@@ -140,7 +164,37 @@ def card_keyboard(
             )
         )
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    if photos:
+        see = TicketPhotosCb(id=ticket.id or 0).pack()
+        rows.append([InlineKeyboardButton(text=t(PHOTOS_BUTTON, count=photos), callback_data=see)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def photo_batches(file_ids: list[str]) -> list[list[str]]:
+    """The photos in albums of at most :data:`ALBUM_SIZE`, as even as can be (11 go as 6 and
+    5, never as 10 and a lone one); a single photo is a batch of one (sent by itself)."""
+    if not file_ids:
+        return []
+    count = -(-len(file_ids) // ALBUM_SIZE)
+    size, extra = divmod(len(file_ids), count)
+    batches, start = [], 0
+    for index in range(count):
+        end = start + size + (1 if index < extra else 0)
+        batches.append(file_ids[start:end])
+        start = end
+    return batches
+
+
+def photos_caption(ticket: Ticket, t: Translate, batch: int, batches: int) -> str:
+    """Under the first photo of each album: whose photos these are."""
+    if batches == 1:
+        return t("Photos of ticket {number}, as the reporter sent them", number=ticket.number)
+    return t(
+        "Photos of ticket {number}, as the reporter sent them ({part} of {parts})",
+        number=ticket.number,
+        part=batch,
+        parts=batches,
+    )
 
 
 # --- 下派 / 上收 ------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from bot.i18n import N_
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, permits, scope_paths, target_of
 from bot.services.tickets.concerned import followers
+from bot.services.tickets.dispatching import forged_refusal
 from bot.services.tickets.kernel import load
 from models import (
     OPEN_TICKET_STATES,
@@ -131,6 +132,32 @@ async def viewable(
     if person.id not in {p.id for p in await followers(session, ticket)}:
         await authorize(session, person, roles, Action.VIEW, ticket, now)
     return ticket
+
+
+async def report_photos(
+    session: AsyncSession,
+    *,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    now: datetime,
+) -> tuple[Ticket, list[str]]:
+    """The photos filed with the ticket's report (their file ids, oldest first), for its
+    reporter or someone whose scope covers it. A resident who only follows the ticket sees
+    none of what the reporter sent: the refusal, like any out of scope, is audited."""
+    ticket = await load(session, ticket_id)
+    await authorize(session, person, roles, Action.VIEW, ticket, now)
+    photos = await session.exec(
+        select(TicketPhoto.file_id)
+        .where(TicketPhoto.ticket_id == ticket.id, TicketPhoto.stage == "report")
+        .order_by(col(TicketPhoto.id))
+    )
+    return ticket, list(photos.all())
+
+
+def photos_forged(person: Person, data: str, now: datetime) -> NotAllowed:
+    """The refusal for photo callback data no button of ours carries, with its audit."""
+    return forged_refusal(person, data, now, action=Action.VIEW.value)
 
 
 async def seen_as_follower(

@@ -90,8 +90,18 @@ async def settle_rating(
             data=data,
         )
         notice = Notice.CLOSED
-    await tell(session, notifier, notice, ticket, now, actor=actor, note=note)
+    owners = await redoers(session, ticket) if notice == Notice.REOPENED else None
+    await tell(session, notifier, notice, ticket, now, actor=actor, note=note, owners=owners)
     return ticket
+
+
+async def redoers(session: AsyncSession, ticket: Ticket) -> list[Person] | None:
+    """Who redoes a reopened ticket (重办): the person who handled it, while they are active
+    (only they may accept it again); ``None``: its owners, looked up as usual."""
+    if ticket.assignee_id is None:
+        return None
+    handler = await session.get(Person, ticket.assignee_id)
+    return [handler] if handler is not None and handler.active else None
 
 
 async def add_rating_comment(
@@ -119,8 +129,16 @@ async def add_rating_comment(
         actor=reporter,
         note=text,
     )
-    if ticket.rating == Rating.UNSATISFIED:  # the handler hears it; the reporter wrote it
+    if ticket.rating == Rating.UNSATISFIED:  # the handler gets the card with it on
         await tell(
-            session, notifier, Notice.ANSWER, ticket, now, actor=reporter, note=text, reporters=[]
+            session,
+            notifier,
+            Notice.COMPLAINT,
+            ticket,
+            now,
+            actor=reporter,
+            note=text,
+            reporters=[],
+            owners=await redoers(session, ticket),
         )
     return ticket
