@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from bot.clock import SystemClock
 from bot.i18n import N_, gettext_for
+from bot.logs import configure_logging
 from bot.settings import LOCALES, Settings
 from bot.startup import BAD_DATABASE_URL, StartupProblem
 
@@ -284,15 +285,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    if not args.verbose:
-        logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings()
     if isinstance(settings, int):
         return settings
+    configure_logging(
+        level=logging.DEBUG if args.verbose else logging.INFO, fmt=settings.log_format
+    )
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     if getattr(args, "port", 0) is None:
         args.port = settings.sandbox_port
     try:

@@ -6,6 +6,7 @@ import re
 from datetime import time
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -93,6 +94,7 @@ class Settings(BaseSettings):
     fsm_idle_minutes: int = Field(default=60, ge=1)
     sandbox_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path(".")
+    log_format: Literal["text", "json"] = "text"  # json: one JSON object a line
 
     @property
     def outbox_files(self) -> Path:
