@@ -21,7 +21,11 @@ from bot.clock import FrozenClock
 from bot.db import create_engine
 from bot.services import people
 from bot.settings import Settings
-from bot.telegram.middlewares import UpdateContextMiddleware, UpdateFsmMiddleware
+from bot.telegram.middlewares import (
+    UpdateContextMiddleware,
+    UpdateFsmMiddleware,
+    UpdateMetricsMiddleware,
+)
 from bot.telegram.report_views import ReportCategoryCb
 from handlers.report import NewReport
 from models import TicketCategory
@@ -53,6 +57,7 @@ def test_the_update_context_runs_after_the_user_context_and_before_the_fsm() -> 
     assert order == [
         ErrorsMiddleware,
         UserContextMiddleware,
+        UpdateMetricsMiddleware,
         UpdateContextMiddleware,
         UpdateFsmMiddleware,
     ]

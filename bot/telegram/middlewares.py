@@ -12,7 +12,7 @@ from aiogram import BaseMiddleware, Bot
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import Chat, TelegramObject, Update, User
-from sqlalchemy import insert
+from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -81,8 +81,13 @@ class UpdateContextMiddleware(BaseMiddleware):
         self.settings = settings
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        chat: Chat | None = data.get("event_chat")
+        user: User | None = data.get("event_from_user")
+        chat_id = chat.id if chat is not None else (user.id if user is not None else None)
         async with self.sessions() as session:
             now = self.clock.now()
+            if chat_id is not None:
+                await _one_at_a_time(session, chat_id)
             if isinstance(event, Update) and await self._seen(session, event, data["bot"], now):
                 return None
             actor = await self._actor(session, now, data)
@@ -94,9 +99,6 @@ class UpdateContextMiddleware(BaseMiddleware):
                 roles=actor.roles,
                 locale=actor.locale,
             )
-            chat: Chat | None = data.get("event_chat")
-            user: User | None = data.get("event_from_user")
-            chat_id = chat.id if chat is not None else (user.id if user is not None else None)
             if chat_id is not None:
                 data["reply"] = Replier(
                     session,
@@ -146,6 +148,20 @@ class UpdateContextMiddleware(BaseMiddleware):
             self.settings.default_locale,
         )
         return Actor(session, now, person, locale, data["notifier"], roles)
+
+
+CHAT_LOCKS = 0x47524944  # the advisory-lock key space of chats ("GRID")
+
+
+async def _one_at_a_time(session: AsyncSession, chat_id: int) -> None:
+    """On PostgreSQL, hold the chat's lock until the update's transaction ends, so two updates
+    of one chat — in this process or in two webhook workers — are never handled at the same
+    time (each reads the conversation state the other wrote). SQLite needs nothing: a writing
+    transaction there already excludes every other."""
+    if session.get_bind().dialect.name != "postgresql":
+        return
+    lock = func.pg_advisory_xact_lock(CHAT_LOCKS, chat_id % 2_147_483_647)
+    await (await session.connection()).execute(select(lock))
 
 
 class UpdateFsmMiddleware(FSMContextMiddleware):
