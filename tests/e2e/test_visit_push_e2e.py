@@ -83,9 +83,12 @@ async def test_a_late_push_is_kept_current_and_visits_are_saved_at_the_note(h: H
     stale = VisitPickCb(id=first.household_id, quick=True).pack()
     await h.forge_press(worker, stale)
     question = await worker.next_message()
-    assert t(views.ALREADY_VISITED, name=first.head_name, time="18:30", kind="入户走访") in (
-        question.text
-    )
+    assert t(
+        views.ALREADY_VISITED,
+        name=first.head_name,
+        time="18:30",
+        kind=t(labels.VISIT_KIND[VisitKind.IN_PERSON]),
+    ) in (question.text)
     assert question.buttons == [t("Yes, log another visit"), t("Cancel")]
     await worker.press(t("Cancel"))
     await h.settle()
