@@ -1,11 +1,13 @@
 """Household visits in the chat: /visit, /diary, /quota, /quota_rules, and the push's buttons.
 
 /visit: household (buttons, most urgent first; typed words search) → kind (buttons) → what was
-learnt (typed) → photo and/or location, or Skip → logged, with the quota it counted toward →
-"found a problem?" → a category → a ticket for the household's grid. The "✅ visited" button
-of the morning push asks only the kind and the note. The state diagram is in
-``docs/visits.md``. Every press is re-checked by the services (a forged household id is
-refused by :func:`bot.services.daily_push.visitable`; changing a visit by ``edit_visit``).
+learnt (typed): logged, with the quota it counted toward → photo and/or location attached, or
+Skip → "found a problem?" → a category → a ticket for the household's grid. The "✅ visited"
+button of the morning push asks only the kind and the note. A household already visited today
+is asked about first. Logging or withdrawing a visit edits the day's push in place. The state
+diagram is in ``docs/visits.md``. Every press is re-checked by the services (a forged
+household id is refused by :func:`bot.services.daily_push.visitable`; changing a visit by
+``edit_visit``).
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
+from bot import labels
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
-from bot.services import daily_push, quotas, tickets, visits
+from bot.services import daily_push, push_progress, quotas, tickets, visits
 from bot.services.actor import Actor
 from bot.settings import Settings
 from bot.telegram import visit_views as views
@@ -139,11 +142,25 @@ async def household_picked(
     reply: Replier,
     actor: Actor,
     state: FSMContext,
+    settings: Settings,
 ) -> None:
-    household = await daily_push.visitable(
-        actor.session, actor.who, actor.roles, callback_data.id, actor.now
+    target = await push_progress.visit_target(
+        actor.session, actor.who, actor.roles, callback_data.id, actor.now, tz=settings.tz
     )
+    household = target.household
     await query.answer()
+    earlier = target.visited_today
+    if earlier is not None and not callback_data.again:  # a second visit today: ask first
+        reply.text(
+            t(
+                views.ALREADY_VISITED,
+                name=esc(household.head_name),
+                time=earlier.visited_at.astimezone(settings.tz).strftime("%H:%M"),
+                kind=esc(t(labels.VISIT_KIND[VisitKind(earlier.kind)])),
+            ),
+            views.again_keyboard(household.id or 0, callback_data.quick, t),
+        )
+        return
     await state.clear()
     await state.set_state(VisitFlow.kind)
     await state.update_data(household_id=household.id, quick=callback_data.quick)
@@ -173,7 +190,7 @@ async def use_the_buttons(message: Message, reply: Replier, state: FSMContext) -
         reply.text(t(views.USE_BUTTONS), views.problem_keyboard(t))
     else:
         data = await state.get_data()
-        got_one = bool(data.get("photo") or data.get("latitude") is not None)
+        got_one = bool(data.get("photo") or data.get("place"))
         reply.text(t(views.ADD_EXTRAS), views.extras_keyboard(t, got_one=got_one))
 
 
@@ -185,12 +202,32 @@ async def note_typed(
     except InvalidInput as error:
         reply.text(f"{_refusal(error)}\n\n{t(views.WRITE_NOTE)}", views.cancel_keyboard(t))
         return
-    await state.update_data(note=note)
-    if (await state.get_data()).get("quick"):
-        await _log(reply, actor, state, settings)
+    data = await state.get_data()
+    result = await push_progress.log_visit(
+        actor.session,
+        actor.who,
+        actor.roles,
+        int(data.get("household_id", 0)),
+        str(data.get("kind", "")),
+        note,
+        actor.now,
+        settings=settings,
+        render=views.render_push,
+    )
+    await state.set_data({"visit_id": result.visit.id})
+    kind = VisitKind(result.visit.kind)
+    if data.get("quick"):  # from the push: straight to "found a problem?"
+        await state.set_state(VisitFlow.problem)
+        reply.text(
+            views.logged_text(result.household, kind, result.counted, t),
+            views.problem_keyboard(t),
+        )
         return
-    await state.set_state(VisitFlow.extras)
-    reply.text(t(views.ADD_EXTRAS), views.extras_keyboard(t, got_one=False))
+    await state.set_state(VisitFlow.extras)  # saved already; a photo or the place may follow
+    reply.text(
+        views.logged_text(result.household, kind, result.counted, t, then=views.ADD_EXTRAS),
+        views.extras_keyboard(t, got_one=False),
+    )
 
 
 async def not_typed(message: Message, reply: Replier) -> None:
@@ -201,47 +238,38 @@ async def not_typed(message: Message, reply: Replier) -> None:
 async def extra_sent(
     message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
-    if message.photo:
-        await state.update_data(photo=message.photo[-1].file_id)
-    elif message.location is not None:
-        await state.update_data(
-            latitude=message.location.latitude, longitude=message.location.longitude
-        )
+    """A photo or the place, attached to the visit already saved."""
     data = await state.get_data()
-    if data.get("photo") and data.get("latitude") is not None:
-        await _log(reply, actor, state, settings)
+    photo = message.photo[-1].file_id if message.photo else None
+    place = message.location
+    await visits.add_extras(
+        actor.session,
+        actor.who,
+        actor.roles,
+        int(data.get("visit_id", 0)),
+        actor.now,
+        photo_file_id=photo,
+        latitude=place.latitude if place is not None else None,
+        longitude=place.longitude if place is not None else None,
+        tz=settings.tz,
+    )
+    got = {"photo": bool(data.get("photo") or photo), "place": bool(data.get("place") or place)}
+    await state.update_data(got)
+    if all(got.values()):
+        _ask_problem(reply)
+        await state.set_state(VisitFlow.problem)
         return
     reply.text(t(views.GOT_EXTRA), views.extras_keyboard(t, got_one=True))
 
 
-async def extras_done(
-    query: CallbackQuery, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
-) -> None:
+async def extras_done(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
     await query.answer()
-    await _log(reply, actor, state, settings)
-
-
-async def _log(reply: Replier, actor: Actor, state: FSMContext, settings: Settings) -> None:
-    data = await state.get_data()
-    result = await visits.log_visit(
-        actor.session,
-        actor.who,
-        actor.roles,
-        int(data.get("household_id", 0)),
-        str(data.get("kind", "")),
-        str(data.get("note", "")),
-        actor.now,
-        photo_file_id=data.get("photo"),
-        latitude=data.get("latitude"),
-        longitude=data.get("longitude"),
-        tz=settings.tz,
-    )
-    await state.set_data({"visit_id": result.visit.id})
     await state.set_state(VisitFlow.problem)
-    reply.text(
-        views.logged_text(result.household, VisitKind(result.visit.kind), result.counted, t),
-        views.problem_keyboard(t),
-    )
+    _ask_problem(reply)
+
+
+def _ask_problem(reply: Replier) -> None:
+    reply.text(t(views.PROBLEM_QUESTION), views.problem_keyboard(t))
 
 
 # --- "found a problem?" --------------------------------------------------------------------------
@@ -300,7 +328,10 @@ async def category_chosen(
 
 
 async def cancelled(query: CallbackQuery, reply: Replier, state: FSMContext) -> None:
-    await end_by_button(query, reply, state, t(views.CANCELLED))
+    saved = (await state.get_data()).get("visit_id") is not None
+    await end_by_button(
+        query, reply, state, t(views.CANCELLED_SAVED if saved else views.CANCELLED)
+    )
 
 
 # --- /diary --------------------------------------------------------------------------------------
@@ -373,8 +404,14 @@ async def diary_pressed(
             views.withdraw_keyboard(visit_id, t),
         )
         return
-    await visits.withdraw_visit(
-        actor.session, actor.who, actor.roles, visit_id, actor.now, tz=settings.tz
+    await push_progress.withdraw_visit(
+        actor.session,
+        actor.who,
+        actor.roles,
+        visit_id,
+        actor.now,
+        settings=settings,
+        render=views.render_push,
     )
     await query.answer(t("Withdrawn."))
     if query.message is not None:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import date, datetime
+from typing import Any
 
-from sqlalchemy import Index, String
+from sqlalchemy import JSON, Index, String
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
@@ -64,3 +65,6 @@ class DailyPush(SQLModel, table=True):
     day: date = Field(primary_key=True)
     created_at: datetime = Field(sa_type=UTCDateTime)
     outcome: str = Field(default="sent", max_length=16)  # sent | empty | unreachable
+    # what a sent push named, so that it can be edited as its items are done:
+    # {"households": [[id, overdue], ...], "tickets": [id, ...], "meetings": [id, ...]}
+    content: dict[str, Any] | None = Field(default=None, sa_type=JSON)

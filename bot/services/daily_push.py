@@ -23,11 +23,12 @@ with the diary note as its description (:func:`report_problem`).
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, tzinfo
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy import or_
 from sqlmodel import col, select
@@ -36,7 +37,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_, gettext_for, resolve_locale
-from bot.services import meetings, outbox, quotas, tickets
+from bot.services import meetings, outbox, quotas, tickets, visits
 from bot.services.digests import sent_refs
 from bot.services.message_size import split_message
 from bot.services.people import RoleInGrid, roles_of_many
@@ -78,10 +79,21 @@ class MorningPush:
     plan: quotas.WorkerPlan | None
     tickets: tuple[Ticket, ...]
     meetings: tuple[Meeting, ...]
+    composed_at: datetime  # when the push was made: a late one is not worded "good morning"
+    visited: frozenset[int] = frozenset()  # suggested households visited since (done)
+    closed: frozenset[int] = frozenset()  # tickets no longer open since (done)
 
     @property
     def suggestions(self) -> tuple[quotas.Suggestion, ...]:
         return self.plan.suggestions if self.plan is not None else ()
+
+    def content(self) -> dict[str, Any]:
+        """What the push names, as stored in :attr:`models.DailyPush.content`."""
+        return {
+            "households": [[s.household_id, s.overdue] for s in self.suggestions],
+            "tickets": [ticket.id for ticket in self.tickets],
+            "meetings": [meeting.id for meeting in self.meetings],
+        }
 
     @property
     def empty(self) -> bool:
@@ -183,7 +195,8 @@ async def push_round(
             outcomes[push.worker.id] = "unreachable"
         else:
             outcomes[push.worker.id] = "empty" if push.empty else "sent"
-    claimed = await quotas.claim_daily_pushes(session, today, now, outcomes)
+    contents = {push.worker.id or 0: push.content() for push in pushes if not push.empty}
+    claimed = await quotas.claim_daily_pushes(session, today, now, outcomes, contents)
     unreachable: dict[int, MorningPush] = {}
     rows: list[dict[str, Any]] = []
     sent = 0
@@ -226,6 +239,7 @@ async def compose_pushes(
             plans.get(worker.id or 0),
             tuple(open_tickets.get(worker.id or 0, ())),
             tuple(todays.get(worker.id or 0, ())),
+            composed_at=now,
         )
         for worker in workers
     ]
@@ -524,11 +538,19 @@ def _remind(
 SEARCH_LIMIT = 50  # characters of a search that are used
 
 
+class HouseholdRow(NamedTuple):
+    """A household in /visit's list."""
+
+    household: Household
+    due: bool  # still owes a visit this period
+    visited_today: bool  # someone logged a visit to it today (not a suggestion any more)
+
+
 @dataclass(frozen=True)
 class HouseholdChoice:
     """A page of the households a worker may log a visit for, most urgent first."""
 
-    rows: tuple[tuple[Household, bool], ...]  # (household, still due this period)
+    rows: tuple[HouseholdRow, ...]
     page: int
     pages: int
     total: int
@@ -537,6 +559,31 @@ class HouseholdChoice:
 def clean_search(text: str | None) -> str:
     """What a worker typed to find a household: NFKC, printable, trimmed, at most 50."""
     return quotas.clean_text(unicodedata.normalize("NFKC", text or ""))[:SEARCH_LIMIT].strip()
+
+
+_WORD = re.compile(r"[0-9A-Za-z]+")
+
+
+def match_rank(household: Household, words: str) -> int:
+    """How well ``household`` matches a search: 0 exact, 1 prefix, 2 contains, 3 not at all.
+
+    Compared, ignoring case: the number (户编号), the head's name, the whole address, and
+    each part of the address — what spaces separate and each run of digits or Latin letters
+    in it — so "302" is an exact match for "… 1单元 302" (and for "1单元302"), a prefix
+    match for "… 3021", and only contains "1302" or a number with 302 inside it."""
+    query = words.casefold()
+    if not query:
+        return 0
+    address = household.address.casefold()
+    fields = [household.code.casefold(), household.head_name.casefold(), address]
+    parts = fields + address.split() + _WORD.findall(address)
+    if query in parts:
+        return 0
+    if any(part.startswith(query) for part in parts):
+        return 1
+    if any(query in field for field in fields):
+        return 2
+    return 3
 
 
 async def households_to_visit(
@@ -551,8 +598,10 @@ async def households_to_visit(
     tz: tzinfo,
 ) -> HouseholdChoice:
     """The worker's own households (or, for staff with none, those in the grids they may
-    visit), matching ``query`` in name, address or number; today's suggestions first, then
-    other key households still due, then those due, then the rest."""
+    visit), matching ``query`` in name, address or number — exact matches first, then
+    those that begin with it, then those that contain it (:func:`match_rank`). Within
+    each: today's suggestions first, then other key households still due, then those due,
+    then the rest, and last those visited today (never a suggestion again the same day)."""
     assert worker.id is not None
     words = clean_search(query)
     own = col(Household.worker_id) == worker.id
@@ -570,9 +619,9 @@ async def households_to_visit(
     if words:
         where.append(
             or_(
-                col(Household.head_name).contains(words),
-                col(Household.address).contains(words),
-                col(Household.code).contains(words),
+                col(Household.head_name).contains(words, autoescape=True),
+                col(Household.address).contains(words, autoescape=True),
+                col(Household.code).contains(words, autoescape=True),
             )
         )
     found = list((await session.exec(select(Household).where(*where))).all())
@@ -584,19 +633,28 @@ async def households_to_visit(
         item.household_id
         for item in await quotas.due_pairs(session, now, worker_ids=[worker.id], tz=tz)
     }
+    visited = set(await visits.visited_today(session, [h.id or 0 for h in found], now, tz))
 
-    def urgency(household: Household) -> tuple[int, int, str, str]:
+    def order(household: Household) -> tuple[int, int, int, str, str]:
         hid = household.id or 0
+        match = match_rank(household, words)
+        if hid in visited:
+            return match, 4, 0, household.address, household.code
         if hid in suggested:
-            return 0, suggested[hid], "", ""
+            return match, 0, suggested[hid], "", ""
         rank = (1 if household.is_key else 2) if hid in due else 3
-        return rank, 0, household.address, household.code
+        return match, rank, 0, household.address, household.code
 
-    found.sort(key=urgency)
+    found.sort(key=order)
     pages = max(1, -(-len(found) // page_size))
     page = min(max(page, 0), pages - 1)
     chosen = found[page * page_size : (page + 1) * page_size]
-    return HouseholdChoice(tuple((h, (h.id or 0) in due) for h in chosen), page, pages, len(found))
+    return HouseholdChoice(
+        tuple(HouseholdRow(h, (h.id or 0) in due, (h.id or 0) in visited) for h in chosen),
+        page,
+        pages,
+        len(found),
+    )
 
 
 async def visitable(

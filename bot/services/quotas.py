@@ -1210,10 +1210,15 @@ async def claim_daily_push(
 
 
 async def claim_daily_pushes(
-    session: AsyncSession, local_day: date, now: datetime, outcomes: Mapping[int, str]
+    session: AsyncSession,
+    local_day: date,
+    now: datetime,
+    outcomes: Mapping[int, str],
+    contents: Mapping[int, dict[str, Any]] | None = None,
 ) -> set[int]:
     """Claim the morning push of each worker in ``outcomes`` (worker → outcome) for
-    ``local_day``; return the workers claimed by this call.
+    ``local_day``, with what it names (``contents``, worker → :attr:`DailyPush.content`);
+    return the workers claimed by this call.
 
     One ``INSERT … ON CONFLICT DO NOTHING
     RETURNING`` executed for all rows (SQLAlchemy sends them in batches of many VALUES), so
@@ -1228,7 +1233,13 @@ async def claim_daily_pushes(
         .returning(table.c.worker_id)
     )
     values = [
-        {"worker_id": worker_id, "day": local_day, "created_at": now, "outcome": outcome}
+        {
+            "worker_id": worker_id,
+            "day": local_day,
+            "created_at": now,
+            "outcome": outcome,
+            "content": (contents or {}).get(worker_id),
+        }
         for worker_id, outcome in outcomes.items()
     ]
     await session.flush()

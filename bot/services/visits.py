@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, tzinfo
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import Table, and_, case, delete, func, or_, select, update
@@ -31,7 +31,7 @@ import models
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
-from bot.services.periods import DEFAULT_TZ, PeriodKind, local_day, periods_of
+from bot.services.periods import DEFAULT_TZ, PeriodKind, local_day, local_midnight, periods_of
 from bot.services.permissions import Action, authorize, permits, same, target_of
 from bot.services.quotas import (
     applies_to,
@@ -239,6 +239,39 @@ async def edit_visit(
     return VisitResult(visit, household, counted, amended)
 
 
+async def add_extras(
+    session: AsyncSession,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    visit_id: int,
+    now: datetime,
+    *,
+    photo_file_id: str | None = None,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    tz: tzinfo = DEFAULT_TZ,
+) -> Visit:
+    """Attach a photo and/or the place to a visit already in the diary (the optional step
+    after the note). Same permission as :func:`edit_visit`; a later photo replaces the
+    earlier one. The tallies do not change."""
+    visit, _household, amended = await _changeable(session, person, roles, visit_id, now, tz)
+    before = _snapshot(visit)
+    photo = parse_file_id(photo_file_id)
+    place = parse_place(latitude, longitude)
+    if photo is None and place is None:
+        raise InvalidInput(N_("Nothing was changed."))
+    if photo is not None:
+        visit.photo_file_id = photo
+    if place is not None:
+        visit.latitude, visit.longitude = place
+    visit.updated_at = now
+    session.add(visit)
+    await session.flush()
+    if amended:
+        session.add(_amendment(person, visit, "visit:amend", now, before, None))
+    return visit
+
+
 async def withdraw_visit(
     session: AsyncSession,
     person: Person,
@@ -318,6 +351,8 @@ def _snapshot(visit: Visit) -> dict[str, Any]:
         "kind": str(visit.kind),
         "note": visit.note,
         "photo_file_id": visit.photo_file_id,
+        "latitude": visit.latitude,
+        "longitude": visit.longitude,
         "worker_id": visit.worker_id,
         "visited_at": visit.visited_at.isoformat(),
     }
@@ -505,6 +540,28 @@ async def _counted(
 
 
 # --- reading the diary --------------------------------------------------------------------------
+
+
+async def visited_today(
+    session: AsyncSession, household_ids: Sequence[int], now: datetime, tz: tzinfo
+) -> dict[int, Visit]:
+    """The latest visit (not withdrawn, by anyone) each of ``household_ids`` received on the
+    local day of ``now``; households not visited today are absent."""
+    if not household_ids:
+        return {}
+    start = local_midnight(local_day(now, tz), tz)
+    end = local_midnight(local_day(now, tz) + timedelta(days=1), tz)
+    rows = await session.exec(
+        orm_select(Visit)
+        .where(
+            col(Visit.household_id).in_(list(household_ids)),
+            col(Visit.withdrawn_at).is_(None),
+            col(Visit.visited_at) >= start,
+            col(Visit.visited_at) < end,
+        )
+        .order_by(col(Visit.visited_at), col(Visit.id))
+    )
+    return {visit.household_id: visit for visit in rows}
 
 
 async def diary(

@@ -16,7 +16,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import labels
 from bot.i18n import N_, gettext_for, join_clauses
-from bot.services.daily_push import Markup, MorningPush
+from bot.services.daily_push import HouseholdRow, Markup, MorningPush
 from bot.services.message_size import split_message, utf16_length
 from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
 from bot.services.visits import DiaryEntry, RuleProgress
@@ -46,10 +46,12 @@ KIND_ICON = {
 
 
 class VisitPickCb(CallbackData, prefix="vp"):
-    """Log a visit to this household (``quick``: from the push, only kind and a line)."""
+    """Log a visit to this household (``quick``: from the push, only kind and a line;
+    ``again``: yes, log another one although it was visited today)."""
 
     id: RowId
     quick: bool = False
+    again: bool = False
 
 
 class VisitPageCb(CallbackData, prefix="vg"):
@@ -102,19 +104,25 @@ class HistoryCb(CallbackData, prefix="vh"):
 # --- prompts -----------------------------------------------------------------------------------
 
 CHOOSE_HOUSEHOLD = N_(
-    "Which household did you visit? Most urgent first (⭐ key household, ⏰ due this period). "
-    "Or type part of a name, an address or a household number to search."
+    "Which household did you visit? Most urgent first (⭐ key household, ⏰ due this period, "
+    "✅ visited today). Or type part of a name, an address or a household number to search."
 )
 NO_MATCH = N_("No household of yours matches “{query}”. Try other words.")
 NO_HOUSEHOLDS = N_("You have no households assigned to you.")
 CHOOSE_KIND = N_("How did you reach {name}?")
 WRITE_NOTE = N_("What did you learn? Write a line or two for the diary (民情日记).")
-ADD_EXTRAS = N_("You may send a photo or your location now, or press Skip.")
+ADD_EXTRAS = N_(
+    "The visit is saved. You may add a photo or your location to it now, or press Skip."
+)
+ALREADY_VISITED = N_(
+    "{name} was already visited today at {time} ({kind}). Log another visit to this household?"
+)
 GOT_EXTRA = N_("Got it. Send the other one too, or press Done.")
 PROBLEM_QUESTION = N_("Did you find a problem that someone must handle?")
 CHOOSE_CATEGORY = N_("What kind of problem? The diary note becomes its description.")
 USE_BUTTONS = N_("Please choose with the buttons.")
 CANCELLED = N_("Cancelled. Nothing was logged.")
+CANCELLED_SAVED = N_("Cancelled. The visit stays in your diary.")
 NO_PROBLEM = N_("Good. Thank you for the visit!")
 TICKET_FILED = N_("Ticket {number} was filed for {name}; it is on its way to whoever handles it.")
 
@@ -126,23 +134,27 @@ def t_for(locale: str) -> Translate:
     return t
 
 
-def household_label(household: Household | Any, *, due: bool = False) -> str:
+def household_label(
+    household: Household | Any, *, due: bool = False, visited_today: bool = False
+) -> str:
     mark = "⭐" if household.is_key else ("⏰" if due else "🏠")
+    if visited_today:
+        mark = "✅"
     return f"{mark} {household.head_name} · {household.address}"[:60]
 
 
 def households_keyboard(
-    rows: Sequence[tuple[Household, bool]], page: int, pages: int, t: Translate
+    rows: Sequence[HouseholdRow], page: int, pages: int, t: Translate
 ) -> InlineKeyboardMarkup:
     """One household per row (tap to log a visit), with ◀ ▶ and Cancel."""
     buttons = [
         [
             InlineKeyboardButton(
-                text=household_label(household, due=due),
-                callback_data=VisitPickCb(id=household.id or 0).pack(),
+                text=household_label(row.household, due=row.due, visited_today=row.visited_today),
+                callback_data=VisitPickCb(id=row.household.id or 0).pack(),
             )
         ]
-        for household, due in rows
+        for row in rows
     ]
     paging = []
     if page > 0:
@@ -190,6 +202,19 @@ def kind_keyboard(t: Translate) -> InlineKeyboardMarkup:
         for kind in kinds
     ]
     return InlineKeyboardMarkup(inline_keyboard=[buttons[:2], buttons[2:], [cancel_button(t)]])
+
+
+def again_keyboard(household_id: int, quick: bool, t: Translate) -> InlineKeyboardMarkup:
+    """Yes, log another visit to a household visited today — or Cancel."""
+    again = VisitPickCb(id=household_id, quick=quick, again=True)
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=t("Yes, log another visit"), callback_data=again.pack()),
+                cancel_button(t),
+            ]
+        ]
+    )
 
 
 def extras_keyboard(t: Translate, *, got_one: bool) -> InlineKeyboardMarkup:
@@ -256,8 +281,15 @@ def counted_text(counted: Sequence[RuleProgress], t: Translate) -> str:
 
 
 def logged_text(
-    household: Household, kind: VisitKind, counted: Sequence[RuleProgress], t: Translate
+    household: Household,
+    kind: VisitKind,
+    counted: Sequence[RuleProgress],
+    t: Translate,
+    *,
+    then: str = PROBLEM_QUESTION,
 ) -> str:
+    """The visit is in the diary, what it counted toward, and ``then`` (a msgid: the next
+    question)."""
     return "\n".join(
         [
             "✅ "
@@ -268,7 +300,7 @@ def logged_text(
             ),
             esc(counted_text(counted, t)),
             "",
-            t(PROBLEM_QUESTION),
+            t(then),
         ]
     )
 
@@ -402,17 +434,31 @@ def rules_text(rules: Sequence[QuotaRule], locale: str, t: Translate) -> str:
 # --- the morning push ---------------------------------------------------------------------------
 
 
+GREETINGS = (  # by the local hour the push was made: a catch-up after noon is not "good morning"
+    (12, N_("Good morning! Today's tasks ({day})")),
+    (18, N_("Good afternoon! Today's tasks ({day})")),
+    (24, N_("Good evening! Today's tasks ({day})")),
+)
+
+
+def greeting(push: MorningPush, tz: Any) -> str:
+    """The push's first line's msgid, for the hour it was made."""
+    hour = push.composed_at.astimezone(tz).hour
+    return next(msgid for until, msgid in GREETINGS if hour < until)
+
+
 def render_push(
     push: MorningPush, locale: str, settings: Settings
 ) -> list[tuple[str, Markup | None]]:
     """The push as messages that fit Telegram: ≤ 4096 characters and ≤ 100 buttons each.
 
-    The suggested households come first, each with a one-tap "visited" button; then the open
-    tickets, then today's meetings.
+    The suggested households come first, each with a one-tap "visited" button; one visited
+    since is struck through and loses its button, and the count of visits done moves. Then
+    the open tickets (one closed since is struck through), then today's meetings.
     """
     t = t_for(locale)
     tz = settings.tz
-    header = [bold(t("Good morning! Today's tasks ({day})", day=push.local_day.strftime("%m-%d")))]
+    header = [bold(t(greeting(push, tz), day=push.local_day.strftime("%m-%d")))]
     parts: list[tuple[str, Markup | None]] = []
     if push.plan is not None and push.suggestions:
         header.append(
@@ -422,33 +468,47 @@ def render_push(
                 due=push.plan.due_households,
             )
         )
+        done = sum(1 for s in push.suggestions if s.household_id in push.visited)
+        if done:
+            header.append(
+                t("Visited so far: {done} of {count}.", done=done, count=len(push.suggestions))
+            )
         lines = list(header)
         buttons: list[InlineKeyboardButton] = []
         for number, s in enumerate(push.suggestions, start=1):
             marks = ("⭐" if s.is_key else "") + ("⚠️" if s.overdue else "")
             line = f"{number}. {marks}{bold(s.head_name)} · {esc(s.address)} {code(s.code)}"
+            visited = s.household_id in push.visited
+            if visited:
+                line = f"✅ <s>{line}</s>"
             if utf16_length("\n".join([*lines, line])) > MAX_TEXT or len(buttons) >= MAX_BUTTONS:
                 parts.append(("\n".join(lines), _visited_keyboard(buttons)))
                 lines, buttons = [], []
             lines.append(line)
-            buttons.append(
-                InlineKeyboardButton(
-                    text=f"✅ {number} {s.head_name}"[:40],
-                    callback_data=VisitPickCb(id=s.household_id, quick=True).pack(),
+            if not visited:
+                buttons.append(
+                    InlineKeyboardButton(
+                        text=f"✅ {number} {s.head_name}"[:40],
+                        callback_data=VisitPickCb(id=s.household_id, quick=True).pack(),
+                    )
                 )
-            )
-        lines.append(t("Tap ✅ when you have visited a household."))
+        if done < len(push.suggestions):
+            lines.append(t("Tap ✅ when you have visited a household."))
+        else:
+            lines.append(t("All of today's suggested visits are done. Thank you!"))
         parts.append(("\n".join(lines), _visited_keyboard(buttons)))
         header = []
     rest = list(header)
     if push.tickets:
         rest.append("")
         rest.append(bold(t("Your open tickets, soonest deadline first:")))
-        rest.extend(
-            f"• {code(ticket.number)} {esc(t(labels.TICKET_CATEGORY[ticket.category]))}"
-            f" · ⏰ {local_time(ticket.next_deadline_at, tz) if ticket.next_deadline_at else '—'}"
-            for ticket in push.tickets
-        )
+        for ticket in push.tickets:
+            deadline = ticket.next_deadline_at
+            line = (
+                f"{code(ticket.number)} {esc(t(labels.TICKET_CATEGORY[ticket.category]))}"
+                f" · ⏰ {local_time(deadline, tz) if deadline else '—'}"
+            )
+            rest.append(f"✅ <s>{line}</s>" if ticket.id in push.closed else f"• {line}")
     if push.meetings:
         rest.append("")
         rest.append(bold(t("Today's meetings:")))

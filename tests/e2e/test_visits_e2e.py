@@ -134,10 +134,11 @@ async def test_push_visits_quota_ticket_restart_and_reminders(h: Harness) -> Non
     await worker.send("\u200b")  # invisible only: asked again, clearly
     assert t("Please write a few words about the visit.") in (await worker.next_message()).text
     await worker.send("宣讲了防诈骗知识；楼道里的路灯坏了两盏，晚上很黑")
-    await worker.next_message()  # photo or location?
-    await worker.press(t("Skip"))
-    lectured = await worker.next_message()
+    lectured = await worker.next_message()  # saved; a photo or location may follow
     assert t("Quarterly policy micro-lecture for every household") in lectured.text
+    assert t(views.ADD_EXTRAS) in lectured.text
+    await worker.press(t("Skip"))
+    assert t(views.PROBLEM_QUESTION) in (await worker.next_message()).text
     await worker.press(t("⚠️ Yes, report it"))
     await worker.next_message()
     await worker.press(t(labels.TICKET_CATEGORY[TicketCategory.FACILITY]))

@@ -258,7 +258,9 @@ def test_a_long_push_is_split_within_telegrams_limits() -> None:
     worker = Person(
         id=1, name="王", telegram_id=5, created_at=at(2026, 1, 1), updated_at=at(2026, 1, 1)
     )
-    push = daily_push.MorningPush(worker, date(2026, 3, 13), plan, (), ())
+    push = daily_push.MorningPush(
+        worker, date(2026, 3, 13), plan, (), (), composed_at=at(2026, 3, 13, 8)
+    )
     parts = render_push(push, "zh_Hans", SETTINGS)
     assert len(parts) > 1
     ids: list[int] = []
@@ -273,7 +275,9 @@ def test_a_long_push_is_split_within_telegrams_limits() -> None:
 
 def test_an_empty_push_is_empty() -> None:
     worker = Person(id=1, name="王", created_at=at(2026, 1, 1), updated_at=at(2026, 1, 1))
-    assert daily_push.MorningPush(worker, date(2026, 3, 13), None, (), ()).empty
+    assert daily_push.MorningPush(
+        worker, date(2026, 3, 13), None, (), (), composed_at=at(2026, 3, 13, 8)
+    ).empty
 
 
 @given(st.one_of(st.text(max_size=10_000), st.sampled_from(["   ", "１２３", "😀" * 60, "\x00a"])))
