@@ -405,3 +405,21 @@ async def test_start_links_are_read_strictly(chromium: str, page_harness: Harnes
             "(text) => resolveStartLink(text)", "https://t.me/someone_else_bot?start=x"
         )
         assert "@someone_else_bot" in unknown["error"]
+
+
+PHONES = [
+    ("8616622041617", "+86 166 2204 1617"),
+    ("+8613800000000", "+86 138 0000 0000"),
+    ("13800000000", "138 0000 0000"),
+    ("0592-5551234", "0592-5551234"),  # a landline stays as written
+    ("+4420 7946 0958", "+4420 7946 0958"),
+    ("<b>86</b>16622041617", "<b>86</b>16622041617"),
+    ("", ""),
+]
+
+
+async def test_phone_numbers_are_shown_readably(chromium: str, page_harness: Harness) -> None:
+    async with browser_page(chromium) as page:
+        await page.goto(page_harness.sandbox.url)
+        for raw, shown in PHONES:
+            assert await page.evaluate("(raw) => formatPhone(raw)", raw) == shown, raw

@@ -394,7 +394,7 @@ function summary(message) {
   if (message.photo) return "🖼 照片 Photo";
   if (message.document) return `📄 ${message.document.file_name || "文件 File"}`;
   if (message.location) return "📍 位置 Location";
-  if (message.contact) return `👤 ${message.contact.phone_number}`;
+  if (message.contact) return `👤 ${formatPhone(message.contact.phone_number)}`;
   return "…";
 }
 
@@ -516,7 +516,7 @@ function contactCard(contact) {
   const title = document.createElement("b");
   title.textContent = name;
   const phone = document.createElement("small");
-  phone.textContent = contact.phone_number;
+  phone.textContent = formatPhone(contact.phone_number);
   label.append(title, document.createElement("br"), phone);
   card.append(avatar(name), label);
   return card;
@@ -925,7 +925,7 @@ async function sendText(text) {
 }
 
 function askContact() {
-  $("contact-text").textContent = `${fullName(state.user)} · ${state.user.phone_number || ""}`;
+  $("contact-text").textContent = `${fullName(state.user)} · ${formatPhone(state.user.phone_number)}`;
   const dialog = $("contact-dialog");
   dialog.returnValue = "";
   dialog.showModal();
