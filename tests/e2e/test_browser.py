@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from sqlmodel import col, select
 
 from bot.clock import FrozenClock
@@ -198,8 +199,11 @@ async def test_the_qr_code_photo_and_its_caption_are_in_view(
     async with browser_page(chromium) as page:
         await page.goto(h.sandbox.url)
         await page.locator("#user-list button", has_text=worker.first_name).first.click()
-        for command in ("/help", "/mygrid", "/qr"):  # enough above it for the page to scroll
+        # enough above it for the page to scroll, each answer before the next command
+        for command, answer in (("/help", "我可以为您做这些"), ("/mygrid", "网格公示")):
             await send(page, command)
+            await expect(page.locator("#messages")).to_contain_text(answer, timeout=15000)
+        await send(page, "/qr")
         await expect(page.locator("#messages .row.bot img.photo")).to_be_attached(timeout=15000)
         await expect(page.locator("#messages .row").last).to_contain_text("扫码加入")
         await newest_is_in_view(page)
@@ -353,6 +357,23 @@ async def test_an_invitation_link_opens_in_the_page_as_someone_chosen_there(
         )
         await page.locator("#invite-cancel").click()
         await expect(page.locator("#text")).to_have_value(href)
+
+        # a URL button with a grid's join link opens in the page too
+        assert h.app is not None
+        newcomer_id = await page.evaluate("() => state.user.id")
+        join = f"https://t.me/{BOT_USERNAME}?start=join_{grid.code}"
+        await h.app.bot.send_message(
+            newcomer_id,
+            "点下面的按钮加入网格。",
+            reply_markup=InlineKeyboardMarkup(
+                inline_keyboard=[[InlineKeyboardButton(text="加入网格", url=join)]]
+            ),
+        )
+        await page.locator(".inline-keyboard button", has_text="加入网格").click()
+        await expect(dialog).to_be_visible()
+        await expect(page.locator("#invite-link")).to_have_value(join)
+        await page.locator("#invite-me").click()
+        await expect(messages).to_contain_text(f"/start join_{grid.code}", timeout=15000)
 
 
 START_LINKS: list[tuple[str, Any]] = [

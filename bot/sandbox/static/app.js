@@ -576,7 +576,8 @@ function entityElement(entity, content) {
       const target = entity.type === "text_link" ? entity.url
         : entity.type === "email" ? `mailto:${content}`
         : (/^[a-z]+:\/\//i.test(content) ? content : `http://${content}`);
-      const href = safeUrl(target);
+      // a tg://resolve start link is kept too: the page opens it itself, below
+      const href = safeUrl(target) || (parseStartLink(target) ? target.trim() : null);
       if (!href) return [make("span")];
       const link = make("a");
       link.href = href;
@@ -662,7 +663,7 @@ function inlineKeyboard(message) {
         element.title = button.url;
         element.onclick = () => {
           const href = safeUrl(button.url);
-          if (href && parseStartLink(href)) askInvite(href);
+          if (parseStartLink(button.url)) askInvite(button.url.trim());
           else if (href) window.open(href, "_blank", "noopener");
         };
       } else if (button.callback_data !== undefined) {
