@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 
 from pydantic import SecretStr
 from sqlmodel import col, select
@@ -26,7 +27,7 @@ from bot.services import people
 from bot.services.demo import DemoDataExists, load_demo_data
 from bot.settings import Settings
 from bot.watch import Watch
-from models import Person
+from models import Person, Role
 
 log = logging.getLogger(__name__)
 
@@ -50,38 +51,76 @@ async def prepare_database(settings: Settings, clock: Clock) -> None:
         await engine.dispose()
 
 
-async def sandbox_accounts(server: SandboxServer, settings: Settings) -> int:
-    """A sandbox account for every person with a Telegram id, labelled with their role."""
+# the web page lists people under their most senior role, in this order
+ROLE_ORDER = (
+    Role.ADMIN,
+    Role.CENTER,
+    Role.SUPERVISOR,
+    Role.DEPARTMENT,
+    Role.HEAD,
+    Role.WORKER,
+    Role.RESIDENT,
+)
+PAGE_LOCALES = ("zh_Hans", "en")  # the web page speaks Simplified Chinese and English
+
+
+def role_heading(role: Role) -> str:
+    """A role as the web page's list of people heads it, e.g. "网格员 Grid worker"."""
+    zh, en = (gettext_for(locale, ROLE[role]) for locale in PAGE_LOCALES)
+    return f"{zh} {en[:1].upper()}{en[1:]}"
+
+
+def page_labels(roles: Sequence[people.RoleInGrid]) -> tuple[str | None, str | None, int]:
+    """The web page's group (most senior role) and note (every role's grid) for a person with
+    ``roles``, and where their group comes in :data:`ROLE_ORDER`."""
+    if not roles:
+        return None, None, len(ROLE_ORDER)
+    main = min(roles, key=lambda r: ROLE_ORDER.index(r.role))
+    note = " · ".join(
+        r.grid_name
+        if r.role == main.role
+        else f"{gettext_for(PAGE_LOCALES[0], ROLE[r.role])} {r.grid_name}"
+        for r in roles
+    )
+    return role_heading(main.role), note, ROLE_ORDER.index(main.role)
+
+
+async def sandbox_accounts(
+    server: SandboxServer, settings: Settings, *, bot_username: str = SANDBOX_USERNAME
+) -> int:
+    """A sandbox account for every person with a Telegram id, listed on the web page under
+    their most senior role (their grids in its note), most senior roles first."""
     engine = create_engine(settings.database_url)
-    created = 0
+    accounts = []
     try:
         async with create_session_factory(engine)() as session:
             persons = (
                 await session.exec(select(Person).where(col(Person.telegram_id).is_not(None)))
             ).all()
-            for person in persons:
-                assert person.telegram_id is not None and person.id is not None
-                if person.telegram_id in server.users:
-                    continue
-                roles = await people.roles_of(session, person.id)
-                label = " · ".join(
-                    f"{gettext_for(settings.default_locale, ROLE[r.role])} {r.grid_name}"
-                    for r in roles
-                )
-                server.create_user(
-                    person.name,
-                    last_name=f"({label})" if label else None,
-                    language_code="zh-hans",
-                    phone_number=(person.phone or "").lstrip("+") or None,
-                    user_id=person.telegram_id,
-                )
-                # demo people have talked to the bot before (staff joined by invitation), so
-                # the bot may write to them first, as it may to real ones
-                server.get_bot(SANDBOX_USERNAME).relation(person.telegram_id).started = True
-                created += 1
+            roles = await people.roles_of_many(
+                session, [p.id for p in persons if p.id is not None]
+            )
     finally:
         await engine.dispose()
-    return created
+    for person in persons:
+        assert person.telegram_id is not None and person.id is not None
+        if person.telegram_id in server.users:
+            continue
+        group, note, rank = page_labels(roles.get(person.id, []))
+        accounts.append((rank, person.telegram_id, person, group, note))
+    for _, telegram_id, person, group, note in sorted(accounts, key=lambda a: a[:2]):
+        server.create_user(
+            person.name,
+            language_code="zh-hans",
+            phone_number=(person.phone or "").lstrip("+") or None,
+            user_id=telegram_id,
+            group=group,
+            note=note,
+        )
+        # demo people have talked to the bot before (staff joined by invitation), so the bot
+        # may write to them first, as it may to real ones
+        server.get_bot(bot_username).relation(telegram_id).started = True
+    return len(accounts)
 
 
 async def run_trial(

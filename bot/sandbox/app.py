@@ -12,7 +12,8 @@ User side and test control (JSON; answers ``{"ok": true, "result": ...}`` or
 
 * ``GET  /info`` — spec version, emulated methods, bots and users
 * ``GET|POST /bots`` — list / register a bot ``{token, username?, first_name?, group_privacy?}``
-* ``GET|POST /users``, ``GET /users/{user_id}`` — list / create / get a person
+* ``GET|POST /users``, ``GET /users/{user_id}`` — list / create / get a person (``group``
+  and ``note`` label them on the web page)
 * ``POST /bots/{bot}/groups`` — a group ``{title, member_ids}``
 * ``POST /bots/{bot}/users/{user_id}/{action}`` — a person acts: ``send``, ``start``,
   ``photo``, ``document``, ``location``, ``contact``, ``press``, ``press_reply``, ``edit``,
@@ -305,6 +306,8 @@ async def _create_user(request: web.Request) -> web.Response:
         language_code=_opt_str(body, "language_code") if "language_code" in body else "zh-hans",
         phone_number=_opt_str(body, "phone_number"),
         user_id=_opt_int(body, "id"),
+        group=_opt_str(body, "group"),
+        note=_opt_str(body, "note"),
     )
     return _ok(user.to_json())
 

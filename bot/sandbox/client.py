@@ -241,13 +241,18 @@ class SandboxClient:
         language_code: str | None = "zh-hans",
         phone_number: str | None = None,
         user_id: int | None = None,
+        group: str | None = None,
+        note: str | None = None,
     ) -> JsonObject:
+        """A new person; ``group`` and ``note`` label them on the web page's list of people."""
         body: JsonObject = {"first_name": first_name, "language_code": language_code}
         for key, value in (
             ("last_name", last_name),
             ("username", username),
             ("phone_number", phone_number),
             ("id", user_id),
+            ("group", group),
+            ("note", note),
         ):
             if value is not None:
                 body[key] = value

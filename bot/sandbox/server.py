@@ -258,8 +258,11 @@ class SandboxServer:
         language_code: str | None = "zh-hans",
         phone_number: str | None = None,
         user_id: int | None = None,
+        group: str | None = None,
+        note: str | None = None,
     ) -> SandboxUser:
-        """A new person (not yet talking to any bot)."""
+        """A new person (not yet talking to any bot); ``group`` and ``note`` only label them on
+        the web page's list of people."""
         if not first_name.strip():
             raise SandboxError(400, "first_name must not be empty")
         if username is not None:
@@ -283,6 +286,8 @@ class SandboxServer:
             language_code=language_code or None,
             # everyone on Telegram has a phone number; make one up if none is given
             phone_number=phone_number or f"+8613{user_id % 1_000_000_000:09d}",
+            group=group or None,
+            note=note or None,
         )
         self.users[user_id] = user
         self._changed()

@@ -35,6 +35,10 @@ class SandboxUser:
     username: str | None = None
     language_code: str | None = None
     phone_number: str | None = None
+    # sandbox only, never in the Bot API: the heading the web page lists this person under
+    # (e.g. a role) and a line it shows under the name and searches (e.g. their grids)
+    group: str | None = None
+    note: str | None = None
 
     def to_api(self) -> JsonObject:
         """The Bot API ``User`` object."""
@@ -48,8 +52,14 @@ class SandboxUser:
         return result
 
     def to_json(self) -> JsonObject:
-        """What the control API shows (includes the phone number the user would share)."""
-        return {**self.to_api(), "phone_number": self.phone_number}
+        """What the control API shows: the Bot API ``User``, the phone number the user would
+        share and, where set, the web page's ``group`` and ``note``."""
+        result: JsonObject = {**self.to_api(), "phone_number": self.phone_number}
+        if self.group:
+            result["group"] = self.group
+        if self.note:
+            result["note"] = self.note
+        return result
 
     def private_chat(self) -> JsonObject:
         """The Bot API ``Chat`` of this user's private chat with a bot."""

@@ -281,3 +281,36 @@ async def test_web_page_is_served(sandbox: RunningSandbox) -> None:
         for asset in ("app.js", "style.css"):
             async with session.get(f"{sandbox.url}/static/{asset}") as response:
                 assert response.status == 200
+
+
+async def test_a_persons_group_and_note_are_for_the_web_page_only(
+    client: SandboxClient, bot: Bot
+) -> None:
+    created = await client.create_user("王晓峰", group="网格员 Grid worker", note="杏东花园2号楼")
+    assert (created["group"], created["note"]) == ("网格员 Grid worker", "杏东花园2号楼")
+    listed = await client.users()
+    assert [(u["group"], u["note"]) for u in listed] == [("网格员 Grid worker", "杏东花园2号楼")]
+    plain = await client.create_user("Bob")
+    assert "group" not in plain and "note" not in plain
+
+    # the bot never sees them: not in the User of an update
+    persona = client.persona_for(created, bot=BOT_ID)
+    await persona.start()
+    (update,) = await bot.get_updates()
+    assert update.message is not None and update.message.from_user is not None
+    sent = update.message.from_user.model_dump(exclude_none=True)
+    assert sent == {
+        "id": created["id"],
+        "is_bot": False,
+        "first_name": "王晓峰",
+        "language_code": "zh-hans",
+    }
+    chat = update.message.chat.model_dump(exclude_none=True)
+    assert "group" not in str(chat) and "杏东花园" not in str(chat)
+
+
+async def test_a_group_or_note_that_is_not_text_is_refused(client: SandboxClient) -> None:
+    with pytest.raises(SandboxClientError, match="group must be a string"):
+        await client.request("POST", "/users", json={"first_name": "X", "group": ["a"]})
+    with pytest.raises(SandboxClientError, match="note must be a string"):
+        await client.request("POST", "/users", json={"first_name": "X", "note": {"a": 1}})

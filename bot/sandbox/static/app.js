@@ -16,8 +16,13 @@ const state = {
   generation: 0,
   lastToast: null,
   pickerTimer: null,
-  startPayload: new URLSearchParams(location.search).get("start"),
+  pickerKey: null,
+  closedGroups: new Set(),
+  pendingInvite: null, // a start link waiting for someone to open it (chosen in the picker)
+  pastedLink: null, // the text pasted into the composer while the invite dialog is open
   pendingPhotos: [],
+  stick: true, // follow the newest message (the user has not scrolled up)
+  newestId: 0,
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -94,9 +99,62 @@ async function loadWorld() {
   }
 }
 
+// Phone numbers as people read them: "+86 166 2204 1617", "166 2204 1617"; Telegram gives
+// them without the "+" ("8616622041617").
+function formatPhone(raw) {
+  const text = String(raw || "").trim();
+  const digits = text.replace(/\D/g, "");
+  const mobile = (number) => `${number.slice(0, 3)} ${number.slice(3, 7)} ${number.slice(7)}`;
+  if (/^861\d{10}$/.test(digits) && /^\+?[\d\s-]+$/.test(text)) return `+86 ${mobile(digits.slice(2))}`;
+  if (/^1\d{10}$/.test(digits) && /^[\d\s-]+$/.test(text)) return mobile(digits);
+  return text;
+}
+
+const OTHERS = "其他 Others";
+
+// What a search matches: name, group (role), note (grids), @username, id, and the phone
+// number's digits (typed with or without spaces, "+" or the 86 prefix).
+function matches(user, query) {
+  const words = query.toLowerCase().split(/\s+/).filter(Boolean);
+  if (!words.length) return true;
+  const text = [fullName(user), user.group, user.note, user.username && `@${user.username}`, String(user.id)]
+    .filter(Boolean).join(" ").toLowerCase();
+  const phone = String(user.phone_number || "").replace(/\D/g, "");
+  const digits = query.replace(/[\s+()-]/g, "");
+  if (/^\d{3,}$/.test(digits) && phone.includes(digits)) return true;
+  return words.every((word) => text.includes(word) || (/^\+?\d+$/.test(word) && phone.includes(word.replace("+", ""))));
+}
+
+function personButton(user) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = "person";
+  button.title = `id ${user.id}`;
+  const label = document.createElement("span");
+  label.className = "person-label";
+  const name = document.createElement("span");
+  name.className = "person-name";
+  name.textContent = fullName(user);
+  const detail = document.createElement("small");
+  detail.className = "person-detail";
+  detail.textContent = [user.note, user.username && `@${user.username}`].filter(Boolean).join(" · ");
+  const phone = document.createElement("small");
+  phone.className = "phone";
+  phone.textContent = formatPhone(user.phone_number);
+  label.append(name, detail);
+  button.append(avatar(user.first_name), label, phone);
+  button.disabled = state.bots.length === 0;
+  button.addEventListener("click", () => pickUser(user));
+  return button;
+}
+
 function renderPicker() {
   $("no-bot").hidden = state.bots.length > 0;
   $("bot-field").hidden = state.bots.length < 2;
+  const query = $("user-search").value.trim();
+  const key = JSON.stringify([state.bots, state.users, state.botId, query]);
+  if (key === state.pickerKey) return; // nothing new: leave the list (and a hovered button) be
+  state.pickerKey = key;
   const select = $("bot-select");
   select.replaceChildren(
     ...state.bots.map((bot) => {
@@ -107,24 +165,72 @@ function renderPicker() {
       return option;
     }),
   );
-  const list = $("user-list");
-  list.replaceChildren(
-    ...state.users.map((user) => {
+  // groups in the order their first member comes (the sandbox lists senior roles first)
+  const groups = new Map();
+  for (const user of state.users) {
+    const group = user.group || OTHERS;
+    if (!groups.has(group)) groups.set(group, []);
+    groups.get(group).push(user);
+  }
+  if (groups.has(OTHERS)) {
+    const others = groups.get(OTHERS);
+    groups.delete(OTHERS);
+    groups.set(OTHERS, others);
+  }
+  const sections = [];
+  for (const [group, members] of groups) {
+    const shown = members.filter((user) => matches(user, query));
+    if (!shown.length) continue;
+    const section = document.createElement("details");
+    section.className = "user-group";
+    section.dataset.group = group;
+    section.open = Boolean(query) || !state.closedGroups.has(group);
+    const heading = document.createElement("summary");
+    const title = document.createElement("span");
+    title.textContent = group;
+    const count = document.createElement("small");
+    count.className = "count";
+    count.textContent = query ? `${shown.length} / ${members.length}` : String(members.length);
+    heading.append(title, count);
+    const list = document.createElement("ul");
+    list.className = "user-list";
+    list.append(...shown.map((user) => {
       const item = document.createElement("li");
-      const button = document.createElement("button");
-      const label = document.createElement("span");
-      label.textContent = fullName(user);
-      const detail = document.createElement("small");
-      detail.textContent = ` ${user.username ? "@" + user.username + " · " : ""}${user.phone_number || ""} · id ${user.id}`;
-      label.append(detail);
-      button.append(avatar(user.first_name), label);
-      button.disabled = state.bots.length === 0;
-      button.addEventListener("click", () => enterChat(user));
-      item.append(button);
+      item.append(personButton(user));
       return item;
-    }),
-  );
+    }));
+    section.append(heading, list);
+    section.addEventListener("toggle", () => {
+      if (query) return;
+      if (section.open) state.closedGroups.delete(group);
+      else state.closedGroups.add(group);
+    });
+    sections.push(section);
+  }
+  $("user-list").replaceChildren(...sections);
+  $("no-match").hidden = sections.length > 0 || state.users.length === 0;
   $("new-user").querySelector("button").disabled = state.bots.length === 0;
+}
+
+function renderInviteBanner() {
+  const invite = state.pendingInvite;
+  $("invite-banner").hidden = !invite;
+  $("picker-invite").hidden = Boolean(invite);
+  if (invite) $("invite-banner-link").textContent = invite.text;
+}
+
+// Someone chosen in the picker (or just created there): their chat, and the invite waiting
+// to be opened, if any.
+async function pickUser(user) {
+  const invite = state.pendingInvite;
+  state.pendingInvite = null;
+  if (invite) state.botId = invite.bot.id;
+  try {
+    await enterChat(user);
+    if (invite) await startLink(invite);
+  } catch (error) {
+    showAlert(error.message);
+  }
 }
 
 async function showPicker() {
@@ -132,6 +238,8 @@ async function showPicker() {
   $("chat").hidden = true;
   $("picker").hidden = false;
   clearIdentity();
+  renderInviteBanner();
+  state.pickerKey = null;
   const refresh = async () => {
     try {
       await loadWorld();
@@ -154,6 +262,9 @@ async function enterChat(user) {
   state.transcript = null;
   state.seq = 0;
   state.lastToast = null;
+  state.stick = true;
+  state.newestId = 0;
+  delete $("messages").dataset.rendered;
   saveIdentity();
   $("picker").hidden = true;
   $("chat").hidden = false;
@@ -195,7 +306,12 @@ function renderChat() {
   if (action) setTimeout(() => state.transcript === t && renderChat(), 5500);
 
   const box = $("messages");
-  const nearBottom = box.scrollHeight - box.scrollTop - box.clientHeight < 120;
+  const follow = state.stick || !box.dataset.rendered;
+  const newest = t.messages[t.messages.length - 1];
+  // what the person just sent themselves is always brought into view, as in Telegram
+  const sentNow = newest && newest.from === "user" && newest.sender_id === state.user.id
+    && newest.message_id > state.newestId;
+  state.newestId = newest ? newest.message_id : 0;
   const nodes = [];
   let lastDay = null;
   for (const message of t.messages) {
@@ -210,7 +326,6 @@ function renderChat() {
     nodes.push(renderMessage(message, t));
   }
   box.replaceChildren(...nodes);
-  if (nearBottom || !box.dataset.rendered) box.scrollTop = box.scrollHeight;
   box.dataset.rendered = "1";
 
   renderPinned(t);
@@ -218,13 +333,39 @@ function renderChat() {
   $("start-row").hidden = t.started || t.blocked;
   $("blocked-row").hidden = !t.blocked;
   $("composer").hidden = !t.started || t.blocked;
-  $("start-button").textContent = state.startPayload ? `开始 START (${state.startPayload})` : "开始 START";
   $("block-toggle").textContent = t.blocked ? "取消屏蔽 Unblock bot" : "屏蔽机器人 Block bot";
   $("text").placeholder = (t.force_reply && t.force_reply.input_field_placeholder)
     || (t.reply_keyboard && t.reply_keyboard.input_field_placeholder)
     || "输入消息… Message…";
+  // scroll only now: the pinned bar and a reply keyboard take room from the messages
+  if (follow || sentNow) scrollToNewest();
+  else updateToBottom();
   renderCommands(t);
   showToast(t);
+}
+
+// -- following the newest message ---------------------------------------------------------------
+// The list stays at its newest message while the person has not scrolled up: after every
+// render, when a photo finishes loading (it may be taller than the room kept for it) and when
+// the list's own height changes (a reply keyboard opens or closes, the window is resized).
+
+function atNewest(box) {
+  return box.scrollHeight - box.scrollTop - box.clientHeight < 60;
+}
+
+function scrollToNewest() {
+  const box = $("messages");
+  box.scrollTop = box.scrollHeight;
+  state.stick = true;
+  updateToBottom();
+}
+
+function followNewest() {
+  if (state.stick && !$("chat").hidden) scrollToNewest();
+}
+
+function updateToBottom() {
+  $("to-bottom").hidden = atNewest($("messages"));
 }
 
 function actionLabel(action) {
@@ -253,7 +394,7 @@ function summary(message) {
   if (message.photo) return "🖼 照片 Photo";
   if (message.document) return `📄 ${message.document.file_name || "文件 File"}`;
   if (message.location) return "📍 位置 Location";
-  if (message.contact) return `👤 ${message.contact.phone_number}`;
+  if (message.contact) return `👤 ${formatPhone(message.contact.phone_number)}`;
   return "…";
 }
 
@@ -303,6 +444,8 @@ function renderMessage(message, t) {
     image.loading = "lazy";
     image.width = message.photo.width;
     image.height = message.photo.height;
+    photoBox(image, message.photo.width, message.photo.height);
+    image.addEventListener("load", followNewest);
     image.onclick = () => window.open(message.photo.url, "_blank", "noopener");
     bubble.append(image);
   }
@@ -321,6 +464,14 @@ function renderMessage(message, t) {
 
   if (message.inline_keyboard) row.append(inlineKeyboard(message));
   return row;
+}
+
+// The room a photo takes, known before it loads (so nothing below it moves when it does):
+// its shape, at most 360 px high, at least 96 px wide, never wider than the bubble.
+function photoBox(image, width, height) {
+  if (!(width > 0 && height > 0)) return;
+  image.style.aspectRatio = `${width} / ${height}`;
+  image.style.width = `${Math.round(Math.max(96, Math.min(width, (360 * width) / height)))}px`;
 }
 
 function documentCard(document_) {
@@ -365,7 +516,7 @@ function contactCard(contact) {
   const title = document.createElement("b");
   title.textContent = name;
   const phone = document.createElement("small");
-  phone.textContent = contact.phone_number;
+  phone.textContent = formatPhone(contact.phone_number);
   label.append(title, document.createElement("br"), phone);
   card.append(avatar(name), label);
   return card;
@@ -425,12 +576,22 @@ function entityElement(entity, content) {
       const target = entity.type === "text_link" ? entity.url
         : entity.type === "email" ? `mailto:${content}`
         : (/^[a-z]+:\/\//i.test(content) ? content : `http://${content}`);
-      const href = safeUrl(target);
+      // a tg://resolve start link is kept too: the page opens it itself, below
+      const href = safeUrl(target) || (parseStartLink(target) ? target.trim() : null);
       if (!href) return [make("span")];
       const link = make("a");
       link.href = href;
       link.target = "_blank";
       link.rel = "noopener noreferrer";
+      if (parseStartLink(href)) {
+        // a t.me start link (an invitation, a grid's join link) opens here, in the sandbox
+        link.classList.add("start-link");
+        link.title = "在沙盒里打开 Open in the sandbox";
+        link.onclick = (event) => {
+          event.preventDefault();
+          askInvite(href);
+        };
+      }
       return [link];
     }
     case "bot_command": {
@@ -502,7 +663,8 @@ function inlineKeyboard(message) {
         element.title = button.url;
         element.onclick = () => {
           const href = safeUrl(button.url);
-          if (href) window.open(href, "_blank", "noopener");
+          if (parseStartLink(button.url)) askInvite(button.url.trim());
+          else if (href) window.open(href, "_blank", "noopener");
         };
       } else if (button.callback_data !== undefined) {
         element.onclick = async () => {
@@ -553,10 +715,10 @@ function renderReplyKeyboard(t) {
         const element = document.createElement("button");
         element.textContent = button.text;
         if (button.request_contact) {
-          element.className = "request contact";
+          element.className = button.text.includes("👤") || button.text.includes("📱") ? "request" : "request contact";
           element.onclick = () => askContact();
         } else if (button.request_location) {
-          element.className = "request location";
+          element.className = button.text.includes("📍") ? "request" : "request location";
           element.onclick = () => askLocation(button.text);
         } else if (Object.keys(button).some((key) => !["text", "style", "icon_custom_emoji_id"].includes(key))) {
           element.disabled = true;
@@ -632,6 +794,126 @@ function showAlert(text) {
 }
 
 // ---------------------------------------------------------------------------------------------
+// start links (t.me/<bot>?start=<payload>): opened in the sandbox as a person of the page
+
+const START_PAYLOAD = /^[A-Za-z0-9_-]{1,64}$/;
+const BOT_USERNAME = /^[A-Za-z][A-Za-z0-9_]{3,31}$/;
+const TELEGRAM_HOSTS = ["t.me", "www.t.me", "telegram.me", "www.telegram.me", "telegram.dog"];
+
+// {username, payload} of a link that opens a bot (payload null: a plain /start); null for
+// anything else. Takes https://t.me/<bot>?start=<payload>, t.me/<bot>?start=... without the
+// scheme, telegram.me, and tg://resolve?domain=<bot>&start=<payload>. A payload Telegram would
+// not pass on (not 1-64 of A-Z a-z 0-9 _ -) gives {error}.
+function parseStartLink(text) {
+  const raw = String(text || "").trim();
+  if (!raw || raw.length > 2048 || /\s/.test(raw)) return null;
+  let url;
+  try {
+    url = new URL(/^[a-z][a-z0-9+.-]*:/i.test(raw) ? raw : `https://${raw}`);
+  } catch (error) {
+    return null;
+  }
+  let username;
+  if (url.protocol === "tg:") {
+    if (url.host.toLowerCase() !== "resolve" && url.pathname.replace(/^\/+/, "") !== "resolve") return null;
+    username = url.searchParams.get("domain");
+  } else if (["http:", "https:"].includes(url.protocol) && TELEGRAM_HOSTS.includes(url.hostname.toLowerCase())) {
+    if (url.username || url.password || url.port) return null;
+    const parts = url.pathname.split("/").filter(Boolean);
+    if (parts.length !== 1) return null;
+    username = decodeURIComponentSafe(parts[0]);
+  } else {
+    return null;
+  }
+  if (!username || !BOT_USERNAME.test(username)) return null;
+  const payload = url.searchParams.get("start");
+  if (payload === null) return { username, payload: null };
+  if (!START_PAYLOAD.test(payload)) {
+    return { username, payload: null, error: "启动参数无效：只能是 1-64 个字母、数字、_ 或 - The start parameter must be 1-64 letters, digits, _ or -" };
+  }
+  return { username, payload };
+}
+
+function decodeURIComponentSafe(text) {
+  try {
+    return decodeURIComponent(text);
+  } catch (error) {
+    return "";
+  }
+}
+
+// The link as one of this sandbox's bots reads it: {bot, payload, text}, or {error}.
+function resolveStartLink(text) {
+  const link = parseStartLink(text);
+  if (!link) return { error: "这不是 Telegram 机器人链接（例如 https://t.me/机器人?start=…） This is not a Telegram bot link (like https://t.me/bot?start=…)" };
+  if (link.error) return link;
+  const bot = state.bots.find((b) => b.username.toLowerCase() === link.username.toLowerCase());
+  if (!bot) return { error: `沙盒里没有 @${link.username} 这个机器人 There is no bot @${link.username} in this sandbox` };
+  const shown = `https://t.me/${bot.username}${link.payload ? `?start=${link.payload}` : ""}`;
+  return { bot, payload: link.payload, text: shown };
+}
+
+// The person presses Start on the link's bot: "/start <payload>" reaches the bot, as when a
+// real Telegram app opens the link (a blocked bot is unblocked first, as Telegram's Restart).
+async function startLink(invite) {
+  if (state.transcript && state.transcript.blocked) await act("unblock", {});
+  await act("start", invite.payload ? { payload: invite.payload } : {});
+  scrollToNewest();
+}
+
+function askInvite(text = "", { pasted = false } = {}) {
+  const dialog = $("invite-dialog");
+  $("invite-link").value = text;
+  $("invite-error").hidden = true;
+  state.pastedLink = pasted ? text : null;
+  $("invite-cancel").textContent = pasted ? "粘贴为文字 Paste as text" : "取消 Cancel";
+  $("invite-me").hidden = !state.user || $("chat").hidden;
+  $("invite-me").textContent = state.user ? `以 ${fullName(state.user)} 的身份打开 Open as ${fullName(state.user)}` : "";
+  if (!dialog.open) dialog.showModal();
+  if (!text) $("invite-link").focus();
+}
+
+function inviteFromDialog() {
+  const invite = resolveStartLink($("invite-link").value);
+  if (invite.error) {
+    $("invite-error").textContent = invite.error;
+    $("invite-error").hidden = false;
+    return null;
+  }
+  state.pastedLink = null;
+  $("invite-dialog").close();
+  return invite;
+}
+
+async function openInviteAsMe() {
+  const invite = inviteFromDialog();
+  if (!invite) return;
+  try {
+    if (String(invite.bot.id) !== String(state.botId)) {
+      state.botId = invite.bot.id;
+      await enterChat(state.user);
+    }
+    await startLink(invite);
+  } catch (error) {
+    showAlert(error.message);
+  }
+}
+
+function openInviteAsOther() {
+  const invite = inviteFromDialog();
+  if (!invite) return;
+  choosePersonFor(invite);
+}
+
+function choosePersonFor(invite) {
+  state.pendingInvite = invite;
+  state.botId = invite.bot.id;
+  $("user-search").value = "";
+  showPicker();
+  $("user-search").focus();
+}
+
+// ---------------------------------------------------------------------------------------------
 // sending
 
 async function sendText(text) {
@@ -644,7 +926,7 @@ async function sendText(text) {
 }
 
 function askContact() {
-  $("contact-text").textContent = `${fullName(state.user)} · ${state.user.phone_number || ""}`;
+  $("contact-text").textContent = `${fullName(state.user)} · ${formatPhone(state.user.phone_number)}`;
   const dialog = $("contact-dialog");
   dialog.returnValue = "";
   dialog.showModal();
@@ -676,11 +958,64 @@ function setUp() {
     }
   });
   $("text").addEventListener("input", (event) => autosize(event.target));
+  $("text").addEventListener("paste", (event) => {
+    const pasted = (event.clipboardData || window.clipboardData).getData("text");
+    if (!parseStartLink(pasted)) return;
+    event.preventDefault(); // offered as an invite; "Paste as text" puts it in after all
+    askInvite(pasted.trim(), { pasted: true });
+  });
+
+  // following the newest message
+  const box = $("messages");
+  box.addEventListener("scroll", () => {
+    state.stick = atNewest(box);
+    updateToBottom();
+  });
+  new ResizeObserver(followNewest).observe(box);
+  $("to-bottom").onclick = () => scrollToNewest();
+
+  // start links
+  $("open-invite").onclick = () => { $("menu").hidden = true; askInvite(""); };
+  $("invite-cancel").onclick = () => $("invite-dialog").close();
+  $("invite-me").onclick = () => openInviteAsMe();
+  $("invite-other").onclick = () => openInviteAsOther();
+  $("invite-form").addEventListener("submit", (event) => {
+    event.preventDefault(); // Enter in the link field
+    if ($("invite-me").hidden) openInviteAsOther();
+    else openInviteAsMe();
+  });
+  $("invite-link").addEventListener("input", () => { $("invite-error").hidden = true; });
+  $("invite-dialog").addEventListener("close", () => {
+    const pasted = state.pastedLink;
+    state.pastedLink = null;
+    if (pasted === null) return;
+    const input = $("text");
+    input.setRangeText(pasted, input.selectionStart, input.selectionEnd, "end");
+    autosize(input);
+    input.focus();
+  });
+  $("picker-invite").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const invite = resolveStartLink($("picker-invite-link").value);
+    const error = $("picker-invite-error");
+    error.hidden = !invite.error;
+    if (invite.error) {
+      error.textContent = invite.error;
+      return;
+    }
+    $("picker-invite-link").value = "";
+    choosePersonFor(invite);
+  });
+  $("picker-invite-link").addEventListener("input", () => { $("picker-invite-error").hidden = true; });
+  $("invite-banner-cancel").onclick = () => {
+    state.pendingInvite = null;
+    renderInviteBanner();
+  };
+  $("user-search").addEventListener("input", () => renderPicker());
 
   $("start-button").onclick = async () => {
     try {
-      await act("start", state.startPayload ? { payload: state.startPayload } : {});
-      state.startPayload = null;
+      await act("start", {});
     } catch (error) {
       showAlert(error.message);
     }
@@ -819,7 +1154,7 @@ function setUp() {
     try {
       const user = await api("POST", "/users", body);
       form.reset();
-      await enterChat(user);
+      await pickUser(user);
     } catch (error) {
       showAlert(error.message);
     }
@@ -845,6 +1180,22 @@ async function main() {
   } catch (error) {
     showAlert(`沙盒不可用 Sandbox unavailable: ${error.message}`);
     return;
+  }
+  // /?start=<payload>: a start link of the (first) bot, for someone chosen in the picker
+  const query = new URLSearchParams(location.search);
+  if (query.has("start") && state.bots.length) {
+    const invite = resolveStartLink(`https://t.me/${state.bots[0].username}?start=${encodeURIComponent(query.get("start"))}`);
+    query.delete("start");
+    const rest = query.toString();
+    history.replaceState(null, "", `${location.pathname}${rest ? `?${rest}` : ""}${location.hash}`);
+    if (invite.error) {
+      showAlert(invite.error);
+    } else {
+      state.pendingInvite = invite;
+      state.botId = invite.bot.id;
+      await showPicker();
+      return;
+    }
   }
   if (identity.bot && state.bots.some((bot) => String(bot.id) === identity.bot)) state.botId = identity.bot;
   const user = state.users.find((u) => String(u.id) === identity.user);
