@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator
 from datetime import timedelta
 
@@ -67,13 +66,10 @@ async def test_health_names_what_is_wrong(
 
 
 async def test_redis_is_checked_when_configured(
-    h: Harness, watched: TestClient[web.Request, web.Application]
+    h: Harness, watched: TestClient[web.Request, web.Application], redis_url: str
 ) -> None:
-    url = os.environ.get("GRIDBOT_TEST_REDIS_URL")
-    if not url:
-        pytest.skip("GRIDBOT_TEST_REDIS_URL is not set: no Redis to check")
     assert h.app is not None
-    h.app.settings = h.app.settings.model_copy(update={"redis_url": url})
+    h.app.settings = h.app.settings.model_copy(update={"redis_url": redis_url})
     body = await (await watched.get("/healthz")).json()
     assert body["checks"]["redis"] == "ok"
 
