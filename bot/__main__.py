@@ -1,4 +1,4 @@
-"""The ``gridbot`` command line: run, db, demo-data, sandbox."""
+"""The ``gridbot`` command line: run, db, demo-data, sandbox, backup and moving the data."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -113,6 +114,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     from bot import startup
 
     startup.check_sqlite_file(settings.database_url)
+    from bot.backup import serving
     from bot.db import create_engine, create_session_factory
     from scheduler.service import build_scheduler
 
@@ -120,12 +122,13 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url)
         try:
             await startup.check_database(engine, settings.database_url)
-            await build_scheduler(
-                engine=engine,
-                sessions=create_session_factory(engine),
-                clock=SystemClock(),
-                settings=settings,
-            ).run()
+            with serving(settings.database_url):
+                await build_scheduler(
+                    engine=engine,
+                    sessions=create_session_factory(engine),
+                    clock=SystemClock(),
+                    settings=settings,
+                ).run()
         finally:
             await engine.dispose()
         return 0
@@ -239,6 +242,90 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def say(settings: Settings, message: str, **params: str) -> None:
+    print(gettext_for(settings.default_locale, message, **params))  # noqa: T201
+
+
+def cmd_backup(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import backup
+
+    written = backup.backup(settings.database_url, args.path, SystemClock().now(), settings.tz)
+    say(settings, backup.BACKUP_WRITTEN, path=str(written))
+    return 0
+
+
+def cmd_restore(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import backup
+
+    done = backup.restore(settings.database_url, args.path, SystemClock().now())
+    say(settings, backup.RESTORED, backup=str(args.path), path=str(done.database))
+    if done.kept is not None:
+        say(settings, backup.KEPT, kept=str(done.kept))
+    if done.older:
+        say(settings, backup.RESTORED_OLDER)
+    return 0
+
+
+def cmd_export_all(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import moving
+
+    done = moving.export_all(settings.database_url, args.path)
+    say(
+        settings,
+        moving.EXPORTED,
+        rows=str(done.rows),
+        tables=str(done.tables),
+        path=str(args.path),
+    )
+    return 0
+
+
+def cmd_import_all(settings: Settings, args: argparse.Namespace) -> int:
+    from bot import moving
+
+    done = moving.import_all(settings.database_url, args.path)
+    say(
+        settings,
+        moving.IMPORTED,
+        rows=str(done.rows),
+        tables=str(done.tables),
+        path=str(args.path),
+    )
+    return 0
+
+
+def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """backup, restore, export-all, import-all (bot/backup.py, bot/moving.py)."""
+    for name, handler, help_text in (
+        (
+            "backup",
+            cmd_backup,
+            "copy the SQLite database to PATH (a file, or a folder) while "
+            "the bot runs; on PostgreSQL, print the pg_dump command",
+        ),
+        (
+            "restore",
+            cmd_restore,
+            "replace the SQLite database with the backup at PATH (the bot must be stopped)",
+        ),
+        (
+            "export-all",
+            cmd_export_all,
+            "write every table to PATH (a zip of JSON lines), to "
+            "move a community to another database",
+        ),
+        (
+            "import-all",
+            cmd_import_all,
+            "load an export-all file into an empty, migrated "
+            "database (run gridbot db upgrade first)",
+        ),
+    ):
+        command = commands.add_parser(name, help=help_text)
+        command.add_argument("path", type=Path)
+        command.set_defaults(handler=handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="gridbot",
@@ -280,6 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-data", help="load the sample community into an empty db")
     demo.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     demo.set_defaults(handler=cmd_demo_data)
+    add_data_commands(commands)
     return parser
 
 

@@ -21,6 +21,7 @@ from aiogram.methods.base import TelegramType
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.background import BackgroundWork
+from bot.backup import serving
 from bot.clock import Clock
 from bot.db import (
     SessionFactory,
@@ -180,7 +181,15 @@ async def prepare(app: App) -> None:
 @asynccontextmanager
 async def running(app: App, *, scheduler: bool = False) -> AsyncIterator[App]:
     """Background tasks for as long as the bot runs: the outbox sender, and the scheduler
-    unless another process runs it (``gridbot run --no-scheduler``)."""
+    unless another process runs it (``gridbot run --no-scheduler``). The database is marked in
+    use meanwhile, so ``gridbot restore`` refuses to replace it (:func:`bot.backup.serving`)."""
+    with serving(app.settings.database_url):
+        async with _running(app, scheduler=scheduler):
+            yield app
+
+
+@asynccontextmanager
+async def _running(app: App, *, scheduler: bool) -> AsyncIterator[App]:
     await prepare(app)
     app.tasks.append(asyncio.create_task(app.sender.run(), name="outbox-sender"))
     if scheduler:

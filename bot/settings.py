@@ -68,6 +68,13 @@ class ReportLimits(BaseModel):
     per_day: int = Field(default=20, ge=1)
 
 
+class BackupSettings(BaseModel):
+    """The nightly backup of an SQLite database (03:00 local time): off unless ``dir`` is set."""
+
+    dir: Path | None = None  # where gridbot-YYYYMMDD-HHMM.sqlite3 files go
+    keep: int = Field(default=14, ge=1)  # the newest this many are kept, older ones deleted
+
+
 class Settings(BaseSettings):
     """Everything GridBot reads from its environment."""
 
@@ -91,6 +98,7 @@ class Settings(BaseSettings):
     quiet_hours: QuietHours = QuietHours()
     limits: LimitSettings = LimitSettings()
     reports: ReportLimits = ReportLimits()
+    backup: BackupSettings = BackupSettings()
     fsm_idle_minutes: int = Field(default=60, ge=1)
     sandbox_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path(".")

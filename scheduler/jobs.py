@@ -7,9 +7,11 @@ Each takes only the :class:`~scheduler.context.JobContext`; its schedule is decl
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
 
+from bot import backup
 from bot.services import conversations, daily_push, digests, tickets
 from bot.services import jobs as housekeeping
 from bot.telegram.ticket_notifier import TelegramTicketNotifier, return_visit_renderer
@@ -134,3 +136,21 @@ async def return_visits(ctx: JobContext) -> None:
         await session.commit()
     if opened and ctx.wake_outbox is not None:
         ctx.wake_outbox()
+
+
+async def nightly_backup(ctx: JobContext) -> None:
+    """Each night: a backup of the SQLite database into ``BACKUP__DIR``, keeping the newest
+    ``BACKUP__KEEP`` (declared only when ``BACKUP__DIR`` is set). Copied in a thread, with
+    SQLite's online backup API: the bot keeps writing meanwhile."""
+    folder = ctx.settings.backup.dir
+    if folder is None:
+        return
+    written = await asyncio.to_thread(
+        backup.nightly_backup,
+        ctx.settings.database_url,
+        folder,
+        ctx.settings.backup.keep,
+        ctx.clock.now(),
+        ctx.settings.tz,
+    )
+    log.info("nightly backup written: %s", written)

@@ -242,6 +242,17 @@ SWEEPS: tuple[Sweep, ...] = (
 )
 
 
+# Declared only when BACKUP__DIR is set: before the housekeeping, at 03:00 local time.
+NIGHTLY_BACKUP = Sweep(
+    "housekeeping.backup",
+    N_("Nightly database backup"),
+    Cron(hour=3, minute=0),
+    jobs.nightly_backup,
+)
+
+
 def default_registry(settings: Settings) -> Registry:
-    """The registry the bot runs: :data:`SWEEPS` in the configured time zone."""
-    return Registry(SWEEPS, settings.tz)
+    """The registry the bot runs: :data:`SWEEPS` in the configured time zone, and the nightly
+    backup when a backup folder is configured."""
+    backup = (NIGHTLY_BACKUP,) if settings.backup.dir is not None else ()
+    return Registry((*SWEEPS, *backup), settings.tz)
