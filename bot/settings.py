@@ -74,6 +74,11 @@ class BackupSettings(BaseModel):
     dir: Path | None = None  # where gridbot-YYYYMMDD-HHMM.sqlite3 files go
     keep: int = Field(default=14, ge=1)  # the newest this many are kept, older ones deleted
 
+    @field_validator("dir", mode="before")
+    @classmethod
+    def _empty_is_off(cls, value: object) -> object:
+        return None if isinstance(value, str) and not value.strip() else value
+
 
 class Settings(BaseSettings):
     """Everything GridBot reads from its environment."""

@@ -16,6 +16,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -79,6 +80,10 @@ async def file_one(session: AsyncSession, persona: str, n: int, now: datetime) -
 def ticket_numbers(database: Path) -> set[str]:
     with closing(sqlite3.connect(database)) as connection:
         return {number for (number,) in connection.execute("SELECT number FROM ticket")}
+
+
+def files_in(folder: Path) -> list[str]:
+    return sorted(path.name for path in folder.iterdir())
 
 
 def check_consistent(database: Path) -> None:
@@ -158,7 +163,7 @@ async def test_a_backup_during_a_burst_of_reports_restores_every_committed_ticke
         check_consistent(fresh)
         assert expected <= ticket_numbers(fresh) <= set(committed)
     assert ticket_numbers(tmp_path / "fresh-after" / "gridbot.db") == set(committed)
-    assert not list(folder.glob("*.partial")) and not list(tmp_path.glob(".*partial"))
+    assert not [name for name in files_in(folder) + files_in(tmp_path) if "partial" in name]
 
 
 async def test_restore_keeps_the_database_it_replaces(
@@ -338,6 +343,18 @@ def test_on_postgresql_the_command_line_prints_the_pg_command_without_the_passwo
 # -- the nightly job ------------------------------------------------------------------------
 
 
+def test_backup_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("BACKUP__DIR", "")  # as .env.example leaves it: off
+    assert Settings(_env_file=None).backup.dir is None  # type: ignore[call-arg]
+    monkeypatch.setenv("BACKUP__DIR", "/srv/backups")
+    monkeypatch.setenv("BACKUP__KEEP", "7")
+    configured = Settings(_env_file=None).backup  # type: ignore[call-arg]
+    assert configured == BackupSettings(dir=Path("/srv/backups"), keep=7)
+    monkeypatch.setenv("BACKUP__KEEP", "0")
+    with pytest.raises(ValidationError):
+        Settings(_env_file=None)  # type: ignore[call-arg]
+
+
 def test_the_nightly_backup_is_declared_only_when_a_folder_is_configured(tmp_path: Path) -> None:
     off = default_registry(Settings(_env_file=None))  # type: ignore[call-arg]
     assert [job.id for job in off] == [s.id for s in SWEEPS]
@@ -367,7 +384,7 @@ async def test_the_nightly_backup_writes_time_named_files_and_keeps_the_newest(
         clock.advance(timedelta(days=1))
     await engine.dispose()
     (folder / "notes.txt").write_text("kept: not a backup")
-    assert sorted(p.name for p in folder.iterdir()) == [
+    assert files_in(folder) == [
         "gridbot-20261204-0300.sqlite3",
         "gridbot-20261205-0300.sqlite3",
         "gridbot-20261206-0300.sqlite3",
@@ -392,4 +409,4 @@ async def test_the_nightly_backup_on_postgresql_fails_saying_pg_dump(tmp_path: P
     with pytest.raises(StartupProblem) as refused:
         await jobs.nightly_backup(ctx)
     assert refused.value.message == backup.PG_BACKUP
-    assert list(tmp_path.iterdir()) == []
+    assert files_in(tmp_path) == []
