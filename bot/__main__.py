@@ -7,7 +7,7 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -294,36 +294,30 @@ def cmd_import_all(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def add_data_commands(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """backup, restore, export-all, import-all (bot/backup.py, bot/moving.py)."""
-    for name, handler, help_text in (
-        (
-            "backup",
-            cmd_backup,
-            "copy the SQLite database to PATH (a file, or a folder) while "
-            "the bot runs; on PostgreSQL, print the pg_dump command",
-        ),
-        (
-            "restore",
-            cmd_restore,
-            "replace the SQLite database with the backup at PATH (the bot must be stopped)",
-        ),
-        (
-            "export-all",
-            cmd_export_all,
-            "write every table to PATH (a zip of JSON lines), to "
-            "move a community to another database",
-        ),
-        (
-            "import-all",
-            cmd_import_all,
-            "load an export-all file into an empty, migrated "
-            "database (run gridbot db upgrade first)",
-        ),
-    ):
-        command = commands.add_parser(name, help=help_text)
-        command.add_argument("path", type=Path)
-        command.set_defaults(handler=handler)
+# backup, restore, export-all, import-all (bot/backup.py, bot/moving.py): each takes a PATH
+DATA_COMMANDS: tuple[tuple[str, Callable[[Settings, argparse.Namespace], int], str], ...] = (
+    (
+        "backup",
+        cmd_backup,
+        "copy the SQLite database to PATH (a file, or a folder) while the bot runs; on "
+        "PostgreSQL, print the pg_dump command",
+    ),
+    (
+        "restore",
+        cmd_restore,
+        "replace the SQLite database with the backup at PATH (the bot must be stopped)",
+    ),
+    (
+        "export-all",
+        cmd_export_all,
+        "write every table to PATH (a zip of JSON lines), to move a community to another database",
+    ),
+    (
+        "import-all",
+        cmd_import_all,
+        "load an export-all file into an empty, migrated database (run gridbot db upgrade first)",
+    ),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -367,7 +361,10 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-data", help="load the sample community into an empty db")
     demo.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")
     demo.set_defaults(handler=cmd_demo_data)
-    add_data_commands(commands)
+    for name, handler, help_text in DATA_COMMANDS:
+        data = commands.add_parser(name, help=help_text)
+        data.add_argument("path", type=Path)
+        data.set_defaults(handler=handler)
     return parser
 
 

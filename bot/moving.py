@@ -238,9 +238,9 @@ async def _export(connection: AsyncConnection, archive: zipfile.ZipFile) -> Move
         with archive.open(f"tables/{table.name}.jsonl", "w") as raw:
             out = io.TextIOWrapper(raw, encoding="utf-8", newline="\n")
             result = await connection.stream(select(table).order_by(*table.primary_key.columns))
-            async for rows in result.partitions(BATCH):
+            async for rows in result.mappings().partitions(BATCH):
                 for row in rows:
-                    record = {k: encode(kinds[k], v) for k, v in row._mapping.items()}
+                    record = {k: encode(kinds[k], v) for k, v in row.items()}
                     out.write(json.dumps(record, ensure_ascii=False) + "\n")
                     count += 1
             out.flush()
