@@ -276,13 +276,12 @@ def pg_command(database_url: str, tool: str, path: Path) -> str:
 def backup(database_url: str, path: Path, now: datetime, tz: tzinfo) -> Path:
     """``gridbot backup PATH``: the file written, or :class:`StartupProblem` saying why not."""
     database = sqlite_file(database_url)
+    target = backup_target(path, now, tz)
     if database is None:
         if make_url(database_url).get_backend_name() == "postgresql":
-            raise StartupProblem(
-                PG_BACKUP, command=pg_command(database_url, "pg_dump", path.expanduser())
-            )
+            dump = target.with_suffix(".dump") if target.parent == path.absolute() else target
+            raise StartupProblem(PG_BACKUP, command=pg_command(database_url, "pg_dump", dump))
         raise StartupProblem(NO_DATABASE, path=database_url)
-    target = backup_target(path, now, tz)
     backup_file(database, target)
     return target
 

@@ -340,6 +340,17 @@ def test_on_postgresql_the_command_line_prints_the_pg_command_without_the_passwo
     assert "s3cret" not in line and "city" in line and "/srv/backups/city.dump" in line
 
 
+def test_on_postgresql_a_backup_folder_gets_a_time_named_dump(
+    cli: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    cli.setenv("DATABASE_URL", "postgresql+asyncpg://grid@db.example/city")
+    folder = tmp_path / "dumps"
+    folder.mkdir()
+    line = one_line(capsys, ["backup", str(folder)])
+    assert f"--file={folder}/gridbot-" in line and ".dump city" in line
+    assert files_in(folder) == []
+
+
 # -- the nightly job ------------------------------------------------------------------------
 
 
