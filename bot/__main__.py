@@ -114,7 +114,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
     from bot import startup
 
     startup.check_sqlite_file(settings.database_url)
-    from bot.backup import serving
+    from bot.backup import database_in_use
     from bot.db import create_engine, create_session_factory
     from scheduler.service import build_scheduler
 
@@ -122,7 +122,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url)
         try:
             await startup.check_database(engine, settings.database_url)
-            with serving(settings.database_url):
+            with database_in_use(settings.database_url):
                 await build_scheduler(
                     engine=engine,
                     sessions=create_session_factory(engine),

@@ -21,7 +21,7 @@ from aiogram.methods.base import TelegramType
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.background import BackgroundWork
-from bot.backup import serving
+from bot.backup import database_in_use
 from bot.clock import Clock
 from bot.db import (
     SessionFactory,
@@ -182,8 +182,9 @@ async def prepare(app: App) -> None:
 async def running(app: App, *, scheduler: bool = False) -> AsyncIterator[App]:
     """Background tasks for as long as the bot runs: the outbox sender, and the scheduler
     unless another process runs it (``gridbot run --no-scheduler``). The database is marked in
-    use meanwhile, so ``gridbot restore`` refuses to replace it (:func:`bot.backup.serving`)."""
-    with serving(app.settings.database_url):
+    use meanwhile, so ``gridbot restore`` refuses to replace it
+    (:func:`bot.backup.database_in_use`)."""
+    with database_in_use(app.settings.database_url):
         async with _running(app, scheduler=scheduler):
             yield app
 

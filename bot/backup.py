@@ -11,14 +11,14 @@ exact command line for the configured database.
 ``gridbot restore PATH`` replaces the database with a backup, and refuses while a bot runs on
 it. How it knows: every process that serves the database (``gridbot run``, ``scheduler``,
 ``sandbox``) holds a shared ``flock`` on ``<database>.lock`` for as long as it runs
-(:func:`serving`); restore takes the same lock exclusively, without waiting, and holds it while
-it replaces the file, so a bot started meanwhile stops with a line saying a restore is under
-way. The kernel drops a dead process's lock at once, so a crash never leaves the database
-"in use". As a second signal, a scheduler lease still valid in ``scheduler_lease`` (renewed
-every 15 s by the SQLite leader) also refuses. The backup must be an SQLite database with an
-``alembic_version`` this code knows; the database it replaces is kept beside it
-(``<database>.before-restore-<time>``), and the stale ``-wal``/``-shm`` files go before the new
-file is renamed into place.
+(:func:`database_in_use`); restore takes the same lock exclusively, without waiting, and
+holds it while it replaces the file, so a bot started meanwhile stops with a line saying a
+restore is under way. The kernel drops a dead process's lock at once, so a crash never
+leaves the database "in use". As a second signal, a scheduler lease still valid in
+``scheduler_lease`` (renewed every 15 s by the SQLite leader) also refuses. The backup must be
+an SQLite database with an ``alembic_version`` this code knows; the database it replaces is
+kept beside it (``<database>.before-restore-<time>``), and the stale ``-wal``/``-shm`` files
+go before the new file is renamed into place.
 
 The nightly job (:func:`nightly_backup`) writes ``gridbot-YYYYMMDD-HHMM.sqlite3`` (local time,
 so the names sort by time) into ``BACKUP__DIR`` and keeps the newest ``BACKUP__KEEP``.
@@ -137,7 +137,7 @@ def _try_lock(handle: IO[bytes], *, exclusive: bool) -> bool:
 
 
 @contextlib.contextmanager
-def serving(database_url: str) -> Iterator[None]:
+def database_in_use(database_url: str) -> Iterator[None]:
     """Mark the database as in use for as long as this process serves it (a shared lock on
     ``<database>.lock``; nothing on PostgreSQL). Raises :class:`StartupProblem` while a restore
     holds it."""

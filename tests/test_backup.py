@@ -201,7 +201,7 @@ def test_restore_refuses_while_a_bot_serves_the_database(
     live: Path, good_copy: Path, clock: FrozenClock
 ) -> None:
     before = live.read_bytes()
-    with backup.serving(url_of(live)):  # what gridbot run, scheduler and sandbox hold
+    with backup.database_in_use(url_of(live)):  # what gridbot run, scheduler and sandbox hold
         problem = refusal(live, good_copy, clock.now())
     assert problem.message == backup.BOT_RUNNING
     assert live.read_bytes() == before
@@ -224,7 +224,7 @@ def test_restore_refuses_while_a_scheduler_lease_is_live(
 
 def test_a_bot_does_not_start_while_a_restore_holds_the_database(live: Path) -> None:
     with backup._exclusive(live), pytest.raises(StartupProblem) as refused:  # noqa: SIM117
-        with backup.serving(url_of(live)):
+        with backup.database_in_use(url_of(live)):
             pass
     assert refused.value.message == backup.RESTORING
 
@@ -305,7 +305,7 @@ def test_the_command_line_says_each_refusal_in_one_translated_line(
     assert "不是 GridBot 的" in one_line(capsys, ["restore", str(other)])
     future = future_revision(Path(shutil.copy(good_copy, tmp_path / "future.sqlite3")))
     assert "0099_from_the_future" in one_line(capsys, ["restore", str(future)])
-    with backup.serving(url_of(live)):
+    with backup.database_in_use(url_of(live)):
         assert one_line(capsys, ["restore", str(good_copy)]) == gettext_for(
             "zh_Hans", backup.BOT_RUNNING, path=str(live)
         )
