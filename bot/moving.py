@@ -34,7 +34,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Column, Table, func, select, text, update
+from sqlalchemy import Column, Table, bindparam, func, select, text, update
 from sqlalchemy import types as sa_types
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -410,7 +410,7 @@ async def _import(
     connection: AsyncConnection, archive: zipfile.ZipFile, listed: list[_Listed], path: Path
 ) -> int:
     forward = _forward_references([entry.table for entry in listed])
-    later: list[tuple[Table, dict[str, Any]]] = []
+    later: dict[tuple[str, tuple[str, ...]], list[dict[str, Any]]] = {}
     total = 0
     for entry in listed:
         table, deferred = entry.table, forward.get(entry.table.name, [])
@@ -420,7 +420,8 @@ async def _import(
         for count, row in _rows(archive, table, path):  # noqa: B007 - the last number counts
             filled = {name: row[name] for name in deferred if row.get(name) is not None}
             if filled:
-                later.append((table, {**{k: row[k] for k in keys}, **filled}))
+                group = later.setdefault((table.name, tuple(sorted(filled))), [])
+                group.append({**{f"k_{k}": row[k] for k in keys}, **_prefixed(filled)})
                 row = {**row, **dict.fromkeys(filled)}
             batch.append(row)
             if len(batch) >= BATCH:
@@ -435,17 +436,22 @@ async def _import(
                 reason=f"{table.name} holds {count} rows, the manifest says {entry.rows}",
             )
         total += count
-    for table, values in later:
-        keys = [column.name for column in table.primary_key.columns]
-        condition = [table.c[k] == values[k] for k in keys]
-        await connection.execute(
+    by_name = {entry.table.name: entry.table for entry in listed}
+    for (name, columns), rows in later.items():  # one statement per table and columns
+        table = by_name[name]
+        statement = (
             update(table)
-            .where(*condition)
-            .values({k: v for k, v in values.items() if k not in keys})
+            .where(*(column == bindparam(f"k_{column.name}") for column in table.primary_key))
+            .values({column: bindparam(f"v_{column}") for column in columns})
         )
+        await connection.execute(statement, rows)
     if connection.dialect.name == "postgresql":
         await _reset_sequences(connection)
     return total
+
+
+def _prefixed(values: dict[str, Any]) -> dict[str, Any]:
+    return {f"v_{name}": value for name, value in values.items()}
 
 
 async def _insert(connection: AsyncConnection, table: Table, rows: list[dict[str, Any]]) -> None:
