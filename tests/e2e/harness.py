@@ -220,10 +220,19 @@ class Harness:
         return self.client.persona_for(user, bot=BOT_USERNAME)
 
     async def newcomer(
-        self, first_name: str, *, language_code: str = "zh-hans", phone: str | None = None
+        self,
+        first_name: str,
+        *,
+        last_name: str | None = None,
+        language_code: str = "zh-hans",
+        phone: str | None = None,
     ) -> Persona:
         persona = await self.client.persona(
-            first_name, bot=BOT_USERNAME, language_code=language_code, phone_number=phone
+            first_name,
+            bot=BOT_USERNAME,
+            last_name=last_name,
+            language_code=language_code,
+            phone_number=phone,
         )
         locale = resolve_locale(None, language_code, self.settings.default_locale)
         self.language.reads(persona.id, locale)
