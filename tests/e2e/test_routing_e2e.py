@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from bot.services.ticket_numbers import shown_number
 from tests.e2e.harness import Harness, file_ticket_for
 
 pytestmark = pytest.mark.e2e
@@ -51,10 +52,10 @@ async def test_an_urgent_ticket_reaches_the_whole_chain_at_once(h: Harness) -> N
     community_head, center = await h.persona("community_head"), await h.persona("center")
     ticket = await file_ticket_for(h, "resident", "楼下有人打架，有人受伤了", urgent=True)
     card = await worker.next_message()
-    assert ticket.number in card.text and "🚨" in card.text and "✅ 签收" in card.buttons
+    assert shown_number(ticket) in card.text and "🚨" in card.text and "✅ 签收" in card.buttons
     for informed in (head, community_head, center):
         copy = await informed.next_message()
-        assert ticket.number in copy.text and copy.buttons == []
+        assert shown_number(ticket) in copy.text and copy.buttons == []
 
 
 async def test_admin_sees_the_scheduled_jobs(h: Harness) -> None:
