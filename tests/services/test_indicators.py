@@ -90,7 +90,7 @@ class Builder:
         row = Ticket(
             number=f"T{self.count:03d}",
             street_id=street_id_of(grid),
-            short_number=self.count,
+            short_number=2047 + self.count,  # four digits, told apart from the rest
             grid_id=grid.id or 0,
             category=fields.pop("category", TicketCategory.FACILITY),
             description="路灯坏了",
