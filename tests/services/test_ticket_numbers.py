@@ -53,7 +53,7 @@ def test_a_short_number_is_digits_in_groups_of_four_from_the_right() -> None:
     assert spoken(123456789) == "1-2345-6789"
 
 
-@given(st.integers(min_value=1, max_value=10**12))
+@given(st.integers(min_value=1, max_value=10**12 - 1))
 def test_what_is_shown_reads_back_as_the_same_number(n: int) -> None:
     shown = spoken(n)
     assert set(shown) <= set("0123456789-")
