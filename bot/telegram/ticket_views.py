@@ -189,7 +189,9 @@ def photo_batches(file_ids: list[str]) -> list[list[str]]:
 def photos_caption(ticket: Ticket, t: Translate, batch: int, batches: int) -> str:
     """Under the first photo of each album: whose photos these are."""
     if batches == 1:
-        return t("Photos of ticket {number}, as the reporter sent them", number=shown_number(ticket))
+        return t(
+            "Photos of ticket {number}, as the reporter sent them", number=shown_number(ticket)
+        )
     return t(
         "Photos of ticket {number}, as the reporter sent them ({part} of {parts})",
         number=shown_number(ticket),
