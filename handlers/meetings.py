@@ -24,6 +24,7 @@ from bot.i18n import N_, join_list
 from bot.services import grids, meetings
 from bot.services.actor import Actor
 from bot.services.meetings import InviteeGroup, MeetingDraft
+from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from bot.telegram.i18n import t
 from bot.telegram.meeting_views import (
@@ -613,7 +614,7 @@ async def problem_typed(
     )
     reply.text(
         _("Ticket {number} filed in {grid}; it is in the meeting's minutes.").format(
-            number=code(ticket.number), grid=bold(data.get("grid_name", ""))
+            number=code(shown_number(ticket)), grid=bold(data.get("grid_name", ""))
         ),
         another,
     )

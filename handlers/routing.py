@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Literal
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
@@ -11,9 +12,9 @@ from aiogram.utils.i18n import gettext as _
 
 from bot import labels
 from bot.i18n import ASIDE, join_list
-from bot.routing.policy import Duration, policy_to_json
+from bot.routing.policy import ChainLink, Duration, policy_to_json
 from bot.routing.summary import PolicySummary, summarize
-from bot.routing.wording import duration_msgid
+from bot.routing.wording import LEVELLED_ROLE, duration_msgid, limit_msgid, link_name
 from bot.services import sla_admin, tickets
 from bot.services.actor import Actor
 from bot.settings import Settings
@@ -27,6 +28,18 @@ MAX_POLICY_BYTES = 256 * 1024
 
 def _duration(duration: Duration) -> str:
     return _(duration_msgid(duration)).format(n=duration.amount)
+
+
+def _limit(which: Literal["accept", "resolve"], duration: Duration) -> str:
+    """ "1 个工作日内签收", "当天签收"."""
+    return _(limit_msgid(which, duration)).format(duration=_duration(duration))
+
+
+def _link(link: ChainLink, summary: PolicySummary) -> str:
+    """ "网格员", "二级网格长", "街道中心": a link of the chain in words."""
+    name = link_name(link, summary.chain)
+    role = _(name.place) if name.place else _(labels.ROLE[name.role])
+    return role if name.level is None else _(LEVELLED_ROLE).format(level=_(name.level), role=role)
 
 
 def summary_text(summary: PolicySummary) -> str:
@@ -60,23 +73,17 @@ def summary_text(summary: PolicySummary) -> str:
         else:
             lines.append(bold(title))
         for limit in kind.limits:
-            role = _(labels.ROLE[Role(limit.link.role)])
             lines.append(
-                _(
-                    "• {role} (tier {tier}): accept within {accept}, resolve within {resolve}"
-                ).format(
-                    role=role,
-                    tier=limit.link.tier,
-                    accept=_duration(limit.accept),
-                    resolve=_duration(limit.resolve),
+                _("• {who}: {accept}, {resolve}").format(
+                    who=_link(limit.link, summary),
+                    accept=_limit("accept", limit.accept),
+                    resolve=_limit("resolve", limit.resolve),
                 )
             )
         if kind.cap is not None:
             lines.append(_("• at most {cap} in all").format(cap=_duration(kind.cap)))
         if kind.inform:
-            told = join_list(
-                _, (f"{_(labels.ROLE[Role(link.role)])}({link.tier})" for link in kind.inform)
-            )
+            told = join_list(_, (_link(link, summary) for link in kind.inform))
             lines.append(_("• told at once: {links}").format(links=told))
     return "\n".join(lines)
 

@@ -18,6 +18,7 @@ from bot.errors import DomainError, InvalidInput, NotFound
 from bot.i18n import N_
 from bot.services import tickets
 from bot.services.actor import Actor
+from bot.services.ticket_numbers import shown_number
 from bot.services.tickets import classifying, dispatching
 from bot.settings import Settings
 from bot.telegram.callbacks import (
@@ -59,7 +60,7 @@ from bot.telegram.ticket_views import (
     photos_caption,
     tier_label,
 )
-from models import Rating, TicketState
+from models import Rating, Ticket, TicketState
 
 PROMPTS: dict[TicketAction, str] = {
     TicketAction.NOTE: N_("Write the progress note for ticket {number}:"),
@@ -149,27 +150,7 @@ async def card_pressed(
             actor.session, person=actor.who, roles=actor.roles, ticket_id=ticket_id, now=actor.now
         )
         await query.answer()
-        follower = await tickets.seen_as_follower(
-            actor.session, person=actor.who, roles=actor.roles, ticket=ticket
-        )
-        if action == TicketAction.HISTORY:
-            events = await tickets.history(actor.session, ticket_id)
-            reply.text(history_text(ticket, events, t, settings.tz, follower=follower))
-            return
-        grid_name, reporter_name, holder, photos = await tickets.card_facts(actor.session, ticket)
-        text = card_text(
-            ticket,
-            t,
-            settings.tz,
-            grid_name=grid_name,
-            reporter_name=reporter_name,
-            holder=holder,
-            photos=photos,
-            follower=follower,
-        )
-        dispatch = await dispatching.may_dispatch(actor.session, actor.who, actor.roles, ticket)
-        keyboard = card_keyboard(ticket, t, dispatch=dispatch, photos=0 if follower else photos)
-        reply.text(text, keyboard, ref=f"tc:{ticket.id}:{actor.who.id}")
+        await _show(reply, actor, settings, ticket, history=action == TicketAction.HISTORY)
         return
     if action == TicketAction.DISPATCH:
         choices = await dispatching.choices(
@@ -213,14 +194,14 @@ async def card_pressed(
         ]
         buttons.append([InlineKeyboardButton(text=_("Cancel"), callback_data=CancelCb().pack())])
         reply.text(
-            _("Transfer ticket {number} to which department?").format(number=ticket.number),
+            _("Transfer ticket {number} to which department?").format(number=shown_number(ticket)),
             InlineKeyboardMarkup(inline_keyboard=buttons),
         )
         return
     await state.set_state(Handling.text)
     await state.update_data(ticket_id=ticket_id, action=action.value)
     reply.text(
-        _(PROMPTS[action]).format(number=code(ticket.number)),
+        _(PROMPTS[action]).format(number=code(shown_number(ticket))),
         cancel_keyboard(Handling.text.state, ticket_id),
     )
 
@@ -237,7 +218,7 @@ async def photos_pressed(
         now=actor.now,
     )
     if not file_ids:
-        await query.answer(_("Ticket {number} has no photos.").format(number=ticket.number))
+        await query.answer(_("Ticket {number} has no photos.").format(number=shown_number(ticket)))
         return
     await query.answer()
     batches = photo_batches(file_ids)
@@ -248,6 +229,45 @@ async def photos_pressed(
 async def photos_forged(query: CallbackQuery, actor: Actor) -> None:
     """Photo data no button of ours carries: refused, and the refusal audited."""
     raise tickets.photos_forged(actor.who, query.data or "", actor.now)
+
+
+async def _show(
+    reply: Replier, actor: Actor, settings: Settings, ticket: Ticket, *, history: bool
+) -> None:
+    """A ticket the person may see: its card with the actions, or its history."""
+    follower = await tickets.seen_as_follower(
+        actor.session, person=actor.who, roles=actor.roles, ticket=ticket
+    )
+    if history:
+        events = await tickets.history(actor.session, ticket.id or 0)
+        reply.text(history_text(ticket, events, t, settings.tz, follower=follower))
+        return
+    grid_name, reporter_name, holder, photos = await tickets.card_facts(actor.session, ticket)
+    text = card_text(
+        ticket,
+        t,
+        settings.tz,
+        grid_name=grid_name,
+        reporter_name=reporter_name,
+        holder=holder,
+        photos=photos,
+        follower=follower,
+    )
+    dispatch = await dispatching.may_dispatch(actor.session, actor.who, actor.roles, ticket)
+    keyboard = card_keyboard(ticket, t, dispatch=dispatch, photos=0 if follower else photos)
+    reply.text(text, keyboard, ref=f"tc:{ticket.id}:{actor.who.id}")
+
+
+async def ticket_command(
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
+) -> None:
+    """``/ticket 2048`` (or the long number): the card to those who handle it, the history to
+    its reporter and followers."""
+    found = await tickets.find_by_number(
+        actor.session, person=actor.who, roles=actor.roles, typed=command.args, now=actor.now
+    )
+    for item in found:
+        await _show(reply, actor, settings, item.ticket, history=not item.as_staff)
 
 
 async def handling_text(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
@@ -338,7 +358,7 @@ async def transfer_chosen(
     if query.message is not None:
         reply.edit(
             query.message.message_id,
-            _("Ticket {number} transferred.").format(number=ticket.number),
+            _("Ticket {number} transferred.").format(number=shown_number(ticket)),
         )
 
 
@@ -513,7 +533,7 @@ async def classify_chosen(
             state,
             Classifying.reason,
             {"ticket_id": ticket_id, "kind": kind.value},
-            classify_question(ticket.number, option, t),
+            classify_question(shown_number(ticket), option, t),
             classify_reason_keyboard(callback_data, t),
         )
         return
@@ -586,7 +606,7 @@ async def rated(
         reply.edit(
             query.message.message_id,
             _("You rated ticket {number}: {rating}.").format(
-                number=ticket.number, rating=_(labels.RATING[callback_data.rating])
+                number=shown_number(ticket), rating=_(labels.RATING[callback_data.rating])
             ),
         )
     await state.set_state(Reporting.comment)
@@ -641,7 +661,7 @@ async def answer_text(message: Message, reply: Replier, actor: Actor, state: FSM
     await state.clear()
     reply.text(
         _("Thank you. Your answer about ticket {number} has been passed on.").format(
-            number=ticket.number
+            number=shown_number(ticket)
         )
     )
 
@@ -671,7 +691,8 @@ async def return_visit_recorded(
         reply.edit(
             query.message.message_id,
             _("Return visit for ticket {number} recorded: {state}.").format(
-                number=ticket.number, state=_(labels.TICKET_STATE[TicketState(ticket.state)])
+                number=shown_number(ticket),
+                state=_(labels.TICKET_STATE[TicketState(ticket.state)]),
             ),
         )
 
@@ -721,14 +742,14 @@ async def tickets_command(
     buttons = []
     for ticket in found:
         lines.append(
-            f"• {code(ticket.number)} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} · "
+            f"• {code(shown_number(ticket))} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} · "
             f"{esc(_(labels.TICKET_STATE[TicketState(ticket.state)]))} · "
             f"⏰ {local_time(ticket.next_deadline_at, settings.tz)}"
         )
         buttons.append(
             [
                 InlineKeyboardButton(
-                    text=ticket.number,
+                    text=shown_number(ticket),
                     callback_data=TicketCb(action=TicketAction.OPEN, id=ticket.id or 0).pack(),
                 )
             ]
@@ -745,13 +766,13 @@ async def my_command(message: Message, reply: Replier, actor: Actor) -> None:
     buttons = []
     for ticket in mine:
         lines.append(
-            f"• {code(ticket.number)} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} — "
+            f"• {code(shown_number(ticket))} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} — "
             f"{esc(_(labels.TICKET_STATE[TicketState(ticket.state)]))}"
         )
         buttons.append(
             [
                 InlineKeyboardButton(
-                    text=_("History of {number}").format(number=ticket.number),
+                    text=_("History of {number}").format(number=shown_number(ticket)),
                     callback_data=TicketCb(action=TicketAction.HISTORY, id=ticket.id or 0).pack(),
                 )
             ]
@@ -777,6 +798,7 @@ def build_router() -> Router:
     router.callback_query.register(return_visit_recorded, ReturnVisitCb.filter())
     router.message.register(tickets_command, Command("tickets"))
     router.message.register(my_command, Command("my"))
+    router.message.register(ticket_command, Command("ticket"))
     router.message.register(handling_text, StateFilter(Handling.text), F.text | F.photo)
     router.message.register(
         dispatch_reason, StateFilter(Dispatching.reason), F.text, ~F.text.startswith("/")

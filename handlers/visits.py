@@ -25,6 +25,7 @@ from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
 from bot.services import daily_push, push_progress, quotas, tickets, visits
 from bot.services.actor import Actor
+from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from bot.telegram import visit_views as views
 from bot.telegram.args import split_args
@@ -309,7 +310,7 @@ async def category_chosen(
     await state.clear()
     grid_name, reporter_name, holder, photos = await tickets.card_facts(actor.session, ticket)
     owners = {owner.id for owner in await tickets.owners(actor.session, ticket)}
-    filed = t(views.TICKET_FILED, number=ticket.number, name=esc(grid_name))
+    filed = t(views.TICKET_FILED, number=shown_number(ticket), name=esc(grid_name))
     if actor.who.id in owners:  # the card reaches them as an owner already
         reply.text(filed)
         return

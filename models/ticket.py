@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Text
+from sqlalchemy import JSON, Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.enums import HandlingKind, Rating, Role, TicketCategory, TicketState
@@ -34,10 +34,14 @@ class Ticket(TicketBase, table=True):
         Index("ix_ticket_owner_state", "owner_grid_id", "state"),
         Index("ix_ticket_reporter", "reporter_id", "created_at"),
         Index("ix_ticket_grid_state", "grid_id", "state"),
+        UniqueConstraint("short_number", "street_id", name="uq_ticket_short_number"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
     number: str = Field(max_length=40, unique=True)  # grid code + date + sequence
+    # what people read and say: a sequence per street (the top of the grid's tree), "2048"
+    street_id: int = Field(foreign_key="grid.id")
+    short_number: int
     grid_id: int = Field(foreign_key="grid.id")  # where the problem is
     reporter_id: int | None = Field(default=None, foreign_key="person.id")
     state: TicketState = Field(default=TicketState.SUBMITTED, sa_type=String(20))
@@ -79,6 +83,7 @@ class TicketCreate(TicketBase):
 class TicketRead(TicketBase):
     id: int
     number: str
+    short_number: int
     state: TicketState
 
 

@@ -49,7 +49,7 @@ async def test_start_greets_a_newcomer_and_explains_how_to_join(app: App) -> Non
     async with app.sessions() as session:
         person = (await session.exec(select(Person))).one()
     assert person.telegram_id == user.user.id
-    assert person.name == "小明 王"
+    assert person.name == "王小明"  # 姓 王, 名 小明: family name first
 
 
 async def test_start_names_a_workers_grid_and_role(app: App, clock: FrozenClock) -> None:

@@ -18,6 +18,7 @@ from bot.app import App, build_app
 from bot.clock import FrozenClock
 from bot.services import deeplinks, invites, people
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.services.ticket_numbers import street_id_of
 from bot.settings import Settings
 from bot.telegram.callbacks import InviteRevokeCb, TicketAction, TicketCb
 from models import (
@@ -164,6 +165,8 @@ async def test_a_stored_department_role_without_a_department_reads_no_ticket(
         )
         ticket = Ticket(
             number="T-untransferred",
+            street_id=street_id_of(leaf),
+            short_number=1,
             grid_id=leaf.id,
             category=TicketCategory.FIRE,
             description="楼道堆放杂物，电话 13800000000",

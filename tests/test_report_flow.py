@@ -34,6 +34,7 @@ from bot.db import create_engine
 from bot.i18n import gettext_for
 from bot.services import conversations
 from bot.services.ticket_notices import Notice
+from bot.services.ticket_numbers import shown_number
 from bot.services.tickets import MAX_PHOTOS, MAX_TEXT
 from bot.settings import Settings
 from bot.telegram.callbacks import MAX_ROW_ID
@@ -310,7 +311,7 @@ async def test_a_resident_reports_step_by_step_and_sees_the_number_at_once(
     assert ticket.reporter_id == world.resident.id
     assert ticket.state == TicketState.DISPATCHED
     done = await chat.last()
-    assert ticket.number in done and "Your report has been sent" in done
+    assert shown_number(ticket) in done and "Your report has been sent" in done
     assert await chat.step() is None
     [filed] = notifier(app).updates
     assert filed.notice == Notice.FILED
@@ -342,7 +343,7 @@ async def test_photos_location_and_danger_make_an_urgent_ticket_with_photos(
     [ticket] = await tickets_of(app)
     assert ticket.kind == HandlingKind.URGENT
     assert (ticket.latitude, ticket.longitude) == (24.5801, 118.0902)
-    assert "marked urgent" in await chat.last() and ticket.number in await chat.last()
+    assert "marked urgent" in await chat.last() and shown_number(ticket) in await chat.last()
     async with app.sessions() as session:
         photos = (
             await session.exec(
@@ -608,12 +609,15 @@ async def test_a_likely_duplicate_is_offered_and_joined(
     await chat.press(ReportCb(action=ReportAction.SEND))
     offer = await chat.last()
     assert await chat.step() == NewReport.duplicate.state
-    assert original.number in offer and "2 h 5 min" in offer
+    assert shown_number(original) in offer and "2 h 5 min" in offer
     assert "street lamp at the east gate" in offer and "Is it the same problem?" in offer
 
     await chat.press(ReportCb(action=ReportAction.SAME, id=original.id or 0))
     assert await chat.step() is None
-    assert original.number in await chat.last() and "You now follow ticket" in await chat.last()
+    assert (
+        shown_number(original) in await chat.last()
+        and "You now follow ticket" in await chat.last()
+    )
     assert len(await tickets_of(app)) == 1
     async with app.sessions() as session:
         joined = (
@@ -642,7 +646,7 @@ async def test_a_new_problem_after_all_is_filed_and_a_forged_ticket_is_never_joi
 
     await chat.press(ReportCb(action=ReportAction.NEW))
     first, second = await tickets_of(app)
-    assert second.reporter_id == world.resident.id and second.number in await chat.last()
+    assert second.reporter_id == world.resident.id and shown_number(second) in await chat.last()
     assert notifier(app).notices() == ["filed", "filed"]
 
 

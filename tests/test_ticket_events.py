@@ -36,6 +36,8 @@ def history_line(kind: str, locale: str) -> str:
     ticket = Ticket(
         id=1,
         number="3502110010010101-20261207-001",
+        street_id=1,
+        short_number=2048,
         category=TicketCategory.FACILITY,
         description="灯不亮",
         state=TicketState.REOPENED,

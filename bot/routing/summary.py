@@ -46,6 +46,7 @@ class PolicySummary:
     business_hours: tuple[tuple[time, time], ...]
     official_holidays: bool
     warn_percent: int | None  # the warning comes when this much of a window has passed
+    chain: tuple[ChainLink, ...]  # bottom to top, for naming its links (``wording.link_name``)
     kinds: tuple[KindSummary, ...]
     exceptions: tuple[RouteRule, ...]  # rules that look at the category or the grid
 
@@ -56,6 +57,7 @@ def summarize(policy: Policy) -> PolicySummary:
         business_hours=policy.business_hours,
         official_holidays=policy.official_holidays,
         warn_percent=None if policy.warn_fraction is None else round(policy.warn_fraction * 100),
+        chain=tuple(policy.chain),
         kinds=tuple(_kind_summary(policy, kind) for kind in HandlingKind),
         exceptions=tuple(rule for rule in policy.routes if rule.categories or rule.grids),
     )

@@ -2,14 +2,23 @@
 
 Durations: ``UNIT[duration.unit]`` is a ``(one, many)`` pair with an ``{n}`` slot — pick
 ``one`` when ``n == 1`` — and a same-working-day limit (``0 working_days``) reads
-``SAME_WORKING_DAY``. Roles and handling kinds are in ``bot.labels``.
+``SAME_WORKING_DAY``. A time to accept or to resolve reads as a whole phrase
+(:func:`limit_msgid`: "1 个工作日内签收", "当天签收"), and a link of the chain by its role, with
+the grid's level in words only where the chain has that role more than once
+(:func:`link_name`: "网格员", "二级网格长", "一级网格长", "街道中心") — never a tier number.
+Roles and handling kinds are in ``bot.labels``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
 from bot.i18n import N_
 from bot.routing.escalation import Reason, Which
-from bot.routing.policy import Duration, Inform, Unit
+from bot.routing.policy import ChainLink, Duration, Inform, Unit
+from models.enums import Role
 
 UNIT: dict[Unit, tuple[str, str]] = {
     Unit.SECONDS: (N_("{n} second"), N_("{n} seconds")),
@@ -49,3 +58,51 @@ def duration_msgid(duration: Duration) -> str:
         return SAME_WORKING_DAY
     one, many = UNIT[duration.unit]
     return one if duration.amount == 1 else many
+
+
+# a time limit as a whole phrase: (within a duration, the same working day)
+LIMIT: dict[Literal["accept", "resolve"], tuple[str, str]] = {
+    "accept": (N_("accept within {duration}"), N_("accept the same working day")),
+    "resolve": (N_("resolve within {duration}"), N_("resolve the same working day")),
+}
+
+
+def limit_msgid(which: Literal["accept", "resolve"], duration: Duration) -> str:
+    """The msgid of "accept/resolve within …"; fill its ``{duration}`` (if it has one) with the
+    translated :func:`duration_msgid`."""
+    within, same_day = LIMIT[which]
+    return same_day if duration.is_same_working_day else within
+
+
+# the level of a grid, in words, for telling apart two links of the chain with one role
+LEVEL: dict[int, str] = {
+    0: N_("street-level"),
+    1: N_("first-level"),
+    2: N_("second-level"),
+    3: N_("third-level"),
+    4: N_("fourth-level"),
+    5: N_("fifth-level"),
+    6: N_("sixth-level"),
+}
+LEVELLED_ROLE = N_("{level} {role}")  # "二级网格长", "second-level grid head"
+STREET_CENTRE = N_("street centre")
+
+
+@dataclass(frozen=True)
+class LinkName:
+    """How a link of the chain is named: by its ``role`` (``bot.labels.ROLE``) or a ``place``
+    msgid instead (the street centre), with a ``level`` msgid (``LEVELLED_ROLE``) when the
+    chain has the role at more than one tier."""
+
+    role: Role
+    place: str | None = None
+    level: str | None = None
+
+
+def link_name(link: ChainLink, chain: Sequence[ChainLink]) -> LinkName:
+    if link.role == Role.CENTER and link.tier == 0:
+        return LinkName(link.role, place=STREET_CENTRE)
+    tiers = {other.tier for other in chain if other.role == link.role}
+    if len(tiers) > 1 and link.tier in LEVEL:
+        return LinkName(link.role, level=LEVEL[link.tier])
+    return LinkName(link.role)

@@ -47,6 +47,7 @@ from bot.services.indicators import (
 )
 from bot.services.message_size import split_message
 from bot.services.periods import PeriodKind, local_midnight, period_of
+from bot.services.ticket_numbers import shown_number, spoken
 from bot.settings import Settings
 from models import (
     OPEN_TICKET_STATES,
@@ -267,7 +268,7 @@ async def weekly_figures(
     paths = await _grid_paths(session)
     totals = _rolled_up(paths, per_grid)
     late = await connection.execute(
-        select(col(Ticket.grid_id), col(Ticket.number), col(Ticket.resolve_deadline))
+        select(col(Ticket.grid_id), col(Ticket.short_number), col(Ticket.resolve_deadline))
         .where(mine, overdue)
         .order_by(col(Ticket.resolve_deadline), col(Ticket.id))
     )
@@ -279,7 +280,7 @@ async def weekly_figures(
             if part.isdigit() and int(part) in wanted:
                 listed = oldest.setdefault(int(part), [])
                 if len(listed) < MAX_OVERDUE_LISTED:
-                    listed.append(OverdueTicket(number, deadline))
+                    listed.append(OverdueTicket(spoken(number), deadline))
     rules = await quotas.list_rules(session, now, tz=tz)
     figures = []
     for grid in grids:
@@ -437,7 +438,9 @@ async def open_disputes(session: AsyncSession, paths: Sequence[str]) -> list[Ope
         .order_by(col(Grid.code), col(Ticket.created_at), col(Ticket.id))
     )
     return [
-        OpenDispute(ticket.number, grid_ref(grid), TicketState(ticket.state), ticket.created_at)
+        OpenDispute(
+            shown_number(ticket), grid_ref(grid), TicketState(ticket.state), ticket.created_at
+        )
         for ticket, grid in rows
     ]
 

@@ -42,6 +42,7 @@ from bot.services import tickets
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, same, within
 from bot.services.ticket_notices import TicketNotifier
+from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from models import (
     AuditLog,
@@ -1124,7 +1125,7 @@ async def raise_problem(
         settings=settings,
         now=now,
     )
-    line = f"⚠ {ticket.number} {ticket.description.splitlines()[0][:200]}"
+    line = f"⚠ {shown_number(ticket)} {ticket.description.splitlines()[0][:200]}"
     meeting.minutes = "\n".join(filter(None, [meeting.minutes, line]))
     meeting.updated_at = now
     session.add(meeting)

@@ -25,6 +25,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.routing.policy import Policy
 from bot.routing.working_time import WorkCalendar
+from bot.services.ticket_numbers import shown_number
 from models import (
     Grid,
     HandlingKind,
@@ -231,7 +232,7 @@ async def posted_outcomes(
             continue
         shown.append(
             PostedOutcome(
-                number=ticket.number,
+                number=shown_number(ticket),
                 category=TicketCategory(ticket.category),
                 kind=HandlingKind(ticket.kind),
                 grid_name=grid_name,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -47,6 +48,31 @@ async def get_or_create_by_telegram(
         return await _first_contact(session, telegram_id, name, language_code, now)
     _heard_from(session, person, language_code, now)
     return person
+
+
+# Han (with its extensions and compatibility forms), kana and Hangul: scripts whose names put
+# the family name first and join the parts without a space
+_EAST_ASIAN = re.compile(
+    "[\u1100-\u11ff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\U00020000-\U0003134f]"
+)
+
+
+def full_name(given: str | None, family: str | None) -> str:
+    """A person's name as people write it, from its two parts (Telegram's first and last name).
+
+    Chinese, Japanese and Korean names put the family name first with no space between
+    (姓 李, 名 四 → "李四"); names in other scripts keep "Given Family" ("Ada Lovelace"). One
+    part alone is the name; every place that composes a name from its parts calls this.
+    """
+    given, family = (given or "").strip(), (family or "").strip()
+    if not given or not family:
+        return given or family
+    if _EAST_ASIAN.search(given) or _EAST_ASIAN.search(family):
+        whole = _EAST_ASIAN.fullmatch
+        joined = all(whole(c) for c in family + given)
+        return family + ("" if joined else " ") + given
+    return f"{given} {family}"
 
 
 @dataclass

@@ -36,6 +36,7 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("report", N_("Report a problem"), EVERYONE - {None}),
     BotCommandSpec("my", N_("My reports and how they are going"), EVERYONE - {None}),
     BotCommandSpec("tickets", N_("Open tickets in your grids"), STAFF_VIEW | {Role.DEPARTMENT}),
+    BotCommandSpec("ticket", N_("Find a ticket by its number"), EVERYONE - {None}),
     BotCommandSpec(
         "meeting", N_("Convene a meeting (例会)"), frozenset({Role.HEAD, Role.CENTER, Role.ADMIN})
     ),

@@ -137,7 +137,7 @@ class UpdateContextMiddleware(BaseMiddleware):
             caller = await people.get_or_create_with_roles(
                 session,
                 telegram_id=user.id,
-                name=user.full_name,
+                name=people.full_name(user.first_name, user.last_name),
                 language_code=user.language_code,
                 now=now,
             )

@@ -30,6 +30,7 @@ from bot.errors import DomainError
 from bot.i18n import N_, join_list
 from bot.routing.policy import EmergencyAdvice, EmergencyCall, EmergencyService
 from bot.services import outbox
+from bot.services.ticket_numbers import shown_number
 from bot.services.tickets import MAX_PHOTOS, Report
 from bot.telegram.callbacks import RowId
 from bot.telegram.cancelling import cancel_only
@@ -513,7 +514,7 @@ def duplicate_text(ticket: Ticket, now: datetime) -> str:
                 "A similar problem was reported in your grid {age} ago and is being handled:"
             ).format(age=age_text(now - ticket.created_at)),
             "",
-            f"№ {bold(ticket.number)} · {esc(_(labels.TICKET_CATEGORY[ticket.category]))}",
+            f"№ {bold(shown_number(ticket))} · {esc(_(labels.TICKET_CATEGORY[ticket.category]))}",
             italic(excerpt(ticket.description, DUPLICATE_EXCERPT)),
             "",
             bold(_("Is it the same problem?")),
@@ -530,7 +531,7 @@ def filed_text(ticket: Ticket, advice: EmergencyAdvice | None = None) -> str:
     lines.append(
         "✅ "
         + _("Your report has been sent. Its number is {number}.").format(
-            number=bold(ticket.number)
+            number=bold(shown_number(ticket))
         )
     )
     if ticket.kind == HandlingKind.URGENT:
@@ -547,7 +548,7 @@ def joined_text(ticket: Ticket) -> str:
     return _(
         "Thank you. You now follow ticket {number}: you will hear when it moves on, "
         "so there is no need to report it again."
-    ).format(number=bold(ticket.number))
+    ).format(number=bold(shown_number(ticket)))
 
 
 def cancelled_text() -> str:

@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import outbox, tickets
 from bot.services.ticket_notices import Notice, TicketUpdate
+from bot.services.ticket_numbers import shown_number
 from bot.services.tickets import ReturnVisitRenderer
 from bot.settings import Settings
 from bot.telegram.callbacks import ReturnVisitCb, ReturnVisitOutcome
@@ -121,7 +122,7 @@ class TelegramTicketNotifier:
             await session.get(Grid, ticket.owner_grid_id) if ticket.owner_grid_id else None
         )
         params = {
-            "number": ticket.number,
+            "number": shown_number(ticket),
             "actor": esc(update.actor.name) if update.actor else "—",
             "note": esc(update.note or ""),
             "deadline": local_time(ticket.resolve_deadline, self.settings.tz),
@@ -358,7 +359,9 @@ def return_visit_renderer(settings: Settings) -> ReturnVisitRenderer:
         person: Person, ticket: Ticket, visit: ReturnVisit, reporter: str
     ) -> tuple[str, dict[str, Any]]:
         locale = resolve_locale(person.locale, person.telegram_language, settings.default_locale)
-        text = gettext_for(locale, RETURN_VISIT_TEXT, number=ticket.number, reporter=esc(reporter))
+        text = gettext_for(
+            locale, RETURN_VISIT_TEXT, number=shown_number(ticket), reporter=esc(reporter)
+        )
         rows = [
             [
                 InlineKeyboardButton(

@@ -12,6 +12,7 @@ from bot import labels
 from bot.i18n import LABELLED, N_, join_list
 from bot.routing.policy import ChainLink
 from bot.services.notice_board import PostedOutcome
+from bot.services.ticket_numbers import shown_number
 from bot.services.tickets.classifying import KindChoices, KindOption, Reclassified
 from bot.services.tickets.dispatching import DispatchChoices, Dispatched, TierChoice
 from bot.telegram.callbacks import (
@@ -78,7 +79,7 @@ def card_text(
     sees how it goes, not who reported it, where, or what they wrote."""
     state = TicketState(ticket.state)
     urgent = ticket.kind in {HandlingKind.URGENT, HandlingKind.MAJOR}
-    head = ("🚨 " if urgent else "📋 ") + bold(t("Ticket {number}", number=ticket.number))
+    head = ("🚨 " if urgent else "📋 ") + bold(t("Ticket {number}", number=shown_number(ticket)))
     lines = [
         head,
         t(
@@ -188,10 +189,12 @@ def photo_batches(file_ids: list[str]) -> list[list[str]]:
 def photos_caption(ticket: Ticket, t: Translate, batch: int, batches: int) -> str:
     """Under the first photo of each album: whose photos these are."""
     if batches == 1:
-        return t("Photos of ticket {number}, as the reporter sent them", number=ticket.number)
+        return t(
+            "Photos of ticket {number}, as the reporter sent them", number=shown_number(ticket)
+        )
     return t(
         "Photos of ticket {number}, as the reporter sent them ({part} of {parts})",
-        number=ticket.number,
+        number=shown_number(ticket),
         part=batch,
         parts=batches,
     )
@@ -224,7 +227,7 @@ def dispatch_text(choices: DispatchChoices, t: Translate) -> str:
         where = "—"
     return t(
         "Ticket {number} is now with {owner}.\nSend it down (下派) or take it up (上收) to:",
-        number=code(choices.ticket.number),
+        number=code(shown_number(choices.ticket)),
         owner=esc(where),
     )
 
@@ -273,7 +276,9 @@ def dispatched_text(result: Dispatched, t: Translate) -> str:
         if result.direction == "up"
         else N_("Ticket {number} was sent down (已下派); it is now with {owner}.")
     )
-    return t(message, number=code(result.ticket.number), owner=esc(tier_label(result.to, t)))
+    return t(
+        message, number=code(shown_number(result.ticket)), owner=esc(tier_label(result.to, t))
+    )
 
 
 # --- 定性 ------------------------------------------------------------------------------------
@@ -290,7 +295,7 @@ def kinds_text(choices: KindChoices, t: Translate) -> str:
     lines = [
         t(
             "Ticket {number} is now classified as {kind}. Classify it (定性) as:",
-            number=code(choices.ticket.number),
+            number=code(shown_number(choices.ticket)),
             kind=bold(t(labels.HANDLING_KIND[choices.current])),
         ),
         "",
@@ -356,7 +361,7 @@ def classified_text(result: Reclassified, t: Translate) -> str:
     )
     return t(
         message,
-        number=code(result.ticket.number),
+        number=code(shown_number(result.ticket)),
         kind=bold(t(labels.HANDLING_KIND[result.to.kind])),
         owner=esc(_where(result.to, t)),
     )
@@ -467,7 +472,7 @@ def history_text(
     """A ticket's events; a ``follower`` sees what happened and when, not who or what was
     written (see :func:`card_text`)."""
     lines = [
-        bold(t("Ticket {number}", number=ticket.number)),
+        bold(t("Ticket {number}", number=shown_number(ticket))),
         t("State: {state}", state=t(labels.TICKET_STATE[TicketState(ticket.state)])),
         "",
     ]

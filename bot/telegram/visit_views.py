@@ -19,6 +19,7 @@ from bot.i18n import N_, gettext_for, join_clauses
 from bot.services.daily_push import HouseholdRow, Markup, MorningPush
 from bot.services.message_size import split_message, utf16_length
 from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
+from bot.services.ticket_numbers import shown_number
 from bot.services.visits import DiaryEntry, RuleProgress
 from bot.settings import Settings
 from bot.telegram.callbacks import PageNo, RowId
@@ -505,7 +506,7 @@ def render_push(
         for ticket in push.tickets:
             deadline = ticket.next_deadline_at
             line = (
-                f"{code(ticket.number)} {esc(t(labels.TICKET_CATEGORY[ticket.category]))}"
+                f"{code(shown_number(ticket))} {esc(t(labels.TICKET_CATEGORY[ticket.category]))}"
                 f" · ⏰ {local_time(deadline, tz) if deadline else '—'}"
             )
             rest.append(f"✅ <s>{line}</s>" if ticket.id in push.closed else f"• {line}")

@@ -30,13 +30,15 @@ from bot.sandbox.client import Persona, SandboxClient
 from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.services.ticket_numbers import counter_name
 from bot.settings import LimitSettings, Settings, WebhookSettings
-from models import Person, Ticket, TicketCategory
+from models import Counter, Grid, Person, Ticket, TicketCategory
 from scheduler.context import JobContext
 from scheduler.registry import default_registry
 from scheduler.replay import Replay
 from tests.e2e.language import LanguageWatch, data_strings
 
+SHORT_NUMBERS_FROM = 2047  # the street's last short ticket number before a test
 TOKEN = "200000001:GridBotEndToEndTestToken_abcdefghij"
 BOT_USERNAME = "gridbot_test_bot"
 Mode = Literal["polling", "webhook"]
@@ -220,10 +222,19 @@ class Harness:
         return self.client.persona_for(user, bot=BOT_USERNAME)
 
     async def newcomer(
-        self, first_name: str, *, language_code: str = "zh-hans", phone: str | None = None
+        self,
+        first_name: str,
+        *,
+        last_name: str | None = None,
+        language_code: str = "zh-hans",
+        phone: str | None = None,
     ) -> Persona:
         persona = await self.client.persona(
-            first_name, bot=BOT_USERNAME, language_code=language_code, phone_number=phone
+            first_name,
+            bot=BOT_USERNAME,
+            last_name=last_name,
+            language_code=language_code,
+            phone_number=phone,
         )
         locale = resolve_locale(None, language_code, self.settings.default_locale)
         self.language.reads(persona.id, locale)
@@ -321,6 +332,10 @@ async def harness(
         engine = create_engine(database_url)
         async with create_session_factory(engine)() as session:
             await load_demo_data(session, clock.now())
+            # a street that has filed tickets before: short numbers read 2048, 2049, …, which
+            # a test can tell apart from the other digits on a screen
+            for street in (await session.exec(select(Grid).where(Grid.tier == 0))).all():
+                session.add(Counter(name=counter_name(street.id or 0), value=SHORT_NUMBERS_FROM))
             await session.commit()
         await engine.dispose()
     async with (

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from sqlmodel import col, select
 
+from bot.services.ticket_numbers import shown_number
 from bot.telegram.callbacks import ClassifyCb, ClassifyStep
 from models import AuditLog, HandlingKind, Role, Ticket, TicketEvent, TicketState
 from tests.e2e.harness import Harness, file_ticket_for
@@ -41,11 +42,11 @@ async def test_a_worker_classifies_a_ticket_as_major_and_the_centre_takes_it(
     center = await h.persona("center")
     ticket = await file_ticket_for(h, "resident", "3号楼外墙瓷砖大面积松动，随时可能砸到行人")
     card = await worker.next_message()
-    assert ticket.number in card.text and CLASSIFY in card.buttons
+    assert shown_number(ticket) in card.text and CLASSIFY in card.buttons
 
     await worker.press(CLASSIFY)
     picker = await worker.next_message()
-    assert ticket.number in picker.text and "一般事项" in picker.text  # the kind it has now
+    assert shown_number(ticket) in picker.text and "一般事项" in picker.text  # the kind it has now
     assert "立即上报街道综合调处中心" in picker.text  # what major means, in one line
     assert picker.buttons == ["需协调事项", "紧急事项", "需审批事项", "重大事项", "取消"]
     await worker.press("重大事项")
@@ -58,14 +59,14 @@ async def test_a_worker_classifies_a_ticket_as_major_and_the_centre_takes_it(
     assert "已定性" in done.text and "重大事项" in done.text and "综合调处中心" in done.text
 
     new_card = await center.next_message()
-    assert ticket.number in new_card.text and "重大事项" in new_card.text
+    assert shown_number(ticket) in new_card.text and "重大事项" in new_card.text
     assert "✅ 签收" in new_card.buttons and "🔀 下派/上收" in new_card.buttons
     told_centre = await center.next_message()
     assert "定性为重大事项" in told_centre.text
     assert "理由：外墙脱落涉及整栋楼<安全>" in told_centre.text  # as written, escaped for HTML
     for above in (head, community_head):  # the chain is informed at once, without buttons
         informed = await above.next_message()
-        assert ticket.number in informed.text and "重大事项" in informed.text
+        assert shown_number(ticket) in informed.text and "重大事项" in informed.text
         assert informed.buttons == []
     await h.settle()
     old_card = (await worker.transcript()).messages[0]
@@ -82,7 +83,7 @@ async def test_a_worker_classifies_a_ticket_as_major_and_the_centre_takes_it(
 
     await resident.send("/my")
     await resident.next_message()
-    await resident.press(f"查看 {ticket.number} 的办理记录")
+    await resident.press(f"查看 {shown_number(ticket)} 的办理记录")
     history = await resident.next_message()
     assert "定性为重大事项" in history.text
 
@@ -98,7 +99,7 @@ async def test_a_head_classifies_an_approval_item_and_its_outcome_is_publicly_no
     await worker.next_message()
     await worker.send("涉及公共部位改造，需网格长处理")
     await worker.next_message()
-    assert ticket.number in (await head.next_message()).text  # the card came up
+    assert shown_number(ticket) in (await head.next_message()).text  # the card came up
     await head.next_message()
 
     await head.press(CLASSIFY)
@@ -112,7 +113,7 @@ async def test_a_head_classifies_an_approval_item_and_its_outcome_is_publicly_no
     assert answer.edited and "已定性" in answer.text and "网格长" in answer.text
 
     card = await community_head.next_message()
-    assert ticket.number in card.text and "需审批事项" in card.text
+    assert shown_number(ticket) in card.text and "需审批事项" in card.text
     assert "✅ 签收" in card.buttons
     await community_head.next_message()
     assert any("需审批事项" in m.text for m in (await worker.transcript()).bot_messages)
@@ -128,12 +129,12 @@ async def test_a_head_classifies_an_approval_item_and_its_outcome_is_publicly_no
 
     messages = [m.text for m in (await resident.transcript()).bot_messages]
     assert any("已办结" in text or "办结" in text for text in messages)
-    posted = [text for text in messages if "公示" in text and ticket.number in text]
+    posted = [text for text in messages if "公示" in text and shown_number(ticket) in text]
     assert len(posted) == 1 and "/mygrid" in posted[0]
 
     await resident.send("/mygrid")
     board = await resident.next_message()
-    assert "网格公示" in board.text and ticket.number in board.text
+    assert "网格公示" in board.text and shown_number(ticket) in board.text
     assert "经社区审核同意加装坡道" in board.text
     assert "138 1234 5678" not in board.text and "***" in board.text  # no phone on the board
     assert "需审批事项" in board.text

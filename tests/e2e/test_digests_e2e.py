@@ -13,6 +13,7 @@ from sqlmodel import col, select
 from bot.clock import FrozenClock
 from bot.i18n import gettext_for
 from bot.labels import TICKET_STATE
+from bot.services.ticket_numbers import shown_number
 from models import OutboxMessage, Ticket, TicketCategory, TicketState
 from scheduler import jobs
 from tests.e2e.harness import Harness, file_ticket_for
@@ -69,14 +70,14 @@ async def test_the_head_gets_the_weekly_digest_once_and_the_centre_the_screening
     assert await texts_with(h, "center", SCREENING) == []
     await h.advance(local(2026, 3, 16, 9, 0) - h.clock.now())
     [screening] = await texts_with(h, "center", SCREENING)
-    assert dispute.number in screening
+    assert shown_number(dispute) in screening
     assert gettext_for("zh_Hans", "Open neighbour disputes: {count}", count=1) in screening
     async with h.session() as session:
         state = (await session.exec(select(Ticket.state).where(Ticket.id == dispute.id))).one()
     line = gettext_for(
         "zh_Hans",
         "{number} · {days} d · {state}",
-        number=dispute.number,
+        number=shown_number(dispute),
         days=4,  # filed on Thursday the 12th at 09:00
         state=gettext_for("zh_Hans", TICKET_STATE[TicketState(state)]),
     )

@@ -8,6 +8,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.routing.policy import load_default_policy, policy_to_json
+from bot.services.ticket_numbers import shown_number
 from bot.telegram.callbacks import DispatchCb, DispatchStep
 from models import (
     AuditLog,
@@ -58,13 +59,13 @@ async def test_the_centre_sends_a_major_ticket_down_to_the_grid_workers(h: Harne
     center = await h.persona("center")
     ticket = await major_ticket_at_the_centre(h)
     card = await center.next_message()
-    assert ticket.number in card.text and DISPATCH in card.buttons
+    assert shown_number(ticket) in card.text and DISPATCH in card.buttons
     informed = await worker.next_message()  # told at once, without buttons
-    assert ticket.number in informed.text and informed.buttons == []
+    assert shown_number(ticket) in informed.text and informed.buttons == []
 
     await center.press(DISPATCH)
     picker = await center.next_message()
-    assert ticket.number in picker.text and "下派" in picker.text
+    assert shown_number(ticket) in picker.text and "下派" in picker.text
     assert "🏢 转部门" in picker.buttons
     assert not any("综合调处中心" in b for b in picker.buttons)  # where it is now: left out
     (to_workers,) = [b for b in picker.buttons if "网格员" in b]
@@ -79,14 +80,14 @@ async def test_the_centre_sends_a_major_ticket_down_to_the_grid_workers(h: Harne
     assert "已下派" in done.text and "网格员" in done.text
 
     new_card = await worker.next_message()
-    assert ticket.number in new_card.text and "✅ 签收" in new_card.buttons
+    assert shown_number(ticket) in new_card.text and "✅ 签收" in new_card.buttons
     assert DISPATCH not in new_card.buttons  # workers do not dispatch
     sent_to_me = await worker.next_message()
     assert "下派给您" in sent_to_me.text and "理由：属地先处置" in sent_to_me.text
     assert "<楼道>" in sent_to_me.text  # the reason is shown as written (escaped for HTML)
 
     told = [m.text for m in (await resident.transcript()).bot_messages if "已下派至" in m.text]
-    assert len(told) == 1 and ticket.number in told[0]
+    assert len(told) == 1 and shown_number(ticket) in told[0]
     await h.settle()
     old_card = (await center.transcript()).messages[0]
     assert old_card.edited and old_card.buttons == []  # it moved on from the centre
@@ -107,7 +108,7 @@ async def test_the_centre_sends_a_major_ticket_down_to_the_grid_workers(h: Harne
 
     await resident.send("/my")
     await resident.next_message()
-    await resident.press(f"查看 {ticket.number} 的办理记录")
+    await resident.press(f"查看 {shown_number(ticket)} 的办理记录")
     history = await resident.next_message()
     assert "中心下派" in history.text and "属地先处置" in history.text
 
@@ -120,7 +121,7 @@ async def test_an_admin_takes_a_ticket_up_to_the_community_without_a_reason(h: H
 
     await admin.send("/tickets")
     await admin.next_message()
-    await admin.press(ticket.number)
+    await admin.press(shown_number(ticket))
     card = await admin.next_message()
     assert DISPATCH in card.buttons
     await admin.press(DISPATCH)
@@ -135,7 +136,7 @@ async def test_an_admin_takes_a_ticket_up_to_the_community_without_a_reason(h: H
     assert answer.edited and "已上收" in answer.text and answer.buttons == []
 
     came = await community_head.next_message()
-    assert ticket.number in came.text and "✅ 签收" in came.buttons
+    assert shown_number(ticket) in came.text and "✅ 签收" in came.buttons
     assert "上收给您" in (await community_head.next_message()).text
     moved = [m.text for m in (await worker.transcript()).bot_messages if "不再由您处理" in m.text]
     assert len(moved) == 1

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.routing.policy import load_default_policy, policy_to_json
+from bot.services.ticket_numbers import shown_number
 from models import PolicyVersion, TicketEvent
 from tests.e2e.harness import Harness, file_ticket_for
 
@@ -36,7 +37,7 @@ async def test_a_ticket_nobody_accepts_climbs_to_the_centre(h: Harness) -> None:
     worker, head = await h.persona("worker"), await h.persona("head")
     community_head, center = await h.persona("community_head"), await h.persona("center")
     ticket = await file_ticket_for(h, "resident", "垃圾桶满了三天没人清运，味道很大")
-    assert ticket.number in (await worker.next_message()).text
+    assert shown_number(ticket) in (await worker.next_message()).text
 
     await h.advance(timedelta(minutes=4))  # 80% of the window: the worker is warned once
     warning = await worker.next_message()
@@ -49,7 +50,7 @@ async def test_a_ticket_nobody_accepts_climbs_to_the_centre(h: Harness) -> None:
         if owner is not head:
             await h.advance(timedelta(minutes=5))
         card = await owner.next_message()
-        assert ticket.number in card.text and "✅ 签收" in card.buttons
+        assert shown_number(ticket) in card.text and "✅ 签收" in card.buttons
         came_up = await owner.next_message()
         assert "上报给您" in came_up.text and "超时未签收" in came_up.text
 

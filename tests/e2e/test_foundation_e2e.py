@@ -19,6 +19,16 @@ async def test_a_newcomer_is_told_how_to_join(h: Harness) -> None:
     assert [c["command"] for c in transcript.commands] == ["start", "help", "language"]
 
 
+async def test_a_chinese_name_is_family_name_first(h: Harness) -> None:
+    """Telegram's first name is the given name (名), its last name the family name (姓)."""
+    li = await h.newcomer("四", last_name="李")
+    await li.start()
+    assert "李四，您好" in (await li.next_message()).text
+    ada = await h.newcomer("Ada", last_name="Lovelace", language_code="en")
+    await ada.start()
+    assert "Hello, Ada Lovelace!" in (await ada.next_message()).text
+
+
 async def test_a_worker_is_greeted_by_role_and_changes_language(h: Harness) -> None:
     worker = await h.persona("worker")
     await worker.start()

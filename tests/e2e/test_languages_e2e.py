@@ -18,6 +18,7 @@ import pytest
 from bot import labels
 from bot.i18n import gettext_for
 from bot.sandbox.client import Persona
+from bot.services.ticket_numbers import shown_number
 from bot.settings import LOCALES
 from bot.telegram import report_views
 from models import TicketCategory, VisitKind
@@ -83,7 +84,7 @@ async def test_the_main_flows_speak_the_readers_language(h: Harness, locale: str
     await tour.tap(resident, t("😞 Not satisfied"))
     await tour.say(resident, "楼道里还是有电动车在充电")
     await tour.say(resident, "/my")
-    await tour.tap(resident, t("History of {number}", number=(await newest_ticket(h)).number))
+    await tour.tap(resident, t("History of {number}", number=shown_number(await newest_ticket(h))))
 
     # a visit, logged and withdrawn; the quotas
     await tour.say(worker, "/visit")

@@ -17,6 +17,7 @@ from bot.sandbox.client import ChatMessage, Persona
 from bot.sandbox.media import sample_png
 from bot.services.deeplinks import join_payload
 from bot.services.notice_board import resident_grid
+from bot.services.ticket_numbers import shown_number
 from bot.telegram import report_views as views
 from models import (
     FsmRecord,
@@ -118,7 +119,7 @@ async def test_a_resident_reports_with_an_album_and_a_location_and_the_worker_ge
     done = await resident.next_message()
 
     ticket = await newest_ticket(h)
-    assert ticket.number in done.text
+    assert shown_number(ticket) in done.text
     assert (ticket.latitude, ticket.longitude) == (24.5801, 118.0902)
     assert ticket.kind == HandlingKind.GENERAL
     async with h.session() as session:
@@ -127,7 +128,7 @@ async def test_a_resident_reports_with_an_album_and_a_location_and_the_worker_ge
         ).all()
     assert len(photos) == 2
     card = await worker.next_message()
-    assert ticket.number in card.text
+    assert shown_number(ticket) in card.text
 
 
 async def test_a_fire_with_someone_in_danger_says_call_119_first_and_the_ticket_is_urgent(
@@ -152,11 +153,11 @@ async def test_a_fire_with_someone_in_danger_says_call_119_first_and_the_ticket_
     await resident.press(zh(views.SEND))
     done = (await resident.next_message()).text
     ticket = await newest_ticket(h)
-    assert ticket.kind == HandlingKind.URGENT and ticket.number in done
+    assert ticket.kind == HandlingKind.URGENT and shown_number(ticket) in done
     # the last word on an urgent report starts with whom to call, before anything else
     first_line = done.splitlines()[0]
     assert first_line.startswith("🆘") and "119" in first_line and "110" not in first_line
-    assert done.index("119") < done.index(ticket.number)
+    assert done.index("119") < done.index(shown_number(ticket))
 
 
 async def test_a_dispute_turning_violent_says_call_110_first(h: Harness) -> None:
@@ -195,7 +196,7 @@ async def test_the_conversation_survives_a_restart_of_the_bot(h: Harness) -> Non
     await h.restart_bot()
     done = await finish_report(resident, "5号楼电梯")
     ticket = await newest_ticket(h)
-    assert ticket.number in done.text
+    assert shown_number(ticket) in done.text
     assert ticket.category == TicketCategory.PROPERTY and ticket.address == "5号楼电梯"
 
 
@@ -221,13 +222,13 @@ async def test_a_likely_duplicate_is_shown_and_joined(h: Harness) -> None:
     await h.advance(timedelta(minutes=30))
     await start_report(neighbour, TicketCategory.FACILITY, "路灯不亮，东门那边黑乎乎的")
     offer = await finish_report(neighbour, "东门口")
-    assert original.number in offer.text and "30" in offer.text  # reported 30 min ago
+    assert shown_number(original) in offer.text and "30" in offer.text  # reported 30 min ago
     assert "东门的路灯坏了" in offer.text
     assert zh(views.SAME) in offer.buttons and zh(views.NEW) in offer.buttons
 
     await neighbour.press(zh(views.SAME))
     joined = await neighbour.next_message()
-    assert original.number in joined.text
+    assert shown_number(original) in joined.text
     async with h.session() as session:
         assert len((await session.exec(select(Ticket))).all()) == 1
         event = (
@@ -241,11 +242,11 @@ async def test_a_likely_duplicate_is_shown_and_joined(h: Harness) -> None:
     await neighbour.send("/my")
     await h.settle()
     mine = (await neighbour.transcript()).bot_messages[-1]
-    assert original.number in mine.text, mine.text
+    assert shown_number(original) in mine.text, mine.text
     [history_button] = mine.buttons  # the one ticket they follow
     await neighbour.press(history_button)
     await h.settle()
     history = (await neighbour.transcript()).bot_messages[-1]
-    assert original.number in history.text
+    assert shown_number(original) in history.text
     reporter = person.name
     assert reporter and reporter not in history.text, history.text

@@ -12,6 +12,7 @@ from sqlmodel import col, select
 from bot.sandbox.client import ChatMessage, Persona
 from bot.sandbox.media import image_size
 from bot.services.qr import qr_png
+from bot.services.ticket_numbers import shown_number
 from models import AuditLog, OutboxMessage, Ticket, TicketPhoto, TicketState
 from tests.e2e.harness import Harness, file_ticket_for
 
@@ -51,7 +52,7 @@ async def test_a_redo_reaches_the_worker_as_one_card_with_the_complaint(h: Harne
     await h.settle()
     [card] = await new_messages(worker, before)  # one message: the card, not plain texts
     assert "✅ 签收" in card.buttons and "📝 进展" not in card.buttons
-    assert ticket.number in card.text and "不满意" in card.text and "重办" in card.text
+    assert shown_number(ticket) in card.text and "不满意" in card.text and "重办" in card.text
 
     before = await newest_id(worker)
     await resident.send(COMPLAINT)
@@ -67,8 +68,8 @@ async def test_a_redo_reaches_the_worker_as_one_card_with_the_complaint(h: Harne
 
     await worker.send("/tickets")
     listed = await worker.next_message()
-    assert ticket.number in listed.text
-    await worker.press(ticket.number)
+    assert shown_number(ticket) in listed.text
+    await worker.press(shown_number(ticket))
     opened = await worker.next_message()
     assert COMPLAINT in opened.text and "✔️ 办结" in opened.buttons
 
@@ -82,7 +83,7 @@ async def test_a_redo_heard_on_a_return_visit_sends_the_card(h: Harness) -> None
     before = await newest_id(worker)
     await worker.press("😞 不满意", message_id=prompt[0].message_id)
     await h.settle()
-    fresh = [m for m in await new_messages(worker, before) if ticket.number in m.text]
+    fresh = [m for m in await new_messages(worker, before) if shown_number(ticket) in m.text]
     cards = [m for m in fresh if "✅ 签收" in m.buttons]
     assert len(cards) == 1 and "不满意" in cards[0].text
     assert all(m.buttons or "回访已记录" in m.text for m in fresh)  # no plain redo notice
@@ -118,7 +119,7 @@ async def test_the_card_sends_the_reports_photos_as_an_album(h: Harness) -> None
     assert len({m.raw.get("media_group_id") for m in album}) == 1 and album[0].raw.get(
         "media_group_id"
     )
-    assert ticket.number in (album[0].caption or "")
+    assert shown_number(ticket) in (album[0].caption or "")
     async with h.session() as session:
         calls = (await session.exec(select(OutboxMessage.method))).all()
     assert calls.count("sendMediaGroup") == 1
@@ -126,7 +127,7 @@ async def test_the_card_sends_the_reports_photos_as_an_album(h: Harness) -> None
     # the head above the grid opens it from /tickets and sees them too
     await head.send("/tickets")
     await head.next_message()
-    await head.press(ticket.number)
+    await head.press(shown_number(ticket))
     opened = await head.next_message()
     await head.press("📷 查看照片（3）", message_id=opened.message_id)
     await h.settle()

@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.services.qr import qr_png
+from bot.services.ticket_numbers import shown_number
 from models import (
     FsmRecord,
     Person,
@@ -31,19 +32,19 @@ async def test_the_full_loop_with_a_redo(h: Harness) -> None:
     ticket = await file_ticket_for(h, "resident", "3号楼门口的路灯坏了一个星期，晚上很黑")
 
     card = await worker.next_message()
-    assert ticket.number in card.text and "路灯" in card.text
+    assert shown_number(ticket) in card.text and "路灯" in card.text
     assert "✅ 签收" in card.buttons
 
     await worker.press("✅ 签收")
     accepted = await resident.next_message()
-    assert ticket.number in accepted.text and "签收" in accepted.text
+    assert shown_number(ticket) in accepted.text and "签收" in accepted.text
     await h.settle()
     card = (await worker.transcript()).messages[0]
     assert card.edited and "📝 进展" in card.buttons and "✅ 签收" not in card.buttons
 
     await worker.press("❓ 询问反映人")
     prompt = await worker.next_message()
-    assert ticket.number in prompt.text
+    assert shown_number(ticket) in prompt.text
     await worker.send("具体是哪一根灯杆？靠近哪个单元？")
     assert "已发送" in (await worker.next_message()).text
     question = await resident.next_message()
@@ -107,7 +108,7 @@ async def test_the_full_loop_with_a_redo(h: Harness) -> None:
 
     await resident.send("/my")
     mine = await resident.next_message()
-    assert ticket.number in mine.text and "已结案" in mine.text
+    assert shown_number(ticket) in mine.text and "已结案" in mine.text
 
 
 async def test_two_workers_accept_at_once_and_one_wins(h: Harness) -> None:
@@ -165,7 +166,7 @@ async def test_a_stale_button_is_answered_with_who_has_it(h: Harness) -> None:
     await worker.send("需要社区协调维修资金")
     await h.settle()
     head_card = await head.next_message()
-    assert ticket.number in head_card.text and "✅ 签收" in head_card.buttons
+    assert shown_number(ticket) in head_card.text and "✅ 签收" in head_card.buttons
     old = (await worker.transcript()).messages[0]
     assert old.buttons == []  # the worker's card no longer offers actions
     await h.forge_press(worker, f"tk:a:{ticket.id}")
@@ -189,7 +190,7 @@ async def test_an_unrated_ticket_gets_a_return_visit(h: Harness) -> None:
     # Friday 17:45: a full working day has passed since it was resolved
     await h.advance(timedelta(days=1, hours=8, minutes=45), jump=True)
     prompt = [m for m in (await worker.transcript()).bot_messages if "回访：" in m.text]
-    assert len(prompt) == 1 and ticket.number in prompt[0].text
+    assert len(prompt) == 1 and shown_number(ticket) in prompt[0].text
     await worker.press("🙂 基本满意")
     await h.settle()
     async with h.session() as session:
@@ -223,7 +224,7 @@ async def test_a_cancel_under_the_same_step_opened_for_another_ticket_cancels_no
     first_prompt = await worker.next_message()
     await worker.press("📝 进展", message_id=second_card.message_id)
     second_prompt = await worker.next_message()
-    assert first.number in first_prompt.text and second.number in second_prompt.text
+    assert shown_number(first) in first_prompt.text and shown_number(second) in second_prompt.text
 
     await worker.press("取消", message_id=first_prompt.message_id)
     await h.settle()

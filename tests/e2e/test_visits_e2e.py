@@ -16,6 +16,7 @@ from bot import labels
 from bot.i18n import gettext_for
 from bot.services import daily_push, quotas
 from bot.services.demo import DEMO_PERSONAS, TELEGRAM_ID_BASE
+from bot.services.ticket_numbers import shown_number
 from bot.telegram import visit_views as views
 from bot.telegram.visit_views import VisitPickCb
 from models import (
@@ -151,7 +152,7 @@ async def test_push_visits_quota_ticket_restart_and_reminders(h: Harness) -> Non
         assert household is not None
     assert ticket.household_id == household.id and ticket.grid_id == household.grid_id
     assert "路灯" in ticket.description
-    assert any(ticket.number in text for text in await texts_of(h, me.telegram_id or 0))
+    assert any(shown_number(ticket) in text for text in await texts_of(h, me.telegram_id or 0))
 
     await worker.send("/quota")
     quota_after = (await worker.next_message()).text

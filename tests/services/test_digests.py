@@ -14,6 +14,7 @@ from bot.i18n import gettext_for
 from bot.services import digests, quotas
 from bot.services.digests import Week
 from bot.services.message_size import utf16_length
+from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from models import (
     OPEN_TICKET_STATES,
@@ -291,9 +292,9 @@ async def test_the_dispute_screening_lists_open_disputes_by_grid_with_their_age(
     screening = at(2026, 3, 16, 9)
     found = await digests.open_disputes(session, [tree.centre.path])
     assert [(d.number, d.grid.name, d.age_days(screening)) for d in found] == [
-        (old.number, "杏东花园一组", 10),
-        (new.number, "杏东花园一组", 0),
-        (in_b.number, "杏西社区", 24),
+        (shown_number(old), "杏东花园一组", 10),
+        (shown_number(new), "杏东花园一组", 0),
+        (shown_number(in_b), "杏西社区", 24),
     ]
     assert await digests.send_dispute_screenings(session, screening, SETTINGS) == 2
     rows = await outbox_rows(session, "dg:disputes:")
@@ -303,12 +304,16 @@ async def test_the_dispute_screening_lists_open_disputes_by_grid_with_their_age(
     ]
     whole, only_b = (row.payload["text"] for row in rows)
     assert gettext_for("zh_Hant", "Open neighbour disputes: {count}", count=3) in whole
-    assert "杏东花园一组" in whole and "杏西社区" in whole and old.number in whole
-    assert in_b.number in only_b and old.number not in only_b
+    assert "杏东花园一组" in whole and "杏西社区" in whole and shown_number(old) in whole
+    assert shown_number(in_b) in only_b and shown_number(old) not in only_b
     assert gettext_for("zh_Hans", "Open neighbour disputes: {count}", count=1) in only_b
     reopened = gettext_for("zh_Hans", "reopened")
     line = gettext_for(
-        "zh_Hans", "{number} · {days} d · {state}", number=in_b.number, days=24, state=reopened
+        "zh_Hans",
+        "{number} · {days} d · {state}",
+        number=shown_number(in_b),
+        days=24,
+        state=reopened,
     )
     assert "• " + line in only_b
     assert not any(row.urgent for row in rows)
@@ -344,7 +349,7 @@ async def test_a_long_screening_is_split_on_line_boundaries_and_still_sent_once(
     assert all(utf16_length(text) <= 4096 for text in texts)
     assert all(text.count("<b>") == text.count("</b>") for text in texts)
     listed = "\n".join(texts)
-    numbers = [t.number for t in (await session.exec(select(Ticket))).all()]
+    numbers = [shown_number(t) for t in (await session.exec(select(Ticket))).all()]
     assert sum(1 for number in numbers if f"• {number} " in listed) == 200  # oldest first
     assert f"• {numbers[0]} " in listed and f"• {numbers[-1]} " not in listed
     more = gettext_for("zh_Hant", "{count} more are not listed here; see /tickets.", count=50)

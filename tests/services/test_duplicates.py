@@ -13,6 +13,7 @@ from bot.errors import InvalidInput, NotAllowed
 from bot.services import tickets
 from bot.services.demo import load_demo_data
 from bot.services.notice_board import resident_grid
+from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from models import AuditLog, Ticket, TicketCategory, TicketState
 from tests.services.test_dispatching import Demo
@@ -80,3 +81,29 @@ async def test_another_kind_of_problem_is_not_the_same_one(demo: Demo) -> None:
     with pytest.raises(InvalidInput):
         await mark(demo, "worker", lamp, fire)
     assert lamp.duplicate_of_id is None
+
+
+async def test_the_original_is_named_by_its_short_number_too(demo: Demo) -> None:
+    """The worker reads the short number on the card and types it; typing garbage or the
+    ticket itself gets a clear answer and changes nothing."""
+    first = await file_for(demo, "resident", TicketCategory.FACILITY)
+    again = await file_for(demo, "resident", TicketCategory.FACILITY)
+    actor, roles = await demo.person("worker")
+
+    async def typed(text: str) -> Ticket:
+        return await tickets.mark_duplicate(
+            demo.session,
+            demo.notifier,
+            actor=actor,
+            roles=roles,
+            ticket_id=again.id or 0,
+            original_number=text,
+            now=demo.now,
+        )
+
+    for garbage in ("路灯那张", "", "<b>1</b>", shown_number(again)):
+        with pytest.raises(InvalidInput):
+            await typed(garbage)
+    assert again.state != TicketState.DUPLICATE
+    marked = await typed(f" #{shown_number(first)} ")
+    assert marked.state == TicketState.DUPLICATE and marked.duplicate_of_id == first.id

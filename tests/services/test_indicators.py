@@ -18,6 +18,7 @@ from bot.services import indicators
 from bot.services.indicators import Indicators, Ratio
 from bot.services.message_size import split_message, utf16_length
 from bot.services.people import RoleInGrid
+from bot.services.ticket_numbers import street_id_of
 from models import (
     Grid,
     Person,
@@ -88,6 +89,8 @@ class Builder:
         self.count += 1
         row = Ticket(
             number=f"T{self.count:03d}",
+            street_id=street_id_of(grid),
+            short_number=2047 + self.count,  # four digits, told apart from the rest
             grid_id=grid.id or 0,
             category=fields.pop("category", TicketCategory.FACILITY),
             description="路灯坏了",

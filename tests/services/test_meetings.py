@@ -26,6 +26,7 @@ from bot.services.meetings import (
     Recurrence,
     parse_meeting_time,
 )
+from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from bot.telegram.meeting_views import TelegramMeetingNotifier
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
@@ -617,7 +618,7 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
     ).one()
     assert "电动车" in card.payload["text"]
     assert meeting.minutes is not None
-    assert meeting.minutes.startswith("一、通报") and ticket.number in meeting.minutes
+    assert meeting.minutes.startswith("一、通报") and shown_number(ticket) in meeting.minutes
     # writing the minutes again keeps the problems listed
     await meetings.record_minutes(
         demo,
@@ -629,7 +630,7 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
         settings=SETTINGS,
         now=after,
     )
-    assert meeting.minutes.startswith("修订后的纪要") and ticket.number in meeting.minutes
+    assert meeting.minutes.startswith("修订后的纪要") and shown_number(ticket) in meeting.minutes
 
     elsewhere = (
         await demo.exec(select(Grid).where(Grid.tier == 3).order_by(col(Grid.id).desc()))

@@ -9,6 +9,7 @@ from bot.clock import FrozenClock
 from bot.errors import NotAllowed
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, Target, authorize, permits, scope_paths
+from bot.services.ticket_numbers import street_id_of
 from models import Grid, Person, Role, Ticket, TicketCategory
 
 
@@ -79,6 +80,8 @@ async def test_a_refusal_carries_its_audit_record(
     await session.flush()
     ticket = Ticket(
         number="T1",
+        street_id=street_id_of(grid),
+        short_number=1,
         grid_id=grid.id or 0,
         category=TicketCategory.FIRE,
         description="d",

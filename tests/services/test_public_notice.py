@@ -16,6 +16,7 @@ from bot.services import tickets
 from bot.services.demo import load_demo_data
 from bot.services.notice_board import posted_outcomes, public_text, resident_grid
 from bot.services.ticket_notices import Notice
+from bot.services.ticket_numbers import shown_number
 from bot.services.tickets import classifying
 from models import Grid, HandlingKind, Rating, Ticket, TicketCategory, TicketState
 from tests.services.test_dispatching import Demo
@@ -97,7 +98,7 @@ async def test_an_approval_outcome_is_posted_for_five_working_days(demo: Demo) -
 
     home = await grid_of(demo, "resident")
     (shown,) = await posted_outcomes(demo.session, home, demo.now)
-    assert shown.number == ticket.number and shown.kind is HandlingKind.APPROVAL
+    assert shown.number == shown_number(ticket) and shown.kind is HandlingKind.APPROVAL
     assert shown.category is TicketCategory.FIRE and shown.until == until
     assert shown.text == event.note
     # the community's board shows it too; a sibling grid's does not
@@ -106,7 +107,7 @@ async def test_an_approval_outcome_is_posted_for_five_working_days(demo: Demo) -
         for o in await posted_outcomes(
             demo.session, await grid_of(demo, "community_head"), demo.now
         )
-    ] == [ticket.number]
+    ] == [shown_number(ticket)]
     assert (
         await posted_outcomes(demo.session, await grid_of(demo, "other_resident"), demo.now) == []
     )
@@ -202,7 +203,7 @@ async def test_a_general_ticket_is_not_posted(demo: Demo) -> None:
 async def test_notices_are_listed_newest_first_and_bounded(demo: Demo) -> None:
     numbers = []
     for i in range(3):
-        numbers.append((await approval_resolved(demo, f"第{i + 1}项审批事项已办结")).number)
+        numbers.append(shown_number(await approval_resolved(demo, f"第{i + 1}项审批事项已办结")))
     home = await grid_of(demo, "resident")
     shown = await posted_outcomes(demo.session, home, demo.now)
     assert [o.number for o in shown] == numbers[::-1]

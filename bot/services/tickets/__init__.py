@@ -59,8 +59,10 @@ from bot.services.tickets.handling import (
 )
 from bot.services.tickets.kernel import AlreadyHandled
 from bot.services.tickets.queries import (
+    Found,
     card_facts,
     departments,
+    find_by_number,
     history,
     my_tickets,
     photos_forged,
@@ -84,6 +86,7 @@ __all__ = [
     "MAX_PHOTOS",
     "MAX_TEXT",
     "AlreadyHandled",
+    "Found",
     "Lookups",
     "Muted",
     "Report",
@@ -106,6 +109,7 @@ __all__ = [
     "escalate",
     "escalate_overdue",
     "file_ticket",
+    "find_by_number",
     "followers",
     "grid_at_tier",
     "history",

@@ -19,6 +19,7 @@ from bot.routing import escalation
 from bot.routing.policy import policy_to_json
 from bot.routing.rules import TicketFacts, route
 from bot.services.ticket_notices import Notice, TicketNotifier
+from bot.services.ticket_numbers import next_short_number, street_id_of
 from bot.services.tickets.concerned import followers, grid_at_tier, links_to_people
 from bot.services.tickets.deadlines import calendar_for, current_policy, store_clock
 from bot.services.tickets.kernel import AlreadyHandled, load, record_event, tell
@@ -96,7 +97,8 @@ async def check_may_report(
 
 
 async def next_number(session: AsyncSession, grid: Grid, local_day: str) -> str:
-    """``<grid code>-<YYYYMMDD>-<nnn>``: readable, and unique even when two file at once."""
+    """``<grid code>-<YYYYMMDD>-<nnn>``, the long number kept inside (people read the short one,
+    :mod:`bot.services.ticket_numbers`): unique even when two file at once."""
     name = f"ticket:{grid.code}:{local_day}"
     dialect = session.get_bind().dialect.name
     insert = pg_insert if dialect == "postgresql" else sqlite_insert
@@ -130,8 +132,11 @@ async def file_ticket(
     kind = HandlingKind.URGENT if report.urgent else HandlingKind.GENERAL
     decision = route(TicketFacts(report.category, kind, grid.code, grid.path, grid.tier), policy)
     local_day = calendar.local_day(now).strftime("%Y%m%d")
+    street_id = street_id_of(grid)
     ticket = Ticket(
         number=await next_number(session, grid, local_day),
+        street_id=street_id,
+        short_number=await next_short_number(session, street_id),
         grid_id=grid.id or 0,
         reporter_id=reporter.id,
         category=report.category,

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
 
-from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
@@ -17,6 +16,7 @@ from bot.services.notice_board import post_outcome
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, permits, target_of
 from bot.services.ticket_notices import Notice, TicketNotifier
+from bot.services.ticket_numbers import parse_number, shown_number, tickets_numbered
 from bot.services.tickets.concerned import Lookups, followers, owners
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import (
@@ -296,10 +296,20 @@ async def mark_duplicate(
     ticket = await load_for_handling(
         session, actor=actor, roles=roles, ticket_id=ticket_id, states=MOVABLE, now=now
     )
-    number = original_number.strip().upper()[:40]
-    original = (await session.exec(select(Ticket).where(Ticket.number == number))).first()
-    if original is None or original.id == ticket.id:
-        raise InvalidInput(NO_OTHER_TICKET, number=number or "—")
+    wanted = parse_number(original_number)
+    # a short number names a ticket of this ticket's street; the long one is unique anyway
+    original = next(
+        (
+            other
+            for other in await tickets_numbered(session, wanted)
+            if other.id != ticket.id
+            and (isinstance(wanted, str) or other.street_id == ticket.street_id)
+        ),
+        None,
+    )
+    typed = original_number.strip()[:40]
+    if original is None:
+        raise InvalidInput(NO_OTHER_TICKET, number=typed)
     target = await target_of(session, original)
     if not permits(roles, Action.HANDLE, target, actor.id):
         # out of the marker's grids: answered as if there were none (and audited), so that
@@ -311,7 +321,8 @@ async def mark_duplicate(
             object_type="ticket",
             object_id=original.id,
         )
-        raise NotAllowed(NO_OTHER_TICKET, audit=refusal, number=number)
+        raise NotAllowed(NO_OTHER_TICKET, audit=refusal, number=typed)
+    number = shown_number(original)
     if original.category != ticket.category:
         raise InvalidInput(
             N_("Ticket {number} is about another kind of problem; it cannot be the same one."),
@@ -351,7 +362,7 @@ async def mark_duplicate(
         ticket,
         now,
         actor=actor,
-        extra={"original": original.number},
+        extra={"original": shown_number(original)},
     )
     return ticket
 

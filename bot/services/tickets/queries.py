@@ -4,21 +4,24 @@ card shows."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import func, or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.errors import NotAllowed
+from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
-from bot.services.permissions import Action, authorize, permits, scope_paths, target_of
+from bot.services.permissions import Action, authorize, permits, same, scope_paths, target_of
+from bot.services.ticket_numbers import parse_number, tickets_numbered
 from bot.services.tickets.concerned import followers
 from bot.services.tickets.dispatching import forged_refusal
 from bot.services.tickets.kernel import load
 from models import (
     OPEN_TICKET_STATES,
+    AuditLog,
     Department,
     Grid,
     Person,
@@ -158,6 +161,57 @@ async def report_photos(
 def photos_forged(person: Person, data: str, now: datetime) -> NotAllowed:
     """The refusal for photo callback data no button of ours carries, with its audit."""
     return forged_refusal(person, data, now, action=Action.VIEW.value)
+
+
+NO_SUCH_TICKET = N_("There is no ticket numbered {number} that you can see.")
+MAX_FOUND = 5
+
+
+@dataclass(frozen=True)
+class Found:
+    """A ticket found by its number, and how its finder sees it: through a role over its grid
+    (``as_staff``: the card, with its actions) or as its reporter or a follower (its
+    history)."""
+
+    ticket: Ticket
+    as_staff: bool
+
+
+async def find_by_number(
+    session: AsyncSession,
+    *,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    typed: str | None,
+    now: datetime,
+) -> list[Found]:
+    """``/ticket <number>``: the tickets with that short number (one per street) or long number
+    that the person may see. A number that exists but is not theirs to see is answered like one
+    that does not exist (and audited), so typing numbers finds out nothing."""
+    wanted = parse_number(typed)
+    shown = (typed or "").strip()[:40]
+    candidates = await tickets_numbered(session, wanted)
+    found = []
+    for ticket in candidates:
+        target = await target_of(session, ticket)
+        if person.active and permits(roles, Action.VIEW, target):
+            found.append(Found(ticket, as_staff=True))
+        elif same(ticket.reporter_id, person.id) or person.id in {
+            p.id for p in await followers(session, ticket)
+        }:
+            found.append(Found(ticket, as_staff=False))
+    if found:
+        return found[:MAX_FOUND]
+    if candidates:
+        refusal = AuditLog(
+            at=now,
+            actor_id=person.id,
+            action=f"refused:{Action.VIEW.value}",
+            object_type="ticket",
+            object_id=candidates[0].id,
+        )
+        raise NotAllowed(NO_SUCH_TICKET, audit=refusal, number=shown)
+    raise NotFound(NO_SUCH_TICKET, number=shown)
 
 
 async def seen_as_follower(
