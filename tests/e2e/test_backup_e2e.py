@@ -11,6 +11,7 @@ from sqlalchemy.engine import make_url
 from sqlmodel import col, func, select
 
 from bot import backup
+from bot.services.ticket_numbers import shown_number
 from bot.startup import StartupProblem
 from models import Ticket
 from tests.e2e.harness import Harness, file_ticket_for
@@ -25,7 +26,9 @@ async def test_restore_waits_for_the_bot_to_stop_and_the_bot_runs_on_what_it_res
     h: Harness, tmp_path: Path
 ) -> None:
     url = h.settings.database_url
-    kept = [(await file_ticket_for(h, "resident", f"第{n}号路灯不亮了")).number for n in range(3)]
+    kept = [
+        shown_number(await file_ticket_for(h, "resident", f"第{n}号路灯不亮了")) for n in range(3)
+    ]
     copy = await asyncio.to_thread(
         backup.backup, url, tmp_path / "copy.sqlite3", h.clock.now(), h.settings.tz
     )
@@ -45,4 +48,4 @@ async def test_restore_waits_for_the_bot_to_stop_and_the_bot_runs_on_what_it_res
     resident = await h.persona("resident")
     await resident.send("/my")
     mine = await resident.next_message()
-    assert all(number in mine.text for number in kept) and lost.number not in mine.text
+    assert all(number in mine.text for number in kept) and shown_number(lost) not in mine.text
