@@ -220,6 +220,30 @@ async def rescope(
     return new
 
 
+DEPARTMENTS_PER_PAGE = 8
+
+
+@dataclass(frozen=True)
+class DepartmentPage:
+    departments: list[Department]
+    page: int
+    pages: int
+
+
+async def department_page(
+    session: AsyncSession, page: int = 0, per_page: int = DEPARTMENTS_PER_PAGE
+) -> DepartmentPage:
+    """Active departments by code, a page at a time (for picking one with buttons)."""
+    active = select(Department).where(col(Department.active).is_(True))
+    total = int((await session.exec(select(func.count()).select_from(active.subquery()))).one())
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 0), pages - 1)
+    rows = await session.exec(
+        active.order_by(col(Department.code)).offset(page * per_page).limit(per_page)
+    )
+    return DepartmentPage(list(rows.all()), page, pages)
+
+
 async def find_department(session: AsyncSession, word: str) -> Department:
     """A department by its code or name; the error lists the codes there are."""
     text = word.strip()[:100]

@@ -57,6 +57,65 @@ class InviteRevokeCb(CallbackData, prefix="ir"):
     id: RowId
 
 
+class StrictCallbackData(CallbackData, prefix="_"):
+    """Callback data that parses only in the exact form :meth:`pack` writes (not ``+3``,
+    `` 3``, ``03`` or ``3.0``)."""
+
+    @classmethod
+    def unpack(cls, value: str) -> Self:
+        data = super().unpack(value)
+        if data.pack() != value:
+            raise ValueError("callback data not in its packed form")
+        return data
+
+
+class Ledger(StrEnum):
+    HOUSEHOLDS = "h"  # 住户台账
+    PEOPLE = "p"  # 人员台账
+
+
+class ExportCb(StrictCallbackData, prefix="ex"):
+    """Export one ledger over the presser's whole scope, as ``/export <ledger>`` does (the
+    service re-checks that the presser may export)."""
+
+    ledger: Ledger
+
+
+class TemplateCb(StrictCallbackData, prefix="tm"):
+    """The empty sheet of one ledger, as ``/template <ledger>``."""
+
+    ledger: Ledger
+
+
+class PickStep(StrEnum):
+    OPEN = "o"  # show the grids directly below (grid 0: the top of one's own scope)
+    CHOOSE = "c"  # this is the grid
+
+
+class InviteRoleCb(StrictCallbackData, prefix="iv"):
+    """/invite, step one: the role (refused unless the presser may invite to it)."""
+
+    role: Role
+
+
+class InviteGridCb(StrictCallbackData, prefix="ig"):
+    """/invite, step two: walk the grid tree of one's own scope, then choose a grid (the
+    service refuses a grid outside it, and audits the attempt)."""
+
+    role: Role
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class InviteDepartmentCb(StrictCallbackData, prefix="id"):
+    """/invite of a department's staff, last step: the department (0: show a page of them)."""
+
+    grid: RowId
+    department: RowId
+    page: PageNo
+
+
 class TicketAction(StrEnum):
     OPEN = "o"
     ACCEPT = "a"

@@ -1,0 +1,132 @@
+"""Buttons for admin and head commands that take arguments: the ledger, the role, the grid and
+the department are picked with buttons; typed arguments stay as a shortcut.
+
+A grid picker shows one level of the tree at a time, at most
+:data:`~bot.services.grids.CHOICES_PER_PAGE` grids a page: tapping a grid with grids below it
+opens that level (whose first button chooses the grid itself); a grid with none below is
+chosen at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from aiogram.filters.callback_data import CallbackData
+from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
+from aiogram.utils.i18n import gettext as _
+
+from bot import labels
+from bot.i18n import N_
+from bot.services.grids import GridChoices
+from bot.services.staff import DepartmentPage
+from bot.telegram.callbacks import (
+    CancelCb,
+    InviteDepartmentCb,
+    InviteRoleCb,
+    Ledger,
+    PickStep,
+)
+from models import Role
+
+PackPick = Callable[[int, int, PickStep], str]
+"""Callback data of one grid-picker button: (grid id, page, step) → packed data."""
+
+EXPORT_LABELS: Mapping[Ledger, str] = {
+    Ledger.HOUSEHOLDS: N_("🏠 Household ledger"),
+    Ledger.PEOPLE: N_("👥 People ledger"),
+}
+TEMPLATE_LABELS: Mapping[Ledger, str] = {
+    Ledger.HOUSEHOLDS: N_("🏠 Empty household sheet"),
+    Ledger.PEOPLE: N_("👥 Empty people sheet"),
+}
+MAX_LABEL = 40  # characters of a grid's or department's name on a button
+
+
+def _button(text: str, data: str) -> InlineKeyboardButton:
+    return InlineKeyboardButton(text=text, callback_data=data)
+
+
+def _cancel_row() -> list[InlineKeyboardButton]:
+    return [_button(_("Cancel"), CancelCb().pack())]
+
+
+def ledger_keyboard(
+    labels_of: Mapping[Ledger, str], make: Callable[[Ledger], CallbackData]
+) -> InlineKeyboardMarkup:
+    """One button per ledger."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [_button(_(label), make(ledger).pack())] for ledger, label in labels_of.items()
+        ]
+    )
+
+
+def role_keyboard(roles: list[Role]) -> InlineKeyboardMarkup:
+    """The roles one may invite to, two a row."""
+    buttons = [_button(_(labels.ROLE[role]), InviteRoleCb(role=role).pack()) for role in roles]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, _cancel_row()])
+
+
+def grid_picker_text(question: str, choices: GridChoices) -> str:
+    """The question, where in the tree the picker is, and the page."""
+    lines = [question]
+    if choices.parent is not None:
+        lines.append(_("Now in: {grid}").format(grid=choices.parent.name))
+    lines.append(_("Tap a grid to choose it; 📂 opens the grids below it."))
+    if choices.pages > 1:
+        lines.append(
+            _("Page {page} of {pages}").format(page=choices.page + 1, pages=choices.pages)
+        )
+    return "\n".join(lines)
+
+
+def grid_picker_keyboard(choices: GridChoices, pack: PackPick) -> InlineKeyboardMarkup:
+    """This level's grid itself, the grids below it (📂 when they have more below), the
+    pages, the way up, and Cancel."""
+    rows: list[list[InlineKeyboardButton]] = []
+    parent = choices.parent
+    if parent is not None:
+        text = _("✅ {grid}").format(grid=parent.name[:MAX_LABEL])
+        rows.append([_button(text, pack(parent.id or 0, 0, PickStep.CHOOSE))])
+    for choice in choices.choices:
+        grid, name = choice.grid, choice.grid.name[:MAX_LABEL]
+        if choice.children:
+            rows.append([_button(f"📂 {name}", pack(grid.id or 0, 0, PickStep.OPEN))])
+        else:
+            rows.append([_button(name, pack(grid.id or 0, 0, PickStep.CHOOSE))])
+    here = parent.id or 0 if parent is not None else 0
+    moves = []
+    if choices.page > 0:
+        moves.append(_button(_("◀ Previous"), pack(here, choices.page - 1, PickStep.OPEN)))
+    if choices.page < choices.pages - 1:
+        moves.append(_button(_("Next ▶"), pack(here, choices.page + 1, PickStep.OPEN)))
+    if moves:
+        rows.append(moves)
+    if choices.up is not None:
+        rows.append([_button(_("⬆️ Up a level"), pack(choices.up, 0, PickStep.OPEN))])
+    rows.append(_cancel_row())
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def department_keyboard(page: DepartmentPage, grid_id: int) -> InlineKeyboardMarkup:
+    rows = [
+        [
+            _button(
+                department.name[:MAX_LABEL],
+                InviteDepartmentCb(grid=grid_id, department=department.id or 0, page=0).pack(),
+            )
+        ]
+        for department in page.departments
+    ]
+    moves = []
+    if page.page > 0:
+        data = InviteDepartmentCb(grid=grid_id, department=0, page=page.page - 1).pack()
+        moves.append(_button(_("◀ Previous"), data))
+    if page.page < page.pages - 1:
+        data = InviteDepartmentCb(grid=grid_id, department=0, page=page.page + 1).pack()
+        moves.append(_button(_("Next ▶"), data))
+    if moves:
+        rows.append(moves)
+    rows.append(_cancel_row())
+    return InlineKeyboardMarkup(inline_keyboard=rows)
