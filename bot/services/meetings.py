@@ -396,7 +396,8 @@ async def propose_quarterly(
                 Meeting.grid_id == grid.id,
                 col(Meeting.cancelled_at).is_(None),
             )
-            .order_by(col(Meeting.created_at).desc(), col(Meeting.id).desc())
+            # the newest meeting, and of a series created at once its first occurrence
+            .order_by(col(Meeting.created_at).desc(), col(Meeting.id))
             .limit(1)
         )
     ).first()

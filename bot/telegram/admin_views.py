@@ -42,12 +42,12 @@ TEMPLATE_LABELS: Mapping[Ledger, str] = {
 MAX_LABEL = 40  # characters of a grid's or department's name on a button
 
 
-def _button(text: str, data: str) -> InlineKeyboardButton:
+def make_button(text: str, data: str) -> InlineKeyboardButton:
     return InlineKeyboardButton(text=text, callback_data=data)
 
 
 def _cancel_row() -> list[InlineKeyboardButton]:
-    return [_button(_("Cancel"), CancelCb().pack())]
+    return [make_button(_("Cancel"), CancelCb().pack())]
 
 
 def ledger_keyboard(
@@ -56,14 +56,14 @@ def ledger_keyboard(
     """One button per ledger."""
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            [_button(_(label), make(ledger).pack())] for ledger, label in labels_of.items()
+            [make_button(_(label), make(ledger).pack())] for ledger, label in labels_of.items()
         ]
     )
 
 
 def role_keyboard(roles: list[Role]) -> InlineKeyboardMarkup:
     """The roles one may invite to, two a row."""
-    buttons = [_button(_(labels.ROLE[role]), InviteRoleCb(role=role).pack()) for role in roles]
+    buttons = [make_button(_(labels.ROLE[role]), InviteRoleCb(role=role).pack()) for role in roles]
     rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
     return InlineKeyboardMarkup(inline_keyboard=[*rows, _cancel_row()])
 
@@ -88,23 +88,23 @@ def grid_picker_keyboard(choices: GridChoices, pack: PackPick) -> InlineKeyboard
     parent = choices.parent
     if parent is not None:
         text = _("✅ {grid}").format(grid=parent.name[:MAX_LABEL])
-        rows.append([_button(text, pack(parent.id or 0, 0, PickStep.CHOOSE))])
+        rows.append([make_button(text, pack(parent.id or 0, 0, PickStep.CHOOSE))])
     for choice in choices.choices:
         grid, name = choice.grid, choice.grid.name[:MAX_LABEL]
         if choice.children:
-            rows.append([_button(f"📂 {name}", pack(grid.id or 0, 0, PickStep.OPEN))])
+            rows.append([make_button(f"📂 {name}", pack(grid.id or 0, 0, PickStep.OPEN))])
         else:
-            rows.append([_button(name, pack(grid.id or 0, 0, PickStep.CHOOSE))])
+            rows.append([make_button(name, pack(grid.id or 0, 0, PickStep.CHOOSE))])
     here = parent.id or 0 if parent is not None else 0
     moves = []
     if choices.page > 0:
-        moves.append(_button(_("◀ Previous"), pack(here, choices.page - 1, PickStep.OPEN)))
+        moves.append(make_button(_("◀ Previous"), pack(here, choices.page - 1, PickStep.OPEN)))
     if choices.page < choices.pages - 1:
-        moves.append(_button(_("Next ▶"), pack(here, choices.page + 1, PickStep.OPEN)))
+        moves.append(make_button(_("Next ▶"), pack(here, choices.page + 1, PickStep.OPEN)))
     if moves:
         rows.append(moves)
     if choices.up is not None:
-        rows.append([_button(_("⬆️ Up a level"), pack(choices.up, 0, PickStep.OPEN))])
+        rows.append([make_button(_("⬆️ Up a level"), pack(choices.up, 0, PickStep.OPEN))])
     rows.append(_cancel_row())
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -112,7 +112,7 @@ def grid_picker_keyboard(choices: GridChoices, pack: PackPick) -> InlineKeyboard
 def department_keyboard(page: DepartmentPage, grid_id: int) -> InlineKeyboardMarkup:
     rows = [
         [
-            _button(
+            make_button(
                 department.name[:MAX_LABEL],
                 InviteDepartmentCb(grid=grid_id, department=department.id or 0, page=0).pack(),
             )
@@ -122,10 +122,10 @@ def department_keyboard(page: DepartmentPage, grid_id: int) -> InlineKeyboardMar
     moves = []
     if page.page > 0:
         data = InviteDepartmentCb(grid=grid_id, department=0, page=page.page - 1).pack()
-        moves.append(_button(_("◀ Previous"), data))
+        moves.append(make_button(_("◀ Previous"), data))
     if page.page < page.pages - 1:
         data = InviteDepartmentCb(grid=grid_id, department=0, page=page.page + 1).pack()
-        moves.append(_button(_("Next ▶"), data))
+        moves.append(make_button(_("Next ▶"), data))
     if moves:
         rows.append(moves)
     rows.append(_cancel_row())
