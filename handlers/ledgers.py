@@ -112,7 +112,8 @@ async def export_pressed(
     settings: Settings,
 ) -> None:
     """A ledger's button: the same as typing ``/export`` and its name."""
-    await query.answer()
+    await exports.check_scope(actor.session, actor.who, actor.roles, None, actor.now)
+    await query.answer()  # after the check: a refusal answers the press itself
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
     await _export(chat_id, callback_data.ledger, None, reply, actor, work, settings)
 

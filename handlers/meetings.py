@@ -145,16 +145,17 @@ async def kind_chosen(
     state: FSMContext,
     settings: Settings,
 ) -> None:
-    await query.answer()
     if callback_data.kind == MeetingStart.QUARTERLY:  # a button from before the one-tap card
         data = await state.get_data()
         grid = await actor.session.get(Grid, data.get("grid_id") or 0)
         proposal = await meetings.propose_quarterly(
             actor.session, actor.who, actor.roles, actor.now, settings.tz, grid
         )
+        await query.answer()
         await _propose(state, proposal.grid, proposal.starts_at, proposal.place)
         await _confirm(reply, state, settings.tz)
         return
+    await query.answer()
     await state.update_data(quick=False, place="", title="")
     await state.set_state(NewMeeting.title)
     reply.text(_("What is the meeting called?"), cancel_keyboard(t))

@@ -8,6 +8,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import col, select
 
+from bot.telegram.callbacks import ExportCb, Ledger
 from models import Grid, Household, Person, Role, RoleAssignment
 from tests.e2e.harness import Harness
 
@@ -90,3 +91,39 @@ async def test_a_long_error_report_comes_as_a_file_and_the_last_word_always_arri
     assert {row[0] for row in rows[1:]} == set(range(2, 37))  # every bad row, by its number
     final = messages[-1] if not messages[-1].document else messages[-2]
     assert "未导入任何数据" in final.text
+
+
+async def test_bare_export_and_template_offer_buttons_that_do_what_typing_does(
+    h: Harness,
+) -> None:
+    """Seen: bare /export and /template printed a usage text with English words in it."""
+    admin = await h.persona("admin")
+    await admin.send("/export")
+    offer = await admin.next_message()
+    assert offer.buttons[:2] == ["🏠 住户台账", "👥 人员台账"]
+    assert "/export" in offer.text and "人员" in offer.text
+    await admin.press("👥 人员台账")
+    assert "正在生成台账" in (await admin.next_message()).text
+    ledger = await admin.next_message()
+    assert ledger.document is not None and ledger.document["file_name"].startswith("people-")
+    book = load_workbook(io.BytesIO(await h.client.download(ledger.document["file_id"])))
+    assert book.active.max_row > 1  # the people over the whole street
+
+    await admin.send("/template")
+    offer = await admin.next_message()
+    assert offer.buttons == ["🏠 空白住户表", "👥 空白人员表"]
+    await admin.press("👥 空白人员表")
+    sheet = await admin.next_message()
+    assert sheet.document is not None and sheet.document["file_name"] == "people.xlsx"
+    assert "人员" in (sheet.caption or "")
+    await admin.send("/template 住户")  # typed stays a shortcut
+    assert (await admin.next_message()).document["file_name"] == "households.xlsx"
+
+    worker = await h.persona("worker")  # no ledger to export: no buttons, a clear answer
+    await worker.send("/export")
+    refused = await worker.next_message()
+    assert not refused.buttons and "没有导出台账的权限" in refused.text
+    await h.forge_press(worker, ExportCb(ledger=Ledger.PEOPLE).pack())
+    toast = (await worker.transcript()).toast
+    assert toast is not None and "没有导出台账的权限" in toast["text"]
+    assert not any(m.document for m in (await worker.transcript()).bot_messages)
