@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from sqlmodel import col, select
 
 from bot.services.deeplinks import join_payload
-from bot.telegram.callbacks import HouseholdCb
-from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
+from bot.telegram.callbacks import HouseholdCb, InviteGridCb, InviteRoleCb, PickStep
+from models import AuditLog, Grid, Household, Invite, Person, Role, RoleAssignment
 from tests.e2e.harness import Harness
 
 pytestmark = pytest.mark.e2e
@@ -139,3 +140,156 @@ async def test_an_admin_mutes_a_resident_who_is_told_politely(h: Harness) -> Non
     assert len(audited) == 1
     await admin.send(f"/people mute {phone} 0")
     assert "可以" in (await admin.next_message()).text
+
+
+def callback_data_of(message: Any) -> list[str]:
+    return [key["callback_data"] for row in message.inline_keyboard for key in row]
+
+
+async def test_invite_by_buttons_role_then_grid_drilled_down_and_paged(h: Harness) -> None:
+    """Seen: /invite needed a role and a grid code typed; bare, it printed English words."""
+    admin = await h.persona("admin")
+    async with h.session() as session:
+        street = (await session.exec(select(Grid).where(Grid.tier == 0))).one()
+        community = (
+            await session.exec(select(Grid).where(Grid.parent_id == street.id).order_by(Grid.code))
+        ).first()
+        assert community is not None
+        tier2 = (
+            await session.exec(
+                select(Grid).where(Grid.parent_id == community.id).order_by(Grid.code)
+            )
+        ).first()
+        assert tier2 is not None
+        # a tier-2 grid with twenty more grids below it than one page shows
+        for n in range(20):
+            extra = Grid(
+                code=f"{tier2.code}9{n:02d}",
+                name=f"加密网格{n:02d}",
+                tier=3,
+                parent_id=tier2.id,
+                created_at=h.clock.now(),
+            )
+            session.add(extra)
+            await session.flush()
+            extra.path = f"{tier2.path}{extra.id}/"
+        await session.commit()
+
+    await admin.send("/invite")
+    roles = await admin.next_message()
+    assert roles.buttons[:6] == [
+        "网格员",
+        "网格长",
+        "综合调处中心工作人员",
+        "职能部门",
+        "督查人员",
+        "系统管理员",
+    ]
+    assert "居民" not in roles.buttons
+    await admin.press("网格员")
+    await h.settle()
+    picker = (await admin.transcript()).bot_messages[-1]
+    assert picker.message_id == roles.message_id  # the same message, now the grids
+    assert picker.buttons[0] == f"✅ {street.name}" and f"📂 {community.name}" in picker.buttons
+    await admin.press(f"📂 {community.name}")
+    await h.settle()
+    await admin.press(f"📂 {tier2.name}")
+    await h.settle()
+    level = (await admin.transcript()).bot_messages[-1]
+    grid_buttons = [b for b in level.buttons if "网格" in b and not b.startswith("✅")]
+    assert 0 < len(grid_buttons) <= 8 and "下一页 ▶" in level.buttons
+    seen = set(grid_buttons)
+    while "下一页 ▶" in level.buttons:
+        await admin.press("下一页 ▶")
+        await h.settle()
+        level = (await admin.transcript()).bot_messages[-1]
+        page = [b for b in level.buttons if "网格" in b and not b.startswith("✅")]
+        assert len(page) <= 8
+        seen |= set(page)
+        assert all(len(data.encode()) <= 64 for data in callback_data_of(level))
+    assert {f"加密网格{n:02d}" for n in range(20)} <= seen
+    await admin.press("加密网格19")
+    await h.settle()
+    invitation = (await admin.transcript()).bot_messages[-1]
+    link = re.search(r"https://t\.me/(\w+)\?start=(\S+)", invitation.text)
+    assert link and "加密网格19" in invitation.text, invitation.text
+
+    newcomer = await h.newcomer("周新")
+    await newcomer.start(link.group(2))
+    welcome = await newcomer.next_message()
+    assert "网格员" in welcome.text and "加密网格19" in welcome.text
+
+    await admin.send("/invite 网格长")  # a role typed without a grid: on to the grid
+    typed = await admin.next_message()
+    assert f"✅ {street.name}" in typed.buttons
+
+    await admin.send("/invite")  # the pending list is gone: the link was used
+    await admin.next_message()
+    await admin.press("职能部门")
+    await h.settle()
+    await admin.press(f"✅ {street.name}")
+    await h.settle()
+    departments = (await admin.transcript()).bot_messages[-1]
+    assert "哪个部门" in departments.text and departments.buttons
+    await admin.press(departments.buttons[0])
+    await h.settle()
+    issued = (await admin.transcript()).bot_messages[-1]
+    assert "职能部门" in issued.text and "https://t.me/" in issued.text
+
+
+async def test_a_forged_invite_press_for_a_grid_outside_ones_scope_is_refused(h: Harness) -> None:
+    head = await h.persona("head")
+    async with h.session() as session:
+        me = (await session.exec(select(Person).where(Person.telegram_id == head.id))).one()
+        own = (
+            await session.exec(
+                select(Grid)
+                .join(RoleAssignment, col(RoleAssignment.grid_id) == Grid.id)
+                .where(RoleAssignment.person_id == me.id, RoleAssignment.role == Role.HEAD)
+            )
+        ).one()
+        # the head also administers their own grid, and nothing else
+        session.add(
+            RoleAssignment(
+                person_id=me.id or 0,
+                role=Role.ADMIN,
+                grid_id=own.id or 0,
+                created_at=h.clock.now(),
+            )
+        )
+        await session.commit()
+        foreign = (
+            await session.exec(
+                select(Grid).where(~col(Grid.path).startswith(own.path), Grid.tier == 3)
+            )
+        ).first()
+    assert foreign is not None and foreign.id is not None
+
+    await head.send("/invite")
+    await head.next_message()
+    await head.press("网格员")
+    await h.settle()
+    picker = (await head.transcript()).bot_messages[-1]
+    assert picker.buttons[0] == f"✅ {own.name}"
+    assert foreign.name not in picker.buttons
+
+    for step in (PickStep.CHOOSE, PickStep.OPEN):
+        forged = InviteGridCb(role=Role.WORKER, grid=foreign.id, page=0, step=step)
+        await h.forge_press(head, forged.pack())
+        toast = (await head.transcript()).toast
+        assert toast is not None and "不在您负责的网格范围内" in toast["text"]
+    await h.forge_press(head, InviteRoleCb(role=Role.RESIDENT).pack())
+    assert "不能邀请" in ((await head.transcript()).toast or {}).get("text", "")
+    await h.forge_press(head, "ig:worker:+7:0:c")  # not in its packed form: a stale button
+    assert "按钮已失效" in ((await head.transcript()).toast or {}).get("text", "")
+    async with h.session() as session:
+        assert (await session.exec(select(Invite))).all() == []
+        refused = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:manage"))
+        ).all()
+    assert {r.object_id for r in refused} == {foreign.id}
+
+    resident = await h.persona("resident")
+    await resident.send("/invite")
+    answer = await resident.next_message()
+    assert "管理员" in answer.text and not answer.buttons
