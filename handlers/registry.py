@@ -22,7 +22,14 @@ from bot.telegram.admin_views import (
     grid_picker_text,
     role_keyboard,
 )
-from bot.telegram.args import parse_role, split_args
+from bot.telegram.args import (
+    GRID_ACTIONS,
+    NOTICE_FIELD_WORDS,
+    PEOPLE_ACTIONS,
+    parse_role,
+    parse_word,
+    split_args,
+)
 from bot.telegram.callbacks import (
     GridPageCb,
     HouseholdCb,
@@ -52,8 +59,9 @@ from bot.telegram.views import (
 )
 from models import Department, Grid, Role
 
-# TRANSLATORS: the words after /grid (add, rename, move, notice, area, services, process,
-# phone) are typed as they are; translate only what is in <angle brackets>
+# TRANSLATORS: the words after /grid may be written in Chinese too: the bot reads 新增, 改名,
+# 移动/移動, 公示 and 服务范围, 服务事项, 投诉流程, 投诉电话 (and their Traditional forms) —
+# bot/telegram/args.py lists them
 GRID_USAGE = N_(
     "/grid — {tree}\n/grid <code> — {subtree}\n/grid add <parent> <name>\n"
     "/grid rename <code> <name>\n/grid move <code> <new parent>\n"
@@ -80,12 +88,12 @@ async def grid_command(
     message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
     words = split_args(command.args, 1)
-    action = words[0].lower() if words else ""
+    action = parse_word(words[0], GRID_ACTIONS) if words else None
     rest = words[1] if len(words) > 1 else ""
     if action in {"add", "rename", "move", "notice"}:
         await _change_grid(action, rest, reply, actor)
         return
-    if action in {"help", "?"}:
+    if action == "help":
         reply.text(_grid_usage())
         return
     root = (
@@ -157,7 +165,7 @@ async def _change_grid(action: str, rest: str, reply: Replier, actor: Actor) -> 
             actor=actor.who,
             roles=actor.roles,
             grid=grid,
-            field_name=args[1],
+            field_name=parse_word(args[1], NOTICE_FIELD_WORDS) or args[1],
             value=args[2],
             now=actor.now,
         )
@@ -403,7 +411,7 @@ async def people_command(
     message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
     words = split_args(command.args, 1)
-    action = words[0].lower() if words else ""
+    action = parse_word(words[0], PEOPLE_ACTIONS) if words else None
     if action == "mute":
         args = split_args(words[1] if len(words) > 1 else "", 2)
         await _mute(args, reply, actor)

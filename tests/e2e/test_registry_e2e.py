@@ -9,6 +9,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.services.deeplinks import join_payload
+from bot.services.demo import DEMO_PERSONAS
 from bot.telegram.callbacks import HouseholdCb, InviteGridCb, InviteRoleCb, PickStep
 from models import AuditLog, Grid, Household, Invite, Person, Role, RoleAssignment
 from tests.e2e.harness import Harness
@@ -293,3 +294,40 @@ async def test_a_forged_invite_press_for_a_grid_outside_ones_scope_is_refused(h:
     await resident.send("/invite")
     answer = await resident.next_message()
     assert "管理员" in answer.text and not answer.buttons
+
+
+async def test_usage_texts_in_chinese_have_no_english_words_and_the_chinese_words_work(
+    h: Harness,
+) -> None:
+    """Seen: the Chinese usage of /grid, /people and /holidays told people to type add,
+    rename, move, notice, area…, off, set, mute, work, remove."""
+    admin = await h.persona("admin")
+    for command in ("/grid 帮助", "/people 停用", "/people 禁言", "/holidays"):
+        await admin.send(command)
+        usage = (await admin.next_message()).text
+        words = set(re.findall(r"[A-Za-z]+", usage)) - {"grid", "people", "holidays"}
+        assert not words, (command, words, usage)
+
+    async with h.session() as session:
+        community = (await session.exec(select(Grid).where(Grid.tier == 1))).first()
+        resident = (
+            await session.exec(
+                select(Person).where(Person.telegram_id == DEMO_PERSONAS["resident"])
+            )
+        ).one()
+    assert community is not None and resident.phone is not None
+    await admin.send(f"/grid 新增 {community.code} 中文命令网格")
+    added = (await admin.next_message()).text
+    code = re.search(r"编码 (\d+)", added)
+    assert code, added
+    await admin.send(f"/grid 改名 {code.group(1)} 改过名的网格")
+    assert "改过名的网格" in (await admin.next_message()).text
+    await admin.send(f"/grid 公示 {code.group(1)} 投诉电话 0592-1234567")
+    assert "已更新" in (await admin.next_message()).text
+    async with h.session() as session:
+        grid = (await session.exec(select(Grid).where(Grid.code == code.group(1)))).one()
+    assert grid.name == "改过名的网格" and grid.complaint_phone == "+865921234567"
+    await admin.send(f"/people 禁言 {resident.phone} 2 测试")
+    assert "2" in (await admin.next_message()).text
+    await admin.send("/holidays 休息 2027-02-10 春节调休")
+    assert "2027-02-10" in (await admin.next_message()).text
