@@ -15,6 +15,7 @@ from handlers import (
     common,
     errors,
     fallback,
+    grid_admin,
     jobs,
     ledgers,
     meetings,
@@ -37,6 +38,7 @@ def build_router() -> Router:
         report.build_router(),
         onboarding.build_router(),  # /start with a deep link, and the phone step after it
         registry.build_router(),
+        grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons
         assessment.build_router(),  # /indicators
         ledgers.build_router(),  # file imports, /template, /export
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my

@@ -16,17 +16,24 @@ from aiogram.utils.i18n import gettext as _
 from bot.background import BackgroundWork
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, gettext_for
-from bot.services import exports, imports
+from bot.services import exports, grids, imports
 from bot.services.actor import Actor
 from bot.services.message_size import MAX_MESSAGE, cut_to_fit, visible_length
+from bot.services.permissions import Action
 from bot.services.tabular import Sheet, write_workbook
 from bot.settings import Settings
-from bot.telegram.admin_views import EXPORT_LABELS, TEMPLATE_LABELS, ledger_keyboard
+from bot.telegram.admin_views import (
+    TEMPLATE_LABELS,
+    export_keyboard,
+    grid_picker_keyboard,
+    grid_picker_text,
+    ledger_keyboard,
+)
 from bot.telegram.args import split_args
-from bot.telegram.callbacks import ExportCb, Ledger, TemplateCb
+from bot.telegram.callbacks import ExportCb, ExportGridCb, Ledger, PickStep, TemplateCb
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import Replier
-from models import Role
+from models import Grid, Role
 
 log = logging.getLogger(__name__)
 
@@ -96,7 +103,7 @@ async def export_command(
             esc(_("Which ledger? It covers every grid you look after."))
             + "\n"
             + esc(_("To export one grid only, type /export people (or households) and its code.")),
-            ledger_keyboard(EXPORT_LABELS, lambda ledger: ExportCb(ledger=ledger)),
+            export_keyboard(),
         )
         return
     grid_code = words[1] if len(words) > 1 else None
@@ -116,6 +123,48 @@ async def export_pressed(
     await query.answer()  # after the check: a refusal answers the press itself
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
     await _export(chat_id, callback_data.ledger, None, reply, actor, work, settings)
+
+
+async def export_grid_pressed(
+    query: CallbackQuery,
+    callback_data: ExportGridCb,
+    reply: Replier,
+    actor: Actor,
+    work: BackgroundWork,
+    settings: Settings,
+) -> None:
+    """📂 one grid: a level of one's own grids, or the grid chosen and its ledger started."""
+    ledger = callback_data.ledger
+    if callback_data.step == PickStep.OPEN:
+        choices = await grids.grid_choices(
+            actor.session,
+            actor.who,
+            actor.roles,
+            Action.EXPORT,
+            actor.now,
+            parent_id=callback_data.grid,
+            page=callback_data.page,
+        )
+        await query.answer()
+
+        def pack(grid_id: int, page: int, step: PickStep) -> str:
+            return ExportGridCb(ledger=ledger, grid=grid_id, page=page, step=step).pack()
+
+        question = esc(grid_picker_text(_("Which grid's ledger?"), choices))
+        keyboard = grid_picker_keyboard(choices, pack)
+        if isinstance(query.message, Message):
+            reply.edit(query.message.message_id, question, keyboard)
+        else:
+            reply.text(question, keyboard)
+        return
+    grid = await actor.session.get(Grid, callback_data.grid)
+    if grid is None:
+        await query.answer(_("This button is out of date. Send /start to begin again."))
+        return
+    await exports.check_scope(actor.session, actor.who, actor.roles, grid.code, actor.now)
+    await query.answer()  # after the check: a refusal answers the press itself
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await _export(chat_id, ledger, grid.code, reply, actor, work, settings)
 
 
 async def _export(
@@ -289,6 +338,7 @@ def build_router() -> Router:
     router.message.register(export_command, Command("export"))
     router.callback_query.register(template_pressed, TemplateCb.filter())
     router.callback_query.register(export_pressed, ExportCb.filter())
+    router.callback_query.register(export_grid_pressed, ExportGridCb.filter())
     router.message.register(
         ledger_file,
         F.document.file_name.lower().endswith((".csv", ".xlsx", ".txt")),

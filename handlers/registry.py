@@ -31,6 +31,7 @@ from bot.telegram.args import (
     split_args,
 )
 from bot.telegram.callbacks import (
+    GridOp,
     GridPageCb,
     HouseholdCb,
     HouseholdPageCb,
@@ -57,6 +58,7 @@ from bot.telegram.views import (
     people_text,
     warnings_text,
 )
+from handlers import grid_admin
 from models import Department, Grid, Role
 
 # TRANSLATORS: the words after /grid may be written in Chinese too: the bot reads 新增, 改名,
@@ -67,6 +69,14 @@ GRID_USAGE = N_(
     "/grid rename <code> <name>\n/grid move <code> <new parent>\n"
     "/grid notice <code> area|services|process|phone <text>"
 )
+
+
+GRID_OPS = {
+    "add": GridOp.ADD,
+    "rename": GridOp.RENAME,
+    "move": GridOp.MOVE,
+    "notice": GridOp.NOTICE,
+}
 
 
 async def home_grid(actor: Actor) -> Grid:
@@ -90,7 +100,10 @@ async def grid_command(
     words = split_args(command.args, 1)
     action = parse_word(words[0], GRID_ACTIONS) if words else None
     rest = words[1] if len(words) > 1 else ""
-    if action in {"add", "rename", "move", "notice"}:
+    if action in GRID_OPS and not rest:  # no arguments: pick the grid with buttons
+        await grid_admin.start(GRID_OPS[action], reply, actor)
+        return
+    if action in GRID_OPS:
         await _change_grid(action, rest, reply, actor)
         return
     if action == "help":

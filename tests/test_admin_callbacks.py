@@ -14,6 +14,11 @@ from hypothesis import strategies as st
 from bot.telegram.callbacks import (
     MAX_ROW_ID,
     ExportCb,
+    ExportGridCb,
+    GridEditCb,
+    GridOp,
+    NoticeField,
+    NoticeFieldCb,
     InviteDepartmentCb,
     InviteGridCb,
     InviteRoleCb,
@@ -26,6 +31,9 @@ from models import Role
 
 STRICT: list[type[CallbackData]] = [
     ExportCb,
+    ExportGridCb,
+    GridEditCb,
+    NoticeFieldCb,
     TemplateCb,
     InviteRoleCb,
     InviteGridCb,
@@ -46,6 +54,22 @@ VALID = st.one_of(
     ),
     st.builds(InviteDepartmentCb, grid=ids, department=ids, page=ids),
     st.builds(MeetingGridCb, grid=ids, page=ids, step=st.sampled_from(PickStep)),
+    st.builds(
+        ExportGridCb,
+        ledger=st.sampled_from(Ledger),
+        grid=ids,
+        page=ids,
+        step=st.sampled_from(PickStep),
+    ),
+    st.builds(
+        GridEditCb,
+        op=st.sampled_from(GridOp),
+        subject=ids,
+        grid=ids,
+        page=ids,
+        step=st.sampled_from(PickStep),
+    ),
+    st.builds(NoticeFieldCb, grid=ids, field=st.sampled_from(NoticeField)),
 )
 
 
@@ -86,6 +110,14 @@ def test_every_button_fits_telegrams_64_bytes_and_parses_back(data: CallbackData
         (MeetingGridCb, "mw:1:0:x"),
         (MeetingGridCb, "mw:1e3:0:o"),
         (MeetingGridCb, "mw:0x1:0:o"),
+        (ExportGridCb, "eg:h:1:0"),
+        (ExportGridCb, "eg:h:+1:0:c"),
+        (GridEditCb, "ge:a:0:1:0:z"),
+        (GridEditCb, "ge:x:0:1:0:c"),
+        (GridEditCb, "ge:a:00:1:0:c"),
+        (NoticeFieldCb, "gf:1:address"),
+        (NoticeFieldCb, "gf:1:AREA"),
+        (NoticeFieldCb, "gf::area"),
     ],
 )
 def test_forged_shapes_do_not_parse(cls: type[CallbackData], packed: str) -> None:

@@ -21,6 +21,8 @@ from bot.services.grids import GridChoices
 from bot.services.staff import DepartmentPage
 from bot.telegram.callbacks import (
     CancelCb,
+    ExportCb,
+    ExportGridCb,
     InviteDepartmentCb,
     InviteRoleCb,
     Ledger,
@@ -34,6 +36,10 @@ PackPick = Callable[[int, int, PickStep], str]
 EXPORT_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Household ledger"),
     Ledger.PEOPLE: N_("👥 People ledger"),
+}
+ONE_GRID_LABELS: Mapping[Ledger, str] = {
+    Ledger.HOUSEHOLDS: N_("📂 Households of one grid"),
+    Ledger.PEOPLE: N_("📂 People of one grid"),
 }
 TEMPLATE_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Empty household sheet"),
@@ -57,6 +63,22 @@ def ledger_keyboard(
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [make_button(_(label), make(ledger).pack())] for ledger, label in labels_of.items()
+        ]
+    )
+
+
+def export_keyboard() -> InlineKeyboardMarkup:
+    """Each ledger over every grid one looks after, or over one grid picked from them."""
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                make_button(_(label), ExportCb(ledger=ledger).pack()),
+                make_button(
+                    _(ONE_GRID_LABELS[ledger]),
+                    ExportGridCb(ledger=ledger, grid=0, page=0, step=PickStep.OPEN).pack(),
+                ),
+            ]
+            for ledger, label in EXPORT_LABELS.items()
         ]
     )
 

@@ -69,6 +69,11 @@ class StrictCallbackData(CallbackData, prefix="_"):
         return data
 
 
+class PickStep(StrEnum):
+    OPEN = "o"  # show the grids directly below (grid 0: the top of one's own scope)
+    CHOOSE = "c"  # this is the grid
+
+
 class Ledger(StrEnum):
     HOUSEHOLDS = "h"  # 住户台账
     PEOPLE = "p"  # 人员台账
@@ -81,15 +86,20 @@ class ExportCb(StrictCallbackData, prefix="ex"):
     ledger: Ledger
 
 
+class ExportGridCb(StrictCallbackData, prefix="eg"):
+    """Export one ledger of one grid: walk one's own grids, then choose one (the service
+    refuses, and audits, a grid outside one's scope)."""
+
+    ledger: Ledger
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
 class TemplateCb(StrictCallbackData, prefix="tm"):
     """The empty sheet of one ledger, as ``/template <ledger>``."""
 
     ledger: Ledger
-
-
-class PickStep(StrEnum):
-    OPEN = "o"  # show the grids directly below (grid 0: the top of one's own scope)
-    CHOOSE = "c"  # this is the grid
 
 
 class InviteRoleCb(StrictCallbackData, prefix="iv"):
@@ -114,6 +124,39 @@ class InviteDepartmentCb(StrictCallbackData, prefix="id"):
     grid: RowId
     department: RowId
     page: PageNo
+
+
+class GridOp(StrEnum):
+    ADD = "a"  # /grid 新增: pick the parent, then type the name
+    RENAME = "r"  # /grid 改名: pick the grid, then type the name
+    MOVE = "m"  # /grid 移动: pick the grid, then its new parent
+    NOTICE = "n"  # /grid 公示: pick the grid, then the field, then type the text
+
+
+class GridEditCb(StrictCallbackData, prefix="ge"):
+    """/grid's changes by buttons: walk one's own grids and choose one (the service refuses,
+    and audits, a grid outside one's scope). ``subject`` is the grid being moved while its new
+    parent is picked (0 otherwise)."""
+
+    op: GridOp
+    subject: RowId
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class NoticeField(StrEnum):
+    AREA = "area"
+    SERVICES = "services"
+    PROCESS = "process"
+    PHONE = "phone"
+
+
+class NoticeFieldCb(StrictCallbackData, prefix="gf"):
+    """/grid 公示: which field of the grid's notice board to write."""
+
+    grid: RowId
+    field: NoticeField
 
 
 class TicketAction(StrEnum):

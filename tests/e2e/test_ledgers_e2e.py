@@ -8,7 +8,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import col, select
 
-from bot.telegram.callbacks import ExportCb, Ledger
+from bot.telegram.callbacks import ExportCb, ExportGridCb, Ledger, PickStep
 from models import Grid, Household, Person, Role, RoleAssignment
 from tests.e2e.harness import Harness
 
@@ -100,7 +100,12 @@ async def test_bare_export_and_template_offer_buttons_that_do_what_typing_does(
     admin = await h.persona("admin")
     await admin.send("/export")
     offer = await admin.next_message()
-    assert offer.buttons[:2] == ["🏠 住户台账", "👥 人员台账"]
+    assert offer.buttons == [
+        "🏠 住户台账",
+        "📂 只导出某个网格的住户",
+        "👥 人员台账",
+        "📂 只导出某个网格的人员",
+    ]
     assert "/export" in offer.text and "人员" in offer.text
     await admin.press("👥 人员台账")
     assert "正在生成台账" in (await admin.next_message()).text
@@ -127,3 +132,50 @@ async def test_bare_export_and_template_offer_buttons_that_do_what_typing_does(
     toast = (await worker.transcript()).toast
     assert toast is not None and "没有导出台账的权限" in toast["text"]
     assert not any(m.document for m in (await worker.transcript()).bot_messages)
+
+
+async def test_a_head_exports_one_grid_picked_from_their_own_and_a_forged_grid_is_refused(
+    h: Harness,
+) -> None:
+    head = await h.persona("head")
+    async with h.session() as session:
+        me = (await session.exec(select(Person).where(Person.telegram_id == head.id))).one()
+        own = (
+            await session.exec(
+                select(Grid)
+                .join(RoleAssignment, col(RoleAssignment.grid_id) == Grid.id)
+                .where(RoleAssignment.person_id == me.id, RoleAssignment.role == Role.HEAD)
+            )
+        ).one()
+        leaf = (
+            await session.exec(select(Grid).where(Grid.parent_id == own.id).order_by(Grid.code))
+        ).first()
+        foreign = (
+            await session.exec(
+                select(Grid).where(~col(Grid.path).startswith(own.path), Grid.tier == 3)
+            )
+        ).first()
+    assert leaf is not None and foreign is not None and foreign.id is not None
+    await head.send("/export")
+    await head.next_message()
+    await head.press("📂 只导出某个网格的住户")
+    await h.settle()
+    picker = (await head.transcript()).bot_messages[-1]
+    assert picker.buttons[0] == f"✅ {own.name}" and leaf.name in picker.buttons
+    assert foreign.name not in picker.buttons
+
+    forged = ExportGridCb(ledger=Ledger.HOUSEHOLDS, grid=foreign.id, page=0, step=PickStep.CHOOSE)
+    await h.forge_press(head, forged.pack())
+    toast = (await head.transcript()).toast
+    assert toast is not None and foreign.code in toast["text"]
+    assert not any(m.document for m in (await head.transcript()).bot_messages)
+
+    await head.press(leaf.name)
+    await h.settle()
+    ledger = (await head.transcript()).bot_messages[-1]
+    assert ledger.document is not None
+    book = load_workbook(io.BytesIO(await h.client.download(ledger.document["file_id"])))
+    grids_in_ledger = {
+        str(row[1]) for row in book.active.iter_rows(min_row=2, values_only=True) if row[1]
+    }
+    assert grids_in_ledger == {leaf.code}  # that grid's households, no other's

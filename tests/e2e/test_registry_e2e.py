@@ -10,7 +10,16 @@ from sqlmodel import col, select
 
 from bot.services.deeplinks import join_payload
 from bot.services.demo import DEMO_PERSONAS
-from bot.telegram.callbacks import HouseholdCb, InviteGridCb, InviteRoleCb, PickStep
+from bot.telegram.callbacks import (
+    GridEditCb,
+    GridOp,
+    HouseholdCb,
+    InviteGridCb,
+    InviteRoleCb,
+    NoticeField,
+    NoticeFieldCb,
+    PickStep,
+)
 from models import AuditLog, Grid, Household, Invite, Person, Role, RoleAssignment
 from tests.e2e.harness import Harness
 
@@ -331,3 +340,111 @@ async def test_usage_texts_in_chinese_have_no_english_words_and_the_chinese_word
     assert "2" in (await admin.next_message()).text
     await admin.send("/holidays 休息 2027-02-10 春节调休")
     assert "2027-02-10" in (await admin.next_message()).text
+
+
+async def test_grid_changes_by_buttons_only_the_name_and_text_are_typed(h: Harness) -> None:
+    admin = await h.persona("admin")
+    async with h.session() as session:
+        street = (await session.exec(select(Grid).where(Grid.tier == 0))).one()
+        communities = (
+            await session.exec(select(Grid).where(Grid.parent_id == street.id).order_by(Grid.code))
+        ).all()
+    first, second = communities[0], communities[1]
+
+    await admin.send("/grid 新增")
+    picker = await admin.next_message()
+    assert picker.buttons[0] == f"✅ {street.name}"
+    await admin.press(f"📂 {first.name}")
+    await h.settle()
+    await admin.press(f"✅ {first.name}")
+    await h.settle()
+    assert "名称" in (await admin.transcript()).bot_messages[-1].text
+    await admin.send("按钮新建网格")
+    added = await admin.next_message()
+    assert "按钮新建网格" in added.text
+
+    await admin.send("/grid 改名")
+    await admin.next_message()
+    await admin.press(f"📂 {first.name}")
+    await h.settle()
+    await admin.press("按钮新建网格")
+    await h.settle()
+    await admin.send("改名后的网格")
+    assert "改名后的网格" in (await admin.next_message()).text
+
+    await admin.send("/grid 移动")
+    await admin.next_message()
+    await admin.press(f"📂 {first.name}")
+    await h.settle()
+    await admin.press("改名后的网格")
+    await h.settle()
+    assert "改名后的网格" in (await admin.transcript()).bot_messages[-1].text  # where to?
+    await admin.press(f"📂 {second.name}")
+    await h.settle()
+    await admin.press(f"✅ {second.name}")
+    await h.settle()
+    assert second.name in (await admin.transcript()).bot_messages[-1].text
+
+    await admin.send("/grid 公示")
+    await admin.next_message()
+    await admin.press(f"📂 {second.name}")
+    await h.settle()
+    await admin.press("改名后的网格")
+    await h.settle()
+    await admin.press("☎️ 投诉电话")
+    await h.settle()
+    await admin.send("0592-7654321")
+    assert "已更新" in (await admin.next_message()).text
+    async with h.session() as session:
+        moved = (await session.exec(select(Grid).where(Grid.name == "改名后的网格"))).one()
+    assert moved.parent_id == second.id and moved.complaint_phone == "+865927654321"
+
+
+async def test_a_forged_grid_change_outside_ones_scope_is_refused(h: Harness) -> None:
+    head = await h.persona("head")
+    async with h.session() as session:
+        me = (await session.exec(select(Person).where(Person.telegram_id == head.id))).one()
+        own = (
+            await session.exec(
+                select(Grid)
+                .join(RoleAssignment, col(RoleAssignment.grid_id) == Grid.id)
+                .where(RoleAssignment.person_id == me.id, RoleAssignment.role == Role.HEAD)
+            )
+        ).one()
+        session.add(
+            RoleAssignment(
+                person_id=me.id or 0,
+                role=Role.ADMIN,
+                grid_id=own.id or 0,
+                created_at=h.clock.now(),
+            )
+        )
+        await session.commit()
+        foreign = (
+            await session.exec(
+                select(Grid).where(~col(Grid.path).startswith(own.path), Grid.tier == 3)
+            )
+        ).first()
+    assert foreign is not None and foreign.id is not None
+    forged = [
+        GridEditCb(op=GridOp.RENAME, subject=0, grid=foreign.id, page=0, step=PickStep.CHOOSE),
+        GridEditCb(op=GridOp.ADD, subject=0, grid=foreign.id, page=0, step=PickStep.OPEN),
+        GridEditCb(
+            op=GridOp.MOVE, subject=foreign.id, grid=own.id or 0, page=0, step=PickStep.CHOOSE
+        ),
+        NoticeFieldCb(grid=foreign.id, field=NoticeField.PHONE),
+    ]
+    await head.send("/grid 改名")
+    picker = await head.next_message()
+    assert foreign.name not in picker.buttons and picker.buttons[0] == f"✅ {own.name}"
+    for data in forged:
+        await h.forge_press(head, data.pack())
+        toast = (await head.transcript()).toast
+        assert toast is not None and "不在您负责的网格范围内" in toast["text"], data
+    await head.send("我改的名字")  # no step was opened: nothing is renamed
+    await h.settle()
+    async with h.session() as session:
+        again = await session.get(Grid, foreign.id)
+    assert (
+        again is not None and again.name == foreign.name and again.parent_id == foreign.parent_id
+    )
