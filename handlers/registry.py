@@ -20,6 +20,7 @@ from bot.telegram.admin_views import (
     department_keyboard,
     grid_picker_keyboard,
     grid_picker_text,
+    people_keyboard,
     role_keyboard,
 )
 from bot.telegram.args import (
@@ -283,6 +284,13 @@ def _invite_grid_page(role: Role, choices: grids.GridChoices) -> tuple[str, Inli
     return esc(grid_picker_text(question, choices)), grid_picker_keyboard(choices, pack)
 
 
+def _departments(page: staff.DepartmentPage, grid_id: int) -> InlineKeyboardMarkup:
+    def pack(department_id: int, page_no: int) -> str:
+        return InviteDepartmentCb(grid=grid_id, department=department_id, page=page_no).pack()
+
+    return department_keyboard(page, pack)
+
+
 def _invitable(actor: Actor, role: Role) -> None:
     if role not in invites.invitable_roles(actor.roles):
         raise NotAllowed(N_("You cannot invite someone to this role."))
@@ -330,7 +338,7 @@ async def invite_grid_pressed(
         await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
         await query.answer()
         page = await staff.department_page(actor.session)
-        _show(query, reply, esc(_("Which department?")), department_keyboard(page, grid.id or 0))
+        _show(query, reply, esc(_("Which department?")), _departments(page, grid.id or 0))
         return
     text = await _issue(bot, actor, role, grid, None)
     await query.answer()
@@ -358,7 +366,7 @@ async def invite_department_pressed(
         await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
         await query.answer()
         page = await staff.department_page(actor.session, callback_data.page)
-        _show(query, reply, esc(_("Which department?")), department_keyboard(page, grid.id or 0))
+        _show(query, reply, esc(_("Which department?")), _departments(page, grid.id or 0))
         return
     text = await _issue(bot, actor, Role.DEPARTMENT, grid, department)
     await query.answer()
@@ -425,6 +433,11 @@ async def people_command(
 ) -> None:
     words = split_args(command.args, 1)
     action = parse_word(words[0], PEOPLE_ACTIONS) if words else None
+    if action is not None and len(words) < 2:  # no phone: pick the person with buttons
+        page = await staff.list_people(actor.session, actor.roles)
+        hint = esc(_("Tap a person to see what you can do."))
+        reply.text(people_text(page, "") + "\n\n" + hint, people_keyboard(page))
+        return
     if action == "mute":
         args = split_args(words[1] if len(words) > 1 else "", 2)
         await _mute(args, reply, actor)
@@ -435,7 +448,7 @@ async def people_command(
         return
     query = command.args or ""
     page = await staff.list_people(actor.session, actor.roles, query=query)
-    reply.text(people_text(page, query), pager(page.page, page.pages, PeoplePageCb))
+    reply.text(people_text(page, query), people_keyboard(page))
 
 
 async def _change_person(action: str, args: list[str], reply: Replier, actor: Actor) -> None:
@@ -523,7 +536,7 @@ async def people_page(
         reply.edit(
             query.message.message_id,
             people_text(page, ""),
-            pager(page.page, page.pages, PeoplePageCb),
+            people_keyboard(page),
         )
 
 

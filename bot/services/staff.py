@@ -116,6 +116,26 @@ async def find_managed(
     return person
 
 
+async def managed_person(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    person_id: int,
+    now: datetime,
+) -> Person:
+    """A person picked with a button: refused (and audited) unless the actor manages every
+    grid they hold a role in."""
+    if not actor.active or not scope_paths(roles, Action.MANAGE):
+        raise NotAllowed(N_("This command is for administrators."))
+    person = await session.get(Person, person_id)
+    if person is None:
+        raise NotFound()
+    if not await _check_manages(session, actor, roles, person, now):
+        raise NotAllowed(N_("This person is in none of the grids you manage."))
+    return person
+
+
 async def _check_manages(
     session: AsyncSession,
     actor: Person,

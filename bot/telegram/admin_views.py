@@ -18,17 +18,22 @@ from aiogram.utils.i18n import gettext as _
 from bot import labels
 from bot.i18n import N_
 from bot.services.grids import GridChoices
-from bot.services.staff import DepartmentPage
+from bot.services.staff import DepartmentPage, PeoplePage
 from bot.telegram.callbacks import (
     CancelCb,
     ExportCb,
     ExportGridCb,
-    InviteDepartmentCb,
     InviteRoleCb,
     Ledger,
+    MuteSpan,
+    PeoplePageCb,
+    PersonAction,
+    PersonCb,
+    PersonMuteCb,
+    PersonRoleCb,
     PickStep,
 )
-from models import Role
+from models import Person, Role
 
 PackPick = Callable[[int, int, PickStep], str]
 """Callback data of one grid-picker button: (grid id, page, step) → packed data."""
@@ -131,24 +136,88 @@ def grid_picker_keyboard(choices: GridChoices, pack: PackPick) -> InlineKeyboard
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
 
-def department_keyboard(page: DepartmentPage, grid_id: int) -> InlineKeyboardMarkup:
+PackDepartment = Callable[[int, int], str]
+"""Callback data of a department button: (department id or 0 for a page, page) → packed."""
+
+
+def department_keyboard(page: DepartmentPage, pack: PackDepartment) -> InlineKeyboardMarkup:
     rows = [
-        [
-            make_button(
-                department.name[:MAX_LABEL],
-                InviteDepartmentCb(grid=grid_id, department=department.id or 0, page=0).pack(),
-            )
-        ]
+        [make_button(department.name[:MAX_LABEL], pack(department.id or 0, 0))]
         for department in page.departments
     ]
     moves = []
     if page.page > 0:
-        data = InviteDepartmentCb(grid=grid_id, department=0, page=page.page - 1).pack()
-        moves.append(make_button(_("◀ Previous"), data))
+        moves.append(make_button(_("◀ Previous"), pack(0, page.page - 1)))
     if page.page < page.pages - 1:
-        data = InviteDepartmentCb(grid=grid_id, department=0, page=page.page + 1).pack()
-        moves.append(make_button(_("Next ▶"), data))
+        moves.append(make_button(_("Next ▶"), pack(0, page.page + 1)))
     if moves:
         rows.append(moves)
     rows.append(_cancel_row())
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def people_keyboard(page: PeoplePage) -> InlineKeyboardMarkup | None:
+    """A button per person on the page (their card), two a row, and the pages."""
+    buttons = [
+        make_button(
+            row.person.name[:MAX_LABEL],
+            PersonCb(action=PersonAction.OPEN, person=row.person.id or 0).pack(),
+        )
+        for row in page.rows
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    moves = []
+    if page.page > 0:
+        moves.append(make_button(_("◀ Previous"), PeoplePageCb(page=page.page - 1).pack()))
+    if page.page < page.pages - 1:
+        moves.append(make_button(_("Next ▶"), PeoplePageCb(page=page.page + 1).pack()))
+    if moves:
+        rows.append(moves)
+    return InlineKeyboardMarkup(inline_keyboard=rows) if rows else None
+
+
+def person_keyboard(person: Person) -> InlineKeyboardMarkup:
+    """What an administrator can do about one person."""
+
+    def act(text: str, action: PersonAction) -> InlineKeyboardButton:
+        return make_button(text, PersonCb(action=action, person=person.id or 0).pack())
+
+    rows = [[act(_("🔁 Another role or grid"), PersonAction.SET)]]
+    if person.muted_until is not None:
+        rows.append([act(_("🔊 Let them report again"), PersonAction.UNMUTE)])
+    else:
+        rows.append([act(_("🔇 Stop them reporting for a while"), PersonAction.MUTE)])
+    if person.active:
+        rows.append([act(_("🚫 Deactivate (they left)"), PersonAction.OFF)])
+    return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+MUTE_LABELS: Mapping[MuteSpan, str] = {
+    MuteSpan.DAY: N_("24 hours"),
+    MuteSpan.THREE_DAYS: N_("3 days"),
+    MuteSpan.WEEK: N_("7 days"),
+}
+
+
+def mute_keyboard(person: Person) -> InlineKeyboardMarkup:
+    buttons = [
+        make_button(_(label), PersonMuteCb(person=person.id or 0, hours=span).pack())
+        for span, label in MUTE_LABELS.items()
+    ]
+    return InlineKeyboardMarkup(inline_keyboard=[buttons, _cancel_row()])
+
+
+def confirm_off_keyboard(person: Person) -> InlineKeyboardMarkup:
+    yes = PersonCb(action=PersonAction.OFF_YES, person=person.id or 0).pack()
+    return InlineKeyboardMarkup(
+        inline_keyboard=[[make_button(_("Yes, deactivate"), yes), *_cancel_row()]]
+    )
+
+
+def person_role_keyboard(person: Person, roles: list[Role]) -> InlineKeyboardMarkup:
+    buttons = [
+        make_button(_(labels.ROLE[role]), PersonRoleCb(person=person.id or 0, role=role).pack())
+        for role in roles
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, _cancel_row()])

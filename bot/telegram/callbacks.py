@@ -159,6 +159,58 @@ class NoticeFieldCb(StrictCallbackData, prefix="gf"):
     field: NoticeField
 
 
+class PersonAction(StrEnum):
+    OPEN = "o"  # the person's card, with what one can do
+    OFF = "x"  # deactivate: asks first
+    OFF_YES = "y"
+    MUTE = "m"  # stop them reporting: asks for how long, then why
+    UNMUTE = "u"
+    SET = "s"  # another role or grid: the role, then the grid
+
+
+class PersonCb(StrictCallbackData, prefix="pe"):
+    """/people by buttons: an action on one person (the service re-checks that the presser
+    manages every grid the person holds a role in, and audits a refusal)."""
+
+    action: PersonAction
+    person: RowId
+
+
+class MuteSpan(StrEnum):
+    DAY = "24"
+    THREE_DAYS = "72"
+    WEEK = "168"
+
+
+class PersonMuteCb(StrictCallbackData, prefix="pm"):
+    person: RowId
+    hours: MuteSpan
+
+
+class PersonRoleCb(StrictCallbackData, prefix="pr"):
+    person: RowId
+    role: Role
+
+
+class PersonGridCb(StrictCallbackData, prefix="pq"):
+    """The grid of a person's new role: walk one's own grids, then choose one."""
+
+    person: RowId
+    role: Role
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class PersonDepartmentCb(StrictCallbackData, prefix="pd"):
+    """The department of a person's new department role (0: show a page of them)."""
+
+    person: RowId
+    grid: RowId
+    department: RowId
+    page: PageNo
+
+
 class TicketAction(StrEnum):
     OPEN = "o"
     ACCEPT = "a"
