@@ -21,6 +21,13 @@ from bot.telegram.callbacks import (
     InviteGridCb,
     InviteRoleCb,
     Ledger,
+    MuteSpan,
+    PersonAction,
+    PersonCb,
+    PersonDepartmentCb,
+    PersonGridCb,
+    PersonMuteCb,
+    PersonRoleCb,
     NoticeField,
     NoticeFieldCb,
     PickStep,
@@ -39,6 +46,11 @@ STRICT: list[type[CallbackData]] = [
     InviteGridCb,
     InviteDepartmentCb,
     MeetingGridCb,
+    PersonCb,
+    PersonMuteCb,
+    PersonRoleCb,
+    PersonGridCb,
+    PersonDepartmentCb,
 ]
 ids = st.integers(min_value=0, max_value=MAX_ROW_ID)
 VALID = st.one_of(
@@ -70,6 +82,18 @@ VALID = st.one_of(
         step=st.sampled_from(PickStep),
     ),
     st.builds(NoticeFieldCb, grid=ids, field=st.sampled_from(NoticeField)),
+    st.builds(PersonCb, action=st.sampled_from(PersonAction), person=ids),
+    st.builds(PersonMuteCb, person=ids, hours=st.sampled_from(MuteSpan)),
+    st.builds(PersonRoleCb, person=ids, role=st.sampled_from(Role)),
+    st.builds(
+        PersonGridCb,
+        person=ids,
+        role=st.sampled_from(Role),
+        grid=ids,
+        page=ids,
+        step=st.sampled_from(PickStep),
+    ),
+    st.builds(PersonDepartmentCb, person=ids, grid=ids, department=ids, page=ids),
 )
 
 
@@ -118,6 +142,14 @@ def test_every_button_fits_telegrams_64_bytes_and_parses_back(data: CallbackData
         (NoticeFieldCb, "gf:1:address"),
         (NoticeFieldCb, "gf:1:AREA"),
         (NoticeFieldCb, "gf::area"),
+        (PersonMuteCb, "pm:1:25"),  # only the offered spans
+        (PersonMuteCb, "pm:1:99999"),
+        (PersonMuteCb, "pm:1:-24"),
+        (PersonCb, "pe:o:1:2"),
+        (PersonCb, "pe:z:1"),
+        (PersonRoleCb, "pr:1:superuser"),
+        (PersonGridCb, "pq:1:worker:1:0"),
+        (PersonDepartmentCb, "pd:1:1:1"),
     ],
 )
 def test_forged_shapes_do_not_parse(cls: type[CallbackData], packed: str) -> None:

@@ -16,8 +16,13 @@ from bot.telegram.callbacks import (
     HouseholdCb,
     InviteGridCb,
     InviteRoleCb,
+    MuteSpan,
     NoticeField,
     NoticeFieldCb,
+    PersonAction,
+    PersonCb,
+    PersonGridCb,
+    PersonMuteCb,
     PickStep,
 )
 from models import AuditLog, Grid, Household, Invite, Person, Role, RoleAssignment
@@ -311,7 +316,7 @@ async def test_usage_texts_in_chinese_have_no_english_words_and_the_chinese_word
     """Seen: the Chinese usage of /grid, /people and /holidays told people to type add,
     rename, move, notice, area…, off, set, mute, work, remove."""
     admin = await h.persona("admin")
-    for command in ("/grid 帮助", "/people 停用", "/people 禁言", "/holidays"):
+    for command in ("/grid 帮助", "/people 调整 13900000000", "/people 禁言 139", "/holidays"):
         await admin.send(command)
         usage = (await admin.next_message()).text
         words = set(re.findall(r"[A-Za-z]+", usage)) - {"grid", "people", "holidays"}
@@ -448,3 +453,139 @@ async def test_a_forged_grid_change_outside_ones_scope_is_refused(h: Harness) ->
     assert (
         again is not None and again.name == foreign.name and again.parent_id == foreign.parent_id
     )
+
+
+async def test_people_by_buttons_card_role_and_grid_mute_and_deactivate(h: Harness) -> None:
+    admin = await h.persona("admin")
+    async with h.session() as session:
+        worker = (
+            await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS["worker"]))
+        ).one()
+        other = (
+            await session.exec(
+                select(Person).where(Person.telegram_id == DEMO_PERSONAS["other_worker"])
+            )
+        ).one()
+        other_grid = (
+            await session.exec(
+                select(Grid)
+                .join(RoleAssignment, col(RoleAssignment.grid_id) == Grid.id)
+                .where(RoleAssignment.person_id == other.id, RoleAssignment.role == Role.WORKER)
+            )
+        ).one()
+        parent = await session.get(Grid, other_grid.parent_id)
+        community = await session.get(Grid, parent.parent_id if parent else 0)
+    assert parent is not None and community is not None
+
+    await admin.send(f"/people {worker.name}")
+    listing = await admin.next_message()
+    assert worker.name in listing.buttons
+    await admin.press(worker.name)
+    await h.settle()
+    card = (await admin.transcript()).bot_messages[-1]
+    assert "调整角色或网格" in " ".join(card.buttons)
+    await admin.press("🔁 调整角色或网格")
+    await h.settle()
+    await admin.press("网格员")
+    await h.settle()
+    await admin.press(f"📂 {community.name}")
+    await h.settle()
+    await admin.press(f"📂 {parent.name}")
+    await h.settle()
+    await admin.press(other_grid.name)
+    await h.settle()
+    done = (await admin.transcript()).bot_messages[-1]
+    assert worker.name in done.text and other_grid.name in done.text
+    async with h.session() as session:
+        held = (
+            await session.exec(
+                select(RoleAssignment).where(
+                    RoleAssignment.person_id == worker.id, RoleAssignment.role == Role.WORKER
+                )
+            )
+        ).all()
+    assert [a.grid_id for a in held] == [other_grid.id]
+
+    await admin.send(f"/people {worker.name}")
+    await admin.next_message()
+    await admin.press(worker.name)
+    await h.settle()
+    await admin.press("🔇 暂停其反映问题")
+    await h.settle()
+    await admin.press("24 小时")
+    await h.settle()
+    await admin.send("多次恶意反映")
+    assert "24" in (await admin.next_message()).text
+
+    await admin.send("/people 停用")  # no phone: the list, to pick from
+    listing = await admin.next_message()
+    assert listing.buttons
+    await admin.send(f"/people {worker.name}")
+    await admin.next_message()
+    await admin.press(worker.name)
+    await h.settle()
+    await admin.press("🚫 停用（已离开）")
+    await h.settle()
+    await admin.press("确定停用")
+    await h.settle()
+    assert "停用" in (await admin.transcript()).bot_messages[-1].text
+    async with h.session() as session:
+        gone = await session.get(Person, worker.id)
+    assert gone is not None and not gone.active and gone.muted_until is not None
+
+
+async def test_a_forged_people_press_outside_ones_scope_is_refused(h: Harness) -> None:
+    head = await h.persona("head")
+    async with h.session() as session:
+        me = (await session.exec(select(Person).where(Person.telegram_id == head.id))).one()
+        own = (
+            await session.exec(
+                select(Grid)
+                .join(RoleAssignment, col(RoleAssignment.grid_id) == Grid.id)
+                .where(RoleAssignment.person_id == me.id, RoleAssignment.role == Role.HEAD)
+            )
+        ).one()
+        session.add(
+            RoleAssignment(
+                person_id=me.id or 0,
+                role=Role.ADMIN,
+                grid_id=own.id or 0,
+                created_at=h.clock.now(),
+            )
+        )
+        await session.commit()
+        stranger = (
+            await session.exec(
+                select(Person)
+                .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+                .join(Grid, col(Grid.id) == RoleAssignment.grid_id)
+                .where(~col(Grid.path).startswith(own.path), RoleAssignment.role == Role.WORKER)
+            )
+        ).first()
+        inside = (await session.exec(select(Grid).where(Grid.parent_id == own.id))).first()
+    assert stranger is not None and stranger.id is not None and inside is not None
+    await head.send("/people")
+    listing = await head.next_message()
+    assert stranger.name not in listing.buttons
+    forged = [
+        PersonCb(action=PersonAction.OFF_YES, person=stranger.id),
+        PersonCb(action=PersonAction.OPEN, person=stranger.id),
+        PersonMuteCb(person=stranger.id, hours=MuteSpan.WEEK),
+        PersonGridCb(
+            person=stranger.id, role=Role.WORKER, grid=inside.id or 0, page=0, step=PickStep.CHOOSE
+        ),
+    ]
+    for data in forged:
+        await h.forge_press(head, data.pack())
+        toast = (await head.transcript()).toast
+        assert toast is not None and "不在您负责的网格范围内" in toast["text"], data
+    async with h.session() as session:
+        again = await session.get(Person, stranger.id)
+        moved = (
+            await session.exec(
+                select(RoleAssignment).where(
+                    RoleAssignment.person_id == stranger.id, RoleAssignment.grid_id == inside.id
+                )
+            )
+        ).first()
+    assert again is not None and again.active and again.muted_until is None and moved is None
