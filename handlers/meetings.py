@@ -1,7 +1,8 @@
 """Meetings (例会): /meeting to convene one, /meetings to see one's own, and the buttons on
 invitations, check-in messages and the organiser's card.
 
-/meeting: the quarterly grid meeting of one's grid in one tap (time → place → confirm), or
+/meeting: the quarterly grid meeting of one's grid, proposed for the next working day at the
+usual time and place and created with one tap (or its time, place or grid changed first), or
 another meeting (title → time → place → who → how often → confirm). The conversation is FSM
 state in the database; ``/cancel`` or a Cancel button leaves it. The diagram is in
 ``docs/meetings.md``. Typed refusals (a time that cannot be read, a past time) propagate to

@@ -84,6 +84,7 @@ HOLIDAY_ACTIONS: dict[str, str] = {
     "恢复": "remove",
     "恢復": "remove",
 }
+SET_WORDS: dict[str, str] = {"set": "set", "设置": "set", "設定": "set"}  # /quota_rules set
 FILE_WORDS = frozenset({"file", "文件", "檔案"})
 MAX_ARGS_LENGTH = 2000
 
