@@ -231,7 +231,9 @@ async def grid_pressed(
         page = await staff.department_page(actor.session)
         _show(reply, message_id, esc(_("Which department?")), _departments(person, grid, page))
         return
-    await _rescope(query, reply, actor, person, role, grid, None)
+    text = await _rescope(actor, person, role, grid, None)
+    await query.answer()
+    _show(reply, message_id, text)
 
 
 def _departments(person: Person, grid: Grid, page: staff.DepartmentPage) -> InlineKeyboardMarkup:
@@ -273,35 +275,27 @@ async def department_pressed(
             _departments(person, grid, page),
         )
         return
-    await _rescope(query, reply, actor, person, Role.DEPARTMENT, grid, department)
+    text = await _rescope(actor, person, Role.DEPARTMENT, grid, department)
+    await query.answer()
+    _show(reply, _message_id(query), text)
 
 
 async def _rescope(
-    query: CallbackQuery,
-    reply: Replier,
-    actor: Actor,
-    person: Person,
-    role: Role,
-    grid: Grid,
-    department: Department | None,
-) -> None:
+    actor: Actor, target: Person, role: Role, grid: Grid, department: Department | None
+) -> str:
+    """Give ``target`` the role over the grid (the service re-checks it all); what to say."""
     await staff.rescope(
         actor.session,
         actor=actor.who,
         roles=actor.roles,
-        person=person,
+        person=target,
         role=role,
         grid=grid,
         now=actor.now,
         department=department,
     )
-    await query.answer()
-    _show(
-        reply,
-        _message_id(query),
-        _("{name} is now {role} of {grid}.").format(
-            name=bold(person.name), role=_(labels.ROLE[role]), grid=bold(grid.name)
-        ),
+    return _("{name} is now {role} of {grid}.").format(
+        name=bold(target.name), role=_(labels.ROLE[role]), grid=bold(grid.name)
     )
 
 
