@@ -15,10 +15,12 @@ from handlers import (
     common,
     errors,
     fallback,
+    grid_admin,
     jobs,
     ledgers,
     meetings,
     onboarding,
+    people_admin,
     registry,
     report,
     routing,
@@ -37,6 +39,8 @@ def build_router() -> Router:
         report.build_router(),
         onboarding.build_router(),  # /start with a deep link, and the phone step after it
         registry.build_router(),
+        grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons
+        people_admin.build_router(),  # /people: a person's card and its buttons
         assessment.build_router(),  # /indicators
         ledgers.build_router(),  # file imports, /template, /export
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my

@@ -9,57 +9,79 @@ from functools import partial
 from aiogram import Bot, F, Router
 from aiogram.exceptions import TelegramAPIError
 from aiogram.filters import Command, CommandObject
-from aiogram.types import Message
+from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot.background import BackgroundWork
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, gettext_for
-from bot.services import exports, imports
+from bot.services import exports, grids, imports
 from bot.services.actor import Actor
 from bot.services.message_size import MAX_MESSAGE, cut_to_fit, visible_length
+from bot.services.permissions import Action
 from bot.services.tabular import Sheet, write_workbook
 from bot.settings import Settings
+from bot.telegram.admin_views import (
+    TEMPLATE_LABELS,
+    export_keyboard,
+    grid_picker_keyboard,
+    grid_picker_text,
+    ledger_keyboard,
+)
 from bot.telegram.args import split_args
+from bot.telegram.callbacks import ExportCb, ExportGridCb, Ledger, PickStep, TemplateCb
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import Replier
-from models import Role
+from models import Grid, Role
 
 log = logging.getLogger(__name__)
 
 MAX_FILE_BYTES = 20 * 1024 * 1024  # what a bot may download
 SHOWN_ERRORS = 30
 PEOPLE_WORDS = {"people", "person", "staff", "人员", "人員"}
-USAGE = N_(
-    "How to use: /template households or /template people gives an empty sheet; "
-    "send it back filled in (caption “people” for the people list); "
-    "/export households [grid] or /export people [grid] gives the ledger."
-)
 
 
-def _which(text: str | None) -> str:
+def _which(text: str | None) -> Ledger:
     words = {w.lower() for w in split_args(text)}
-    return "people" if words & PEOPLE_WORDS else "households"
+    return Ledger.PEOPLE if words & PEOPLE_WORDS else Ledger.HOUSEHOLDS
 
 
 async def template_command(
     message: Message, command: CommandObject, reply: Replier, i18n: I18n
 ) -> None:
-    locale = i18n.current_locale
+    """``/template``: a button per empty sheet; ``/template people`` (人员) sends it at once."""
+    if not command.args:
+        reply.text(
+            esc(_("Which empty sheet do you need?")),
+            ledger_keyboard(TEMPLATE_LABELS, lambda ledger: TemplateCb(ledger=ledger)),
+        )
+        return
+    _send_template(reply, i18n.current_locale, _which(command.args))
 
+
+async def template_pressed(
+    query: CallbackQuery, callback_data: TemplateCb, reply: Replier, i18n: I18n
+) -> None:
+    await query.answer()
+    _send_template(reply, i18n.current_locale, callback_data.ledger)
+
+
+def _send_template(reply: Replier, locale: str, ledger: Ledger) -> None:
     def translate(msgid: str) -> str:
         return gettext_for(locale, msgid)
 
-    if not command.args:
-        reply.text(esc(_(USAGE)))
-        return
-    if _which(command.args) == "people":
-        reply.upload("sendDocument", "document", imports.people_template(translate), "people.xlsx")
-    else:
-        reply.upload(
-            "sendDocument", "document", imports.household_template(translate), "households.xlsx"
+    caption = esc(
+        _(
+            "Fill it in and send it back to me. For the people sheet, write “people” as the "
+            "caption when you send it."
         )
+    )
+    if ledger == Ledger.PEOPLE:
+        data, name = imports.people_template(translate), "people.xlsx"
+    else:
+        data, name = imports.household_template(translate), "households.xlsx"
+    reply.upload("sendDocument", "document", data, name, caption=caption)
 
 
 async def export_command(
@@ -70,19 +92,97 @@ async def export_command(
     work: BackgroundWork,
     settings: Settings,
 ) -> None:
-    """``/export households|people [grid]``: refused at once if out of scope, else built in the
-    background (no write lock held meanwhile) and sent when ready."""
+    """``/export``: a button per ledger this person may export; ``/export households|people
+    [grid]`` (住户 / 人员) starts it at once."""
     words = split_args(command.args, 1)
     if not words:
-        reply.text(esc(_(USAGE)))
+        person = actor.person
+        assert person is not None
+        await exports.check_scope(actor.session, person, actor.roles, None, actor.now)
+        reply.text(
+            esc(_("Which ledger? It covers every grid you look after."))
+            + "\n"
+            + esc(_("To export one grid only, type /export people (or households) and its code.")),
+            export_keyboard(),
+        )
         return
+    grid_code = words[1] if len(words) > 1 else None
+    await _export(message.chat.id, _which(words[0]), grid_code, reply, actor, work, settings)
+
+
+async def export_pressed(
+    query: CallbackQuery,
+    callback_data: ExportCb,
+    reply: Replier,
+    actor: Actor,
+    work: BackgroundWork,
+    settings: Settings,
+) -> None:
+    """A ledger's button: the same as typing ``/export`` and its name."""
+    await exports.check_scope(actor.session, actor.who, actor.roles, None, actor.now)
+    await query.answer()  # after the check: a refusal answers the press itself
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await _export(chat_id, callback_data.ledger, None, reply, actor, work, settings)
+
+
+async def export_grid_pressed(
+    query: CallbackQuery,
+    callback_data: ExportGridCb,
+    reply: Replier,
+    actor: Actor,
+    work: BackgroundWork,
+    settings: Settings,
+) -> None:
+    """📂 one grid: a level of one's own grids, or the grid chosen and its ledger started."""
+    ledger = callback_data.ledger
+    if callback_data.step == PickStep.OPEN:
+        choices = await grids.grid_choices(
+            actor.session,
+            actor.who,
+            actor.roles,
+            Action.EXPORT,
+            actor.now,
+            parent_id=callback_data.grid,
+            page=callback_data.page,
+        )
+        await query.answer()
+
+        def pack(grid_id: int, page: int, step: PickStep) -> str:
+            return ExportGridCb(ledger=ledger, grid=grid_id, page=page, step=step).pack()
+
+        question = esc(grid_picker_text(_("Which grid's ledger?"), choices))
+        keyboard = grid_picker_keyboard(choices, pack)
+        if isinstance(query.message, Message):
+            reply.edit(query.message.message_id, question, keyboard)
+        else:
+            reply.text(question, keyboard)
+        return
+    grid = await actor.session.get(Grid, callback_data.grid)
+    if grid is None:
+        await query.answer(_("This button is out of date. Send /start to begin again."))
+        return
+    await exports.check_scope(actor.session, actor.who, actor.roles, grid.code, actor.now)
+    await query.answer()  # after the check: a refusal answers the press itself
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await _export(chat_id, ledger, grid.code, reply, actor, work, settings)
+
+
+async def _export(
+    chat_id: int,
+    ledger: Ledger,
+    grid_code: str | None,
+    reply: Replier,
+    actor: Actor,
+    work: BackgroundWork,
+    settings: Settings,
+) -> None:
+    """Refused at once if out of scope, else built in the background (no write lock held
+    meanwhile) and sent when ready."""
     person = actor.person
     assert person is not None
-    grid_code = words[1] if len(words) > 1 else None
     await exports.check_scope(actor.session, person, actor.roles, grid_code, actor.now)
     reply.text(_("Preparing the ledger; it will be sent here in a moment."))
-    people = _which(words[0]) == "people"
-    chat_id = message.chat.id
+    people = ledger == Ledger.PEOPLE
 
     async def send_ledger() -> None:
         stamp = actor.now.strftime("%Y%m%d")
@@ -139,7 +239,9 @@ async def ledger_file(
         return
     chat_id = message.chat.id
     run = (
-        imports.import_people if _which(message.caption) == "people" else imports.import_households
+        imports.import_people
+        if _which(message.caption) == Ledger.PEOPLE
+        else imports.import_households
     )
 
     async def import_file() -> None:
@@ -234,6 +336,9 @@ def build_router() -> Router:
     router = Router(name=__name__)
     router.message.register(template_command, Command("template"))
     router.message.register(export_command, Command("export"))
+    router.callback_query.register(template_pressed, TemplateCb.filter())
+    router.callback_query.register(export_pressed, ExportCb.filter())
+    router.callback_query.register(export_grid_pressed, ExportGridCb.filter())
     router.message.register(
         ledger_file,
         F.document.file_name.lower().endswith((".csv", ".xlsx", ".txt")),

@@ -1,7 +1,8 @@
 """Meetings (例会): /meeting to convene one, /meetings to see one's own, and the buttons on
 invitations, check-in messages and the organiser's card.
 
-/meeting: the quarterly grid meeting of one's grid in one tap (time → place → confirm), or
+/meeting: the quarterly grid meeting of one's grid, proposed for the next working day at the
+usual time and place and created with one tap (or its time, place or grid changed first), or
 another meeting (title → time → place → who → how often → confirm). The conversation is FSM
 state in the database; ``/cancel`` or a Cancel button leaves it. The diagram is in
 ``docs/meetings.md``. Typed refusals (a time that cannot be read, a past time) propagate to
@@ -10,7 +11,8 @@ the error router, which answers in the person's language and keeps the step.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, tzinfo
+from typing import Any
 
 from aiogram import F, Router
 from aiogram.filters import Command, CommandObject, StateFilter
@@ -24,8 +26,11 @@ from bot.i18n import N_, join_list
 from bot.services import grids, meetings
 from bot.services.actor import Actor
 from bot.services.meetings import InviteeGroup, MeetingDraft
+from bot.services.permissions import Action
 from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
+from bot.telegram.admin_views import grid_picker_keyboard, grid_picker_text
+from bot.telegram.callbacks import PickStep
 from bot.telegram.i18n import t
 from bot.telegram.meeting_views import (
     INVITEES,
@@ -33,6 +38,7 @@ from bot.telegram.meeting_views import (
     InviteeCb,
     MeetingAction,
     MeetingCb,
+    MeetingGridCb,
     MeetingStart,
     MeetingStartCb,
     ProblemCategoryCb,
@@ -53,12 +59,13 @@ from bot.telegram.meeting_views import (
     invitation_text,
     invitees_keyboard,
     meeting_lines,
+    pack_meeting_grid,
     place_keyboard,
     problem_grid_keyboard,
+    proposal_keyboard,
     recurrence_keyboard,
     recurrence_of,
     rsvp_keyboard,
-    start_keyboard,
     summary_keyboard,
     summary_text,
     when_text,
@@ -102,36 +109,116 @@ TIME_PROMPT = N_(
 
 
 async def meeting_command(
-    message: Message, command: CommandObject, reply: Replier, actor: Actor, state: FSMContext
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    actor: Actor,
+    state: FSMContext,
+    settings: Settings,
 ) -> None:
+    """The quarterly grid meeting, proposed ready to create: one tap, or change a part."""
     named = await grids.find_grid(actor.session, command.args) if command.args else None
-    grid = await meetings.organisable_grid(actor.session, actor.who, actor.roles, actor.now, named)
+    proposal = await meetings.propose_quarterly(
+        actor.session, actor.who, actor.roles, actor.now, settings.tz, named
+    )
     await state.clear()
-    await state.set_state(NewMeeting.kind)
-    await state.update_data(grid_id=grid.id, grid_name=grid.name)
-    reply.text(
-        _("New meeting for {grid}. What kind of meeting?").format(grid=bold(grid.name)),
-        start_keyboard(grid, t),
+    await _propose(state, proposal.grid, proposal.starts_at, proposal.place)
+    await _confirm(reply, state, settings.tz)
+
+
+async def _propose(state: FSMContext, grid: Grid, starts_at: datetime, place: str) -> None:
+    await state.update_data(
+        grid_id=grid.id,
+        grid_name=grid.name,
+        title=t(QUARTERLY_TITLE, grid=grid.name),
+        invitees=InviteeGroup.WORKERS.value,
+        rhythm=Rhythm.QUARTERLY.value,
+        starts_at=starts_at.isoformat(),
+        place=place,
+        quick=True,
     )
 
 
 async def kind_chosen(
-    query: CallbackQuery, callback_data: MeetingStartCb, reply: Replier, state: FSMContext
+    query: CallbackQuery,
+    callback_data: MeetingStartCb,
+    reply: Replier,
+    actor: Actor,
+    state: FSMContext,
+    settings: Settings,
 ) -> None:
-    data = await state.get_data()
-    await query.answer()
-    if callback_data.kind == MeetingStart.QUARTERLY:
-        await state.update_data(
-            title=t(QUARTERLY_TITLE, grid=data["grid_name"]),
-            invitees=InviteeGroup.WORKERS.value,
-            rhythm=Rhythm.QUARTERLY.value,
-            quick=True,
+    if callback_data.kind == MeetingStart.QUARTERLY:  # a button from before the one-tap card
+        data = await state.get_data()
+        grid = await actor.session.get(Grid, data.get("grid_id") or 0)
+        proposal = await meetings.propose_quarterly(
+            actor.session, actor.who, actor.roles, actor.now, settings.tz, grid
         )
-        await state.set_state(NewMeeting.time)
-        reply.text(_(TIME_PROMPT), cancel_keyboard(t))
+        await query.answer()
+        await _propose(state, proposal.grid, proposal.starts_at, proposal.place)
+        await _confirm(reply, state, settings.tz)
         return
+    await query.answer()
+    await state.update_data(quick=False, place="", title="")
     await state.set_state(NewMeeting.title)
     reply.text(_("What is the meeting called?"), cancel_keyboard(t))
+
+
+async def change_pressed(
+    query: CallbackQuery, callback_data: SetupCb, reply: Replier, state: FSMContext
+) -> None:
+    """🕒 another time / 📍 another place: ask for it, then back to the card."""
+    await query.answer()
+    await state.update_data(editing=True)
+    if callback_data.step == SetupStep.TIME:
+        await state.set_state(NewMeeting.time)
+        reply.text(_(TIME_PROMPT), cancel_keyboard(t))
+    else:
+        await state.set_state(NewMeeting.place)
+        reply.text(_("Where is it? Write the place, or press the button."), place_keyboard(t))
+
+
+async def meeting_grid_pressed(
+    query: CallbackQuery,
+    callback_data: MeetingGridCb,
+    reply: Replier,
+    actor: Actor,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    """🏘 another grid: one level of the grids one may organise in, or the grid chosen."""
+    message_id = query.message.message_id if isinstance(query.message, Message) else None
+    if callback_data.step == PickStep.OPEN:
+        choices = await grids.grid_choices(
+            actor.session,
+            actor.who,
+            actor.roles,
+            Action.ORGANISE,
+            actor.now,
+            parent_id=callback_data.grid,
+            page=callback_data.page,
+        )
+        await query.answer()
+        text = esc(grid_picker_text(_("Which grid is the meeting for?"), choices))
+        keyboard = grid_picker_keyboard(choices, pack_meeting_grid)
+        if message_id is not None:
+            reply.edit(message_id, text, keyboard)
+        else:
+            reply.text(text, keyboard)
+        return
+    chosen = await actor.session.get(Grid, callback_data.grid)
+    if chosen is None:
+        await query.answer(_(OUT_OF_DATE))
+        return
+    grid = await meetings.organisable_grid(
+        actor.session, actor.who, actor.roles, actor.now, chosen
+    )
+    await query.answer()
+    data = await state.get_data()
+    update: dict[str, Any] = {"grid_id": grid.id, "grid_name": grid.name}
+    if data.get("quick"):
+        update["title"] = t(QUARTERLY_TITLE, grid=grid.name)
+    await state.update_data(**update)
+    await _confirm(reply, state, settings.tz, message_id)
 
 
 async def title_typed(message: Message, reply: Replier, state: FSMContext) -> None:
@@ -145,6 +232,10 @@ async def time_typed(
 ) -> None:
     starts_at = meetings.parse_meeting_time(message.text or "", now=actor.now, tz=settings.tz)
     await state.update_data(starts_at=starts_at.isoformat())
+    if (await state.get_data()).get("editing"):
+        await state.update_data(editing=False)
+        await _confirm(reply, state, settings.tz)
+        return
     await state.set_state(NewMeeting.place)
     reply.text(
         _("{when}. Where is it? Write the place, or press the button.").format(
@@ -171,8 +262,9 @@ async def no_place(
 
 async def _after_place(reply: Replier, state: FSMContext, settings: Settings) -> None:
     data = await state.get_data()
-    if data.get("quick"):
-        await _confirm(reply, state, settings)
+    if data.get("quick") or data.get("editing"):
+        await state.update_data(editing=False)
+        await _confirm(reply, state, settings.tz)
         return
     await state.set_state(NewMeeting.invitees)
     reply.text(_("Who is invited?"), invitees_keyboard(data["grid_name"], t))
@@ -228,10 +320,14 @@ async def recurrence_chosen(
 ) -> None:
     await query.answer()
     await state.update_data(rhythm=callback_data.rhythm.value)
-    await _confirm(reply, state, settings)
+    await _confirm(reply, state, settings.tz)
 
 
-async def _confirm(reply: Replier, state: FSMContext, settings: Settings) -> None:
+async def _confirm(
+    reply: Replier, state: FSMContext, tz: tzinfo, message_id: int | None = None
+) -> None:
+    """The meeting as it stands, to create with one tap (the quarterly one can still be
+    changed part by part)."""
     data = await state.get_data()
     group = InviteeGroup(data["invitees"])
     who = (
@@ -240,19 +336,21 @@ async def _confirm(reply: Replier, state: FSMContext, settings: Settings) -> Non
         else t(INVITEES[group], grid=esc(data["grid_name"]))
     )
     await state.set_state(NewMeeting.confirm)
-    reply.text(
-        draft_text(
-            t,
-            settings.tz,
-            title=data["title"],
-            starts_at=datetime.fromisoformat(data["starts_at"]),
-            place=data.get("place", ""),
-            grid_name=data["grid_name"],
-            invitees=who,
-            rhythm=Rhythm(data.get("rhythm", Rhythm.ONCE.value)),
-        ),
-        confirm_keyboard(t),
+    text = draft_text(
+        t,
+        tz,
+        title=data["title"],
+        starts_at=datetime.fromisoformat(data["starts_at"]),
+        place=data.get("place", ""),
+        grid_name=data["grid_name"],
+        invitees=who,
+        rhythm=Rhythm(data.get("rhythm", Rhythm.ONCE.value)),
     )
+    keyboard = proposal_keyboard(t) if data.get("quick") else confirm_keyboard(t)
+    if message_id is not None:
+        reply.edit(message_id, text, keyboard)
+    else:
+        reply.text(text, keyboard)
 
 
 async def create_pressed(
@@ -658,7 +756,15 @@ def build_router() -> Router:
     router.message.register(meeting_command, Command("meeting"))
     router.message.register(meetings_command, Command("meetings"))
     router.callback_query.register(
-        kind_chosen, MeetingStartCb.filter(), StateFilter(NewMeeting.kind)
+        kind_chosen, MeetingStartCb.filter(), StateFilter(NewMeeting.kind, NewMeeting.confirm)
+    )
+    router.callback_query.register(
+        change_pressed,
+        SetupCb.filter(F.step.in_({SetupStep.TIME, SetupStep.PLACE})),
+        StateFilter(NewMeeting.confirm),
+    )
+    router.callback_query.register(
+        meeting_grid_pressed, MeetingGridCb.filter(), StateFilter(NewMeeting.confirm)
     )
     router.callback_query.register(
         no_place, SetupCb.filter(F.step == SetupStep.NO_PLACE), StateFilter(NewMeeting.place)

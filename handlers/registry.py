@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from aiogram import Bot, Router
 from aiogram.filters import Command, CommandObject
-from aiogram.types import CallbackQuery, Message
+from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot import labels
-from bot.errors import NotAllowed
+from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import ASIDE, N_
 from bot.services import deeplinks, grids, households, invites, staff
 from bot.services.actor import Actor
@@ -16,13 +16,32 @@ from bot.services.notice_board import notice_board, posted_outcomes, resident_gr
 from bot.services.permissions import Action, authorize
 from bot.services.qr import qr_png
 from bot.settings import Settings
-from bot.telegram.args import parse_role, split_args
+from bot.telegram.admin_views import (
+    department_keyboard,
+    grid_picker_keyboard,
+    grid_picker_text,
+    people_keyboard,
+    role_keyboard,
+)
+from bot.telegram.args import (
+    GRID_ACTIONS,
+    NOTICE_FIELD_WORDS,
+    PEOPLE_ACTIONS,
+    parse_role,
+    parse_word,
+    split_args,
+)
 from bot.telegram.callbacks import (
+    GridOp,
     GridPageCb,
     HouseholdCb,
     HouseholdPageCb,
+    InviteDepartmentCb,
+    InviteGridCb,
     InviteRevokeCb,
+    InviteRoleCb,
     PeoplePageCb,
+    PickStep,
 )
 from bot.telegram.i18n import t
 from bot.telegram.render import bold, code, esc
@@ -40,15 +59,25 @@ from bot.telegram.views import (
     people_text,
     warnings_text,
 )
-from models import Grid, Role
+from handlers import grid_admin
+from models import Department, Grid, Role
 
-# TRANSLATORS: the words after /grid (add, rename, move, notice, area, services, process,
-# phone) are typed as they are; translate only what is in <angle brackets>
+# TRANSLATORS: the words after /grid may be written in Chinese too: the bot reads 新增, 改名,
+# 移动/移動, 公示 and 服务范围, 服务事项, 投诉流程, 投诉电话 (and their Traditional forms) —
+# bot/telegram/args.py lists them
 GRID_USAGE = N_(
     "/grid — {tree}\n/grid <code> — {subtree}\n/grid add <parent> <name>\n"
     "/grid rename <code> <name>\n/grid move <code> <new parent>\n"
     "/grid notice <code> area|services|process|phone <text>"
 )
+
+
+GRID_OPS = {
+    "add": GridOp.ADD,
+    "rename": GridOp.RENAME,
+    "move": GridOp.MOVE,
+    "notice": GridOp.NOTICE,
+}
 
 
 async def home_grid(actor: Actor) -> Grid:
@@ -70,12 +99,15 @@ async def grid_command(
     message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
     words = split_args(command.args, 1)
-    action = words[0].lower() if words else ""
+    action = parse_word(words[0], GRID_ACTIONS) if words else None
     rest = words[1] if len(words) > 1 else ""
-    if action in {"add", "rename", "move", "notice"}:
+    if action in GRID_OPS and not rest:  # no arguments: pick the grid with buttons
+        await grid_admin.start(GRID_OPS[action], reply, actor)
+        return
+    if action in GRID_OPS:
         await _change_grid(action, rest, reply, actor)
         return
-    if action in {"help", "?"}:
+    if action == "help":
         reply.text(_grid_usage())
         return
     root = (
@@ -147,7 +179,7 @@ async def _change_grid(action: str, rest: str, reply: Replier, actor: Actor) -> 
             actor=actor.who,
             roles=actor.roles,
             grid=grid,
-            field_name=args[1],
+            field_name=parse_word(args[1], NOTICE_FIELD_WORDS) or args[1],
             value=args[2],
             now=actor.now,
         )
@@ -189,26 +221,43 @@ async def invite_command(
     actor: Actor,
     settings: Settings,
 ) -> None:
+    """``/invite``: the pending invitations, then pick the role and the grid with buttons;
+    ``/invite <role> <grid code> [department code]`` issues it at once."""
     args = split_args(command.args, 2)
     role = parse_role(args[0]) if args else None
     if role is None or len(args) < 2:
-        usage = _(
-            "How to use: /invite &lt;role&gt; &lt;grid code&gt; [department code]\n"
-            "Roles: worker, head, center, department, supervisor, admin "
-            "(or 网格员, 网格长, 中心, 部门, 督查, 管理员)."
-        )
+        roles = invites.invitable_roles(actor.roles)
+        if not roles:
+            raise NotAllowed(N_("Only an administrator can invite staff."))
+        if role is not None and role not in roles:
+            raise InvalidInput(N_("Residents join with their grid's QR code, not an invitation."))
+        if role in roles:  # the role typed without a grid: on to the grid
+            choices = await grids.grid_choices(
+                actor.session, actor.who, actor.roles, Action.MANAGE, actor.now
+            )
+            reply.text(*_invite_grid_page(role, choices))
+            return
         pending = await invites.pending_invites(actor.session, actor.roles, actor.now)
         if pending:  # an administrator's invitations still waiting, each with its withdraw
-            reply.text(
-                invites_text(pending, settings.tz) + "\n\n" + usage, invites_keyboard(pending)
-            )
-        else:
-            reply.text(usage)
+            reply.text(invites_text(pending, settings.tz), invites_keyboard(pending))
+        question = _("Whom do you want to invite? Choose the role.")
+        if args:
+            question = _("There is no role called {word}.").format(word=esc(args[0]))
+            question += "\n" + _("Whom do you want to invite? Choose the role.")
+        shortcut = _("You can also type it: /invite worker and the grid code.")
+        reply.text(question + "\n" + esc(shortcut), role_keyboard(roles))
         return
     grid = await grids.find_grid(actor.session, args[1])
     department = None
     if role == Role.DEPARTMENT:
         department = await staff.find_department(actor.session, args[2] if len(args) > 2 else "")
+    reply.text(await _issue(bot, actor, role, grid, department))
+
+
+async def _issue(
+    bot: Bot, actor: Actor, role: Role, grid: Grid, department: Department | None
+) -> str:
+    """Issue the invitation (the service checks the asker manages ``grid``); its text."""
     issued = await invites.create_invite(
         actor.session,
         actor=actor.who,
@@ -220,12 +269,121 @@ async def invite_command(
     )
     me = await bot.me()
     link = deeplinks.start_link(me.username or "", deeplinks.invite_payload(issued.token))
-    reply.text(
-        _(
-            "Invitation for a {role} of {grid}:\n{link}\n\n"
-            "Send this link to that person only. It works once and expires in 72 hours."
-        ).format(role=_(labels.ROLE[role]), grid=bold(grid.name), link=esc(link))
+    return _(
+        "Invitation for a {role} of {grid}:\n{link}\n\n"
+        "Send this link to that person only. It works once and expires in 72 hours."
+    ).format(role=_(labels.ROLE[role]), grid=bold(grid.name), link=esc(link))
+
+
+def _invite_grid_page(role: Role, choices: grids.GridChoices) -> tuple[str, InlineKeyboardMarkup]:
+    question = _("Which grid will the {role} look after?").format(role=_(labels.ROLE[role]))
+
+    def pack(grid_id: int, page: int, step: PickStep) -> str:
+        return InviteGridCb(role=role, grid=grid_id, page=page, step=step).pack()
+
+    return esc(grid_picker_text(question, choices)), grid_picker_keyboard(choices, pack)
+
+
+def _departments(page: staff.DepartmentPage, grid_id: int) -> InlineKeyboardMarkup:
+    def pack(department_id: int, page_no: int) -> str:
+        return InviteDepartmentCb(grid=grid_id, department=department_id, page=page_no).pack()
+
+    return department_keyboard(page, pack)
+
+
+def _invitable(actor: Actor, role: Role) -> None:
+    if role not in invites.invitable_roles(actor.roles):
+        raise NotAllowed(N_("You cannot invite someone to this role."))
+
+
+async def invite_role_pressed(
+    query: CallbackQuery, callback_data: InviteRoleCb, reply: Replier, actor: Actor
+) -> None:
+    _invitable(actor, callback_data.role)
+    choices = await grids.grid_choices(
+        actor.session, actor.who, actor.roles, Action.MANAGE, actor.now
     )
+    await query.answer()
+    _show(query, reply, *_invite_grid_page(callback_data.role, choices))
+
+
+async def invite_grid_pressed(
+    query: CallbackQuery,
+    callback_data: InviteGridCb,
+    bot: Bot,
+    reply: Replier,
+    actor: Actor,
+) -> None:
+    """A level of the grid tree (checked to be in the asker's scope), or the grid chosen."""
+    role = callback_data.role
+    _invitable(actor, role)
+    if callback_data.step == PickStep.OPEN:
+        choices = await grids.grid_choices(
+            actor.session,
+            actor.who,
+            actor.roles,
+            Action.MANAGE,
+            actor.now,
+            parent_id=callback_data.grid,
+            page=callback_data.page,
+        )
+        await query.answer()
+        _show(query, reply, *_invite_grid_page(role, choices))
+        return
+    grid = await actor.session.get(Grid, callback_data.grid)
+    if grid is None:
+        await query.answer(_("This button is out of date. Send /start to begin again."))
+        return
+    if role == Role.DEPARTMENT:  # which department, before anything is issued
+        await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
+        await query.answer()
+        page = await staff.department_page(actor.session)
+        _show(query, reply, esc(_("Which department?")), _departments(page, grid.id or 0))
+        return
+    text = await _issue(bot, actor, role, grid, None)
+    await query.answer()
+    _show(query, reply, text)
+
+
+async def invite_department_pressed(
+    query: CallbackQuery,
+    callback_data: InviteDepartmentCb,
+    bot: Bot,
+    reply: Replier,
+    actor: Actor,
+) -> None:
+    _invitable(actor, Role.DEPARTMENT)
+    grid = await actor.session.get(Grid, callback_data.grid)
+    department = (
+        await actor.session.get(Department, callback_data.department)
+        if callback_data.department
+        else None
+    )
+    if grid is None or (callback_data.department and department is None):
+        await query.answer(_("This button is out of date. Send /start to begin again."))
+        return
+    if department is None:  # another page of departments
+        await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
+        await query.answer()
+        page = await staff.department_page(actor.session, callback_data.page)
+        _show(query, reply, esc(_("Which department?")), _departments(page, grid.id or 0))
+        return
+    text = await _issue(bot, actor, Role.DEPARTMENT, grid, department)
+    await query.answer()
+    _show(query, reply, text)
+
+
+def _show(
+    query: CallbackQuery,
+    reply: Replier,
+    text: str,
+    keyboard: InlineKeyboardMarkup | None = None,
+) -> None:
+    """Replace the message whose button was pressed (a new message if there is none)."""
+    if isinstance(query.message, Message):
+        reply.edit(query.message.message_id, text, keyboard)
+    else:
+        reply.text(text, keyboard)
 
 
 async def invite_revoke_pressed(
@@ -274,7 +432,12 @@ async def people_command(
     message: Message, command: CommandObject, reply: Replier, actor: Actor
 ) -> None:
     words = split_args(command.args, 1)
-    action = words[0].lower() if words else ""
+    action = parse_word(words[0], PEOPLE_ACTIONS) if words else None
+    if action is not None and len(words) < 2:  # no phone: pick the person with buttons
+        page = await staff.list_people(actor.session, actor.roles)
+        hint = esc(_("Tap a person to see what you can do."))
+        reply.text(people_text(page, "") + "\n\n" + hint, people_keyboard(page))
+        return
     if action == "mute":
         args = split_args(words[1] if len(words) > 1 else "", 2)
         await _mute(args, reply, actor)
@@ -285,7 +448,7 @@ async def people_command(
         return
     query = command.args or ""
     page = await staff.list_people(actor.session, actor.roles, query=query)
-    reply.text(people_text(page, query), pager(page.page, page.pages, PeoplePageCb))
+    reply.text(people_text(page, query), people_keyboard(page))
 
 
 async def _change_person(action: str, args: list[str], reply: Replier, actor: Actor) -> None:
@@ -373,7 +536,7 @@ async def people_page(
         reply.edit(
             query.message.message_id,
             people_text(page, ""),
-            pager(page.page, page.pages, PeoplePageCb),
+            people_keyboard(page),
         )
 
 
@@ -450,4 +613,7 @@ def build_router() -> Router:
     router.callback_query.register(household_opened, HouseholdCb.filter())
     router.callback_query.register(people_page, PeoplePageCb.filter())
     router.callback_query.register(invite_revoke_pressed, InviteRevokeCb.filter())
+    router.callback_query.register(invite_role_pressed, InviteRoleCb.filter())
+    router.callback_query.register(invite_grid_pressed, InviteGridCb.filter())
+    router.callback_query.register(invite_department_pressed, InviteDepartmentCb.filter())
     return router

@@ -18,7 +18,7 @@ from bot.routing.wording import LEVELLED_ROLE, duration_msgid, limit_msgid, link
 from bot.services import sla_admin, tickets
 from bot.services.actor import Actor
 from bot.settings import Settings
-from bot.telegram.args import split_args
+from bot.telegram.args import FILE_WORDS, HOLIDAY_ACTIONS, normalize, parse_word, split_args
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import Replier
 from models import Role
@@ -92,7 +92,7 @@ async def sla_command(
     message: Message, command: CommandObject, bot: Bot, reply: Replier, actor: Actor
 ) -> None:
     policy = await tickets.current_policy(actor.session)
-    if (command.args or "").strip().lower() == "file" and any(
+    if normalize(command.args).lower() in FILE_WORDS and any(
         r.role == Role.ADMIN for r in actor.roles
     ):
         body = json.dumps(policy_to_json(policy), ensure_ascii=False, indent=2).encode("utf-8")
@@ -129,7 +129,7 @@ async def holidays_command(
     message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
     args = split_args(command.args, 1)
-    action = args[0].lower() if args else ""
+    action = parse_word(args[0], HOLIDAY_ACTIONS) if args else None
     if action in {"off", "work"} and len(args) >= 2:
         words = split_args(args[1], 1)  # the day, then an optional note
         day = sla_admin.parse_day(words[0])

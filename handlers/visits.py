@@ -28,7 +28,7 @@ from bot.services.actor import Actor
 from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from bot.telegram import visit_views as views
-from bot.telegram.args import split_args
+from bot.telegram.args import SET_WORDS, parse_word, split_args
 from bot.telegram.cancelling import end_by_button
 from bot.telegram.i18n import t
 from bot.telegram.render import esc
@@ -486,7 +486,7 @@ async def quota_rules_command(
 ) -> None:
     words = split_args(command.args)
     if words:
-        if len(words) != 3 or words[0].lower() != "set" or not words[1].isdigit():
+        if len(words) != 3 or parse_word(words[0], SET_WORDS) != "set" or not words[1].isdigit():
             raise InvalidInput(N_("Please write it like this: {usage}"), usage=_(QUOTA_USAGE))
         rule = await quotas.change_rule(
             actor.session,

@@ -284,9 +284,9 @@ async def test_invite_lists_pending_invitations_and_withdraws_one(
     first = await issue(app, deputy.id, 3, now)
     second = await issue(app, deputy.id, 2, now)
     admin = chat(app, "admin")
-    [listing] = await admin.say("/invite")
+    [listing, roles] = await admin.say("/invite")
     assert "等待使用的邀请（2）" in listing and "副管理员" in listing
-    assert "用法" in listing  # how to issue one follows the list
+    assert "要邀请什么人" in roles  # then the role to invite, with buttons
 
     toasts, [edited] = await admin.press(InviteRevokeCb(id=first.invite.id or 0).pack())
     assert toasts == ["邀请已撤回，链接已失效。"]
@@ -309,11 +309,11 @@ async def test_invite_list_in_english_and_traditional_chinese(
     assert deputy.id is not None
     await issue(app, deputy.id, 3, now)
     english = Chat(app, UpdateFactory(user_id=DEMO_PERSONAS["admin"], language_code="en"))
-    [listing] = await english.say("/invite")
+    [listing, _roles] = await english.say("/invite")
     assert "Invitations waiting to be used (1)" in listing and "issued by 副管理员" in listing
     traditional = Chat(app, UpdateFactory(user_id=DEMO_PERSONAS["admin"], language_code="zh-TW"))
     traditional.seen = english.seen
-    [listing] = await traditional.say("/invite")
+    [listing, _roles] = await traditional.say("/invite")
     assert "等待使用的邀請（1）" in listing
 
 

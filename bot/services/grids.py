@@ -12,11 +12,11 @@ from sqlalchemy import func, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.errors import InvalidInput, NotFound
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services import grid_codes
 from bot.services.people import RoleInGrid
-from bot.services.permissions import Action, authorize
+from bot.services.permissions import Action, authorize, scope_paths
 from bot.services.phones import normalize_phone
 from bot.services.tabular import clean_text
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
@@ -115,6 +115,97 @@ async def grid_tree(
     pages = max(1, -(-len(ordered) // per_page))
     page = min(max(page, 0), pages - 1)
     return GridPage(ordered[page * per_page : (page + 1) * per_page], page, pages, len(ordered))
+
+
+CHOICES_PER_PAGE = 8  # grid buttons on one page of a picker
+
+
+@dataclass(frozen=True)
+class GridChoice:
+    grid: Grid
+    children: int  # grids directly below it
+
+
+@dataclass(frozen=True)
+class GridChoices:
+    """One page of a grid picker: the grids directly below ``parent``, or with no parent the
+    top of each subtree the person holds."""
+
+    parent: Grid | None
+    choices: list[GridChoice]
+    page: int
+    pages: int
+    up: int | None = None  # the level above (0: the top of the scope; None: there is none)
+
+
+async def grid_choices(
+    session: AsyncSession,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    action: Action,
+    now: datetime,
+    *,
+    parent_id: int = 0,
+    page: int = 0,
+    per_page: int = CHOICES_PER_PAGE,
+) -> GridChoices:
+    """Grids a person may pick for ``action``, a level and a page at a time (a street has
+    hundreds). A ``parent_id`` outside the person's scope is refused and audited; with one
+    subtree held, the top level is that subtree's own grid and the grids below it."""
+    paths = scope_paths(roles, action)
+    if not paths:
+        raise NotAllowed()
+    if not parent_id:
+        tops = (
+            await session.exec(
+                select(Grid).where(col(Grid.path).in_(paths)).order_by(col(Grid.code))
+            )
+        ).all()
+        if len(tops) != 1:
+            pages = max(1, -(-len(tops) // per_page))
+            page = min(max(page, 0), pages - 1)
+            shown = list(tops[page * per_page : (page + 1) * per_page])
+            return await _with_children(session, None, shown, page, pages, None)
+        parent_id = tops[0].id or 0
+    parent = await session.get(Grid, parent_id)
+    if parent is None:
+        raise NotFound()
+    await authorize(session, person, roles, action, parent, now)
+    below = select(Grid).where(Grid.parent_id == parent.id)
+    total = (await session.exec(select(func.count()).select_from(below.subquery()))).one()
+    pages = max(1, -(-int(total) // per_page))
+    page = min(max(page, 0), pages - 1)
+    grids = (
+        await session.exec(below.order_by(col(Grid.code)).offset(page * per_page).limit(per_page))
+    ).all()
+    if parent.path not in paths:
+        up: int | None = parent.parent_id  # still inside the subtree the person holds
+    else:
+        up = 0 if len(paths) > 1 else None
+    return await _with_children(session, parent, list(grids), page, pages, up)
+
+
+async def _with_children(
+    session: AsyncSession,
+    parent: Grid | None,
+    grids: list[Grid],
+    page: int,
+    pages: int,
+    up: int | None,
+) -> GridChoices:
+    ids = [g.id for g in grids]
+    counts = dict(
+        (
+            await session.exec(
+                select(Grid.parent_id, func.count())
+                .where(col(Grid.parent_id).in_(ids))
+                .group_by(col(Grid.parent_id))
+            )
+        ).all()
+    )
+    return GridChoices(
+        parent, [GridChoice(g, int(counts.get(g.id, 0))) for g in grids], page, pages, up
+    )
 
 
 @dataclass(frozen=True)

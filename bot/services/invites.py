@@ -25,9 +25,22 @@ from models.registry import Department
 
 DEFAULT_TTL = timedelta(hours=72)
 MAX_LISTED = 20  # pending invitations /invite lists
-INVITABLE: frozenset[Role] = frozenset(
-    {Role.WORKER, Role.HEAD, Role.CENTER, Role.DEPARTMENT, Role.SUPERVISOR, Role.ADMIN}
+
+
+INVITE_ORDER: tuple[Role, ...] = (
+    Role.WORKER,
+    Role.HEAD,
+    Role.CENTER,
+    Role.DEPARTMENT,
+    Role.SUPERVISOR,
+    Role.ADMIN,
 )
+INVITABLE: frozenset[Role] = frozenset(INVITE_ORDER)
+
+
+def invitable_roles(roles: Sequence[RoleInGrid]) -> list[Role]:
+    """The roles this person may hand out by invitation (none without a grid to manage)."""
+    return list(INVITE_ORDER) if scope_paths(roles, Action.MANAGE) else []
 
 
 class InviteRefused(DomainError):

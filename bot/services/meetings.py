@@ -28,7 +28,7 @@ import unicodedata
 from calendar import monthrange
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, tzinfo
+from datetime import date, datetime, time, timedelta, tzinfo
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -80,6 +80,7 @@ MAX_REASON = 500
 MAX_MINUTES = 8000
 MAX_TIME_INPUT = 60
 MAX_NAMES = 50
+USUAL_START = time(14, 30)  # the quarterly meeting's time when there is none to go by
 
 
 class Recurrence(StrEnum):
@@ -365,6 +366,47 @@ async def organisable_grid(
         raise NotAllowed(N_("Only grid heads and centre operators can convene meetings."))
     await authorize(session, person, roles, Action.ORGANISE, grid, now)
     return grid
+
+
+@dataclass(frozen=True)
+class QuarterlyProposal:
+    """The quarterly grid meeting as /meeting proposes it, ready for one tap."""
+
+    grid: Grid
+    starts_at: datetime
+    place: str
+
+
+async def propose_quarterly(
+    session: AsyncSession,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    now: datetime,
+    tz: tzinfo,
+    grid: Grid | None = None,
+) -> QuarterlyProposal:
+    """The grid (the one named, else the widest the person may organise in), the next working
+    day (holidays and make-up days counted) at the time and place of the last meeting this
+    person convened there — at :data:`USUAL_START` with no place the first time."""
+    grid = await organisable_grid(session, person, roles, now, grid)
+    last = (
+        await session.exec(
+            select(Meeting)
+            .where(
+                Meeting.organiser_id == person.id,
+                Meeting.grid_id == grid.id,
+                col(Meeting.cancelled_at).is_(None),
+            )
+            # the newest meeting, and of a series created at once its first occurrence
+            .order_by(col(Meeting.created_at).desc(), col(Meeting.id))
+            .limit(1)
+        )
+    ).first()
+    at = last.starts_at.astimezone(tz).time() if last is not None else USUAL_START
+    calendar = await tickets.calendar_for(session, await tickets.current_policy(session))
+    day = calendar.next_working_day(now.astimezone(tz).date())
+    starts_at = datetime.combine(day, at, tzinfo=tz).astimezone(now.tzinfo)
+    return QuarterlyProposal(grid, starts_at, last.place if last is not None else "")
 
 
 async def staff_under(session: AsyncSession, grid: Grid, role_set: set[Role]) -> list[Person]:

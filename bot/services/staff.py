@@ -116,6 +116,26 @@ async def find_managed(
     return person
 
 
+async def managed_person(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    person_id: int,
+    now: datetime,
+) -> Person:
+    """A person picked with a button: refused (and audited) unless the actor manages every
+    grid they hold a role in."""
+    if not actor.active or not scope_paths(roles, Action.MANAGE):
+        raise NotAllowed(N_("This command is for administrators."))
+    person = await session.get(Person, person_id)
+    if person is None:
+        raise NotFound()
+    if not await _check_manages(session, actor, roles, person, now):
+        raise NotAllowed(N_("This person is in none of the grids you manage."))
+    return person
+
+
 async def _check_manages(
     session: AsyncSession,
     actor: Person,
@@ -218,6 +238,30 @@ async def rescope(
         )
     )
     return new
+
+
+DEPARTMENTS_PER_PAGE = 8
+
+
+@dataclass(frozen=True)
+class DepartmentPage:
+    departments: list[Department]
+    page: int
+    pages: int
+
+
+async def department_page(
+    session: AsyncSession, page: int = 0, per_page: int = DEPARTMENTS_PER_PAGE
+) -> DepartmentPage:
+    """Active departments by code, a page at a time (for picking one with buttons)."""
+    active = select(Department).where(col(Department.active).is_(True))
+    total = int((await session.exec(select(func.count()).select_from(active.subquery()))).one())
+    pages = max(1, -(-total // per_page))
+    page = min(max(page, 0), pages - 1)
+    rows = await session.exec(
+        active.order_by(col(Department.code)).offset(page * per_page).limit(per_page)
+    )
+    return DepartmentPage(list(rows.all()), page, pages)
 
 
 async def find_department(session: AsyncSession, word: str) -> Department:

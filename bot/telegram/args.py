@@ -28,6 +28,64 @@ ROLE_WORDS: dict[str, Role] = {
     "resident": Role.RESIDENT,
     "居民": Role.RESIDENT,
 }
+GRID_ACTIONS: dict[str, str] = {
+    "add": "add",
+    "新增": "add",
+    "添加": "add",
+    "rename": "rename",
+    "改名": "rename",
+    "move": "move",
+    "移动": "move",
+    "移動": "move",
+    "notice": "notice",
+    "公示": "notice",
+    "help": "help",
+    "?": "help",
+    "帮助": "help",
+    "幫助": "help",
+}
+"""The word after /grid: English, Simplified or Traditional (what the usage text shows)."""
+NOTICE_FIELD_WORDS: dict[str, str] = {
+    "area": "area",
+    "范围": "area",
+    "範圍": "area",
+    "服务范围": "area",
+    "服務範圍": "area",
+    "services": "services",
+    "事项": "services",
+    "事項": "services",
+    "服务事项": "services",
+    "服務事項": "services",
+    "process": "process",
+    "流程": "process",
+    "投诉流程": "process",
+    "投訴流程": "process",
+    "phone": "phone",
+    "电话": "phone",
+    "電話": "phone",
+    "投诉电话": "phone",
+    "投訴電話": "phone",
+}
+PEOPLE_ACTIONS: dict[str, str] = {
+    "off": "off",
+    "停用": "off",
+    "set": "set",
+    "调整": "set",
+    "調整": "set",
+    "mute": "mute",
+    "禁言": "mute",
+}
+HOLIDAY_ACTIONS: dict[str, str] = {
+    "off": "off",
+    "休息": "off",
+    "work": "work",
+    "上班": "work",
+    "remove": "remove",
+    "恢复": "remove",
+    "恢復": "remove",
+}
+SET_WORDS: dict[str, str] = {"set": "set", "设置": "set", "設定": "set"}  # /quota_rules set
+FILE_WORDS = frozenset({"file", "文件", "檔案"})
 MAX_ARGS_LENGTH = 2000
 
 
@@ -46,3 +104,8 @@ def split_args(text: str | None, maxsplit: int = -1) -> list[str]:
 
 def parse_role(word: str) -> Role | None:
     return ROLE_WORDS.get(normalize(word).lower())
+
+
+def parse_word(word: str | None, words: dict[str, str]) -> str | None:
+    """The action or field a typed word names (case and full width forgiven), or None."""
+    return words.get(normalize(word).lower())

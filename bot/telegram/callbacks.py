@@ -57,6 +57,160 @@ class InviteRevokeCb(CallbackData, prefix="ir"):
     id: RowId
 
 
+class StrictCallbackData(CallbackData, prefix="_"):
+    """Callback data that parses only in the exact form :meth:`pack` writes (not ``+3``,
+    `` 3``, ``03`` or ``3.0``)."""
+
+    @classmethod
+    def unpack(cls, value: str) -> Self:
+        data = super().unpack(value)
+        if data.pack() != value:
+            raise ValueError("callback data not in its packed form")
+        return data
+
+
+class PickStep(StrEnum):
+    OPEN = "o"  # show the grids directly below (grid 0: the top of one's own scope)
+    CHOOSE = "c"  # this is the grid
+
+
+class Ledger(StrEnum):
+    HOUSEHOLDS = "h"  # 住户台账
+    PEOPLE = "p"  # 人员台账
+
+
+class ExportCb(StrictCallbackData, prefix="ex"):
+    """Export one ledger over the presser's whole scope, as ``/export <ledger>`` does (the
+    service re-checks that the presser may export)."""
+
+    ledger: Ledger
+
+
+class ExportGridCb(StrictCallbackData, prefix="eg"):
+    """Export one ledger of one grid: walk one's own grids, then choose one (the service
+    refuses, and audits, a grid outside one's scope)."""
+
+    ledger: Ledger
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class TemplateCb(StrictCallbackData, prefix="tm"):
+    """The empty sheet of one ledger, as ``/template <ledger>``."""
+
+    ledger: Ledger
+
+
+class InviteRoleCb(StrictCallbackData, prefix="iv"):
+    """/invite, step one: the role (refused unless the presser may invite to it)."""
+
+    role: Role
+
+
+class InviteGridCb(StrictCallbackData, prefix="ig"):
+    """/invite, step two: walk the grid tree of one's own scope, then choose a grid (the
+    service refuses a grid outside it, and audits the attempt)."""
+
+    role: Role
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class InviteDepartmentCb(StrictCallbackData, prefix="id"):
+    """/invite of a department's staff, last step: the department (0: show a page of them)."""
+
+    grid: RowId
+    department: RowId
+    page: PageNo
+
+
+class GridOp(StrEnum):
+    ADD = "a"  # /grid 新增: pick the parent, then type the name
+    RENAME = "r"  # /grid 改名: pick the grid, then type the name
+    MOVE = "m"  # /grid 移动: pick the grid, then its new parent
+    NOTICE = "n"  # /grid 公示: pick the grid, then the field, then type the text
+
+
+class GridEditCb(StrictCallbackData, prefix="ge"):
+    """/grid's changes by buttons: walk one's own grids and choose one (the service refuses,
+    and audits, a grid outside one's scope). ``subject`` is the grid being moved while its new
+    parent is picked (0 otherwise)."""
+
+    op: GridOp
+    subject: RowId
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class NoticeField(StrEnum):
+    AREA = "area"
+    SERVICES = "services"
+    PROCESS = "process"
+    PHONE = "phone"
+
+
+class NoticeFieldCb(StrictCallbackData, prefix="gf"):
+    """/grid 公示: which field of the grid's notice board to write."""
+
+    grid: RowId
+    field: NoticeField
+
+
+class PersonAction(StrEnum):
+    OPEN = "o"  # the person's card, with what one can do
+    OFF = "x"  # deactivate: asks first
+    OFF_YES = "y"
+    MUTE = "m"  # stop them reporting: asks for how long, then why
+    UNMUTE = "u"
+    SET = "s"  # another role or grid: the role, then the grid
+
+
+class PersonCb(StrictCallbackData, prefix="pe"):
+    """/people by buttons: an action on one person (the service re-checks that the presser
+    manages every grid the person holds a role in, and audits a refusal)."""
+
+    action: PersonAction
+    person: RowId
+
+
+class MuteSpan(StrEnum):
+    DAY = "24"
+    THREE_DAYS = "72"
+    WEEK = "168"
+
+
+class PersonMuteCb(StrictCallbackData, prefix="pm"):
+    person: RowId
+    hours: MuteSpan
+
+
+class PersonRoleCb(StrictCallbackData, prefix="pr"):
+    person: RowId
+    role: Role
+
+
+class PersonGridCb(StrictCallbackData, prefix="pq"):
+    """The grid of a person's new role: walk one's own grids, then choose one."""
+
+    person: RowId
+    role: Role
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class PersonDepartmentCb(StrictCallbackData, prefix="pd"):
+    """The department of a person's new department role (0: show a page of them)."""
+
+    person: RowId
+    grid: RowId
+    department: RowId
+    page: PageNo
+
+
 class TicketAction(StrEnum):
     OPEN = "o"
     ACCEPT = "a"

@@ -30,7 +30,7 @@ from bot.services.meetings import (
     ends_at,
 )
 from bot.settings import Settings
-from bot.telegram.callbacks import CancelCb, RowId
+from bot.telegram.callbacks import CancelCb, PageNo, PickStep, RowId, StrictCallbackData
 from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import markup_json
@@ -93,10 +93,21 @@ class RecurrenceCb(CallbackData, prefix="mr"):
 class SetupStep(StrEnum):
     NO_PLACE = "np"
     CREATE = "ok"
+    TIME = "tm"  # change the proposed time
+    PLACE = "pl"  # change the proposed place
 
 
 class SetupCb(CallbackData, prefix="ms"):
     step: SetupStep
+
+
+class MeetingGridCb(StrictCallbackData, prefix="mw"):
+    """/meeting: walk the grids one may organise in, then choose the meeting's grid (the
+    service refuses, and audits, a grid outside one's scope)."""
+
+    grid: RowId
+    page: PageNo
+    step: PickStep
 
 
 class ProblemGridCb(CallbackData, prefix="mg"):
@@ -342,27 +353,34 @@ def cancel_keyboard(t: Translate) -> InlineKeyboardMarkup:
     return cancel_only(t("Cancel"), CancelCb())
 
 
-def start_keyboard(grid: Grid, t: Translate) -> InlineKeyboardMarkup:
+def proposal_keyboard(t: Translate) -> InlineKeyboardMarkup:
+    """Under the proposed quarterly meeting: create it in one tap, or change what is not
+    right."""
+
+    def button(text: str, data: CallbackData) -> InlineKeyboardButton:
+        return InlineKeyboardButton(text=text, callback_data=data.pack())
+
     return InlineKeyboardMarkup(
         inline_keyboard=[
+            [button(t("✅ Create and invite"), SetupCb(step=SetupStep.CREATE))],
             [
-                InlineKeyboardButton(
-                    text=t(
-                        "📅 Quarterly grid meeting of {grid}: all workers under it",
-                        grid=grid.name,
-                    ),
-                    callback_data=MeetingStartCb(kind=MeetingStart.QUARTERLY).pack(),
-                )
+                button(t("🕒 Another time"), SetupCb(step=SetupStep.TIME)),
+                button(t("📍 Another place"), SetupCb(step=SetupStep.PLACE)),
             ],
             [
-                InlineKeyboardButton(
-                    text=t("✏️ Another meeting"),
-                    callback_data=MeetingStartCb(kind=MeetingStart.OTHER).pack(),
-                )
+                button(
+                    t("🏘 Another grid"),
+                    MeetingGridCb(grid=0, page=0, step=PickStep.OPEN),
+                ),
+                button(t("✏️ Another meeting"), MeetingStartCb(kind=MeetingStart.OTHER)),
             ],
-            [InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack())],
+            [button(t("Cancel"), CancelCb())],
         ]
     )
+
+
+def pack_meeting_grid(grid_id: int, page: int, step: PickStep) -> str:
+    return MeetingGridCb(grid=grid_id, page=page, step=step).pack()
 
 
 def place_keyboard(t: Translate) -> InlineKeyboardMarkup:

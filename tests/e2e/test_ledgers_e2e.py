@@ -8,6 +8,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import col, select
 
+from bot.telegram.callbacks import ExportCb, ExportGridCb, Ledger, PickStep
 from models import Grid, Household, Person, Role, RoleAssignment
 from tests.e2e.harness import Harness
 
@@ -90,3 +91,91 @@ async def test_a_long_error_report_comes_as_a_file_and_the_last_word_always_arri
     assert {row[0] for row in rows[1:]} == set(range(2, 37))  # every bad row, by its number
     final = messages[-1] if not messages[-1].document else messages[-2]
     assert "未导入任何数据" in final.text
+
+
+async def test_bare_export_and_template_offer_buttons_that_do_what_typing_does(
+    h: Harness,
+) -> None:
+    """Seen: bare /export and /template printed a usage text with English words in it."""
+    admin = await h.persona("admin")
+    await admin.send("/export")
+    offer = await admin.next_message()
+    assert offer.buttons == [
+        "🏠 住户台账",
+        "📂 只导出某个网格的住户",
+        "👥 人员台账",
+        "📂 只导出某个网格的人员",
+    ]
+    assert "/export" in offer.text and "人员" in offer.text
+    await admin.press("👥 人员台账")
+    assert "正在生成台账" in (await admin.next_message()).text
+    ledger = await admin.next_message()
+    assert ledger.document is not None and ledger.document["file_name"].startswith("people-")
+    book = load_workbook(io.BytesIO(await h.client.download(ledger.document["file_id"])))
+    assert book.active.max_row > 1  # the people over the whole street
+
+    await admin.send("/template")
+    offer = await admin.next_message()
+    assert offer.buttons == ["🏠 空白住户表", "👥 空白人员表"]
+    await admin.press("👥 空白人员表")
+    sheet = await admin.next_message()
+    assert sheet.document is not None and sheet.document["file_name"] == "people.xlsx"
+    assert "人员" in (sheet.caption or "")
+    await admin.send("/template 住户")  # typed stays a shortcut
+    assert (await admin.next_message()).document["file_name"] == "households.xlsx"
+
+    worker = await h.persona("worker")  # no ledger to export: no buttons, a clear answer
+    await worker.send("/export")
+    refused = await worker.next_message()
+    assert not refused.buttons and "没有导出台账的权限" in refused.text
+    await h.forge_press(worker, ExportCb(ledger=Ledger.PEOPLE).pack())
+    toast = (await worker.transcript()).toast
+    assert toast is not None and "没有导出台账的权限" in toast["text"]
+    assert not any(m.document for m in (await worker.transcript()).bot_messages)
+
+
+async def test_a_head_exports_one_grid_picked_from_their_own_and_a_forged_grid_is_refused(
+    h: Harness,
+) -> None:
+    head = await h.persona("head")
+    async with h.session() as session:
+        me = (await session.exec(select(Person).where(Person.telegram_id == head.id))).one()
+        own = (
+            await session.exec(
+                select(Grid)
+                .join(RoleAssignment, col(RoleAssignment.grid_id) == Grid.id)
+                .where(RoleAssignment.person_id == me.id, RoleAssignment.role == Role.HEAD)
+            )
+        ).one()
+        leaf = (
+            await session.exec(select(Grid).where(Grid.parent_id == own.id).order_by(Grid.code))
+        ).first()
+        foreign = (
+            await session.exec(
+                select(Grid).where(~col(Grid.path).startswith(own.path), Grid.tier == 3)
+            )
+        ).first()
+    assert leaf is not None and foreign is not None and foreign.id is not None
+    await head.send("/export")
+    await head.next_message()
+    await head.press("📂 只导出某个网格的住户")
+    await h.settle()
+    picker = (await head.transcript()).bot_messages[-1]
+    assert picker.buttons[0] == f"✅ {own.name}" and leaf.name in picker.buttons
+    assert foreign.name not in picker.buttons
+
+    forged = ExportGridCb(ledger=Ledger.HOUSEHOLDS, grid=foreign.id, page=0, step=PickStep.CHOOSE)
+    await h.forge_press(head, forged.pack())
+    toast = (await head.transcript()).toast
+    assert toast is not None and foreign.code in toast["text"]
+    assert not any(m.document for m in (await head.transcript()).bot_messages)
+
+    await head.press(leaf.name)
+    await h.settle()
+    ledger = (await head.transcript()).bot_messages[-1]
+    assert ledger.document is not None
+    book = load_workbook(io.BytesIO(await h.client.download(ledger.document["file_id"])))
+    grids_in_ledger = {
+        str(row[1]) for row in book.active.iter_rows(min_row=2, values_only=True) if row[1]
+    }
+    assert grids_in_ledger == {leaf.code}  # that grid's households, no other's

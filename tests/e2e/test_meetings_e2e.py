@@ -122,17 +122,21 @@ async def test_the_quarterly_grid_meeting_from_invitation_to_minutes(h: Harness)
     colleague = await h.persona("other_worker")
 
     await head.send("/meeting")
-    menu = await head.next_message()
-    quick = next(b for b in menu.buttons if b.startswith("📅"))
-    await head.press(quick)
+    proposed = await head.next_message()  # ready to create; the time is not what they want
+    assert "2026-03-13" in proposed.text  # the next working day
+    await head.press(t("🕒 Another time"))
     assert "2026-03-20 14:30" in (await head.next_message()).text  # the example of a time
     await head.send("下周五 14:30")  # not understood: asked again, nothing lost
     assert "2026-03-20 14:30" in (await head.next_message()).text
     await head.send("3月20日 14:30")
+    check = await head.next_message()  # back to the card, with the new time
+    assert "2026-03-20" in check.text and "2026-03-13" not in check.text
+    await head.press(t("📍 Another place"))
     await head.next_message()  # where?
     await head.send("社区党群服务中心二楼会议室")
     check = await head.next_message()
     assert "2026-03-20" in check.text and t(views.RHYTHM[views.Rhythm.QUARTERLY]) in check.text
+    assert "二楼会议室" in check.text
     await head.press(t("✅ Create and invite"))
     await h.settle()
 
@@ -320,3 +324,93 @@ async def test_a_reminder_missed_by_a_dead_process_is_sent_once_if_still_useful(
         m for m in (await worker.transcript()).bot_messages if t(views.CHECK_IN) in m.buttons
     ]
     assert len(check_ins) == 2
+
+
+async def test_the_quarterly_grid_meeting_is_one_tap_and_remembers_time_and_place(
+    h: Harness,
+) -> None:
+    """README: "/meeting (the quarterly grid meeting in one tap)". Before, it took a kind, a
+    typed time, a typed place and a confirmation."""
+    head, worker = await h.persona("head"), await h.persona("worker")
+    await head.send("/meeting")
+    card = await head.next_message()
+    next_working_day = "2026-03-13"  # Thursday 12 March → Friday 13 March
+    assert next_working_day in card.text and "14:30" in card.text
+    assert t(views.RHYTHM[views.Rhythm.QUARTERLY]) in card.text
+    assert t("✅ Create and invite") in card.buttons
+    await head.press(t("✅ Create and invite"))  # the one tap
+    await h.settle()
+    async with h.session() as session:
+        created = (await session.exec(select(Meeting).order_by(col(Meeting.id)))).all()
+    assert len(created) == meetings.SERIES_LENGTH  # a quarterly series
+    first = created[0]
+    assert first.starts_at == datetime(2026, 3, 13, 14, 30, tzinfo=TZ).astimezone(UTC)
+    assert first.recurrence == "quarterly"
+    invitation = await worker.next_message()
+    assert next_working_day in invitation.text
+
+    # next time: the time and place of the last one, on the next working day (after a weekend)
+    async with h.session() as session:
+        stored = await session.get(Meeting, first.id)
+        assert stored is not None
+        stored.place = "社区活动室"
+        stored.starts_at = datetime(2026, 3, 13, 9, 0, tzinfo=TZ).astimezone(UTC)
+        session.add(stored)
+        await session.commit()
+    await until(h, datetime(2026, 3, 13, 18, 0, tzinfo=TZ).astimezone(UTC))
+    await head.send("/meeting")
+    card = await head.next_message()
+    assert "2026-03-16" in card.text and "09:00" in card.text and "社区活动室" in card.text
+
+
+async def test_the_meetings_grid_is_picked_from_ones_own_scope_and_a_forged_one_refused(
+    h: Harness,
+) -> None:
+    head = await h.persona("head")
+    await head.send("/meeting")
+    card = await head.next_message()
+    await head.press(t("🏘 Another grid"))
+    await h.settle()
+    picker = (await head.transcript()).bot_messages[-1]
+    async with h.session() as session:
+        me = await demo_person(h, "head")
+        roles = await people.roles_of(session, me.id or 0)
+        own = await meetings.organisable_grid(session, me, roles, h.clock.now())
+        below = (
+            await session.exec(select(Grid).where(Grid.parent_id == own.id).order_by(Grid.code))
+        ).all()
+        foreign = (
+            await session.exec(
+                select(Grid).where(~col(Grid.path).startswith(own.path), Grid.tier == 3)
+            )
+        ).first()
+    assert foreign is not None and below
+    assert picker.message_id == card.message_id  # the card became the picker
+    assert f"✅ {own.name}" in picker.buttons
+    assert below[0].name in picker.buttons
+    assert foreign.name not in picker.buttons
+    for button in picker.inline_keyboard:
+        for key in button:
+            assert len(key["callback_data"].encode()) <= 64
+
+    await h.forge_press(
+        head, views.MeetingGridCb(grid=foreign.id or 0, page=0, step=views.PickStep.CHOOSE).pack()
+    )
+    toast = (await head.transcript()).toast
+    assert toast is not None and "不在您负责的网格范围内" in toast["text"]
+    await h.forge_press(
+        head, views.MeetingGridCb(grid=foreign.id or 0, page=0, step=views.PickStep.OPEN).pack()
+    )
+    toast = (await head.transcript()).toast
+    assert toast is not None and "不在您负责的网格范围内" in toast["text"]
+    assert foreign.name not in (await head.transcript()).bot_messages[-1].text
+
+    await head.press(below[0].name)
+    await h.settle()
+    chosen = (await head.transcript()).bot_messages[-1]
+    assert below[0].name in chosen.text and t("✅ Create and invite") in chosen.buttons
+    await head.press(t("✅ Create and invite"))
+    await h.settle()
+    async with h.session() as session:
+        (meeting, *_) = (await session.exec(select(Meeting))).all()
+    assert meeting.grid_id == below[0].id

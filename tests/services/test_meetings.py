@@ -3,7 +3,7 @@ cancelling, check-in, minutes, problems as tickets, absentees; the time parser."
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -32,6 +32,7 @@ from bot.telegram.meeting_views import TelegramMeetingNotifier
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from models import (
     AuditLog,
+    CalendarDay,
     Grid,
     Meeting,
     MeetingInvite,
@@ -741,3 +742,36 @@ def test_names_are_split_on_chinese_and_western_separators() -> None:
         "田琳",
         "13800138000",
     ]
+
+
+async def test_the_quarterly_proposal_skips_days_off_and_keeps_the_usual_time_and_place(
+    demo: AsyncSession, clock: FrozenClock
+) -> None:
+    """/meeting's one tap: Thursday 12 March → Friday 13th, unless the 13th is made a day off
+    (then Monday 16th); the time and place of the organiser's last meeting there."""
+    now = clock.now()
+    head = await person(demo, "head")
+    roles = await people.roles_of(demo, head.id or 0)
+    first = await meetings.propose_quarterly(demo, head, roles, now, TZ)
+    assert first.starts_at == local(2026, 3, 13, 14, 30) and first.place == ""
+    demo.add(CalendarDay(day=date(2026, 3, 13), is_workday=False, created_at=now))
+    demo.add(
+        Meeting(
+            organiser_id=head.id or 0,
+            grid_id=first.grid.id or 0,
+            title="例会",
+            place="二楼会议室",
+            starts_at=local(2026, 3, 10, 9, 30),
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    await demo.flush()
+    again = await meetings.propose_quarterly(demo, head, roles, now, TZ)
+    assert again.grid.id == first.grid.id
+    assert again.starts_at == local(2026, 3, 16, 9, 30) and again.place == "二楼会议室"
+    worker = await person(demo, "worker")
+    with pytest.raises(NotAllowed):
+        await meetings.propose_quarterly(
+            demo, worker, await people.roles_of(demo, worker.id or 0), now, TZ
+        )

@@ -14,6 +14,7 @@ from bot.clock import FrozenClock
 from bot.errors import InvalidInput, NotAllowed
 from bot.services import deeplinks, grids, invites, notice_board, onboarding, people
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.services.permissions import Action
 from bot.services.phones import InvalidPhone, mask_phone, normalize_phone
 from bot.services.qr import qr_png
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
@@ -262,3 +263,60 @@ def test_phone_forms() -> None:
 def test_qr_png_is_a_png() -> None:
     png = qr_png("https://t.me/gridbot?start=join_3502110010010101")
     assert png.startswith(b"\x89PNG")
+
+
+async def test_grid_choices_walk_ones_own_scope_a_page_at_a_time(
+    demo: AsyncSession, clock: FrozenClock
+) -> None:
+    now = clock.now()
+    admin = await person(demo, "admin")
+    admin_roles = await roles(demo, admin)
+    street = (await demo.exec(select(Grid).where(Grid.tier == 0))).one()
+    top = await grids.grid_choices(demo, admin, admin_roles, Action.MANAGE, now)
+    assert top.parent is not None and top.parent.id == street.id  # one subtree: opened at once
+    assert top.up is None and all(c.children for c in top.choices)  # communities
+    community = top.choices[0].grid
+    for n in range(19):  # a community with far more grids than a page
+        extra = Grid(
+            code=f"{community.code}8{n:02d}",
+            name=f"新网格{n}",
+            tier=2,
+            parent_id=community.id,
+            created_at=now,
+        )
+        demo.add(extra)
+        await demo.flush()
+        extra.path = f"{community.path}{extra.id}/"
+    await demo.flush()
+    below = await grids.grid_choices(
+        demo, admin, admin_roles, Action.MANAGE, now, parent_id=community.id or 0
+    )
+    assert below.up == street.id and len(below.choices) == grids.CHOICES_PER_PAGE
+    last = await grids.grid_choices(
+        demo, admin, admin_roles, Action.MANAGE, now, parent_id=community.id or 0, page=99
+    )
+    assert last.page == last.pages - 1 and 0 < len(last.choices) <= grids.CHOICES_PER_PAGE
+    pages = [
+        await grids.grid_choices(
+            demo, admin, admin_roles, Action.MANAGE, now, parent_id=community.id or 0, page=p
+        )
+        for p in range(below.pages)
+    ]
+    shown = [c.grid.id for page in pages for c in page.choices]
+    assert len(shown) == len(set(shown))  # no grid on two pages
+    total = (await demo.exec(select(Grid).where(Grid.parent_id == community.id))).all()
+    assert sorted(shown) == sorted(g.id for g in total)
+
+    head = await person(demo, "head")
+    head_roles = await roles(demo, head)
+    own = await grids.grid_choices(demo, head, head_roles, Action.ORGANISE, now)
+    assert own.parent is not None and own.up is None
+    assert all(c.grid.parent_id == own.parent.id for c in own.choices)
+    with pytest.raises(NotAllowed):  # the street above the head's grid: outside, and audited
+        await grids.grid_choices(
+            demo, head, head_roles, Action.ORGANISE, now, parent_id=street.id or 0
+        )
+    with pytest.raises(NotAllowed):  # a head manages no grid at all
+        await grids.grid_choices(demo, head, head_roles, Action.MANAGE, now)
+    assert invites.invitable_roles(head_roles) == []
+    assert Role.RESIDENT not in invites.invitable_roles(admin_roles)
