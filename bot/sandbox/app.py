@@ -102,33 +102,48 @@ async def _bot_api(request: web.Request) -> web.StreamResponse:
     method = request.match_info["method"]
     spec = server.spec.method(method)
     server.stats.requests[spec.name if spec else method] += 1
+    faults = server.faults
+    seq = faults.arrived()
+    raw: dict[str, Any] = {}
     response: web.StreamResponse
     try:
         bot = server.authenticate(token)
         if spec is None:
             raise not_found()
-        decision = server.faults.decide(method)
-        if decision.latency:
-            await asyncio.sleep(decision.latency)
+        decision = faults.decide(method)
         raw = await read_request_params(request)
+        if decision.latency:  # the request has arrived: a client that stops waiting leaves
+            await asyncio.sleep(decision.latency)  # it ambiguous (it is carried out)
         if decision.kind is FaultKind.DROP:
             server.stats.faults["drop"] += 1
+            faults.record(seq, method, raw, "drop", acted=False, answered=False)
             return _drop_connection(request)
         if decision.kind is FaultKind.ERROR:
-            server.stats.faults[f"error_{decision.error_code}"] += 1
+            outcome = f"error_{decision.error_code}"
+            server.stats.faults[outcome] += 1
             server.stats.statuses[decision.error_code] += 1
+            faults.record(seq, method, raw, outcome, acted=False, answered=True)
             if decision.error_code == 502:
                 return web.Response(status=502, text=_BAD_GATEWAY_HTML, content_type="text/html")
             return _json(internal_error().to_json(), 500)
         result, description = await server.api.call(bot, method, raw)
         if decision.kind is FaultKind.LOST_RESPONSE:
             server.stats.faults["lost_response"] += 1
+            faults.record(
+                seq, method, raw, "lost_response", acted=True, answered=False, result=result
+            )
             return _drop_connection(request)
+        if request.transport is None or request.transport.is_closing():  # it stopped waiting
+            faults.record(seq, method, raw, "abandoned", acted=True, answered=False, result=result)
+        else:
+            faults.record(seq, method, raw, "ok", acted=True, answered=True, result=result)
         body: JsonObject = {"ok": True, "result": result}
         if description:
             body["description"] = description
         response = _json(body)
-    except ApiError as error:
+    except ApiError as error:  # the Bot API refuses before it does anything
+        outcome = "429" if error.error_code == 429 else "refused"
+        faults.record(seq, method, raw, outcome, acted=False, answered=True)
         response = _json(error.to_json(), error.error_code)
     except Exception:
         log.exception("sandbox failed on %s", method)

@@ -15,7 +15,7 @@ from aiogram.exceptions import (
 
 from bot.sandbox.app import RunningSandbox
 from bot.sandbox.clock import ManualClock
-from bot.sandbox.faults import FaultInjector, FaultKind, Faults
+from bot.sandbox.faults import FaultInjector, FaultKind, FaultRecord, Faults, duplicates
 from bot.sandbox.ratelimit import RateLimiter, RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.sandbox.state import SandboxUser
@@ -193,3 +193,67 @@ async def test_requests_and_deliveries_are_counted(
     assert server.stats.requests["getMe"] == 1
     assert server.stats.delivered_to(alice.id) == 5
     assert server.stats.statuses[200] == 6
+
+
+async def test_the_fault_log_says_whether_the_sandbox_acted_and_answered(
+    bot: Bot, server: SandboxServer, alice: SandboxUser
+) -> None:
+    sends = frozenset({"sendMessage"})
+    outcomes = [
+        (Faults(error_rate=1.0, error_codes=(500,), methods=sends), TelegramServerError),
+        (Faults(drop_rate=1.0, methods=sends), TelegramNetworkError),
+        (Faults(lost_response_rate=1.0, methods=sends), TelegramNetworkError),
+    ]
+    for faults, error in outcomes:
+        server.set_faults(faults)
+        with pytest.raises(error):
+            await bot.send_message(alice.id, "一条")
+    server.set_faults(Faults(methods=sends))  # no faults, but their scope is still logged
+    server.start_429_storm(duration=30, retry_after=3)
+    with pytest.raises(TelegramRetryAfter):
+        await bot.send_message(alice.id, "一条")
+    server.faults.storm = None
+    sent = await bot.send_message(alice.id, "一条")
+    await bot.get_me()  # outside the faults' methods: not logged
+
+    log = list(server.faults.log)
+    assert [(r.outcome, r.acted, r.answered) for r in log] == [
+        ("error_500", False, True),
+        ("drop", False, False),
+        ("lost_response", True, False),
+        ("429", False, True),
+        ("ok", True, True),
+    ]
+    assert {(r.method, r.chat_id, r.text) for r in log} == {("sendMessage", alice.id, "一条")}
+    assert log[-1].message_ids == (sent.message_id,)
+    assert all(r.seq < r.done for r in log) and [r.seq for r in log] == sorted(r.seq for r in log)
+
+    # the lost answer's message and the last one are the same message, sent twice
+    [dup] = duplicates(log)
+    assert (dup.again, dup.earlier, dup.before) == (log[-1], (log[2],), log[3])
+    assert not dup.avoidable and dup.cause == "lost_response" and dup.after == "429"
+    assert server.stats.delivered_to(alice.id) == 2
+
+
+async def test_a_request_the_client_stopped_waiting_for_is_logged_as_abandoned(
+    bot: Bot, server: SandboxServer, alice: SandboxUser
+) -> None:
+    server.set_faults(Faults(latency=0.5, methods=frozenset({"sendMessage"})))
+    with pytest.raises(TelegramNetworkError, match="timeout"):
+        await bot.send_message(alice.id, "慢", request_timeout=0.1)  # type: ignore[call-arg]
+    await asyncio.sleep(0.6)
+    server.clear_faults()
+    [record] = server.faults.log
+    assert (record.outcome, record.acted, record.answered) == ("abandoned", True, False)
+
+
+def test_a_message_sent_again_after_an_ok_is_an_avoidable_duplicate() -> None:
+    def record(seq: int, outcome: str, *, acted: bool, answered: bool) -> FaultRecord:
+        return FaultRecord(seq, seq + 1, "sendMessage", 5, "x", outcome, acted, answered)
+
+    answered = record(1, "ok", acted=True, answered=True)
+    again = record(3, "ok", acted=True, answered=True)
+    other = FaultRecord(5, 6, "sendMessage", 5, "y", "ok", True, True)  # another text
+    [dup] = duplicates([again, other, answered])
+    assert dup.avoidable and dup.cause == "answered" and dup.before == answered
+    assert duplicates([answered, again], methods=["editMessageText"]) == []
