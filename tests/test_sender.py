@@ -9,6 +9,7 @@ from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -24,7 +25,9 @@ from aiogram.exceptions import (
 from aiogram.methods import EditMessageText, SendMessage, TelegramMethod
 from aiogram.methods.base import TelegramType
 from aiogram.types import Chat, Message
+from aiohttp import ClientConnectorError, ConnectionTimeoutError
 from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -36,7 +39,7 @@ from bot.services import outbox, people, unreachable
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.settings import LimitSettings, Settings
 from bot.telegram import sender as sender_module
-from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, OutboxSender
+from bot.telegram.sender import LEASE, NOT_SENT_UNREACHABLE, OutboxSender, may_have_arrived
 from models import OutboxLane, OutboxMessage, OutboxStatus, Person
 from tests.statements import Statements
 
@@ -79,16 +82,19 @@ class Call:
 
 
 class ScriptedSession(BaseSession):
-    """Answers like Telegram, unless the chat's script says otherwise: a fault to raise, or
-    ``HANG`` (the request never comes back, as when the process dies with it on the wire)."""
+    """Answers like Telegram, unless the chat's script says otherwise: a fault to raise,
+    ``HANG`` (the request never comes back, as when the process dies with it on the wire) or
+    ``SLOW`` (the message arrives at once, its answer when ``answer`` is set)."""
 
     HANG = "hang"
+    SLOW = "slow"
 
     def __init__(self) -> None:
         super().__init__()
         self.script: dict[int, list[Fault | str]] = defaultdict(list)
         self.calls: list[Call] = []
         self.on_the_wire = asyncio.Event()
+        self.answer = asyncio.Event()
         self._next_message_id = 100
 
     def delivered(self, chat_id: int | None = None) -> list[str]:
@@ -115,10 +121,14 @@ class ScriptedSession(BaseSession):
                 call.answered = "hang"
                 self.on_the_wire.set()
                 await asyncio.Event().wait()
-            assert callable(step)
-            error = step(method)
-            call.answered = type(error).__name__
-            raise error
+            if step == self.SLOW:
+                self.on_the_wire.set()
+                await self.answer.wait()
+            else:
+                assert callable(step)
+                error = step(method)
+                call.answered = type(error).__name__
+                raise error
         if method.__returning__ is bool:
             return True  # type: ignore[return-value]
         self._next_message_id += 1
@@ -364,8 +374,12 @@ async def test_403_marks_the_person_unreachable_and_calls_the_hook_once(
 
 
 async def test_a_row_held_by_a_dead_sender_is_sent_once_after_its_lease_ran_out(
-    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+    sessions: SessionFactory,
+    clock: FrozenClock,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    monkeypatch.setattr(sender_module, "WIRE_GRACE", 0.05)  # the answer never comes
     dying_bot = ScriptedSession()
     dying_bot.script[5001] = [ScriptedSession.HANG]
     first, second, elsewhere = await enqueue(
@@ -742,3 +756,127 @@ async def test_senders_renewing_and_recording_at_once_never_deadlock(
     problems = [r for r in caplog.records if r.levelname == "ERROR" and r.name.startswith("bot.")]
     assert [r.getMessage() for r in problems] == []  # no lease, renewal or write failed
     assert not any("deadlock" in (r.exc_text or r.getMessage()) for r in caplog.records)
+
+
+# -- nothing sent twice that need not be -------------------------------------------------------
+
+
+def connection_refused(method: TelegramMethod[Any]) -> BaseException:
+    """aiogram's error when the connection could not be made: the request never left."""
+    key = SimpleNamespace(host="api.telegram.org", port=443, ssl=True)
+    error = TelegramNetworkError(method, "ClientConnectorError: Connection refused")
+    error.__cause__ = ClientConnectorError(key, ConnectionRefusedError(111, "refused"))  # type: ignore[arg-type]
+    return error
+
+
+def read_timeout(method: TelegramMethod[Any]) -> BaseException:
+    error = TelegramNetworkError(method, "Request timeout error")
+    error.__cause__ = TimeoutError()
+    return error
+
+
+def test_an_error_means_telegram_did_nothing_only_when_it_answered_or_was_never_reached() -> None:
+    method = SendMessage(chat_id=1, text="x")
+    did_nothing = [server_error, proxy_page, too_many(3.0), blocked, connection_refused]
+    for fault in did_nothing:
+        assert not may_have_arrived(fault(method)), fault
+    connect_timeout = TelegramNetworkError(method, "Request timeout error")
+    connect_timeout.__cause__ = ConnectionTimeoutError()
+    assert not may_have_arrived(connect_timeout)
+    for fault in (dropped, read_timeout):  # the request went out; no answer came
+        assert may_have_arrived(fault(method)), fault
+    assert may_have_arrived(asyncio.CancelledError())
+
+
+async def test_a_sent_row_whose_outcome_could_not_be_recorded_is_never_sent_again(
+    sessions: SessionFactory,
+    clock: FrozenClock,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The database refuses the outcome for longer than the sender retries it, and the lease
+    runs out meanwhile: the outcome is written later, and the message is not sent again."""
+    monkeypatch.setattr(sender_module, "WRITE_ATTEMPTS", 2)
+    [row_id] = await enqueue(sessions, clock, [(7001, "just once")])
+    fake = ScriptedSession()
+    sender = sender_for(fake, sessions, clock, settings)
+    write_batch = sender._write_batch
+    refused: list[int] = []
+
+    async def away(batch: Any) -> None:
+        if len(refused) < 2:  # as many times as the sender tries
+            refused.append(len(refused))
+            raise OperationalError("UPDATE outbox", {}, Exception("database is locked"))
+        await write_batch(batch)
+
+    monkeypatch.setattr(sender, "_write_batch", away)
+    task = asyncio.create_task(sender.run(poll_seconds=0.01))
+    try:
+        await until(lambda: len(refused) == 2)
+        clock.advance(LEASE + timedelta(seconds=1))  # the lease it took has run out
+        for _ in range(2000):
+            row = (await rows_by_id(sessions))[row_id]
+            if row.status == OutboxStatus.SENT and not sender._held.stream_of:
+                break
+            await asyncio.sleep(0.005)
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert fake.delivered(7001) == ["just once"]
+    row = (await rows_by_id(sessions))[row_id]
+    assert row.status == OutboxStatus.SENT and row.message_id is not None
+
+
+async def test_a_sender_stopped_with_a_request_on_the_wire_records_its_answer(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    """A restart while a message is on the wire: the answer comes while the sender stops, so
+    the message is recorded as sent — not left as "may have arrived" and sent again."""
+    first, second = await enqueue(sessions, clock, [(7101, "on the wire"), (7101, "next")])
+    fake = ScriptedSession()
+    fake.script[7101] = [ScriptedSession.SLOW]
+    sender = sender_for(fake, sessions, clock, settings)
+    task = asyncio.create_task(sender.run(poll_seconds=60))
+    await asyncio.wait_for(fake.on_the_wire.wait(), 10)
+    workers = list(sender._workers)
+    task.cancel()
+    await until(lambda: all(w.cancelling() or w.done() for w in workers))  # it is stopping…
+    fake.answer.set()  # …when Telegram's answer comes
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rows = await rows_by_id(sessions)
+    assert rows[first].status == OutboxStatus.SENT and rows[first].message_id is not None
+    assert rows[first].lease_until is None
+    assert rows[second].status == OutboxStatus.PENDING and rows[second].lease_until is None
+
+    clock.advance(LEASE + timedelta(seconds=1))
+    survivor_bot = ScriptedSession()
+    survivor = sender_for(survivor_bot, sessions, clock, settings)
+    assert await survivor.drain_once() == 1
+    assert fake.delivered(7101) + survivor_bot.delivered(7101) == ["on the wire", "next"]
+
+
+async def test_a_stopped_sender_hands_back_what_telegram_refused_and_keeps_what_may_have_arrived(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    settings.limits.retry_base_seconds = 60.0  # both wait out their backoff when stopped
+    refused, maybe = await enqueue(sessions, clock, [(7201, "refused"), (7202, "maybe")])
+    fake = ScriptedSession()
+    fake.script[7201] = [server_error]
+    fake.script[7202] = [dropped]
+    sender = sender_for(fake, sessions, clock, settings)
+    task = asyncio.create_task(sender.run(poll_seconds=60))
+    for _ in range(2000):
+        rows = await rows_by_id(sessions)
+        if rows[refused].attempts == 1 and rows[maybe].attempts == 1:
+            break
+        await asyncio.sleep(0.005)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    rows = await rows_by_id(sessions)
+    assert rows[refused].lease_until is None  # a 5xx: nothing happened, the next one sends it
+    assert rows[maybe].lease_until is not None  # no answer: wait for the lease
+    assert "may have arrived" in (rows[maybe].last_error or "")
+    assert "may have arrived" not in (rows[refused].last_error or "")
