@@ -29,8 +29,8 @@ import os
 import sys
 import tempfile
 from collections import Counter
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from aiogram import Bot
@@ -45,7 +45,7 @@ from bot.sandbox import Faults, RateLimits, SandboxServer, run_sandbox
 from bot.sandbox.faults import Duplicate, duplicates
 from bot.services import outbox
 from bot.settings import LimitSettings, Settings
-from bot.telegram.sender import OutboxSender
+from bot.telegram.sender import LEASE, OutboxSender
 from models import OutboxMessage, OutboxStatus
 
 NOW = datetime(2026, 3, 12, 1, 0, tzinfo=UTC)  # 09:00 in Shanghai: no quiet hours
@@ -79,6 +79,12 @@ class Figures:
         return self.outcomes["lost_response"]
 
     @property
+    def only_after_lost_answers(self) -> bool:
+        """Every duplicate followed a lost answer, and there are no more than lost answers."""
+        causes = {d.cause for d in self.dups}
+        return causes <= {"lost_response"} and len(self.dups) <= self.lost_answers
+
+    @property
     def avoidable(self) -> list[Duplicate]:
         return [d for d in self.dups if d.avoidable]
 
@@ -89,18 +95,22 @@ class Figures:
     def lines(self) -> list[str]:
         messages = [d for d in self.dups if d.again.method.lower() == "sendmessage"]
         doubled = len({d.again.key for d in messages})
-        causes = Counter((d.cause, d.after) for d in self.dups)
+        by_cause = Counter(d.cause for d in self.dups)
+        details = Counter((d.cause, d.after) for d in self.dups)
         return [
             f"  rows: {self.rows} ({dict(sorted(self.statuses.items()))}); "
             f"{self.requests} requests: {dict(sorted(self.outcomes.items()))}",
             f"  duplicates: {len(self.dups)} ({doubled} of {self.rows * 4 // PER_CHAT} messages "
-            f"arrived more than once); after an answer that never came (unavoidable): "
-            f"{len(self.unavoidable)}, of {self.lost_answers} lost answers; "
-            f"avoidable: {len(self.avoidable)}",
+            f"arrived more than once; edits: {len(self.dups) - len(messages)})",
+            f"    after a lost answer (unavoidable): {by_cause['lost_response']} "
+            f"(of {self.lost_answers} lost answers)",
+            f"    after the sender stopped waiting (avoidable when it was stopping): "
+            f"{by_cause['abandoned']}",
+            f"    after an answer that said it had arrived (avoidable): {by_cause['answered']}",
             *(
-                f"    {count:4} {'avoidable' if cause == 'answered' else 'unavoidable'}: "
-                f"the earlier copy {CAUSES.get(cause, cause)}; the re-send followed {after}"
-                for (cause, after), count in sorted(causes.items())
+                f"      {count:4}: the earlier copy {CAUSES.get(cause, cause)}; the re-send "
+                f"followed {after}"
+                for (cause, after), count in sorted(details.items())
             ),
             f"  sent rows missing from the chats: {self.missing}",
         ]
@@ -109,7 +119,7 @@ class Figures:
 CAUSES = {
     "answered": "was answered ok",
     "lost_response": "lost its answer",
-    "abandoned": "was answered after the sender stopped waiting",
+    "abandoned": "was carried out after the sender had stopped waiting",
 }
 
 
@@ -149,10 +159,15 @@ async def measure(
     chats: int,
     seed: int,
     storm_after: float = 1 / 3,
+    restart_after: float | None = None,
+    latency: float = 0.0,
     telegram_pace: bool = False,
 ) -> Figures:
     """One run on a migrated, empty database at ``database_url``; with ``telegram_pace`` the
-    sandbox keeps Telegram's flood limits and the sender its own pace and backoff."""
+    sandbox keeps Telegram's flood limits and the sender its own pace and backoff. With
+    ``restart_after``, the sender is stopped once that share of the rows has ended (a deploy)
+    and a new one starts after the leases it left have run out; ``latency`` (seconds between
+    a request's arrival and its work) keeps requests on the wire when it stops."""
     limits = TELEGRAM if telegram_pace else FAST
     server = SandboxServer(
         clock=lambda: NOW, rate_limits=RateLimits() if telegram_pace else RateLimits.off()
@@ -171,20 +186,25 @@ async def measure(
     try:
         async with run_sandbox(server) as sandbox:
             bot = Bot(TOKEN, session=AiohttpSession(api=sandbox.telegram_api_server()))
-            server.set_faults(MIX, seed=seed)
-            sender = OutboxSender(bot, sessions, FrozenClock(NOW), settings)
-            runner = asyncio.create_task(sender.run(poll_seconds=0.05))
+            server.set_faults(replace(MIX, latency=latency), seed=seed)
+            clock = FrozenClock(NOW)
+            runner = _start(OutboxSender(bot, sessions, clock, settings))
             try:
-                stormed = False
+                stormed = restarted = False
                 while await _unsettled(sessions):
-                    if not stormed and await _settled(sessions) >= total * storm_after:
+                    settled = await _settled(sessions)
+                    if not stormed and settled >= total * storm_after:
                         server.start_429_storm(duration=STORM_SECONDS, retry_after=1)
                         stormed = True
+                    halfway = restart_after is not None and settled >= total * restart_after
+                    if halfway and not restarted:
+                        await _stop(runner)
+                        clock.advance(LEASE + timedelta(seconds=1))
+                        runner = _start(OutboxSender(bot, sessions, clock, settings))
+                        restarted = True
                     await asyncio.sleep(0.05)
             finally:
-                runner.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await runner
+                await _stop(runner)
                 await bot.session.close()
         async with sessions() as session:
             rows = (await session.exec(select(OutboxMessage))).all()
@@ -210,6 +230,16 @@ async def measure(
             if r.method == "sendMessage" and (r.chat_id, r.message_id) not in shown_ids
         ),
     )
+
+
+def _start(sender: OutboxSender) -> asyncio.Task[None]:
+    return asyncio.create_task(sender.run(poll_seconds=0.05))
+
+
+async def _stop(runner: asyncio.Task[None]) -> None:
+    runner.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await runner
 
 
 async def _unsettled(sessions: SessionFactory) -> int:
@@ -239,6 +269,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--chats", type=int, default=148, help="five rows each (default 740)")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
+        "--restart",
+        action="store_true",
+        help="stop the sender two-thirds through and start another (200 ms latency: requests "
+        "are on the wire when it stops)",
+    )
+    parser.add_argument(
         "--telegram-pace",
         action="store_true",
         help="Telegram's flood limits in the sandbox and the sender's own pace (minutes)",
@@ -258,16 +294,25 @@ async def main() -> int:
         print(
             f"duplicates under faults: {args.chats * PER_CHAT} rows to {args.chats} chats; "
             f"20 % 5xx, 10 % dropped, 10 % lost answers, a {STORM_SECONDS:g} s 429 storm; "
+            f"{'a restart two-thirds through; ' if args.restart else ''}"
             f"seed {args.seed}; {url.split(':')[0]}",
             flush=True,
         )
         figures = await measure(
-            url, chats=args.chats, seed=args.seed, telegram_pace=args.telegram_pace
+            url,
+            chats=args.chats,
+            seed=args.seed,
+            restart_after=2 / 3 if args.restart else None,
+            latency=0.2 if args.restart else 0.0,
+            telegram_pace=args.telegram_pace,
         )
     for line in figures.lines():
         print(line)
-    met = not figures.avoidable and figures.missing == 0
-    print(f"  target: 0 avoidable duplicates, nothing missing: {'met' if met else 'NOT met'}")
+    met = figures.only_after_lost_answers and figures.missing == 0
+    print(
+        "  target: duplicates only after lost answers, nothing missing: "
+        f"{'met' if met else 'NOT met'}"
+    )
     return 0 if met else 1
 
 
