@@ -17,6 +17,7 @@ from aiogram import Bot
 from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import (
     ClientDecodeError,
+    TelegramBadRequest,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -880,3 +881,32 @@ async def test_a_stopped_sender_hands_back_what_telegram_refused_and_keeps_what_
     assert rows[maybe].lease_until is not None  # no answer: wait for the lease
     assert "may have arrived" in (rows[maybe].last_error or "")
     assert "may have arrived" not in (rows[refused].last_error or "")
+
+
+async def test_a_deletion_whose_answer_was_lost_is_done_when_the_message_is_gone(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings
+) -> None:
+    def gone(method: TelegramMethod[Any]) -> BaseException:
+        return TelegramBadRequest(method, "Bad Request: message to delete not found")
+
+    async with sessions() as session:
+        rows = [
+            outbox.enqueue(
+                session,
+                chat_id=chat_id,
+                method="deleteMessage",
+                payload={"chat_id": chat_id, "message_id": 41},
+                now=clock.now(),
+            )
+            for chat_id in (7301, 7302)
+        ]
+        await session.commit()
+    after_lost, never_there = (row.id or 0 for row in rows)
+    fake = ScriptedSession()
+    fake.script[7301] = [dropped, gone]  # the first deletion worked; its answer was lost
+    fake.script[7302] = [gone]  # there was nothing to delete
+    sender = sender_for(fake, sessions, clock, settings)
+    assert await sender.drain_once() == 2
+    rows_now = await rows_by_id(sessions)
+    assert rows_now[after_lost].status == OutboxStatus.SENT
+    assert rows_now[never_there].status == OutboxStatus.FAILED

@@ -35,8 +35,10 @@ class Faults:
     """What to inject into Bot API requests.
 
     ``error_rate``, ``drop_rate`` and ``lost_response_rate`` are probabilities (their sum at
-    most 1); ``latency`` is added before every affected request; ``methods`` limits all of it
-    to the named Bot API methods (case-insensitive), ``None`` meaning every method.
+    most 1); ``latency`` is added to every affected request between its arrival and its work
+    (a client that stops waiting meanwhile leaves it done but unanswered: ``abandoned`` in the
+    log); ``methods`` limits all of it to the named Bot API methods (case-insensitive),
+    ``None`` meaning every method.
     """
 
     error_rate: float = 0.0

@@ -37,7 +37,8 @@ What it promises, and how:
   dropped connection, a timeout — are retried with exponential backoff, at most
   ``limits.max_attempts`` times; the attempts are stored, so a restart keeps counting. A row
   that gives up is logged at WARNING with its method, chat and error.
-* **Permanent refusals.** A 400 fails the row (``message is not modified`` counts as sent).
+* **Permanent refusals.** A 400 fails the row (``message is not modified`` counts as sent, and
+  so does ``message to delete not found`` after a deletion whose answer never came).
   A 403 fails the row and the chat's other held rows without sending them, marks the person
   unreachable and — once, when they turn unreachable — calls ``on_unreachable`` in the same
   transaction (``bot.services.unreachable.tell_head`` tells their grid head).
@@ -104,6 +105,7 @@ WIRE_GRACE = 5.0  # seconds a stopping sender waits for the answers of requests 
 RECORD_PAUSE = 0.001  # seconds an outcome waits before it is recorded (see OutboxSender._write)
 LEASE_LOCK = 0x4F555442  # pg_advisory_xact_lock key that serialises leasing ("OUTB")
 NOT_MODIFIED = "message is not modified"
+ALREADY_DELETED = "message to delete not found"  # after a deletion whose answer was lost: done
 NOT_SENT_UNREACHABLE = "not sent: the chat answered 403 before"
 TRANSIENT = (TelegramServerError, TelegramNetworkError, ClientDecodeError, TimeoutError)
 MAY_HAVE_ARRIVED = " (no answer came: it may have arrived)"
@@ -608,7 +610,11 @@ class OutboxSender:
             except TelegramForbiddenError as exc:
                 return Outcome(OutboxStatus.FAILED, attempts, error=exc.message, unreachable=True)
             except TelegramBadRequest as exc:
-                if NOT_MODIFIED in exc.message:
+                if NOT_MODIFIED in exc.message or (
+                    ALREADY_DELETED in exc.message
+                    and row.method.lower() == "deletemessage"
+                    and row.id in self._held.uncertain
+                ):
                     return Outcome(OutboxStatus.SENT, attempts)
                 return Outcome(OutboxStatus.FAILED, attempts, error=exc.message)
             except TRANSIENT as exc:
