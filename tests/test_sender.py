@@ -18,6 +18,7 @@ from aiogram.client.session.base import BaseSession
 from aiogram.exceptions import (
     ClientDecodeError,
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -781,6 +782,7 @@ def test_an_error_means_telegram_did_nothing_only_when_it_answered_or_was_never_
     did_nothing = [server_error, proxy_page, too_many(3.0), blocked, connection_refused]
     for fault in did_nothing:
         assert not may_have_arrived(fault(method)), fault
+    assert not may_have_arrived(TelegramEntityTooLarge(method, "Request Entity Too Large"))
     connect_timeout = TelegramNetworkError(method, "Request timeout error")
     connect_timeout.__cause__ = ConnectionTimeoutError()
     assert not may_have_arrived(connect_timeout)

@@ -71,6 +71,7 @@ from aiogram.exceptions import (
     ClientDecodeError,
     TelegramAPIError,
     TelegramBadRequest,
+    TelegramEntityTooLarge,
     TelegramForbiddenError,
     TelegramNetworkError,
     TelegramRetryAfter,
@@ -159,12 +160,13 @@ def may_have_arrived(error: BaseException) -> bool:
     """Whether Telegram may have carried out a request that ended in ``error``.
 
     Telegram answered, so it did nothing: a 5xx, a proxy's page that is not the Bot API's JSON,
-    a 429, a 400 or 403. The request never left: the connection could not be made (refused,
+    a 429, a 400, 403 or 413. The request never left: the connection could not be made (refused,
     no route, DNS, TLS, a connect timeout). Anything else — a connection closed while the
     answer was awaited, a read timeout, a cancelled request — may have arrived."""
-    if isinstance(error, (TelegramAPIError, ClientDecodeError)) and not isinstance(
+    answered = isinstance(error, (TelegramAPIError, ClientDecodeError)) and not isinstance(
         error, TelegramNetworkError
-    ):
+    )
+    if answered or isinstance(error, TelegramEntityTooLarge):  # a 413 is an answer too
         return False
     cause = error.__cause__ if isinstance(error, TelegramNetworkError) else error
     return not isinstance(cause, (ClientConnectorError, ConnectionTimeoutError))
