@@ -176,7 +176,7 @@ async def measure(
     engine = create_engine(database_url)
     sessions = create_session_factory(engine)
     settings = Settings(
-        _env_file=None,  # type: ignore[call-arg]
+        _env_file=None,
         bot_token=SecretStr(TOKEN),
         database_url=database_url,
         limits=limits,
