@@ -912,3 +912,24 @@ async def test_a_deletion_whose_answer_was_lost_is_done_when_the_message_is_gone
     rows_now = await rows_by_id(sessions)
     assert rows_now[after_lost].status == OutboxStatus.SENT
     assert rows_now[never_there].status == OutboxStatus.FAILED
+
+
+async def test_a_transaction_runs_to_its_end_when_its_caller_is_cancelled() -> None:
+    """A transaction cut off midway would keep SQLite's write lock: the stop waits for it."""
+    finished: list[bool] = []
+    gate = asyncio.Event()
+
+    @sender_module.whole
+    async def transaction() -> None:
+        await gate.wait()
+        finished.append(True)
+
+    task = asyncio.create_task(transaction())
+    await asyncio.sleep(0)
+    task.cancel()
+    await asyncio.sleep(0)
+    assert not task.done()  # still in its transaction
+    gate.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert finished == [True]
