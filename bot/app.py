@@ -144,7 +144,10 @@ def build_app(
     engine = engine or create_engine(settings.database_url)
     sessions = create_session_factory(engine)
     bot = bot or build_bot(settings)
-    sender = OutboxSender(bot, sessions, clock, settings, on_unreachable=unreachable.tell_head)
+    metrics = Metrics()
+    sender = OutboxSender(
+        bot, sessions, clock, settings, on_unreachable=unreachable.tell_head, metrics=metrics
+    )
     work = BackgroundWork(sessions, create_reader_factory(engine), sender.wake)
     dispatcher = Dispatcher(
         storage=build_storage(settings, sessions, clock),
@@ -155,7 +158,6 @@ def build_app(
         work=work,
         notifier=TelegramTicketNotifier(settings),
     )
-    metrics = Metrics()
     install_update_middlewares(
         dispatcher,
         UpdateContextMiddleware(sessions, clock, sender, settings),

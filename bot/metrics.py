@@ -46,7 +46,7 @@ class Metrics:
         )
         self.sends = Counter(
             "gridbot_outbox_sends",
-            "Bot API calls the outbox sender made, by result (sent, retry, failed)",
+            "Outbox rows settled (sent, failed, dropped) and attempts to be retried (retry)",
             ["result"],
             registry=self.registry,
         )

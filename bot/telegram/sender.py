@@ -89,6 +89,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import Clock
 from bot.db import SessionFactory
+from bot.metrics import Metrics
 from bot.services import outbox
 from bot.services.schedule import in_quiet_hours
 from bot.settings import Settings
@@ -325,8 +326,10 @@ class OutboxSender:
         *,
         on_unreachable: UnreachableHook | None = None,
         concurrency: int = 64,
+        metrics: Metrics | None = None,
     ) -> None:
         self.bot = bot
+        self.metrics = metrics or Metrics()  # counted for /metrics
         self.sessions = sessions
         self.clock = clock
         self.settings = settings
@@ -639,6 +642,8 @@ class OutboxSender:
                 result = await self._send(row, call, lane, attempts)
             except TelegramRetryAfter as exc:
                 log.warning("429 for chat %s: all sends wait %ss", row.chat_id, exc.retry_after)
+                self.metrics.too_many_requests.inc()
+                self.metrics.retry_after_seconds.observe(exc.retry_after)
                 self._held.answered(row.id or 0, exc)
                 self._pause(row.chat_id, exc.retry_after)
                 continue
@@ -660,6 +665,7 @@ class OutboxSender:
                     error = error[: 500 - len(MAY_HAVE_ARRIVED)] + MAY_HAVE_ARRIVED
                 if attempts >= self._max_attempts:
                     return Outcome(OutboxStatus.FAILED, attempts, error=error)
+                self.metrics.sends.labels("retry").inc()
                 await self._write(row, {"attempts": attempts, "last_error": error[:500]})
                 await asyncio.sleep(min(self._retry_base * 2 ** (attempts - 1), MAX_BACKOFF))
                 continue
@@ -740,6 +746,7 @@ class OutboxSender:
         """Record how the row ended and let go of it. If the database stays away, the row
         stays held (its lease renewed, its chat not leased again) until a later flush
         writes the outcome: a row sent is never sent again because it was not recorded."""
+        self.metrics.sends.labels(str(outcome.status)).inc()
         await _forget_upload(row)
         if await self._write(row, self._values(outcome)):
             self._let_go([row])

@@ -143,3 +143,16 @@ async def test_a_polling_process_serves_them_on_their_own_port(h: Harness) -> No
         http.get(f"{base}/healthz") as answer,
     ):
         assert answer.status == 200
+
+
+async def test_metrics_count_sends_and_429s(
+    h: Harness, watched: TestClient[web.Request, web.Application]
+) -> None:
+    resident = await h.persona("resident")
+    await h.client.storm(duration=1.5, retry_after=1)
+    await resident.send("/help")
+    await resident.next_message(timeout=20)
+    found = samples(await (await watched.get("/metrics")).text())
+    assert found[("gridbot_telegram_429_total", ())] >= 1
+    assert found[("gridbot_telegram_retry_after_seconds_count", ())] >= 1
+    assert found[("gridbot_outbox_sends_total", (("result", "sent"),))] >= 1
