@@ -63,7 +63,7 @@ COORDINATE_DECIMALS = 3  # about 100 m: the street corner, not the door
 MAX_PARTNER = 60
 
 FOR_ADMINS = N_("This command is for administrators.")
-NO_SUCH_KEY = N_("There is no key {id} among the keys you issued.")
+NO_SUCH_KEY = N_("There is no key {id} among the keys of your grids.")
 
 
 class Status(StrEnum):
@@ -251,7 +251,7 @@ def hash_key(secret: str) -> str:
     return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-def _admin_grids(roles: Sequence[RoleInGrid]) -> list[RoleInGrid]:
+def admin_grids(roles: Sequence[RoleInGrid]) -> list[RoleInGrid]:
     grids = sorted((r for r in roles if r.role == Role.ADMIN), key=lambda r: r.grid_tier)
     if not grids:
         raise NotAllowed(FOR_ADMINS)
@@ -267,7 +267,7 @@ async def issue_key(
     now: datetime,
 ) -> tuple[ApiKey, str]:
     """A new key for ``partner``; returns it with the secret, which is stored only hashed."""
-    top = _admin_grids(roles)[0]
+    top = admin_grids(roles)[0]
     name = " ".join(partner.split())
     if not name or not any(ch.isalnum() for ch in name):
         raise InvalidInput(N_("Please give the partner's name: /apikey new <name>"))
@@ -303,7 +303,7 @@ async def issue_key(
 
 async def keys_in_scope(session: AsyncSession, roles: Sequence[RoleInGrid]) -> list[ApiKey]:
     """The keys of the grids this admin runs, newest first."""
-    scopes = [r.grid_path for r in _admin_grids(roles)]
+    scopes = [r.grid_path for r in admin_grids(roles)]
     rows = (
         await session.exec(
             select(ApiKey, Grid.path)
