@@ -208,7 +208,8 @@ def _xml_text(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    return NOT_XML.sub("", str(value))
+    # a parser reads CR and CRLF as LF (XML's end-of-line rule): written so, it reads the same
+    return NOT_XML.sub("", str(value)).replace("\r\n", "\n").replace("\r", "\n")
 
 
 def _xml_fill(element: ElementTree.Element, value: Any, item_tag: str) -> None:
