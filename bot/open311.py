@@ -59,6 +59,8 @@ MAX_IDS = 100  # service_request_id values in one listing
 # characters XML 1.0 cannot carry at all (control characters but tab, LF and CR; surrogates)
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
+XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
+
 Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
@@ -228,7 +230,8 @@ def to_xml(root: str, item: str, value: Any) -> bytes:
     ``item`` elements (``endpoints`` → ``endpoint``, ``formats`` → ``format`` inside)."""
     element = ElementTree.Element(root)
     _xml_fill(element, value, item)
-    return bytes(ElementTree.tostring(element, encoding="utf-8", xml_declaration=True))
+    # the spec asks for the declaration with encoding="UTF-8", as written here
+    return XML_DECLARATION + bytes(ElementTree.tostring(element, encoding="utf-8"))
 
 
 def answer(fmt: str, value: Any, *, root: str, item: str, status: int = 200) -> web.Response:

@@ -6,8 +6,11 @@ personal in any answer."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import socket
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
 
@@ -18,8 +21,10 @@ from aiohttp.test_utils import TestServer
 from georeport import GeoReport
 from sqlmodel import select
 
+from bot.clock import FrozenClock
 from bot.open311 import Open311
-from bot.settings import Open311Settings
+from bot.settings import Open311Settings, Settings
+from bot.trial import run_trial
 from models import Open311Request, Person, Ticket, TicketSource
 from tests.e2e.harness import DEMO_PERSONAS, Harness, file_ticket_for
 
@@ -75,7 +80,8 @@ def assert_spec_error(answer: requests.Response, code: int, fmt: str = "json") -
     """The spec's error format, with ``code`` also the HTTP status; returns the description."""
     assert answer.status_code == code, answer.text
     if fmt == "xml":
-        assert answer.headers["Content-Type"].startswith("text/xml")
+        assert answer.headers["Content-Type"] == "text/xml; charset=utf-8"
+        assert answer.content.startswith(b'<?xml version="1.0" encoding="UTF-8"?>')
         root = ElementTree.fromstring(answer.content)
         assert root.tag == "errors"
         (error,) = list(root)
@@ -302,3 +308,41 @@ async def test_a_process_not_yet_started_answers_503_in_the_error_format() -> No
         assert_spec_error(answer, 503)
     finally:
         await server.close()
+
+
+async def test_the_sandbox_serves_open311_beside_its_chat_page(
+    tmp_path: Path, clock: FrozenClock
+) -> None:
+    """``gridbot sandbox``: the chat page, /healthz and Open311 at one address."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'sandbox.db'}",
+        data_dir=tmp_path,
+    )
+    trial = asyncio.create_task(run_trial(settings, clock, host="127.0.0.1", port=port))
+    root = f"http://127.0.0.1:{port}"
+    try:
+        async with ClientSession() as http:
+            status = 0
+            for _ in range(600):  # until the sandbox is up and the bot attached to it
+                with contextlib.suppress(OSError):
+                    async with http.get(f"{root}/open311/v2/services.json") as answer:
+                        status = answer.status
+                if status == 200 or trial.done():
+                    break
+                await asyncio.sleep(0.1)
+            assert status == 200
+            async with http.get(f"{root}/open311/v2/requests.xml?status=nope") as answer:
+                assert answer.status == 400
+                assert ElementTree.fromstring(await answer.read()).tag == "errors"
+            async with http.get(f"{root}/healthz") as answer:
+                assert answer.status in (200, 503)  # served; the sender may still be starting
+            async with http.get(f"{root}/") as answer:
+                assert answer.status == 200  # the chat page
+    finally:
+        trial.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await trial
