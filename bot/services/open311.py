@@ -21,6 +21,7 @@ and filing a partner's report as a ticket.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import secrets
 from collections.abc import Iterable, Sequence
@@ -61,6 +62,7 @@ MAX_RESULTS = 1000  # requests in one answer, newest first
 SPAN = timedelta(days=90)  # the default and the longest date range of a listing (the spec's)
 COORDINATE_DECIMALS = 3  # about 100 m: the street corner, not the door
 MAX_PARTNER = 60
+BATCH = 100  # requests made public between two turns of the event loop
 
 FOR_ADMINS = N_("This command is for administrators.")
 NO_SUCH_KEY = N_("There is no key {id} among the keys of your grids.")
@@ -185,10 +187,15 @@ async def public_requests(
     statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
     rows = (await session.exec(statement.limit(limit))).all()
     roots = await _street_names(session, [grid for _, grid, _, _ in rows])
-    return [
-        _public(ticket, grid, roots, names=_names(reporter, caller), locale=locale, tz=tz)
-        for ticket, grid, reporter, caller in rows
-    ]
+    found: list[PublicRequest] = []
+    for first in range(0, len(rows), BATCH):
+        if first:
+            await asyncio.sleep(0)  # masking costs ~0.3 ms a ticket: let updates in between
+        found += [
+            _public(ticket, grid, roots, names=_names(reporter, caller), locale=locale, tz=tz)
+            for ticket, grid, reporter, caller in rows[first : first + BATCH]
+        ]
+    return found
 
 
 def _names(reporter: str | None, caller: Open311Request | None) -> list[str | None]:

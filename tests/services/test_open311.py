@@ -21,7 +21,7 @@ from bot.services import open311, tickets
 from bot.services.demo import load_demo_data
 from bot.services.open311 import RequestQuery, Status, status_of
 from bot.settings import Settings
-from models import ApiKey, Grid, Household, Person, TicketCategory, TicketState
+from models import ApiKey, Grid, Household, Person, Ticket, TicketCategory, TicketState
 from tests.services.test_dispatching import Demo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -196,3 +196,22 @@ async def test_a_partners_report_is_counted_against_its_own_key(demo: Demo) -> N
             settings=settings,
             now=demo.now,
         )
+
+
+async def test_a_long_listing_is_made_public_in_batches_and_capped(demo: Demo) -> None:
+    first = await demo.file()
+    for n in range(1, 250):
+        copy = Ticket(
+            **first.model_dump(exclude={"id", "number", "version", "created_at"}),
+            number=f"{first.number}-{n}",
+            created_at=demo.now - timedelta(minutes=n),
+        )
+        demo.session.add(copy)
+    await demo.session.flush()
+    tz = ZoneInfo("Asia/Shanghai")
+    query = RequestQuery(demo.now - timedelta(days=1), demo.now)
+    every = await open311.public_requests(demo.session, query, locale="en", tz=tz)
+    assert len(every) == 250 and every[0].service_request_id == first.number  # newest first
+    assert every[-1].service_request_id == f"{first.number}-249"
+    capped = await open311.public_requests(demo.session, query, locale="en", tz=tz, limit=120)
+    assert [r.service_request_id for r in capped] == [r.service_request_id for r in every[:120]]
