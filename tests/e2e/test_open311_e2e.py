@@ -258,6 +258,8 @@ async def test_bad_reports_and_unknown_things_are_refused(h: Harness, base: str)
     for form in bad_forms:
         for fmt in ("json", "xml"):
             assert_spec_error(await asyncio.to_thread(post, base, fmt, **form), 400, fmt)
+    huge = report_form(key, description="灯" * 1_000_000)  # over aiohttp's 1 MiB body
+    assert_spec_error(await asyncio.to_thread(post, base, "xml", **huge), 413, "xml")
     unknown = report_form(key, service_code="dragons")
     assert_spec_error(await asyncio.to_thread(post, base, **unknown), 404)
     for path in ("requests/NOPE-1.json", "requests/NOPE-1.xml", "services/dragons.xml"):
