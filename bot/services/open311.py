@@ -16,7 +16,8 @@ and filing a partner's report as a ticket.
   ticket, out of every public answer. Where it lands: there is no boundary map of the grids,
   so a report whose address is exactly a registered household's lands in that household's
   grid; any other lands in the grid of the key (the one the issuing admin runs, the street
-  centre as a rule), whose operators send it down (下派) like any other.
+  as a rule) and is routed like any ticket of that grid (with the shipped policy: a worker of
+  that grid if there is one, else the centre once the first deadline passes).
 """
 
 from __future__ import annotations

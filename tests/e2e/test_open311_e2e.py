@@ -10,6 +10,7 @@ import contextlib
 import re
 import socket
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from xml.etree import ElementTree
@@ -146,11 +147,18 @@ async def test_the_client_reads_every_endpoint_in_json_and_xml(h: Harness, base:
 
 async def test_a_partner_files_a_report_that_enters_the_normal_flow(h: Harness, base: str) -> None:
     _, key = await issue_key(h)
+    center = await h.persona("center")  # the street centre's operator: where it lands
     answer = await asyncio.to_thread(post, base, **report_form(key))
     assert answer.status_code == 200, answer.text
     ((created),) = answer.json()
     number = created["service_request_id"]
     assert number in created["service_notice"] and "受理" in created["service_notice"]
+    # no household at that place: it lands in the key's grid, the street's, where the shipped
+    # policy's owner (a worker of that grid) is nobody, so the centre has it when the first
+    # deadline passes (2 working hours), as any ticket of that grid would
+    await h.advance(timedelta(hours=3), jump=True)
+    card = (await center.next_message()).text
+    assert number in card and "路灯坏了" in card  # the ticket card, as for any report
     async with h.session() as session:
         ticket = (await session.exec(select(Ticket).where(Ticket.number == number))).one()
         caller = (
