@@ -59,6 +59,7 @@ MAX_IDS = 100  # service_request_id values in one listing
 # characters XML 1.0 cannot carry at all (control characters but tab, LF and CR; surrogates)
 NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 
+TICKET_NUMBER = re.compile(r"[\w-]{1,40}")
 XML_DECLARATION = b'<?xml version="1.0" encoding="UTF-8"?>\n'
 
 Handler = Callable[[web.Request], Awaitable[web.Response]]
@@ -373,7 +374,7 @@ class Open311:
         fmt = _format(request)
         app = self._app()
         number = request.match_info["id"]
-        if len(number) > 40:
+        if not TICKET_NUMBER.fullmatch(number):  # nothing a database might choke on
             raise ApiError(404, "no such service_request_id")
         async with app.work.readers() as session:
             found = await open311.public_request(

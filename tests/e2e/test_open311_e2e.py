@@ -270,7 +270,10 @@ async def test_bad_reports_and_unknown_things_are_refused(h: Harness, base: str)
     assert_spec_error(await asyncio.to_thread(post, base, "xml", **huge), 413, "xml")
     unknown = report_form(key, service_code="dragons")
     assert_spec_error(await asyncio.to_thread(post, base, **unknown), 404)
-    for path in ("requests/NOPE-1.json", "requests/NOPE-1.xml", "services/dragons.xml"):
+    for path in (
+        *("requests/NOPE-1.json", "requests/NOPE-1.xml", "services/dragons.xml"),
+        *("requests/%00.json", "requests/" + "9" * 41 + ".xml", "requests/%E2%80%AE.json"),
+    ):
         answer = await asyncio.to_thread(requests.get, f"{base}/{path}", timeout=30)
         assert_spec_error(answer, 404, path.rsplit(".", 1)[1])
     answer = await asyncio.to_thread(requests.get, f"{base}/services.csv", timeout=30)
