@@ -4,8 +4,8 @@
 filed through Open311 to its key and keeps the caller's own details (never shown publicly);
 ``ticket.source`` says where a ticket came in (``telegram`` for every ticket so far).
 
-Revision ID: 0008
-Revises: 0007
+Revision ID: 0009
+Revises: 0008
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 import models.types
 
-revision: str = "0008"
-down_revision: str | None = "0007"
+revision: str = "0009"
+down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
