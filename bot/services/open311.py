@@ -43,6 +43,7 @@ from bot.services.notice_board import public_text
 from bot.services.people import RoleInGrid
 from bot.services.permissions import within
 from bot.services.ticket_notices import TicketNotifier
+from bot.services.ticket_numbers import shown_number
 from bot.settings import ReportLimits, Settings
 from models import (
     OPEN_TICKET_STATES,
@@ -150,12 +151,6 @@ def w3c_time(moment: datetime, tz: ZoneInfo) -> str:
     return moment.astimezone(tz).isoformat(timespec="seconds")
 
 
-def root_id(grid: Grid) -> int | None:
-    """The street centre above ``grid`` (the first id of its path ``/1/4/17/``)."""
-    first = grid.path.strip("/").split("/")[0]
-    return int(first) if first.isdigit() else grid.id
-
-
 async def public_requests(
     session: AsyncSession,
     query: RequestQuery,
@@ -187,13 +182,13 @@ async def public_requests(
                 statement = statement.where(col(Ticket.state).not_in(states))
     statement = statement.order_by(col(Ticket.created_at).desc(), col(Ticket.id).desc())
     rows = (await session.exec(statement.limit(limit))).all()
-    roots = await _street_names(session, [grid for _, grid, _, _ in rows])
+    streets = await _street_names(session, {ticket.street_id for ticket, _, _, _ in rows})
     found: list[PublicRequest] = []
     for first in range(0, len(rows), BATCH):
         if first:
             await asyncio.sleep(0)  # masking costs ~0.3 ms a ticket: let updates in between
         found += [
-            _public(ticket, grid, roots, names=_names(reporter, caller), locale=locale, tz=tz)
+            _public(ticket, grid, streets, names=_names(reporter, caller), locale=locale, tz=tz)
             for ticket, grid, reporter, caller in rows[first : first + BATCH]
         ]
     return found
@@ -217,8 +212,8 @@ async def public_request(
     return found[0] if found else None
 
 
-async def _street_names(session: AsyncSession, grids: Sequence[Grid]) -> dict[int, str]:
-    ids = {root for grid in grids if (root := root_id(grid)) is not None}
+async def _street_names(session: AsyncSession, ids: set[int]) -> dict[int, str]:
+    """The streets' (tier-0 grids') names, by id."""
     if not ids:
         return {}
     rows = (await session.exec(select(Grid.id, Grid.name).where(col(Grid.id).in_(ids)))).all()
@@ -235,7 +230,6 @@ def _public(
     tz: ZoneInfo,
 ) -> PublicRequest:
     category = TicketCategory(ticket.category)
-    root = root_id(grid)
     return PublicRequest(
         service_request_id=ticket.number,
         status=status_of(ticket.state),
@@ -243,7 +237,7 @@ def _public(
         service_name=gettext_for(locale, TICKET_CATEGORY[category]),
         service_code=category.value,
         description=public_description(ticket.description, names),
-        agency_responsible=streets.get(root, grid.name) if root is not None else grid.name,
+        agency_responsible=streets.get(ticket.street_id, grid.name),
         requested_datetime=w3c_time(ticket.created_at, tz),
         updated_datetime=w3c_time(ticket.updated_at, tz),
         address=grid.name,
@@ -460,10 +454,11 @@ class Filed:
     grid: Grid
 
     def notice(self, locale: str) -> str:
-        """What the caller reads back: the ticket's number and where it is taken up."""
+        """What the caller reads back: the ticket's number as people say it on the phone
+        (its short one), and where it is taken up."""
         return gettext_for(
             locale,
             N_("Filed as ticket {number}; {grid} will take it up."),
-            number=self.ticket.number,
+            number=shown_number(self.ticket),
             grid=self.grid.name,
         )

@@ -24,6 +24,7 @@ from sqlmodel import select
 
 from bot.clock import FrozenClock
 from bot.open311 import Open311
+from bot.services.ticket_numbers import shown_number
 from bot.settings import Open311Settings, Settings
 from bot.trial import run_trial
 from models import Open311Request, Person, Ticket, TicketSource
@@ -152,13 +153,16 @@ async def test_a_partner_files_a_report_that_enters_the_normal_flow(h: Harness, 
     assert answer.status_code == 200, answer.text
     ((created),) = answer.json()
     number = created["service_request_id"]
-    assert number in created["service_notice"] and "受理" in created["service_notice"]
+    assert "受理" in created["service_notice"]
     # no household at that place: it lands in the key's grid, the street's, where the shipped
     # policy's owner (a worker of that grid) is nobody, so the centre has it when the first
     # deadline passes (2 working hours), as any ticket of that grid would
     await h.advance(timedelta(hours=3), jump=True)
     card = (await center.next_message()).text
-    assert number in card and "路灯坏了" in card  # the ticket card, as for any report
+    async with h.session() as session:
+        ticket = (await session.exec(select(Ticket).where(Ticket.number == number))).one()
+    assert shown_number(ticket) in card and "路灯坏了" in card  # the card, as for any report
+    assert f"工单 {shown_number(ticket)}，" in created["service_notice"]  # the number people say
     async with h.session() as session:
         ticket = (await session.exec(select(Ticket).where(Ticket.number == number))).one()
         caller = (
