@@ -30,6 +30,7 @@ from bot.db import (
     create_session_factory,
 )
 from bot.metrics import Metrics
+from bot.open311 import Open311
 from bot.services import outbox, quotas, unreachable
 from bot.settings import Settings
 from bot.telegram.commands import default_menus
@@ -226,13 +227,16 @@ async def close(app: App) -> None:
 
 
 async def run_polling(app: App, *, scheduler: bool = True, watch: bool = True) -> None:
-    """Poll for updates until cancelled; ``watch``: serve /healthz and /metrics on their own
-    port (``settings.watch``) when enabled there."""
+    """Poll for updates until cancelled; ``watch``: serve /healthz, /metrics and Open311 on
+    their own port (``settings.watch``) when enabled there."""
     async with AsyncExitStack() as stack:
         await stack.enter_async_context(running(app, scheduler=scheduler))
         if watch and app.settings.watch.enabled:
             hosting = app.settings.watch
-            await stack.enter_async_context(serving(Watch(app), hosting.host, hosting.port))
+            more = Open311(app).routes()
+            await stack.enter_async_context(
+                serving(Watch(app), hosting.host, hosting.port, more=more)
+            )
         await app.dispatcher.start_polling(
             app.bot,
             handle_as_tasks=True,
@@ -259,6 +263,7 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
     )
     setup_application(web_app, app.dispatcher, bot=app.bot)
     web_app.add_routes(Watch(app).routes())  # /healthz and /metrics beside the webhook
+    web_app.add_routes(Open311(app).routes())  # and Open311
     runner = web.AppRunner(web_app)
     await runner.setup()
     site = web.TCPSite(runner, hook.host, hook.port)

@@ -80,6 +80,14 @@ class BackupSettings(BaseModel):
         return None if isinstance(value, str) and not value.strip() else value
 
 
+class Open311Settings(BaseModel):
+    """Open311 (GeoReport v2) for partner apps: reports a key may file, and whom to contact."""
+
+    per_hour: int = Field(default=60, ge=1)
+    per_day: int = Field(default=500, ge=1)
+    contact: str = ""  # discovery's contact line: who runs this endpoint
+
+
 class Settings(BaseSettings):
     """Everything GridBot reads from its environment."""
 
@@ -104,6 +112,7 @@ class Settings(BaseSettings):
     limits: LimitSettings = LimitSettings()
     reports: ReportLimits = ReportLimits()
     backup: BackupSettings = BackupSettings()
+    open311: Open311Settings = Open311Settings()
     fsm_idle_minutes: int = Field(default=60, ge=1)
     sandbox_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path(".")

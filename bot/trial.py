@@ -20,6 +20,7 @@ from bot.clock import Clock
 from bot.db import create_engine, create_session_factory
 from bot.i18n import gettext_for
 from bot.labels import ROLE
+from bot.open311 import Open311
 from bot.sandbox.app import run_sandbox
 from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
@@ -136,14 +137,15 @@ async def run_trial(
     server.register_bot(SANDBOX_TOKEN, username=SANDBOX_USERNAME, first_name="网格通 GridBot")
     accounts = await sandbox_accounts(server, settings)  # after the bot: they start it
     watch = Watch()  # /healthz and /metrics beside the chat page, once the bot is built
+    civic = Open311()  # and Open311 (/open311/v2/…)
     async with run_sandbox(
-        server, host=host, port=port, web=True, routes=watch.routes()
+        server, host=host, port=port, web=True, routes=[*watch.routes(), *civic.routes()]
     ) as sandbox:
         trial = settings.model_copy(
             update={"bot_token": SecretStr(SANDBOX_TOKEN), "telegram_api_url": sandbox.url}
         )
         app = build_app(trial, clock)
-        watch.app = app
+        watch.app = civic.app = app
         log.info("sandbox ready: open %s (%d demo accounts)", sandbox.url, accounts)
         print(  # noqa: T201
             gettext_for(

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from functools import cache
 from typing import TYPE_CHECKING
@@ -117,10 +117,13 @@ def _failure(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def serving(watch: Watch, host: str, port: int) -> AsyncIterator[str]:
-    """Serve the routes on their own port (polling mode); yields the base URL."""
+async def serving(
+    watch: Watch, host: str, port: int, *, more: Sequence[web.RouteDef] = ()
+) -> AsyncIterator[str]:
+    """Serve the routes (and ``more``: Open311's) on their own port (polling mode); yields
+    the base URL."""
     web_app = web.Application()
-    web_app.add_routes(watch.routes())
+    web_app.add_routes([*watch.routes(), *more])
     runner = web.AppRunner(web_app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, host, port)

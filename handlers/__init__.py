@@ -11,6 +11,7 @@ from __future__ import annotations
 from aiogram import Router
 
 from handlers import (
+    apikeys,
     assessment,
     common,
     errors,
@@ -48,6 +49,7 @@ def build_router() -> Router:
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes
         routing.build_router(),  # /sla, /holidays
         jobs.build_router(),  # /jobs
+        apikeys.build_router(),  # /apikey: Open311 keys
         common.build_router(),
         errors.build_router(),
         fallback.build_router(),  # always last

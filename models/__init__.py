@@ -13,12 +13,14 @@ from models.enums import (
     Rsvp,
     TicketCategory,
     TicketEventKind,
+    TicketSource,
     TicketState,
     VisitKind,
 )
 from models.grid import Grid, GridCreate, GridRead
 from models.household import Household, HouseholdCreate, HouseholdRead, Visit
 from models.meeting import Meeting, MeetingInvite
+from models.open311 import ApiKey, Open311Request
 from models.people import Person, PersonCreate, PersonRead, RoleAssignment
 from models.quota import DailyPush, QuotaRule, VisitTally
 from models.registry import Department, Invite
@@ -45,6 +47,7 @@ metadata = SQLModel.metadata
 
 __all__ = [
     "OPEN_TICKET_STATES",
+    "ApiKey",
     "AuditLog",
     "CalendarDay",
     "Counter",
@@ -52,6 +55,7 @@ __all__ = [
     "Department",
     "Invite",
     "PolicyVersion",
+    "Open311Request",
     "QuotaRule",
     "ReturnVisit",
     "SchedulerLease",
@@ -86,6 +90,7 @@ __all__ = [
     "TicketEvent",
     "TicketPhoto",
     "TicketRead",
+    "TicketSource",
     "TicketState",
     "Visit",
     "VisitKind",

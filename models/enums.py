@@ -49,6 +49,13 @@ class TicketCategory(StrEnum):
     OTHER = "other"  # 其他
 
 
+class TicketSource(StrEnum):
+    """Where a ticket came in: the bot (a resident, a worker's push, a meeting) or Open311."""
+
+    TELEGRAM = "telegram"
+    OPEN311 = "open311"  # a partner app, through GeoReport v2
+
+
 class HandlingKind(StrEnum):
     GENERAL = "general"  # 一般性
     COORDINATION = "coordination"  # 需协调

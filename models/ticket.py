@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, Column, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.enums import HandlingKind, Rating, Role, TicketCategory, TicketState
+from models.enums import HandlingKind, Rating, Role, TicketCategory, TicketSource, TicketState
 from models.types import UTCDateTime
 
 
@@ -44,6 +44,7 @@ class Ticket(TicketBase, table=True):
     short_number: int
     grid_id: int = Field(foreign_key="grid.id")  # where the problem is
     reporter_id: int | None = Field(default=None, foreign_key="person.id")
+    source: TicketSource = Field(default=TicketSource.TELEGRAM, sa_type=String(16))
     state: TicketState = Field(default=TicketState.SUBMITTED, sa_type=String(20))
     # who owns it now: a role over a grid (tier), optionally one accepting person
     owner_grid_id: int | None = Field(default=None, foreign_key="grid.id")

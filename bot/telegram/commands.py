@@ -69,6 +69,7 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("jobs", N_("Scheduled jobs and how they last ran"), ADMINS),
     BotCommandSpec("status", N_("How the system is doing: backlog, leader, overdue"), ADMINS),
     BotCommandSpec("holidays", N_("Holidays and make-up working days"), ADMINS),
+    BotCommandSpec("apikey", N_("Open311 keys for partner apps"), ADMINS),
     BotCommandSpec("help", N_("What I can do for you"), EVERYONE),
     BotCommandSpec("cancel", N_("Stop what you are doing"), EVERYONE - {None}),
     BotCommandSpec("language", N_("Change the language"), EVERYONE),

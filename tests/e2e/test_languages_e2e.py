@@ -106,6 +106,7 @@ async def test_the_main_flows_speak_the_readers_language(h: Harness, locale: str
         await tour.say(cast["center"], command)
     for command in (
         *("/sla", "/quota_rules", "/quota_rules set", "/grid", "/grid help", "/jobs", "/status"),
+        "/apikey",
         *("/holidays", "/people", "/export", "/template", "/invite", "/check"),
     ):
         await tour.say(cast["admin"], command)
