@@ -13,6 +13,7 @@ from aiogram import Router
 from handlers import (
     apikeys,
     assessment,
+    boundaries,
     common,
     errors,
     fallback,
@@ -44,6 +45,7 @@ def build_router() -> Router:
         people_admin.build_router(),  # /people: a person's card and its buttons
         assessment.build_router(),  # /indicators
         ledgers.build_router(),  # file imports, /template, /export
+        boundaries.build_router(),  # a GeoJSON file of grid boundaries
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
         visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes

@@ -121,7 +121,23 @@ async def _fresh_step(actor: Actor, state: FSMContext) -> str | None:
     return await state.get_state()
 
 
-def _prompt(step: str | None, draft: Draft, actor: Actor) -> tuple[str, Markup | None]:
+async def _placement(actor: Actor, draft: Draft) -> tickets.Placement | None:
+    """Which grid the draft's place is in (None for someone who left their grid meanwhile)."""
+    assert actor.who.id is not None
+    home = await resident_grid(actor.session, actor.who.id)
+    if home is None:
+        return None
+    return await tickets.place_report(
+        actor.session,
+        home=home,
+        latitude=draft.latitude,
+        longitude=draft.longitude,
+        address=draft.address,
+        household_id=draft.household_id,
+    )
+
+
+async def _prompt(step: str | None, draft: Draft, actor: Actor) -> tuple[str, Markup | None]:
     """What the bot asks at ``step``, with its buttons."""
     home = actor.who.household_id is not None
     if step == NewReport.category.state:
@@ -136,7 +152,7 @@ def _prompt(step: str | None, draft: Draft, actor: Actor) -> tuple[str, Markup |
         return danger_prompt(), danger_keyboard()
     if step == NewReport.duplicate.state:
         return bold(_("Is it the same problem?")), duplicate_keyboard(draft.offered or 0)
-    return summary_text(draft), summary_keyboard()
+    return summary_text(draft, await _placement(actor, draft)), summary_keyboard()
 
 
 async def _ask(
@@ -151,7 +167,7 @@ async def _ask(
     """Go to ``step`` and ask its question (after ``before``, a reason or a note)."""
     await state.set_state(step)
     await state.set_data(draft.to_data())
-    text, markup = _prompt(step.state, draft, actor)
+    text, markup = await _prompt(step.state, draft, actor)
     reply.text(f"{before}\n\n{text}" if before else text, markup)
 
 
@@ -159,7 +175,7 @@ async def _reask(
     reply: Replier, state: FSMContext, draft: Draft, actor: Actor, reason: str
 ) -> None:
     """Stay at the current step: say why, and ask again (nothing in the draft changes)."""
-    text, markup = _prompt(await state.get_state(), draft, actor)
+    text, markup = await _prompt(await state.get_state(), draft, actor)
     reply.text(f"{reason}\n\n{text}", markup)
 
 
@@ -298,7 +314,7 @@ async def photo_received(
     if target is NewReport.description and draft.description is not None:
         target = _after(NewReport.description, draft)  # the caption said what happened
     await state.set_state(target)
-    text, markup = _prompt(target.state, draft, actor)
+    text, markup = await _prompt(target.state, draft, actor)
     if target is not NewReport.photos:
         text = (
             _("Photo kept ({count} of at most {limit}).").format(
@@ -454,9 +470,10 @@ async def send_pressed(
         await _ask(STEP_STATE[missing], reply, state, draft, actor)
         return
     assert draft.category is not None
+    placement = await _placement(actor, draft)
     candidates = await tickets.likely_duplicates(
         actor.session,
-        grid=grid,
+        grid=placement.grid if placement is not None else grid,
         category=draft.category,
         latitude=draft.latitude,
         longitude=draft.longitude,
@@ -491,6 +508,7 @@ async def _file(
             report=draft.report(),
             settings=settings,
             now=actor.now,
+            placement=await _placement(actor, draft),
         )
     except InvalidInput as refusal:  # the draft no longer passes: correct it from the summary
         await _ask(NewReport.confirm, reply, state, draft, actor, before=refusal_text(refusal))

@@ -17,7 +17,7 @@ from models.enums import (
     TicketState,
     VisitKind,
 )
-from models.grid import Grid, GridCreate, GridRead
+from models.grid import Grid, GridBoundary, GridCreate, GridRead
 from models.household import Household, HouseholdCreate, HouseholdRead, Visit
 from models.meeting import Meeting, MeetingInvite
 from models.open311 import ApiKey, Open311Request
@@ -62,6 +62,7 @@ __all__ = [
     "VisitTally",
     "FsmRecord",
     "Grid",
+    "GridBoundary",
     "GridCreate",
     "GridRead",
     "HandlingKind",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Index
+from sqlalchemy import Index, Text
 from sqlmodel import Field, SQLModel
 
 from models.types import UTCDateTime
@@ -39,3 +39,20 @@ class GridCreate(GridBase):
 class GridRead(GridBase):
     id: int
     path: str
+
+
+class GridBoundary(SQLModel, table=True):
+    """Where a grid lies on the map (网格边界): one polygon (or several) per grid, WGS-84.
+
+    ``geometry`` is a GeoJSON Polygon or MultiPolygon as JSON text. An admin loads them from a
+    GeoJSON file, all or nothing (:mod:`bot.services.boundaries`); each process reads them
+    once into a spatial index and reads them again when a new file is loaded.
+    """
+
+    __tablename__ = "grid_boundary"
+
+    id: int | None = Field(default=None, primary_key=True)
+    grid_id: int = Field(foreign_key="grid.id", unique=True)
+    geometry: str = Field(sa_type=Text)
+    loaded_at: datetime = Field(sa_type=UTCDateTime)
+    loaded_by: int | None = Field(default=None, foreign_key="person.id")

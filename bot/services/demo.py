@@ -4,7 +4,10 @@
 and twenty-seven tier-3 grids, about 700 households (20–30 per tier-3 grid, 方案1 §1) with the
 six categories (六类户) in plausible shares, and the people who serve them: a worker (网格员) per
 tier-3 grid, a head (网格长) per tier-2 grid and community, a centre operator, an admin,
-a supervisor, five departments (职能部门) and one resident (居民) per tier-3 grid.
+a supervisor, five departments (职能部门) and one resident (居民) per tier-3 grid. Every grid
+has a boundary on the map (网格边界): rectangles in Xiamen's Jimei district, about 118.030–
+118.057°E, 24.565–24.577°N (WGS-84), the communities side by side from west to east, their
+tier-2 grids from north to south, each tier-2 grid's three tier-3 grids from west to east.
 
 Two steps: :func:`build_demo_community` is a pure function of the seed that describes the
 data; :func:`load_demo_data` writes that description into an empty database. The same seed
@@ -14,6 +17,7 @@ and the end-to-end tests can log in as the named :data:`DEMO_PERSONAS`.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,15 +26,28 @@ from datetime import datetime
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from models import Grid, Household, HouseholdCategory, Person, Role, RoleAssignment
+from models import (
+    Grid,
+    GridBoundary,
+    Household,
+    HouseholdCategory,
+    Person,
+    Role,
+    RoleAssignment,
+)
 from models.registry import Department
 
+from .boundaries import new_version
 from .grid_codes import child_code, parent_of, validate_code
 
 DISTRICT_CODE = "350211"  # 集美区, 厦门市 (where a 杏林街道 lies); the street number is made up
 STREET_INDEX = 1
 STREET_NAME = "杏林街道"
 AREA_PHONE = "0592"  # 厦门 area code, for the landlines on the notice boards
+# the map: the south-west corner of the street, and the size of a tier-3 grid, in millionths of
+# a degree (integers, so that neighbours share their edges exactly)
+MAP_WEST, MAP_SOUTH = 118_030_000, 24_565_000
+TIER3_WIDTH, TIER3_HEIGHT = 3_000, 4_000  # about 300 m by 440 m
 
 TELEGRAM_ID_BASE = 7_000_000_000  # demo people are 7_000_000_001..7_000_000_999 (sandbox users)
 _ADMIN, _CENTER, _SUPERVISOR = 1, 2, 3
@@ -92,6 +109,7 @@ class DemoGrid:
     services: str
     complaint_process: str
     complaint_phone: str
+    bounds: tuple[float, float, float, float]  # west, south, east, north (WGS-84 degrees)
 
 
 @dataclass(frozen=True)
@@ -177,6 +195,11 @@ async def _insert(session: AsyncSession, community: DemoCommunity, now: datetime
             parent_path = "/" if spec.parent_code is None else grids[spec.parent_code].path
             grid.path = f"{parent_path}{grid.id}/"
             grids[spec.code] = grid
+    session.add_all(
+        GridBoundary(grid_id=_id(grids[g.code]), geometry=_rectangle(g.bounds), loaded_at=now)
+        for g in community.grids
+    )
+    await new_version(session)
 
     def person(spec: DemoPerson, household_id: int | None = None) -> Person:
         return Person(
@@ -257,6 +280,17 @@ async def _insert(session: AsyncSession, community: DemoCommunity, now: datetime
         people=len(staff) + len(residents),
         departments=len(departments),
     )
+
+
+def _rectangle(bounds: tuple[float, float, float, float]) -> str:
+    """A GeoJSON polygon, as :mod:`bot.services.boundaries` stores it."""
+    west, south, east, north = bounds
+    ring = [[west, south], [east, south], [east, north], [west, north], [west, south]]
+    return json.dumps({"type": "Polygon", "coordinates": [ring]}, separators=(",", ":"))
+
+
+def _bounds(west: int, south: int, east: int, north: int) -> tuple[float, float, float, float]:
+    return west / 1e6, south / 1e6, east / 1e6, north / 1e6
 
 
 def _id(row: Grid | Department | Household | Person) -> int:
@@ -421,6 +455,7 @@ def build_demo_community(seed: int = 2026) -> DemoCommunity:
             count_in[code] = count_in.get(code, 0) + 1
             code = parent_of(code)
 
+    bounds = _map_bounds(tier1, tier2)
     street_phone = phones.landline()
     grids: list[DemoGrid] = [
         DemoGrid(
@@ -436,6 +471,7 @@ def build_demo_community(seed: int = 2026) -> DemoCommunity:
             services=SERVICES_BY_TIER[0],
             complaint_process=COMPLAINT_PROCESS,
             complaint_phone=street_phone,
+            bounds=bounds[root_code],
         )
     ]
     community_phone: dict[str, str] = {}
@@ -455,6 +491,7 @@ def build_demo_community(seed: int = 2026) -> DemoCommunity:
                 services=SERVICES_BY_TIER[1],
                 complaint_process=COMPLAINT_PROCESS,
                 complaint_phone=community_phone[c_code],
+                bounds=bounds[c_code],
             )
         )
     for p_code, name, c_code, tier3 in tier2:
@@ -470,6 +507,7 @@ def build_demo_community(seed: int = 2026) -> DemoCommunity:
                 services=SERVICES_BY_TIER[2],
                 complaint_process=COMPLAINT_PROCESS,
                 complaint_phone=community_phone[c_code],
+                bounds=bounds[p_code],
             )
         )
     for p_code, _name, c_code, tier3 in tier2:
@@ -483,6 +521,7 @@ def build_demo_community(seed: int = 2026) -> DemoCommunity:
                 services=SERVICES_BY_TIER[3],
                 complaint_process=COMPLAINT_PROCESS,
                 complaint_phone=community_phone[c_code],
+                bounds=bounds[t.code],
             )
             for t in tier3
         )
@@ -498,6 +537,32 @@ def build_demo_community(seed: int = 2026) -> DemoCommunity:
         households=tuple(households),
         people=tuple(people),
     )
+
+
+def _map_bounds(
+    tier1: Sequence[tuple[str, str, list[str]]],
+    tier2: Sequence[tuple[str, str, str, list[_Tier3]]],
+) -> dict[str, tuple[float, float, float, float]]:
+    """Each grid's rectangle: communities from west to east, their tier-2 grids from north to
+    south, each tier-2 grid's tier-3 grids from west to east; parents hold their children
+    exactly and neighbours share edges, so nothing overlaps."""
+    rows = max(len(p_codes) for _, _, p_codes in tier1)
+    north = MAP_SOUTH + rows * TIER3_HEIGHT
+    width = TIER3_PER_TIER2 * TIER3_WIDTH
+    found: dict[str, tuple[float, float, float, float]] = {
+        _root_code(): _bounds(MAP_WEST, MAP_SOUTH, MAP_WEST + len(tier1) * width, north)
+    }
+    tier3_of = {p_code: tier3 for p_code, _, _, tier3 in tier2}
+    for c, (c_code, _, p_codes) in enumerate(tier1):
+        west = MAP_WEST + c * width
+        found[c_code] = _bounds(west, MAP_SOUTH, west + width, north)
+        for p, p_code in enumerate(p_codes):
+            top = north - p * TIER3_HEIGHT
+            found[p_code] = _bounds(west, top - TIER3_HEIGHT, west + width, top)
+            for k, tier3 in enumerate(tier3_of[p_code]):
+                left = west + k * TIER3_WIDTH
+                found[tier3.code] = _bounds(left, top - TIER3_HEIGHT, left + TIER3_WIDTH, top)
+    return found
 
 
 def _root_code() -> str:

@@ -31,7 +31,7 @@ from bot.i18n import N_, join_list
 from bot.routing.policy import EmergencyAdvice, EmergencyCall, EmergencyService
 from bot.services import outbox
 from bot.services.ticket_numbers import shown_number
-from bot.services.tickets import MAX_PHOTOS, Report
+from bot.services.tickets import MAX_PHOTOS, PlacedBy, Placement, Report
 from bot.telegram.callbacks import RowId
 from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, esc, italic
@@ -474,7 +474,24 @@ def excerpt(text: str, limit: int) -> str:
     return line if len(line) <= limit else line[: limit - 1].rstrip() + "…"
 
 
-def summary_text(draft: Draft) -> str:
+PLACED_TEXT: dict[PlacedBy, str] = {
+    PlacedBy.POINT: N_("Goes to: {grid}, where the location you shared lies."),
+    PlacedBy.HOME: N_("Goes to: {grid}, the grid of your home."),
+    PlacedBy.ADDRESS: N_("Goes to: {grid}, the grid of the address you typed."),
+    PlacedBy.REPORTER: N_("Goes to: {grid}, your own grid."),
+    PlacedBy.OUTSIDE: N_(
+        "Goes to: {grid}, your own grid. The location you shared is outside every grid on "
+        "the map, so the street centre will check where it belongs."
+    ),
+}
+
+
+def placement_text(placement: Placement) -> str:
+    """Which grid the report goes to, and why."""
+    return _(PLACED_TEXT[placement.by]).format(grid=bold(placement.grid.name))
+
+
+def summary_text(draft: Draft, placement: Placement | None = None) -> str:
     category = _(labels.TICKET_CATEGORY[draft.category]) if draft.category else "—"
     lines = [
         bold(_("Please check your report:")),
@@ -485,6 +502,8 @@ def summary_text(draft: Draft) -> str:
         _("Photos: {count}").format(count=len(draft.photos)),
         _("Place: {place}").format(place=place_text(draft)),
     ]
+    if placement is not None:
+        lines.append(placement_text(placement))
     if draft.urgent:
         lines.append("⚠️ " + _("Someone is in danger: it will be handled as urgent."))
     lines += ["", _("If it is right, press “{send}”.").format(send=_(SEND))]

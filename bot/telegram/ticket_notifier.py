@@ -94,6 +94,11 @@ NOTICE_POSTED = N_(
     "📢 The outcome of ticket {number} is posted on your grid's notice board (公示) until "
     "{until}. Send /mygrid to see it."
 )
+OUTSIDE_GRIDS_TEXT = N_(
+    "📍 Ticket {number} was reported with a location outside every grid's boundary "
+    "({latitude}, {longitude}), so it went to the reporter's own grid, {grid}. Please check "
+    "where it belongs, and send it down to the right grid if it is elsewhere."
+)
 MSGID_PARAMS = ("reason", "kind", "role")  # parameters that are msgids themselves
 REASONS = {
     "accept_overdue": N_("not accepted in time"),
@@ -136,6 +141,16 @@ class TelegramTicketNotifier:
         if "notice_until" in update.extra:
             until = datetime.fromisoformat(update.extra["notice_until"])
             params["until"] = local_time(until, self.settings.tz)
+
+        if update.notice == Notice.OUTSIDE_GRIDS:  # the street centre, to look at the place
+            params["grid"] = esc(grid_name)
+            params["latitude"] = f"{ticket.latitude or 0:.5f}"
+            params["longitude"] = f"{ticket.longitude or 0:.5f}"
+            for person in update.others:
+                if _reachable(person):
+                    text = self._t(person, OUTSIDE_GRIDS_TEXT, **params)
+                    self._send(session, person, text, None, now)
+            return
 
         def card(person: Person) -> tuple[str, dict[str, Any] | None]:
             locale = self._locale(person)

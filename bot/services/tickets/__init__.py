@@ -12,9 +12,10 @@ transferred (to a department), duplicate, rejected and reopened (重办).
 
 The modules, by concern: :mod:`.kernel` (load a ticket for an action, save and record a
 transition, tell the people concerned), :mod:`.deadlines` (policy, calendar, clock),
-:mod:`.concerned` (who is who), :mod:`.text`, :mod:`.filing`, :mod:`.handling`,
-:mod:`.rating`, :mod:`.sweep`, :mod:`.return_visits` and :mod:`.queries`. The names callers
-outside the package use are re-exported here.
+:mod:`.concerned` (who is who), :mod:`.text`, :mod:`.placing` (which grid a report's place
+is in), :mod:`.filing`, :mod:`.handling`, :mod:`.rating`, :mod:`.sweep`,
+:mod:`.return_visits` and :mod:`.queries`. The names callers outside the package use are
+re-exported here.
 """
 
 from __future__ import annotations
@@ -58,6 +59,7 @@ from bot.services.tickets.handling import (
     transfer,
 )
 from bot.services.tickets.kernel import AlreadyHandled
+from bot.services.tickets.placing import PlacedBy, Placement, place_report
 from bot.services.tickets.queries import (
     Found,
     card_facts,
@@ -89,6 +91,8 @@ __all__ = [
     "Found",
     "Lookups",
     "Muted",
+    "PlacedBy",
+    "Placement",
     "Report",
     "ReturnVisitRenderer",
     "TooManyReports",
@@ -120,6 +124,7 @@ __all__ = [
     "my_tickets",
     "open_return_visits",
     "owners",
+    "place_report",
     "photos_forged",
     "policy_of",
     "rate",

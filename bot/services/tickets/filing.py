@@ -20,9 +20,10 @@ from bot.routing.policy import policy_to_json
 from bot.routing.rules import TicketFacts, route
 from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.ticket_numbers import next_short_number, street_id_of
-from bot.services.tickets.concerned import followers, grid_at_tier, links_to_people
+from bot.services.tickets.concerned import followers, grid_at_tier, holders, links_to_people
 from bot.services.tickets.deadlines import calendar_for, current_policy, store_clock
 from bot.services.tickets.kernel import AlreadyHandled, load, record_event, tell
+from bot.services.tickets.placing import Placement
 from bot.services.tickets.text import clean_text
 from bot.settings import Settings
 from models import (
@@ -31,6 +32,7 @@ from models import (
     Grid,
     HandlingKind,
     Person,
+    Role,
     Ticket,
     TicketCategory,
     TicketEventKind,
@@ -121,9 +123,17 @@ async def file_ticket(
     report: Report,
     settings: Settings,
     now: datetime,
+    placement: Placement | None = None,
 ) -> Ticket:
-    """File a problem and dispatch it at once: routed, on the clock, owners told."""
+    """File a problem and dispatch it at once: routed, on the clock, owners told.
+
+    ``grid`` is the reporter's grid; ``placement`` (from
+    :func:`~bot.services.tickets.placing.place_report`), when given, is where the problem is:
+    the ticket goes to its grid, and a point outside every grid is shown to the street centre.
+    """
     await check_may_report(session, reporter, settings, now)
+    if placement is not None:
+        grid = placement.grid
     description = clean_text(report.description)
     if len(report.photo_file_ids) > MAX_PHOTOS:
         raise InvalidInput(N_("At most {limit} photos, please."), limit=MAX_PHOTOS)
@@ -168,6 +178,7 @@ async def file_ticket(
         from_state=None,
         to_state=TicketState.SUBMITTED,
         actor=reporter,
+        data={"placed_by": placement.by.value} if placement is not None else None,
     )
     record_event(
         session,
@@ -182,6 +193,21 @@ async def file_ticket(
     await tell(
         session, notifier, Notice.FILED, ticket, now, actor=reporter, reporters=[], others=informed
     )
+    if placement is not None and placement.outside:
+        street = await grid_at_tier(session, grid, 0)
+        assert street.id is not None
+        centre = await holders(session, street.id, Role.CENTER)
+        await tell(
+            session,
+            notifier,
+            Notice.OUTSIDE_GRIDS,
+            ticket,
+            now,
+            actor=reporter,
+            reporters=[],
+            owners=[],
+            others=centre,
+        )
     return ticket
 
 

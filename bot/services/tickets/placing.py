@@ -1,0 +1,146 @@
+"""Placing: the place of a report, not the reporter's home, chooses the grid it goes to.
+
+In order:
+
+1. a shared point inside the loaded grid boundaries (:mod:`bot.services.boundaries`): the
+   deepest grid holding it (where the boundaries stop short of the lowest grids and the
+   reporter's own grid lies inside the one found, the reporter's grid: it is the nearer guess);
+2. "at my home": the grid of the reporter's household;
+3. a typed address that names households of the reporter's street, all in one grid (see
+   :func:`normalize_address` for what counts as the same address): that grid;
+4. otherwise the reporter's own grid — and when a point was shared but lies outside every
+   grid's boundary, the street centre is told so that someone looks at where it belongs.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlmodel import col, select
+from sqlmodel.ext.asyncio.session import AsyncSession
+
+from bot.services import boundaries
+from bot.services.tickets.concerned import grid_at_tier
+from models import Grid, Household
+
+MAX_HOUSEHOLDS = 50_000  # addresses of one street compared with a typed one
+MIN_TYPED = 3  # characters of a normalised typed address worth comparing
+
+
+class PlacedBy(StrEnum):
+    POINT = "point"  # the shared point lies in the grid
+    HOME = "home"  # "at my home": the household's grid
+    ADDRESS = "address"  # the typed address is one of the grid's households'
+    REPORTER = "reporter"  # nothing else placed it: the reporter's own grid
+    OUTSIDE = "outside"  # a point outside every grid: the reporter's grid, the centre told
+
+
+@dataclass(frozen=True)
+class Placement:
+    grid: Grid
+    by: PlacedBy
+
+    @property
+    def outside(self) -> bool:
+        return self.by is PlacedBy.OUTSIDE
+
+
+async def place_report(
+    session: AsyncSession,
+    *,
+    home: Grid,
+    latitude: float | None = None,
+    longitude: float | None = None,
+    address: str | None = None,
+    household_id: int | None = None,
+) -> Placement:
+    """The grid a report at this place goes to; ``home`` is the reporter's grid."""
+    outside = False
+    if latitude is not None and longitude is not None:
+        located = await boundaries.locate(session, latitude, longitude)
+        if located.grid_ids:
+            grid = await session.get(Grid, located.grid_ids[0])
+            if grid is not None:
+                if home.path.startswith(grid.path) and await _has_children(session, grid):
+                    grid = home  # the boundaries stop above the lowest grids here
+                return Placement(grid, PlacedBy.POINT)
+        outside = located.mapped
+    if household_id is not None:
+        household = await session.get(Household, household_id)
+        if household is not None:
+            grid = await session.get(Grid, household.grid_id)
+            if grid is not None:
+                return Placement(grid, PlacedBy.HOME)
+    if address:
+        grid = await _grid_of_address(session, home, address)
+        if grid is not None:
+            return Placement(grid, PlacedBy.ADDRESS)
+    return Placement(home, PlacedBy.OUTSIDE if outside else PlacedBy.REPORTER)
+
+
+async def _has_children(session: AsyncSession, grid: Grid) -> bool:
+    child = (await session.exec(select(Grid.id).where(Grid.parent_id == grid.id).limit(1))).first()
+    return child is not None
+
+
+# --- addresses ----------------------------------------------------------------------------------
+
+# "3号楼", "3#楼", "3#", "3幢", "3栋", "3座" all name building 3
+_BUILDING = re.compile(r"([0-9]+)(?:号楼|#楼|#|幢|栋|座)")
+_ROOM = re.compile(r"([0-9]+)(?:室|号房)")
+_NOISE = re.compile(r"[\s\-_,.;:/\\()\[\]{}'\"`~!?、，。；：（）【】《》“”‘’·—…]+")
+
+
+def normalize_address(text: str) -> str:
+    """An address reduced to what tells it apart: full-width folded, spaces and punctuation
+    gone, and the usual ways of writing a building (3号楼 / 3幢 / 3#楼 / 3座 → 3栋) and a flat
+    (501室 → 501) made one. Chinese numerals are left as they are (三号楼 is not 3栋)."""
+    folded = unicodedata.normalize("NFKC", text).lower()
+    folded = _BUILDING.sub(r"\1栋", folded)
+    folded = _ROOM.sub(r"\1", folded)
+    return _NOISE.sub("", folded)
+
+
+def names_same_place(typed: str, registered: str) -> bool:
+    """Whether a typed address (normalised) names the registered one (normalised): one holds
+    the other, and a number is never cut in two (3栋 is not 13栋, 10 is not 101)."""
+    short, long = (typed, registered) if len(typed) <= len(registered) else (registered, typed)
+    if len(short) < MIN_TYPED:
+        return False
+    start = long.find(short)
+    while start != -1:
+        end = start + len(short)
+        before_ok = start == 0 or not (short[0].isdigit() and long[start - 1].isdigit())
+        after_ok = end == len(long) or not (short[-1].isdigit() and long[end].isdigit())
+        if before_ok and after_ok:
+            return True
+        start = long.find(short, start + 1)
+    return False
+
+
+async def _grid_of_address(session: AsyncSession, home: Grid, address: str) -> Grid | None:
+    """The one grid whose households the typed address names, within the reporter's street;
+    None when none does, or households of several grids do."""
+    typed = normalize_address(address)
+    if len(typed) < MIN_TYPED:
+        return None
+    street = await grid_at_tier(session, home, 0)
+    rows = (
+        await session.exec(
+            select(Household.grid_id, Household.address)
+            .join(Grid, col(Grid.id) == Household.grid_id)
+            .where(col(Grid.path).startswith(street.path))
+            .limit(MAX_HOUSEHOLDS)
+        )
+    ).all()
+    grid_ids = {
+        grid_id
+        for grid_id, registered in rows
+        if names_same_place(typed, normalize_address(registered))
+    }
+    if len(grid_ids) != 1:
+        return None
+    return await session.get(Grid, grid_ids.pop())
