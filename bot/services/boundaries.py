@@ -74,8 +74,8 @@ _METRES_PER_DEGREE = 111_320.0
 TOO_BIG = N_("The file is larger than {limit} MB. Please split it into smaller files.")
 NOT_UTF8 = N_("The file is not UTF-8 text. Please save it as UTF-8 GeoJSON.")
 NOT_JSON = N_(
-    "The file is not valid GeoJSON: {reason} at line {line}, column {column}. Please check it "
-    "in a map tool (QGIS, geojson.io) and send it again."
+    "The file is not valid GeoJSON: there is a mistake at line {line}, column {column}. Please "
+    "check it in a map tool such as QGIS and send it again."
 )
 TOO_NESTED = N_("The file is not valid GeoJSON: it is nested too deeply.")
 NOT_NUMBER_TEXT = N_("The file is not valid GeoJSON: {value} is not a number JSON allows.")
@@ -109,9 +109,9 @@ CROSSES_ITSELF = N_("the boundary of grid {code} crosses itself near {lat}, {lng
 TOO_FEW_CORNERS = N_("the boundary of grid {code} has a ring with fewer than three corners.")
 BAD_HOLE = N_("the boundary of grid {code} has a hole outside its outline near {lat}, {lng}.")
 PARTS_OVERLAP = N_("the parts of grid {code} overlap or touch along a line near {lat}, {lng}.")
-NOT_A_SHAPE = N_("the boundary of grid {code} is not a valid shape near {lat}, {lng} ({reason}).")
+NOT_A_SHAPE = N_("the boundary of grid {code} is not a valid shape near {lat}, {lng}.")
 OVERLAP = N_("grids {first} and {second} overlap by about {area} m².")
-# an explain_validity reason → what a person reads (the rest: NOT_A_SHAPE with the reason)
+# an explain_validity reason → what a person reads (any other: NOT_A_SHAPE)
 VALIDITY_REASONS = {
     "Self-intersection": CROSSES_ITSELF,
     "Ring Self-intersection": CROSSES_ITSELF,
@@ -182,7 +182,7 @@ def read_boundaries(data: bytes) -> tuple[list[Drawn], list[BoundaryProblem]]:
         document = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
         raise InvalidInput(
-            NOT_JSON, reason=_shown(error.msg), line=error.lineno, column=error.colno
+            NOT_JSON, line=error.lineno, column=error.colno
         ) from None
     except RecursionError:
         raise InvalidInput(TOO_NESTED) from None
@@ -329,16 +329,15 @@ def _validity_problem(code: str, drawn: BaseGeometry) -> tuple[str, dict[str, st
     """``explain_validity``'s "Self-intersection[118.05 24.57]" as a person reads it."""
     explained = explain_validity(drawn)
     match = _VALIDITY.match(explained)
-    if match is None:
-        return NOT_A_SHAPE, {"code": code, "lat": "—", "lng": "—", "reason": _shown(explained)}
-    reason = match["reason"].strip()
+    if match is None:  # no place named: the shape's south-west corner
+        west, south, _, _ = drawn.bounds
+        return NOT_A_SHAPE, {"code": code, "lat": _degrees(south), "lng": _degrees(west)}
     params = {
         "code": code,
         "lng": _degrees(float(match["x"])),
         "lat": _degrees(float(match["y"])),
-        "reason": _shown(reason),
     }
-    return VALIDITY_REASONS.get(reason, NOT_A_SHAPE), params
+    return VALIDITY_REASONS.get(match["reason"].strip(), NOT_A_SHAPE), params
 
 
 def _shown(text: str) -> str:

@@ -116,6 +116,15 @@ async def test_a_typed_address_chooses_its_households_grid(
     # the name of a place with grids of its own names no single grid: the reporter's grid
     vague = await place_report(session, home=home, address="杏西新村")
     assert vague.by is PlacedBy.REPORTER and vague.grid.id == home.id
+    # a building and a unit without the name of the place: most likely near home, even when
+    # only one household of the street has that building number
+    household.address = "杏西社区 杏西新村 88号楼 1单元 101"
+    session.add(household)
+    await session.flush()
+    named = await place_report(session, home=home, address="杏西新村88号楼")
+    assert named.by is PlacedBy.ADDRESS and named.grid.id == household.grid_id
+    bare = await place_report(session, home=home, address="88号楼1单元")
+    assert bare.by is PlacedBy.REPORTER and bare.grid.id == home.id
 
 
 async def test_at_home_chooses_the_households_grid(

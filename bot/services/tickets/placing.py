@@ -7,7 +7,8 @@ In order:
    reporter's own grid lies inside the one found, the reporter's grid: it is the nearer guess);
 2. "at my home": the grid of the reporter's household;
 3. a typed address that names households of the reporter's street, all in one grid (see
-   :func:`normalize_address` for what counts as the same address): that grid;
+   :func:`normalize_address` and :func:`names_same_place` for what counts as the same
+   address; an address without the name of a place, "5号楼2单元", names none): that grid;
 4. otherwise the reporter's own grid — and when a point was shared but lies outside every
    grid's boundary, the street centre is told so that someone looks at where it belongs.
 """
@@ -91,6 +92,7 @@ async def _has_children(session: AsyncSession, grid: Grid) -> bool:
 # "3号楼", "3#楼", "3#", "3幢", "3栋", "3座" all name building 3
 _BUILDING = re.compile(r"([0-9]+)(?:号楼|#楼|#|幢|栋|座)")
 _ROOM = re.compile(r"([0-9]+)(?:室|号房)")
+_UNITS = re.compile(r"[0-9]|栋|单元|号|室|楼|层")  # what is left is the name of a place
 _NOISE = re.compile(r"[\s\-_,.;:/\\()\[\]{}'\"`~!?、，。；：（）【】《》“”‘’·—…]+")
 
 
@@ -125,8 +127,8 @@ async def _grid_of_address(session: AsyncSession, home: Grid, address: str) -> G
     """The one grid whose households the typed address names, within the reporter's street;
     None when none does, or households of several grids do."""
     typed = normalize_address(address)
-    if len(typed) < MIN_TYPED:
-        return None
+    if len(_UNITS.sub("", typed)) < 2:
+        return None  # "5号楼2单元" alone: building 5 of which compound? Near home, most likely
     street = await grid_at_tier(session, home, 0)
     rows = (
         await session.exec(
