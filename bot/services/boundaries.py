@@ -413,6 +413,8 @@ async def load_boundaries(
             report.problems.append(BoundaryProblem(item.number, OUT_OF_SCOPE, {"code": item.code}))
         else:
             placed.append((item, grid))
+    known = {item.code for item, _ in placed}  # an unknown grid's overlaps say nothing more
+    pairs = [(i, j, area) for i, j, area in pairs if {drawn[i].code, drawn[j].code} <= known]
     for i, j, area in pairs[:MAX_PROBLEMS]:
         report.problems.append(
             BoundaryProblem(
