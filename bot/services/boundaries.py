@@ -181,9 +181,7 @@ def read_boundaries(data: bytes) -> tuple[list[Drawn], list[BoundaryProblem]]:
     try:
         document = json.loads(text, parse_constant=_refuse_constant)
     except json.JSONDecodeError as error:
-        raise InvalidInput(
-            NOT_JSON, line=error.lineno, column=error.colno
-        ) from None
+        raise InvalidInput(NOT_JSON, line=error.lineno, column=error.colno) from None
     except RecursionError:
         raise InvalidInput(TOO_NESTED) from None
     if (
