@@ -364,16 +364,23 @@ def overlaps(drawn: Sequence[Drawn]) -> list[tuple[int, int, float]]:
     with its parent's (:mod:`bot.services.grid_codes`), so nesting is read from the codes."""
     if not drawn:
         return []
-    tree = STRtree([d.shape for d in drawn])
-    left, right = tree.query([d.shape for d in drawn], predicate="intersects")
+    shapes = [d.shape for d in drawn]
+    left, right = STRtree(shapes).query(shapes, predicate="intersects")
     codes = [d.code for d in drawn]
+    pairs = [
+        (i, j)
+        for i, j in zip(left.tolist(), right.tolist(), strict=True)
+        # each pair once; a grid and the grid it lies in overlap by design
+        if i < j and not codes[i].startswith(codes[j]) and not codes[j].startswith(codes[i])
+    ]
+    # neighbours touch along every edge: only pairs whose insides meet are worth an overlay
+    firsts, seconds = [shapes[i] for i, _ in pairs], [shapes[j] for _, j in pairs]
+    meeting = [k for k, touching in enumerate(shapely.touches(firsts, seconds)) if not touching]
+    common = shapely.intersection([firsts[k] for k in meeting], [seconds[k] for k in meeting])
     found: list[tuple[int, int, float]] = []
-    for i, j in zip(left.tolist(), right.tolist(), strict=True):
-        if i >= j or codes[i].startswith(codes[j]) or codes[j].startswith(codes[i]):
-            continue  # each pair once; a grid and the grid it lies in overlap by design
-        area = square_metres(shapely.intersection(drawn[i].shape, drawn[j].shape))
-        if area > OVERLAP_TOLERANCE_M2:
-            found.append((i, j, area))
+    for k, area in zip(meeting, common.tolist(), strict=True):
+        if area.area > 0 and (metres := square_metres(area)) > OVERLAP_TOLERANCE_M2:
+            found.append((*pairs[k], metres))
     return found
 
 
