@@ -130,5 +130,9 @@ def _report_text(report: boundaries.BoundaryReport, locale: str) -> str:
 
 def build_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(boundary_file, F.document.file_name.lower().endswith(EXTENSIONS))
+    router.message.register(
+        boundary_file,
+        F.document.file_name.lower().endswith(EXTENSIONS),
+        ~F.caption.startswith("/"),  # "/sla" with a policy file is another matter
+    )
     return router
