@@ -38,7 +38,7 @@ class Notice(StrEnum):
     REJECTED = "rejected"
     WARNED = "warned"  # a deadline is near
     OVERDUE_AT_TOP = "overdue_at_top"
-    OUTSIDE_GRIDS = "outside_grids"  # its point lies outside every grid: the centre is told
+    OUTSIDE_GRIDS = "outside_grids"  # the map could not place its point: the centre is told
 
 
 @dataclass

@@ -478,6 +478,10 @@ PLACED_TEXT: dict[PlacedBy, str] = {
     PlacedBy.POINT: N_("Goes to: {grid}, where the location you shared lies."),
     PlacedBy.HOME: N_("Goes to: {grid}, the grid of your home."),
     PlacedBy.ADDRESS: N_("Goes to: {grid}, the grid of the address you typed."),
+    PlacedBy.AREA: N_(
+        "Goes to: {grid}, where the location you shared lies; the street centre will pass it "
+        "on to the right grid."
+    ),
     PlacedBy.REPORTER: N_("Goes to: {grid}, your own grid."),
     PlacedBy.OUTSIDE: N_(
         "Goes to: {grid}, your own grid. The location you shared is outside every grid on "

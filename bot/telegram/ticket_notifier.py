@@ -99,6 +99,11 @@ OUTSIDE_GRIDS_TEXT = N_(
     "({latitude}, {longitude}), so it went to the reporter's own grid, {grid}. Please check "
     "where it belongs, and send it down to the right grid if it is elsewhere."
 )
+UNMAPPED_AREA_TEXT = N_(
+    "📍 Ticket {number} was reported with a location in {grid} ({latitude}, {longitude}), "
+    "whose smaller grids have no boundary on the map yet. Please send it down to the grid "
+    "where it belongs."
+)
 MSGID_PARAMS = ("reason", "kind", "role")  # parameters that are msgids themselves
 REASONS = {
     "accept_overdue": N_("not accepted in time"),
@@ -146,9 +151,11 @@ class TelegramTicketNotifier:
             params["grid"] = esc(grid_name)
             params["latitude"] = f"{ticket.latitude or 0:.5f}"
             params["longitude"] = f"{ticket.longitude or 0:.5f}"
+            unmapped = update.extra.get("placed_by") == "area"
             for person in update.others:
                 if _reachable(person):
-                    text = self._t(person, OUTSIDE_GRIDS_TEXT, **params)
+                    wording = UNMAPPED_AREA_TEXT if unmapped else OUTSIDE_GRIDS_TEXT
+                    text = self._t(person, wording, **params)
                     self._send(session, person, text, None, now)
             return
 

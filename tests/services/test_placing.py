@@ -214,3 +214,32 @@ async def test_a_report_filed_in_another_grid_goes_to_that_grids_worker(
         )
     ).one()
     assert [p.id for p in await tickets.owners(session, ticket)] == [worker]
+
+
+async def test_where_the_lowest_grids_are_not_mapped_the_centre_passes_it_on(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    person, home = await resident(session, clock.now())
+    village = await grid(session, "3502110010030202")
+    await session.exec(delete(GridBoundary).where(GridBoundary.grid_id == village.id))
+    await boundaries.new_version(session)
+    lat, lng = INSIDE_JINYUAN_VILLAGE
+    placed = await place_report(session, home=home, latitude=lat, longitude=lng)
+    area = await grid(session, "35021100100302")  # its tier-2 grid, still on the map
+    assert placed.by is PlacedBy.AREA and placed.grid.id == area.id and placed.centre_told
+    notifier = RecordingNotifier()
+    ticket = await tickets.file_ticket(
+        session,
+        notifier,
+        reporter=person,
+        grid=home,
+        report=tickets.Report(
+            TicketCategory.FACILITY, "村口的井盖丢了", latitude=lat, longitude=lng
+        ),
+        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        now=clock.now(),
+        placement=placed,
+    )
+    assert ticket.grid_id == area.id
+    assert notifier.notices() == [Notice.FILED, Notice.OUTSIDE_GRIDS]
+    assert notifier.updates[-1].extra == {"placed_by": "area"} and notifier.updates[-1].others

@@ -129,7 +129,8 @@ async def file_ticket(
 
     ``grid`` is the reporter's grid; ``placement`` (from
     :func:`~bot.services.tickets.placing.place_report`), when given, is where the problem is:
-    the ticket goes to its grid, and a point outside every grid is shown to the street centre.
+    the ticket goes to its grid, and a point the map cannot place well (outside every grid, or
+    where the lowest grids are not mapped) is shown to the street centre.
     """
     await check_may_report(session, reporter, settings, now)
     if placement is not None:
@@ -193,7 +194,7 @@ async def file_ticket(
     await tell(
         session, notifier, Notice.FILED, ticket, now, actor=reporter, reporters=[], others=informed
     )
-    if placement is not None and placement.outside:
+    if placement is not None and placement.centre_told:
         street = await grid_at_tier(session, grid, 0)
         assert street.id is not None
         centre = await holders(session, street.id, Role.CENTER)
@@ -207,6 +208,7 @@ async def file_ticket(
             reporters=[],
             owners=[],
             others=centre,
+            extra={"placed_by": placement.by.value},
         )
     return ticket
 

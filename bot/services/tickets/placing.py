@@ -3,8 +3,10 @@
 In order:
 
 1. a shared point inside the loaded grid boundaries (:mod:`bot.services.boundaries`): the
-   deepest grid holding it (where the boundaries stop short of the lowest grids and the
-   reporter's own grid lies inside the one found, the reporter's grid: it is the nearer guess);
+   deepest grid holding it. Where the boundaries stop short of the lowest grids (the grid
+   found has grids below it), the reporter's own grid if it lies inside the one found (the
+   nearer guess), else the grid found, and the street centre is told so that it sends the
+   ticket down (下派) to the right grid;
 2. "at my home": the grid of the reporter's household;
 3. a typed address that names households of the reporter's street, all in one grid (see
    :func:`normalize_address` and :func:`names_same_place` for what counts as the same
@@ -35,6 +37,7 @@ class PlacedBy(StrEnum):
     POINT = "point"  # the shared point lies in the grid
     HOME = "home"  # "at my home": the household's grid
     ADDRESS = "address"  # the typed address is one of the grid's households'
+    AREA = "area"  # the point lies in a grid whose lower grids are not mapped: centre told
     REPORTER = "reporter"  # nothing else placed it: the reporter's own grid
     OUTSIDE = "outside"  # a point outside every grid: the reporter's grid, the centre told
 
@@ -45,8 +48,9 @@ class Placement:
     by: PlacedBy
 
     @property
-    def outside(self) -> bool:
-        return self.by is PlacedBy.OUTSIDE
+    def centre_told(self) -> bool:
+        """The map could not place it well: the street centre looks at where it belongs."""
+        return self.by in (PlacedBy.OUTSIDE, PlacedBy.AREA)
 
 
 async def place_report(
@@ -64,9 +68,13 @@ async def place_report(
         located = await boundaries.locate(session, latitude, longitude)
         if located.grid_ids:
             grid = await session.get(Grid, located.grid_ids[0])
+            if grid is not None and await _has_children(session, grid):
+                # the map stops above the lowest grids here: the reporter's own grid if it
+                # lies in this area, else the area's grid, with the centre told to pass it on
+                if home.path.startswith(grid.path):
+                    return Placement(home, PlacedBy.POINT)
+                return Placement(grid, PlacedBy.AREA)
             if grid is not None:
-                if home.path.startswith(grid.path) and await _has_children(session, grid):
-                    grid = home  # the boundaries stop above the lowest grids here
                 return Placement(grid, PlacedBy.POINT)
         outside = located.mapped
     if household_id is not None:
