@@ -95,11 +95,20 @@ def test_a_file_that_cannot_be_used_is_refused_as_a_whole(data: bytes, reason: s
     assert refused.value.message == reason
 
 
-def test_too_many_corners_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(boundaries, "MAX_POINTS", 20)
+@pytest.mark.parametrize(
+    ("limit", "value", "reason"),
+    [
+        ("MAX_POINTS", 20, boundaries.TOO_MANY_POINTS),
+        ("MAX_FEATURES", 39, boundaries.TOO_MANY_FEATURES),
+    ],
+)
+def test_too_many_corners_or_features_are_refused(
+    monkeypatch: pytest.MonkeyPatch, limit: str, value: int, reason: str
+) -> None:
+    monkeypatch.setattr(boundaries, limit, value)
     with pytest.raises(InvalidInput) as refused:
         read_boundaries(demo_file())
-    assert refused.value.message == boundaries.TOO_MANY_POINTS
+    assert refused.value.message == reason
 
 
 def test_each_bad_feature_is_named() -> None:
