@@ -13,11 +13,12 @@ and filing a partner's report as a ticket.
   report limits count per key (``OPEN311__PER_HOUR``/``OPEN311__PER_DAY``).
 - **Filing** goes through the ticket kernel's :func:`~bot.services.tickets.file_ticket`, with
   the source recorded (``TicketSource.OPEN311``) and the caller's own details kept beside the
-  ticket, out of every public answer. Where it lands: there is no boundary map of the grids,
-  so a report whose address is exactly a registered household's lands in that household's
-  grid; any other lands in the grid of the key (the one the issuing admin runs, the street
-  as a rule) and is routed like any ticket of that grid (with the shipped policy: a worker of
-  that grid if there is one, else the centre once the first deadline passes).
+  ticket, out of every public answer. Where it lands is decided as for a report in the chat
+  (:func:`~bot.services.tickets.place_report`): the grid its point lies in on the boundary
+  map, else the grid of the registered household its address names, else the grid of the key
+  (the one the issuing admin runs, the street as a rule), routed like any ticket of that grid
+  (with the shipped policy: a worker of that grid if there is one, else the centre once the
+  first deadline passes); a point outside the map tells the centre, as in the chat.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ from models import (
     ApiKey,
     AuditLog,
     Grid,
-    Household,
     Open311Request,
     Person,
     Role,
@@ -374,26 +374,22 @@ class Submission:
     phone: str | None = None
 
 
-async def grid_for(session: AsyncSession, key: ApiKey, address: str | None) -> Grid:
-    """Where a report lands: the grid of the registered household at exactly ``address``
-    (within the key's grid), else the key's own grid."""
+async def placement_for(
+    session: AsyncSession, key: ApiKey, submission: Submission
+) -> tickets.Placement:
+    """Where a partner's report lands: as a report in the chat would
+    (:func:`~bot.services.tickets.place_report`: the grid the point is in, else the grid of an
+    address matching a registered household's), with the key's grid as the reporter's home."""
     home = await session.get(Grid, key.grid_id)
     if home is None:
         raise NotFound()
-    wanted = " ".join((address or "").split())
-    if wanted:
-        found = (
-            await session.exec(
-                select(Grid)
-                .join(Household, col(Household.grid_id) == Grid.id)
-                .where(Household.address == wanted, col(Grid.path).startswith(home.path))
-                .order_by(col(Grid.tier).desc(), col(Grid.id))
-                .limit(1)
-            )
-        ).first()
-        if found is not None:
-            return found
-    return home
+    return await tickets.place_report(
+        session,
+        home=home,
+        latitude=submission.latitude,
+        longitude=submission.longitude,
+        address=submission.address,
+    )
 
 
 async def file_request(
@@ -411,13 +407,14 @@ async def file_request(
     reporter = await session.get(Person, key.person_id)
     if reporter is None:
         raise NotFound()
-    grid = await grid_for(session, key, submission.address)
+    placement = await placement_for(session, key, submission)
     limits = ReportLimits(per_hour=settings.open311.per_hour, per_day=settings.open311.per_day)
     ticket = await tickets.file_ticket(
         session,
         notifier,
         reporter=reporter,
-        grid=grid,
+        grid=placement.grid,
+        placement=placement,
         report=tickets.Report(
             category=submission.category,
             description=submission.description,
@@ -445,7 +442,7 @@ async def file_request(
     key.last_used_at = now
     session.add(key)
     await session.flush()
-    return Filed(ticket, grid)
+    return Filed(ticket, placement.grid)
 
 
 @dataclass(frozen=True)

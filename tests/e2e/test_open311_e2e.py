@@ -154,9 +154,12 @@ async def test_a_partner_files_a_report_that_enters_the_normal_flow(h: Harness, 
     ((created),) = answer.json()
     number = created["service_request_id"]
     assert "受理" in created["service_notice"]
-    # no household at that place: it lands in the key's grid, the street's, where the shipped
-    # policy's owner (a worker of that grid) is nobody, so the centre has it when the first
-    # deadline passes (2 working hours), as any ticket of that grid would
+    # a point off the demo's map and no household there: it lands in the key's grid, the
+    # street's, and the centre is told at once (as for a chat report off the map); the shipped
+    # policy's owner there (a worker of that grid) is nobody, so the centre has the card when
+    # the first deadline passes (2 working hours), as any ticket of that grid would
+    told = (await center.next_message()).text
+    assert "不在任何网格边界内" in told
     await h.advance(timedelta(hours=3), jump=True)
     card = (await center.next_message()).text
     async with h.session() as session:

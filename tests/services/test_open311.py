@@ -4,6 +4,7 @@ a ticket and where a partner's report lands."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from xml.etree import ElementTree
 from zoneinfo import ZoneInfo
 
@@ -140,9 +141,17 @@ async def test_a_report_lands_in_the_households_grid_or_the_keys(demo: Demo) -> 
         demo.session, admin=admin, roles=roles, partner="Partner", now=demo.now
     )
     home = (await demo.session.exec(select(Household).limit(1))).one()
-    assert (await open311.grid_for(demo.session, key, f"  {home.address}")).id == home.grid_id
-    assert (await open311.grid_for(demo.session, key, "月球背面")).id == key.grid_id
-    assert (await open311.grid_for(demo.session, key, None)).id == key.grid_id
+
+    async def landing(**where: Any) -> int | None:
+        fields = {"category": TicketCategory.FACILITY, "description": "路灯坏了"} | where
+        placement = await open311.placement_for(demo.session, key, open311.Submission(**fields))
+        return placement.grid.id
+
+    assert await landing(address=f"  {home.address}") == home.grid_id
+    assert await landing(address="月球背面") == key.grid_id
+    assert await landing() == key.grid_id
+    # a point on the demo's map lands in the grid drawn there, as a chat report would
+    assert await landing(latitude=24.575, longitude=118.0345) not in (None, key.grid_id)
 
 
 async def test_the_listing_filters_by_status_category_dates_and_number(demo: Demo) -> None:
