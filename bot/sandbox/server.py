@@ -80,10 +80,8 @@ FIRST_GROUP_ID = -1_001_000_000_001
 LOGOUT_PERIOD = timedelta(minutes=10)
 CALLBACK_ANSWER_TIMEOUT = 15.0
 MAX_ALBUM = 10
-DEFAULT_LOCATION = (
-    24.575,
-    118.0345,
-)  # where a user "is" when a button asks for one: on the demo map
+# where a user "is" when a button asks for a location: on the demo community's map (Xiamen)
+DEFAULT_LOCATION = (24.575, 118.0345)
 
 
 def _shallow(message: JsonObject) -> JsonObject:
