@@ -1,16 +1,24 @@
-"""Assessment (考核): ``/indicators [grid]`` for heads, the centre, supervisors and admins."""
+"""Assessment (考核): ``/indicators [grid]`` for heads, the centre, supervisors and admins;
+``/score [grid] [period]`` — the 红黑榜 charts and a worker's own card — for them and for
+workers; ``/score help``; ``/score file`` and a file sent back with the caption ``/score``
+(admins: the weights and veto rules)."""
 
 from __future__ import annotations
 
-from aiogram import Router
+import json
+
+from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
+from aiogram.utils.i18n import gettext as _
 
-from bot.services import indicators
+from bot.services import assessment_policy, charts, indicators, score_views, scorecards
 from bot.services.actor import Actor
 from bot.services.message_size import split_message
 from bot.settings import Settings
+from bot.telegram.render import esc
 from bot.telegram.replies import Replier
+from models import Role
 
 
 async def indicators_command(
@@ -34,7 +42,68 @@ async def indicators_command(
         reply.text(part)
 
 
+async def score_command(
+    message: Message,
+    command: CommandObject,
+    reply: Replier,
+    actor: Actor,
+    settings: Settings,
+) -> None:
+    """``/score [grid] [period]``, ``/score help``, ``/score file``."""
+    word = (command.args or "").strip().lower()
+    if word == "help":
+        policy = await assessment_policy.current_policy(actor.session)
+        for part in split_message(score_views.help_text(policy, actor.locale)):
+            reply.text(part)
+        return
+    if word == "file" and any(r.role == Role.ADMIN for r in actor.roles):
+        policy = await assessment_policy.current_policy(actor.session)
+        body = json.dumps(assessment_policy.policy_to_json(policy), ensure_ascii=False, indent=2)
+        reply.upload(
+            "sendDocument",
+            "document",
+            body.encode("utf-8"),
+            "gridbot-assessment.json",
+            caption=esc(_("Edit this file, then send it back with the caption /score.")),
+        )
+        return
+    rankings = await scorecards.rankings_for(
+        actor.session, actor.who, actor.roles, args=command.args, now=actor.now, tz=settings.tz
+    )
+    policy = await assessment_policy.current_policy(actor.session)
+    for ranking in rankings:
+        card = score_views.own_card_text(ranking, policy, actor.locale, settings.tz)
+        if card is not None:
+            reply.text(card)
+        caption = score_views.caption(ranking, actor.locale, settings.tz)
+        for chart in score_views.charts_for(ranking, actor.locale, settings.tz):
+            png = await charts.render(chart)
+            reply.upload("sendPhoto", "photo", png, "score.png", caption=caption)
+
+
+async def policy_file(message: Message, bot: Bot, reply: Replier, actor: Actor) -> None:
+    """An assessment file sent back with the caption ``/score``."""
+    document = message.document
+    assert document is not None
+    if (document.file_size or 0) > assessment_policy.MAX_POLICY_BYTES:
+        reply.text(_("That file is too large for an assessment policy."))
+        return
+    downloaded = await bot.download(document)
+    raw = downloaded.read() if downloaded is not None else b""
+    policy = await assessment_policy.set_policy(
+        actor.session, actor=actor.who, roles=actor.roles, raw=raw, now=actor.now
+    )
+    reply.text(
+        _("New assessment weights saved. Every /score from now on uses them, past periods too.")
+    )
+    for part in split_message(score_views.help_text(policy, actor.locale)):
+        reply.text(part)
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
     router.message.register(indicators_command, Command("indicators"))
+    # a policy file comes with the caption /score, which the Command filter would also match
+    router.message.register(policy_file, F.document, F.caption.startswith("/score"))
+    router.message.register(score_command, Command("score"))
     return router

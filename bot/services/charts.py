@@ -3,8 +3,8 @@
 **The font** is Noto Sans CJK (SIL Open Font License 1.1), installed from PyPI with the bot
 (``noto-cjk-sans-otc``): a fresh machine with no Chinese font renders the same charts. Every
 text names that file and face explicitly (a :class:`~matplotlib.font_manager.FontPath`), so
-nothing depends on what fonts the machine happens to have. The collection holds a face per region: Simplified
-Chinese text is set in the SC face, Traditional in the TC face.
+nothing depends on what fonts the machine happens to have. The collection holds a face per
+region: Simplified Chinese text is set in the SC face, Traditional in the TC face.
 
 **Threads.** Drawing runs off the event loop (:func:`render` hands it to a worker thread).
 Each chart is its own :class:`~matplotlib.figure.Figure` on its own Agg canvas — never
@@ -122,7 +122,10 @@ def draw_ranking(chart: RankingChart) -> bytes:
     axes.set_ylim(row - 0.4, -0.6)  # best at the top
     axes.set_xlabel(chart.axis, fontproperties=regular)
     axes.spines[["top", "right"]].set_visible(False)
-    handles = [Patch(color=RED, label=chart.best_label), Patch(color=BLACK, label=chart.worst_label)]
+    handles = [
+        Patch(color=RED, label=chart.best_label),
+        Patch(color=BLACK, label=chart.worst_label),
+    ]
     axes.legend(handles=handles, prop=regular, loc="lower right", frameon=False)
     return _png(figure)
 
