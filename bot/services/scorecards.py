@@ -310,7 +310,7 @@ async def _meetings(
         )
         .group_by(col(MeetingInvite.person_id))
     )
-    rows = (await session.execute(statement)).all()
+    rows = (await (await session.connection()).execute(statement)).all()
     return {int(person): (int(present), int(invited)) for person, invited, present in rows}
 
 
@@ -330,7 +330,8 @@ async def _veto_tickets(
         col(Ticket.id).in_(missed),
         indicators.in_subtrees([scope_path]),
     )
-    return [(int(g), a) for g, a in (await session.execute(statement)).all()]
+    connection = await session.connection()
+    return [(int(g), a) for g, a in (await connection.execute(statement)).all()]
 
 
 def _child_of(path: str, root_path: str) -> int | None:
