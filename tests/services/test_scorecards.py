@@ -4,6 +4,7 @@ the policy file and the period parser with hostile input."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import random
 from dataclasses import dataclass
@@ -448,10 +449,8 @@ def test_a_bad_policy_file_is_refused_whole(raw: bytes) -> None:
 
 @given(st.binary(max_size=300) | st.text(max_size=300).map(str.encode))
 def test_any_policy_file_is_either_read_or_refused_with_a_reason(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(InvalidInput):
         parse_policy(raw)
-    except InvalidInput:
-        pass
 
 
 @pytest.mark.parametrize(
