@@ -8,6 +8,7 @@ import os
 import warnings
 from datetime import UTC, date, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
@@ -16,12 +17,23 @@ from bot.services.indicators import GridRef, Ratio
 from bot.services.periods import Period, PeriodKind
 from bot.services.scorecards import Ranking, Scorecard, rank
 from bot.settings import LOCALES
-from zoneinfo import ZoneInfo
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 PNG = b"\x89PNG\r\n\x1a\n"
-NAMES = ["王芳", "李建國", "張麗華", "陈晓东", "黄志强", "林淑貞", "郭德綱", "謝霆鋒", "赵云", "钱学森",
-         "孙悦", "欧阳娜娜"]
+NAMES = [
+    "王芳",
+    "李建國",
+    "張麗華",
+    "陈晓东",
+    "黄志强",
+    "林淑貞",
+    "郭德綱",
+    "謝霆鋒",
+    "赵云",
+    "钱学森",
+    "孙悦",
+    "欧阳娜娜",
+]
 
 
 def a_ranking(period: Period, count: int = 12) -> Ranking:

@@ -213,9 +213,7 @@ def split_args(raw: str | None, now: datetime, tz: tzinfo) -> tuple[str, Period]
 def period_text(period: Period, locale: str) -> str:
     start = period.start
     if period.kind is PeriodKind.MONTH:
-        return gettext_for(
-            locale, N_("{year}-{month}"), year=start.year, month=f"{start.month:02d}"
-        )
+        return gettext_for(locale, N_("{year}-{month}"), year=start.year, month=start.month)
     if period.kind is PeriodKind.QUARTER:
         return gettext_for(
             locale, N_("Q{quarter} {year}"), year=start.year, quarter=(start.month + 2) // 3

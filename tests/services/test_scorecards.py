@@ -487,4 +487,3 @@ def test_any_text_is_a_grid_and_a_period_or_a_clear_refusal(typed: str) -> None:
         return
     assert period.start <= date(2026, 4, 2)
     assert len(query) <= len(typed)
-
