@@ -1,18 +1,28 @@
 """Assessment (考核): ``/indicators [grid]`` for heads, the centre, supervisors and admins;
 ``/score [grid] [period]`` — the 红黑榜 charts and a worker's own card — for them and for
-workers; ``/score help``; ``/score file`` and a file sent back with the caption ``/score``
-(admins: the weights and veto rules)."""
+workers; ``/score export [grid] [period]`` — the workbook for the monthly meeting (here, not
+in ``/export``, so the two menus stay apart); ``/score help``; ``/score file`` and a file
+sent back with the caption ``/score`` (admins: the weights and veto rules)."""
 
 from __future__ import annotations
 
 import json
+from functools import partial
 
 from aiogram import Bot, F, Router
 from aiogram.filters import Command, CommandObject
 from aiogram.types import Message
 from aiogram.utils.i18n import gettext as _
 
-from bot.services import assessment_policy, charts, indicators, score_views, scorecards
+from bot.i18n import gettext_for
+from bot.services import (
+    assessment_export,
+    assessment_policy,
+    charts,
+    indicators,
+    score_views,
+    scorecards,
+)
 from bot.services.actor import Actor
 from bot.services.message_size import split_message
 from bot.settings import Settings
@@ -49,7 +59,7 @@ async def score_command(
     actor: Actor,
     settings: Settings,
 ) -> None:
-    """``/score [grid] [period]``, ``/score help``, ``/score file``."""
+    """``/score [grid] [period]``, ``/score help``, ``/score file``, ``/score export``."""
     word = (command.args or "").strip().lower()
     if word == "help":
         policy = await assessment_policy.current_policy(actor.session)
@@ -67,6 +77,9 @@ async def score_command(
             caption=esc(_("Edit this file, then send it back with the caption /score.")),
         )
         return
+    if word.split(maxsplit=1)[:1] == ["export"]:
+        await export_command(command, reply, actor, settings)
+        return
     rankings = await scorecards.rankings_for(
         actor.session, actor.who, actor.roles, args=command.args, now=actor.now, tz=settings.tz
     )
@@ -79,6 +92,35 @@ async def score_command(
         for chart in score_views.charts_for(ranking, actor.locale, settings.tz):
             png = await charts.render(chart)
             reply.upload("sendPhoto", "photo", png, "score.png", caption=caption)
+
+
+async def export_command(
+    command: CommandObject, reply: Replier, actor: Actor, settings: Settings
+) -> None:
+    """``/score export [grid] [period]``: the assessment workbook of each ranking the asker
+    may read (the same scopes as ``/score``)."""
+    args = (command.args or "").strip()[len("export") :]
+    rankings = await scorecards.rankings_for(
+        actor.session,
+        actor.who,
+        actor.roles,
+        args=args,
+        now=actor.now,
+        tz=settings.tz,
+        export=True,
+    )
+    policy = await assessment_policy.current_policy(actor.session)
+    for ranking in rankings:
+        data, name = await assessment_export.workbook(
+            actor.session,
+            actor.who,
+            ranking,
+            policy,
+            translate=partial(gettext_for, actor.locale),
+            now=actor.now,
+        )
+        caption = score_views.caption(ranking, actor.locale, settings.tz)
+        reply.upload("sendDocument", "document", data, name, caption=caption)
 
 
 async def policy_file(message: Message, bot: Bot, reply: Replier, actor: Actor) -> None:

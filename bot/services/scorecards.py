@@ -90,6 +90,7 @@ class Scorecard:
     vetoed: bool = False
     score: float | None = None
     rank: int | None = None  # 1 = best; None = not ranked (nothing to count)
+    under: int | None = None  # the grid one tier below the ranked root it lies in
 
 
 @dataclass(frozen=True)
@@ -362,7 +363,12 @@ async def _workers(session: AsyncSession, root: Grid) -> list[tuple[int, str, Gr
 
 
 def _card(
-    subject_id: int, name: str, grid_name: str, tally: _Tally, policy: AssessmentPolicy
+    subject_id: int,
+    name: str,
+    grid_name: str,
+    tally: _Tally,
+    policy: AssessmentPolicy,
+    under: int | None,
 ) -> Scorecard:
     figures = {key: Ratio(part, whole) for key, (part, whole) in tally.figures.items()}
     vetoed = any(
@@ -382,6 +388,7 @@ def _card(
         visit_rules=rules,
         vetoed=vetoed,
         score=score_of(figures, policy),
+        under=under,
     )
 
 
@@ -414,6 +421,7 @@ def _with_rank(card: Scorecard, position: int | None) -> Scorecard:
         vetoed=card.vetoed,
         score=card.score,
         rank=position,
+        under=card.under,
     )
 
 
@@ -498,11 +506,18 @@ async def ranking(
                 vetoes[index] = vetoes.get(index, 0) + 1
 
     worker_cards = [
-        _card(person_id, name, grid.name, by_worker[person_id], policy)
+        _card(
+            person_id,
+            name,
+            grid.name,
+            by_worker[person_id],
+            policy,
+            _child_of(grid.path, root.path),
+        )
         for person_id, name, grid in workers
     ]
     grid_cards = [
-        _card(grid_id, grid.name, grid.name, by_grid[grid_id], policy)
+        _card(grid_id, grid.name, grid.name, by_grid[grid_id], policy, grid_id)
         for grid_id, grid in child_by_id.items()
     ]
     return Ranking(
@@ -526,8 +541,11 @@ async def rankings_for(
     args: str | None,
     now: datetime,
     tz: tzinfo,
+    export: bool = False,
 ) -> list[Ranking]:
-    """``/score [grid] [period]``: the rankings this person may read (module docstring)."""
+    """``/score [grid] [period]``: the rankings this person may read (module docstring).
+    ``export``: for the workbook, which only those who assess a subtree may take (a worker
+    sees their peers' scores, not their figures)."""
     query, period = split_args(args, now, tz)
     query = indicators.clean_grid_query(query)
     if not person.active:
@@ -550,6 +568,10 @@ async def rankings_for(
             )[:MAX_ROOTS]
         results = [await ranking(session, root, period, now=now, tz=tz) for root in roots]
         return [_with_own(r, person, peers=False) for r in results]
+    if export:
+        raise NotAllowed(
+            N_("The assessment workbook is for grid heads, the centre and supervisors.")
+        )
     worker_grids = [r for r in roles if r.role == Role.WORKER]
     mine = await session.get(Grid, worker_grids[0].grid_id) if worker_grids else None
     if mine is None:
