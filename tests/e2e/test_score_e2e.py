@@ -4,6 +4,7 @@ quarter and a year; the admin downloads the assessment file and sends it back ch
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -11,6 +12,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import text
 from sqlmodel import select
 
@@ -117,6 +119,12 @@ async def test_a_month_of_visits_scores_the_worker_and_ranks_the_grids(h: Harnes
     )
     assert visits_line in card.text
     assert gettext_for("zh_Hans", "{year}-{month}", year=2026, month=3) in card.text
+    async with h.session() as session:
+        card_name = (
+            await session.exec(
+                select(Person.name).where(Person.telegram_id == DEMO_PERSONAS["worker"])
+            )
+        ).one()
     chart = await worker.next_message()
     assert (await png_of(h, chart)).startswith(PNG)
 
@@ -130,6 +138,26 @@ async def test_a_month_of_visits_scores_the_worker_and_ranks_the_grids(h: Harnes
             keep = os.environ.get("GRIDBOT_CHART_DIR")  # to look at them: set it to a folder
             if keep:
                 (Path(keep) / f"e2e-{command.split()[-1].strip('/')}-{index}.png").write_bytes(png)
+
+    # the workbook for the monthly meeting opens, and its totals are the sum of its rows
+    await head.send("/score export 上月")
+    ledger = await head.next_message()
+    assert ledger.document is not None
+    book = load_workbook(io.BytesIO(await h.client.download(str(ledger.document["file_id"]))))
+    summary = [list(r) for r in book[book.sheetnames[0]].iter_rows(values_only=True)]
+    done = summary[0].index("走访：完成")
+    assert summary[-1][done] == sum(row[done] for row in summary[1:-1])
+    worker_rows = [
+        list(r)
+        for name in book.sheetnames[1:-1]
+        for r in book[name].iter_rows(min_row=2, values_only=True)
+    ]
+    mine = [r for r in worker_rows if r[1] == card_name]
+    assert len(mine) == 1 and mine[0][5:7] == [part, whole]  # the visits, as in the chat
+    await worker.send("/score export")
+    assert (await worker.next_message()).text == gettext_for(
+        "zh_Hans", "The assessment workbook is for grid heads, the centre and supervisors."
+    )
 
     resident = await h.persona("resident")
     await resident.send("/score")
@@ -155,6 +183,10 @@ async def test_the_admin_changes_the_weights_with_the_file(h: Harness) -> None:
     assert saved.text == gettext_for(
         "zh_Hans",
         "New assessment weights saved. Every /score from now on uses them, past periods too.",
+    )
+    weights = await admin.next_message()  # the weights now in force, and what they mean
+    assert gettext_for("zh_Hans", "{measure} (weight {weight})", measure="例会出勤", weight=0) in (
+        weights.text
     )
     async with h.session() as session:
         assert (await assessment_policy.current_policy(session)).weight("meetings") == 0

@@ -5,22 +5,26 @@ the policy file and the period parser with hostile input."""
 from __future__ import annotations
 
 import contextlib
+import io
 import json
 import random
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from openpyxl import load_workbook
 from sqlalchemy import text
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed
-from bot.services import assessment_policy, quotas, scorecards, visits
+from bot.i18n import gettext_for
+from bot.services import assessment_export, assessment_policy, quotas, scorecards, visits
 from bot.services.assessment_policy import DEFAULT_POLICY, parse_policy, policy_to_json
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.services.indicators import Ratio
@@ -487,3 +491,57 @@ def test_any_text_is_a_grid_and_a_period_or_a_clear_refusal(typed: str) -> None:
         return
     assert period.start <= date(2026, 4, 2)
     assert len(query) <= len(typed)
+
+
+async def test_the_workbook_opens_and_its_totals_match(session: AsyncSession) -> None:
+    month = await month_of_activity(session)
+    ranking = await scorecards.ranking(session, month.community, MARCH, now=NOW, tz=SHANGHAI)
+    head = await person_by_telegram(session, "community_head")
+    data, name = await assessment_export.workbook(
+        session,
+        head,
+        ranking,
+        DEFAULT_POLICY,
+        translate=partial(gettext_for, "zh_Hans"),
+        now=NOW,
+    )
+    assert name.endswith(".xlsx")
+    book = load_workbook(io.BytesIO(data))
+    assert book.sheetnames == ["汇总", *(c.name for c in ranking.grids), "指标说明"]
+    summary = [list(r) for r in book["汇总"].iter_rows(values_only=True)]
+    header, body, total = summary[0], summary[1:-1], summary[-1]
+    assert book["汇总"].freeze_panes == "C2"
+    assert book["汇总"].conditional_formatting  # the score colours and the veto grey
+    numbers = [i for i, title in enumerate(header) if str(title).endswith(("完成", "应完成"))]
+    assert len(numbers) == 2 * len(assessment_policy.MEASURES)
+    for column in numbers:
+        assert total[column] == sum(row[column] for row in body)
+    visits_done = header.index("走访：完成")
+    for row in body:
+        sheet = [list(r) for r in book[str(row[1])].iter_rows(values_only=True)]
+        worker_column = sheet[0].index("走访：完成")
+        assert row[visits_done] == sum(r[worker_column] for r in sheet[1:])
+    by_name = {c.name: c for c in ranking.workers}
+    for sheet_name in book.sheetnames[1:-1]:
+        rows_ = [list(r) for r in book[sheet_name].iter_rows(values_only=True)]
+        meetings = rows_[0].index("例会出勤：完成")
+        for row in rows_[1:]:
+            assert row[meetings] == by_name[str(row[1])].figures["meetings"].part
+    definitions = [list(r) for r in book["指标说明"].iter_rows(values_only=True)]
+    assert [r[1] for r in definitions[1:7]] == [40, 15, 15, 15, 5, 10]
+    assert "一票否决" in str(definitions[-1][2])
+
+
+async def test_a_worker_may_not_take_the_workbook(session: AsyncSession) -> None:
+    await month_of_activity(session)
+    worker = await person_by_telegram(session, "worker")
+    with pytest.raises(NotAllowed):
+        await scorecards.rankings_for(
+            session,
+            worker,
+            await roles_of(session, worker.id or 0),
+            args=None,
+            now=NOW,
+            tz=SHANGHAI,
+            export=True,
+        )
