@@ -26,6 +26,7 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Literal
 
 from sqlalchemy import func, select
 from sqlmodel import col
@@ -252,7 +253,7 @@ async def _visits(
     session: AsyncSession,
     period: Period,
     *,
-    by: str,
+    by: Literal["worker", "grid"],
     scope_path: str,
     now: datetime,
     tz: tzinfo,
@@ -267,7 +268,7 @@ async def _visits(
         rows = await quotas.progress(
             session,
             at,
-            by="worker" if by == "worker" else "grid",
+            by=by,
             scope_path=scope_path,
             tz=tz,
         )
