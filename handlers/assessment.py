@@ -26,9 +26,24 @@ from bot.services import (
 from bot.services.actor import Actor
 from bot.services.message_size import split_message
 from bot.settings import Settings
+from bot.telegram.args import FILE_WORDS, parse_word, split_args
 from bot.telegram.render import esc
 from bot.telegram.replies import Replier
 from models import Role
+
+# /score's first word, as typed in any of the three languages
+SCORE_WORDS: dict[str, str] = {
+    "help": "help",
+    "帮助": "help",
+    "幫助": "help",
+    "说明": "help",
+    "說明": "help",
+    "export": "export",
+    "导出": "export",
+    "導出": "export",
+    "匯出": "export",
+    **{word: "file" for word in FILE_WORDS},
+}
 
 
 async def indicators_command(
@@ -60,13 +75,14 @@ async def score_command(
     settings: Settings,
 ) -> None:
     """``/score [grid] [period]``, ``/score help``, ``/score file``, ``/score export``."""
-    word = (command.args or "").strip().lower()
-    if word == "help":
+    words = split_args(command.args, 1)
+    action = parse_word(words[0], SCORE_WORDS) if words else None
+    if action == "help":
         policy = await assessment_policy.current_policy(actor.session)
         for part in split_message(score_views.help_text(policy, actor.locale)):
             reply.text(part)
         return
-    if word == "file" and any(r.role == Role.ADMIN for r in actor.roles):
+    if action == "file" and any(r.role == Role.ADMIN for r in actor.roles):
         policy = await assessment_policy.current_policy(actor.session)
         body = json.dumps(assessment_policy.policy_to_json(policy), ensure_ascii=False, indent=2)
         reply.upload(
@@ -77,8 +93,8 @@ async def score_command(
             caption=esc(_("Edit this file, then send it back with the caption /score.")),
         )
         return
-    if word.split(maxsplit=1)[:1] == ["export"]:
-        await export_command(command, reply, actor, settings)
+    if action == "export":
+        await export_command(words[1] if len(words) > 1 else "", reply, actor, settings)
         return
     rankings = await scorecards.rankings_for(
         actor.session, actor.who, actor.roles, args=command.args, now=actor.now, tz=settings.tz
@@ -94,12 +110,9 @@ async def score_command(
             reply.upload("sendPhoto", "photo", png, "score.png", caption=caption)
 
 
-async def export_command(
-    command: CommandObject, reply: Replier, actor: Actor, settings: Settings
-) -> None:
+async def export_command(args: str, reply: Replier, actor: Actor, settings: Settings) -> None:
     """``/score export [grid] [period]``: the assessment workbook of each ranking the asker
     may read (the same scopes as ``/score``)."""
-    args = (command.args or "").strip()[len("export") :]
     rankings = await scorecards.rankings_for(
         actor.session,
         actor.who,

@@ -140,7 +140,7 @@ async def test_a_month_of_visits_scores_the_worker_and_ranks_the_grids(h: Harnes
                 (Path(keep) / f"e2e-{command.split()[-1].strip('/')}-{index}.png").write_bytes(png)
 
     # the workbook for the monthly meeting opens, and its totals are the sum of its rows
-    await head.send("/score export 上月")
+    await head.send("/score 导出 上月")
     ledger = await head.next_message()
     assert ledger.document is not None
     book = load_workbook(io.BytesIO(await h.client.download(str(ledger.document["file_id"]))))
@@ -170,7 +170,7 @@ async def test_a_month_of_visits_scores_the_worker_and_ranks_the_grids(h: Harnes
 
 async def test_the_admin_changes_the_weights_with_the_file(h: Harness) -> None:
     admin = await h.persona("admin")
-    await admin.send("/score file")
+    await admin.send("/score 文件")
     file = await admin.next_message()
     assert file.document is not None
     body = json.loads(await h.client.download(str(file.document["file_id"])))

@@ -30,6 +30,7 @@ from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.services.indicators import Ratio
 from bot.services.people import roles_of
 from bot.services.periods import Period, PeriodKind
+from bot.services.ticket_numbers import street_id_of
 from models import (
     Grid,
     HandlingKind,
@@ -131,6 +132,9 @@ async def month_of_activity(session: AsyncSession) -> Month:
             tz=SHANGHAI,
         )
         grid_id = roles[0].grid_id
+        grid_row = await session.get(Grid, grid_id)
+        assert grid_row is not None
+        street = street_id_of(grid_row)
         for _ in range(3 + index % 3):
             number += 1
             filed = at(2026, 3, rng.randint(1, 25), 9)
@@ -139,6 +143,8 @@ async def month_of_activity(session: AsyncSession) -> Month:
             session.add(
                 Ticket(
                     number=f"S{number:04d}",
+                    street_id=street,
+                    short_number=number,
                     grid_id=grid_id,
                     category=TicketCategory.FACILITY,
                     description="路灯坏了",
@@ -159,9 +165,13 @@ async def month_of_activity(session: AsyncSession) -> Month:
             )
     # the veto: an urgent safety hazard the fourth worker accepted and let run past its deadline
     vetoed = workers[3]
+    hazard_grid = await session.get(Grid, (await roles_of(session, vetoed.id or 0))[0].grid_id)
+    assert hazard_grid is not None and hazard_grid.id is not None
     hazard = Ticket(
         number="S9999",
-        grid_id=(await roles_of(session, vetoed.id or 0))[0].grid_id,
+        street_id=street_id_of(hazard_grid),
+        short_number=9999,
+        grid_id=hazard_grid.id,
         category=TicketCategory.SAFETY,
         kind=HandlingKind.URGENT,
         description="配电箱冒烟",
