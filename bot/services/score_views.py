@@ -60,15 +60,18 @@ def shortfalls(card: Scorecard, policy: AssessmentPolicy, locale: str) -> list[s
         if lost <= 0:
             continue
         if measure.key == "visits" and card.visit_rules:
-            worst = min(
-                (r for r in card.visit_rules if r.households > 0),
-                key=lambda r: r.fulfilled / r.households,
-                default=None,
-            )
-            if worst is not None:
-                rule = gettext_for(locale, worst.rule_name)
-                losses.append((lost, f"{rule} {_figure(worst.fulfilled, worst.households)}"))
-                continue
+            # the visits' loss shared out over the rules short of their quota
+            for rule in card.visit_rules:
+                missing = rule.households - rule.fulfilled
+                if missing > 0:
+                    name = gettext_for(locale, rule.rule_name)
+                    losses.append(
+                        (
+                            weight * missing / ratio.whole,
+                            f"{name} {_figure(rule.fulfilled, rule.households)}",
+                        )
+                    )
+            continue
         title = gettext_for(locale, measure.title)
         losses.append((lost, f"{title} {_figure(ratio.part, ratio.whole)}"))
     losses.sort(key=lambda item: -item[0])
@@ -84,7 +87,13 @@ def measure_lines(card: Scorecard, policy: AssessmentPolicy, locale: str) -> lis
         value = (
             gettext_for(locale, N_("nothing to count"))
             if ratio.whole == 0
-            else f"{_figure(ratio.part, ratio.whole)} ({100.0 * ratio.part / ratio.whole:.0f}%)"
+            else gettext_for(
+                locale,
+                N_("{part}/{whole} ({percent}%)"),
+                part=ratio.part,
+                whole=ratio.whole,
+                percent=f"{100.0 * ratio.part / ratio.whole:.0f}",
+            )
         )
         lines.append(
             "• "

@@ -115,7 +115,13 @@ async def test_a_month_of_visits_scores_the_worker_and_ranks_the_grids(h: Harnes
         "zh_Hans",
         "{measure}: {value}",
         measure=gettext_for("zh_Hans", "Visits (走访)"),
-        value=f"{part}/{whole} ({100.0 * part / whole:.0f}%)",
+        value=gettext_for(
+            "zh_Hans",
+            "{part}/{whole} ({percent}%)",
+            part=part,
+            whole=whole,
+            percent=f"{100.0 * part / whole:.0f}",
+        ),
     )
     assert visits_line in card.text
     assert gettext_for("zh_Hans", "{year}-{month}", year=2026, month=3) in card.text

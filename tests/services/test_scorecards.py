@@ -24,7 +24,14 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import gettext_for
-from bot.services import assessment_export, assessment_policy, quotas, scorecards, visits
+from bot.services import (
+    assessment_export,
+    assessment_policy,
+    quotas,
+    score_views,
+    scorecards,
+    visits,
+)
 from bot.services.assessment_policy import DEFAULT_POLICY, parse_policy, policy_to_json
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.services.indicators import Ratio
@@ -555,3 +562,22 @@ async def test_a_worker_may_not_take_the_workbook(session: AsyncSession) -> None
             tz=SHANGHAI,
             export=True,
         )
+
+
+def test_the_card_says_where_the_points_were_lost() -> None:
+    card = scorecards.Scorecard(
+        subject_id=1,
+        name="王芳",
+        grid_name="杏东花园一组",
+        figures={"visits": Ratio(3, 7), "satisfaction": Ratio(1, 2), "redo": Ratio(0, 3)},
+        visit_rules=(
+            scorecards.RuleFigure(1, "Monthly home visit to key households", 2, 5),
+            scorecards.RuleFigure(2, "Monthly contact with every household", 1, 2),
+        ),
+    )
+    # visits lose 40 × 3/7 on the key households and 40 × 1/7 on the contacts;
+    # satisfaction 15 × 1/2; redo nothing (none reopened)
+    assert score_views.shortfalls(card, DEFAULT_POLICY, "zh_Hans") == [
+        "重点户每月入户走访 2/5",
+        "满意度 1/2",
+    ]
