@@ -19,13 +19,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import noto_cjk_sans_otc
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
-from matplotlib.font_manager import FontPath, FontProperties
-from matplotlib.ft2font import FT2Font
-from matplotlib.patches import Patch
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+    from matplotlib.font_manager import FontProperties
+
+# matplotlib is imported where a chart is drawn, not when the bot starts (it takes a while)
 
 FONT_FILE = Path(str(noto_cjk_sans_otc.FONT_PATH))
 FAMILIES: dict[str, str] = {
@@ -42,6 +44,8 @@ _faces: dict[str, int] = {}
 
 def _face_indices() -> dict[str, int]:
     """Family name -> face index in the bundled collection (read once)."""
+    from matplotlib.ft2font import FT2Font
+
     with _font_lock:
         if not _faces:
             first = FT2Font(str(FONT_FILE))
@@ -54,6 +58,8 @@ def _face_indices() -> dict[str, int]:
 def font(locale: str, size: float = 11) -> FontProperties:
     """The chart font for ``locale``: the bundled file and face, named by path (never looked
     up by family name, which would find whatever the machine has)."""
+    from matplotlib.font_manager import FontPath, FontProperties
+
     family = FAMILIES.get(locale, FAMILIES["zh_Hans"])
     index = _face_indices().get(family)
     if index is None:
@@ -87,6 +93,10 @@ class RankingChart:
 
 def draw_ranking(chart: RankingChart) -> bytes:
     """The 红黑榜 as a horizontal bar chart, best at the top; PNG bytes."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Patch
+
     regular = font(chart.locale, 10)
     title_font = font(chart.locale, 14)
     rows = len(chart.bars) + (1 if chart.gap_after is not None else 0)
