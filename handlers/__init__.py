@@ -43,7 +43,7 @@ def build_router() -> Router:
         registry.build_router(),
         grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons
         people_admin.build_router(),  # /people: a person's card and its buttons
-        assessment.build_router(),  # /indicators
+        assessment.build_router(),  # /indicators, /score
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my

@@ -2,6 +2,7 @@
 
 from sqlmodel import SQLModel
 
+from models.assessment import AssessmentPolicyVersion
 from models.enums import (
     OPEN_TICKET_STATES,
     HandlingKind,
@@ -46,6 +47,7 @@ from models.ticket import (
 metadata = SQLModel.metadata
 
 __all__ = [
+    "AssessmentPolicyVersion",
     "OPEN_TICKET_STATES",
     "ApiKey",
     "AuditLog",

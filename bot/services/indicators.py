@@ -44,6 +44,7 @@ from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, tzinfo
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select, true
+from sqlalchemy.orm import Mapped
 from sqlmodel import col
 from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -261,11 +262,41 @@ async def indicators_by_grid(
     Two queries, each grouped by grid: the cohort's flags summed, and the escalation events.
     Grids with nothing to count are absent.
     """
+    return await _indicators_by(
+        session, col(Ticket.grid_id), paths=paths, start=start, end=end, now=now
+    )
+
+
+async def indicators_by_assignee(
+    session: AsyncSession,
+    *,
+    paths: Sequence[str],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> dict[int, Indicators]:
+    """The same counts per accepting person (``Ticket.assignee_id``) over the tickets of the
+    subtrees ``paths``: a worker's own tickets, for their scorecard. Tickets nobody accepted
+    belong to no one (a missing assignee matches no person)."""
+    return await _indicators_by(
+        session, col(Ticket.assignee_id), paths=paths, start=start, end=end, now=now
+    )
+
+
+async def _indicators_by(
+    session: AsyncSession,
+    key: Mapped[int] | Mapped[int | None],  # Ticket.grid_id or Ticket.assignee_id
+    *,
+    paths: Sequence[str],
+    start: datetime,
+    end: datetime,
+    now: datetime,
+) -> dict[int, Indicators]:
     _check_window(start, end, now)
     flags = _flags(now)
     per_ticket = (
         select(
-            col(Ticket.grid_id).label("grid_id"),
+            key.label("grid_id"),
             *(case((condition, 1), else_=0).label(name) for name, condition in flags.items()),
         )
         .where(
@@ -273,6 +304,7 @@ async def indicators_by_grid(
             col(Ticket.created_at) < end,
             col(Ticket.state) != TicketState.DUPLICATE.value,
             in_subtrees(paths),
+            key.is_not(None),
         )
         .subquery("per_ticket")
     )
@@ -281,7 +313,7 @@ async def indicators_by_grid(
     ).group_by(per_ticket.c.grid_id)
     escalated = (
         select(
-            col(Ticket.grid_id).label("grid_id"),
+            key.label("grid_id"),
             col(TicketEvent.data)["to_tier"].as_integer().label("to_tier"),
         )
         .join(Ticket, col(Ticket.id) == col(TicketEvent.ticket_id))
@@ -290,6 +322,7 @@ async def indicators_by_grid(
             col(TicketEvent.at) >= start,
             col(TicketEvent.at) < end,
             in_subtrees(paths),
+            key.is_not(None),
         )
         .subquery("escalated")
     )

@@ -64,6 +64,11 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
         N_("Assessment indicators (考核) of your grids"),
         frozenset({Role.HEAD, Role.CENTER, Role.SUPERVISOR, Role.ADMIN}),
     ),
+    BotCommandSpec(
+        "score",
+        N_("Assessment scores and ranking (红黑榜)"),
+        frozenset({Role.WORKER, Role.HEAD, Role.CENTER, Role.SUPERVISOR, Role.ADMIN}),
+    ),
     BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
     BotCommandSpec("sla", N_("Time limits for handling problems"), STAFF_VIEW | {Role.DEPARTMENT}),
     BotCommandSpec("jobs", N_("Scheduled jobs and how they last ran"), ADMINS),
