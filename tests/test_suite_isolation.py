@@ -100,7 +100,7 @@ def test_under_ci_a_missing_browser_database_or_redis_fails(tmp_path: Path) -> N
     status, output = run_pytest(
         tmp_path,
         child_environment(GRIDBOT_CI="1", PATH=str(empty)),
-        "tests/e2e/test_browser.py",
+        "tests/e2e/test_browser.py::test_a_worker_talks_to_the_bot_in_the_web_page",
         "tests/test_sweep_concurrency.py",
         "tests/test_fsm_storage.py::test_redis_storage_is_shared_between_workers",
     )
