@@ -67,13 +67,13 @@ from tests.conftest import _on_server, run_database_name
 
 pytestmark = pytest.mark.e2e
 
-RESIDENTS = 20  # residents who report at once; raise it to load the workers harder
+RESIDENTS = 200  # residents who report at once; raise it to load the workers harder
 WORKERS = 3
 KILL_AT = 0.5  # the share of the expected updates handled when one worker is killed
 LEASE_SECONDS = 5.0  # the outbox lease (limits.lease_seconds): a dead worker's rows wait this
-STEP_WAIT = 20.0  # seconds a resident waits for an answer before the test fails
+STEP_WAIT = 60.0  # seconds a resident waits for an answer before the test fails
 ROOT = Path(__file__).resolve().parents[2]
-RESIDENT_IDS = 7_200_000_000  # the residents' Telegram ids (demo people are 7_000_000_xxx)
+RESIDENT_IDS = 7_200_000_000  # residents' Telegram ids from here (demo people: 7_000_000_xxx)
 BOT_USERNAME = "gridbot_multi_bot"
 MESSAGE_METHODS = ("sendMessage", "sendPhoto", "sendDocument", "sendLocation", "sendMediaGroup")
 UPDATES_PER_REPORT = 7  # /report, category, description, no photos, address, danger, send
@@ -99,6 +99,11 @@ class Run:
     redis_url: str
     token: str
     folder: Path
+    first_resident: int  # the Telegram id of this run's first resident
+
+    @property
+    def resident_ids(self) -> list[int]:
+        return [self.first_resident + n for n in range(RESIDENTS)]
 
     @property
     def bot_id(self) -> int:
@@ -129,39 +134,41 @@ class Run:
 @pytest.fixture
 def run(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Run]:
     """A database of this test's own on the suite's PostgreSQL server, migrated and filled with
-    the demo community through the command line; a bot id of its own, so its conversation
-    state in Redis (``fsm:<bot id>:…``) touches no other run's keys. Both go at the end."""
+    the demo community through the command line; a bot and residents of its own, so its
+    conversation state in Redis (``fsm:<chat>:<user>:…``) touches no other run's keys. The
+    database and the keys go at the end."""
     server = make_url(pg_url)
     name = run_database_name(server.database, os.getpid(), "mp" + secrets.token_hex(3))
     asyncio.run(_on_server(server, f'CREATE DATABASE "{name}"'))
     bot_id = 300_000_000 + secrets.randbelow(100_000_000)
     token = f"{bot_id}:MultiProcessEndToEnd_{secrets.token_hex(12)}"
-    this = Run(server.set(database=name).render_as_string(hide_password=False), redis_url, token, tmp_path)
+    first_resident = RESIDENT_IDS + secrets.randbelow(10_000_000) * 1000
+    url = server.set(database=name).render_as_string(hide_password=False)
+    this = Run(url, redis_url, token, tmp_path, first_resident)
     try:
         this.gridbot("db", "upgrade")
         this.gridbot("demo-data")
         yield this
     finally:
         asyncio.run(_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        asyncio.run(_forget_redis_keys(redis_url, bot_id))
+        asyncio.run(_forget_redis_keys(redis_url, this.resident_ids))
 
 
-async def _forget_redis_keys(url: str, bot_id: int) -> None:
+async def _forget_redis_keys(url: str, chats: list[int]) -> None:
     from redis.asyncio import Redis
 
     redis = Redis.from_url(url)
     try:
-        keys = [key async for key in redis.scan_iter(match=f"fsm:{bot_id}:*", count=1000)]
-        if keys:
-            await redis.delete(*keys)
+        keys = [f"fsm:{chat}:{chat}:{part}" for chat in chats for part in ("state", "data")]
+        await redis.delete(*keys)
     finally:
         await redis.aclose()
 
 
-async def add_residents(database_url: str, count: int) -> list[int]:
-    """``count`` residents of the demo community's tier-3 grids, one a household in turn;
+async def add_residents(run: Run) -> list[int]:
+    """The run's residents, in the demo community's tier-3 grids, a household each in turn;
     returns their Telegram ids."""
-    engine = create_engine(database_url, poolclass=NullPool)
+    engine = create_engine(run.database_url, poolclass=NullPool)
     try:
         async with create_session_factory(engine)() as session:
             grids = (
@@ -180,11 +187,11 @@ async def add_residents(database_url: str, count: int) -> list[int]:
             grids = [grid for grid in grids if homes[grid.id or 0]]
             now = (await session.exec(select(func.now()))).one()
             people = []
-            for n in range(count):
+            for n, telegram_id in enumerate(run.resident_ids):
                 grid = grids[n % len(grids)]
                 choices = homes[grid.id or 0]
                 person = Person(
-                    telegram_id=RESIDENT_IDS + n,
+                    telegram_id=telegram_id,
                     name=f"居民{n + 1:03d}",
                     household_id=choices[(n // len(grids)) % len(choices)],
                     created_at=now,
@@ -202,7 +209,7 @@ async def add_residents(database_url: str, count: int) -> list[int]:
             await session.commit()
     finally:
         await engine.dispose()
-    return [RESIDENT_IDS + n for n in range(count)]
+    return run.resident_ids
 
 
 # --- nginx's part: a round-robin proxy ---------------------------------------------------------
@@ -221,6 +228,10 @@ class Proxy:
     chat_of: dict[int, int] = field(default_factory=dict)  # update id → chat id
     in_flight: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
     failed: Counter[int] = field(default_factory=Counter)  # worker index → 502s answered
+
+    def history(self, chat: int) -> list[tuple[int, int | None]]:
+        """The chat's updates and the worker that answered each (None: none did)."""
+        return [(u, self.answered_by.get(u)) for u, c in sorted(self.chat_of.items()) if c == chat]
 
     async def forward(self, request: web.Request) -> web.Response:
         body = await request.read()
@@ -446,7 +457,7 @@ async def count_handled(run: Run) -> int:
 async def test_three_workers_one_killed_halfway_every_update_once_every_reply_once(
     run: Run,
 ) -> None:
-    resident_ids = await add_residents(run.database_url, RESIDENTS)
+    resident_ids = await add_residents(run)
     server = SandboxServer(
         rate_limits=RateLimits.off(),
         webhook=WebhookSettings(timeout=30.0, retry_base=0.05, retry_max=0.5),
@@ -498,12 +509,16 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
 
                 results = await asyncio.gather(*talking, return_exceptions=True)
                 failures = [
-                    f"resident {c.number}: {r!r}"
+                    f"resident {c.number} after step {c.steps_done}: {r!r}; "
+                    f"{front.history(c.persona.id)}"
                     for c, r in zip(conversations, results, strict=True)
                     if isinstance(r, BaseException)
                 ]
-                logs = "\n".join(worker.tail() for worker in started)
-                assert not failures, "\n".join(failures[:10]) + "\n" + logs
+                assert not failures, (
+                    f"{len(failures)} conversations failed; {server.stats.updates_created} "
+                    f"updates, {await count_handled(run)} handled; victim {victim.number}; "
+                    f"in flight at the kill {in_flight}\n" + "\n".join(failures[:20])
+                )
                 finished = time.monotonic()
                 await outbox_drained(run, resident_ids)
                 transcripts = {
