@@ -495,13 +495,15 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
                         logs = "\n".join(worker.tail() for worker in started)
                         pytest.fail(f"every conversation ended before the kill:\n{logs}")
                     await asyncio.sleep(0.1)
-                on_victim = {  # chats whose latest handled update was the victim's
-                    front.chat_of[u] for u, w in front.answered_by.items() if w == victim.number
-                }
+                latest: dict[int, int] = {}  # chat → the worker that answered its latest update
+                for update_id, worker in sorted(front.answered_by.items()):
+                    latest[front.chat_of[update_id]] = worker
+                on_victim = {chat for chat, worker in latest.items() if worker == victim.number}
                 in_flight = {front.chat_of[u] for u in front.in_flight[victim.number]}
                 leased_at_kill = await leased_chats(run)
                 victim.process.kill()  # SIGKILL
                 killed_at = time.monotonic()
+                killed_wall = time.strftime("%H:%M:%S", time.gmtime())
                 await victim.process.wait()
                 unfinished_on_victim = {
                     c.persona.id for c in conversations if c.done is None
@@ -514,11 +516,21 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
                     for c, r in zip(conversations, results, strict=True)
                     if isinstance(r, BaseException)
                 ]
-                assert not failures, (
-                    f"{len(failures)} conversations failed; {server.stats.updates_created} "
-                    f"updates, {await count_handled(run)} handled; victim {victim.number}; "
-                    f"in flight at the kill {in_flight}\n" + "\n".join(failures[:20])
-                )
+                if failures:
+                    failed = [
+                        c.persona.id
+                        for c, r in zip(conversations, results, strict=True)
+                        if isinstance(r, BaseException)
+                    ]
+                    pytest.fail(
+                        f"{len(failures)} conversations failed; {server.stats.updates_created} "
+                        f"updates, {await count_handled(run)} handled; victim {victim.number} "
+                        f"killed at {killed_wall}; in flight at the kill {in_flight}; leased "
+                        f"at the kill {leased_at_kill & set(failed)}\n"
+                        + "\n".join(failures[:20])
+                        + "\n"
+                        + await outbox_of(run, failed[:5])
+                    )
                 finished = time.monotonic()
                 await outbox_drained(run, resident_ids)
                 transcripts = {
@@ -562,6 +574,27 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
             doubled[c.persona.id] = extra
     print(f"messages sent twice (on the wire when the worker died): {sum(doubled.values())}")
     assert set(doubled) <= leased_at_kill, "a message was doubled that no dead lease explains"
+
+
+async def outbox_of(run: Run, chats: list[int]) -> str:
+    """The outbox rows of ``chats``, one a line (for a failure's message)."""
+    engine = create_engine(run.database_url, poolclass=NullPool)
+    try:
+        async with create_session_factory(engine)() as session:
+            rows = (
+                await session.exec(
+                    select(OutboxMessage)
+                    .where(col(OutboxMessage.chat_id).in_(chats))
+                    .order_by(col(OutboxMessage.id))
+                )
+            ).all()
+    finally:
+        await engine.dispose()
+    return "\n".join(
+        f"{r.chat_id} #{r.id} {r.method} {r.status} lease {r.lease_until} attempts {r.attempts} "
+        f"sent {r.sent_at} created {r.created_at} error {r.last_error}"
+        for r in rows
+    )
 
 
 async def leased_chats(run: Run) -> set[int]:
