@@ -135,7 +135,7 @@ class BotApiSession(AiohttpSession):
                 # answered late (after about 15 s) must not fail the update; that would
                 # make it come again and again, holding up the chat's next updates.
                 log.info("callback query %s was not answered: %s", method.callback_query_id, error)
-                return Response[Any](ok=True, result=True)  # type: ignore[return-value]
+                return Response[Any](ok=True, result=True)
             raise
 
 

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import itertools
 import json
+import logging
 import os
 import secrets
 import signal
@@ -66,6 +67,7 @@ from models import (
 from tests.conftest import _on_server, run_database_name
 
 pytestmark = pytest.mark.e2e
+log = logging.getLogger(__name__)
 
 RESIDENTS = 200  # residents who report at once; raise it to load the workers harder
 WORKERS = 3
@@ -474,69 +476,71 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
     ):
         # the workers' addresses are known before they start: the proxy comes first
         ports_known: list[str] = []
-        async with proxy(ports_known) as (front, proxy_url):
-            async with workers(run, sandbox.url, proxy_url) as started:
-                ports_known.extend(worker.webhook for worker in started)
-                victim = started[0]
-                conversations = [
-                    Conversation(
-                        client.persona_for(server.users[user_id].to_api(), bot=BOT_USERNAME), n
-                    )
-                    for n, user_id in enumerate(resident_ids)
-                ]
-                began = time.monotonic()
-                talking = [asyncio.create_task(c.report()) for c in conversations]
+        async with (
+            proxy(ports_known) as (front, proxy_url),
+            workers(run, sandbox.url, proxy_url) as started,
+        ):
+            ports_known.extend(worker.webhook for worker in started)
+            victim = started[0]
+            conversations = [
+                Conversation(
+                    client.persona_for(server.users[user_id].to_api(), bot=BOT_USERNAME), n
+                )
+                for n, user_id in enumerate(resident_ids)
+            ]
+            began = time.monotonic()
+            talking = [asyncio.create_task(c.report()) for c in conversations]
 
-                # kill one worker when about half of the updates are handled
-                expected = RESIDENTS * UPDATES_PER_REPORT
-                while await count_handled(run) < expected * KILL_AT:
-                    if all(t.done() for t in talking):
-                        await asyncio.gather(*talking, return_exceptions=True)
-                        logs = "\n".join(worker.tail() for worker in started)
-                        pytest.fail(f"every conversation ended before the kill:\n{logs}")
-                    await asyncio.sleep(0.1)
-                latest: dict[int, int] = {}  # chat → the worker that answered its latest update
-                for update_id, worker in sorted(front.answered_by.items()):
-                    latest[front.chat_of[update_id]] = worker
-                on_victim = {chat for chat, worker in latest.items() if worker == victim.number}
-                in_flight = {front.chat_of[u] for u in front.in_flight[victim.number]}
-                leased_at_kill = await leased_chats(run)
-                victim.process.kill()  # SIGKILL
-                killed_at = time.monotonic()
-                killed_wall = time.strftime("%H:%M:%S", time.gmtime())
-                await victim.process.wait()
-                unfinished_on_victim = {
-                    c.persona.id for c in conversations if c.done is None
-                } & on_victim
+            # kill one worker when about half of the updates are handled
+            expected = RESIDENTS * UPDATES_PER_REPORT
+            while await count_handled(run) < expected * KILL_AT:
+                if all(t.done() for t in talking):
+                    await asyncio.gather(*talking, return_exceptions=True)
+                    logs = "\n".join(worker.tail() for worker in started)
+                    pytest.fail(f"every conversation ended before the kill:\n{logs}")
+                await asyncio.sleep(0.1)
+            latest: dict[int, int] = {}  # chat → the worker that answered its latest update
+            for update_id, worker in sorted(front.answered_by.items()):
+                latest[front.chat_of[update_id]] = worker
+            on_victim = {chat for chat, worker in latest.items() if worker == victim.number}
+            in_flight = {front.chat_of[u] for u in front.in_flight[victim.number]}
+            leased_at_kill = await leased_chats(run)
+            victim.process.kill()  # SIGKILL
+            killed_at = time.monotonic()
+            killed_wall = time.strftime("%H:%M:%S", time.gmtime())
+            await victim.process.wait()
+            unfinished_on_victim = {
+                c.persona.id for c in conversations if c.done is None
+            } & on_victim
 
-                results = await asyncio.gather(*talking, return_exceptions=True)
-                failures = [
-                    f"resident {c.number} after step {c.steps_done}: {r!r}; "
-                    f"{front.history(c.persona.id)}"
+            results = await asyncio.gather(*talking, return_exceptions=True)
+            failures = [
+                f"resident {c.number} after step {c.steps_done}: {r!r}; "
+                f"{front.history(c.persona.id)}"
+                for c, r in zip(conversations, results, strict=True)
+                if isinstance(r, BaseException)
+            ]
+            if failures:
+                failed = [
+                    c.persona.id
                     for c, r in zip(conversations, results, strict=True)
                     if isinstance(r, BaseException)
                 ]
-                if failures:
-                    failed = [
-                        c.persona.id
-                        for c, r in zip(conversations, results, strict=True)
-                        if isinstance(r, BaseException)
-                    ]
-                    pytest.fail(
-                        f"{len(failures)} conversations failed; {server.stats.updates_created} "
-                        f"updates, {await count_handled(run)} handled; victim {victim.number} "
-                        f"killed at {killed_wall}; in flight at the kill {in_flight}; leased "
-                        f"at the kill {leased_at_kill & set(failed)}\n"
-                        + "\n".join(failures[:20])
-                        + "\n"
-                        + await outbox_of(run, failed[:5])
-                    )
-                finished = time.monotonic()
-                await outbox_drained(run, resident_ids)
-                transcripts = {
-                    c.persona.id: await client.transcript(BOT_USERNAME, c.persona.id)
-                    for c in conversations
-                }
+                pytest.fail(
+                    f"{len(failures)} conversations failed; {server.stats.updates_created} "
+                    f"updates, {await count_handled(run)} handled; victim {victim.number} "
+                    f"killed at {killed_wall}; in flight at the kill {in_flight}; leased "
+                    f"at the kill {leased_at_kill & set(failed)}\n"
+                    + "\n".join(failures[:20])
+                    + "\n"
+                    + await outbox_of(run, failed[:5])
+                )
+            finished = time.monotonic()
+            await outbox_drained(run, resident_ids)
+            transcripts = {
+                c.persona.id: await client.transcript(BOT_USERNAME, c.persona.id)
+                for c in conversations
+            }
 
         stats = server.stats
         bot = server.get_bot(BOT_USERNAME)
@@ -545,8 +549,8 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
     handled = await count_handled(run)
     tickets, sent_rows = await tickets_and_sent_rows(run, resident_ids)
 
-    print(
-        f"\n{RESIDENTS} residents, {WORKERS} workers: {stats.updates_created} updates, "
+    log.warning(
+        f"{RESIDENTS} residents, {WORKERS} workers: {stats.updates_created} updates, "
         f"{handled} handled; killed worker {victim.number} after "
         f"{killed_at - began:.1f}s with {len(in_flight)} updates in flight on it and "
         f"{len(unfinished_on_victim)} unfinished conversations last handled by it; all done "
@@ -572,7 +576,9 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
         assert extra == c.doubled, (c.number, extra, c.doubled)
         if extra:
             doubled[c.persona.id] = extra
-    print(f"messages sent twice (on the wire when the worker died): {sum(doubled.values())}")
+    log.warning(
+        "messages sent twice (on the wire when the worker died): %d", sum(doubled.values())
+    )
     assert set(doubled) <= leased_at_kill, "a message was doubled that no dead lease explains"
 
 
@@ -639,9 +645,7 @@ async def outbox_drained(run: Run, chats: list[int]) -> None:
         await engine.dispose()
 
 
-async def tickets_and_sent_rows(
-    run: Run, chats: list[int]
-) -> tuple[list[int], Counter[int]]:
+async def tickets_and_sent_rows(run: Run, chats: list[int]) -> tuple[list[int], Counter[int]]:
     """The reporters' Telegram ids, one per ticket; the sent message rows per chat."""
     engine = create_engine(run.database_url, poolclass=NullPool)
     try:
@@ -665,4 +669,3 @@ async def tickets_and_sent_rows(
     finally:
         await engine.dispose()
     return [int(r) for r in reporters if r is not None], Counter(dict(sent))
-
