@@ -499,15 +499,20 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
                     logs = "\n".join(worker.tail() for worker in started)
                     pytest.fail(f"every conversation ended before the kill:\n{logs}")
                 await asyncio.sleep(0.1)
+            # ... at a moment when it is handling an update (there is nearly always one)
+            for _ in range(2000):
+                if front.in_flight[victim.number]:
+                    break
+                await asyncio.sleep(0.005)
+            in_flight = {front.chat_of[u] for u in front.in_flight[victim.number]}
+            victim.process.kill()  # SIGKILL
+            killed_at = time.monotonic()
+            killed_wall = time.strftime("%H:%M:%S", time.gmtime())
             latest: dict[int, int] = {}  # chat → the worker that answered its latest update
             for update_id, worker in sorted(front.answered_by.items()):
                 latest[front.chat_of[update_id]] = worker
             on_victim = {chat for chat, worker in latest.items() if worker == victim.number}
-            in_flight = {front.chat_of[u] for u in front.in_flight[victim.number]}
-            leased_at_kill = await leased_chats(run)
-            victim.process.kill()  # SIGKILL
-            killed_at = time.monotonic()
-            killed_wall = time.strftime("%H:%M:%S", time.gmtime())
+            leased_at_kill = await leased_chats(run)  # the victim's leases have not run out
             await victim.process.wait()
             unfinished_on_victim = {
                 c.persona.id for c in conversations if c.done is None
@@ -563,7 +568,9 @@ async def test_three_workers_one_killed_halfway_every_update_once_every_reply_on
     assert handled == stats.updates_created
     assert sorted(tickets) == sorted(resident_ids), "one ticket per resident, no more"
 
-    # the conversations that were on the killed worker went on (each finished, read above)
+    # the conversations that were on the killed worker went on (each finished, read above):
+    # those it was handling an update of when it died, and those it had answered last
+    assert in_flight, "the kill came when the victim was handling no update"
     assert unfinished_on_victim, "the kill came when no conversation was on the victim"
 
     # every reply delivered exactly once, but for sends on the wire at the kill
