@@ -98,7 +98,7 @@ from models import OutboxLane, OutboxMessage, OutboxStatus, Person
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=2)  # how long a leased row is ours without a renewal, by default
-RENEWALS = 4  # lease renewals per lease (limits.lease_seconds) while rows are held
+RENEW_EVERY = 30.0  # seconds between lease renewals while rows are held (at most: and 4 a lease)
 HOLD = 500  # rows held in memory at most
 BULK_SECONDS = 2.0  # bulk rows held at most: this many seconds of sending
 PER_CHAT = 20  # rows of one chat per lease, so one busy chat cannot starve the others
@@ -560,7 +560,7 @@ class OutboxSender:
 
     async def _renew_leases(self) -> None:
         while True:
-            await asyncio.sleep(self._lease_for.total_seconds() / RENEWALS)
+            await asyncio.sleep(min(RENEW_EVERY, self._lease_for.total_seconds() / 4))
             ids = sorted(self._held.stream_of)
             if not ids:
                 continue
