@@ -6,14 +6,15 @@ reverse proxy in this process (nginx's part: a worker that does not answer is a 
 forwards to ``WORKERS`` real ``gridbot run --webhook --no-scheduler`` processes on one
 PostgreSQL database, with the conversation state in Redis. ``RESIDENTS`` residents file a
 report at once (the whole /report conversation without photos, typed address: 7 or 8 updates
-each); when about half of the updates are handled one worker is killed with SIGKILL.
+each); when about half of the updates are handled, one worker is killed with SIGKILL while
+it handles one.
 
 Then: every update was handled exactly once (a ``processed_update`` row each, and one ticket
 per resident); every resident read each step's answer once and the transcript holds nothing
 more; the conversations that were on the killed worker went on elsewhere. A message whose send
 was on the wire when the worker died is sent again once its lease runs out (delivery is at
 least once: Telegram has no idempotency key); the test counts such doubles and allows them only
-for rows that were leased at the moment of the kill.
+in chats with rows leased at the moment of the kill.
 """
 
 from __future__ import annotations
