@@ -15,8 +15,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from aiogram import Bot, Dispatcher
 from aiogram.client.session.aiohttp import AiohttpSession
 from aiogram.client.telegram import PRODUCTION, TelegramAPIServer
+from aiogram.exceptions import TelegramBadRequest
 from aiogram.fsm.storage.base import BaseStorage
-from aiogram.methods import Response, TelegramMethod
+from aiogram.methods import AnswerCallbackQuery, Response, TelegramMethod
 from aiogram.methods.base import TelegramType
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -50,6 +51,8 @@ if TYPE_CHECKING:
     from scheduler.service import SchedulerService
 
 log = logging.getLogger(__name__)
+
+STALE_QUERY = "query is too old"  # Telegram's 400 for a callback query answered or expired
 
 
 @dataclass
@@ -123,7 +126,17 @@ class BotApiSession(AiohttpSession):
         returning = method.__returning__
         if returning not in self._answer_models:
             self._answer_models[returning] = Response[returning]  # type: ignore[valid-type]
-        return super().check_response(bot, method, status_code, content)
+        try:
+            return super().check_response(bot, method, status_code, content)
+        except TelegramBadRequest as error:
+            if isinstance(method, AnswerCallbackQuery) and STALE_QUERY in error.message:
+                # The button's spinner is a courtesy: a press answered already (by a worker
+                # that died before its transaction committed, so the update came again) or
+                # answered late (after about 15 s) must not fail the update; that would
+                # make it come again and again, holding up the chat's next updates.
+                log.info("callback query %s was not answered: %s", method.callback_query_id, error)
+                return Response[Any](ok=True, result=True)
+            raise
 
 
 def build_bot(settings: Settings) -> Bot:
@@ -258,9 +271,13 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
     hook = app.settings.webhook
     secret = hook.secret.get_secret_value() if hook.secret else None
     web_app = web.Application()
-    SimpleRequestHandler(dispatcher=app.dispatcher, bot=app.bot, secret_token=secret).register(
-        web_app, path=hook.path
-    )
+    # an update is answered once it is handled and committed, not on arrival: a worker that
+    # dies meanwhile leaves it unanswered, so Telegram delivers it again (to another worker),
+    # and Telegram sends a chat's next update only after this one's answer, so one chat's
+    # updates are handled in order even across workers
+    SimpleRequestHandler(
+        dispatcher=app.dispatcher, bot=app.bot, secret_token=secret, handle_in_background=False
+    ).register(web_app, path=hook.path)
     setup_application(web_app, app.dispatcher, bot=app.bot)
     web_app.add_routes(Watch(app).routes())  # /healthz and /metrics beside the webhook
     web_app.add_routes(Open311(app).routes())  # and Open311

@@ -59,6 +59,9 @@ class LimitSettings(BaseModel):
     per_chat_interval: float = Field(default=1.0, ge=0)
     max_attempts: int = Field(default=8, ge=1)
     retry_base_seconds: float = Field(default=1.0, gt=0)
+    # how long an outbox row leased by a process stays its own without a renewal: the rows of
+    # a process that died go out from another once it has run out
+    lease_seconds: float = Field(default=120.0, ge=1)  # sender.LEASE
 
 
 class ReportLimits(BaseModel):

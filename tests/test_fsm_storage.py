@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 from collections.abc import AsyncIterator
@@ -207,3 +208,57 @@ async def test_after_a_rollback_the_record_is_read_again(
         await bound.set_state(KEY, "NewReport:description")
         await session.rollback()  # the handler failed
         assert await bound.get_state(KEY) == "NewReport:category"
+
+
+# -- in Redis: written once the update has committed --------------------------------------------
+
+
+async def test_in_redis_a_failed_update_leaves_the_conversation_where_it_was(
+    engine: AsyncEngine, database_url: str, redis_url: str, clock: FrozenClock
+) -> None:
+    """The update's state and data reach Redis only after its transaction commits: one that
+    fails (or whose worker dies) is rolled back in the database and comes again, and must
+    find the conversation where it was, not at the step it had moved on to (issue 24, found
+    by tests/e2e/test_multiprocess_e2e.py)."""
+    from aiogram import F
+    from aiogram.fsm.context import FSMContext
+
+    from bot.app import build_app
+    from tests.fakes import UpdateFactory, recording_bot
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=SecretStr(TOKEN),
+        database_url=database_url,
+        redis_url=redis_url,
+    )
+    app = build_app(settings, clock, engine=engine, bot=recording_bot()[0])
+
+    async def step(message: object, state: FSMContext) -> None:
+        await state.set_state("report:place")
+        await state.set_data({"address": "幸福路1号"})
+        assert await state.get_state() == "report:place"  # the update reads its own writes
+        assert await state.get_data() == {"address": "幸福路1号"}
+
+    async def broken_step(message: object, state: FSMContext) -> None:
+        await state.set_state("report:danger")
+        await state.set_data({"address": "幸福路2号"})
+        raise RuntimeError("the worker fails after the state moved on")
+
+    app.dispatcher.message.register(step, F.text == "step")
+    app.dispatcher.message.register(broken_step, F.text == "broken")
+    key, _ = run_keys()
+    user = UpdateFactory(user_id=key.chat_id)
+    storage = app.dispatcher.storage
+    assert isinstance(storage, RedisStorage)
+    stored = StorageKey(bot_id=app.bot.id, chat_id=key.chat_id, user_id=key.chat_id)
+    try:
+        await app.dispatcher.feed_update(app.bot, user.text("step"))
+        assert await storage.get_state(stored) == "report:place"
+        with contextlib.suppress(RuntimeError):
+            await app.dispatcher.feed_update(app.bot, user.text("broken"))
+        assert await storage.get_state(stored) == "report:place"
+        assert await storage.get_data(stored) == {"address": "幸福路1号"}
+    finally:
+        await storage.redis.delete(*[storage.key_builder.build(stored, p) for p in PARTS])
+        await storage.close()

@@ -148,3 +148,53 @@ class DatabaseStorage(BaseStorage):
 
     async def close(self) -> None:
         return None
+
+
+class CommitBoundStorage(BaseStorage):
+    """Another store of conversations (Redis), with one update's writes held back until the
+    update's database transaction has committed (:meth:`flush`), and dropped if it does not.
+
+    Redis and the database cannot commit together. Written as the handler goes, a state would
+    run ahead of the database whenever the update fails, or its worker dies, after the write:
+    the update is rolled back and comes again (Telegram delivers it again, maybe to another
+    worker), and is then handled in the step it had moved on to. Held until the commit, the
+    state is never ahead of what the database holds; the one gap left is the instant between
+    the commit and the write.
+    """
+
+    def __init__(self, storage: BaseStorage) -> None:
+        self.storage = storage
+        self._states: dict[StorageKey, str | None] = {}
+        self._data: dict[StorageKey, dict[str, Any]] = {}
+
+    async def set_state(self, key: StorageKey, state: StateType = None) -> None:
+        self._states[key] = state.state if isinstance(state, State) else state
+
+    async def get_state(self, key: StorageKey) -> str | None:
+        if key in self._states:
+            return self._states[key]
+        return await self.storage.get_state(key)
+
+    async def set_data(self, key: StorageKey, data: Mapping[str, Any]) -> None:
+        if not isinstance(data, dict):
+            raise DataNotDictLikeError(
+                f"Data must be a dict or dict-like object, got {type(data).__name__}"
+            )
+        self._data[key] = copy.deepcopy(data)
+
+    async def get_data(self, key: StorageKey) -> dict[str, Any]:
+        if key in self._data:
+            return copy.deepcopy(self._data[key])
+        return await self.storage.get_data(key)
+
+    async def flush(self) -> None:
+        """Write what the update changed (after its commit): the data, then the state."""
+        data, self._data = self._data, {}
+        states, self._states = self._states, {}
+        for key, values in data.items():
+            await self.storage.set_data(key, values)
+        for key, state in states.items():
+            await self.storage.set_state(key, state)
+
+    async def close(self) -> None:
+        return None

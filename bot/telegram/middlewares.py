@@ -24,7 +24,7 @@ from bot.metrics import Metrics
 from bot.services import people
 from bot.services.actor import Actor
 from bot.settings import Settings
-from bot.telegram.fsm_storage import DatabaseStorage
+from bot.telegram.fsm_storage import CommitBoundStorage, DatabaseStorage
 from bot.telegram.replies import Replier
 from bot.telegram.sender import OutboxSender
 from models import Person, ProcessedUpdate
@@ -107,12 +107,16 @@ class UpdateContextMiddleware(BaseMiddleware):
                     actor.person.id if actor.person is not None else None,
                     self.settings.outbox_files,
                 )
+            after_commit: list[Callable[[], Awaitable[None]]] = []
+            data["after_commit"] = after_commit  # the conversation's writes to Redis
             try:
                 result = await handler(event, data)
             except Exception:
                 await session.rollback()
                 raise
             await session.commit()
+        for hook in after_commit:
+            await hook()
         self.sender.wake()
         return result
 
@@ -166,15 +170,21 @@ async def _one_at_a_time(session: AsyncSession, chat_id: int) -> None:
 
 class UpdateFsmMiddleware(FSMContextMiddleware):
     """aiogram's FSM middleware, with a conversation kept in the database read and written in
-    the update's own transaction (``data["session"]``)."""
+    the update's own transaction (``data["session"]``), and one kept in Redis written only
+    once that transaction has committed (:class:`CommitBoundStorage`)."""
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         context = self.resolve_event_context(data["bot"], data)
         data["fsm_storage"] = self.storage
         if context is not None:
             session: AsyncSession | None = data.get("session")
+            after_commit: list[Callable[[], Awaitable[None]]] | None = data.get("after_commit")
             if session is not None and isinstance(self.storage, DatabaseStorage):
                 context = FSMContext(storage=self.storage.within(session), key=context.key)
+            elif after_commit is not None:  # Redis: written once the update has committed
+                held = CommitBoundStorage(self.storage)
+                after_commit.append(held.flush)
+                context = FSMContext(storage=held, key=context.key)
             data.update(state=context, raw_state=await context.get_state())
         return await handler(event, data)
 

@@ -97,8 +97,8 @@ from models import OutboxLane, OutboxMessage, OutboxStatus, Person
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)  # how long a leased row is ours without a renewal
-RENEW_EVERY = 30.0  # seconds between lease renewals while rows are held
+LEASE = timedelta(minutes=2)  # how long a leased row is ours without a renewal, by default
+RENEW_EVERY = 30.0  # seconds between lease renewals while rows are held (at most: and 4 a lease)
 HOLD = 500  # rows held in memory at most
 BULK_SECONDS = 2.0  # bulk rows held at most: this many seconds of sending
 PER_CHAT = 20  # rows of one chat per lease, so one busy chat cannot starve the others
@@ -340,6 +340,7 @@ class OutboxSender:
         self._per_chat = limits.per_chat_interval
         self._retry_base = limits.retry_base_seconds
         self._max_attempts = limits.max_attempts
+        self._lease_for = timedelta(seconds=limits.lease_seconds)  # a leased row is ours this long
         self._chat_ready: dict[int, float] = {}  # loop time before which a chat waits
         self._paused_until = 0.0  # loop time before which nothing is sent (a 429)
         self._slots = asyncio.Semaphore(concurrency)  # requests on the wire at once
@@ -489,7 +490,7 @@ class OutboxSender:
         leased = await session.exec(  # one round trip: lease and read back
             update(OutboxMessage)
             .where(col(OutboxMessage.id).in_(locked.scalar_subquery()))
-            .values(lease_until=now + LEASE)
+            .values(lease_until=now + self._lease_for)
             .returning(OutboxMessage)
             .execution_options(synchronize_session=False)
         )
@@ -559,7 +560,7 @@ class OutboxSender:
 
     async def _renew_leases(self) -> None:
         while True:
-            await asyncio.sleep(RENEW_EVERY)
+            await asyncio.sleep(min(RENEW_EVERY, self._lease_for.total_seconds() / 4))
             ids = sorted(self._held.stream_of)
             if not ids:
                 continue
@@ -574,7 +575,7 @@ class OutboxSender:
             await session.exec(
                 update(OutboxMessage)
                 .where(col(OutboxMessage.id).in_(_lockable(ids)))
-                .values(lease_until=self.clock.now() + LEASE)
+                .values(lease_until=self.clock.now() + self._lease_for)
             )
             await session.commit()
 

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-import pytest
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
 
+import aiohttp
+import pytest
+from aiogram import BaseMiddleware
+from aiogram.types import TelegramObject
+
+from models import ProcessedUpdate
 from tests.e2e.harness import Harness
 
 pytestmark = pytest.mark.e2e
@@ -59,3 +67,71 @@ async def test_webhook_mode_answers_too(h_webhook: Harness) -> None:
     await resident.start()
     reply = await resident.next_message()
     assert "您所在的网格" in reply.text
+
+
+async def test_a_webhook_update_is_answered_only_once_it_is_handled(h_webhook: Harness) -> None:
+    """The webhook's 200 comes after the update's transaction, not on arrival: a worker killed
+    while handling leaves the update unanswered, so Telegram delivers it again (issue 24)."""
+    h = h_webhook
+    assert h.app is not None and h.webhook_url is not None
+    resident = await h.persona("resident")
+    entered, gate = asyncio.Event(), asyncio.Event()
+
+    class Hold(BaseMiddleware):
+        async def __call__(
+            self,
+            handler: Callable[[TelegramObject, dict[str, Any]], Awaitable[Any]],
+            event: TelegramObject,
+            data: dict[str, Any],
+        ) -> Any:
+            entered.set()
+            await gate.wait()
+            return await handler(event, data)
+
+    h.app.dispatcher.update.outer_middleware.register(Hold())
+    who = {"id": resident.id, "is_bot": False, "first_name": resident.first_name}
+    update = {
+        "update_id": 900_000_001,
+        "message": {
+            "message_id": 1,
+            "date": 1_773_277_200,
+            "chat": {"id": resident.id, "type": "private", "first_name": resident.first_name},
+            "from": who,
+            "text": "/help",
+        },
+    }
+    async with aiohttp.ClientSession() as http:
+        post = asyncio.ensure_future(
+            http.post(
+                h.webhook_url,
+                json=update,
+                headers={"X-Telegram-Bot-Api-Secret-Token": "e2e-secret-token"},
+            )
+        )
+        try:
+            await entered.wait()
+            answered, _ = await asyncio.wait({post}, timeout=1.0)
+            assert not answered, "the webhook answered before the update was handled"
+        finally:
+            gate.set()
+        async with await post as response:
+            assert response.status == 200
+    async with h.session() as session:
+        handled = await session.get(ProcessedUpdate, (h.app.bot.id, 900_000_001))
+    assert handled is not None
+    assert "/language" in (await resident.next_message()).text
+
+
+async def test_a_press_answered_already_or_too_late_does_not_fail_the_update(h: Harness) -> None:
+    """Telegram refuses a second (or a late) answer to a button press with 400 "query is too
+    old…". A worker that answered the press and died before committing makes Telegram deliver
+    the press again: the answer's refusal must not fail it, or it fails on every delivery
+    (issue 24, found by tests/e2e/test_multiprocess_e2e.py)."""
+    worker = await h.persona("worker")
+    await worker.send("/language")
+    await worker.next_message()
+    await worker.press("English")
+    await h.settle()
+    assert h.app is not None
+    (query_id,) = h.server.callbacks
+    assert await h.app.bot.answer_callback_query(query_id) is True  # answered already
