@@ -99,8 +99,9 @@ async def prepare_database(url: str) -> None:
     await asyncio.to_thread(migrate.upgrade, url)
 
 
-async def build_street(engine: AsyncEngine) -> list[tuple[int, int]]:
-    """The grid tree and its people; (tier-3 grid id, its resident's id) for every tier-3 grid."""
+async def build_street(engine: AsyncEngine) -> tuple[int, list[tuple[int, int]]]:
+    """The grid tree and its people: the street's id, and (tier-3 grid id, its resident's id)
+    for every tier-3 grid."""
     leaves: list[tuple[int, int]] = []
     async with AsyncSession(engine) as session:
 
@@ -149,7 +150,8 @@ async def build_street(engine: AsyncEngine) -> list[tuple[int, int]]:
                     assert leaf.id is not None and resident.id is not None
                     leaves.append((leaf.id, resident.id))
         await session.commit()
-    return leaves
+    assert street.id is not None
+    return street.id, leaves
 
 
 @dataclass(frozen=True)
@@ -194,6 +196,8 @@ def template(dispatched_at: datetime) -> Template:
 COLUMNS = [
     "id",
     "number",
+    "street_id",
+    "short_number",
     "grid_id",
     "reporter_id",
     "state",
@@ -218,13 +222,15 @@ COLUMNS = [
 
 
 def ticket_rows(
-    count: int, leaves: list[tuple[int, int]], fresh: Template
+    count: int, street: int, leaves: list[tuple[int, int]], fresh: Template
 ) -> Iterator[tuple[Any, ...]]:
     for n in range(1, count + 1):
         grid_id, reporter_id = leaves[n % len(leaves)]
         yield (
             n,
             f"{STREET}-{n:07d}",
+            street,
+            n,
             grid_id,
             reporter_id,
             TicketState.DISPATCHED.value,
@@ -423,14 +429,14 @@ async def main() -> int:
     assert fresh.next_deadline_at is not None and fresh.next_deadline_at > NOW
     assert due.next_deadline_at is not None and due.next_deadline_at <= NOW
     try:
-        leaves = await build_street(engine)
+        street, leaves = await build_street(engine)
         print(
             f"deadline sweep on PostgreSQL: {len(leaves):,} tier-3 grids, "
             f"one tick = at most {BATCH} tickets",
             flush=True,
         )
         # (a) the baseline: the overdue tickets of one tick, alone
-        await load_tickets(url, ticket_rows(BATCH, leaves, due))
+        await load_tickets(url, ticket_rows(BATCH, street, leaves, due))
         base = await median_sweep(engine, url, notifier, counter, args.sweep_repeats)
         print(
             f"  (a) {BATCH} overdue tickets alone: one sweep {base.seconds * 1000:8.1f} ms "
@@ -441,7 +447,7 @@ async def main() -> int:
             await connection.execute(text("TRUNCATE ticket RESTART IDENTITY CASCADE"))
         loop = asyncio.get_running_loop()
         started = loop.time()
-        await load_tickets(url, ticket_rows(args.tickets, leaves, fresh))
+        await load_tickets(url, ticket_rows(args.tickets, street, leaves, fresh))
         print(f"  loaded {args.tickets:,} tickets in {loop.time() - started:.0f} s", flush=True)
 
         # (b) nothing due

@@ -68,7 +68,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import aiohttp
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import delete, func, insert, select, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
@@ -94,7 +94,7 @@ from bot.sandbox.app import RunningSandbox, run_sandbox
 from bot.sandbox.client import ChatMessage, Persona, SandboxClient, SandboxClientError
 from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
-from bot.services import outbox, quotas
+from bot.services import outbox, quotas, ticket_numbers
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.services.grid_codes import child_code
 from bot.settings import LimitSettings
@@ -829,6 +829,14 @@ async def load_city(url: str, sizes: Sizes, seed: int) -> str:
                 )
                 for table in ("grid", "person", "household", "ticket")
             }
+            last_short = int(
+                (
+                    await connection.execute(
+                        select(func.max(Ticket.short_number)).where(Ticket.street_id == root.id)
+                    )
+                ).scalar()
+                or 0
+            )
         first = max(FIRST_CITY_ID, *top.values()) + 1
         grids, leaves = city_grids(sizes.workers, first, root)
         people = [
@@ -857,7 +865,9 @@ async def load_city(url: str, sizes: Sizes, seed: int) -> str:
             first_household=first,
             until=NOW,
         )
-        tickets, events = month_of_tickets(sizes.month_tickets, leaves, top["ticket"] + 1, seed)
+        tickets, events = month_of_tickets(
+            sizes.month_tickets, leaves, top["ticket"] + 1, seed, street=root.id, after=last_short
+        )
         async with engine.begin() as connection:
             for table, rows in (
                 ("grid", grids),
@@ -878,6 +888,13 @@ async def load_city(url: str, sizes: Sizes, seed: int) -> str:
             for table, rows in (("ticket", tickets), ("ticket_event", events)):
                 for chunk in quota_engine.chunks(rows, 2_000):
                     await connection.execute(insert(tables[table]), chunk)
+            # the street's short-number counter goes on from the month's last ticket
+            counter = tables["counter"]
+            name = ticket_numbers.counter_name(root.id)
+            await connection.execute(delete(counter).where(counter.c.name == name))
+            await connection.execute(
+                insert(counter), {"name": name, "value": last_short + len(tickets)}
+            )
             if not sqlite:  # ids were given: move the sequences on
                 for table in ("grid", "person", "household", "ticket", "ticket_event"):
                     await connection.execute(
@@ -929,11 +946,18 @@ def city_grids(workers: int, first: int, root: Any) -> tuple[list[dict[str, Any]
 
 
 def month_of_tickets(
-    count: int, leaves: Sequence[int], first_id: int, seed: int
+    count: int,
+    leaves: Sequence[int],
+    first_id: int,
+    seed: int,
+    *,
+    street: int,
+    after: int = 0,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """Tickets filed in February 2026 over the city's grids, in the shares a month ends with
-    (most closed, some resolved, the rest in hand), 5 % escalated once. Nothing is due, so the
-    deadline sweep leaves them alone."""
+    """Tickets filed in February 2026 over the city's grids (all in ``street``, numbered on
+    from its short number ``after``), in the shares a month ends with (most closed, some
+    resolved, the rest in hand), 5 % escalated once. Nothing is due, so the deadline sweep
+    leaves them alone."""
     rng = random.Random(seed + 1)
     start = datetime(2026, 2, 1, tzinfo=TZ).astimezone(UTC)
     tickets: list[dict[str, Any]] = []
@@ -961,6 +985,8 @@ def month_of_tickets(
             {
                 "id": ticket_id,
                 "number": f"BM{ticket_id:08d}",
+                "street_id": street,
+                "short_number": after + n + 1,
                 "grid_id": grid,
                 "state": state,
                 "owner_grid_id": grid,
@@ -1614,6 +1640,9 @@ async def scenario_e(run: Run) -> None:
                         )
                     ).all()
                 }
+                street_id = (
+                    await connection.execute(select(Grid.id).where(Grid.tier == 0))
+                ).scalar_one()
                 residents_here = set(
                     (
                         await connection.execute(
@@ -1678,6 +1707,9 @@ async def scenario_e(run: Run) -> None:
                     batch.append(
                         {
                             "number": f"SW{number:08d}",
+                            # far above what the street's counter hands out meanwhile
+                            "street_id": street_id,
+                            "short_number": 1_000_000 + number,
                             "grid_id": grid_id,
                             "reporter_id": reporters[grid_id],
                             "state": "dispatched",
