@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -13,7 +14,7 @@ from aiogram.fsm.context import FSMContext
 from aiogram.fsm.middleware import FSMContextMiddleware
 from aiogram.types import Chat, TelegramObject, Update, User
 from sqlalchemy import func, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
@@ -55,6 +56,15 @@ class UpdateMetricsMiddleware(BaseMiddleware):
             self.metrics.update_seconds.observe(time.perf_counter() - started)
 
 
+BUSY_ATTEMPTS = 3  # an update is handled at most this often when the database stays busy
+BUSY_PAUSE = 0.5  # seconds before the second attempt (then twice that)
+
+
+def _busy(exc: OperationalError) -> bool:
+    """SQLite's "database is locked": another connection held the write lock too long."""
+    return "database is locked" in str(exc.orig)
+
+
 class UpdateContextMiddleware(BaseMiddleware):
     """One transaction per update, and the update's context built in it.
 
@@ -81,6 +91,22 @@ class UpdateContextMiddleware(BaseMiddleware):
         self.settings = settings
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
+        """Handle the update in its transaction; one that meets a busy database (SQLite's
+        write lock held past its ``busy_timeout`` by someone else's work) is rolled back whole
+        — replies, conversation state, the handled mark — and handled again, up to
+        :data:`BUSY_ATTEMPTS` times, so its person never gets an error for another's work."""
+        for attempt in range(1, BUSY_ATTEMPTS + 1):
+            try:
+                return await self._handle(handler, event, data)
+            except OperationalError as exc:
+                if not _busy(exc) or attempt == BUSY_ATTEMPTS:
+                    raise
+                update_id = event.update_id if isinstance(event, Update) else None
+                log.warning("update %s met a busy database; handling it again", update_id)
+                await asyncio.sleep(BUSY_PAUSE * attempt)
+        raise AssertionError("unreachable")  # the loop returns or raises
+
+    async def _handle(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         chat: Chat | None = data.get("event_chat")
         user: User | None = data.get("event_from_user")
         chat_id = chat.id if chat is not None else (user.id if user is not None else None)
