@@ -15,10 +15,16 @@ class JobContext:
     """Everything a job may use; no aiogram objects (jobs reach Telegram through the outbox).
 
     ``wake_outbox`` tells an outbox sender in the same process that a job committed messages,
-    so they go out now rather than at the sender's next poll.
+    so they go out now rather than at the sender's next poll. ``readers`` are sessions for
+    long read-only work (on SQLite they take no write lock); without them jobs read in
+    ``sessions``.
     """
 
     sessions: SessionFactory
     clock: Clock
     settings: Settings
     wake_outbox: Callable[[], None] | None = None
+    readers: SessionFactory | None = None
+
+    def reading(self) -> SessionFactory:
+        return self.readers or self.sessions

@@ -12,7 +12,7 @@ import logging
 from datetime import timedelta
 
 from bot import backup
-from bot.services import conversations, daily_push, digests, tickets
+from bot.services import conversations, daily_push, digests, quotas, tickets
 from bot.services import jobs as housekeeping
 from bot.telegram.ticket_notifier import TelegramTicketNotifier, return_visit_renderer
 from bot.telegram.visit_views import render_push
@@ -98,17 +98,28 @@ async def expire_idle_reports(ctx: JobContext) -> None:
 
 
 PUSH_ROUND = 200  # workers per transaction of the morning push
+ROUND_PAUSE = 0.05  # seconds between rounds: writers waiting for the lock get their turn
 
 
 async def daily_task_push(ctx: JobContext) -> None:
     """From 08:00 on working days: each worker's task push (每日任务推送), once per day — in
-    rounds of ``PUSH_ROUND`` workers, each a short transaction of its own, so that no one
-    waits on the write lock while thousands of pushes are planned."""
+    rounds of ``PUSH_ROUND`` workers. Each round is worked out in a read-only session (no write
+    lock held while thousands of plans are read) and only claimed and queued in a short
+    writing transaction; between rounds the job steps aside for a moment, so residents'
+    updates waiting for SQLite's write lock get it."""
+    now = ctx.clock.now()
+    async with ctx.sessions() as session:
+        await quotas.ensure_default_rules(session, now, tz=ctx.settings.tz)
+        await session.commit()
     sent = 0
     while True:
+        async with ctx.reading()() as reading:
+            planned = await daily_push.plan_round(
+                reading, ctx.clock.now(), ctx.settings, limit=PUSH_ROUND
+            )
         async with ctx.sessions() as session:
-            done = await daily_push.push_round(
-                session, ctx.clock.now(), ctx.settings, render_push, limit=PUSH_ROUND
+            done = await daily_push.queue_round(
+                session, planned, ctx.clock.now(), ctx.settings, render_push
             )
             await session.commit()
         sent += done.sent
@@ -116,6 +127,7 @@ async def daily_task_push(ctx: JobContext) -> None:
             ctx.wake_outbox()  # the first rounds go out while the rest are planned
         if done.workers < PUSH_ROUND:
             break
+        await asyncio.sleep(ROUND_PAUSE)
     _sent(ctx, sent, "daily task pushes")
 
 

@@ -20,7 +20,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from bot.clock import Clock
-from bot.db import SessionFactory
+from bot.db import SessionFactory, create_reader_factory
 from bot.services import jobs as job_records
 from bot.settings import Settings
 from scheduler.context import JobContext
@@ -143,7 +143,13 @@ def build_scheduler(
     Inside ``gridbot run`` it runs as a task next to the outbox sender, with
     ``wake_outbox=app.sender.wake``; alone (``gridbot scheduler``) it is awaited.
     """
-    ctx = JobContext(sessions=sessions, clock=clock, settings=settings, wake_outbox=wake_outbox)
+    ctx = JobContext(
+        sessions=sessions,
+        clock=clock,
+        settings=settings,
+        wake_outbox=wake_outbox,
+        readers=create_reader_factory(engine),
+    )
     return SchedulerService(
         registry if registry is not None else default_registry(settings),
         ctx,

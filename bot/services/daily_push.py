@@ -163,26 +163,47 @@ async def push_round(
     limit: int | None = None,
 ) -> PushRound:
     """Queue today's push for up to ``limit`` workers who have not had it (all of them with
-    ``None``), lowest ids first.
+    ``None``), lowest ids first: :func:`plan_round` and :func:`queue_round` in one session.
 
     Does nothing before 08:00 local, in quiet hours or on a day off. Safe to run often and
     from several processes: each (worker, day) is claimed once, so rounds in transactions of
     their own go through everyone; a round that takes fewer than ``limit`` workers was the
-    last. Set-based: a fixed number of queries per round (the plan, roles, open tickets,
-    meetings and the claims are each read or written for the round's workers at once).
+    last.
     """
+    await quotas.ensure_default_rules(session, now, tz=settings.tz)
+    planned = await plan_round(session, now, settings, limit=limit)
+    return await queue_round(session, planned, now, settings, render)
+
+
+@dataclass(frozen=True)
+class PlannedRound:
+    """A round of the morning push worked out, not yet claimed or queued."""
+
+    today: date
+    workers: int  # taken this round: fewer than the limit means it was the last
+    pushes: list[MorningPush]
+    roles: dict[int, list[RoleInGrid]]
+    outcomes: dict[int, str]  # worker id -> sent | empty | unreachable
+
+
+async def plan_round(
+    session: AsyncSession, now: datetime, settings: Settings, *, limit: int | None = None
+) -> PlannedRound | None:
+    """Work out the next round (reads only: on SQLite it can run in a read-only session and
+    take no write lock). Set-based: a fixed number of queries per round (the plan, roles, open
+    tickets and meetings are each read for the round's workers at once). None when there is
+    nothing to push now (before 08:00, quiet hours, a day off, everyone done)."""
     local = now.astimezone(settings.tz)
     if local.time() < PUSH_TIME or in_quiet_hours(now, settings):
-        return PushRound(0, 0)
+        return None
     calendar = await tickets.calendar_for(session, await tickets.current_policy(session))
     today = local.date()
     if not calendar.is_workday(today):
-        return PushRound(0, 0)
+        return None
     pending = await _workers_not_pushed(session, today, limit)
     if not pending:
-        return PushRound(0, 0)
+        return None
     worker_ids = [p.id or 0 for p in pending]
-    await quotas.ensure_default_rules(session, now, tz=settings.tz)
     plans = await quotas.plan_daily_push(
         session, now, calendar.is_workday, worker_ids=worker_ids, tz=settings.tz
     )
@@ -195,8 +216,23 @@ async def push_round(
             outcomes[push.worker.id] = "unreachable"
         else:
             outcomes[push.worker.id] = "empty" if push.empty else "sent"
+    return PlannedRound(today, len(pending), pushes, roles, outcomes)
+
+
+async def queue_round(
+    session: AsyncSession,
+    planned: PlannedRound | None,
+    now: datetime,
+    settings: Settings,
+    render: PushRenderer,
+) -> PushRound:
+    """Claim the round's (worker, day) pairs and queue the pushes of those claimed — the
+    short writing part of a round; a pair another process claimed first is left to it."""
+    if planned is None:
+        return PushRound(0, 0)
+    pushes, outcomes = planned.pushes, planned.outcomes
     contents = {push.worker.id or 0: push.content() for push in pushes if not push.empty}
-    claimed = await quotas.claim_daily_pushes(session, today, now, outcomes, contents)
+    claimed = await quotas.claim_daily_pushes(session, planned.today, now, outcomes, contents)
     unreachable: dict[int, MorningPush] = {}
     rows: list[dict[str, Any]] = []
     sent = 0
@@ -213,8 +249,8 @@ async def push_round(
             sent += 1
     await outbox.insert_rows(session, rows)
     if unreachable:
-        await _tell_heads_instead(session, unreachable, roles, now, settings)
-    return PushRound(len(pending), sent)
+        await _tell_heads_instead(session, unreachable, planned.roles, now, settings)
+    return PushRound(planned.workers, sent)
 
 
 async def compose_pushes(

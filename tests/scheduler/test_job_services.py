@@ -183,3 +183,32 @@ async def test_the_morning_push_goes_in_rounds_each_its_own_transaction(
         ).all()
     assert len(pushed) == len(set(pushed)) == 27  # each worker once (the demo's 27)
     assert sql.transactions >= 27 // 4
+
+
+async def test_the_morning_push_reads_its_rounds_without_the_write_lock(
+    ctx: JobContext, pooled_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each round is worked out in a read-only session and only claimed and queued in a
+    writing one: a round's plan never holds the write lock (on PostgreSQL a write in the
+    read-only session would fail), and every worker still gets exactly one push."""
+    from dataclasses import replace
+
+    from bot.db import create_reader_factory
+    from scheduler import jobs as job_module
+
+    async with ctx.sessions() as session:
+        await load_demo_data(session, local(2026, 3, 12, 7))
+        await session.commit()
+    monkeypatch.setattr(job_module, "PUSH_ROUND", 5)
+    monkeypatch.setattr(job_module, "ROUND_PAUSE", 0)
+    ctx.clock.set(local(2026, 3, 13, 8))  # type: ignore[attr-defined]
+    reading = replace(ctx, readers=create_reader_factory(pooled_engine))
+    await job_module.daily_task_push(reading)
+    await job_module.daily_task_push(reading)  # again: nobody twice
+    async with ctx.sessions() as session:
+        pushed = (
+            await session.exec(
+                select(OutboxMessage.chat_id).where(col(OutboxMessage.ref).startswith("dp:"))
+            )
+        ).all()
+    assert len(pushed) == len(set(pushed)) == 27
