@@ -32,7 +32,7 @@ from bot.telegram.callbacks import (
 )
 from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, code, esc
-from bot.telegram.replies import Replier
+from bot.telegram.replies import Replier, pressed
 from models import Grid
 
 OUT_OF_DATE = N_("This button is out of date. Send /start to begin again.")
@@ -87,7 +87,7 @@ async def grid_edit_pressed(
     actor: Actor,
     state: FSMContext,
 ) -> None:
-    op, message_id = callback_data.op, _message_id(query)
+    op, message_id = callback_data.op, pressed(query)
     subject = None
     if callback_data.subject:
         subject = await actor.session.get(Grid, callback_data.subject)
@@ -106,7 +106,7 @@ async def grid_edit_pressed(
             page=callback_data.page,
         )
         await query.answer()
-        _show(reply, message_id, *_picker(op, subject, choices))
+        reply.show(message_id, *_picker(op, subject, choices))
         return
     grid = await actor.session.get(Grid, callback_data.grid)
     if grid is None:
@@ -123,8 +123,7 @@ async def grid_edit_pressed(
             now=actor.now,
         )
         await query.answer()
-        _show(
-            reply,
+        reply.show(
             message_id,
             _("Grid {name} moved under {parent}; its new code is {code}.").format(
                 name=bold(subject.name), parent=bold(grid.name), code=code(subject.code)
@@ -136,7 +135,7 @@ async def grid_edit_pressed(
             actor.session, actor.who, actor.roles, Action.MANAGE, actor.now
         )
         await query.answer()
-        _show(reply, message_id, *_picker(op, grid, choices))
+        reply.show(message_id, *_picker(op, grid, choices))
         return
     await query.answer()
     if op == GridOp.NOTICE:
@@ -152,7 +151,7 @@ async def grid_edit_pressed(
             [InlineKeyboardButton(text=_("Cancel"), callback_data=CancelCb().pack())],
         ]
         text = _("Which part of the notice board of {grid}?").format(grid=bold(grid.name))
-        _show(reply, message_id, text, InlineKeyboardMarkup(inline_keyboard=rows))
+        reply.show(message_id, text, InlineKeyboardMarkup(inline_keyboard=rows))
         return
     await state.set_state(GridInput.name)
     await state.update_data(op=op.value, grid_id=grid.id)
@@ -161,8 +160,7 @@ async def grid_edit_pressed(
         if op == GridOp.ADD
         else _("Write the new name of {grid}:")
     )
-    _show(
-        reply,
+    reply.show(
         message_id,
         prompt.format(grid=bold(grid.name)),
         cancel_only(_("Cancel"), CancelCb()),
@@ -187,7 +185,7 @@ async def notice_field_pressed(
     text = _("Write the new text for {field} of {grid}:").format(
         field=_(FIELDS[callback_data.field]), grid=bold(grid.name)
     )
-    _show(reply, _message_id(query), text, cancel_only(_("Cancel"), CancelCb()))
+    reply.show(pressed(query), text, cancel_only(_("Cancel"), CancelCb()))
 
 
 async def name_typed(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
@@ -239,22 +237,6 @@ async def notice_typed(message: Message, reply: Replier, actor: Actor, state: FS
     )
     await state.clear()
     reply.text(_("Notice board of {name} updated.").format(name=bold(grid.name)))
-
-
-def _message_id(query: CallbackQuery) -> int | None:
-    return query.message.message_id if isinstance(query.message, Message) else None
-
-
-def _show(
-    reply: Replier,
-    message_id: int | None,
-    text: str,
-    keyboard: InlineKeyboardMarkup | None = None,
-) -> None:
-    if message_id is not None:
-        reply.edit(message_id, text, keyboard)
-    else:
-        reply.text(text, keyboard)
 
 
 def build_router() -> Router:

@@ -71,7 +71,7 @@ from bot.telegram.meeting_views import (
     when_text,
 )
 from bot.telegram.render import bold, code, esc
-from bot.telegram.replies import Replier
+from bot.telegram.replies import Replier, pressed
 from models import Grid, Meeting, Rsvp, TicketCategory
 
 OUT_OF_DATE = N_("This button is out of date. Send /start to begin again.")
@@ -186,7 +186,7 @@ async def meeting_grid_pressed(
     settings: Settings,
 ) -> None:
     """🏘 another grid: one level of the grids one may organise in, or the grid chosen."""
-    message_id = query.message.message_id if isinstance(query.message, Message) else None
+    message_id = pressed(query)
     if callback_data.step == PickStep.OPEN:
         choices = await grids.grid_choices(
             actor.session,
@@ -405,7 +405,7 @@ async def meeting_pressed(
 ) -> None:
     action, meeting_id = callback_data.action, callback_data.id
     notifier = TelegramMeetingNotifier(settings)
-    message_id = query.message.message_id if isinstance(query.message, Message) else None
+    message_id = pressed(query)
     if action == MeetingAction.ATTEND:
         await meetings.rsvp(
             actor.session,
@@ -470,7 +470,7 @@ async def _organiser_pressed(
     settings: Settings,
 ) -> None:
     action, meeting_id = callback_data.action, callback_data.id
-    message_id = query.message.message_id if isinstance(query.message, Message) else None
+    message_id = pressed(query)
     meeting = await meetings.managed(actor.session, actor.who, actor.roles, meeting_id, actor.now)
     title = bold(meeting.title)
     if action in {MeetingAction.CANCEL_YES, MeetingAction.CANCEL_SERIES_YES}:

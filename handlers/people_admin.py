@@ -43,7 +43,7 @@ from bot.telegram.callbacks import (
 )
 from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, esc
-from bot.telegram.replies import Replier
+from bot.telegram.replies import Replier, pressed
 from models import Department, Grid, Person, Role
 
 OUT_OF_DATE = N_("This button is out of date. Send /start to begin again.")
@@ -79,14 +79,14 @@ async def person_pressed(
         person_id=callback_data.person,
         now=actor.now,
     )
-    action, message_id = callback_data.action, _message_id(query)
+    action, message_id = callback_data.action, pressed(query)
     name = bold(person.name)
     if action == PersonAction.OFF_YES:
         await staff.deactivate(
             actor.session, actor=actor.who, roles=actor.roles, person=person, now=actor.now
         )
         await query.answer()
-        _show(reply, message_id, _("{name} is deactivated.").format(name=name))
+        reply.show(message_id, _("{name} is deactivated.").format(name=name))
         return
     if action == PersonAction.UNMUTE:
         await staff.mute(
@@ -99,20 +99,20 @@ async def person_pressed(
             now=actor.now,
         )
         await query.answer()
-        _show(reply, message_id, _("{name} can report again.").format(name=name))
+        reply.show(message_id, _("{name} can report again.").format(name=name))
         return
     await query.answer()
     if action == PersonAction.OFF:
         text = _("Deactivate {name}? Their roles end and their pending invitations stop working.")
-        _show(reply, message_id, text.format(name=name), confirm_off_keyboard(person))
+        reply.show(message_id, text.format(name=name), confirm_off_keyboard(person))
     elif action == PersonAction.MUTE:
         text = _("For how long may {name} not report through the bot?").format(name=name)
-        _show(reply, message_id, text, mute_keyboard(person))
+        reply.show(message_id, text, mute_keyboard(person))
     elif action == PersonAction.SET:
         text = _("Which role should {name} have?").format(name=name)
-        _show(reply, message_id, text, person_role_keyboard(person, list(ROLE_ORDER)))
+        reply.show(message_id, text, person_role_keyboard(person, list(ROLE_ORDER)))
     else:
-        _show(reply, message_id, await _card(actor, person), person_keyboard(person))
+        reply.show(message_id, await _card(actor, person), person_keyboard(person))
 
 
 async def mute_span_pressed(
@@ -133,7 +133,7 @@ async def mute_span_pressed(
     await state.set_state(PeopleInput.reason)
     await state.update_data(person_id=person.id, hours=int(callback_data.hours.value))
     text = _("Why? {name} will read this when they try to report.").format(name=bold(person.name))
-    _show(reply, _message_id(query), text, cancel_only(_("Cancel"), CancelCb()))
+    reply.show(pressed(query), text, cancel_only(_("Cancel"), CancelCb()))
 
 
 async def reason_typed(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
@@ -179,7 +179,7 @@ async def role_pressed(
         actor.session, actor.who, actor.roles, Action.MANAGE, actor.now
     )
     await query.answer()
-    _show(reply, _message_id(query), *_grid_page(person, callback_data.role, choices))
+    reply.show(pressed(query), *_grid_page(person, callback_data.role, choices))
 
 
 def _grid_page(
@@ -207,7 +207,7 @@ async def grid_pressed(
         person_id=callback_data.person,
         now=actor.now,
     )
-    role, message_id = callback_data.role, _message_id(query)
+    role, message_id = callback_data.role, pressed(query)
     if callback_data.step == PickStep.OPEN:
         choices = await grids.grid_choices(
             actor.session,
@@ -219,7 +219,7 @@ async def grid_pressed(
             page=callback_data.page,
         )
         await query.answer()
-        _show(reply, message_id, *_grid_page(person, role, choices))
+        reply.show(message_id, *_grid_page(person, role, choices))
         return
     grid = await actor.session.get(Grid, callback_data.grid)
     if grid is None:
@@ -229,11 +229,11 @@ async def grid_pressed(
         await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
         await query.answer()
         page = await staff.department_page(actor.session)
-        _show(reply, message_id, esc(_("Which department?")), _departments(person, grid, page))
+        reply.show(message_id, esc(_("Which department?")), _departments(person, grid, page))
         return
     text = await _rescope(actor, person, role, grid, None)
     await query.answer()
-    _show(reply, message_id, text)
+    reply.show(message_id, text)
 
 
 def _departments(person: Person, grid: Grid, page: staff.DepartmentPage) -> InlineKeyboardMarkup:
@@ -268,16 +268,15 @@ async def department_pressed(
         await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
         await query.answer()
         page = await staff.department_page(actor.session, callback_data.page)
-        _show(
-            reply,
-            _message_id(query),
+        reply.show(
+            pressed(query),
             esc(_("Which department?")),
             _departments(person, grid, page),
         )
         return
     text = await _rescope(actor, person, Role.DEPARTMENT, grid, department)
     await query.answer()
-    _show(reply, _message_id(query), text)
+    reply.show(pressed(query), text)
 
 
 async def _rescope(
@@ -297,22 +296,6 @@ async def _rescope(
     return _("{name} is now {role} of {grid}.").format(
         name=bold(target.name), role=_(labels.ROLE[role]), grid=bold(grid.name)
     )
-
-
-def _message_id(query: CallbackQuery) -> int | None:
-    return query.message.message_id if isinstance(query.message, Message) else None
-
-
-def _show(
-    reply: Replier,
-    message_id: int | None,
-    text: str,
-    keyboard: InlineKeyboardMarkup | None = None,
-) -> None:
-    if message_id is not None:
-        reply.edit(message_id, text, keyboard)
-    else:
-        reply.text(text, keyboard)
 
 
 def build_router() -> Router:

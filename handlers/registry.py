@@ -45,7 +45,7 @@ from bot.telegram.callbacks import (
 )
 from bot.telegram.i18n import t
 from bot.telegram.render import bold, code, esc
-from bot.telegram.replies import Replier
+from bot.telegram.replies import Replier, pressed
 from bot.telegram.ticket_views import posted_outcomes_text
 from bot.telegram.views import (
     grid_page_text,
@@ -304,7 +304,7 @@ async def invite_role_pressed(
         actor.session, actor.who, actor.roles, Action.MANAGE, actor.now
     )
     await query.answer()
-    _show(query, reply, *_invite_grid_page(callback_data.role, choices))
+    reply.show(pressed(query), *_invite_grid_page(callback_data.role, choices))
 
 
 async def invite_grid_pressed(
@@ -328,7 +328,7 @@ async def invite_grid_pressed(
             page=callback_data.page,
         )
         await query.answer()
-        _show(query, reply, *_invite_grid_page(role, choices))
+        reply.show(pressed(query), *_invite_grid_page(role, choices))
         return
     grid = await actor.session.get(Grid, callback_data.grid)
     if grid is None:
@@ -338,11 +338,11 @@ async def invite_grid_pressed(
         await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
         await query.answer()
         page = await staff.department_page(actor.session)
-        _show(query, reply, esc(_("Which department?")), _departments(page, grid.id or 0))
+        reply.show(pressed(query), esc(_("Which department?")), _departments(page, grid.id or 0))
         return
     text = await _issue(bot, actor, role, grid, None)
     await query.answer()
-    _show(query, reply, text)
+    reply.show(pressed(query), text)
 
 
 async def invite_department_pressed(
@@ -366,24 +366,11 @@ async def invite_department_pressed(
         await authorize(actor.session, actor.who, actor.roles, Action.MANAGE, grid, actor.now)
         await query.answer()
         page = await staff.department_page(actor.session, callback_data.page)
-        _show(query, reply, esc(_("Which department?")), _departments(page, grid.id or 0))
+        reply.show(pressed(query), esc(_("Which department?")), _departments(page, grid.id or 0))
         return
     text = await _issue(bot, actor, Role.DEPARTMENT, grid, department)
     await query.answer()
-    _show(query, reply, text)
-
-
-def _show(
-    query: CallbackQuery,
-    reply: Replier,
-    text: str,
-    keyboard: InlineKeyboardMarkup | None = None,
-) -> None:
-    """Replace the message whose button was pressed (a new message if there is none)."""
-    if isinstance(query.message, Message):
-        reply.edit(query.message.message_id, text, keyboard)
-    else:
-        reply.text(text, keyboard)
+    reply.show(pressed(query), text)
 
 
 async def invite_revoke_pressed(

@@ -8,8 +8,10 @@ from pathlib import Path
 from typing import Any
 
 from aiogram.types import (
+    CallbackQuery,
     ForceReply,
     InlineKeyboardMarkup,
+    Message,
     ReplyKeyboardMarkup,
     ReplyKeyboardRemove,
 )
@@ -59,6 +61,15 @@ class Replier:
             urgent=True,  # an answer to something the person just did is never held back
             lane=OutboxLane.REPLY,
         )
+
+    def show(
+        self, message_id: int | None, text: str, reply_markup: InlineKeyboardMarkup | None = None
+    ) -> OutboxMessage:
+        """Replace message ``message_id`` (the one whose button was pressed) with ``text``, or
+        send ``text`` anew when there is no message to replace."""
+        if message_id is not None:
+            return self.edit(message_id, text, reply_markup)
+        return self.text(text, reply_markup)
 
     def edit(
         self, message_id: int, text: str, reply_markup: InlineKeyboardMarkup | None = None
@@ -168,3 +179,8 @@ class Replier:
             urgent=True,
             lane=OutboxLane.REPLY,
         )
+
+
+def pressed(query: CallbackQuery) -> int | None:
+    """The id of the message whose button was pressed, if Telegram still has it."""
+    return query.message.message_id if isinstance(query.message, Message) else None
