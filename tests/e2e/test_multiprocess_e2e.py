@@ -21,30 +21,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
-import json
 import logging
 import os
 import secrets
-import signal
-import socket
-import subprocess
-import sys
 import time
 from collections import Counter, defaultdict
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp import web
 from sqlalchemy import func, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import col, select
 
+from bench.fleet import (
+    WEBHOOK_SECRET,
+    StartFailed,
+    Worker,
+    forget_fsm_keys,
+    gridbot_command,
+    gridbot_env,
+    gridbots,
+    proxy,
+)
 from bot import labels
 from bot.db import create_engine, create_session_factory
 from bot.i18n import gettext_for
@@ -87,12 +89,6 @@ def zh(msgid: str, **params: object) -> str:
     return gettext_for(ZH, msgid, **params)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 # --- the run's own database and bot ----------------------------------------------------------
 
 
@@ -115,23 +111,11 @@ class Run:
     def env(self, **more: str) -> dict[str, str]:
         """A worker's environment: the test's own (the suite removed every setting from it),
         this run's settings, and the worktree first on the path."""
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-        env.update(DATABASE_URL=self.database_url, **more)
-        return env
+        return gridbot_env(self.database_url, **more)
 
     def gridbot(self, *args: str) -> None:
         """A ``gridbot`` command, run to its end (from a folder with no ``.env``)."""
-        done = subprocess.run(  # noqa: ASYNC221 (a fixture, before the loop matters)
-            [sys.executable, "-m", "bot", *args],
-            cwd=self.folder,
-            env=self.env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        assert done.returncode == 0, f"gridbot {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
+        gridbot_command(self.folder, self.env(), *args)
 
 
 @pytest.fixture
@@ -154,18 +138,7 @@ def run(pg_url: str, redis_url: str, tmp_path: Path) -> Iterator[Run]:
         yield this
     finally:
         asyncio.run(_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        asyncio.run(_forget_redis_keys(redis_url, this.resident_ids))
-
-
-async def _forget_redis_keys(url: str, chats: list[int]) -> None:
-    from redis.asyncio import Redis
-
-    redis = Redis.from_url(url)
-    try:
-        keys = [f"fsm:{chat}:{chat}:{part}" for chat in chats for part in ("state", "data")]
-        await redis.delete(*keys)
-    finally:
-        await redis.aclose()
+        asyncio.run(forget_fsm_keys(redis_url, this.resident_ids))
 
 
 async def add_residents(run: Run) -> list[int]:
@@ -215,168 +188,30 @@ async def add_residents(run: Run) -> list[int]:
     return run.resident_ids
 
 
-# --- nginx's part: a round-robin proxy ---------------------------------------------------------
-
-
-@dataclass
-class Proxy:
-    """Forwards each webhook POST to the next worker in turn; a worker whose connection fails
-    gets the sandbox a 502 (nginx does not retry a POST on another upstream by default), and
-    the sandbox retries like Telegram. Remembers which worker answered each update."""
-
-    workers: list[str]
-    session: aiohttp.ClientSession
-    turn: Iterator[int] = field(default_factory=itertools.count)
-    answered_by: dict[int, int] = field(default_factory=dict)  # update id → worker index
-    chat_of: dict[int, int] = field(default_factory=dict)  # update id → chat id
-    in_flight: dict[int, set[int]] = field(default_factory=lambda: defaultdict(set))
-    failed: Counter[int] = field(default_factory=Counter)  # worker index → 502s answered
-
-    def history(self, chat: int) -> list[tuple[int, int | None]]:
-        """The chat's updates and the worker that answered each (None: none did)."""
-        return [(u, self.answered_by.get(u)) for u, c in sorted(self.chat_of.items()) if c == chat]
-
-    async def forward(self, request: web.Request) -> web.Response:
-        body = await request.read()
-        update = json.loads(body)
-        update_id = int(update["update_id"])
-        self.chat_of[update_id] = chat_of(update)
-        index = next(self.turn) % len(self.workers)
-        headers = {
-            name: value
-            for name, value in request.headers.items()
-            if name.lower() in ("content-type", "x-telegram-bot-api-secret-token")
-        }
-        self.in_flight[index].add(update_id)
-        try:
-            async with self.session.post(
-                self.workers[index], data=body, headers=headers
-            ) as response:
-                answer = await response.read()
-                if 200 <= response.status <= 299:
-                    self.answered_by[update_id] = index
-                return web.Response(
-                    status=response.status,
-                    body=answer,
-                    headers={"Content-Type": response.headers.get("Content-Type", "text/plain")},
-                )
-        except (aiohttp.ClientError, TimeoutError):
-            self.failed[index] += 1
-            return web.Response(status=502, text="502 Bad Gateway")
-        finally:
-            self.in_flight[index].discard(update_id)
-
-
-def chat_of(update: dict[str, Any]) -> int:
-    if "callback_query" in update:
-        return int(update["callback_query"]["from"]["id"])
-    for kind, body in update.items():
-        if kind != "update_id" and isinstance(body, dict) and "chat" in body:
-            return int(body["chat"]["id"])
-    return 0
-
-
-@contextlib.asynccontextmanager
-async def proxy(workers: list[str]) -> AsyncIterator[tuple[Proxy, str]]:
-    async with aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=60)
-    ) as session:
-        front = Proxy(workers, session)
-        app = web.Application()
-        app.router.add_post("/telegram/webhook", front.forward)
-        runner = web.AppRunner(app, handle_signals=False, access_log=None)
-        await runner.setup()
-        port = free_port()
-        await web.TCPSite(runner, "127.0.0.1", port).start()
-        try:
-            yield front, f"http://127.0.0.1:{port}/telegram/webhook"
-        finally:
-            await runner.cleanup()
-
-
-# --- the workers -------------------------------------------------------------------------------
-
-
-@dataclass
-class Worker:
-    number: int
-    port: int
-    process: asyncio.subprocess.Process
-    log: Path
-
-    @property
-    def webhook(self) -> str:
-        return f"http://127.0.0.1:{self.port}/telegram/webhook"
-
-    def tail(self) -> str:
-        lines = self.log.read_text(encoding="utf-8", errors="replace").splitlines()
-        return f"--- worker {self.number} (port {self.port}) ---\n" + "\n".join(lines[-40:])
+# --- the workers (behind bench/fleet.py's round-robin proxy, nginx's part) ---------------------
 
 
 @contextlib.asynccontextmanager
 async def workers(run: Run, sandbox_url: str, proxy_url: str) -> AsyncIterator[list[Worker]]:
     """``WORKERS`` ``gridbot run --webhook --no-scheduler`` processes, each on its own port,
     each paced at 10 messages a second (29 ÷ 3, docs/deploy.md)."""
-    started: list[Worker] = []
+    env = run.env(
+        BOT_TOKEN=run.token,
+        TELEGRAM_API_URL=sandbox_url,
+        REDIS_URL=run.redis_url,
+        WEBHOOK__URL=proxy_url,
+        WEBHOOK__SECRET=WEBHOOK_SECRET,
+        WATCH__ENABLED="false",
+        LIMITS__MESSAGES_PER_SECOND="10",
+        LIMITS__PER_CHAT_INTERVAL="0",
+        LIMITS__RETRY_BASE_SECONDS="0.2",
+        LIMITS__LEASE_SECONDS=str(LEASE_SECONDS),
+    )
     try:
-        for number in range(WORKERS):
-            port = free_port()
-            log = run.folder / f"worker{number}.log"
-            with log.open("wb") as out:
-                process = await asyncio.create_subprocess_exec(
-                    sys.executable,
-                    "-m",
-                    "bot",
-                    "run",
-                    "--webhook",
-                    "--no-scheduler",
-                    cwd=run.folder,
-                    env=run.env(
-                        BOT_TOKEN=run.token,
-                        TELEGRAM_API_URL=sandbox_url,
-                        REDIS_URL=run.redis_url,
-                        WEBHOOK__URL=proxy_url,
-                        WEBHOOK__SECRET="multi-process-secret",
-                        WEBHOOK__HOST="127.0.0.1",
-                        WEBHOOK__PORT=str(port),
-                        WATCH__ENABLED="false",
-                        LIMITS__MESSAGES_PER_SECOND="10",
-                        LIMITS__PER_CHAT_INTERVAL="0",
-                        LIMITS__RETRY_BASE_SECONDS="0.2",
-                        LIMITS__LEASE_SECONDS=str(LEASE_SECONDS),
-                    ),
-                    stdout=out,
-                    stderr=subprocess.STDOUT,
-                )
-            started.append(Worker(number, port, process, log))
-        await _all_healthy(started)
-        yield started
-    finally:
-        for worker in started:
-            if worker.process.returncode is None:
-                worker.process.send_signal(signal.SIGTERM)
-        for worker in started:
-            try:
-                await asyncio.wait_for(worker.process.wait(), 20)
-            except TimeoutError:
-                worker.process.kill()
-                await worker.process.wait()
-
-
-async def _all_healthy(started: list[Worker]) -> None:
-    deadline = time.monotonic() + 90
-    async with aiohttp.ClientSession() as session:
-        for worker in started:
-            while True:
-                if worker.process.returncode is not None:
-                    pytest.fail(f"a worker stopped at start:\n{worker.tail()}")
-                if time.monotonic() > deadline:
-                    pytest.fail(f"a worker did not come up:\n{worker.tail()}")
-                with contextlib.suppress(aiohttp.ClientError):
-                    async with session.get(f"http://127.0.0.1:{worker.port}/healthz") as answer:
-                        if answer.status == 200:
-                            break
-                await asyncio.sleep(0.2)
+        async with gridbots(WORKERS, run.folder, env, webhook=True) as started:
+            yield started
+    except StartFailed as problem:
+        pytest.fail(str(problem))
 
 
 # --- the residents -----------------------------------------------------------------------------
