@@ -15,10 +15,15 @@ is "the person acted" → "the sandbox holds the bot's first answer". **Telegram
 messages): this measures the bot, not Telegram's 30 msg/s. ``--knee`` then steps each setup's
 rate up ``--ladder`` until p99 passes 1 s (or steps fail, or every resident is busy).
 
-Printed: a table of setup, offered rate, handled updates/s, reply p50/p99, failures, CPU of
-the bot processes a handled update, and the ratios against the polling baseline; the machine's
-CPU busy share during each run (2 cores here: N processes share them). The load generator, the
-sandbox and the proxy all run in this one process; its CPU share is printed too.
+Printed: a table of setup, offered rate, handled updates/s, reply p50/p99, failures and the
+ratios against the polling baseline; the CPU a handled update costs (the bot processes and the
+PostgreSQL and Redis servers, less what they spend idle, measured for a few seconds before)
+and so the updates a second one core serves, the figure sizing needs; the machine's CPU busy
+share during the run (N processes share the same cores); with ``--knee``, the knee and the
+most updates a second handled. The load generator, the sandbox and the proxy all run in this
+one process (its share of a core is printed): they are not part of what is measured, but they
+share the cores. ``--resident-offset`` (random by default) keeps the residents' conversation
+state in Redis this run's own.
 
     .venv/bin/python -m bench.webhooks --quick
     .venv/bin/python -m bench.webhooks --knee \\
@@ -38,6 +43,7 @@ import logging
 import math
 import os
 import re
+import secrets
 import sys
 import tempfile
 import time
@@ -47,7 +53,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 from sqlmodel import col
@@ -83,6 +89,7 @@ class Sizes:
     rate: float  # arrivals a second
     duration: float  # seconds
     warm_up: float  # seconds of unmeasured arrivals before
+    idle_seconds: float  # then the bot processes' and servers' idle CPU is measured this long
     ladder: tuple[float, ...]  # --knee: the rates tried, in order
     ladder_seconds: float
     step_timeout: float  # a resident gives up on a reply after this long
@@ -93,6 +100,7 @@ FULL = Sizes(
     rate=40,
     duration=30,
     warm_up=4,
+    idle_seconds=3,
     ladder=(20, 40, 60, 80, 110, 150, 200),
     ladder_seconds=12,
     step_timeout=30,
@@ -123,6 +131,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--knee", action="store_true", help="then step each setup's rate up")
     parser.add_argument("--ladder", type=load._rates, help="the rates --knee tries")
     parser.add_argument("--seed", type=int, default=2026)
+    parser.add_argument(
+        "--resident-offset",
+        type=int,
+        default=secrets.randbelow(90_000) * 1000,
+        help="added to the residents' Telegram ids (default: random, so their conversation "
+        "state in Redis is this run's own)",
+    )
     parser.add_argument("--json", type=Path, help="write the raw figures here")
     args = parser.parse_args(argv)
     sizes = QUICK if args.quick else FULL
@@ -138,6 +153,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         parser.error("--rate between 0 and 5,000, --duration between 0 and 3,600 s")
     if not 1 <= sizes.residents <= 10_000:
         parser.error("--residents between 1 and 10,000")
+    if not 0 <= args.resident_offset <= 90_000_000:
+        parser.error("--resident-offset between 0 and 90,000,000")
     name = make_url(args.database_url).database
     if not args.database_url.startswith("postgresql") or name in (None, "", "test", "postgres"):
         parser.error("--database-url: a PostgreSQL database of its own, e.g. …/gridbot_webhooks")
@@ -172,13 +189,28 @@ def machine_cpu() -> tuple[float, float]:
     return (total - idle) / CLOCK_TICK, total / CLOCK_TICK
 
 
+def service_cpu() -> dict[int, float]:
+    """CPU seconds of each PostgreSQL and Redis server process on this machine (the whole
+    server: other clients' work too)."""
+    found = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if (entry / "comm").read_text().strip() in ("postgres", "redis-server"):
+                found[int(entry.name)] = process_cpu(int(entry.name))
+    return {pid: cpu for pid, cpu in found.items() if not math.isnan(cpu)}
+
+
 @dataclass
 class Meter:
-    """CPU of the bot processes, of this process and of the machine over one run."""
+    """CPU of the bot processes, of the database and Redis servers, of this process and of the
+    machine over one run."""
 
     pids: list[int]
     began: float = field(default_factory=time.monotonic)
     bots: float = 0.0
+    services: dict[int, float] = field(default_factory=service_cpu)
     parent: float = field(default_factory=time.process_time)
     machine: tuple[float, float] = field(default_factory=machine_cpu)
 
@@ -187,9 +219,12 @@ class Meter:
 
     def read(self) -> dict[str, float]:
         busy, total = machine_cpu()
+        now = service_cpu()
         elapsed = max(time.monotonic() - self.began, 1e-9)
         return {
+            "elapsed": elapsed,
             "bots_cpu": sum(process_cpu(pid) for pid in self.pids) - self.bots,
+            "services_cpu": sum(cpu - self.services.get(pid, 0.0) for pid, cpu in now.items()),
             "parent_share": (time.process_time() - self.parent) / elapsed,
             "machine_busy": (busy - self.machine[0]) / max(total - self.machine[1], 1e-9),
         }
@@ -217,6 +252,13 @@ class Stage:
     residents: list[Resident]
     processes: list[Worker]
     front: Proxy | None
+    idle_cpu: float = 0.0  # CPU seconds a second of the bot processes and servers, idle
+
+    async def measure_idle(self, seconds: float) -> None:
+        meter = Meter([w.process.pid for w in self.processes])
+        await asyncio.sleep(seconds)
+        cpu = meter.read()
+        self.idle_cpu = (cpu["bots_cpu"] + cpu["services_cpu"]) / cpu["elapsed"]
 
 
 def measure(samples: Sequence[load.Sample], began: float, duration: float) -> dict[str, Any]:
@@ -249,8 +291,11 @@ async def one_run(stage: Stage, rate: float, duration: float, seed: int) -> dict
     cpu = meter.read()
     figures = measure(samples, began, duration)
     answered = max(figures["answered"], 1)
+    serving = cpu["bots_cpu"] + cpu["services_cpu"] - stage.idle_cpu * cpu["elapsed"]
     return {
         **figures,
+        "serving_ms": serving * 1000 / answered,
+        "services_ms": cpu["services_cpu"] * 1000 / answered,
         "rate": rate,
         "offered": arrivals / duration,
         "arrivals": arrivals,
@@ -282,6 +327,13 @@ async def staged(
     gridbot = server.get_bot(BOT_USERNAME)
     engine = create_engine(url, poolclass=NullPool)
     try:
+        async with engine.begin() as connection:  # the residents' ids: this run's own
+            await connection.execute(
+                update(Person)
+                .where(col(Person.telegram_id) >= load.resident_id(0))
+                .where(col(Person.telegram_id) < load.resident_id(sizes.residents))
+                .values(telegram_id=col(Person.telegram_id) + args.resident_offset)
+            )
         async with engine.connect() as connection:
             people = (
                 await connection.execute(
@@ -297,7 +349,7 @@ async def staged(
             continue
         server.create_user(name, user_id=telegram_id, language_code="zh-hans")
         gridbot.relation(telegram_id).started = True
-    chats = [load.resident_id(n) for n in range(sizes.residents)]
+    chats = [load.resident_id(n) + args.resident_offset for n in range(sizes.residents)]
     settings = {
         "BOT_TOKEN": TOKEN,
         "WATCH__ENABLED": "false",
@@ -360,6 +412,7 @@ async def run_setup(
         async with staged(args, setup, url, folder) as stage:
             # warm up: the first steps of many residents, unmeasured (imports, pools, caches)
             await open_loop(stage.residents, min(sizes.rate, 20), sizes.warm_up, args.seed - 1)
+            await stage.measure_idle(sizes.idle_seconds)
             main = await one_run(stage, sizes.rate, sizes.duration, args.seed)
             setup.runs.append(main)
             say(f"  {setup.name}: {line(main)}")
@@ -380,7 +433,8 @@ def line(figures: dict[str, Any]) -> str:
     busy = f", {figures['busy']} arrivals found everyone busy" if figures["busy"] else ""
     return (
         f"{figures['offered']:.1f}/s offered, {figures['handled_per_s']:.1f}/s handled; "
-        f"{lat.line()}; {figures['cpu_ms']:.1f} ms bot CPU an update; machine "
+        f"{lat.line()}; CPU an update: bots {figures['cpu_ms']:.1f} ms, PostgreSQL + Redis "
+        f"{figures['services_ms']:.1f} ms, less idle {figures['serving_ms']:.1f} ms; machine "
         f"{figures['machine_busy']:.0%} busy, this process {figures['parent_share']:.0%} of a "
         f"core; {figures['proxy_502s']} × 502, {figures['errors_logged']} errors logged{busy}"
     )
@@ -413,9 +467,11 @@ def table(setups: Sequence[Setup], baseline: Setup | None) -> str:
         "p99",
         "p99 × base",
         "failed",
-        "bot CPU/update",
+        "CPU/update",
+        "/s a core",
         "machine busy",
         "knee (p99 ≤ 1 s)",
+        "most handled/s",
     )
     rows: list[tuple[str, ...]] = [head]
     base = baseline.runs[0] if baseline and baseline.runs else None
@@ -436,9 +492,11 @@ def table(setups: Sequence[Setup], baseline: Setup | None) -> str:
                 ms(lat.p99),
                 load.ratio(lat.p99, base_lat.p99) if base_lat else "—",
                 f"{lat.failed}/{lat.steps}",
-                f"{main['cpu_ms']:.1f} ms",
+                f"{main['serving_ms']:.1f} ms",
+                f"{1000 / main['serving_ms']:.0f}" if main["serving_ms"] > 0 else "—",
                 f"{main['machine_busy']:.0%}",
                 knee(setup),
+                f"{max(r['handled_per_s'] for r in setup.runs):.1f}",
             )
         )
     widths = [max(load.width(str(row[i])) for row in rows) for i in range(len(head))]
