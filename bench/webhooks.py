@@ -13,7 +13,8 @@ the next /report step of a resident who is not waiting for a reply (``bench.load
 is "the person acted" → "the sandbox holds the bot's first answer". **Telegram's limits are off**
 (the sandbox answers no 429 and the bot paces at 10,000 msg/s, no gap between a chat's
 messages): this measures the bot, not Telegram's 30 msg/s. ``--knee`` then steps each setup's
-rate up ``--ladder`` until p99 passes 1 s (or steps fail, or every resident is busy).
+rate up ``--ladder`` until p99 passes 1 s (or steps fail, or every resident is busy); down
+it if the main run was past that already.
 
 Printed: a table of setup, offered rate, handled updates/s, reply p50/p99, failures and the
 ratios against the polling baseline; the CPU a handled update costs (the bot processes and the
@@ -101,12 +102,12 @@ FULL = Sizes(
     duration=30,
     warm_up=4,
     idle_seconds=3,
-    ladder=(20, 40, 60, 80, 110, 150, 200),
-    ladder_seconds=12,
+    ladder=(20, 30, 50, 60, 80, 100, 130, 170),
+    ladder_seconds=10,
     step_timeout=30,
 )
 QUICK = replace(
-    FULL, residents=40, rate=10, duration=6, warm_up=2, ladder=(10, 30), ladder_seconds=4
+    FULL, residents=40, rate=10, duration=6, warm_up=2, ladder=(5, 20, 30), ladder_seconds=4
 )
 
 
@@ -128,7 +129,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=float, help="arrivals a second")
     parser.add_argument("--duration", type=float, help="seconds of arrivals")
     parser.add_argument("--residents", type=int, help="residents in the database")
-    parser.add_argument("--knee", action="store_true", help="then step each setup's rate up")
+    parser.add_argument(
+        "--knee", action="store_true", help="then step each setup's rate up (or down) a ladder"
+    )
     parser.add_argument("--ladder", type=load._rates, help="the rates --knee tries")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument(
@@ -254,6 +257,13 @@ class Stage:
     front: Proxy | None
     idle_cpu: float = 0.0  # CPU seconds a second of the bot processes and servers, idle
 
+    async def settled(self, timeout: float = 30.0) -> None:  # noqa: ASYNC109
+        """Wait until the bot has taken every update (a run past the knee leaves a queue)."""
+        deadline = time.monotonic() + timeout
+        updates = self.server.get_bot(BOT_USERNAME).updates
+        while updates.pending_count() and time.monotonic() < deadline:  # noqa: ASYNC110
+            await asyncio.sleep(0.2)
+
     async def measure_idle(self, seconds: float) -> None:
         meter = Meter([w.process.pid for w in self.processes])
         await asyncio.sleep(seconds)
@@ -284,6 +294,7 @@ def errors_logged(processes: Sequence[Worker]) -> int:
 
 
 async def one_run(stage: Stage, rate: float, duration: float, seed: int) -> dict[str, Any]:
+    await stage.settled()
     meter = Meter([w.process.pid for w in stage.processes])
     proxy_502s = sum(stage.front.failed.values()) if stage.front else 0
     began = time.monotonic()
@@ -417,7 +428,7 @@ async def run_setup(
             setup.runs.append(main)
             say(f"  {setup.name}: {line(main)}")
             if args.knee:
-                for n, rate in enumerate(sizes.ladder):
+                for n, rate in enumerate(rungs(sizes, past_knee(main))):
                     step = await one_run(stage, rate, sizes.ladder_seconds, args.seed + 1 + n)
                     step["ladder"] = True
                     setup.runs.append(step)
@@ -426,6 +437,14 @@ async def run_setup(
                         break
     finally:
         await databases.discard(url)
+
+
+def rungs(sizes: Sizes, main_past_knee: bool) -> list[float]:
+    """The ladder's rates above the main run's (below it, if that one was past the knee
+    already), lowest first: they are tried until one is past the knee."""
+    if main_past_knee:
+        return [rate for rate in sizes.ladder if rate < sizes.rate]
+    return [rate for rate in sizes.ladder if rate > sizes.rate]
 
 
 def line(figures: dict[str, Any]) -> str:
@@ -444,17 +463,16 @@ def line(figures: dict[str, Any]) -> str:
 
 
 def knee(setup: Setup) -> str:
-    """The highest ladder rate with p99 ≤ 1 s, and the first one past it."""
-    ladder = [r for r in setup.runs if r.get("ladder")]
-    if not ladder:
+    """The highest rate tried with p99 ≤ 1 s, and the lowest one past it."""
+    if not any(r.get("ladder") for r in setup.runs):
         return "—"
-    good = [r["rate"] for r in ladder if not past_knee(r)]
-    bad = [r["rate"] for r in ladder if past_knee(r)]
+    good = [r["rate"] for r in setup.runs if not past_knee(r)]
+    bad = [r["rate"] for r in setup.runs if past_knee(r)]
     if not bad:
         return f"> {max(good):g}/s"
     if not good:
         return f"< {min(bad):g}/s"
-    return f"{max(good):g}–{min(bad):g}/s"
+    return f"{max(r for r in good if r < min(bad)):g}–{min(bad):g}/s"
 
 
 def table(setups: Sequence[Setup], baseline: Setup | None) -> str:
