@@ -107,6 +107,7 @@ EVEN_PACE = 0.97  # of the messages-per-second limit: network jitter never bunch
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 5  # tries to record a status before the row waits for the next flush
 WIRE_GRACE = 5.0  # seconds a stopping sender waits for the answers of requests on the wire
+STOP_GRACE = 10.0  # seconds a stopping sender waits for its workers to end
 RECORD_PAUSE = 0.001  # seconds an outcome waits before it is recorded (see OutboxSender._write)
 LEASE_LOCK = 0x4F555442  # pg_advisory_xact_lock key that serialises leasing ("OUTB")
 NOT_MODIFIED = "message is not modified"
@@ -526,7 +527,12 @@ class OutboxSender:
             workers = list(self._workers)
             for worker in workers:
                 worker.cancel()
-            await asyncio.gather(renewer, *workers, return_exceptions=True)
+            ended, stuck = await asyncio.wait([renewer, *workers], timeout=STOP_GRACE)
+            for task in ended:
+                if not task.cancelled():
+                    task.exception()  # retrieved: each worker logged its own failure
+            if stuck:  # a stop must end: what they held is handed back below or runs out
+                log.error("%d outbox tasks did not stop within %g s", len(stuck), STOP_GRACE)
             await self._finish_on_wire()
             if not await self._flush():  # their leases run out and they are sent again
                 log.error("could not record %d outbox rows", len(self._writes))
