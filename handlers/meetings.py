@@ -23,7 +23,7 @@ from aiogram.utils.i18n import gettext as _
 
 from bot.errors import NotAllowed
 from bot.i18n import N_, join_list
-from bot.services import grids, meetings
+from bot.services import grids, meeting_minutes, meeting_times, meetings
 from bot.services.actor import Actor
 from bot.services.meetings import InviteeGroup, MeetingDraft
 from bot.services.permissions import Action
@@ -222,7 +222,7 @@ async def meeting_grid_pressed(
 
 
 async def title_typed(message: Message, reply: Replier, state: FSMContext) -> None:
-    await state.update_data(title=meetings.clean_title(message.text))
+    await state.update_data(title=meeting_times.clean_title(message.text))
     await state.set_state(NewMeeting.time)
     reply.text(_(TIME_PROMPT), cancel_keyboard(t))
 
@@ -230,7 +230,7 @@ async def title_typed(message: Message, reply: Replier, state: FSMContext) -> No
 async def time_typed(
     message: Message, reply: Replier, state: FSMContext, settings: Settings, actor: Actor
 ) -> None:
-    starts_at = meetings.parse_meeting_time(message.text or "", now=actor.now, tz=settings.tz)
+    starts_at = meeting_times.parse_meeting_time(message.text or "", now=actor.now, tz=settings.tz)
     await state.update_data(starts_at=starts_at.isoformat())
     if (await state.get_data()).get("editing"):
         await state.update_data(editing=False)
@@ -248,7 +248,7 @@ async def time_typed(
 async def place_typed(
     message: Message, reply: Replier, state: FSMContext, settings: Settings
 ) -> None:
-    await state.update_data(place=meetings.clean_place(message.text))
+    await state.update_data(place=meeting_times.clean_place(message.text))
     await _after_place(reply, state, settings)
 
 
@@ -518,20 +518,20 @@ async def _organiser_pressed(
             confirm_cancel_keyboard(meeting, t, series=series),
         )
         return
-    meetings.ensure_started(meeting, actor.now)
+    meeting_minutes.ensure_started(meeting, actor.now)
     await query.answer()
     if action == MeetingAction.MINUTES:
         await state.set_state(MeetingInput.minutes)
         await state.update_data(meeting_id=meeting_id)
         reply.text(_("Write the minutes of {title}:").format(title=title), cancel_keyboard(t))
     elif action == MeetingAction.PROBLEM:
-        places = await meetings.problem_grids(actor.session, meeting)
+        places = await meeting_minutes.problem_grids(actor.session, meeting)
         reply.text(
             _("Which grid is the problem in? It becomes a ticket there."),
             problem_grid_keyboard(meeting, places),
         )
     else:
-        absent = await meetings.absentees(
+        absent = await meeting_minutes.absentees(
             actor.session, actor=actor.who, roles=actor.roles, meeting_id=meeting_id, now=actor.now
         )
         rows = [(p, Rsvp(i.rsvp), i.reason) for p, i in absent]
@@ -587,8 +587,8 @@ async def problem_grid_chosen(
     meeting = await meetings.managed(
         actor.session, actor.who, actor.roles, callback_data.meeting, actor.now
     )
-    meetings.ensure_started(meeting, actor.now)
-    places = {g.id: g for g in await meetings.problem_grids(actor.session, meeting)}
+    meeting_minutes.ensure_started(meeting, actor.now)
+    places = {g.id: g for g in await meeting_minutes.problem_grids(actor.session, meeting)}
     grid = places.get(callback_data.grid)
     if grid is None:
         await query.answer(_(OUT_OF_DATE), show_alert=True)
@@ -638,7 +638,7 @@ async def reason_typed(
 async def move_time_typed(
     message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
-    starts_at = meetings.parse_meeting_time(message.text or "", now=actor.now, tz=settings.tz)
+    starts_at = meeting_times.parse_meeting_time(message.text or "", now=actor.now, tz=settings.tz)
     meeting = await meetings.move_meeting(
         actor.session,
         TelegramMeetingNotifier(settings),
@@ -660,7 +660,7 @@ async def minutes_typed(
     message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
 ) -> None:
     meeting_id = int((await state.get_data())["meeting_id"])
-    meeting = await meetings.record_minutes(
+    meeting = await meeting_minutes.record_minutes(
         actor.session,
         TelegramMeetingNotifier(settings),
         actor=actor.who,
@@ -671,7 +671,7 @@ async def minutes_typed(
         now=actor.now,
     )
     await state.clear()
-    absent = await meetings.absentees(
+    absent = await meeting_minutes.absentees(
         actor.session, actor=actor.who, roles=actor.roles, meeting_id=meeting_id, now=actor.now
     )
     reply.text(_("Minutes of {title} saved.").format(title=bold(meeting.title)))
@@ -687,7 +687,7 @@ async def problem_typed(
         reply.text(_("Please choose the kind of problem with the buttons above."))
         return
     meeting_id = int(data["meeting_id"])
-    ticket = await meetings.raise_problem(
+    ticket = await meeting_minutes.raise_problem(
         actor.session,
         actor.notifier,
         actor=actor.who,

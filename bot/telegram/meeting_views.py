@@ -21,12 +21,12 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import labels
 from bot.i18n import ASIDE, N_, gettext_for, join_clauses, join_list, resolve_locale
 from bot.services import outbox
+from bot.services.meeting_times import Recurrence
 from bot.services.meetings import (
     Attendance,
     InviteeGroup,
     MeetingMessage,
     MeetingNotice,
-    Recurrence,
     ends_at,
 )
 from bot.settings import Settings

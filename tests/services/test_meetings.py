@@ -15,16 +15,15 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
 from bot.errors import InvalidInput, NotAllowed
-from bot.services import meetings, people
+from bot.services import meeting_minutes, meeting_times, meetings, people
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.services.meeting_times import Recurrence, parse_meeting_time
 from bot.services.meetings import (
     CheckInClosed,
     InviteeGroup,
     MeetingDraft,
     MeetingStarted,
     NotInvited,
-    Recurrence,
-    parse_meeting_time,
 )
 from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
@@ -194,15 +193,17 @@ def test_any_future_time_round_trips_in_every_format(moment: datetime, full_widt
 
 def test_a_series_keeps_its_wall_time_and_clamps_month_ends() -> None:
     first = local(2026, 1, 31, 9, 0)
-    assert meetings.occurrences(first, Recurrence.QUARTERLY, 4, TZ) == [
+    assert meeting_times.occurrences(first, Recurrence.QUARTERLY, 4, TZ) == [
         local(2026, 1, 31, 9, 0),
         local(2026, 4, 30, 9, 0),
         local(2026, 7, 31, 9, 0),
         local(2026, 10, 31, 9, 0),
     ]
-    assert meetings.occurrences(first, Recurrence.MONTHLY, 2, TZ)[1] == local(2026, 2, 28, 9, 0)
-    assert meetings.occurrences(first, Recurrence.WEEKLY, 2, TZ)[1] == local(2026, 2, 7, 9, 0)
-    assert meetings.occurrences(first, None, 4, TZ) == [first]
+    assert meeting_times.occurrences(first, Recurrence.MONTHLY, 2, TZ)[1] == local(
+        2026, 2, 28, 9, 0
+    )
+    assert meeting_times.occurrences(first, Recurrence.WEEKLY, 2, TZ)[1] == local(2026, 2, 7, 9, 0)
+    assert meeting_times.occurrences(first, None, 4, TZ) == [first]
 
 
 # -- on the database ------------------------------------------------------------------------------
@@ -502,7 +503,7 @@ async def test_a_series_is_created_up_front_and_cancelled_from_one_on(
     demo: AsyncSession,
 ) -> None:
     series = await create(demo, recurrence=Recurrence.QUARTERLY)
-    assert [m.starts_at for m in series] == meetings.occurrences(
+    assert [m.starts_at for m in series] == meeting_times.occurrences(
         STARTS, Recurrence.QUARTERLY, meetings.SERIES_LENGTH, TZ
     )
     assert {m.series_id for m in series} == {series[0].id}
@@ -568,7 +569,7 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
     head_roles = await roles(demo, head)
     mid = meeting.id or 0
     with pytest.raises(InvalidInput):
-        await meetings.record_minutes(
+        await meeting_minutes.record_minutes(
             demo,
             NOTIFIER,
             actor=head,
@@ -580,7 +581,7 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
         )
     await meetings.check_in(demo, person=worker, meeting_id=mid, settings=SETTINGS, now=STARTS)
     after = STARTS + timedelta(hours=1)
-    await meetings.record_minutes(
+    await meeting_minutes.record_minutes(
         demo,
         NOTIFIER,
         actor=head,
@@ -597,8 +598,8 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
             )
         )
     ).one()
-    assert worker_grid_id in {g.id for g in await meetings.problem_grids(demo, meeting)}
-    ticket = await meetings.raise_problem(
+    assert worker_grid_id in {g.id for g in await meeting_minutes.problem_grids(demo, meeting)}
+    ticket = await meeting_minutes.raise_problem(
         demo,
         TelegramTicketNotifier(SETTINGS),
         actor=head,
@@ -621,7 +622,7 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
     assert meeting.minutes is not None
     assert meeting.minutes.startswith("一、通报") and shown_number(ticket) in meeting.minutes
     # writing the minutes again keeps the problems listed
-    await meetings.record_minutes(
+    await meeting_minutes.record_minutes(
         demo,
         NOTIFIER,
         actor=head,
@@ -638,7 +639,7 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
     ).first()
     assert elsewhere is not None
     with pytest.raises(NotAllowed):
-        await meetings.raise_problem(
+        await meeting_minutes.raise_problem(
             demo,
             TelegramTicketNotifier(SETTINGS),
             actor=head,
@@ -651,14 +652,16 @@ async def test_minutes_problems_to_tickets_and_absentees(demo: AsyncSession) -> 
             now=after,
         )
 
-    absent = await meetings.absentees(
+    absent = await meeting_minutes.absentees(
         demo, actor=head, roles=head_roles, meeting_id=mid, now=after
     )
     invited = await meetings.invites_of(demo, mid)
     assert {p.id for p, _ in absent} == {p.id for _, p in invited} - {worker.id}
     worker_roles = await roles(demo, worker)
     with pytest.raises(NotAllowed):
-        await meetings.absentees(demo, actor=worker, roles=worker_roles, meeting_id=mid, now=after)
+        await meeting_minutes.absentees(
+            demo, actor=worker, roles=worker_roles, meeting_id=mid, now=after
+        )
 
 
 async def test_a_series_is_topped_up_when_minutes_are_recorded(demo: AsyncSession) -> None:
@@ -666,7 +669,7 @@ async def test_a_series_is_topped_up_when_minutes_are_recorded(demo: AsyncSessio
     head = await person(demo, "head")
     second = series[1]
     during = second.starts_at + timedelta(minutes=30)
-    await meetings.record_minutes(
+    await meeting_minutes.record_minutes(
         demo,
         NOTIFIER,
         actor=head,
@@ -716,10 +719,10 @@ async def test_named_invitees(demo: AsyncSession) -> None:
 @hsettings(max_examples=200)
 def test_titles_and_places_are_cleaned_or_refused(raw: str) -> None:
     try:
-        title = meetings.clean_title(raw)
+        title = meeting_times.clean_title(raw)
     except InvalidInput:
         return
-    assert title == title.strip() and 0 < len(title) <= meetings.MAX_TITLE
+    assert title == title.strip() and 0 < len(title) <= meeting_times.MAX_TITLE
     assert "\n" not in title
 
 
