@@ -487,6 +487,9 @@ PLACED_TEXT: dict[PlacedBy, str] = {
         "Goes to: {grid}, your own grid. The location you shared is outside every grid on "
         "the map, so the street centre will check where it belongs."
     ),
+    PlacedBy.UNPLACED: N_(
+        "Goes to: {grid}; the street centre will pass it on to the grid where it belongs."
+    ),
 }
 
 

@@ -104,6 +104,11 @@ UNMAPPED_AREA_TEXT = N_(
     "whose smaller grids have no boundary on the map yet. Please send it down to the grid "
     "where it belongs."
 )
+UNPLACED_TEXT = N_(
+    "📍 Ticket {number} came in for {grid} with no place on the map or in the register that "
+    "names a smaller grid. Please send it down to the grid where it belongs."
+)
+PLACED_BY_TEXT = {"area": UNMAPPED_AREA_TEXT, "unplaced": UNPLACED_TEXT}
 MSGID_PARAMS = ("reason", "kind", "role")  # parameters that are msgids themselves
 REASONS = {
     "accept_overdue": N_("not accepted in time"),
@@ -151,10 +156,9 @@ class TelegramTicketNotifier:
             params["grid"] = esc(grid_name)
             params["latitude"] = f"{ticket.latitude or 0:.5f}"
             params["longitude"] = f"{ticket.longitude or 0:.5f}"
-            unmapped = update.extra.get("placed_by") == "area"
+            wording = PLACED_BY_TEXT.get(update.extra.get("placed_by", ""), OUTSIDE_GRIDS_TEXT)
             for person in update.others:
                 if _reachable(person):
-                    wording = UNMAPPED_AREA_TEXT if unmapped else OUTSIDE_GRIDS_TEXT
                     text = self._t(person, wording, **params)
                     self._send(session, person, text, None, now)
             return

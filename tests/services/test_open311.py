@@ -21,6 +21,7 @@ from bot.open311 import NOT_XML, ApiError, requests_query, submission, to_xml
 from bot.services import open311, tickets
 from bot.services.demo import load_demo_data
 from bot.services.open311 import RequestQuery, Status, status_of
+from bot.services.ticket_notices import Notice
 from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from models import ApiKey, Grid, Household, Person, Ticket, TicketCategory, TicketState
@@ -150,8 +151,34 @@ async def test_a_report_lands_in_the_households_grid_or_the_keys(demo: Demo) -> 
     assert await landing(address=f"  {home.address}") == home.grid_id
     assert await landing(address="月球背面") == key.grid_id
     assert await landing() == key.grid_id
+    # no place anything knows: the key's street, and the centre is told to send it down
+    unplaced = await open311.placement_for(
+        demo.session, key, open311.Submission(TicketCategory.FACILITY, "路灯坏了")
+    )
+    assert unplaced.by is tickets.PlacedBy.UNPLACED and unplaced.centre_told
     # a point on the demo's map lands in the grid drawn there, as a chat report would
     assert await landing(latitude=24.575, longitude=118.0345) not in (None, key.grid_id)
+
+
+async def test_a_report_with_no_place_tells_the_street_centre_at_once(demo: Demo) -> None:
+    admin, roles = await demo.person("admin")
+    key, _ = await open311.issue_key(
+        demo.session, admin=admin, roles=roles, partner="P", now=demo.now
+    )
+    posted = open311.Submission(TicketCategory.FACILITY, "有个井盖丢了")
+    filed = await open311.file_request(
+        demo.session,
+        demo.notifier,
+        key=key,
+        submission=posted,
+        settings=Settings(_env_file=None),
+        now=demo.now,  # type: ignore[call-arg]
+    )
+    assert filed.ticket.grid_id == key.grid_id
+    told = demo.notifier.updates[-1]
+    assert told.notice == Notice.OUTSIDE_GRIDS and told.extra == {"placed_by": "unplaced"}
+    centre, _ = await demo.person("center")
+    assert centre.id in {p.id for p in told.others}
 
 
 async def test_the_listing_filters_by_status_category_dates_and_number(demo: Demo) -> None:

@@ -12,7 +12,10 @@ In order:
    :func:`normalize_address` and :func:`names_same_place` for what counts as the same
    address; an address without the name of a place, "5号楼2单元", names none): that grid;
 4. otherwise the reporter's own grid — and when a point was shared but lies outside every
-   grid's boundary, the street centre is told so that someone looks at where it belongs.
+   grid's boundary, the street centre is told so that someone looks at where it belongs;
+   likewise when that "own grid" is an area with grids below it (a partner's Open311 report
+   with no place the map or the register knows lands on the street the key was issued for):
+   the centre is told at once to send it down, rather than hearing of it at the first deadline.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class PlacedBy(StrEnum):
     AREA = "area"  # the point lies in a grid whose lower grids are not mapped: centre told
     REPORTER = "reporter"  # nothing else placed it: the reporter's own grid
     OUTSIDE = "outside"  # a point outside every grid: the reporter's grid, the centre told
+    UNPLACED = "unplaced"  # nothing placed it and the reporter's grid is an area: centre told
 
 
 @dataclass(frozen=True)
@@ -50,7 +54,7 @@ class Placement:
     @property
     def centre_told(self) -> bool:
         """The map could not place it well: the street centre looks at where it belongs."""
-        return self.by in (PlacedBy.OUTSIDE, PlacedBy.AREA)
+        return self.by in (PlacedBy.OUTSIDE, PlacedBy.AREA, PlacedBy.UNPLACED)
 
 
 async def place_report(
@@ -87,7 +91,11 @@ async def place_report(
         grid = await _grid_of_address(session, home, address)
         if grid is not None:
             return Placement(grid, PlacedBy.ADDRESS)
-    return Placement(home, PlacedBy.OUTSIDE if outside else PlacedBy.REPORTER)
+    if outside:
+        return Placement(home, PlacedBy.OUTSIDE)
+    if await _has_children(session, home):
+        return Placement(home, PlacedBy.UNPLACED)
+    return Placement(home, PlacedBy.REPORTER)
 
 
 async def _has_children(session: AsyncSession, grid: Grid) -> bool:
