@@ -117,6 +117,8 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     open311: Open311Settings = Open311Settings()
     fsm_idle_minutes: int = Field(default=60, ge=1)
+    # an emergency broadcast: who has not tapped "收到" this long after it started is listed
+    broadcast_confirm_minutes: int = Field(default=30, ge=1, le=1440)
     sandbox_port: int = Field(default=8080, ge=1, le=65535)
     data_dir: Path = Path(".")
     log_format: Literal["text", "json"] = "text"  # json: one JSON object a line

@@ -14,6 +14,7 @@ from handlers import (
     apikeys,
     assessment,
     boundaries,
+    broadcasts,
     common,
     errors,
     fallback,
@@ -48,6 +49,7 @@ def build_router() -> Router:
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
         visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
+        broadcasts.build_router(),  # /broadcast: notices and emergency alerts, "收到"
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes
         routing.build_router(),  # /sla, /holidays
         jobs.build_router(),  # /jobs

@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from models.assessment import AssessmentPolicyVersion
+from models.broadcast import Broadcast, BroadcastRecipient
 from models.enums import (
     OPEN_TICKET_STATES,
     HandlingKind,
@@ -47,6 +48,8 @@ from models.ticket import (
 metadata = SQLModel.metadata
 
 __all__ = [
+    "Broadcast",
+    "BroadcastRecipient",
     "AssessmentPolicyVersion",
     "OPEN_TICKET_STATES",
     "ApiKey",

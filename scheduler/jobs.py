@@ -12,8 +12,9 @@ import logging
 from datetime import timedelta
 
 from bot import backup
-from bot.services import conversations, daily_push, digests, quotas, tickets
+from bot.services import broadcast_delivery, conversations, daily_push, digests, quotas, tickets
 from bot.services import jobs as housekeeping
+from bot.telegram.broadcast_views import receipt_markup
 from bot.telegram.ticket_notifier import TelegramTicketNotifier, return_visit_renderer
 from bot.telegram.visit_views import render_push
 from scheduler.context import JobContext
@@ -166,3 +167,11 @@ async def nightly_backup(ctx: JobContext) -> None:
         ctx.settings.tz,
     )
     log.info("nightly backup written: %s", written)
+
+
+async def deliver_broadcasts(ctx: JobContext) -> None:
+    """Broadcasts: go on with one a restart interrupted (from its cursor), edit each sending
+    one's progress message, and list who has not confirmed an emergency one in time."""
+    await broadcast_delivery.sweep(
+        ctx.sessions, ctx.clock, ctx.settings, receipt_markup, ctx.wake_outbox
+    )

@@ -192,6 +192,12 @@ SWEEPS: tuple[Sweep, ...] = (
         jobs.return_visits,
     ),
     Sweep(
+        "broadcasts.deliver",
+        N_("Broadcasts: resume after a restart, progress, who has not confirmed"),
+        Every(timedelta(minutes=1)),
+        jobs.deliver_broadcasts,
+    ),
+    Sweep(
         "conversations.idle",
         N_("End /report conversations left idle"),
         Every(timedelta(minutes=5)),

@@ -32,6 +32,7 @@ class Action(StrEnum):
     EXPORT = "export"  # ledgers (台账)
     MANAGE = "manage"  # grids, people, households, rules, invitations
     SUPERVISE = "supervise"  # read-only inspection of records and assessments
+    BROADCAST = "broadcast"  # send a notice or an emergency alert to a grid's people (宣传)
 
 
 ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
@@ -46,6 +47,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.HANDLE,
             Action.ORGANISE,
             Action.EXPORT,
+            Action.BROADCAST,
         }
     ),
     Role.CENTER: frozenset(
@@ -56,6 +58,7 @@ ROLE_ACTIONS: dict[Role, frozenset[Action]] = {
             Action.DISPATCH,
             Action.ORGANISE,
             Action.EXPORT,
+            Action.BROADCAST,
         }
     ),
     Role.DEPARTMENT: frozenset({Action.VIEW, Action.HANDLE}),

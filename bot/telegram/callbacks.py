@@ -337,3 +337,34 @@ class ReturnVisitCb(CallbackData, prefix="rv"):
 
     id: RowId
     outcome: ReturnVisitOutcome
+
+
+class BroadcastStep(StrEnum):
+    EMERGENCY = "e"  # mark it an emergency (应急), or not
+    PREVIEW = "p"  # show it as its recipients will see it
+    SEND = "s"  # confirm: it goes out
+    CANCEL = "x"  # drop the draft
+
+
+class BroadcastCb(StrictCallbackData, prefix="bc"):
+    """A button on one's broadcast draft (the service refuses, and audits, a press on a
+    broadcast that is not the presser's or lies outside their scope)."""
+
+    id: RowId
+    step: BroadcastStep
+
+
+AudienceKey = Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")]  # a key of AUDIENCES
+
+
+class BroadcastAudienceCb(StrictCallbackData, prefix="ba"):
+    """Who a broadcast draft goes to (a key of the audience list; an unknown one is refused)."""
+
+    id: RowId
+    audience: AudienceKey
+
+
+class ReceiptCb(StrictCallbackData, prefix="rc"):
+    """A recipient's "收到" under an emergency broadcast."""
+
+    id: RowId

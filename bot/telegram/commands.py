@@ -42,6 +42,11 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     ),
     BotCommandSpec("meetings", N_("My upcoming meetings"), STAFF),
     BotCommandSpec(
+        "broadcast",
+        N_("Send a notice or an emergency alert (宣传 / 应急)"),
+        frozenset({Role.HEAD, Role.CENTER, Role.ADMIN}),
+    ),
+    BotCommandSpec(
         "visit", N_("Log a household visit (走访)"), frozenset({Role.WORKER, Role.HEAD})
     ),
     BotCommandSpec("diary", N_("My visit diary (民情日记)"), frozenset({Role.WORKER, Role.HEAD})),
