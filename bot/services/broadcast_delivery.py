@@ -368,7 +368,8 @@ async def refresh_progress(
             payload={"chat_id": sender.telegram_id, "text": text, "parse_mode": "HTML"},
             now=now,
             person_id=sender.id,
-            edit_ref=progress_ref(broadcast_id),
+            ref=progress_ref(broadcast_id),  # found by the next edit even if this one was
+            edit_ref=progress_ref(broadcast_id),  # sent as a new message (the first was gone)
             urgent=True,
             lane=OutboxLane.NOTICE,
         )
@@ -427,6 +428,7 @@ def first_progress(
         payload={"chat_id": sender.telegram_id, "text": text, "parse_mode": "HTML"},
         now=now,
         person_id=sender.id,
+        ref=progress_ref(broadcast.id),
         edit_ref=progress_ref(broadcast.id),
         urgent=True,
         lane=OutboxLane.REPLY,
