@@ -31,7 +31,6 @@ class Broadcast(SQLModel, table=True):
     cursor: int = 0  # the last person id whose recipient row is written
     queued_all: bool = False  # every recipient is written (and, if reachable, queued)
     confirm_minutes: int = 30
-    counts_as_lecture: bool = False  # reached households count a 政策微宣讲 (quota rule)
     progress_text: str | None = Field(default=None, sa_type=Text)  # last shown to the sender
     sent_count: int = 0  # frozen when done (outbox rows are purged after 30 days)
     failed_count: int = 0

@@ -157,6 +157,7 @@ async def queue_round(
     cursor = broadcast.cursor
     if not people:
         await _move(session, broadcast_id, cursor, cursor, queued_all=True)
+        await session.refresh(broadcast)
         return 0
     ids = [person.id for person in people]
     written = set(
@@ -207,6 +208,7 @@ async def queue_round(
             ],
         )
     await _move(session, broadcast_id, cursor, people[-1].id or cursor)
+    await session.refresh(broadcast)  # the cursor moved in SQL: the object follows
     return len(people)
 
 

@@ -31,7 +31,7 @@ from bot.settings import Settings
 from models import AuditLog, Broadcast, BroadcastRecipient, Grid, Person, Role, RoleAssignment
 
 DRAFT, SENDING, DONE, CANCELLED = "draft", "sending", "done", "cancelled"
-HEADER_ROOM = 80  # UTF-16 units kept for the header every recipient's copy starts with
+HEADER_ROOM = 120  # UTF-16 units kept for the header every recipient's copy starts with
 
 
 @dataclass(frozen=True)

@@ -39,7 +39,6 @@ def upgrade() -> None:
         sa.Column("cursor", sa.Integer(), nullable=False),
         sa.Column("queued_all", sa.Boolean(), nullable=False),
         sa.Column("confirm_minutes", sa.Integer(), nullable=False),
-        sa.Column("counts_as_lecture", sa.Boolean(), nullable=False),
         sa.Column("progress_text", sa.Text(), nullable=True),
         sa.Column("sent_count", sa.Integer(), nullable=False),
         sa.Column("failed_count", sa.Integer(), nullable=False),

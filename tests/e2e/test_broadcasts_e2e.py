@@ -19,7 +19,9 @@ from bot.app import close
 from bot.i18n import gettext_for
 from bot.services import broadcast_delivery as delivery
 from bot.services import grid_codes
+from bot.services.broadcasts import HEADER_ROOM
 from bot.services.demo import DEMO_PERSONAS
+from bot.services.message_size import MAX_MESSAGE
 from bot.telegram import broadcast_views as views
 from models import (
     AuditLog,
@@ -331,3 +333,69 @@ async def test_a_normal_broadcast_at_night_waits_for_the_morning_and_a_restart_s
         assert delivery.ROUND  # rounds of recipients were written once each
         rows = (await session.exec(select(BroadcastRecipient))).all()
         assert len(rows) == RESIDENTS and len({r.outbox_id for r in rows}) == RESIDENTS
+
+
+async def test_hostile_input_is_refused_in_the_persons_language_and_audited(h: Harness) -> None:
+    head = await h.persona("head")
+    await head.send("/broadcast")
+    await head.next_message()
+    await head.send("字" * 4050)  # a message Telegram takes, but no room left for the header
+    refused = await head.next_message()
+    assert refused.text == t(
+        "The notice is too long: {length} characters, at most {limit} fit in one message. "
+        "Please shorten it and send it again.",
+        length=4050,
+        limit=MAX_MESSAGE - HEADER_ROOM,
+    )
+    await head.send("😀" * 2000)  # 4,000 UTF-16 units, though 2,000 characters
+    assert "4000" in (await head.next_message()).text
+    await head.send("明早8点到10点停电检修。")  # the step was kept: this is the notice
+    await head.next_message()
+    async with h.session() as session:
+        draft = (await session.exec(select(Broadcast))).one()
+
+    # someone else presses the draft's buttons with forged data: refused and audited
+    for persona in ("community_head", "other_worker"):
+        other = await h.persona(persona)
+        await other.send("/start")
+        await h.settle()
+        await h.forge_press(other, f"bc:{draft.id}:s")
+        toast = (await other.transcript()).toast
+        assert toast is not None
+        assert t("Sorry, this broadcast is not yours to change or send.") in toast["text"]
+    await h.forge_press(head, f"ba:{draft.id}:party_members")  # no such audience (yet)
+    toast = (await head.transcript()).toast
+    assert toast is not None and t("Sorry, this audience is not known.") in toast["text"]
+    await h.forge_press(head, f"bc:{draft.id}:s:1")  # not in the packed form: stale
+    await h.forge_press(head, f"bc:{2**40}:s")
+    async with h.session() as session:
+        refusals = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:broadcast"))
+        ).all()
+        assert len(refusals) == 2
+        assert (await session.get(Broadcast, draft.id)).status == "draft"  # type: ignore[union-attr]
+
+    # an audience outside one's scope: refused, audited
+    async with h.session() as session:
+        outside = (
+            await session.exec(select(Grid).where(Grid.tier == 3).order_by(col(Grid.id).desc()))
+        ).first()
+    assert outside is not None
+    await head.send(f"/broadcast {outside.code}")
+    assert (await head.next_message()).text == t(
+        "Sorry, this is outside the grids you look after."
+    )
+    worker = await h.persona("worker")
+    await worker.send("/broadcast")
+    assert (await worker.next_message()).text == t(
+        "Broadcasts are for grid heads, the centre and administrators."
+    )
+    async with h.session() as session:
+        scoped = (
+            await session.exec(
+                select(AuditLog).where(
+                    AuditLog.action == "refused:broadcast", AuditLog.object_type == "grid"
+                )
+            )
+        ).all()
+        assert [a.object_id for a in scoped] == [outside.id]
