@@ -340,7 +340,7 @@ def progress_text(
             gettext_for(locale, CONFIRMED, confirmed=figures.confirmed, sent=figures.sent)
         )
     if figures.finished:
-        local = now.astimezone(settings.tz)
+        local = (broadcast.finished_at or now).astimezone(settings.tz)
         lines.append(gettext_for(locale, FINISHED, time=local.strftime("%m-%d %H:%M")))
     elif not broadcast.emergency and in_quiet_hours(now, settings):
         lines.append(gettext_for(locale, QUIET, time=settings.quiet_hours.end.strftime("%H:%M")))
@@ -351,9 +351,10 @@ async def refresh_progress(
     session: AsyncSession, broadcast_id: int, now: datetime, settings: Settings
 ) -> Progress | None:
     """Edit the sender's progress message if its figures moved; once nothing waits and every
-    recipient is written, freeze the figures and mark the broadcast done."""
+    recipient is written, freeze the figures and mark the broadcast done. An emergency one's
+    receipts keep moving the message until who has not confirmed is listed."""
     broadcast = await session.get(Broadcast, broadcast_id)
-    if broadcast is None or broadcast.status != SENDING:
+    if broadcast is None or not followed(broadcast):
         return None
     grid = await session.get(Grid, broadcast.grid_id)
     sender = await session.get(Person, broadcast.sender_id)
@@ -376,7 +377,7 @@ async def refresh_progress(
             lane=OutboxLane.NOTICE,
         )
         broadcast.progress_text = text
-    if finished:
+    if finished and broadcast.status == SENDING:
         broadcast.status = DONE
         broadcast.finished_at = now
         broadcast.sent_count = figures.sent
@@ -544,6 +545,7 @@ async def send_unconfirmed(
     broadcast = await session.get(Broadcast, broadcast_id)
     if claimed.rowcount != 1 or broadcast is None:
         return 0
+    await session.refresh(broadcast)  # reminded_at was set in SQL: the object follows
     people = await unconfirmed(session, broadcast_id)
     sender = await session.get(Person, broadcast.sender_id)
     minutes = broadcast.confirm_minutes
@@ -614,16 +616,23 @@ async def send_unconfirmed(
 # -- driving it -----------------------------------------------------------------------------
 
 
+def followed(broadcast: Broadcast) -> bool:
+    """Its progress message still moves: it is going out, or it is an emergency whose
+    receipts are still being counted (until who has not confirmed is listed)."""
+    return broadcast.status == SENDING or (
+        broadcast.status == DONE and broadcast.emergency and broadcast.reminded_at is None
+    )
+
+
 async def sending(session: AsyncSession) -> list[int]:
-    return [
-        i
-        for i in (
-            await session.exec(
-                select(Broadcast.id).where(Broadcast.status == SENDING).order_by(col(Broadcast.id))
-            )
-        ).all()
-        if i is not None
-    ]
+    """The broadcasts the minute sweep follows (see :func:`followed`)."""
+    counting = (
+        (col(Broadcast.status) == DONE)
+        & col(Broadcast.emergency).is_(True)
+        & col(Broadcast.reminded_at).is_(None)
+    )
+    query = select(Broadcast.id).where((col(Broadcast.status) == SENDING) | counting)
+    return [i for i in (await session.exec(query.order_by(col(Broadcast.id)))).all() if i]
 
 
 async def queue_all(

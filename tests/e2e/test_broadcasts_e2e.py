@@ -244,6 +244,12 @@ async def test_an_emergency_in_quiet_hours_goes_out_at_once_and_lists_who_did_no
         assert len(refused) == 1
 
     await h.advance(timedelta(minutes=30))
+    confirmed_line = t(
+        "Confirmed “Received”: {confirmed} / {sent}",
+        confirmed=RESIDENTS - UNCONFIRMED,
+        sent=RESIDENTS,
+    )
+    assert any(confirmed_line in x for x in (await head.transcript()).texts), "receipts counted"
     listed = (await head.transcript()).texts[-1]
     assert (
         t(

@@ -267,6 +267,8 @@ async def test_receipts_progress_and_the_list_of_who_has_not_confirmed(
     resident, stranger = await person(demo, "resident"), await person(demo, "center")
     assert await broadcasts.confirm_receipt(demo, resident, ident, T0) is True
     assert await broadcasts.confirm_receipt(demo, resident, ident, T0) is False
+    figures = await delivery.refresh_progress(demo, ident, T0, SETTINGS)  # receipts move it
+    assert figures is not None and figures.confirmed == 1
     with pytest.raises(NotAllowed) as refused:
         await broadcasts.confirm_receipt(demo, stranger, ident, T0)
     assert refused.value.audit is not None
@@ -277,6 +279,7 @@ async def test_receipts_progress_and_the_list_of_who_has_not_confirmed(
     listed = await delivery.send_unconfirmed(demo, ident, later, SETTINGS)
     assert listed == total - 1
     assert await delivery.send_unconfirmed(demo, ident, later, SETTINGS) == 0  # once
+    assert await delivery.refresh_progress(demo, ident, later, SETTINGS) is None  # listed: still
     audits = (
         await demo.exec(
             select(func.count()).where(
