@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, insert, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -651,7 +652,7 @@ async def queue_all(
             try:
                 done = await queue_round(session, broadcast_id, clock.now(), settings, receipt)
                 await session.commit()
-            except RoundLost:
+            except (RoundLost, IntegrityError):  # another process wrote this round first
                 await session.rollback()
                 return written
         if not done:

@@ -4,6 +4,7 @@ and the list of who has not confirmed."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
@@ -11,10 +12,12 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
+from bot.db import create_session_factory
 from bot.errors import InvalidInput, NotAllowed
 from bot.services import broadcast_delivery as delivery
 from bot.services import broadcasts, people
@@ -303,3 +306,37 @@ async def test_an_empty_audience_cannot_be_sent(demo: AsyncSession) -> None:
     with pytest.raises(InvalidInput):
         await broadcasts.check_start(demo, head, held, draft.id, T0)
     assert Role.RESIDENT in broadcasts.AUDIENCES[0].roles
+
+
+async def test_two_processes_writing_the_same_rounds_write_each_recipient_once(
+    engine: AsyncEngine, clock: FrozenClock
+) -> None:
+    """Two writers race over one broadcast's rounds (PostgreSQL: both read the same cursor,
+    the second's recipient rows wait on the first's and then clash with them): one round is
+    rolled back whole, so nobody gets two outbox rows."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time")
+    sessions = create_session_factory(engine)
+    async with sessions() as session:
+        await load_demo_data(session, clock.now())
+        draft = await draft_of(session, "head")
+        head = await person(session, "head")
+        assert draft.id is not None
+        ident = draft.id
+        _, _, total = await broadcasts.start(session, head, await roles(session, head), ident, T0)
+        await session.commit()
+    written = await asyncio.gather(
+        delivery.queue_all(sessions, clock, SETTINGS, ident, receipt_markup),
+        delivery.queue_all(sessions, clock, SETTINGS, ident, receipt_markup),
+    )
+    assert sum(written) <= total
+    await delivery.queue_all(sessions, clock, SETTINGS, ident, receipt_markup)  # the rest
+    async with sessions() as session:
+        recipients = (
+            await session.exec(
+                select(BroadcastRecipient).where(BroadcastRecipient.broadcast_id == ident)
+            )
+        ).all()
+        queued = (await session.exec(select(func.count()).select_from(OutboxMessage))).one()
+    assert len(recipients) == total
+    assert queued == len([r for r in recipients if r.outbox_id is not None])
