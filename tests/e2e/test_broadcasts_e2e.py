@@ -22,6 +22,7 @@ from bot.services import grid_codes
 from bot.services.broadcasts import HEADER_ROOM
 from bot.services.demo import DEMO_PERSONAS
 from bot.services.message_size import MAX_MESSAGE
+from bot.services.qr import qr_png
 from bot.telegram import broadcast_views as views
 from models import (
     AuditLog,
@@ -405,3 +406,31 @@ async def test_hostile_input_is_refused_in_the_persons_language_and_audited(h: H
             )
         ).all()
         assert [a.object_id for a in scoped] == [outside.id]
+
+
+async def test_a_photo_notice_is_previewed_and_sent_with_its_caption(h: Harness) -> None:
+    head, resident = await h.persona("head"), await h.persona("resident")
+    worker = await h.persona("worker")  # the others of the audience are not in the sandbox
+    await head.send("/broadcast")
+    await head.next_message()
+    await head.send_photo(qr_png("water cut"), caption="3月13日停水，请提前储水。")
+    card = await head.next_message()
+    assert t("With a photo or file attached.") in card.text
+    await head.press(t("Residents, workers and heads"))
+    await h.settle()
+    await head.press(t("👁 Preview"))
+    await h.settle()
+    preview = (await head.transcript()).messages[-1]
+    assert preview.photo is not None and "3月13日停水" in (preview.caption or "")
+    await head.press(t("✅ Send"), message_id=card.message_id)
+    await h.settle(SLOW)
+    got = (await resident.transcript()).messages[-1]
+    assert got.photo is not None
+    assert t("📢 <b>Notice</b> · {grid}", grid="").split("<b>")[0] in (got.caption or "")
+    assert "3月13日停水" in (got.caption or "") and got.buttons == []  # no receipt asked
+    # the audience took in workers and heads too
+    assert "3月13日停水" in ((await worker.transcript()).messages[-1].caption or "")
+    progress = await h.client.transcript(BOT_USERNAME, head.id)
+    shown = [m for m in progress.messages if m.message_id == card.message_id]
+    assert shown and t("Finished at {time}.", time="03-12 09:00") in shown[0].text
+    assert shown[0].buttons == []  # the card became the progress message
