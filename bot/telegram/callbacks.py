@@ -307,6 +307,19 @@ class RateCb(CallbackData, prefix="rt"):
     rating: Rating
 
 
+class QuotaRuleAction(StrEnum):
+    ADD = "a"  # yes, add the rule typed with /quota_rules add (kept in the conversation)
+    RETIRE = "r"  # yes, retire rule ``rule``
+
+
+class QuotaRuleCb(StrictCallbackData, prefix="qr"):
+    """The "yes" of /quota_rules add and retire (the service re-checks that the presser
+    administers the whole area, and audits a refusal)."""
+
+    action: QuotaRuleAction
+    rule: RowId = 0
+
+
 class CancelCb(CallbackData, prefix="cx"):
     """Leave whatever the bot is waiting for."""
 
