@@ -3,6 +3,7 @@
 from sqlmodel import SQLModel
 
 from models.assessment import AssessmentPolicyVersion
+from models.duty import DutyGapWarning, DutyPage, DutyShift, DutySwap
 from models.enums import (
     OPEN_TICKET_STATES,
     HandlingKind,
@@ -55,6 +56,10 @@ __all__ = [
     "Counter",
     "DailyPush",
     "Department",
+    "DutyGapWarning",
+    "DutyPage",
+    "DutyShift",
+    "DutySwap",
     "Invite",
     "PolicyVersion",
     "Open311Request",
