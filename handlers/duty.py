@@ -144,8 +144,9 @@ async def swap_answered(
 
 def build_router() -> Router:
     router = Router(name=__name__)
-    router.message.register(duty_command, Command("duty"))
+    # a sheet first: its caption "/duty" would match the command too
     router.message.register(rota_sheet, F.document, F.caption.regexp(CAPTION))
+    router.message.register(duty_command, Command("duty"))
     router.callback_query.register(duty_pressed, DutyCb.filter())
     router.callback_query.register(swap_answered, DutySwapCb.filter())
     return router

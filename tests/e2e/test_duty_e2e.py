@@ -173,16 +173,18 @@ async def test_a_swap_agreed_by_both_and_forged_presses(h: Harness) -> None:
 
     # forged: someone else's shift, and a colleague from nowhere
     worker = await h.persona("worker")
+    await worker.send("/duty")
+    assert "街道中心工作人员" in (await worker.next_message()).text
     await h.forge_press(worker, DutyCb(action=DutyAction.SWAP, shift=shift.id).pack())
     toast = (await worker.transcript()).toast
     assert toast is not None and "只有该班次的值班人员" in toast["text"]
+    await duty.send("/duty")
+    listing = await duty.next_message()
+    assert "您的班次" in listing.text
     await h.forge_press(duty, DutyCb(action=DutyAction.ASK, shift=shift.id, person=999_999).pack())
     toast = (await duty.transcript()).toast
     assert toast is not None and "其他值守人员" in toast["text"]
 
-    await duty.send("/duty")
-    listing = await duty.next_message()
-    assert "您的班次" in listing.text
     await duty.press(f"🔁 {local(start)}")
     await h.settle()
     await duty.press(center.first_name)
@@ -277,7 +279,7 @@ async def test_a_rota_sheet_all_or_nothing_every_bad_row_named(h: Harness) -> No
         (3, "第 2 行"),
         (4, "13912345678"),
         (5, "晚于"),
-        (6, "张三"),
+        (6, "属于 值班员小林"),
         (7, "明天早上"),
     ):
         assert f"第 {row} 行" in answer and words in answer, (row, answer)
@@ -300,7 +302,8 @@ async def test_a_rota_sheet_all_or_nothing_every_bad_row_named(h: Harness) -> No
     async with h.session() as session:
         assert len((await session.exec(select(DutyShift))).all()) == 2
 
-    await admin.send_document(b"\x00\xff" * (1024 * 1024 * 5), "nonsense.csv", caption="/duty")
+    ten_mb = io.BytesIO(b"\x00\xff" * (1024 * 1024 * 5))  # bytes this large warn in aiohttp
+    await admin.send_document(ten_mb, "nonsense.csv", caption="/duty")  # type: ignore[arg-type]
     assert "最大 2048 KB" in (await admin.next_message()).text
     await admin.send_document(b"\x00garbage\xff" * 1000, "nonsense.xlsx", caption="/duty")
     refused = (await admin.next_message()).text

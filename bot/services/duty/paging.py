@@ -86,6 +86,27 @@ async def page_first(
     return [duty], rest, minutes
 
 
+async def not_yet_told(
+    session: AsyncSession, ticket: Ticket, owners: Sequence[Person]
+) -> list[Person]:
+    """Of ``owners``, those the ticket's latest page held back (only while it is at the
+    centre it was paged at and the page did not widen): they never got its card, so they
+    get none of its later changes either."""
+    if ticket.owner_role != Role.CENTER or ticket.id is None or not owners:
+        return []
+    page = (
+        await session.exec(
+            select(DutyPage)
+            .where(DutyPage.ticket_id == ticket.id)
+            .order_by(col(DutyPage.id).desc())
+            .limit(1)
+        )
+    ).first()
+    if page is None or page.widened or page.grid_id != ticket.owner_grid_id:
+        return []
+    return [o for o in owners if o.id != page.person_id]
+
+
 async def widen_unaccepted(
     session: AsyncSession, notifier: TicketNotifier, now: datetime, *, batch: int = 200
 ) -> int:

@@ -238,13 +238,19 @@ async def tell(
                 reporters = await lookups.followers(session, ticket)
         report_photos = lookups.report_photos.get(ticket.id)
     extra = dict(extra or {})
-    if notice in paging.PAGED:  # 值班: an urgent ticket at the centre goes to the duty first
+    # 值班: an urgent ticket at the centre goes to the operator on duty first
+    held: list[Person] = []
+    if notice in paging.PAGED:
         owners, held, minutes = await paging.page_first(session, ticket, notice, owners, now)
         if held:
-            held_ids = {p.id for p in held}
-            others = [p for p in others if p.id not in held_ids]
-            informed = [p for p in informed if p.id not in held_ids]
             extra["duty_minutes"] = str(minutes)
+    else:
+        held = await paging.not_yet_told(session, ticket, owners)
+        owners = [p for p in owners if p.id not in {h.id for h in held}]
+    if held:
+        held_ids = {p.id for p in held}
+        others = [p for p in others if p.id not in held_ids]
+        informed = [p for p in informed if p.id not in held_ids]
     await notifier(
         session,
         TicketUpdate(
