@@ -362,3 +362,23 @@ async def test_overlapping_shifts_from_the_chat_are_refused(h: Harness) -> None:
     assert "只有中心值守人员和系统管理员" in (await resident.next_message()).text
     async with h.session() as session:
         assert len((await session.exec(select(DutyShift))).all()) == 1
+
+
+async def test_duty_reads_in_every_language(h: Harness) -> None:
+    duty = await second_operator(h)
+    center, admin = await h.persona("center"), await h.persona("admin")
+    await h.use_locale(center, "en")
+    await h.use_locale(admin, "zh_Hant")
+    now = h.clock.now()
+    await admin.send(f"/duty 新增 {SECOND_PHONE} {local(now)} {local(now + timedelta(hours=2))}")
+    assert "已加入值班表" in (await admin.next_message()).text
+    await admin.send(f"/duty 新增 {SECOND_PHONE} 明天 早上 後天 晚上")
+    assert "無法識別" in (await admin.next_message()).text
+    await center.send("/duty")
+    shown = (await center.next_message()).text
+    assert "On duty now" in shown and "值班员小林" in shown
+    await h.advance(timedelta(hours=1), jump=True)  # the gap after the shift: warned in English
+    warned = [m.text for m in (await center.transcript()).bot_messages if "Nobody is on" in m.text]
+    assert len(warned) == 1
+    assert any("无人值班" in m.text for m in (await duty.transcript()).bot_messages)
+    await h.check_language()
