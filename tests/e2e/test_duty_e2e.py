@@ -382,3 +382,29 @@ async def test_duty_reads_in_every_language(h: Harness) -> None:
     assert len(warned) == 1
     assert any("无人值班" in m.text for m in (await duty.transcript()).bot_messages)
     await h.check_language()
+
+
+async def test_the_overdue_flag_at_the_top_goes_to_the_duty_first(h: Harness) -> None:
+    from tests.e2e.test_escalation_e2e import seconds_policy
+
+    body = seconds_policy()
+    body["duty"] = {"first_minutes": 2}
+    async with h.session() as session:
+        session.add(PolicyVersion(body=body, created_at=h.clock.now()))
+        await session.commit()
+    duty, center = await second_operator(h), await h.persona("center")
+    now = h.clock.now()
+    await add_shift(h, SECOND_PHONE, now - timedelta(hours=1), now + timedelta(hours=8))
+    ticket = await file_ticket_for(h, "resident", "路灯坏了一个星期")
+    await h.advance(timedelta(minutes=20))  # four tiers of five minutes: up at the centre
+    for operator in (duty, center):  # a general ticket's card reaches every operator
+        texts = [m.text for m in (await operator.transcript()).bot_messages]
+        assert any("上报给您" in text for text in texts), texts
+
+    await h.advance(timedelta(minutes=5))  # overdue at the top: the flag to the duty first
+    flagged = [m.text for m in (await duty.transcript()).bot_messages if "超期" in m.text]
+    assert len(flagged) == 1
+    assert not [m.text for m in (await center.transcript()).bot_messages if "超期" in m.text]
+    await h.advance(timedelta(minutes=3))
+    came = [m.text for m in (await center.transcript()).bot_messages]
+    assert any("未在 2 分钟内签收" in text and shown_number(ticket) in text for text in came)

@@ -104,6 +104,8 @@ async def not_yet_told(
     ).first()
     if page is None or page.widened or page.grid_id != ticket.owner_grid_id:
         return []
+    if page.notice == Notice.OVERDUE_AT_TOP:
+        return []  # only the flag was held back: the card had reached them all before
     return [o for o in owners if o.id != page.person_id]
 
 
