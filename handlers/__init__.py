@@ -16,6 +16,7 @@ from handlers import (
     boundaries,
     broadcasts,
     common,
+    duty,
     errors,
     fallback,
     grid_admin,
@@ -45,6 +46,7 @@ def build_router() -> Router:
         grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons
         people_admin.build_router(),  # /people: a person's card and its buttons
         assessment.build_router(),  # /indicators, /score
+        duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my

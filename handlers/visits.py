@@ -17,7 +17,6 @@ from aiogram.filters import Command, CommandObject, StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
 from aiogram.types import CallbackQuery, Message
-from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
 
 from bot import labels
@@ -28,13 +27,16 @@ from bot.services.actor import Actor
 from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from bot.telegram import visit_views as views
-from bot.telegram.args import SET_WORDS, parse_word, split_args
+from bot.telegram.args import QUOTA_RULE_ACTIONS, parse_word, split_args
+from bot.telegram.callbacks import QuotaRuleAction, QuotaRuleCb
 from bot.telegram.cancelling import end_by_button
 from bot.telegram.i18n import t
 from bot.telegram.render import esc
-from bot.telegram.replies import Replier
+from bot.telegram.replies import Replier, pressed
 from bot.telegram.ticket_views import card_keyboard, card_text
 from bot.telegram.visit_views import (
+    QUOTA_ADD_USAGE,
+    QUOTA_RETIRE_USAGE,
     DiaryAction,
     DiaryCb,
     HistoryCb,
@@ -49,6 +51,7 @@ from models import Role, VisitKind
 
 DIARY_PAGE = 10
 QUOTA_USAGE = N_("/quota_rules set <number> <count>")
+QUOTA_USAGES = (QUOTA_USAGE, QUOTA_ADD_USAGE, QUOTA_RETIRE_USAGE)
 
 
 class VisitFlow(StatesGroup):
@@ -481,34 +484,119 @@ async def quota_rules_command(
     command: CommandObject,
     reply: Replier,
     actor: Actor,
+    state: FSMContext,
     settings: Settings,
-    i18n: I18n,
 ) -> None:
-    words = split_args(command.args)
+    words = split_args(command.args, maxsplit=5)
     if words:
-        if len(words) != 3 or parse_word(words[0], SET_WORDS) != "set" or not words[1].isdigit():
-            raise InvalidInput(N_("Please write it like this: {usage}"), usage=_(QUOTA_USAGE))
-        rule = await quotas.change_rule(
-            actor.session,
-            actor.who,
-            actor.roles,
-            int(words[1][:9]),
-            actor.now,
-            required=words[2],
-            tz=settings.tz,
-        )
-        reply.text(
-            t(
-                "Changed from this period on: {rule}",
-                rule=esc(quotas.describe_rule(rule, i18n.current_locale)),
+        action = parse_word(words[0], QUOTA_RULE_ACTIONS)
+        if action == "add":
+            await _ask_add_rule(words, reply, actor, state, settings)
+        elif action == "retire" and len(words) == 2 and words[1].isdigit():
+            rule = await quotas.rule_to_retire(
+                actor.session, actor.who, actor.roles, int(words[1][:9]), actor.now, tz=settings.tz
             )
-        )
+            reply.text(
+                views.rule_question(rule, actor.locale, t, retire=True),
+                views.rule_confirm_keyboard(QuotaRuleAction.RETIRE, rule.id or 0, t),
+            )
+        elif action == "set" and len(words) == 3 and words[1].isdigit():
+            rule = await quotas.change_rule(
+                actor.session,
+                actor.who,
+                actor.roles,
+                int(words[1][:9]),
+                actor.now,
+                required=words[2],
+                tz=settings.tz,
+            )
+            reply.text(
+                t(
+                    "Changed from this period on: {rule}",
+                    rule=esc(quotas.describe_rule(rule, actor.locale)),
+                )
+            )
+        else:
+            usages = {"set": (QUOTA_USAGE,), "retire": (QUOTA_RETIRE_USAGE,)}.get(
+                action or "", QUOTA_USAGES
+            )
+            usage = "\n".join(_(msgid) for msgid in usages)
+            raise InvalidInput(N_("Please write it like this: {usage}"), usage=usage)
         return
     if not any(r.role == Role.ADMIN for r in actor.roles):
         raise NotAllowed(N_("This command is for administrators."))
     await quotas.ensure_default_rules(actor.session, actor.now, tz=settings.tz)
     rules = await quotas.list_rules(actor.session, actor.now, tz=settings.tz)
-    reply.text(views.rules_text(rules, i18n.current_locale, t))
+    reply.text(views.rules_text(rules, actor.locale, t))
+
+
+async def _ask_add_rule(
+    words: list[str],
+    reply: Replier,
+    actor: Actor,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    """/quota_rules add: parse and check the words, keep them, and ask "add this rule?"."""
+    if len(words) < 6:
+        raise InvalidInput(N_("Please write it like this: {usage}"), usage=_(QUOTA_ADD_USAGE))
+    typed = {
+        "households": words[1],
+        "counts": words[2],
+        "period": words[3],
+        "required": words[4],
+        "name": words[5],
+    }
+    draft = quotas.draft_rule(actor.who, actor.roles, actor.now, tz=settings.tz, **typed)
+    await state.update_data(quota_rule=typed)
+    reply.text(
+        views.rule_question(draft, actor.locale, t, retire=False),
+        views.rule_confirm_keyboard(QuotaRuleAction.ADD, 0, t),
+    )
+
+
+async def quota_rule_confirmed(
+    query: CallbackQuery,
+    callback_data: QuotaRuleCb,
+    reply: Replier,
+    actor: Actor,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    """The "yes" of /quota_rules add or retire; the service checks the presser again."""
+    locale = actor.locale
+    if callback_data.action is QuotaRuleAction.RETIRE:
+        rule = await quotas.retire_rule(
+            actor.session, actor.who, actor.roles, callback_data.rule, actor.now, tz=settings.tz
+        )
+        text = t("Retired from this period on: {rule}", rule=esc(quotas.rule_name(rule, locale)))
+    else:
+        data = await state.get_data()
+        typed = data.get("quota_rule")
+        if not isinstance(typed, dict) or not all(
+            isinstance(typed.get(key), str) for key in RULE_WORDS
+        ):
+            await query.answer(_("This button is out of date. Send /start to begin again."))
+            return
+        rule = await quotas.add_rule(
+            actor.session,
+            actor.who,
+            actor.roles,
+            actor.now,
+            tz=settings.tz,
+            **{key: typed[key] for key in RULE_WORDS},
+        )
+        await state.update_data(quota_rule=None)
+        text = t(
+            "Added from this period on (number {id}): {rule}",
+            id=rule.id,
+            rule=esc(quotas.describe_rule(rule, locale)),
+        )
+    await query.answer()
+    reply.show(pressed(query), text)
+
+
+RULE_WORDS = ("households", "counts", "period", "required", "name")
 
 
 def build_router() -> Router:
@@ -517,6 +605,7 @@ def build_router() -> Router:
     router.message.register(diary_command, Command("diary"))
     router.message.register(quota_command, Command("quota"))
     router.message.register(quota_rules_command, Command("quota_rules"))
+    router.callback_query.register(quota_rule_confirmed, QuotaRuleCb.filter())
     router.callback_query.register(household_picked, VisitPickCb.filter())
     router.callback_query.register(page_pressed, VisitPageCb.filter())
     router.callback_query.register(kind_chosen, StateFilter(VisitFlow.kind), VisitKindCb.filter())

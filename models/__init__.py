@@ -4,6 +4,7 @@ from sqlmodel import SQLModel
 
 from models.assessment import AssessmentPolicyVersion
 from models.broadcast import Broadcast, BroadcastRecipient
+from models.duty import DutyGapWarning, DutyPage, DutyShift, DutySwap
 from models.enums import (
     OPEN_TICKET_STATES,
     HandlingKind,
@@ -58,6 +59,10 @@ __all__ = [
     "Counter",
     "DailyPush",
     "Department",
+    "DutyGapWarning",
+    "DutyPage",
+    "DutyShift",
+    "DutySwap",
     "Invite",
     "PolicyVersion",
     "Open311Request",

@@ -14,6 +14,7 @@ from datetime import timedelta
 from bot import backup
 from bot.services import broadcast_delivery, conversations, daily_push, digests, quotas, tickets
 from bot.services import jobs as housekeeping
+from bot.services.duty import gaps, paging
 from bot.telegram.broadcast_views import receipt_markup
 from bot.telegram.ticket_notifier import TelegramTicketNotifier, return_visit_renderer
 from bot.telegram.visit_views import render_push
@@ -51,6 +52,24 @@ async def escalate_overdue(ctx: JobContext) -> None:
         log.info("deadline sweep took %d steps", steps)
         if ctx.wake_outbox is not None:
             ctx.wake_outbox()
+
+
+async def widen_duty_pages(ctx: JobContext) -> None:
+    """值班: urgent tickets the operator on duty has not accepted in the policy's minutes go
+    to the whole centre (the service commits page by page)."""
+    async with ctx.sessions() as session:
+        widened = await paging.widen_unaccepted(
+            session, TelegramTicketNotifier(ctx.settings), ctx.clock.now()
+        )
+    _sent(ctx, widened, "duty pages widened to the whole centre")
+
+
+async def duty_gaps(ctx: JobContext) -> None:
+    """Gaps in the next day of a centre's duty rota, warned to its operators once."""
+    async with ctx.sessions() as session:
+        sent = await gaps.warn_gaps(session, ctx.clock.now(), ctx.settings)
+        await session.commit()
+    _sent(ctx, sent, "duty rota gap warnings")
 
 
 async def weekly_digests(ctx: JobContext) -> None:

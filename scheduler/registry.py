@@ -186,6 +186,18 @@ SWEEPS: tuple[Sweep, ...] = (
         jobs.escalate_overdue,
     ),
     Sweep(
+        "duty.pages",
+        N_("Urgent tickets the operator on duty did not accept: to the whole centre"),
+        Every(timedelta(minutes=1)),
+        jobs.widen_duty_pages,
+    ),
+    Sweep(
+        "duty.gaps",
+        N_("Gaps in the duty rota, warned a day ahead"),
+        Every(timedelta(hours=1)),
+        jobs.duty_gaps,
+    ),
+    Sweep(
         "tickets.return_visits",
         N_("Return visits for resolved tickets nobody rated"),
         Every(timedelta(minutes=15)),

@@ -31,7 +31,7 @@ import math
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import time, timedelta
 from enum import StrEnum
 from functools import cache
@@ -303,6 +303,18 @@ class RouteRule:
         return not (self.categories or self.kinds or self.grids)
 
 
+MAX_DUTY_MINUTES: Final = 240
+
+
+@dataclass(frozen=True)
+class DutyPolicy:
+    """The centre's duty rota (值班): an urgent ticket or a flag at the centre goes to the
+    operator on duty first, and to the rest of the centre only if it is not accepted within
+    ``first_minutes`` (wall-clock minutes, 1 to :data:`MAX_DUTY_MINUTES`)."""
+
+    first_minutes: int = 10
+
+
 @dataclass(frozen=True)
 class Policy:
     """A validated routing and deadline policy; build it with :func:`parse_policy`."""
@@ -315,6 +327,7 @@ class Policy:
     routes: tuple[RouteRule, ...]
     kinds: Mapping[HandlingKind, KindPolicy]
     emergency: EmergencyPolicy
+    duty: DutyPolicy = field(default_factory=lambda: DutyPolicy())
 
     @property
     def tz(self) -> ZoneInfo:
@@ -399,12 +412,14 @@ _TOP_KEYS: Final = frozenset(
         "routes",
         "kinds",
         "emergency",
+        "duty",
     }
 )
+_DUTY_KEYS: Final = frozenset({"first_minutes"})
 
 
 def _read_policy(raw: Any) -> Policy:
-    body = _object(raw, "policy", _TOP_KEYS, required=_TOP_KEYS - {"format", "emergency"})
+    body = _object(raw, "policy", _TOP_KEYS, required=_TOP_KEYS - {"format", "emergency", "duty"})
     if "format" in body and (type(body["format"]) is not int or body["format"] != FORMAT):
         raise InvalidPolicy(BAD_FORMAT, value=_shown(body["format"]), format=FORMAT)
     chain = _read_chain(body["chain"])
@@ -422,6 +437,15 @@ def _read_policy(raw: Any) -> Policy:
             if "emergency" in body
             else load_default_policy().emergency
         ),
+        # likewise the duty rota's minutes
+        duty=_read_duty(body["duty"]) if "duty" in body else load_default_policy().duty,
+    )
+
+
+def _read_duty(raw: Any) -> DutyPolicy:
+    body = _object(raw, "duty", _DUTY_KEYS, required=_DUTY_KEYS)
+    return DutyPolicy(
+        first_minutes=_whole(body["first_minutes"], "duty.first_minutes", 1, MAX_DUTY_MINUTES)
     )
 
 
@@ -729,6 +753,7 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
         "routes": [_route_json(rule) for rule in policy.routes],
         "kinds": {kind.value: _kind_json(policy.kinds[kind]) for kind in HandlingKind},
         "emergency": _emergency_json(policy.emergency),
+        "duty": {"first_minutes": policy.duty.first_minutes},
     }
 
 

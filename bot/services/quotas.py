@@ -252,6 +252,34 @@ async def ensure_default_rules(
     return await list_rules(session, now, tz=tz)
 
 
+def draft_rule(
+    admin: Person,
+    roles: Sequence[RoleInGrid],
+    now: datetime,
+    *,
+    name: str,
+    households: str,
+    counts: str,
+    period: str,
+    required: str | int,
+    tz: tzinfo = DEFAULT_TZ,
+) -> QuotaRule:
+    """The rule :func:`add_rule` would add, not saved: for the "add this rule?" question.
+
+    Checks and parses exactly as :func:`add_rule` does (it is what :func:`add_rule` calls).
+    """
+    _authorize_rules(admin, roles, now, None)
+    group, category = parse_households(households)
+    spec = RuleSpec(
+        households=group,
+        category=category,
+        counts=parse_counts(counts),
+        period=parse_period(period),
+        required=parse_required(required),
+    )
+    return _new_rule(parse_rule_name(name), spec, now, tz, created_by=admin.id)
+
+
 async def add_rule(
     session: AsyncSession,
     admin: Person,
@@ -272,16 +300,17 @@ async def add_rule(
     ``month``/``quarter``/``year`` (or 月/季度/年). Raises :class:`InvalidInput` on anything
     else, :class:`NotAllowed` unless ``admin`` manages the whole area.
     """
-    _authorize_rules(admin, roles, now, None)
-    group, category = parse_households(households)
-    spec = RuleSpec(
-        households=group,
-        category=category,
-        counts=parse_counts(counts),
-        period=parse_period(period),
-        required=parse_required(required),
+    rule = draft_rule(
+        admin,
+        roles,
+        now,
+        name=name,
+        households=households,
+        counts=counts,
+        period=period,
+        required=required,
+        tz=tz,
     )
-    rule = _new_rule(parse_rule_name(name), spec, now, tz, created_by=admin.id)
     session.add(rule)
     await session.flush()
     session.add(_rule_audit(admin, "quota_rule:add", rule, now, {"spec": _spec_data(rule)}))
@@ -347,6 +376,26 @@ async def change_rule(
     return rule
 
 
+async def rule_to_retire(
+    session: AsyncSession,
+    admin: Person,
+    roles: Sequence[RoleInGrid],
+    rule_id: int,
+    now: datetime,
+    *,
+    tz: tzinfo = DEFAULT_TZ,
+) -> QuotaRule:
+    """The rule :func:`retire_rule` would end, checked the same way: for the question."""
+    _authorize_rules(admin, roles, now, rule_id)
+    rule = await session.get(QuotaRule, rule_id)
+    if rule is None:
+        raise NotFound(N_("There is no visit rule number {rule}."), rule=rule_id)
+    current = period_of(PeriodKind(rule.period), now, tz)
+    if not in_force(rule, current):
+        raise InvalidInput(N_("Visit rule {rule} is no longer in force."), rule=rule_id)
+    return rule
+
+
 async def retire_rule(
     session: AsyncSession,
     admin: Person,
@@ -357,14 +406,8 @@ async def retire_rule(
     tz: tzinfo = DEFAULT_TZ,
 ) -> QuotaRule:
     """End a rule where its current period starts: from this period on it asks nothing."""
-    _authorize_rules(admin, roles, now, rule_id)
-    rule = await session.get(QuotaRule, rule_id)
-    if rule is None:
-        raise NotFound(N_("There is no visit rule number {rule}."), rule=rule_id)
-    current = period_of(PeriodKind(rule.period), now, tz)
-    if not in_force(rule, current):
-        raise InvalidInput(N_("Visit rule {rule} is no longer in force."), rule=rule_id)
-    rule.valid_until = current.start
+    rule = await rule_to_retire(session, admin, roles, rule_id, now, tz=tz)
+    rule.valid_until = period_of(PeriodKind(rule.period), now, tz).start
     session.add(rule)
     session.add(_rule_audit(admin, "quota_rule:retire", rule, now, {"spec": _spec_data(rule)}))
     return rule

@@ -39,6 +39,7 @@ class Notice(StrEnum):
     WARNED = "warned"  # a deadline is near
     OVERDUE_AT_TOP = "overdue_at_top"
     OUTSIDE_GRIDS = "outside_grids"  # the map could not place its point: the centre is told
+    DUTY_WIDENED = "duty_widened"  # the operator on duty did not accept: the whole centre
 
 
 @dataclass

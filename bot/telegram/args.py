@@ -85,6 +85,24 @@ HOLIDAY_ACTIONS: dict[str, str] = {
     "恢復": "remove",
 }
 SET_WORDS: dict[str, str] = {"set": "set", "设置": "set", "設定": "set"}  # /quota_rules set
+QUOTA_RULE_ACTIONS: dict[str, str] = {
+    **SET_WORDS,
+    "add": "add",
+    "新增": "add",
+    "添加": "add",
+    "retire": "retire",
+    "停用": "retire",
+}
+"""The word after /quota_rules: English, Simplified or Traditional (what the usage shows)."""
+DUTY_ACTIONS: dict[str, str] = {
+    "add": "add",
+    "新增": "add",
+    "添加": "add",
+    "remove": "remove",
+    "删除": "remove",
+    "刪除": "remove",
+}
+"""The word after /duty (what the usage shows)."""
 FILE_WORDS = frozenset({"file", "文件", "檔案"})
 MAX_ARGS_LENGTH = 2000
 

@@ -307,6 +307,45 @@ class RateCb(CallbackData, prefix="rt"):
     rating: Rating
 
 
+class QuotaRuleAction(StrEnum):
+    ADD = "a"  # yes, add the rule typed with /quota_rules add (kept in the conversation)
+    RETIRE = "r"  # yes, retire rule ``rule``
+
+
+class QuotaRuleCb(StrictCallbackData, prefix="qr"):
+    """The "yes" of /quota_rules add and retire (the service re-checks that the presser
+    administers the whole area, and audits a refusal)."""
+
+    action: QuotaRuleAction
+    rule: RowId = 0
+
+
+class DutyAction(StrEnum):
+    SWAP = "s"  # hand this shift to a colleague: choose whom
+    ASK = "a"  # ask ``person`` to take ``shift``
+
+
+class DutyCb(StrictCallbackData, prefix="du"):
+    """/duty's buttons on one's own shift (the service re-checks that the shift is the
+    presser's and the person a colleague at the same centre, and audits a refusal)."""
+
+    action: DutyAction
+    shift: RowId
+    person: RowId = 0
+
+
+class DutyAnswer(StrEnum):
+    AGREE = "y"
+    DECLINE = "n"
+
+
+class DutySwapCb(StrictCallbackData, prefix="dw"):
+    """The colleague's answer to a swap (only the person asked may answer; audited)."""
+
+    swap: RowId
+    answer: DutyAnswer
+
+
 class CancelCb(CallbackData, prefix="cx"):
     """Leave whatever the bot is waiting for."""
 

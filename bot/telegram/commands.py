@@ -75,6 +75,11 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
         frozenset({Role.WORKER, Role.HEAD, Role.CENTER, Role.SUPERVISOR, Role.ADMIN}),
     ),
     BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
+    BotCommandSpec(
+        "duty",
+        N_("Who is on duty at the centre (值班); the rota, swaps"),
+        frozenset({Role.CENTER, Role.ADMIN, Role.SUPERVISOR, Role.HEAD}),
+    ),
     BotCommandSpec("sla", N_("Time limits for handling problems"), STAFF_VIEW | {Role.DEPARTMENT}),
     BotCommandSpec("jobs", N_("Scheduled jobs and how they last ran"), ADMINS),
     BotCommandSpec("status", N_("How the system is doing: backlog, leader, overdue"), ADMINS),

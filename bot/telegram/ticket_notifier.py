@@ -72,7 +72,15 @@ OWNER_TEXT: dict[Notice, str] = {
     Notice.SENT_DOWN: N_("Ticket {number} was sent down to you by {actor} (下派)."),
     Notice.TAKEN_UP: N_("Ticket {number} was taken up to you by {actor} (上收)."),
     Notice.RECLASSIFIED: N_("🏷 Ticket {number} was classified as {kind} by {actor} (定性)."),
+    Notice.DUTY_WIDENED: N_(
+        "📟 Ticket {number} was not accepted by {duty}, on duty, within {minutes} minutes: "
+        "every operator of the centre gets it now."
+    ),
 }
+DUTY_FIRST = N_(
+    "📟 You are on duty (值班): ticket {number} comes to you first. If it is not accepted "
+    "within {duty_minutes} minutes, the whole centre gets it."
+)
 # the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
 WITH_REASON = MOVED_BY_CENTRE | {Notice.RECLASSIFIED}  # the owners read the person's reason
@@ -190,6 +198,7 @@ class TelegramTicketNotifier:
         owner_ids = {p.id for p in update.owners}
         new_owners = update.notice in {
             Notice.FILED,
+            Notice.DUTY_WIDENED,
             Notice.ESCALATED,
             Notice.TRANSFERRED,
             *MOVED_BY_CENTRE,
@@ -217,6 +226,8 @@ class TelegramTicketNotifier:
                 if update.notice in WITH_REASON and update.note:
                     told += "\n" + self._t(person, MOVED_REASON, note=esc(update.note))
                 self._send(session, person, told, None, now)
+            if "duty_minutes" in update.extra:
+                self._send(session, person, self._t(person, DUTY_FIRST, **params), None, now)
         for person in update.others:
             if person.id in reporter_ids | owner_ids or not _reachable(person):
                 continue
@@ -224,7 +235,7 @@ class TelegramTicketNotifier:
             if update.notice == Notice.FILED:  # a link above, told at once (urgent, major)
                 informed = self._t(person, INFORMED_TEXT, **{**params, "grid": esc(grid_name)})
                 self._send(session, person, informed + "\n\n" + text, None, now)
-            elif update.notice == Notice.OVERDUE_AT_TOP:
+            elif update.notice in {Notice.OVERDUE_AT_TOP, Notice.DUTY_WIDENED}:
                 self._send(
                     session,
                     person,

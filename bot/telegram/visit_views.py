@@ -22,7 +22,7 @@ from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
 from bot.services.ticket_numbers import shown_number
 from bot.services.visits import DiaryEntry, RuleProgress
 from bot.settings import Settings
-from bot.telegram.callbacks import PageNo, RowId
+from bot.telegram.callbacks import CancelCb, PageNo, QuotaRuleAction, QuotaRuleCb, RowId
 from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import markup_json
@@ -429,7 +429,44 @@ def rules_text(rules: Sequence[QuotaRule], locale: str, t: Translate) -> str:
     lines.append("")
     # the usage shows "<id>": text, not a tag
     lines.append(esc(t("To change how many visits a rule asks: /quota_rules set <id> <count>")))
+    lines.append(esc(t(QUOTA_ADD_USAGE)))
+    lines.append(esc(t(QUOTA_RETIRE_USAGE)))
     return "\n".join(lines)
+
+
+QUOTA_ADD_USAGE = N_(
+    "To add a rule: /quota_rules add <households> <kind> <period> <count> <name>, e.g. "
+    "/quota_rules add empty-nest home-visit month 2 Empty-nest elderly twice a month"
+)
+QUOTA_RETIRE_USAGE = N_("To retire a rule from this period on: /quota_rules retire <id>")
+
+
+def rule_question(rule: QuotaRule, locale: str, t: Translate, *, retire: bool) -> str:
+    """The "add this rule?" / "retire this rule?" question, with what the rule asks."""
+    name, sentence = rule_name(rule, locale), describe_rule(rule, locale)
+    if retire:
+        question = t(
+            "Retire visit rule {rule}? From this period on it asks nothing; past periods keep it.",
+            rule=rule.id,
+        )
+    else:
+        question = t("Add this visit rule? It applies from this period on.")
+    return f"{esc(question)}\n{bold(name)}\n   {esc(sentence)}"
+
+
+def rule_confirm_keyboard(
+    action: QuotaRuleAction, rule_id: int, t: Translate
+) -> InlineKeyboardMarkup:
+    label = t("Yes, retire it") if action is QuotaRuleAction.RETIRE else t("Yes, add it")
+    yes = QuotaRuleCb(action=action, rule=rule_id).pack()
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(text=label, callback_data=yes),
+                InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack()),
+            ]
+        ]
+    )
 
 
 # --- the morning push ---------------------------------------------------------------------------

@@ -556,3 +556,27 @@ def test_any_emergency_section_is_a_policy_or_a_clear_refusal(section: Any) -> N
         parse_policy(body)
     except InvalidPolicy as error:
         error.message.format(**error.params)
+
+
+@pytest.mark.parametrize(
+    "duty",
+    [
+        {"first_minutes": 0},
+        {"first_minutes": 241},
+        {"first_minutes": "10"},
+        {"first_minutes": 2.5},
+        {"first_minutes": True},
+        {},
+        {"first_minutes": 10, "pager": "on"},
+        [10],
+        "10 minutes",
+    ],
+)
+def test_bad_duty_settings_are_refused(duty: Any) -> None:
+    error = broken(lambda body: body.update(duty=duty))
+    assert str(error.params.get("path", "")).startswith("duty")
+
+
+def test_the_duty_minutes_round_trip_and_default() -> None:
+    assert policy_with(lambda body: body.update(duty={"first_minutes": 3})).duty.first_minutes == 3
+    assert policy_with(lambda body: body.pop("duty")).duty.first_minutes == 10

@@ -11,7 +11,8 @@
    moves nothing (a resident joining, a return visit falling due) is :func:`record_event`.
 3. **Tell the people concerned** — :func:`tell` hands a
    :class:`~bot.services.ticket_notices.TicketUpdate` to the notifier: the reporter and
-   followers, the owners, and whoever else the use case names.
+   followers, the owners, and whoever else the use case names. An urgent ticket at the
+   centre goes to the operator on duty first (:mod:`bot.services.duty.paging`).
 
 All of it in the caller's transaction, so the ticket, its event and the messages it causes
 commit together or not at all.
@@ -29,6 +30,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import DomainError, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.labels import TICKET_STATE
+from bot.services.duty import paging
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize
 from bot.services.ticket_notices import Notice, TicketNotifier, TicketUpdate
@@ -235,6 +237,20 @@ async def tell(
             with session.no_autoflush:  # the step's event waits for the outbox rows: one flush
                 reporters = await lookups.followers(session, ticket)
         report_photos = lookups.report_photos.get(ticket.id)
+    extra = dict(extra or {})
+    # 值班: an urgent ticket at the centre goes to the operator on duty first
+    held: list[Person] = []
+    if notice in paging.PAGED:
+        owners, held, minutes = await paging.page_first(session, ticket, notice, owners, now)
+        if held:
+            extra["duty_minutes"] = str(minutes)
+    else:
+        held = await paging.not_yet_told(session, ticket, owners)
+        owners = [p for p in owners if p.id not in {h.id for h in held}]
+    if held:
+        held_ids = {p.id for p in held}
+        others = [p for p in others if p.id not in held_ids]
+        informed = [p for p in informed if p.id not in held_ids]
     await notifier(
         session,
         TicketUpdate(
@@ -247,7 +263,7 @@ async def tell(
             owners=list(owners),
             others=list(others),
             informed=list(informed),
-            extra=extra or {},
+            extra=extra,
             report_photos=report_photos,
         ),
         now,
