@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from bot.i18n import N_
 from models import (
+    Gender,
     HandlingKind,
     HouseholdCategory,
     Rating,
+    Relation,
+    ResidenceStatus,
     Role,
     TicketCategory,
     TicketState,
@@ -30,6 +33,27 @@ HOUSEHOLD_CATEGORY: dict[HouseholdCategory, str] = {
     HouseholdCategory.EMPTY_NEST: N_("empty-nest elderly"),
     HouseholdCategory.LEFT_BEHIND_CHILDREN: N_("left-behind children"),
     HouseholdCategory.MILITARY_MARTYR: N_("martyr / military family"),
+}
+
+RELATION: dict[Relation, str] = {
+    Relation.HEAD: N_("head of household"),
+    Relation.SPOUSE: N_("spouse"),
+    Relation.CHILD: N_("child"),
+    Relation.PARENT: N_("parent"),
+    Relation.GRANDCHILD: N_("grandchild"),
+    Relation.GRANDPARENT: N_("grandparent"),
+    Relation.SIBLING: N_("brother or sister"),
+    Relation.IN_LAW: N_("son- or daughter-in-law"),
+    Relation.TENANT: N_("tenant"),
+    Relation.OTHER: N_("other relation"),
+}
+
+GENDER: dict[Gender, str] = {Gender.MALE: N_("male"), Gender.FEMALE: N_("female")}
+
+RESIDENCE_STATUS: dict[ResidenceStatus, str] = {
+    ResidenceStatus.REGISTERED: N_("registered resident"),
+    ResidenceStatus.RESIDENT: N_("permanent resident"),
+    ResidenceStatus.FLOATING: N_("floating population"),
 }
 
 VISIT_KIND: dict[VisitKind, str] = {

@@ -91,6 +91,26 @@ class Open311Settings(BaseModel):
     contact: str = ""  # discovery's contact line: who runs this endpoint
 
 
+class PeopleSettings(BaseModel):
+    """The people register (实有人口): the secret that keeps ID numbers, and how long the
+    personal data of people who moved away is kept."""
+
+    # url-safe base64 of 32 bytes (``gridbot people-key new``); ID numbers are encrypted with
+    # it and looked up by a hash keyed with it: docs/people.md says what losing it means
+    key: SecretStr | None = None
+    # secrets used before a rotation, comma-separated: numbers sealed with them still open
+    old_keys: SecretStr | None = None
+    # personal data of people who moved out is erased this many years after they left
+    retention_years: int = Field(default=3, ge=1, le=100)
+
+    @field_validator("key", "old_keys")
+    @classmethod
+    def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        return value
+
+
 class Settings(BaseSettings):
     """Everything GridBot reads from its environment."""
 
@@ -116,6 +136,7 @@ class Settings(BaseSettings):
     reports: ReportLimits = ReportLimits()
     backup: BackupSettings = BackupSettings()
     open311: Open311Settings = Open311Settings()
+    people: PeopleSettings = PeopleSettings()
     fsm_idle_minutes: int = Field(default=60, ge=1)
     # an emergency broadcast: who has not tapped "收到" this long after it started is listed
     broadcast_confirm_minutes: int = Field(default=30, ge=1, le=1440)

@@ -16,7 +16,7 @@ from aiogram.utils.i18n import gettext as _
 from bot.background import BackgroundWork
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, gettext_for
-from bot.services import exports, grids, imports
+from bot.services import exports, grids, imports, member_export, member_import, members
 from bot.services.actor import Actor
 from bot.services.message_size import MAX_MESSAGE, cut_to_fit, visible_length
 from bot.services.permissions import Action
@@ -40,10 +40,13 @@ log = logging.getLogger(__name__)
 MAX_FILE_BYTES = 20 * 1024 * 1024  # what a bot may download
 SHOWN_ERRORS = 30
 PEOPLE_WORDS = {"people", "person", "staff", "人员", "人員"}
+MEMBER_WORDS = {"residents", "members", "人口", "居民", "成员", "成員", "家庭成员", "家庭成員"}
 
 
 def _which(text: str | None) -> Ledger:
     words = {w.lower() for w in split_args(text)}
+    if words & MEMBER_WORDS:
+        return Ledger.MEMBERS
     return Ledger.PEOPLE if words & PEOPLE_WORDS else Ledger.HOUSEHOLDS
 
 
@@ -74,11 +77,13 @@ def _send_template(reply: Replier, locale: str, ledger: Ledger) -> None:
     caption = esc(
         _(
             "Fill it in and send it back to me. For the people sheet, write “people” as the "
-            "caption when you send it."
+            "caption when you send it; for the residents sheet, “residents”."
         )
     )
     if ledger == Ledger.PEOPLE:
         data, name = imports.people_template(translate), "people.xlsx"
+    elif ledger == Ledger.MEMBERS:
+        data, name = member_import.member_template(translate), "residents.xlsx"
     else:
         data, name = imports.household_template(translate), "households.xlsx"
     reply.upload("sendDocument", "document", data, name, caption=caption)
@@ -182,11 +187,18 @@ async def _export(
     assert person is not None
     await exports.check_scope(actor.session, person, actor.roles, grid_code, actor.now)
     reply.text(_("Preparing the ledger; it will be sent here in a moment."))
-    people = ledger == Ledger.PEOPLE
+    export: exports.Exporter
+    if ledger == Ledger.MEMBERS:
+        vault = members.optional_vault(settings.people)
+        export = partial(member_export.export_members, vault=vault)
+    elif ledger == Ledger.PEOPLE:
+        export = exports.export_people
+    else:
+        export = exports.export_households
+    file_name = {Ledger.MEMBERS: "residents", Ledger.PEOPLE: "people"}.get(ledger, "households")
 
     async def send_ledger() -> None:
         stamp = actor.now.strftime("%Y%m%d")
-        export = exports.export_people if people else exports.export_households
         async with work.sessions() as writing:
             to_chat = Replier(writing, chat_id, actor.now, person.id, settings.outbox_files)
             try:
@@ -201,11 +213,11 @@ async def _export(
                         audit_into=writing,
                     )
             except Exception:
-                log.exception("the %s ledger for chat %s failed", export.__name__, chat_id)
+                log.exception("the %s ledger for chat %s failed", file_name, chat_id)
                 writing.expunge_all()  # not the audit of an export that was never sent
                 to_chat.text(_("Sorry, the ledger could not be made. Please try again later."))
             else:
-                name = f"{'people' if people else 'households'}-{stamp}.xlsx"
+                name = f"{file_name}-{stamp}.xlsx"
                 caption = esc(_("Ledger as of {day}.").format(day=stamp))
                 to_chat.upload("sendDocument", "document", data, name, caption=caption)
             await writing.commit()
@@ -238,11 +250,14 @@ async def ledger_file(
         reply.text(_("The file is larger than 20 MB. Please split it into smaller files."))
         return
     chat_id = message.chat.id
-    run = (
-        imports.import_people
-        if _which(message.caption) == Ledger.PEOPLE
-        else imports.import_households
-    )
+    ledger = _which(message.caption)
+    run: imports.Importer
+    if ledger == Ledger.MEMBERS:
+        run = partial(member_import.import_members, vault=members.vault_of(settings.people))
+    elif ledger == Ledger.PEOPLE:
+        run = imports.import_people
+    else:
+        run = imports.import_households
 
     async def import_file() -> None:
         status = await bot.send_message(chat_id, _("Reading the file…"))

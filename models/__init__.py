@@ -7,11 +7,14 @@ from models.broadcast import Broadcast, BroadcastRecipient
 from models.duty import DutyGapWarning, DutyPage, DutyShift, DutySwap
 from models.enums import (
     OPEN_TICKET_STATES,
+    Gender,
     HandlingKind,
     HouseholdCategory,
     OutboxLane,
     OutboxStatus,
     Rating,
+    Relation,
+    ResidenceStatus,
     Role,
     Rsvp,
     TicketCategory,
@@ -23,6 +26,7 @@ from models.enums import (
 from models.grid import Grid, GridBoundary, GridCreate, GridRead
 from models.household import Household, HouseholdCreate, HouseholdRead, Visit
 from models.meeting import Meeting, MeetingInvite
+from models.member import HouseholdMember
 from models.open311 import ApiKey, Open311Request
 from models.people import Person, PersonCreate, PersonRead, RoleAssignment
 from models.quota import DailyPush, QuotaRule, VisitTally
@@ -79,6 +83,10 @@ __all__ = [
     "Household",
     "HouseholdCategory",
     "HouseholdCreate",
+    "HouseholdMember",
+    "Gender",
+    "Relation",
+    "ResidenceStatus",
     "HouseholdRead",
     "JobRun",
     "Meeting",

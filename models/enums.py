@@ -142,3 +142,31 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # gave up after retries or a permanent error
     DROPPED = "dropped"  # no longer useful (e.g. a reminder for a meeting that is over)
+
+
+class Relation(StrEnum):
+    """A household member's relation to the head of household (与户主关系)."""
+
+    HEAD = "head"  # 户主 / 本人
+    SPOUSE = "spouse"  # 配偶
+    CHILD = "child"  # 子女
+    PARENT = "parent"  # 父母
+    GRANDCHILD = "grandchild"  # 孙子女
+    GRANDPARENT = "grandparent"  # 祖父母
+    SIBLING = "sibling"  # 兄弟姐妹
+    IN_LAW = "in_law"  # 儿媳 / 女婿
+    TENANT = "tenant"  # 租户
+    OTHER = "other"  # 其他
+
+
+class Gender(StrEnum):
+    MALE = "male"
+    FEMALE = "female"
+
+
+class ResidenceStatus(StrEnum):
+    """How a person lives in the community (人口类别)."""
+
+    REGISTERED = "registered"  # 户籍人口: household registration (户口) here
+    RESIDENT = "resident"  # 常住人口: lives here, registered elsewhere
+    FLOATING = "floating"  # 流动人口: here for a while

@@ -29,11 +29,11 @@ Every export writes an AuditLog row (who, what, how many rows, how many shown un
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, or_
 from sqlmodel import col, select
@@ -58,6 +58,24 @@ from .imports import (
 )
 from .people import RoleInGrid
 from .tabular import CellValue, Sheet, WorkbookWriter, shown
+
+
+class Exporter(Protocol):
+    """A ledger export as a handler runs it."""
+
+    def __call__(
+        self,
+        session: AsyncSession,
+        actor: Person,
+        roles: Sequence[RoleInGrid],
+        *,
+        now: datetime,
+        translate: Translate,
+        grid_code: str | None = None,
+        masked: bool = False,
+        audit_into: AsyncSession | None = None,
+    ) -> Awaitable[bytes]: ...
+
 
 HIDDEN = "***"  # in place of what the asker may not read
 EXPORT_BATCH = 2_000  # rows read, turned into cells and written at a time
@@ -136,6 +154,9 @@ async def _scope(
         )
         raise NotAllowed(OUTSIDE_SCOPE, audit=refusal, code=grid.code)
     return _Scope(below, sensitive, grid)
+
+
+ledger_scope = _scope  # shared with the residents ledger (bot/services/member_export.py)
 
 
 def _under(paths: Sequence[str]) -> ColumnElement[bool]:
@@ -328,6 +349,7 @@ async def _stream_ledger(
     sheet: Sheet,
     line: Callable[[Any], list[CellValue]],
     unmasked: Callable[[Any], bool],
+    tail: Sequence[Sheet] = (),
 ) -> tuple[bytes, int, int]:
     """Write the rows of ``statement`` into a one-sheet workbook a batch at a time — read from
     a server-side cursor, each batch turned into cells and written in a worker thread — so
@@ -341,6 +363,9 @@ async def _stream_ledger(
         count += len(batch)
         shown_unmasked += sum(1 for record in batch if unmasked(record))
         await asyncio.to_thread(writer.append, map(line, batch))  # cells made in the thread
+    for spec in tail:  # short sheets after the ledger's (what the export leaves out, say)
+        writer.begin(spec)
+        writer.append(spec.rows)
     return await asyncio.to_thread(writer.save), count, shown_unmasked
 
 
@@ -371,6 +396,10 @@ async def _people(
         for person_id, phone, name in rows:
             found[person_id] = (phone, name)
     return found
+
+
+stream_ledger = _stream_ledger
+under = _under
 
 
 def _audit(

@@ -67,7 +67,7 @@ from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, PhoneNumberType
@@ -92,6 +92,22 @@ Translate = Callable[[str], str]
 
 Progress = Callable[[int, int], Awaitable[None]]
 """Called with (rows done, rows in the file) every :data:`CHUNK_ROWS` rows."""
+
+
+class Importer(Protocol):
+    """An import as a handler runs it: (session, actor, roles, data, now=, progress=)."""
+
+    def __call__(
+        self,
+        session: AsyncSession,
+        actor: Person,
+        roles: Sequence[RoleInGrid],
+        data: bytes,
+        *,
+        now: datetime,
+        progress: Progress | None = None,
+    ) -> Awaitable[ImportReport]: ...
+
 
 CHUNK_ROWS = 2_000  # rows checked and written per step, and how often progress is told
 LOOKUP_CHUNK = 1_000  # values in one SQL ``IN (...)``
@@ -1311,6 +1327,14 @@ def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
         yield items[start : start + size]
 
 
+# shared with the other registers' imports (bot/services/member_import.py)
+manage_scope = _manage_scope
+audit_import = _audit_import
+catalog_labels = _catalog_labels
+comparable = _word
+error_order = _error_order
+
+
 # --- templates --------------------------------------------------------------------------------
 
 HOUSEHOLD_HELP: dict[str, str] = {
@@ -1440,3 +1464,6 @@ def _template(
         widths=[24, 100],
     )
     return write_workbook([data, instructions])
+
+
+make_template = _template  # the other registers' templates are made the same way

@@ -441,6 +441,7 @@ class Sheet:
     text_columns: frozenset[int] = frozenset()
     choices: dict[int, Sequence[str]] = field(default_factory=dict)
     auto_filter: bool = False  # a filter drop-down on each header
+    watermark: str | None = None  # printed at the top and bottom of every page
 
 
 def write_workbook(sheets: Sequence[Sheet]) -> bytes:
@@ -481,6 +482,11 @@ class WorkbookWriter:
             validation.add(f"{letter}2:{letter}{MAX_ROWS + 1}")
             sheet.data_validations.append(validation)
         sheet.freeze_panes = "A2"
+        if spec.watermark:
+            mark = spec.watermark[:250]  # Excel's header and footer hold 255 characters
+            sheet.HeaderFooter.oddHeader.center.text = mark
+            sheet.HeaderFooter.oddFooter.center.text = mark
+            self._workbook.properties.description = mark
         header: list[WriteOnlyCell] = []
         for title in spec.headers:
             cell = WriteOnlyCell(sheet, value=neutralise(title))

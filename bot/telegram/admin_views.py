@@ -41,14 +41,17 @@ PackPick = Callable[[int, int, PickStep], str]
 EXPORT_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Household ledger"),
     Ledger.PEOPLE: N_("👥 People ledger"),
+    Ledger.MEMBERS: N_("🧑‍🧑‍🧒 Residents ledger"),
 }
 ONE_GRID_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("📂 Households of one grid"),
     Ledger.PEOPLE: N_("📂 People of one grid"),
+    Ledger.MEMBERS: N_("📂 Residents of one grid"),
 }
 TEMPLATE_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Empty household sheet"),
     Ledger.PEOPLE: N_("👥 Empty people sheet"),
+    Ledger.MEMBERS: N_("🧑‍🧑‍🧒 Empty residents sheet"),
 }
 MAX_LABEL = 40  # characters of a grid's or department's name on a button
 

@@ -77,6 +77,7 @@ class PickStep(StrEnum):
 class Ledger(StrEnum):
     HOUSEHOLDS = "h"  # 住户台账
     PEOPLE = "p"  # 人员台账
+    MEMBERS = "m"  # 人口台账: the people of households
 
 
 class ExportCb(StrictCallbackData, prefix="ex"):
