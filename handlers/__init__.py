@@ -23,6 +23,7 @@ from handlers import (
     jobs,
     ledgers,
     meetings,
+    members,
     onboarding,
     people_admin,
     registry,
@@ -45,6 +46,7 @@ def build_router() -> Router:
         registry.build_router(),
         grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons
         people_admin.build_router(),  # /people: a person's card and its buttons
+        members.build_router(),  # a household member's card, "show", erasure
         assessment.build_router(),  # /indicators, /score
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
         ledgers.build_router(),  # file imports, /template, /export

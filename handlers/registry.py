@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import labels
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import ASIDE, N_
-from bot.services import deeplinks, grids, households, invites, staff
+from bot.services import deeplinks, grids, households, invites, members, staff
 from bot.services.actor import Actor
 from bot.services.notice_board import notice_board, posted_outcomes, resident_grid
 from bot.services.permissions import Action, authorize
@@ -44,6 +44,7 @@ from bot.telegram.callbacks import (
     PickStep,
 )
 from bot.telegram.i18n import t
+from bot.telegram.member_views import counts_text, members_keyboard, members_section
 from bot.telegram.render import bold, code, esc
 from bot.telegram.replies import Replier, pressed
 from bot.telegram.ticket_views import posted_outcomes_text
@@ -60,6 +61,7 @@ from bot.telegram.views import (
     warnings_text,
 )
 from handlers import grid_admin
+from handlers import members as members_handlers
 from models import Department, Grid, Role
 
 # TRANSLATORS: the words after /grid may be written in Chinese too: the bot reads 新增, 改名,
@@ -416,10 +418,15 @@ async def qr_command(
 
 
 async def people_command(
-    message: Message, command: CommandObject, reply: Replier, actor: Actor
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
     words = split_args(command.args, 1)
     action = parse_word(words[0], PEOPLE_ACTIONS) if words else None
+    if action == "forget":  # a resident of the register, not a member of staff
+        await members_handlers.forget_command(
+            words[1] if len(words) > 1 else "", reply, actor, settings
+        )
+        return
     if action is not None and len(words) < 2:  # no phone: pick the person with buttons
         page = await staff.list_people(actor.session, actor.roles)
         hint = esc(_("Tap a person to see what you can do."))
@@ -545,6 +552,9 @@ async def mygrid_command(
         return
     board = await notice_board(actor.session, grid)
     text = notice_text(board)
+    counts = await members.counts_for_staff(actor.session, actor.roles, grid)
+    if counts is not None:  # staff of the grid see how many people live there
+        text += "\n\n" + counts_text(counts)
     outcomes = await posted_outcomes(actor.session, grid, actor.now)
     if outcomes:  # publicly noticed outcomes (公示) while they last
         text += "\n\n" + posted_outcomes_text(outcomes, t, settings.tz)
@@ -573,7 +583,11 @@ async def households_page(
 
 
 async def household_opened(
-    query: CallbackQuery, callback_data: HouseholdCb, reply: Replier, actor: Actor
+    query: CallbackQuery,
+    callback_data: HouseholdCb,
+    reply: Replier,
+    actor: Actor,
+    settings: Settings,
 ) -> None:
     card = await households.household_card(
         actor.session,
@@ -581,9 +595,16 @@ async def household_opened(
         roles=actor.roles,
         household_id=callback_data.id,
         now=actor.now,
+        vault=members.optional_vault(settings.people),
     )
     await query.answer()
-    reply.text(household_text(card))
+    text = household_text(card)
+    section = members_section(card.members)
+    keyboard = members_keyboard(card.members)
+    reply.text(
+        text + ("\n\n" + section if section else ""),
+        InlineKeyboardMarkup(inline_keyboard=keyboard) if keyboard else None,
+    )
 
 
 def build_router() -> Router:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy import ColumnElement, func, or_
@@ -12,6 +12,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_
+from bot.services.id_numbers import IdVault
+from bot.services.members import MemberView, household_members
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, scope_paths
 from models import Grid, Household, HouseholdCategory, Person
@@ -74,6 +76,7 @@ class HouseholdCard:
     grid: Grid
     worker: Person | None
     categories: list[HouseholdCategory]
+    members: list[MemberView] = field(default_factory=list)  # as the reader may see them
 
 
 async def household_card(
@@ -83,8 +86,10 @@ async def household_card(
     roles: Sequence[RoleInGrid],
     household_id: int,
     now: datetime,
+    vault: IdVault | None = None,
 ) -> HouseholdCard:
-    """One household with its sensitive details; the read is authorised and audited."""
+    """One household with its sensitive details and its members as the personal-field table
+    lets the reader see them; the read is authorised and audited."""
     household = await session.get(Household, household_id)
     if household is None:
         raise NotFound()
@@ -93,4 +98,9 @@ async def household_card(
     assert grid is not None
     worker = await session.get(Person, household.worker_id) if household.worker_id else None
     flags = HouseholdCategory(household.categories)
-    return HouseholdCard(household, grid, worker, [c for c in HouseholdCategory if c in flags])
+    people = await household_members(
+        session, person=person, roles=roles, household=household, vault=vault
+    )
+    return HouseholdCard(
+        household, grid, worker, [c for c in HouseholdCategory if c in flags], people
+    )

@@ -22,7 +22,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
-from bot.services.permissions import Action, permits, target_of
+from bot.services.permissions import Action, permits, scope_paths, target_of, within
 from bot.settings import PeopleSettings
 from models import AuditLog, Grid, Household, HouseholdMember, Person, ResidenceStatus
 
@@ -101,6 +101,7 @@ class MemberView:
     id: int
     household_id: int
     household_code: str
+    grid_path: str
     forgotten: bool
     moved_out: bool
     fields: dict[PersonalField, FieldView] = field(default_factory=dict)
@@ -166,6 +167,7 @@ def view_of(
         id=member.id,
         household_id=household.id,
         household_code=household.code,
+        grid_path=grid_path,
         forgotten=member.forgotten_at is not None,
         moved_out=member.moved_out is not None,
         fields=fields,
@@ -335,6 +337,11 @@ async def managed_member(
     return household
 
 
+def may_erase(roles: Sequence[RoleInGrid], view: MemberView) -> bool:
+    """Whether the reader may erase this member's data (offered a button for it)."""
+    return any(within(p, view.grid_path) for p in scope_paths(roles, Action.MANAGE))
+
+
 def _erased() -> dict[str, object]:
     return {"name": "", "birth_date": None, "id_cipher": None, "id_hash": None, "phone": None}
 
@@ -435,6 +442,21 @@ class MemberCounts:
     @property
     def total(self) -> int:
         return self.registered + self.resident + self.floating
+
+
+async def counts_for_staff(
+    session: AsyncSession, roles: Sequence[RoleInGrid], grid: Grid
+) -> MemberCounts | None:
+    """The grid's counts for someone who serves in it or above it (None for residents and
+    anyone else: they see the notice board only)."""
+    if not any(
+        r.role.value != "resident"
+        and r.role.value != "department"
+        and within(r.grid_path, grid.path)
+        for r in roles
+    ):
+        return None
+    return await grid_counts(session, grid)
 
 
 async def grid_counts(session: AsyncSession, grid: Grid) -> MemberCounts:

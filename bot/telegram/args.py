@@ -74,6 +74,10 @@ PEOPLE_ACTIONS: dict[str, str] = {
     "調整": "set",
     "mute": "mute",
     "禁言": "mute",
+    "forget": "forget",
+    "删除": "forget",
+    "刪除": "forget",
+    "遗忘": "forget",
 }
 HOLIDAY_ACTIONS: dict[str, str] = {
     "off": "off",

@@ -408,3 +408,39 @@ class ReceiptCb(StrictCallbackData, prefix="rc"):
     """A recipient's "收到" under an emergency broadcast."""
 
     id: RowId
+
+
+class MemberAction(StrEnum):
+    OPEN = "o"  # the member's card
+    FORGET = "f"  # erase their personal data: asks first
+    FORGET_YES = "y"  # erase it: confirmed
+
+
+class MemberCb(StrictCallbackData, prefix="mb"):
+    """One household member (the service re-checks what the presser may see or do, and
+    audits a refusal)."""
+
+    action: MemberAction
+    member: RowId
+
+
+class RevealField(StrEnum):
+    ID_NUMBER = "i"
+    PHONE = "p"
+    BIRTH_DATE = "b"
+    NAME = "n"
+
+
+class RevealPurpose(StrEnum):
+    ASK = "-"  # not chosen yet: ask why
+    VISIT = "v"  # 入户走访核实
+    CASE = "c"  # 办理诉求
+    REGISTER = "r"  # 登记核对
+
+
+class MemberRevealCb(StrictCallbackData, prefix="mr"):
+    """Show one masked field of a member in full, for a purpose (audited)."""
+
+    member: RowId
+    field: RevealField
+    purpose: RevealPurpose
