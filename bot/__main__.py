@@ -91,6 +91,7 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url)
         try:
             await startup.check_database(engine, settings.database_url)
+            await startup.check_people_key(engine, settings)
             if settings.redis_url:
                 await startup.check_redis(settings.redis_url)
         except StartupProblem:
@@ -122,6 +123,7 @@ def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url)
         try:
             await startup.check_database(engine, settings.database_url)
+            await startup.check_people_key(engine, settings)
             with database_in_use(settings.database_url):
                 await build_scheduler(
                     engine=engine,
@@ -182,6 +184,7 @@ def cmd_db(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
     from bot.db import create_engine, create_session_factory
+    from bot.services import members
     from bot.services.demo import DemoDataExists, load_demo_data
 
     upgrade_database(settings)
@@ -190,7 +193,12 @@ def cmd_demo_data(settings: Settings, args: argparse.Namespace) -> int:
         engine = create_engine(settings.database_url)
         try:
             async with create_session_factory(engine)() as session:
-                summary = await load_demo_data(session, SystemClock().now(), seed=args.seed)
+                summary = await load_demo_data(
+                    session,
+                    SystemClock().now(),
+                    seed=args.seed,
+                    vault=members.optional_vault(settings.people),
+                )
                 await session.commit()
         except DemoDataExists:
             raise StartupProblem(
@@ -240,6 +248,48 @@ def cmd_sandbox(settings: Settings, args: argparse.Namespace) -> int:
             reason=exc.strerror or str(exc),
         ) from None
     return 0
+
+
+def cmd_people_key(settings: Settings, args: argparse.Namespace) -> int:
+    """``gridbot people-key new``: a fresh key; ``rotate``: every stored ID number sealed
+    again with PEOPLE__KEY, read with it or PEOPLE__OLD_KEYS (docs/people.md)."""
+    from bot.services.id_numbers import WrongKey, new_key
+
+    if args.action == "new":
+        print(new_key())  # noqa: T201
+        return 0
+    from bot import startup
+    from bot.db import create_engine, create_session_factory
+    from bot.errors import InvalidInput
+    from bot.services import members
+
+    startup.check_sqlite_file(settings.database_url)
+    try:
+        vault = members.vault_of(settings.people)
+    except InvalidInput as problem:
+        raise StartupProblem(problem.message) from None
+
+    async def main() -> int:
+        engine = create_engine(settings.database_url)
+        last = 0
+        try:
+            await startup.check_database(engine, settings.database_url)
+            sessions = create_session_factory(engine)
+            while True:
+                async with sessions() as session:
+                    reached = await members.reseal_batch(session, vault, after_id=last)
+                    await session.commit()
+                if reached == last:
+                    break
+                last = reached
+        except WrongKey:
+            raise StartupProblem(startup.PEOPLE_KEY_WRONG) from None
+        finally:
+            await engine.dispose()
+        say(settings, N_("ID numbers sealed again with the new key. Now remove PEOPLE__OLD_KEYS."))
+        return 0
+
+    return asyncio.run(main())
 
 
 def say(settings: Settings, message: str, **params: str) -> None:
@@ -357,6 +407,12 @@ def build_parser() -> argparse.ArgumentParser:
         "sliding one-second window, or off",
     )
     sandbox.set_defaults(handler=cmd_sandbox)
+
+    keys = commands.add_parser(
+        "people-key", help="the key of resident ID numbers: make a new one, or rotate to it"
+    )
+    keys.add_argument("action", choices=["new", "rotate"])
+    keys.set_defaults(handler=cmd_people_key)
 
     demo = commands.add_parser("demo-data", help="load the sample community into an empty db")
     demo.add_argument("--seed", type=int, default=2026, help="random seed (default 2026)")

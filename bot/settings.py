@@ -103,6 +103,12 @@ class PeopleSettings(BaseModel):
     # personal data of people who moved out is erased this many years after they left
     retention_years: int = Field(default=3, ge=1, le=100)
 
+    @property
+    def older_keys(self) -> tuple[str, ...]:
+        """The secrets of :attr:`old_keys`, one by one."""
+        text = self.old_keys.get_secret_value() if self.old_keys is not None else ""
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+
     @field_validator("key", "old_keys")
     @classmethod
     def _empty_is_none(cls, value: SecretStr | None) -> SecretStr | None:

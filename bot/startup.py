@@ -91,6 +91,18 @@ WEBHOOK_NEEDS_URL = N_(
     "gridbot run --webhook needs WEBHOOK__URL: the public https:// address Telegram sends "
     "updates to (for example https://bot.example.org/telegram/webhook)."
 )
+PEOPLE_KEY_MISSING = N_(
+    "The database holds resident ID numbers but PEOPLE__KEY is not set. Set it to the key "
+    "they were stored with (see docs/people.md); without it no ID number can be read or found."
+)
+PEOPLE_KEY_BAD = N_(
+    "PEOPLE__KEY is not a key: it must be 32 bytes in url-safe base64. Make one with: "
+    "gridbot people-key new"
+)
+PEOPLE_KEY_WRONG = N_(
+    "PEOPLE__KEY does not open the resident ID numbers in the database: they were stored "
+    "with another key. Set the key they were stored with (see docs/people.md)."
+)
 
 
 class StartupProblem(Exception):
@@ -209,6 +221,35 @@ async def check_database(engine: AsyncEngine, database_url: str) -> None:
         raise explain_database_error(error, database_url) from None
     if not up_to_date:
         raise StartupProblem(NOT_UP_TO_DATE)
+
+
+async def check_people_key(engine: AsyncEngine, settings: Settings) -> None:
+    """``PEOPLE__KEY`` is a key, and the one the stored ID numbers were sealed with; required
+    as soon as one is stored."""
+    from sqlalchemy import text
+
+    from bot.services.id_numbers import BadKey, WrongKey, vault_for
+
+    async with engine.connect() as connection:
+        sealed = (
+            await connection.execute(
+                text("SELECT id_cipher FROM household_member WHERE id_cipher IS NOT NULL LIMIT 1")
+            )
+        ).scalar_one_or_none()
+    key = settings.people.key
+    if key is None:
+        if sealed is not None:
+            raise StartupProblem(PEOPLE_KEY_MISSING)
+        return
+    try:
+        vault = vault_for(key.get_secret_value(), settings.people.older_keys)
+    except BadKey:
+        raise StartupProblem(PEOPLE_KEY_BAD) from None
+    if sealed is not None:
+        try:
+            vault.open(str(sealed))
+        except WrongKey:
+            raise StartupProblem(PEOPLE_KEY_WRONG) from None
 
 
 # -- Redis and the Bot API ---------------------------------------------------------------------

@@ -24,8 +24,9 @@ from bot.open311 import Open311
 from bot.sandbox.app import run_sandbox
 from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
-from bot.services import people
+from bot.services import members, people
 from bot.services.demo import DemoDataExists, load_demo_data
+from bot.services.id_numbers import new_key
 from bot.settings import Settings
 from bot.watch import Watch
 from models import Person, Role
@@ -36,6 +37,27 @@ SANDBOX_TOKEN = "100000001:GridBotSandboxToken_NotForTelegram000"
 SANDBOX_USERNAME = "gridbot_sandbox_bot"
 
 
+KEY_FILE = "people.key"  # the sandbox's ID-number key, kept beside its database
+
+
+def with_sandbox_key(settings: Settings) -> Settings:
+    """The settings with an ID-number key: ``PEOPLE__KEY`` if set, else the one kept in the
+    data folder (made there the first time, readable by this user only)."""
+    if settings.people.key is not None:
+        return settings
+    path = settings.data_dir / KEY_FILE
+    if path.exists():
+        key = path.read_text(encoding="ascii").strip()
+    else:
+        key = new_key()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(key + "\n", encoding="ascii")
+        log.info("made a new ID-number key for the sandbox in %s", path)
+    people = settings.people.model_copy(update={"key": SecretStr(key)})
+    return settings.model_copy(update={"people": people})
+
+
 async def prepare_database(settings: Settings, clock: Clock) -> None:
     """Migrate, and load the demo community if the database is empty."""
     await asyncio.to_thread(migrate.upgrade, settings.database_url)
@@ -43,7 +65,9 @@ async def prepare_database(settings: Settings, clock: Clock) -> None:
     try:
         async with create_session_factory(engine)() as session:
             try:
-                await load_demo_data(session, clock.now())
+                await load_demo_data(
+                    session, clock.now(), vault=members.optional_vault(settings.people)
+                )
             except DemoDataExists:
                 return
             await session.commit()
@@ -132,6 +156,7 @@ async def run_trial(
     port: int,
     rate_limits: RateLimits | None = None,
 ) -> None:
+    settings = with_sandbox_key(settings)
     await prepare_database(settings, clock)
     server = SandboxServer(clock=clock.now, rate_limits=rate_limits)
     server.register_bot(SANDBOX_TOKEN, username=SANDBOX_USERNAME, first_name="网格通 GridBot")

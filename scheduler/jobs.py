@@ -12,7 +12,15 @@ import logging
 from datetime import timedelta
 
 from bot import backup
-from bot.services import broadcast_delivery, conversations, daily_push, digests, quotas, tickets
+from bot.services import (
+    broadcast_delivery,
+    conversations,
+    daily_push,
+    digests,
+    members,
+    quotas,
+    tickets,
+)
 from bot.services import jobs as housekeeping
 from bot.services.duty import gaps, paging
 from bot.telegram.broadcast_views import receipt_markup
@@ -21,6 +29,7 @@ from bot.telegram.visit_views import render_push
 from scheduler.context import JobContext
 
 log = logging.getLogger(__name__)
+RETENTION_BATCH = 500  # people erased per transaction
 
 
 async def purge_processed_updates(ctx: JobContext) -> None:
@@ -37,6 +46,29 @@ async def purge_outbox(ctx: JobContext) -> None:
         purged = await housekeeping.purge_outbox(session, ctx.clock.now())
         await session.commit()
     log.info("deleted %d finished outbox rows", purged)
+
+
+async def erase_moved_out(ctx: JobContext) -> None:
+    """Each night: erase the personal data of people who moved out more than
+    ``PEOPLE__RETENTION_YEARS`` ago (删除权 by the retention rule), a batch per commit."""
+    now = ctx.clock.now()
+    today = now.astimezone(ctx.settings.tz).date()
+    erased = 0
+    while True:
+        async with ctx.sessions() as session:
+            done = await members.erase_moved_out(
+                session,
+                now=now,
+                today=today,
+                years=ctx.settings.people.retention_years,
+                batch=RETENTION_BATCH,
+            )
+            await session.commit()
+        erased += done
+        if done < RETENTION_BATCH:
+            break
+    if erased:
+        log.info("erased the personal data of %d people who moved out", erased)
 
 
 async def escalate_overdue(ctx: JobContext) -> None:

@@ -228,6 +228,12 @@ SWEEPS: tuple[Sweep, ...] = (
         jobs.purge_outbox,
     ),
     Sweep(
+        "people.retention",
+        N_("Erase the data of people who moved out long ago"),
+        Cron(hour=3, minute=40),
+        jobs.erase_moved_out,
+    ),
+    Sweep(
         "digests.weekly",
         N_("Weekly digest to grid heads"),
         Cron(day_of_week="mon", hour=8, minute=30),

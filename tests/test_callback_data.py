@@ -162,3 +162,19 @@ async def test_a_press_with_a_huge_number_meets_the_stale_button_answer(
                 await session.exec(select(AuditLog).where(AuditLog.object_type == "callback"))
             ).all()
         assert refusals and all(r.data.get("telegram_id") == 8001 for r in refusals)
+
+
+def test_every_prefix_names_one_class() -> None:
+    """Two classes with one prefix: the first router registered takes the other's presses."""
+    import bot.telegram.meeting_views  # noqa: F401  (its callback data classes)
+
+    seen: dict[str, str] = {}
+
+    def walk(cls: type[CallbackData]) -> None:
+        for sub in cls.__subclasses__():
+            prefix = getattr(sub, "__prefix__", None)
+            if prefix and prefix != "_":
+                assert seen.setdefault(prefix, sub.__name__) == sub.__name__, prefix
+            walk(sub)
+
+    walk(CallbackData)

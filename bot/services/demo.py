@@ -17,6 +17,7 @@ and the end-to-end tests can log in as the named :data:`DEMO_PERSONAS`.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 from collections.abc import Sequence
@@ -39,6 +40,7 @@ from models.registry import Department
 
 from .boundaries import new_version
 from .grid_codes import child_code, parent_of, validate_code
+from .id_numbers import IdVault
 
 DISTRICT_CODE = "350211"  # 集美区, 厦门市 (where a 杏林街道 lies); the street number is made up
 STREET_INDEX = 1
@@ -97,6 +99,7 @@ class DemoSummary:
     households: int
     people: int
     departments: int = 0
+    members: int = 0  # people registered in the households (实有人口)
 
 
 @dataclass(frozen=True)
@@ -158,14 +161,23 @@ class DemoCommunity:
     people: tuple[DemoPerson, ...]
 
 
-async def load_demo_data(session: AsyncSession, now: datetime, seed: int = 2026) -> DemoSummary:
+async def load_demo_data(
+    session: AsyncSession, now: datetime, seed: int = 2026, *, vault: IdVault | None = None
+) -> DemoSummary:
     """Load the sample community into an empty database; the caller commits.
 
-    Raises DemoDataExists if any grid is there already. ``now`` stamps every row.
+    Raises DemoDataExists if any grid is there already. ``now`` stamps every row. With a
+    ``vault`` (the ID-number key), the households' people are registered too.
     """
     if (await session.exec(select(Grid).limit(1))).first() is not None:
         raise DemoDataExists("the database already holds grids")
-    return await _insert(session, build_demo_community(seed), now)
+    summary = await _insert(session, build_demo_community(seed), now)
+    if vault is None:
+        return summary
+    from .demo_members import load_demo_members  # it reads this module's names
+
+    members = await load_demo_members(session, vault, now, seed)
+    return dataclasses.replace(summary, members=members)
 
 
 async def _insert(session: AsyncSession, community: DemoCommunity, now: datetime) -> DemoSummary:

@@ -33,10 +33,10 @@ from models import (
 )
 
 from .exports import GRID_NAME, ledger_scope, stream_ledger, under
-from .id_numbers import IdVault, WrongKey
+from .id_numbers import IdVault
 from .imports import Translate, display_phone
 from .member_import import MEMBER_COLUMNS
-from .members import HIDDEN
+from .members import HIDDEN, raw_value
 from .members import masked as masked_value
 from .people import RoleInGrid
 from .personal_fields import Access, PersonalField, Screen, access
@@ -121,11 +121,7 @@ async def export_members(
         for _key, name in _COLUMNS[3:]:
             assert name is not None
             found = level(name, path)
-            raw: object
-            if name == PersonalField.ID_NUMBER:
-                raw = _open(vault, member.id_cipher)
-            else:
-                raw = getattr(member, name.value)
+            raw = raw_value(member, name, vault)
             if found == Access.ON_REQUEST and raw:
                 in_full.add(name)
             cells.append(_cell(name, found, raw, translate))
@@ -189,14 +185,3 @@ async def export_members(
 
 
 _MASKABLE = frozenset({PersonalField.ID_NUMBER, PersonalField.PHONE, PersonalField.BIRTH_DATE})
-
-
-def _open(vault: IdVault | None, cipher: str | None) -> str | None:
-    if cipher is None:
-        return None
-    if vault is None:
-        return "*" * 18
-    try:
-        return vault.open(cipher)
-    except WrongKey:
-        return "*" * 18

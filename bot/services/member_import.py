@@ -92,7 +92,7 @@ BAD_DATE = N_("{value} is not a date. Write it like 2024-03-15.")
 FUTURE_DATE = N_("The date {value} is in the future.")
 EARLY_DATE = N_("The date {value} is before 1900.")
 OUT_BEFORE_IN = N_("The move-out date {value} is before the move-in date.")
-GENDER_DISAGREES = N_("{value} does not agree with the ID number, which says {gender}.")
+GENDER_DISAGREES = N_("{value} does not agree with the gender in the ID number.")
 BIRTH_DISAGREES = N_("The birth date {value} does not agree with the ID number, which says {day}.")
 DUPLICATE_ID = N_("The ID number {value} is also in row {first}.")
 MEMBER_ELSEWHERE = N_(
@@ -307,9 +307,7 @@ class MemberReader:
         if number is not None:
             said = Gender.MALE if is_male(number) else Gender.FEMALE
             if gender is not None and gender != said:
-                problem = CellProblem(
-                    GENDER_DISAGREES, value=shown(table.cell(row, "gender")), gender=GENDER[said]
-                )
+                problem = CellProblem(GENDER_DISAGREES, value=shown(table.cell(row, "gender")))
                 errors.append(self._error(row.number, "gender", problem))
             gender = said
             day = birth_date(number)

@@ -24,7 +24,16 @@ from bot.i18n import N_
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, permits, scope_paths, target_of, within
 from bot.settings import PeopleSettings
-from models import AuditLog, Grid, Household, HouseholdMember, Person, ResidenceStatus
+from models import (
+    AuditLog,
+    Gender,
+    Grid,
+    Household,
+    HouseholdMember,
+    Person,
+    Relation,
+    ResidenceStatus,
+)
 
 from .id_numbers import (
     BadKey,
@@ -32,6 +41,7 @@ from .id_numbers import (
     InvalidIdNumber,
     WrongKey,
     mask_id_number,
+    normalise_id_number,
     parse_id_number,
     vault_for,
 )
@@ -71,13 +81,8 @@ def vault_of(people: PeopleSettings) -> IdVault:
     """The ID-number vault of the settings, or a refusal saying the key is missing or bad."""
     if people.key is None:
         raise InvalidInput(NO_KEY)
-    older = tuple(
-        s.strip()
-        for s in (people.old_keys.get_secret_value() if people.old_keys else "").split(",")
-        if s.strip()
-    )
     try:
-        return vault_for(people.key.get_secret_value(), older)
+        return vault_for(people.key.get_secret_value(), people.older_keys)
     except BadKey:
         raise InvalidInput(BAD_KEY) from None
 
@@ -131,6 +136,18 @@ def masked(name: PersonalField, value: object) -> object:
     return HIDDEN
 
 
+_VOCABULARY: dict[PersonalField, type[StrEnum]] = {
+    PersonalField.RELATION: Relation,
+    PersonalField.GENDER: Gender,
+    PersonalField.STATUS: ResidenceStatus,
+}
+
+
+def raw_value(member: HouseholdMember, name: PersonalField, vault: IdVault | None) -> object:
+    """A field as stored, typed (enums for the vocabularies), the ID number decrypted."""
+    return _raw(member, name, vault)
+
+
 def _raw(member: HouseholdMember, name: PersonalField, vault: IdVault | None) -> object:
     if name == PersonalField.ID_NUMBER:
         if member.id_cipher is None:
@@ -142,6 +159,9 @@ def _raw(member: HouseholdMember, name: PersonalField, vault: IdVault | None) ->
         except WrongKey:
             return "*" * 18
     value: object = getattr(member, name.value)
+    kind = _VOCABULARY.get(name)
+    if kind is not None and isinstance(value, str):
+        return kind(value)  # the column holds the enum's value
     return value
 
 
@@ -301,8 +321,8 @@ async def find_member(
     try:
         number = parse_id_number(text, today=today)
     except InvalidIdNumber as problem:
-        if len(word) < 15:
-            raise InvalidInput(BAD_MEMBER_REF) from None
+        if sum(ch.isdigit() for ch in normalise_id_number(text)) < 15:
+            raise InvalidInput(BAD_MEMBER_REF) from None  # no number meant: say what is
         raise problem from None
     if vault is None:
         raise InvalidInput(NO_KEY)
@@ -473,3 +493,33 @@ async def grid_counts(session: AsyncSession, grid: Grid) -> MemberCounts:
         resident=found.get(ResidenceStatus.RESIDENT, 0),
         floating=found.get(ResidenceStatus.FLOATING, 0),
     )
+
+
+# --- key rotation -----------------------------------------------------------------------------
+
+
+async def reseal_batch(
+    session: AsyncSession, vault: IdVault, *, after_id: int, batch: int = 500
+) -> int:
+    """Seal again, with the vault's current key, the ID numbers of up to ``batch`` members
+    after ``after_id`` (read with any key the vault knows), and hash them with it; returns the
+    last id done (``after_id`` when none is left). WrongKey if a number opens with no key."""
+    rows = (
+        await session.exec(
+            select(col(HouseholdMember.id), col(HouseholdMember.id_cipher))
+            .where(col(HouseholdMember.id) > after_id, col(HouseholdMember.id_cipher).is_not(None))
+            .order_by(col(HouseholdMember.id))
+            .limit(batch)
+        )
+    ).all()
+    last = after_id
+    for member_id, cipher in rows:
+        assert member_id is not None and cipher is not None
+        sealed = vault.rotate(cipher)
+        await session.exec(
+            update(HouseholdMember)
+            .where(col(HouseholdMember.id) == member_id)
+            .values(id_cipher=sealed.cipher, id_hash=sealed.digest)
+        )
+        last = member_id
+    return last

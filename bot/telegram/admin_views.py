@@ -41,7 +41,7 @@ PackPick = Callable[[int, int, PickStep], str]
 EXPORT_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Household ledger"),
     Ledger.PEOPLE: N_("👥 People ledger"),
-    Ledger.MEMBERS: N_("🧑‍🧑‍🧒 Residents ledger"),
+    Ledger.MEMBERS: N_("👪 Residents ledger"),
 }
 ONE_GRID_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("📂 Households of one grid"),
@@ -51,7 +51,7 @@ ONE_GRID_LABELS: Mapping[Ledger, str] = {
 TEMPLATE_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Empty household sheet"),
     Ledger.PEOPLE: N_("👥 Empty people sheet"),
-    Ledger.MEMBERS: N_("🧑‍🧑‍🧒 Empty residents sheet"),
+    Ledger.MEMBERS: N_("👪 Empty residents sheet"),
 }
 MAX_LABEL = 40  # characters of a grid's or department's name on a button
 

@@ -416,7 +416,7 @@ class MemberAction(StrEnum):
     FORGET_YES = "y"  # erase it: confirmed
 
 
-class MemberCb(StrictCallbackData, prefix="mb"):
+class MemberCb(StrictCallbackData, prefix="hm"):
     """One household member (the service re-checks what the presser may see or do, and
     audits a refusal)."""
 
@@ -438,7 +438,7 @@ class RevealPurpose(StrEnum):
     REGISTER = "r"  # 登记核对
 
 
-class MemberRevealCb(StrictCallbackData, prefix="mr"):
+class MemberRevealCb(StrictCallbackData, prefix="hv"):
     """Show one masked field of a member in full, for a purpose (audited)."""
 
     member: RowId

@@ -30,8 +30,9 @@ from bot.sandbox.client import Persona, SandboxClient
 from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
+from bot.services.id_numbers import IdVault
 from bot.services.ticket_numbers import counter_name
-from bot.settings import LimitSettings, Settings, WebhookSettings
+from bot.settings import LimitSettings, PeopleSettings, Settings, WebhookSettings
 from models import Counter, Grid, Person, Ticket, TicketCategory
 from scheduler.context import JobContext
 from scheduler.registry import default_registry
@@ -41,6 +42,7 @@ from tests.e2e.language import LanguageWatch, data_strings
 SHORT_NUMBERS_FROM = 2047  # the street's last short ticket number before a test
 TOKEN = "200000001:GridBotEndToEndTestToken_abcdefghij"
 BOT_USERNAME = "gridbot_test_bot"
+PEOPLE_KEY = "kUX3Y7nT6h1r8l0f2Q1p5VZ6bq2dXy0qJ9wW3nHk4rE="  # the demo's ID numbers (e2e only)
 Mode = Literal["polling", "webhook"]
 
 
@@ -292,7 +294,7 @@ def sandbox_settings(
         database_url=database_url,
         limits=limits or LimitSettings(per_chat_interval=0.0, retry_base_seconds=0.02),
         webhook=WebhookSettings(port=0, secret=SecretStr("e2e-secret-token")),
-        **more,
+        **{"people": PeopleSettings(key=SecretStr(PEOPLE_KEY)), **more},
     )
 
 
@@ -331,7 +333,7 @@ async def harness(
     if demo:
         engine = create_engine(database_url)
         async with create_session_factory(engine)() as session:
-            await load_demo_data(session, clock.now())
+            await load_demo_data(session, clock.now(), vault=IdVault(PEOPLE_KEY))
             # a street that has filed tickets before: short numbers read 2048, 2049, …, which
             # a test can tell apart from the other digits on a screen
             for street in (await session.exec(select(Grid).where(Grid.tier == 0))).all():

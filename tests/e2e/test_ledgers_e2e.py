@@ -105,6 +105,8 @@ async def test_bare_export_and_template_offer_buttons_that_do_what_typing_does(
         "📂 只导出某个网格的住户",
         "👥 人员台账",
         "📂 只导出某个网格的人员",
+        "👪 人口台账",
+        "📂 只导出某个网格的人口",
     ]
     assert "/export" in offer.text and "人员" in offer.text
     await admin.press("👥 人员台账")
@@ -116,7 +118,7 @@ async def test_bare_export_and_template_offer_buttons_that_do_what_typing_does(
 
     await admin.send("/template")
     offer = await admin.next_message()
-    assert offer.buttons == ["🏠 空白住户表", "👥 空白人员表"]
+    assert offer.buttons == ["🏠 空白住户表", "👥 空白人员表", "👪 空白人口表"]
     await admin.press("👥 空白人员表")
     sheet = await admin.next_message()
     assert sheet.document is not None and sheet.document["file_name"] == "people.xlsx"
