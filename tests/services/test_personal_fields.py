@@ -6,18 +6,20 @@ erasure keeps the counts, the retention rule, and a database copy holds no plain
 from __future__ import annotations
 
 import io
+import shutil
 import sqlite3
 from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+import models
 from bot.clock import FrozenClock
+from bot.db import create_engine, create_session_factory
 from bot.errors import NotAllowed
 from bot.i18n import gettext_for
 from bot.services import members
@@ -364,9 +366,8 @@ async def test_find_a_member_by_number_or_register_number(
         assert hasattr(raised.value, "message"), hostile
 
 
-async def test_a_database_copy_holds_no_plain_id_number(
-    session: AsyncSession, community: Community, engine: AsyncEngine
-) -> None:
+async def _leave_traces(session: AsyncSession, community: Community) -> None:
+    """Import people, show a number (audited), export the full ledger (audited)."""
     inside, _outside = await _setup(session, community)
     roles = await community.roles(session, community.admin)
     await members.reveal(
@@ -380,33 +381,47 @@ async def test_a_database_copy_holds_no_plain_id_number(
         now=community.now,
     )
     await export_members(
-        session,
-        community.admin,
-        roles,
-        vault=VAULT,
-        now=community.now,
-        translate=lambda m: m,
+        session, community.admin, roles, vault=VAULT, now=community.now, translate=lambda m: m
     )
-    await session.commit()
+
+
+async def test_a_database_copy_holds_no_plain_id_number(
+    session: AsyncSession,
+    engine: AsyncEngine,
+    clock: FrozenClock,
+    sqlite_template: Path,
+    tmp_path: Path,
+) -> None:
     numbers = [PLAIN[PersonalField.ID_NUMBER], OUTSIDER_NUMBER]
-    if engine.dialect.name != "sqlite":
+    if engine.dialect.name != "sqlite":  # every row of every table, as pg_dump would hold it
+        await _leave_traces(session, await build_community(session, clock.now()))
+        await session.flush()
+        connection = await session.connection()
         dump = []
-        async with engine.connect() as connection:
-            for table in ("household_member", "audit_log", "outbox_message"):
-                rows = await connection.execute(text(f"SELECT * FROM {table}"))  # noqa: S608
-                dump.extend(str(r) for r in rows)
+        for table in models.metadata.sorted_tables:
+            dump.extend(str(r) for r in await connection.execute(table.select()))
         joined = "\n".join(dump)
+        assert "gAAAAA" in joined  # the Fernet tokens are there
         assert not any(n in joined for n in numbers)
         return
-    path = Path(str(engine.url.database))
-    await engine.dispose()  # everything on disk
+    # SQLite: a database of its own, committed, and then read as a file
+    path = tmp_path / "copy.db"
+    shutil.copy(sqlite_template, path)
+    own = create_engine(f"sqlite+aiosqlite:///{path}")
+    try:
+        async with create_session_factory(own)() as writing:
+            await _leave_traces(writing, await build_community(writing, clock.now()))
+            await writing.commit()
+    finally:
+        await own.dispose()
     connection = sqlite3.connect(path)
     try:
         dump_text = "\n".join(connection.iterdump())
     finally:
         connection.close()
-    assert "household_member" in dump_text
+    assert 'INSERT INTO "household_member"' in dump_text and "gAAAAA" in dump_text
     raw = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*") if p.is_file())
+    assert b"gAAAAA" in raw
     for number in numbers:
         assert number not in dump_text
         for variant in (number, number.lower(), "".join(f"{c}\x00" for c in number)):
