@@ -314,3 +314,39 @@ async def test_refuses_any_grid(session: AsyncSession, clock: FrozenClock) -> No
     with pytest.raises(DemoDataExists):
         await load_demo_data(session, clock.now())
     assert (await session.exec(select(Household))).first() is None
+
+
+async def test_with_a_key_the_households_get_their_people(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    """Every residential household has as many people as its member count, with checked,
+    distinct, encrypted ID numbers; the same seed gives the same people."""
+    from datetime import date
+
+    from bot.services.demo_members import demo_members
+    from bot.services.id_numbers import IdVault, birth_date, is_male, new_key, parse_id_number
+    from bot.services.members import MemberCounts
+    from models import Gender, HouseholdMember, Relation
+
+    vault = IdVault(new_key())
+    summary = await load_demo_data(session, clock.now(), vault=vault)
+    people = (await session.exec(select(HouseholdMember))).all()
+    households = {
+        h.id: h for h in (await session.exec(select(Household))).all() if not h.is_business
+    }
+    assert summary.members == len(people) == sum(max(1, h.members) for h in households.values())
+    numbers = [vault.open(p.id_cipher or "") for p in people]
+    assert len(set(numbers)) == len(numbers)
+    today = clock.now().date()
+    for person, number in zip(people, numbers, strict=True):
+        assert parse_id_number(number, today=today) == number
+        assert birth_date(number) == person.birth_date
+        assert (person.gender == Gender.MALE) == is_male(number)
+        assert person.id_hash == vault.digest(number)
+    heads = Counter(p.household_id for p in people if p.relation == Relation.HEAD)
+    assert set(heads) == set(households) and set(heads.values()) == {1}
+    shares = Counter(p.status for p in people)
+    assert shares["registered"] > shares["resident"] > 0 and shares["floating"] > 0
+    assert MemberCounts(**{k: v for k, v in shares.items()}).total == len(people)
+    again = demo_members([(1, "王芳", 4)], date(2026, 1, 1))
+    assert again == demo_members([(1, "王芳", 4)], date(2026, 1, 1))

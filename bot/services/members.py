@@ -33,6 +33,7 @@ from models import (
     Person,
     Relation,
     ResidenceStatus,
+    Role,
 )
 
 from .id_numbers import (
@@ -470,9 +471,7 @@ async def counts_for_staff(
     """The grid's counts for someone who serves in it or above it (None for residents and
     anyone else: they see the notice board only)."""
     if not any(
-        r.role.value != "resident"
-        and r.role.value != "department"
-        and within(r.grid_path, grid.path)
+        r.role not in (Role.RESIDENT, Role.DEPARTMENT) and within(r.grid_path, grid.path)
         for r in roles
     ):
         return None

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 from datetime import date, timedelta
 
 import pytest
@@ -207,3 +208,13 @@ async def test_the_people_register_through_the_sandbox(h: Harness) -> None:
         await admin.send(f"/people forget {hostile}".strip())
         answer = (await admin.transcript()).texts[-1]
         assert answer and "Traceback" not in answer
+
+    # and after all that, a copy of the database holds none of the numbers in the clear
+    path = h.settings.database_url.split("///", 1)[1]
+    copy = sqlite3.connect(path)
+    try:
+        dump = "\n".join(copy.iterdump())
+    finally:
+        copy.close()
+    assert "gAAAAA" in dump
+    assert not any(n in dump for n in ids)
