@@ -566,10 +566,12 @@ async def mygrid_command(
 
 
 async def households_command(
-    message: Message, command: CommandObject, reply: Replier, actor: Actor
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
 ) -> None:
     query = command.args or ""
-    page = await households.list_households(actor.session, actor.roles, query=query)
+    page = await households.list_households(
+        actor.session, actor.roles, query=query, vault=members.optional_vault(settings.people)
+    )
     reply.text(households_text(page, query), households_keyboard(page))
 
 

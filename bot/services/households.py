@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 
 from sqlalchemy import ColumnElement, func, or_
 from sqlmodel import col, select
@@ -12,11 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_
-from bot.services.id_numbers import IdVault
+from bot.services.id_numbers import IdVault, InvalidIdNumber, parse_id_number
 from bot.services.members import MemberView, household_members
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, scope_paths
-from models import Grid, Household, HouseholdCategory, Person
+from models import Grid, Household, HouseholdCategory, HouseholdMember, Person
 
 PAGE_SIZE = 10
 
@@ -35,8 +35,13 @@ async def list_households(
     *,
     query: str = "",
     page: int = 0,
+    vault: IdVault | None = None,
 ) -> HouseholdPage:
-    """Households in the grids a person may visit, key households first, then by address."""
+    """Households in the grids a person may visit, key households first, then by address.
+
+    ``query`` matches the head's name, the address, the code, the phone, the name of anyone
+    registered in the household, or — with the vault — a whole resident ID number (by its
+    keyed hash: nothing is decrypted)."""
     paths = scope_paths(roles, Action.VISIT) or scope_paths(roles, Action.READ_SENSITIVE)
     if not paths:
         raise NotAllowed(N_("This command is for grid staff."))
@@ -47,14 +52,25 @@ async def list_households(
     ]
     text = query.strip()[:50]
     if text:
-        where.append(
-            or_(
-                col(Household.head_name).contains(text),
-                col(Household.address).contains(text),
-                col(Household.code).contains(text),
-                col(Household.phone).contains(text),
+        matches = [
+            col(Household.head_name).contains(text),
+            col(Household.address).contains(text),
+            col(Household.code).contains(text),
+            col(Household.phone).contains(text),
+            col(Household.id).in_(
+                select(HouseholdMember.household_id).where(
+                    col(HouseholdMember.name).contains(text)
+                )
+            ),
+        ]
+        digest = _id_digest(text, vault)
+        if digest is not None:
+            matches.append(
+                col(Household.id).in_(
+                    select(HouseholdMember.household_id).where(HouseholdMember.id_hash == digest)
+                )
             )
-        )
+        where.append(or_(*matches))
     total = int((await session.exec(select(func.count()).where(*where))).one())
     pages = max(1, -(-total // PAGE_SIZE))
     page = min(max(page, 0), pages - 1)
@@ -68,6 +84,17 @@ async def list_households(
         )
     ).all()
     return HouseholdPage(list(rows), page, pages, total)
+
+
+def _id_digest(text: str, vault: IdVault | None) -> str | None:
+    """The keyed hash of a whole ID number typed as a search, or None for other words."""
+    if vault is None:
+        return None
+    try:
+        number = parse_id_number(text, today=date.max)
+    except InvalidIdNumber:
+        return None
+    return vault.digest(number)
 
 
 @dataclass(frozen=True)

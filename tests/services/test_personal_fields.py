@@ -446,3 +446,21 @@ def test_the_table_covers_everything_and_keeps_the_law() -> None:
                     assert (level >= Access.ON_REQUEST) == (role == Role.ADMIN)
                 if screen == Screen.LIST:
                     assert level <= Access.MASKED or SENSITIVITY[field] != Sensitivity.SENSITIVE
+
+
+async def test_households_are_found_by_a_members_name_or_whole_id_number(
+    session: AsyncSession, community: Community
+) -> None:
+    from bot.services.households import list_households
+
+    await _setup(session, community)
+    head_roles = await community.roles(session, community.head)  # EAST_2: HE1, not HW1
+    number = PLAIN[PersonalField.ID_NUMBER]
+    for query in (PLAIN[PersonalField.NAME], number, number.lower()):
+        page = await list_households(session, head_roles, query=query, vault=VAULT)
+        assert [h.code for h in page.rows] == ["HE1"], query
+    assert (await list_households(session, head_roles, query=number)).rows == []  # no key
+    assert (
+        await list_households(session, head_roles, query=OUTSIDER_NUMBER, vault=VAULT)
+    ).rows == []
+    assert (await list_households(session, head_roles, query="李四", vault=VAULT)).rows == []
