@@ -9,7 +9,7 @@ from datetime import date
 from typing import Any
 
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
 from sqlmodel import select
@@ -183,6 +183,7 @@ def test_id_numbers_as_people_write_them() -> None:
     assert mask_id_number(GOOD) == GOOD[:3] + "*" * 11 + GOOD[-4:]
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=80))
 def test_any_text_is_a_checked_number_or_a_clear_refusal(text: str) -> None:
     try:
@@ -253,6 +254,7 @@ def test_bad_dates_say_why(text: str, reason: str) -> None:
     assert raised.value.reason == reason
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=60))
 def test_any_text_is_a_date_or_a_clear_refusal(text: str) -> None:
     try:
@@ -279,6 +281,7 @@ def test_words_of_the_register(kind: str, text: str, value: Any) -> None:
     assert parse_word(kind, text) == value
 
 
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.text(max_size=50))
 def test_any_word_is_known_or_refused(text: str) -> None:
     for kind, reason in (("relation", BAD_RELATION), ("status", BAD_STATUS)):
@@ -386,3 +389,27 @@ def test_the_template_reads_back_as_a_member_file() -> None:
     row = ["H1", "a", "head", GOOD, "", "", "registered", "", "", ""]
     table = read_member_file(to_csv([row], header).encode())
     assert table.has("id_number") and table.has("status") and table.has("moved_out")
+
+
+@settings(deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.lists(st.text(max_size=30), min_size=10, max_size=10), max_size=5))
+def test_any_row_is_a_person_or_named_errors(cells: list[list[str]]) -> None:
+    """Whatever the cells hold, a row reads as a person or as errors naming its columns —
+    never an exception."""
+    from bot.services.member_import import MEMBER_COLUMNS, MemberReader, MemberRow
+    from bot.services.tabular import Row, Table
+
+    keys = [c.key for c in MEMBER_COLUMNS]
+    table = Table(
+        header_row=1,
+        positions={k: i for i, k in enumerate(keys)},
+        headers={k: k for k in keys},
+        rows=[Row(n + 2, tuple(row)) for n, row in enumerate(cells)],
+    )
+    reader = MemberReader(table, TODAY)
+    for row in table.rows:
+        result = reader.read(row)
+        if isinstance(result, MemberRow):
+            assert len(result.id_number) == 18 and result.birth_date <= TODAY
+        else:
+            assert result and all(e.row == row.number and e.column in keys for e in result)
