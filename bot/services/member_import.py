@@ -498,7 +498,11 @@ async def import_members(
                     updates.append({"id": before.id, **values, "updated_at": now})
             if not errors:
                 if inserts:
-                    await session.exec(insert(HouseholdMember), params=inserts)
+                    await session.exec(
+                        # NULLs written, not left out: one statement for the whole chunk
+                        insert(HouseholdMember).execution_options(render_nulls=True),
+                        params=inserts,
+                    )
                 if updates:
                     await session.exec(update(HouseholdMember), params=updates)
                 created += len(inserts)
