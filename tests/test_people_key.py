@@ -4,6 +4,7 @@ And the member import's hostile files."""
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import stat
 from collections.abc import AsyncIterator
@@ -150,3 +151,27 @@ def test_member_files_that_cannot_be_used_say_why(data: bytes) -> None:
     with pytest.raises(FileProblem) as raised:
         read_member_file(data)
     assert raised.value.message
+
+
+async def test_gridbot_people_key_rotate_from_the_command_line(
+    own_engine: AsyncEngine,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async with create_session_factory(own_engine)() as session:
+        await _one_member(session, clock.now(), VAULT)
+    await own_engine.dispose()
+    fresh = new_key()
+    monkeypatch.setenv("DATABASE_URL", str(own_engine.url))
+    monkeypatch.setenv("PEOPLE__KEY", fresh)
+    monkeypatch.setenv("PEOPLE__OLD_KEYS", "")
+    assert await asyncio.to_thread(main, ["people-key", "rotate"]) == 2  # the old key unknown
+    assert "PEOPLE__KEY" in capsys.readouterr().err
+    monkeypatch.setenv("PEOPLE__OLD_KEYS", KEY)
+    assert await asyncio.to_thread(main, ["people-key", "rotate"]) == 0
+    async with create_session_factory(own_engine)() as session:
+        stored = (await session.exec(select(HouseholdMember))).one()
+    assert IdVault(fresh).open(stored.id_cipher or "") == GOOD
+    monkeypatch.setenv("PEOPLE__KEY", "not a key")
+    assert await asyncio.to_thread(main, ["people-key", "rotate"]) == 2
