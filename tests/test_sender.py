@@ -4,6 +4,7 @@ when a person turns unreachable (``bot.services.unreachable``)."""
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import defaultdict
 from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -596,6 +597,58 @@ async def test_the_pacer_lets_the_best_lane_through_next_and_keeps_an_even_pace(
     assert order.index("reply") <= 1  # only the send that found the pacer idle went before
     # released one interval apart at the least (a task may resume late, never early)
     assert released[-1] - released[0] >= (len(released) - 1) * pacer.interval * 0.99
+
+
+def test_a_late_send_costs_the_pacer_no_slot_and_no_server_window_holds_more_than_30() -> None:
+    """Sends go a little after their slots, some up to 30 ms (a busy loop), and reach the
+    server up to 25 ms after they went: the rate stays at the pace, and no second of the
+    server's holds more than 30 of them, however the delays fall."""
+    rng = random.Random(17)
+    pacer = sender_module.Pacer(rate=30.0, window=1.0, spread=1.01, jitter=0.03)
+    on_wire: list[tuple[float, sender_module.Turn]] = []  # (when the answer comes, the send)
+    went: list[float] = []
+    counted: list[float] = []  # when the server counted each send
+    now = 100.0
+    for _ in range(3_000):
+        late = rng.uniform(0.0, 0.030) if rng.random() < 0.1 else rng.uniform(0.0, 0.002)
+        now += late
+        while True:  # answers that came meanwhile, then the next slot
+            for answered, turn in [each for each in on_wire if each[0] <= now]:
+                turn.ended = answered
+                on_wire.remove((answered, turn))
+            slot = pacer.next_slot(now)
+            if slot <= now:
+                break
+            now = min([slot] + [answered for answered, _ in on_wire]) + late
+        delay = rng.uniform(0.0, 0.025)
+        turn = pacer.take(now)
+        went.append(now)
+        counted.append(now + delay)
+        on_wire.append((now + delay + rng.uniform(0.0, 0.050), turn))  # late answers
+    assert (len(went) - 1) / (went[-1] - went[0]) >= 0.95 * 30
+    counted.sort()
+    assert all(counted[n + 30] - counted[n] >= 1.0 for n in range(len(counted) - 30))
+
+
+def test_an_idle_pacer_lets_one_send_go_at_once_and_the_next_an_interval_later() -> None:
+    pacer = sender_module.Pacer(rate=30.0, window=1.0, spread=1.01)
+    pacer.take(10.0).ended = 10.01
+    assert pacer.next_slot(10.0) == pytest.approx(10.0 + 1.01 / 30)
+    assert pacer.next_slot(60.0) == 60.0  # idle for a while: no burst of what was missed
+    pacer.take(60.0)
+    assert pacer.next_slot(60.0) == pytest.approx(60.0 + 1.01 / 30)
+
+
+async def test_the_pacer_waits_for_the_answer_to_the_send_a_window_before() -> None:
+    pacer = sender_module.Pacer(rate=5.0, window=0.1, spread=0.1)  # 1 send in any 0.1 s
+    first = await pacer.acquire(OutboxLane.BULK)
+    second = asyncio.create_task(pacer.acquire(OutboxLane.BULK))
+    await asyncio.sleep(0.2)
+    assert not second.done()  # the first send's answer has not come
+    pacer.ended(first)
+    answered = asyncio.get_running_loop().time()
+    await asyncio.wait_for(second, 1)
+    assert asyncio.get_running_loop().time() - answered >= 0.1 * 0.99
 
 
 async def test_a_cancelled_waiter_gives_its_turn_to_the_next() -> None:

@@ -30,11 +30,13 @@ What it promises, and how:
   before an earlier message of its own chat. Calls that are not messages (menus, pins:
   ``CONTROL``) go in an order of their own, so one that keeps failing never holds up a
   chat's messages. No process leases rows of a chat whose earlier rows another process holds.
-* **Telegram's limits.** About 30 messages a second in all, paced evenly (a send every
-  1/30 s, a little under, with no bursts: a server that counts any one-second window sees no
-  more than its limit) — one a second per private chat and one every three seconds per group
-  (20 a minute). A 429 pauses *every* send for its ``retry_after`` (as python-telegram-bot's
-  rate limiter does) and does not count as an attempt.
+* **Telegram's limits.** About 30 messages a second in all, paced evenly (one every 34 ms,
+  with no bursts and no slot lost to a late timer; a send goes no sooner than a second after
+  the answer to the one 30 before it, so a server that counts any one-second window sees no
+  more than its limit, however the network delays the requests) — one a second per private
+  chat and one every three seconds per group (20 a minute). A 429 pauses *every* send for its
+  ``retry_after`` (as python-telegram-bot's rate limiter does) and does not count as an
+  attempt.
 * **Transient faults** — 5xx, an answer that is not the Bot API's JSON (a proxy's 502 page), a
   dropped connection, a timeout — are retried with exponential backoff, at most
   ``limits.max_attempts`` times; the attempts are stored, so a restart keeps counting. A row
@@ -60,7 +62,8 @@ import heapq
 import inspect
 import itertools
 import logging
-from collections import Counter
+import math
+from collections import Counter, deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -103,7 +106,9 @@ HOLD = 500  # rows held in memory at most
 BULK_SECONDS = 2.0  # bulk rows held at most: this many seconds of sending
 PER_CHAT = 20  # rows of one chat per lease, so one busy chat cannot starve the others
 GROUP_SLOWER = 3.0  # groups get 20 messages a minute: three times the private-chat interval
-EVEN_PACE = 0.97  # of the messages-per-second limit: network jitter never bunches sends over it
+PACE_WINDOW = 1.0  # seconds that hold at most messages_per_second sends (counted as in Pacer)
+PACE_SPREAD = 1.01  # ... spread evenly over this long: room for a late send to catch up in
+PACE_JITTER = 0.03  # seconds after a send went by which Telegram counted it, answer or not
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 5  # tries to record a status before the row waits for the next flush
 WIRE_GRACE = 5.0  # seconds a stopping sender waits for the answers of requests on the wire
@@ -211,43 +216,99 @@ def stream_of(row: OutboxMessage) -> Stream:
     return Stream(row.chat_id, row.lane == OutboxLane.CONTROL)
 
 
+@dataclass
+class Turn:
+    """One send the pacer let through: when it went and when its answer came (``inf`` while it
+    is on the wire)."""
+
+    went: float
+    ended: float = math.inf
+
+
 class Pacer:
-    """Lets one send through every ``1 / rate`` seconds, evenly, the best lane first.
+    """At most ``rate`` sends in any ``window`` seconds, spread evenly — one every
+    ``spread / rate`` seconds — the best lane first.
 
     Waiters are served by ``(lane, arrival)``: a reply that starts waiting behind a hundred
     bulk sends is the next to go. No bursts: a send that finds the pacer idle goes at once,
-    the next one ``1 / rate`` later.
+    the next one an interval later.
+
+    The window is counted the way the server counts it, wherever the network's delay puts a
+    request: the server counted a send at some moment between when it went and when its
+    answer came — and, we assume, no later than ``jitter`` after it went — so the
+    ``rate + 1``-th send goes no sooner than ``window`` after the earlier of those two moments
+    of the send ``rate`` before it (:meth:`ended` tells the pacer an answer came). The even
+    slots keep their places when a send goes a little late (a busy loop, a timer's jitter) —
+    the next slot is one interval after the late one's *slot*, not after the moment it went —
+    so a late timer costs no throughput (``spread`` a little over ``window`` leaves the room
+    to catch up in). A pacer more than an interval behind starts again from now: what was
+    missed while it was idle or stalled is not sent as a burst.
     """
 
-    def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
-        self._next = 0.0  # loop time of the next free slot
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+    def __init__(
+        self, rate: float, window: float = 1.0, spread: float = 1.0, jitter: float = math.inf
+    ) -> None:
+        self.window = window
+        self.jitter = jitter
+        self.per_window = max(1, int(rate * window))
+        self.interval = spread / self.per_window
+        self._next = -math.inf  # loop time of the next even slot
+        self._recent: deque[Turn] = deque(maxlen=self.per_window)  # the last sends
+        self._waiting: list[tuple[int, int, asyncio.Future[Turn]]] = []
         self._order = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
 
-    async def acquire(self, lane: int) -> None:
+    async def acquire(self, lane: int) -> Turn:
+        """Wait for a turn to send; tell :meth:`ended` when its answer (or failure) came."""
         loop = asyncio.get_running_loop()
-        if not self._waiting and self._next <= loop.time():
-            self._next = loop.time() + self.interval
-            return
-        ready: asyncio.Future[None] = loop.create_future()
+        if not self._waiting and self.next_slot(loop.time()) <= loop.time():
+            return self.take(loop.time())
+        ready: asyncio.Future[Turn] = loop.create_future()
         heapq.heappush(self._waiting, (lane, next(self._order), ready))
         self._arm(loop)
-        await ready
+        return await ready
+
+    def ended(self, turn: Turn) -> None:
+        """The answer to ``turn``'s send came (or it was never sent)."""
+        loop = asyncio.get_running_loop()
+        turn.ended = min(turn.ended, loop.time())
+        if self._waiting:
+            self._arm(loop)
+
+    def next_slot(self, now: float) -> float:
+        """The earliest time the next send may go (``inf``: when an answer comes)."""
+        slot = self._even_slot(now)
+        if len(self._recent) == self.per_window:  # the window is full until its oldest leaves
+            oldest = self._recent[0]
+            slot = max(slot, min(oldest.ended, oldest.went + self.jitter) + self.window)
+        return slot
+
+    def take(self, now: float) -> Turn:
+        """A send goes at ``now`` (no earlier than :meth:`next_slot`)."""
+        self._next = self._even_slot(now) + self.interval
+        turn = Turn(now)
+        self._recent.append(turn)
+        return turn
+
+    def _even_slot(self, now: float) -> float:
+        return self._next if now - self._next < self.interval else now
 
     def _arm(self, loop: asyncio.AbstractEventLoop) -> None:
-        if self._timer is None:
-            self._timer = loop.call_at(self._next, self._release, loop)
+        slot = self.next_slot(loop.time())
+        if self._timer is not None and self._timer.when() > slot:
+            self._timer.cancel()  # an answer came: the next send may go sooner than planned
+            self._timer = None
+        if self._timer is None and slot < math.inf:
+            self._timer = loop.call_at(slot, self._release, loop)
 
     def _release(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
-        while self._waiting:
-            _, _, ready = heapq.heappop(self._waiting)
-            if not ready.done():  # a cancelled waiter gives its place to the next
-                ready.set_result(None)
-                self._next = max(self._next, loop.time()) + self.interval
-                break
+        if self.next_slot(loop.time()) <= loop.time():
+            while self._waiting:
+                _, _, ready = heapq.heappop(self._waiting)
+                if not ready.done():  # a cancelled waiter gives its place to the next
+                    ready.set_result(self.take(loop.time()))
+                    break
         if self._waiting:
             self._arm(loop)
 
@@ -336,7 +397,7 @@ class OutboxSender:
         self.settings = settings
         self.on_unreachable = on_unreachable
         limits = settings.limits
-        self._pacer = Pacer(limits.messages_per_second * EVEN_PACE)
+        self._pacer = Pacer(limits.messages_per_second, PACE_WINDOW, PACE_SPREAD, PACE_JITTER)
         self._bulk_hold = max(1, int(limits.messages_per_second * BULK_SECONDS))
         self._per_chat = limits.per_chat_interval
         self._retry_base = limits.retry_base_seconds
@@ -697,16 +758,20 @@ class OutboxSender:
         its answer (see :meth:`_finish_on_wire`) rather than leave it unknown."""
         assert row.id is not None
         method = call.build()  # before the wait: a row that cannot be built fails at once
-        await self._pace(row.chat_id, None if row.lane == OutboxLane.CONTROL else lane)
-        async with self._slots:
-            self._held.tried.add(row.id)
-            request = asyncio.ensure_future(self.bot(method))
-            self._held.on_wire[row.id] = _OnWire(row, attempts, request)
-            return await asyncio.shield(request)
+        turn = await self._pace(row.chat_id, None if row.lane == OutboxLane.CONTROL else lane)
+        try:
+            async with self._slots:
+                self._held.tried.add(row.id)
+                request = asyncio.ensure_future(self.bot(method))
+                self._held.on_wire[row.id] = _OnWire(row, attempts, request)
+                return await asyncio.shield(request)
+        finally:
+            if turn is not None:  # the answer came, or the send never went (or we stop)
+                self._pacer.ended(turn)
 
-    async def _pace(self, chat_id: int, lane: int | None) -> None:
+    async def _pace(self, chat_id: int, lane: int | None) -> Turn | None:
         """Wait for any 429 pause and the chat's turn, then for the global pace (a message,
-        in ``lane``'s place; ``None``: not a message)."""
+        in ``lane``'s place; ``None``: not a message, which takes no turn)."""
         loop = asyncio.get_running_loop()
         while True:
             ready = self._chat_ready.get(chat_id, 0.0) if lane is not None else 0.0
@@ -715,15 +780,17 @@ class OutboxSender:
                 await asyncio.sleep(wait)
                 continue
             if lane is None:
-                return
-            await self._pacer.acquire(lane)
+                return None
+            turn = await self._pacer.acquire(lane)
             if self._paused_until <= loop.time():  # no 429 came while we queued
                 break
+            self._pacer.ended(turn)  # not sent: wait out the pause and queue again
         interval = self._per_chat * (GROUP_SLOWER if chat_id < 0 else 1.0)
         self._chat_ready[chat_id] = loop.time() + interval
         if len(self._chat_ready) > 10_000:
             now = loop.time()
             self._chat_ready = {c: t for c, t in self._chat_ready.items() if t > now}
+        return turn
 
     def _pause(self, chat_id: int, retry_after: float) -> None:
         until = asyncio.get_running_loop().time() + retry_after
