@@ -18,7 +18,9 @@ import logging
 import math
 import os
 import sys
+import threading
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +34,7 @@ log = logging.getLogger("bench.load_bot")
 NOW = datetime(2026, 3, 12, 0, 5, tzinfo=UTC)  # Thursday 08:05 in Shanghai: push time
 ECHO_TOKEN = "300000005:GridBotLoadEchoBaselineToken_abcdefghij"
 TICK = 0.010  # the lag probe's ticker
+OURS = ("bot/", "scheduler/", "models/")  # GridBot's code, in a stack
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -71,9 +74,13 @@ class Probe:
             event.listen(engine.sync_engine, "connect", self._connected)
         self._counter = _ErrorCounter(self)
         logging.getLogger().addHandler(self._counter)
+        profile = os.environ.get("BENCH_LAG_PROFILE")
+        self.sampler = LagSampler(Path(profile)) if profile else None
 
     def close(self) -> None:
         logging.getLogger().removeHandler(self._counter)
+        if self.sampler is not None:
+            self.sampler.close()
 
     def _connected(self, *_: object) -> None:
         self.connects += 1
@@ -84,6 +91,8 @@ class Probe:
             started = loop.time()
             await asyncio.sleep(TICK)
             self.late.append(max(0.0, loop.time() - started - TICK))
+            if self.sampler is not None:
+                self.sampler.beat = time.monotonic()
 
     def read(self, *, reset: bool, reset_memory: bool) -> dict[str, Any]:
         figures = {
@@ -120,6 +129,61 @@ class _ErrorCounter(logging.Handler):
         if "deadlock" in message.lower():
             self.probe.deadlocks += 1
         self.probe.first_errors.append(f"{record.name}: {message}"[:300])
+
+
+class LagSampler:
+    """Where the loop is when it is late (``BENCH_LAG_PROFILE=FILE``): a thread looks every
+    5 ms at the loop thread's stack whenever the probe's ticker has not run for ``STALL``
+    seconds, and writes the stacks it saw most often to ``FILE`` when the process ends."""
+
+    STALL = 0.030
+    EVERY = 0.005
+    DEPTH = 12
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.beat = time.monotonic()
+        self.stacks: Counter[tuple[str, ...]] = Counter()
+        self.ours: Counter[tuple[str, ...]] = Counter()  # the innermost frames of GridBot's code
+        self.samples = 0
+        self._thread_id = threading.get_ident()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="lag-sampler", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.EVERY):
+            if time.monotonic() - self.beat < self.STALL:
+                continue
+            frame = sys._current_frames().get(self._thread_id)
+            stack: list[str] = []
+            while frame is not None:
+                code = frame.f_code
+                where = code.co_filename.rsplit("site-packages/", 1)[-1]
+                stack.append(
+                    f"{where.removeprefix(str(REPO) + '/')}:{frame.f_lineno} {code.co_name}"
+                )
+                frame = frame.f_back
+            ours = [each for each in stack if each.startswith(OURS)]
+            self.stacks[tuple(stack[: self.DEPTH])] += 1
+            self.ours[tuple(ours[:4])] += 1
+            self.samples += 1
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(1)
+        lines = [
+            f"{self.samples} samples ({self.EVERY * 1000:.0f} ms apart) while the loop was late"
+        ]
+        lines.append("\nby GridBot's innermost frames:")
+        for stack, count in self.ours.most_common(30):
+            lines.append(f"\n{count} ({count * self.EVERY:.2f} s)")
+            lines.extend(f"    {frame}" for frame in stack)
+        lines.append("\nwhole stacks (innermost first):")
+        for stack, count in self.stacks.most_common(30):
+            lines.append(f"\n{count} ({count * self.EVERY:.2f} s)")
+            lines.extend(f"    {frame}" for frame in stack)
+        self.path.write_text("\n".join(lines) + "\n")
 
 
 def memory() -> dict[str, float]:
@@ -326,11 +390,15 @@ class BotHandle:
     async def drained(self, timeout: float = 900) -> float:  # noqa: ASYNC109
         """Wait until the outbox has nothing due; the seconds it took."""
         started = time.monotonic()
-        while await self.call("due") > 0:
+        while True:
+            try:
+                if await self.call("due") == 0:
+                    return time.monotonic() - started
+            except RuntimeError as error:  # the count met a busy database: ask again
+                log.warning("counting the outbox: %s", error)
             if time.monotonic() - started > timeout:
                 raise TimeoutError("the outbox did not drain")
             await asyncio.sleep(0.5)
-        return time.monotonic() - started
 
 
 class InlineBot(BotHandle):
