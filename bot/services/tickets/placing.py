@@ -20,8 +20,10 @@ In order:
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -33,6 +35,7 @@ from bot.services.tickets.concerned import grid_at_tier
 from models import Grid, Household
 
 MAX_HOUSEHOLDS = 50_000  # addresses of one street compared with a typed one
+ADDRESS_BATCH = 5_000  # addresses read and compared at a time
 MIN_TYPED = 3  # characters of a normalised typed address worth comparing
 
 
@@ -146,19 +149,25 @@ async def _grid_of_address(session: AsyncSession, home: Grid, address: str) -> G
     if len(_UNITS.sub("", typed)) < 2:
         return None  # "5号楼2单元" alone: building 5 of which compound? Near home, most likely
     street = await grid_at_tier(session, home, 0)
-    rows = (
-        await session.exec(
-            select(Household.grid_id, Household.address)
-            .join(Grid, col(Grid.id) == Household.grid_id)
-            .where(col(Grid.path).startswith(street.path))
-            .limit(MAX_HOUSEHOLDS)
-        )
-    ).all()
-    grid_ids = {
-        grid_id
-        for grid_id, registered in rows
-        if names_same_place(typed, normalize_address(registered))
-    }
+    addresses = await session.stream(
+        select(Household.grid_id, Household.address)
+        .join(Grid, col(Grid.id) == Household.grid_id)
+        .where(col(Grid.path).startswith(street.path))
+        .limit(MAX_HOUSEHOLDS)
+        .execution_options(yield_per=ADDRESS_BATCH)
+    )
+    grid_ids: set[int] = set()
+    async for batch in addresses.partitions():  # compared in a thread: the loop stays free
+        grid_ids |= await asyncio.to_thread(_grids_named, typed, batch)
     if len(grid_ids) != 1:
         return None
     return await session.get(Grid, grid_ids.pop())
+
+
+def _grids_named(typed: str, households: Iterable[tuple[int, str]]) -> set[int]:
+    """The grids of the households whose registered address ``typed`` (normalised) names."""
+    return {
+        grid_id
+        for grid_id, registered in households
+        if names_same_place(typed, normalize_address(registered))
+    }
