@@ -36,6 +36,7 @@ from functools import cache
 from typing import Any, Protocol
 
 from sqlalchemy import ColumnElement, or_
+from sqlalchemy.ext.asyncio import AsyncResult
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -266,8 +267,10 @@ async def export_households(
         text_columns=frozenset({0, 1, 4, 10}),
         auto_filter=True,
     )
+    connection = await session.connection()  # plain rows: nothing here needs ORM objects
+    rows = await connection.stream(statement.execution_options(yield_per=EXPORT_BATCH))
     data, count, unmasked = await _stream_ledger(
-        session, statement, sheet, line, lambda record: scope.unmasked(record[3])
+        rows, sheet, line, lambda record: scope.unmasked(record[3])
     )
     _audit(audit_into or session, actor, "export:households", scope, count, unmasked, now)
     return data
@@ -336,37 +339,47 @@ async def export_people(
         text_columns=frozenset({1, 3}),
         auto_filter=True,
     )
+    rows = await session.stream(statement.execution_options(yield_per=EXPORT_BATCH))
     data, count, unmasked = await _stream_ledger(
-        session, statement, sheet, line, lambda record: scope.unmasked(record[2].path)
+        rows, sheet, line, lambda record: scope.unmasked(record[2].path)
     )
     _audit(audit_into or session, actor, "export:people", scope, count, unmasked, now)
     return data
 
 
 async def _stream_ledger(
-    session: AsyncSession,
-    statement: Any,
+    rows: AsyncResult[*tuple[Any, ...]],
     sheet: Sheet,
     line: Callable[[Any], list[CellValue]],
     unmasked: Callable[[Any], bool],
     tail: Sequence[Sheet] = (),
 ) -> tuple[bytes, int, int]:
-    """Write the rows of ``statement`` into a one-sheet workbook a batch at a time — read from
-    a server-side cursor, each batch turned into cells and written in a worker thread — so
-    neither the rows nor the workbook are ever held whole and the event loop stays free.
-    Returns the workbook's bytes, the rows written and how many of them were shown unmasked."""
+    """Write ``rows`` (read from a server-side cursor, ``EXPORT_BATCH`` at a time) into a
+    one-sheet workbook a batch at a time — each batch turned into cells, counted and written
+    in a worker thread — so neither the rows nor the workbook are ever held whole and the
+    event loop stays free. Returns the workbook's bytes, the rows written and how many of
+    them were shown unmasked."""
     writer = WorkbookWriter()
     await asyncio.to_thread(writer.begin, sheet)
     count = shown_unmasked = 0
-    result = await session.stream(statement.execution_options(yield_per=EXPORT_BATCH))
-    async for batch in result.partitions():
+    async for batch in rows.partitions():
         count += len(batch)
-        shown_unmasked += sum(1 for record in batch if unmasked(record))
-        await asyncio.to_thread(writer.append, map(line, batch))  # cells made in the thread
+        shown_unmasked += await asyncio.to_thread(_write_batch, writer, batch, line, unmasked)
     for spec in tail:  # short sheets after the ledger's (what the export leaves out, say)
         writer.begin(spec)
         writer.append(spec.rows)
     return await asyncio.to_thread(writer.save), count, shown_unmasked
+
+
+def _write_batch(
+    writer: WorkbookWriter,
+    batch: Sequence[Any],
+    line: Callable[[Any], list[CellValue]],
+    unmasked: Callable[[Any], bool],
+) -> int:
+    """One batch into the workbook (in a worker thread); how many of its rows are unmasked."""
+    writer.append(map(line, batch))
+    return sum(1 for record in batch if unmasked(record))
 
 
 def _category_labels(translate: Translate) -> Callable[[int], str]:

@@ -32,7 +32,7 @@ from models import (
     ResidenceStatus,
 )
 
-from .exports import GRID_NAME, ledger_scope, stream_ledger, under
+from .exports import EXPORT_BATCH, GRID_NAME, ledger_scope, stream_ledger, under
 from .id_numbers import IdVault
 from .imports import Translate, display_phone
 from .member_import import MEMBER_COLUMNS
@@ -161,9 +161,8 @@ async def export_members(
         rows=[[translate(ERASED_COUNT), erased]],
         widths=[80, 10],
     )
-    data, count, _unmasked = await stream_ledger(
-        session, statement, sheet, line, lambda record: False, tail=[about]
-    )
+    rows = await session.stream(statement.execution_options(yield_per=EXPORT_BATCH))
+    data, count, _unmasked = await stream_ledger(rows, sheet, line, lambda _: False, tail=[about])
     sensitive = sorted(f.value for f in in_full)
     (audit_into or session).add(
         AuditLog(

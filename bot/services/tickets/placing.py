@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
+from sqlalchemy import Row
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -149,7 +150,8 @@ async def _grid_of_address(session: AsyncSession, home: Grid, address: str) -> G
     if len(_UNITS.sub("", typed)) < 2:
         return None  # "5号楼2单元" alone: building 5 of which compound? Near home, most likely
     street = await grid_at_tier(session, home, 0)
-    addresses = await session.stream(
+    connection = await session.connection()  # plain rows: no ORM loading of 50,000 of them
+    addresses = await connection.stream(
         select(Household.grid_id, Household.address)
         .join(Grid, col(Grid.id) == Household.grid_id)
         .where(col(Grid.path).startswith(street.path))
@@ -164,7 +166,7 @@ async def _grid_of_address(session: AsyncSession, home: Grid, address: str) -> G
     return await session.get(Grid, grid_ids.pop())
 
 
-def _grids_named(typed: str, households: Iterable[tuple[int, str]]) -> set[int]:
+def _grids_named(typed: str, households: Iterable[Row[int, str]]) -> set[int]:
     """The grids of the households whose registered address ``typed`` (normalised) names."""
     return {
         grid_id
