@@ -486,7 +486,7 @@ async def send_pressed(
         await state.set_data(draft.to_data())
         reply.text(duplicate_text(offered, actor.now), duplicate_keyboard(offered.id))
         return
-    await _file(reply, actor, state, settings, draft, grid)
+    await _file(reply, actor, state, settings, draft, grid, placement=placement)
 
 
 async def _file(
@@ -497,6 +497,7 @@ async def _file(
     draft: Draft,
     grid: Grid,
     *,
+    placement: tickets.Placement | None = None,
     before: str | None = None,
 ) -> None:
     try:
@@ -508,7 +509,7 @@ async def _file(
             report=draft.report(),
             settings=settings,
             now=actor.now,
-            placement=await _placement(actor, draft),
+            placement=placement or await _placement(actor, draft),  # found once an update
         )
     except InvalidInput as refusal:  # the draft no longer passes: correct it from the summary
         await _ask(NewReport.confirm, reply, state, draft, actor, before=refusal_text(refusal))
