@@ -42,7 +42,8 @@ from bot.telegram.middlewares import (
     UpdateFsmMiddleware,
     UpdateMetricsMiddleware,
 )
-from bot.telegram.sender import OutboxSender
+from bot.telegram.pacing import SharedPacer, shared_pacer
+from bot.telegram.sender import EVEN_PACE, OutboxSender, Pacer
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from bot.watch import Watch, serving
 from handlers import build_router
@@ -148,6 +149,15 @@ def build_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token.get_secret_value(), session=BotApiSession(api=api))
 
 
+def build_pacer(settings: Settings, bot: Bot) -> SharedPacer | None:
+    """With Redis, one send pace for every process of the bot (``bot.telegram.pacing``);
+    without, each process paces itself (the sender's own :class:`Pacer`)."""
+    if not settings.redis_url:
+        return None
+    rate = settings.limits.messages_per_second * EVEN_PACE
+    return shared_pacer(settings.redis_url, bot.id, rate, alone=Pacer(rate))
+
+
 def build_app(
     settings: Settings,
     clock: Clock,
@@ -160,7 +170,13 @@ def build_app(
     bot = bot or build_bot(settings)
     metrics = Metrics()
     sender = OutboxSender(
-        bot, sessions, clock, settings, on_unreachable=unreachable.tell_head, metrics=metrics
+        bot,
+        sessions,
+        clock,
+        settings,
+        on_unreachable=unreachable.tell_head,
+        metrics=metrics,
+        pacer=build_pacer(settings, bot),
     )
     work = BackgroundWork(sessions, create_reader_factory(engine), sender.wake)
     dispatcher = Dispatcher(
@@ -234,6 +250,7 @@ async def _running(app: App, *, scheduler: bool) -> AsyncIterator[App]:
 
 
 async def close(app: App) -> None:
+    await app.sender.close()
     await app.dispatcher.storage.close()
     await app.bot.session.close()
     await app.engine.dispose()

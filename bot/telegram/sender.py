@@ -34,7 +34,8 @@ What it promises, and how:
   1/30 s, a little under, with no bursts: a server that counts any one-second window sees no
   more than its limit) — one a second per private chat and one every three seconds per group
   (20 a minute). A 429 pauses *every* send for its ``retry_after`` (as python-telegram-bot's
-  rate limiter does) and does not count as an attempt.
+  rate limiter does) and does not count as an attempt. With Redis, the 30 a second is one pace
+  shared by every process of the bot, and a 429 pauses them all (``bot.telegram.pacing``).
 * **Transient faults** — 5xx, an answer that is not the Bot API's JSON (a proxy's 502 page), a
   dropped connection, a timeout — are retried with exponential backoff, at most
   ``limits.max_attempts`` times; the attempts are stored, so a restart keeps counting. A row
@@ -93,6 +94,7 @@ from bot.metrics import Metrics
 from bot.services import outbox
 from bot.services.schedule import in_quiet_hours
 from bot.settings import Settings
+from bot.telegram.pacing import Pace, SharedPacer
 from models import OutboxLane, OutboxMessage, OutboxStatus, Person
 
 log = logging.getLogger(__name__)
@@ -240,6 +242,9 @@ class Pacer:
         if self._timer is None:
             self._timer = loop.call_at(self._next, self._release, loop)
 
+    async def pause(self, seconds: float) -> None:
+        """Nothing to do: the sender itself holds every send back after a 429."""
+
     def _release(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         while self._waiting:
@@ -328,6 +333,7 @@ class OutboxSender:
         on_unreachable: UnreachableHook | None = None,
         concurrency: int = 64,
         metrics: Metrics | None = None,
+        pacer: Pace | None = None,
     ) -> None:
         self.bot = bot
         self.metrics = metrics or Metrics()  # counted for /metrics
@@ -336,7 +342,8 @@ class OutboxSender:
         self.settings = settings
         self.on_unreachable = on_unreachable
         limits = settings.limits
-        self._pacer = Pacer(limits.messages_per_second * EVEN_PACE)
+        # this process's pace, or one shared by every process of the bot (bot.telegram.pacing)
+        self._pacer: Pace = pacer or Pacer(limits.messages_per_second * EVEN_PACE)
         self._bulk_hold = max(1, int(limits.messages_per_second * BULK_SECONDS))
         self._per_chat = limits.per_chat_interval
         self._retry_base = limits.retry_base_seconds
@@ -354,6 +361,11 @@ class OutboxSender:
         self.gave_up = Counter[str]()  # rows that failed for good since start, by method
 
     # -- the public face ------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Let go of the shared pace's connections, if there is one."""
+        if isinstance(self._pacer, SharedPacer):
+            await self._pacer.close()
 
     def wake(self) -> None:
         """Something was committed to the outbox: lease it now instead of at the next poll."""
@@ -653,6 +665,7 @@ class OutboxSender:
                 self.metrics.retry_after_seconds.observe(exc.retry_after)
                 self._held.answered(row.id or 0, exc)
                 self._pause(row.chat_id, exc.retry_after)
+                await self._pacer.pause(exc.retry_after)
                 continue
             except TelegramForbiddenError as exc:
                 return Outcome(OutboxStatus.FAILED, attempts, error=exc.message, unreachable=True)
