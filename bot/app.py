@@ -276,8 +276,9 @@ async def run_polling(app: App, *, scheduler: bool = True, watch: bool = True) -
 
 
 @asynccontextmanager
-async def webhook_server(app: App) -> AsyncIterator[str]:
-    """Serve updates over HTTP (several bot processes can sit behind one proxy).
+async def webhook_server(app: App, *, reuse_port: bool = False) -> AsyncIterator[str]:
+    """Serve updates over HTTP (several bot processes can sit behind one proxy, or share the
+    port: ``reuse_port``, ``SO_REUSEPORT``, as ``gridbot run --workers`` does).
 
     Registers the webhook with Telegram unless ``settings.webhook.url`` is unset, in which
     case the caller registers it (the sandbox harness does). Yields the local base URL.
@@ -300,7 +301,7 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
     web_app.add_routes(Open311(app).routes())  # and Open311
     runner = web.AppRunner(web_app)
     await runner.setup()
-    site = web.TCPSite(runner, hook.host, hook.port)
+    site = web.TCPSite(runner, hook.host, hook.port, reuse_port=reuse_port or None)
     await site.start()
     port = runner.addresses[0][1]
     try:
@@ -315,6 +316,25 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def run_webhook(app: App, *, scheduler: bool = True) -> None:
-    async with running(app, scheduler=scheduler), webhook_server(app):
-        await asyncio.Event().wait()
+async def run_webhook(
+    app: App,
+    *,
+    scheduler: bool = True,
+    worker: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the webhook until ``stop`` is set (or until cancelled).
+
+    ``worker``: this is webhook worker n of ``gridbot run --workers`` (:mod:`bot.workers`): it
+    shares the webhook's port with the others (a probe there reaches any of them), so it
+    also serves its own ``/healthz`` and ``/metrics`` on ``WATCH__PORT`` + n − 1 when
+    ``WATCH__ENABLED``."""
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(running(app, scheduler=scheduler))
+        await stack.enter_async_context(webhook_server(app, reuse_port=worker is not None))
+        if worker is not None and app.settings.watch.enabled:
+            hosting = app.settings.watch
+            await stack.enter_async_context(
+                serving(Watch(app), hosting.host, hosting.port + worker - 1)
+            )
+        await (stop or asyncio.Event()).wait()
