@@ -179,8 +179,9 @@ def build_app(
         pacer=build_pacer(settings, bot),
     )
     work = BackgroundWork(sessions, create_reader_factory(engine), sender.wake)
+    storage = build_storage(settings, sessions, clock)
     dispatcher = Dispatcher(
-        storage=build_storage(settings, sessions, clock),
+        storage=storage,
         settings=settings,
         clock=clock,
         sessions=sessions,
@@ -190,7 +191,7 @@ def build_app(
     )
     install_update_middlewares(
         dispatcher,
-        UpdateContextMiddleware(sessions, clock, sender, settings),
+        UpdateContextMiddleware(sessions, clock, sender, settings, storage),
         UpdateMetricsMiddleware(metrics),
     )
     PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
