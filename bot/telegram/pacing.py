@@ -7,11 +7,14 @@ sending slots from one key instead (:class:`SharedPacer`):
 
 * The key holds the time of the bot's next free slot. A small Lua script (atomic in Redis,
   timed by Redis's own clock, so the hosts' clocks do not matter) gives the slot to whoever
-  asks once it has come, and moves the key one interval past that moment; a caller that asks
-  too early is told how long to wait, and asks again then. A slot is never promised ahead, so
-  a process that wakes late cannot bunch its send with the next one: the sends of all the
-  processes are at least one interval apart when they leave (no bursts), and an idle process
-  takes no share from a busy one.
+  asks once it has come, and moves the key one interval on; a caller that asks too early is
+  told how long to wait, and asks again then. A slot is never promised ahead, so a process
+  that wakes late cannot bunch its send with the next one, and an idle process takes no share
+  from a busy one. The interval counts from the slot, or from the moment it was taken when that
+  was later — less :data:`LATE_CREDIT` of an interval, so that a loaded machine, which wakes
+  every caller a little late, does not lose that lateness on every send. Sends are then at
+  least (1 − credit) intervals apart, and any one second holds at most ⌈rate + credit⌉ of
+  them as they are taken: 30 at the sender's 29.1 a second.
 * Within a process, the best lane asks first (replies before bulk, as the local pacer does);
   between processes, slots go to whoever asks when one is free.
 * A 429 seen by any process pushes the key past its ``retry_after``: every process waits.
@@ -35,10 +38,12 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "gridbot:pace:"  # + the bot's id: one pace per bot, whatever the database
-TIMEOUT = 2.0  # seconds a Redis call may take before this process paces itself alone
+TIMEOUT = 5.0  # seconds a Redis call may take before this process paces itself alone
+LATE_CREDIT = 0.5  # of an interval: how late a slot may be taken without losing the lateness
 
 # KEYS[1]: the next free slot (microseconds of Redis's clock, written in full: no exponent);
-# ARGV[1]: the interval (µs). Returns 0: the slot is ours, send now; or the µs until it is free.
+# ARGV[1]: the interval, ARGV[2]: the lateness credit (µs). Returns 0: the slot is ours, send
+# now; or the µs until it is free.
 TAKE_SLOT = """
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -47,8 +52,9 @@ if slot > now then
   return math.ceil(slot - now)
 end
 local interval = tonumber(ARGV[1])
-local ttl = math.ceil(interval / 1000) + 60000
-redis.call('SET', KEYS[1], string.format('%.0f', now + interval), 'PX', ttl)
+local after = math.max(slot, now - tonumber(ARGV[2])) + interval
+local ttl = math.ceil((after - now) / 1000) + 60000
+redis.call('SET', KEYS[1], string.format('%.0f', after), 'PX', ttl)
 return 0
 """
 
@@ -117,6 +123,7 @@ class SharedPacer:
         self.redis = redis
         self.key = f"{KEY_PREFIX}{bot_id}"
         self.interval_us = max(1, round(1_000_000 / rate))
+        self.credit_us = round(self.interval_us * LATE_CREDIT)
         self.alone = alone
         self._turns = _Turns()
         self._take: Any = redis.register_script(TAKE_SLOT)
@@ -129,7 +136,8 @@ class SharedPacer:
             while True:
                 try:
                     wait_us = await asyncio.wait_for(
-                        self._take(keys=[self.key], args=[self.interval_us]), TIMEOUT
+                        self._take(keys=[self.key], args=[self.interval_us, self.credit_us]),
+                        TIMEOUT,
                     )
                 except (RedisError, OSError, TimeoutError) as error:
                     self._away(error)
