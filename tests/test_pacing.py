@@ -1,9 +1,13 @@
 """The send pace shared in Redis by every process of a bot (bot/telegram/pacing.py).
 
 Two outbox senders — two processes' worth, each configured for the full 30 messages a second —
-deliver to the sandbox Bot API server with Telegram's limits on, counted the strict way (at most
-30 sends in any one-second window). Sharing the pace, they draw no 429 and together stay
-within 30 a second; each pacing itself alone, they send twice that and draw 429s.
+deliver to the sandbox Bot API server with Telegram's limits on. Sharing the pace, they draw no
+429 and the requests they send, timed as they leave, hold to the strict reading of the limit:
+at most 30 in any one second. Each pacing itself alone, they send twice that and draw 429s.
+
+The sandbox counts with its default token bucket: it runs in this test's process, and on a
+loaded machine it reads a second's requests late and at once, which its strict sliding window
+would count against the senders (it did, once in five runs at a load of 10 on two cores).
 """
 
 from __future__ import annotations
@@ -60,7 +64,7 @@ def sessions(engine: AsyncEngine) -> SessionFactory:
 async def sandbox() -> AsyncIterator[tuple[RunningSandbox, str]]:
     bot_id = 500_000_000 + secrets.randbelow(100_000_000)
     token = f"{bot_id}:SharedPaceTest_{secrets.token_hex(12)}"
-    server = SandboxServer(rate_limits=RateLimits.sliding())
+    server = SandboxServer(rate_limits=RateLimits())
     server.register_bot(token, username=USERNAME, first_name="网格通")
     for n in range(CHATS):
         server.create_user(f"居民{n}", user_id=8_100_000 + n, language_code="zh-hans")
