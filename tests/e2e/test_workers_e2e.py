@@ -22,6 +22,7 @@ import contextlib
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import sys
@@ -66,13 +67,11 @@ STARTED = re.compile(r"webhook worker (\d+) started \(pid (\d+)\)")
 
 
 def free_ports(count: int) -> int:
-    """The first of ``count`` consecutive free loopback ports."""
-    for _ in range(100):
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            first = int(probe.getsockname()[1])
-        if first + count > 65535:
-            continue
+    """The first of ``count`` consecutive free loopback ports, below the ephemeral range: a
+    restarted worker binds its ports again, and one the system may hand to an outgoing
+    connection meanwhile (as 9090 never is) would be taken."""
+    for _ in range(200):
+        first = 20_000 + secrets.randbelow(10_000)
         try:
             with contextlib.ExitStack() as stack:
                 for port in range(first, first + count):
