@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import logging
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +35,19 @@ SETTING_HINTS: dict[str, str] = {
     "timezone": N_("TIMEZONE is not a known time zone; use a name such as Asia/Shanghai."),
     "default_locale": N_("DEFAULT_LOCALE must be one of zh_Hans, zh_Hant, en."),
 }
+
+
+MAX_WORKERS = 64
+WORKERS_RANGE = N_("--workers must be a number from 1 to {most}.")
+WORKERS_NEED_WEBHOOK = N_(
+    "--workers needs --webhook: Telegram hands a bot's updates to one poller only."
+)
+WORKERS_NEED_SERVERS = N_(
+    "--workers needs PostgreSQL and Redis (DATABASE_URL=postgresql+asyncpg://…, "
+    "REDIS_URL=redis://…): the workers share conversations and the sending pace through them. "
+    "On SQLite run one process."
+)
+WORKERS_NEED_PORT = N_("--workers needs a fixed WEBHOOK__PORT (not 0): the workers share it.")
 
 
 def cli_locale() -> str:
@@ -83,6 +97,8 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
 
     if args.webhook and not settings.webhook.url:
         raise StartupProblem(startup.WEBHOOK_NEEDS_URL)
+    if args.workers != 1:
+        return run_workers(settings, args)
     startup.check_sqlite_file(settings.database_url)
     from bot.app import build_app, close, run_polling, run_webhook
     from bot.db import create_engine
@@ -101,7 +117,9 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         try:
             await startup.check_telegram(app.bot, settings)
             if args.webhook:
-                await run_webhook(app, scheduler=not args.no_scheduler)
+                await run_webhook(
+                    app, scheduler=not args.no_scheduler, worker=args.worker, stop=stopped()
+                )
             else:
                 await run_polling(app, scheduler=not args.no_scheduler)
         finally:
@@ -109,6 +127,48 @@ def cmd_run(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return asyncio.run(main())
+
+
+def stopped() -> asyncio.Event:
+    """Set on SIGTERM or SIGINT: a webhook process stops cleanly on either (what it handles
+    is answered, what its outbox sender has on the wire is recorded)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    return stop
+
+
+def run_workers(settings: Settings, args: argparse.Namespace) -> int:
+    """``gridbot run --webhook --workers N``: N webhook processes sharing the port
+    (:mod:`bot.workers`), on PostgreSQL and Redis."""
+    from bot.workers import KEEP_DYING, RESTART_WINDOW, Supervisor, port_answers, worker_command
+
+    if not 1 <= args.workers <= MAX_WORKERS:
+        raise StartupProblem(WORKERS_RANGE, most=str(MAX_WORKERS))
+    if not args.webhook:
+        raise StartupProblem(WORKERS_NEED_WEBHOOK)
+    from sqlalchemy.engine import make_url
+
+    postgresql = make_url(settings.database_url).get_backend_name() == "postgresql"
+    if not postgresql or not settings.redis_url:
+        raise StartupProblem(WORKERS_NEED_SERVERS)
+    if settings.webhook.port == 0:
+        raise StartupProblem(WORKERS_NEED_PORT)
+    supervisor = Supervisor(
+        args.workers,
+        lambda n: worker_command(n, scheduler=not args.no_scheduler, verbose=args.verbose),
+        port_answers(settings.webhook.host, settings.webhook.port),
+    )
+    status = asyncio.run(supervisor.run())
+    if supervisor.given_up is not None:
+        return fail(
+            KEEP_DYING,
+            settings.default_locale,
+            deaths=str(supervisor.given_up),
+            seconds=str(int(RESTART_WINDOW)),
+        )
+    return status
 
 
 def cmd_scheduler(settings: Settings, args: argparse.Namespace) -> int:
@@ -385,6 +445,15 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="do not run the scheduler here (run `gridbot scheduler` in one other process)",
     )
+    run.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="with --webhook: N processes serving the webhook's port (SO_REUSEPORT, Linux), "
+        "restarted when they die; needs PostgreSQL and Redis (docs/deploy.md)",
+    )
+    run.add_argument("--worker", type=int, default=None, help=argparse.SUPPRESS)  # bot.workers
     run.set_defaults(handler=cmd_run)
 
     alone = commands.add_parser("scheduler", help="run only the scheduler (one leader acts)")

@@ -42,7 +42,8 @@ from bot.telegram.middlewares import (
     UpdateFsmMiddleware,
     UpdateMetricsMiddleware,
 )
-from bot.telegram.sender import OutboxSender
+from bot.telegram.pacing import SharedPacer, shared_pacer
+from bot.telegram.sender import EVEN_PACE, OutboxSender, own_pacer
 from bot.telegram.ticket_notifier import TelegramTicketNotifier
 from bot.watch import Watch, serving
 from handlers import build_router
@@ -148,6 +149,15 @@ def build_bot(settings: Settings) -> Bot:
     return Bot(settings.bot_token.get_secret_value(), session=BotApiSession(api=api))
 
 
+def build_pacer(settings: Settings, bot: Bot) -> SharedPacer | None:
+    """With Redis, one send pace for every process of the bot (``bot.telegram.pacing``);
+    without, each process paces itself (the sender's own :class:`Pacer`)."""
+    if not settings.redis_url:
+        return None
+    limit = settings.limits.messages_per_second
+    return shared_pacer(settings.redis_url, bot.id, limit * EVEN_PACE, alone=own_pacer(limit))
+
+
 def build_app(
     settings: Settings,
     clock: Clock,
@@ -160,11 +170,18 @@ def build_app(
     bot = bot or build_bot(settings)
     metrics = Metrics()
     sender = OutboxSender(
-        bot, sessions, clock, settings, on_unreachable=unreachable.tell_head, metrics=metrics
+        bot,
+        sessions,
+        clock,
+        settings,
+        on_unreachable=unreachable.tell_head,
+        metrics=metrics,
+        pacer=build_pacer(settings, bot),
     )
     work = BackgroundWork(sessions, create_reader_factory(engine), sender.wake)
+    storage = build_storage(settings, sessions, clock)
     dispatcher = Dispatcher(
-        storage=build_storage(settings, sessions, clock),
+        storage=storage,
         settings=settings,
         clock=clock,
         sessions=sessions,
@@ -174,7 +191,7 @@ def build_app(
     )
     install_update_middlewares(
         dispatcher,
-        UpdateContextMiddleware(sessions, clock, sender, settings),
+        UpdateContextMiddleware(sessions, clock, sender, settings, storage),
         UpdateMetricsMiddleware(metrics),
     )
     PersonI18nMiddleware(CatalogI18n(settings.default_locale)).setup(dispatcher)
@@ -234,6 +251,7 @@ async def _running(app: App, *, scheduler: bool) -> AsyncIterator[App]:
 
 
 async def close(app: App) -> None:
+    await app.sender.close()
     await app.dispatcher.storage.close()
     await app.bot.session.close()
     await app.engine.dispose()
@@ -259,8 +277,9 @@ async def run_polling(app: App, *, scheduler: bool = True, watch: bool = True) -
 
 
 @asynccontextmanager
-async def webhook_server(app: App) -> AsyncIterator[str]:
-    """Serve updates over HTTP (several bot processes can sit behind one proxy).
+async def webhook_server(app: App, *, reuse_port: bool = False) -> AsyncIterator[str]:
+    """Serve updates over HTTP (several bot processes can sit behind one proxy, or share the
+    port: ``reuse_port``, ``SO_REUSEPORT``, as ``gridbot run --workers`` does).
 
     Registers the webhook with Telegram unless ``settings.webhook.url`` is unset, in which
     case the caller registers it (the sandbox harness does). Yields the local base URL.
@@ -283,7 +302,7 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
     web_app.add_routes(Open311(app).routes())  # and Open311
     runner = web.AppRunner(web_app)
     await runner.setup()
-    site = web.TCPSite(runner, hook.host, hook.port)
+    site = web.TCPSite(runner, hook.host, hook.port, reuse_port=reuse_port or None)
     await site.start()
     port = runner.addresses[0][1]
     try:
@@ -298,6 +317,25 @@ async def webhook_server(app: App) -> AsyncIterator[str]:
         await runner.cleanup()
 
 
-async def run_webhook(app: App, *, scheduler: bool = True) -> None:
-    async with running(app, scheduler=scheduler), webhook_server(app):
-        await asyncio.Event().wait()
+async def run_webhook(
+    app: App,
+    *,
+    scheduler: bool = True,
+    worker: int | None = None,
+    stop: asyncio.Event | None = None,
+) -> None:
+    """Serve the webhook until ``stop`` is set (or until cancelled).
+
+    ``worker``: this is webhook worker n of ``gridbot run --workers`` (:mod:`bot.workers`): it
+    shares the webhook's port with the others (a probe there reaches any of them), so it
+    also serves its own ``/healthz`` and ``/metrics`` on ``WATCH__PORT`` + n − 1 when
+    ``WATCH__ENABLED``."""
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(running(app, scheduler=scheduler))
+        await stack.enter_async_context(webhook_server(app, reuse_port=worker is not None))
+        if worker is not None and app.settings.watch.enabled:
+            hosting = app.settings.watch
+            await stack.enter_async_context(
+                serving(Watch(app), hosting.host, hosting.port + worker - 1)
+            )
+        await (stop or asyncio.Event()).wait()

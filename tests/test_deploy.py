@@ -57,8 +57,15 @@ def test_the_roles_are_wired_as_documented() -> None:
         }
     bot = services["bot"]
     assert "--no-scheduler" in bot["command"] and "--webhook" in bot["command"]
+    assert int(bot["command"][bot["command"].index("--workers") + 1]) > 1
     assert bot["environment"]["REDIS_URL"].startswith("redis://")
-    assert "LIMITS__MESSAGES_PER_SECOND" in bot["environment"]
+    # the workers share one pace in Redis: each keeps the bot's whole limit
+    assert bot["environment"]["LIMITS__MESSAGES_PER_SECOND"] == "30"
     assert services["scheduler"]["deploy"]["replicas"] == 2
     nginx = (DEPLOY / "nginx.conf").read_text(encoding="utf-8")
     assert "location /telegram/webhook" in nginx and "server bot:8081" in nginx
+
+
+def test_the_systemd_workers_are_stopped_through_their_supervisor() -> None:
+    unit = (DEPLOY / "systemd" / "gridbot.service").read_text(encoding="utf-8")
+    assert "--workers" in unit and "KillMode=mixed" in unit

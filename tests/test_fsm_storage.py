@@ -8,6 +8,7 @@ import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import pytest
 from aiogram.fsm.storage.base import BaseStorage, StorageKey
 from aiogram.fsm.storage.redis import RedisStorage
 from pydantic import SecretStr
@@ -261,4 +262,79 @@ async def test_in_redis_a_failed_update_leaves_the_conversation_where_it_was(
         assert await storage.get_data(stored) == {"address": "幸福路1号"}
     finally:
         await storage.redis.delete(*[storage.key_builder.build(stored, p) for p in PARTS])
+        await storage.close()
+
+
+async def test_in_redis_a_worker_dead_between_commit_and_write_leaves_the_state_staged(
+    engine: AsyncEngine,
+    database_url: str,
+    redis_url: str,
+    clock: FrozenClock,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker killed after the update committed and before it wrote the new state: the
+    update was not answered, so it comes again, is found handled, and the state staged before
+    the commit is written then — the chat's next update finds the step it had reached (issue
+    24, found by tests/e2e/test_workers_e2e.py)."""
+    from aiogram import F
+    from aiogram.fsm.context import FSMContext
+
+    from bot.app import build_app
+    from bot.telegram import fsm_storage
+    from tests.fakes import UpdateFactory, recording_bot
+
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        bot_token=SecretStr(TOKEN),
+        database_url=database_url,
+        redis_url=redis_url,
+    )
+    app = build_app(settings, clock, engine=engine, bot=recording_bot()[0])
+    handled: list[str] = []
+
+    async def step(message: object, state: FSMContext) -> None:
+        handled.append("step")
+        await state.set_state("report:danger")
+        await state.set_data({"address": "幸福路3号"})
+
+    async def next_step(message: object, state: FSMContext) -> None:
+        handled.append(f"next at {await state.get_state()}")
+
+    app.dispatcher.message.register(step, F.text == "step")
+    app.dispatcher.message.register(next_step, F.text == "next")
+    key, _ = run_keys()
+    user = UpdateFactory(user_id=key.chat_id)
+    storage = app.dispatcher.storage
+    assert isinstance(storage, RedisStorage)
+    stored = StorageKey(bot_id=app.bot.id, chat_id=key.chat_id, user_id=key.chat_id)
+    await storage.set_state(stored, "report:place")
+    flush = fsm_storage.CommitBoundStorage.flush
+
+    async def killed(self: fsm_storage.CommitBoundStorage) -> None:
+        raise SystemError("SIGKILL between the commit and the write")
+
+    update = user.text("step")
+    staged = f"{fsm_storage.STAGED_PREFIX}{app.bot.id}:{update.update_id}"
+    try:
+        monkeypatch.setattr(fsm_storage.CommitBoundStorage, "flush", killed)
+        with contextlib.suppress(SystemError):
+            await app.dispatcher.feed_update(app.bot, update)
+        monkeypatch.setattr(fsm_storage.CommitBoundStorage, "flush", flush)
+        assert await storage.get_state(stored) == "report:place"  # committed, not written
+        assert await storage.redis.exists(staged)
+
+        await app.dispatcher.feed_update(app.bot, update)  # Telegram delivers it again
+        assert handled == ["step"]  # handled once
+        assert await storage.get_state(stored) == "report:danger"
+        assert await storage.get_data(stored) == {"address": "幸福路3号"}
+        assert not await storage.redis.exists(staged)
+
+        following = user.text("next")
+        await app.dispatcher.feed_update(app.bot, following)
+        assert handled == ["step", "next at report:danger"]
+        assert not await storage.redis.exists(
+            f"{fsm_storage.STAGED_PREFIX}{app.bot.id}:{following.update_id}"
+        )
+    finally:
+        await storage.redis.delete(staged, *[storage.key_builder.build(stored, p) for p in PARTS])
         await storage.close()

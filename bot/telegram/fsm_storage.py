@@ -11,12 +11,15 @@ update holds.
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Mapping
 from typing import Any
 
 from aiogram.exceptions import DataNotDictLikeError
 from aiogram.fsm.state import State
 from aiogram.fsm.storage.base import BaseStorage, StateType, StorageKey
+from aiogram.fsm.storage.redis import RedisStorage
+from redis.asyncio import Redis
 from sqlalchemy import inspect
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -158,12 +161,22 @@ class CommitBoundStorage(BaseStorage):
     run ahead of the database whenever the update fails, or its worker dies, after the write:
     the update is rolled back and comes again (Telegram delivers it again, maybe to another
     worker), and is then handled in the step it had moved on to. Held until the commit, the
-    state is never ahead of what the database holds; the one gap left is the instant between
-    the commit and the write.
+    state is never ahead of what the database holds.
+
+    That leaves the instant between the commit and the write: a worker killed there has
+    committed the update but not its new state. So just before the commit the writes are
+    also staged in Redis under the update's id (:meth:`stage`), and removed once written. The
+    worker that died never answered the update, so Telegram delivers it again — before any
+    later update of the chat — and the worker that finds it already handled writes what was
+    staged (:func:`write_staged`): the conversation goes on at the step it had reached.
     """
 
-    def __init__(self, storage: BaseStorage) -> None:
+    def __init__(
+        self, storage: BaseStorage, *, bot_id: int | None = None, update_id: int | None = None
+    ) -> None:
         self.storage = storage
+        self.bot_id = bot_id
+        self.update_id = update_id
         self._states: dict[StorageKey, str | None] = {}
         self._data: dict[StorageKey, dict[str, Any]] = {}
 
@@ -187,14 +200,88 @@ class CommitBoundStorage(BaseStorage):
             return copy.deepcopy(self._data[key])
         return await self.storage.get_data(key)
 
+    async def stage(self) -> None:
+        """Before the commit: keep what :meth:`flush` will write under the update's id (or
+        remove what an earlier, failed attempt of the update kept)."""
+        redis, staged = _staging(self.storage, self.bot_id, self.update_id)
+        if redis is None or staged is None:
+            return
+        if not self._states and not self._data:
+            await redis.delete(staged)
+            return
+        writes = [
+            {"key": _key_json(key), "data": self._data.get(key), "state": self._states.get(key)}
+            | {"has_state": key in self._states}
+            for key in self._keys()
+        ]
+        await redis.set(staged, json.dumps(writes, ensure_ascii=False), ex=STAGED_SECONDS)
+
     async def flush(self) -> None:
-        """Write what the update changed (after its commit): the data, then the state."""
+        """Write what the update changed (after its commit): the data, then the state; then
+        forget what was staged."""
+        redis, staged = _staging(self.storage, self.bot_id, self.update_id)
         data, self._data = self._data, {}
         states, self._states = self._states, {}
         for key, values in data.items():
             await self.storage.set_data(key, values)
         for key, state in states.items():
             await self.storage.set_state(key, state)
+        if redis is not None and staged is not None and (data or states):
+            await redis.delete(staged)
+
+    def _keys(self) -> list[StorageKey]:
+        return list(dict.fromkeys([*self._data, *self._states]))
 
     async def close(self) -> None:
         return None
+
+
+STAGED_PREFIX = "fsm-staged:"  # + bot id : update id
+STAGED_SECONDS = 2 * 86_400  # Telegram keeps an undelivered update for a day
+
+
+def _staged_key(bot_id: int, update_id: int) -> str:
+    return f"{STAGED_PREFIX}{bot_id}:{update_id}"
+
+
+def _staging(
+    storage: BaseStorage, bot_id: int | None, update_id: int | None
+) -> tuple[Redis | None, str | None]:
+    """The Redis client and the key of the update's staged writes (``None, None``: the
+    storage is not Redis, or the update is not known)."""
+    if not isinstance(storage, RedisStorage) or bot_id is None or update_id is None:
+        return None, None
+    return storage.redis, _staged_key(bot_id, update_id)
+
+
+def _key_json(key: StorageKey) -> dict[str, Any]:
+    return {
+        "bot_id": key.bot_id,
+        "chat_id": key.chat_id,
+        "user_id": key.user_id,
+        "thread_id": key.thread_id,
+        "business_connection_id": key.business_connection_id,
+        "destiny": key.destiny,
+    }
+
+
+async def write_staged(storage: BaseStorage, bot_id: int, update_id: int) -> int:
+    """An update found already handled: write the conversation state its worker staged and
+    died before writing (:meth:`CommitBoundStorage.stage`); returns how many conversations
+    were written (0: nothing was left behind)."""
+    if not isinstance(storage, RedisStorage):
+        return 0
+    staged = _staged_key(bot_id, update_id)
+    raw = await storage.redis.get(staged)
+    if raw is None:
+        return 0
+    writes = json.loads(raw)
+    for write in writes:
+        key = StorageKey(**write["key"])
+        if write["data"] is not None:
+            await storage.set_data(key, write["data"])
+    for write in writes:
+        if write["has_state"]:
+            await storage.set_state(StorageKey(**write["key"]), write["state"])
+    await storage.redis.delete(staged)
+    return len(writes)

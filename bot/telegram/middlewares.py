@@ -12,6 +12,7 @@ from typing import Any
 from aiogram import BaseMiddleware, Bot
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.middleware import FSMContextMiddleware
+from aiogram.fsm.storage.base import BaseStorage
 from aiogram.types import Chat, TelegramObject, Update, User
 from sqlalchemy import func, insert, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -25,7 +26,7 @@ from bot.metrics import Metrics
 from bot.services import people
 from bot.services.actor import Actor
 from bot.settings import Settings
-from bot.telegram.fsm_storage import CommitBoundStorage, DatabaseStorage
+from bot.telegram.fsm_storage import CommitBoundStorage, DatabaseStorage, write_staged
 from bot.telegram.replies import Replier
 from bot.telegram.sender import OutboxSender
 from models import Person, ProcessedUpdate
@@ -83,12 +84,18 @@ class UpdateContextMiddleware(BaseMiddleware):
     """
 
     def __init__(
-        self, sessions: SessionFactory, clock: Clock, sender: OutboxSender, settings: Settings
+        self,
+        sessions: SessionFactory,
+        clock: Clock,
+        sender: OutboxSender,
+        settings: Settings,
+        storage: BaseStorage | None = None,
     ) -> None:
         self.sessions = sessions
         self.clock = clock
         self.sender = sender
         self.settings = settings
+        self.storage = storage  # the conversations' store: a redelivery writes what was staged
 
     async def __call__(self, handler: Handler, event: TelegramObject, data: dict[str, Any]) -> Any:
         """Handle the update in its transaction; one that meets a busy database (SQLite's
@@ -115,6 +122,8 @@ class UpdateContextMiddleware(BaseMiddleware):
             if chat_id is not None:
                 await _one_at_a_time(session, chat_id)
             if isinstance(event, Update) and await self._seen(session, event, data["bot"], now):
+                if self.storage is not None:  # its worker died before writing the new state
+                    await write_staged(self.storage, data["bot"].id, event.update_id)
                 return None
             actor = await self._actor(session, now, data)
             data.update(
@@ -133,10 +142,14 @@ class UpdateContextMiddleware(BaseMiddleware):
                     actor.person.id if actor.person is not None else None,
                     self.settings.outbox_files,
                 )
+            before_commit: list[Callable[[], Awaitable[None]]] = []
             after_commit: list[Callable[[], Awaitable[None]]] = []
-            data["after_commit"] = after_commit  # the conversation's writes to Redis
+            data["before_commit"] = before_commit  # the conversation's writes staged in Redis
+            data["after_commit"] = after_commit  # and written
             try:
                 result = await handler(event, data)
+                for hook in before_commit:
+                    await hook()
             except Exception:
                 await session.rollback()
                 raise
@@ -208,7 +221,14 @@ class UpdateFsmMiddleware(FSMContextMiddleware):
             if session is not None and isinstance(self.storage, DatabaseStorage):
                 context = FSMContext(storage=self.storage.within(session), key=context.key)
             elif after_commit is not None:  # Redis: written once the update has committed
-                held = CommitBoundStorage(self.storage)
+                bot: Bot | None = data.get("bot")
+                held = CommitBoundStorage(
+                    self.storage,
+                    bot_id=bot.id if bot is not None else None,
+                    update_id=event.update_id if isinstance(event, Update) else None,
+                )
+                before: list[Callable[[], Awaitable[None]]] = data.get("before_commit", [])
+                before.append(held.stage)
                 after_commit.append(held.flush)
                 context = FSMContext(storage=held, key=context.key)
             data.update(state=context, raw_state=await context.get_state())

@@ -36,7 +36,8 @@ What it promises, and how:
   more than its limit, however the network delays the requests) — one a second per private
   chat and one every three seconds per group (20 a minute). A 429 pauses *every* send for its
   ``retry_after`` (as python-telegram-bot's rate limiter does) and does not count as an
-  attempt.
+  attempt. With Redis, the 30 a second is one pace shared by every process of the bot, and a
+  429 pauses them all (``bot.telegram.pacing``).
 * **Transient faults** — 5xx, an answer that is not the Bot API's JSON (a proxy's 502 page), a
   dropped connection, a timeout — are retried with exponential backoff, at most
   ``limits.max_attempts`` times; the attempts are stored, so a restart keeps counting. A row
@@ -96,6 +97,7 @@ from bot.metrics import Metrics
 from bot.services import outbox
 from bot.services.schedule import in_quiet_hours
 from bot.settings import Settings
+from bot.telegram.pacing import Pace, SharedPacer, Turn
 from models import OutboxLane, OutboxMessage, OutboxStatus, Person
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,8 @@ GROUP_SLOWER = 3.0  # groups get 20 messages a minute: three times the private-c
 PACE_WINDOW = 1.0  # seconds that hold at most messages_per_second sends (counted as in Pacer)
 PACE_SPREAD = 1.01  # ... spread evenly over this long: room for a late send to catch up in
 PACE_JITTER = 0.1  # seconds after a send went by which Telegram counted it, answer or not
+EVEN_PACE = 0.97  # the shared pace in Redis, of the limit: it counts no window, so jitter
+# never bunches its even slots over the limit
 MAX_BACKOFF = 60.0
 WRITE_ATTEMPTS = 5  # tries to record a status before the row waits for the next flush
 WIRE_GRACE = 5.0  # seconds a stopping sender waits for the answers of requests on the wire
@@ -216,15 +220,6 @@ def stream_of(row: OutboxMessage) -> Stream:
     return Stream(row.chat_id, row.lane == OutboxLane.CONTROL)
 
 
-@dataclass
-class Turn:
-    """One send the pacer let through: when it went and when its answer came (``inf`` while it
-    is on the wire)."""
-
-    went: float
-    ended: float = math.inf
-
-
 class Pacer:
     """At most ``rate`` sends in any ``window`` seconds, spread evenly — one every
     ``spread / rate`` seconds — the best lane first.
@@ -301,6 +296,9 @@ class Pacer:
         if self._timer is None and slot < math.inf:
             self._timer = loop.call_at(slot, self._release, loop)
 
+    async def pause(self, seconds: float) -> None:
+        """Nothing to do: the sender itself holds every send back after a 429."""
+
     def _release(self, loop: asyncio.AbstractEventLoop) -> None:
         self._timer = None
         if self.next_slot(loop.time()) <= loop.time():
@@ -372,6 +370,11 @@ class _Held:
         self.unrecorded.pop(row_id, None)
 
 
+def own_pacer(rate: float) -> Pacer:
+    """This process's pace at ``rate`` messages a second, counted as Telegram counts them."""
+    return Pacer(rate, PACE_WINDOW, PACE_SPREAD, PACE_JITTER)
+
+
 class OutboxSender:
     """The one way GridBot talks to Telegram (besides answering callback queries).
 
@@ -389,6 +392,7 @@ class OutboxSender:
         on_unreachable: UnreachableHook | None = None,
         concurrency: int = 64,
         metrics: Metrics | None = None,
+        pacer: Pace | None = None,
     ) -> None:
         self.bot = bot
         self.metrics = metrics or Metrics()  # counted for /metrics
@@ -397,7 +401,8 @@ class OutboxSender:
         self.settings = settings
         self.on_unreachable = on_unreachable
         limits = settings.limits
-        self._pacer = Pacer(limits.messages_per_second, PACE_WINDOW, PACE_SPREAD, PACE_JITTER)
+        # this process's pace, or one shared by every process of the bot (bot.telegram.pacing)
+        self._pacer: Pace = pacer or own_pacer(limits.messages_per_second)
         self._bulk_hold = max(1, int(limits.messages_per_second * BULK_SECONDS))
         self._per_chat = limits.per_chat_interval
         self._retry_base = limits.retry_base_seconds
@@ -415,6 +420,11 @@ class OutboxSender:
         self.gave_up = Counter[str]()  # rows that failed for good since start, by method
 
     # -- the public face ------------------------------------------------------------------------
+
+    async def close(self) -> None:
+        """Let go of the shared pace's connections, if there is one."""
+        if isinstance(self._pacer, SharedPacer):
+            await self._pacer.close()
 
     def wake(self) -> None:
         """Something was committed to the outbox: lease it now instead of at the next poll."""
@@ -714,6 +724,7 @@ class OutboxSender:
                 self.metrics.retry_after_seconds.observe(exc.retry_after)
                 self._held.answered(row.id or 0, exc)
                 self._pause(row.chat_id, exc.retry_after)
+                await self._pacer.pause(exc.retry_after)
                 continue
             except TelegramForbiddenError as exc:
                 return Outcome(OutboxStatus.FAILED, attempts, error=exc.message, unreachable=True)

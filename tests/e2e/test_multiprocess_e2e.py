@@ -194,7 +194,7 @@ async def add_residents(run: Run) -> list[int]:
 @contextlib.asynccontextmanager
 async def workers(run: Run, sandbox_url: str, proxy_url: str) -> AsyncIterator[list[Worker]]:
     """``WORKERS`` ``gridbot run --webhook --no-scheduler`` processes, each on its own port,
-    each paced at 10 messages a second (29 ÷ 3, docs/deploy.md)."""
+    each set to the bot's 30 messages a second: they share one pace in Redis (docs/deploy.md)."""
     env = run.env(
         BOT_TOKEN=run.token,
         TELEGRAM_API_URL=sandbox_url,
@@ -202,7 +202,7 @@ async def workers(run: Run, sandbox_url: str, proxy_url: str) -> AsyncIterator[l
         WEBHOOK__URL=proxy_url,
         WEBHOOK__SECRET=WEBHOOK_SECRET,
         WATCH__ENABLED="false",
-        LIMITS__MESSAGES_PER_SECOND="10",
+        LIMITS__MESSAGES_PER_SECOND="30",
         LIMITS__PER_CHAT_INTERVAL="0",
         LIMITS__RETRY_BASE_SECONDS="0.2",
         LIMITS__LEASE_SECONDS=str(LEASE_SECONDS),
