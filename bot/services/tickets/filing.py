@@ -20,9 +20,10 @@ from bot.routing.policy import policy_to_json
 from bot.routing.rules import TicketFacts, route
 from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.ticket_numbers import next_short_number, street_id_of
+from bot.services.tickets import casework
 from bot.services.tickets.concerned import followers, grid_at_tier, holders, links_to_people
 from bot.services.tickets.deadlines import calendar_for, current_policy, store_clock
-from bot.services.tickets.kernel import AlreadyHandled, load, record_event, tell
+from bot.services.tickets.kernel import AlreadyHandled, load, record_event, save, tell
 from bot.services.tickets.placing import Placement
 from bot.services.tickets.text import clean_text
 from bot.settings import Settings
@@ -169,6 +170,11 @@ async def file_ticket(
     session.add(ticket)
     await session.flush()
     assert ticket.id is not None
+    lead, assists = await casework.start_at_department(
+        session, ticket, decision, policy, calendar, now
+    )
+    if lead is not None:
+        await save(session, ticket, now)
     for file_id in report.photo_file_ids:
         session.add(TicketPhoto(ticket_id=ticket.id, file_id=file_id, created_at=now))
     record_event(
@@ -187,13 +193,19 @@ async def file_ticket(
         now,
         TicketEventKind.DISPATCHED,
         from_state=TicketState.SUBMITTED,
-        to_state=TicketState.DISPATCHED,
-        data={"rule": decision.rule, "tier": decision.owner.tier, "role": decision.owner.role},
+        to_state=TicketState(ticket.state),
+        data={
+            "rule": decision.rule,
+            "tier": decision.owner.tier,
+            "role": decision.owner.role,
+            **({"department": lead.code} if lead is not None else {}),
+        },
     )
     informed = await links_to_people(session, grid, decision.inform)
     await tell(
         session, notifier, Notice.FILED, ticket, now, actor=reporter, reporters=[], others=informed
     )
+    await casework.tell_assists(session, notifier, ticket, assists, now)
     if placement is not None and placement.centre_told:
         street = await grid_at_tier(session, grid, 0)
         assert street.id is not None
