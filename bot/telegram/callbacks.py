@@ -501,3 +501,18 @@ class IntakeSourceCb(StrictCallbackData, prefix="is"):
     """Staff intake, step one: where the report came from (巡查, 来电, 来访, 12345, 交办)."""
 
     source: TicketSource
+
+
+class IntakeGridCb(StrictCallbackData, prefix="ik"):
+    """Staff intake, the grid: walk one's own grids, then choose one (the service refuses, and
+    audits, a grid outside one's scope)."""
+
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class IntakeCategoryCb(StrictCallbackData, prefix="ic"):
+    """Staff intake, the category of the problem."""
+
+    category: TicketCategory

@@ -17,7 +17,7 @@ from bot.clock import FrozenClock
 from bot.errors import InvalidInput, NotAllowed
 from bot.routing.policy import policy_to_json
 from bot.services import departments as dept_admin
-from bot.services import sla_admin, tickets
+from bot.services import indicators, intake, sla_admin, tickets
 from bot.services.demo import DEMO_PERSONAS, TELEGRAM_ID_BASE, load_demo_data
 from bot.services.notice_board import resident_grid
 from bot.services.people import RoleInGrid, roles_of
@@ -35,6 +35,7 @@ from models import (
     Ticket,
     TicketCategory,
     TicketEvent,
+    TicketSource,
     TicketState,
 )
 from tests.fakes import RecordingNotifier
@@ -479,3 +480,123 @@ async def test_a_lead_resolves_only_after_the_assisting_department_answers(
         now=office.now,
     )
     assert resolved.state == TicketState.RESOLVED
+
+
+# --- staff intake ------------------------------------------------------------------------------
+
+
+async def test_a_worker_files_a_patrol_finding_and_a_call_for_an_elderly_caller(
+    office: Office,
+) -> None:
+    worker, roles = await office.named("worker")
+    resident, _ = await office.named("resident")
+    assert resident.id is not None
+    home = await resident_grid(office.session, resident.id)
+    assert home is not None and home.id is not None
+    patrol = await intake.file_for(
+        office.session,
+        office.notifier,
+        staff=worker,
+        roles=roles,
+        grid_id=home.id,
+        source=TicketSource.PATROL,
+        category=TicketCategory.FACILITY,
+        description="3号楼路灯不亮",
+        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        now=office.now,
+    )
+    assert patrol.source == TicketSource.PATROL and patrol.filed_by_id == worker.id
+    assert patrol.reporter_id is None and patrol.caller_name is None
+    assert patrol.state == TicketState.DISPATCHED
+
+    name, phone = intake.parse_caller("王秀英 138-1234-1234")
+    assert name == "王秀英" and phone == "+8613812341234"
+    call = await intake.file_for(
+        office.session,
+        office.notifier,
+        staff=worker,
+        roles=roles,
+        grid_id=home.id,
+        source=TicketSource.PHONE,
+        category=TicketCategory.LIVELIHOOD,
+        description="独居老人家中水管漏水，需要帮忙",
+        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        now=office.now,
+        caller_name=name,
+        caller_phone=phone,
+    )
+    assert (call.caller_name, call.caller_phone) == ("王秀英", "+8613812341234")
+    assert call.reporter_id is None  # not a GridBot user: nobody is messaged but the handlers
+    assert all(not u.reporters for u in office.notifier.updates)
+
+    report = await indicators.indicator_report(
+        office.session,
+        (await office.session.exec(select(Grid).where(Grid.tier == 0))).one(),
+        start=office.now - timedelta(days=1),
+        end=office.now + timedelta(seconds=1),
+        now=office.now + timedelta(seconds=1),
+    )
+    assert (report.total.from_patrol, report.total.from_phone) == (1, 1)
+
+
+async def test_a_caller_who_uses_gridbot_follows_the_ticket(office: Office) -> None:
+    worker, roles = await office.named("worker")
+    resident, _ = await office.named("resident")
+    assert resident.phone and resident.id is not None
+    home = await resident_grid(office.session, resident.id)
+    assert home is not None and home.id is not None
+    ticket = await intake.file_for(
+        office.session,
+        office.notifier,
+        staff=worker,
+        roles=roles,
+        grid_id=home.id,
+        source=TicketSource.HOTLINE,
+        category=TicketCategory.SANITATION,
+        description="小区门口垃圾堆放",
+        settings=Settings(_env_file=None),  # type: ignore[call-arg]
+        now=office.now,
+        caller_name=resident.name,
+        caller_phone=resident.phone,
+        hotline_number="2026120700123",
+    )
+    assert ticket.reporter_id == resident.id and ticket.hotline_number == "2026120700123"
+
+
+async def test_intake_outside_ones_grids_is_refused_and_audited(office: Office) -> None:
+    worker, roles = await office.named("worker")
+    other, _ = await office.named("other_resident")
+    assert other.id is not None
+    elsewhere = await resident_grid(office.session, other.id)
+    assert elsewhere is not None and elsewhere.id is not None
+    with pytest.raises(NotAllowed) as refused:
+        await intake.file_for(
+            office.session,
+            office.notifier,
+            staff=worker,
+            roles=roles,
+            grid_id=elsewhere.id,
+            source=TicketSource.PATROL,
+            category=TicketCategory.OTHER,
+            description="别的网格的事",
+            settings=Settings(_env_file=None),  # type: ignore[call-arg]
+            now=office.now,
+        )
+    assert refused.value.audit is not None and refused.value.audit.action == "refused:intake"
+    resident, resident_roles = await office.named("resident")
+    assert not intake.is_staff(resident_roles)
+
+
+@pytest.mark.parametrize("text", ["", "138", "张三 12345", "x" * 200, "13812341234"])
+async def test_bad_callers_are_refused(text: str) -> None:
+    if text == "13812341234":  # a phone alone is fine: the name is unknown
+        assert intake.parse_caller(text) == (None, "+8613812341234")
+        return
+    with pytest.raises(InvalidInput):
+        intake.parse_caller(text)
+
+
+@pytest.mark.parametrize("text", ["", "abc", "12345 678", "x" * 41, "一二三四五"])
+async def test_bad_hotline_numbers_are_refused(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        intake.clean_hotline_number(text)

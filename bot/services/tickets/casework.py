@@ -97,6 +97,11 @@ class ExtensionAsked:
     request: ExtensionRequest
 
 
+def clean_reason(text: str) -> str:
+    """A 退单 or 延期 reason: 2 to :data:`MAX_NOTE` characters, trimmed."""
+    return clean_text(text, minimum=2, maximum=MAX_NOTE)
+
+
 async def start_at_department(
     session: AsyncSession,
     ticket: Ticket,
@@ -376,7 +381,7 @@ async def return_ticket(
 ) -> Returned:
     """退单: the lead department gives the ticket back to the street centre with a reason; the
     centre's operators get the card to re-dispatch it."""
-    note = clean_text(reason, minimum=2, maximum=MAX_NOTE)
+    note = clean_reason(reason)
     ticket, department = await _lead_ticket(
         session, actor=actor, roles=roles, ticket_id=ticket_id, now=now
     )
@@ -440,7 +445,7 @@ async def ask_extension(
     """延期申请: the lead department asks for a new date (the close of business that day) with
     a reason; the street centre's operators over the ticket get approve / refuse buttons. The
     deadline does not move yet."""
-    note = clean_text(reason, minimum=2, maximum=MAX_NOTE)
+    note = clean_reason(reason)
     ticket, department = await _lead_ticket(
         session, actor=actor, roles=roles, ticket_id=ticket_id, now=now
     )
