@@ -84,7 +84,7 @@ TICKET_SOURCE: dict[TicketSource, str] = {
     TicketSource.TELEGRAM: N_("reported in the bot"),
     TicketSource.OPEN311: N_("partner app (Open311)"),
     TicketSource.PATROL: N_("found on patrol"),
-    TicketSource.PHONE: N_("phone call"),
+    TicketSource.PHONE: N_("incoming call"),
     TicketSource.DESK: N_("visit to the desk"),
     TicketSource.HOTLINE: N_("12345 hotline"),
     TicketSource.HANDED_DOWN: N_("handed down from above"),

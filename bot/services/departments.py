@@ -396,6 +396,9 @@ def _category_words() -> dict[str, TicketCategory]:
         words[category.value] = category
         for label in in_every_locale(labels.TICKET_CATEGORY[category]):
             words[label.lower()] = category
+            for part in _CATEGORY_SPLIT.split(label.lower()):  # "环境卫生 / 市容环境"
+                if part:
+                    words.setdefault(part, category)
     return words
 
 
