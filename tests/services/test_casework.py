@@ -429,6 +429,17 @@ async def test_a_lead_resolves_only_after_the_assisting_department_answers(
     police, police_roles = await office.person(POLICE)
     assert police.id in {p.id for p in asked[0].others}
 
+    # the assisting department reads the ticket it is asked about; another department does not
+    seen = await tickets.viewable(
+        session, person=police, roles=police_roles, ticket_id=ticket.id or 0, now=office.now
+    )
+    assert seen.id == ticket.id
+    company, company_roles = await office.person(PROPERTY)
+    with pytest.raises(NotAllowed):
+        await tickets.viewable(
+            session, person=company, roles=company_roles, ticket_id=ticket.id or 0, now=office.now
+        )
+
     lead, lead_roles = await office.person(URBAN)
     await tickets.accept(
         session,
