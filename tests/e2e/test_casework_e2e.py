@@ -18,7 +18,9 @@ from models import (
     AuditLog,
     Department,
     ExtensionRequest,
+    Person,
     PolicyVersion,
+    RoleAssignment,
     Ticket,
     TicketCategory,
     TicketEvent,
@@ -75,12 +77,22 @@ async def test_an_admin_routes_fire_hazards_to_a_new_fire_station_which_gets_mor
     await h.settle()
     invitation = (await admin.transcript()).bot_messages[-1]
     link = LINK.search(invitation.text)
-    assert link and "消防站" in invitation.text, invitation.text
+    assert link and "职能部门" in invitation.text, invitation.text
 
     firefighter = await h.newcomer("李消防")
     await firefighter.start(link.group(2))
     assert "部门" in (await firefighter.next_message()).text
     await h.settle()
+    async with h.session() as session:
+        joined = (
+            await session.exec(
+                select(RoleAssignment)
+                .join(Person, col(Person.id) == RoleAssignment.person_id)
+                .where(Person.telegram_id == firefighter.id)
+            )
+        ).one()
+        station = (await session.exec(select(Department).where(Department.code == "xfz"))).one()
+    assert joined.department_id == station.id  # the link made them the station's staff
 
     ticket = await file_ticket_for(
         h, "resident", "楼道里电动车飞线充电，有火灾隐患", category=TicketCategory.FIRE
@@ -151,7 +163,6 @@ async def test_a_department_returns_a_ticket_and_the_centre_redispatches_it(h: H
     from bot.services import tickets
     from bot.services.people import roles_of
     from bot.telegram.ticket_notifier import TelegramTicketNotifier
-    from models import Person
 
     async with h.session() as session:  # the centre transferred it to the police, by mistake
         operator = (
