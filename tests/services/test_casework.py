@@ -611,3 +611,50 @@ async def test_bad_callers_are_refused(text: str) -> None:
 async def test_bad_hotline_numbers_are_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
         intake.clean_hotline_number(text)
+
+
+# --- a sheet of departments ----------------------------------------------------------------------
+
+
+async def test_a_department_sheet_is_imported_all_or_nothing(office: Office) -> None:
+    admin, roles = await office.named("admin")
+    bad = (
+        "部门名称,部门编码,负责类别,电话\n"
+        "消防站,xfz,消防隐患,0592-5550119\n"
+        "城管队,cgd,不存在的类别,\n"
+        "城管队,cgd2,环境卫生,\n"
+        "派出所二,BAD!,,\n"
+        "环保站,hbz,,not-a-phone\n"
+    )
+    report = await dept_admin.import_departments(
+        office.session, admin, roles, bad.encode("utf-8"), now=office.now
+    )
+    assert not report.ok and report.bad_rows == (3, 4, 5, 6)
+    codes = set((await office.session.exec(select(Department.code))).all())
+    assert "xfz" not in codes  # nothing was written
+    good = (
+        "部门名称,部门编码,负责类别\n消防站,xfz,消防隐患、安全隐患\n杏林派出所,police,矛盾纠纷\n"
+    )
+    report = await dept_admin.import_departments(
+        office.session, admin, roles, good.encode("utf-8"), now=office.now
+    )
+    assert report.ok and (report.created, report.updated) == (1, 1)
+    station = (await office.session.exec(select(Department).where(Department.code == "xfz"))).one()
+    assert station.categories == ["safety", "fire"]
+
+
+@pytest.mark.parametrize(
+    "data", [b"", b"\x00\xff" * 5000, b"PK\x03\x04" + b"\x00" * 100, ("x" * 3000).encode()]
+)
+async def test_nonsense_instead_of_a_sheet_is_refused(office: Office, data: bytes) -> None:
+    admin, roles = await office.named("admin")
+    with pytest.raises(InvalidInput):
+        await dept_admin.import_departments(office.session, admin, roles, data, now=office.now)
+
+
+async def test_only_a_street_admin_imports_departments(office: Office) -> None:
+    worker, roles = await office.named("worker")
+    with pytest.raises(NotAllowed):
+        await dept_admin.import_departments(
+            office.session, worker, roles, "部门名称\n消防站\n".encode(), now=office.now
+        )
