@@ -259,7 +259,14 @@ async def test_a_lead_and_an_assisting_department_both_answer_before_it_resolves
         lambda t: any("协办答复" in m.text and "自行拆除" in m.text for m in t.bot_messages)
     )
     assert heard
-    await urban.send("违建已拆除，恢复原状")  # the prompt stayed open after the refusal
+    await urban.send("/cancel")  # leaves the prompt: never taken as the result (it once was)
+    await h.settle()
+    async with h.session() as session:
+        row = (await session.exec(select(Ticket).where(Ticket.id == ticket.id))).one()
+    assert row.state == TicketState.ACCEPTED
+    await urban.press("✔️ 办结", message_id=lead_card.message_id)
+    await h.settle()
+    await urban.send("违建已拆除，恢复原状")
     await h.settle()
     rate = await resident.wait_until(
         lambda t: any("办结" in m.text or "满意" in " ".join(m.buttons) for m in t.bot_messages)
