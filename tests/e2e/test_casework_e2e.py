@@ -366,6 +366,15 @@ async def test_forged_extension_decisions_and_a_bad_department_sheet_are_refused
         kept = await session.get(ExtensionRequest, request.id)
     assert len(refusals) == 2 and kept is not None and kept.approved is None
 
+    # a worker forging the admin's department buttons: refused and audited, nothing changes
+    await h.forge_press(worker, f"dm:y:{station.id}:0")  # "retire it, yes"
+    async with h.session() as session:
+        refused = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:manage"))
+        ).all()
+        still = await session.get(Department, station.id)
+    assert refused and still is not None and still.active
+
     bad = "部门名称,部门编码,负责类别\n消防站,XFZ!,消防隐患\n城管队,cgd,不存在的类别\n"
     await admin.send_document(bad.encode("utf-8"), "departments.csv", caption="部门")
     await h.settle()
