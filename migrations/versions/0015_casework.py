@@ -5,8 +5,8 @@
 answers; ``extension_request`` a department's 延期申请 and its decision; ``ticket`` gains who
 filed it for whom (staff intake: 来电 / 来访 / 12345 with its order number).
 
-Revision ID: 0013
-Revises: 0012
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 import models.types
 
-revision: str = "0013"
-down_revision: str | None = "0012"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
