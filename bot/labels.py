@@ -12,6 +12,7 @@ from models import (
     ResidenceStatus,
     Role,
     TicketCategory,
+    TicketSource,
     TicketState,
     VisitKind,
 )
@@ -77,6 +78,16 @@ TICKET_CATEGORY: dict[TicketCategory, str] = {
     TicketCategory.LIVELIHOOD: N_("livelihood help"),
     TicketCategory.POLICY: N_("policy question"),
     TicketCategory.OTHER: N_("other"),
+}
+
+TICKET_SOURCE: dict[TicketSource, str] = {
+    TicketSource.TELEGRAM: N_("reported in the bot"),
+    TicketSource.OPEN311: N_("partner app (Open311)"),
+    TicketSource.PATROL: N_("found on patrol"),
+    TicketSource.PHONE: N_("incoming call"),
+    TicketSource.DESK: N_("visit to the desk"),
+    TicketSource.HOTLINE: N_("12345 hotline"),
+    TicketSource.HANDED_DOWN: N_("handed down from above"),
 }
 
 HANDLING_KIND: dict[HandlingKind, str] = {

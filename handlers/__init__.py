@@ -15,11 +15,14 @@ from handlers import (
     assessment,
     boundaries,
     broadcasts,
+    casework,
     common,
+    departments,
     duty,
     errors,
     fallback,
     grid_admin,
+    intake,
     jobs,
     ledgers,
     meetings,
@@ -37,6 +40,9 @@ from handlers import (
 def build_router() -> Router:
     root = Router(name="gridbot")
     root.include_routers(
+        # /report from staff (worker, head, centre, department, admin) is staff intake: its
+        # filter lets a resident's /report through to the report conversation below
+        intake.build_router(),
         # a resident's /report conversation: first, as the commonest conversation (each
         # router passed costs every update its filter checks); its handlers take no command
         # but /report and /cancel, and only its own states, so nothing meant for another
@@ -47,10 +53,12 @@ def build_router() -> Router:
         grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons
         people_admin.build_router(),  # /people: a person's card and its buttons
         members.build_router(),  # a household member's card, "show", erasure
+        departments.build_router(),  # /departments: 职能部门 by buttons
         assessment.build_router(),  # /indicators, /score
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
+        casework.build_router(),  # 退单, 延期 and 协办 on a department's card: before tickets
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
         visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
         broadcasts.build_router(),  # /broadcast: notices and emergency alerts, "收到"

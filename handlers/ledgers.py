@@ -16,7 +16,15 @@ from aiogram.utils.i18n import gettext as _
 from bot.background import BackgroundWork
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, gettext_for
-from bot.services import exports, grids, imports, member_export, member_import, members
+from bot.services import (
+    departments,
+    exports,
+    grids,
+    imports,
+    member_export,
+    member_import,
+    members,
+)
 from bot.services.actor import Actor
 from bot.services.message_size import MAX_MESSAGE, cut_to_fit, visible_length
 from bot.services.permissions import Action
@@ -41,6 +49,7 @@ MAX_FILE_BYTES = 20 * 1024 * 1024  # what a bot may download
 SHOWN_ERRORS = 30
 PEOPLE_WORDS = {"people", "person", "staff", "人员", "人員"}
 MEMBER_WORDS = {"residents", "members", "人口", "居民", "成员", "成員", "家庭成员", "家庭成員"}
+DEPARTMENT_WORDS = {"departments", "department", "部门", "部門", "职能部门", "職能部門"}
 
 
 def _which(text: str | None) -> Ledger:
@@ -258,6 +267,8 @@ async def ledger_file(
         run = imports.import_people
     else:
         run = imports.import_households
+    if {w.lower() for w in split_args(message.caption)} & DEPARTMENT_WORDS:
+        run = departments.import_departments  # a sheet of departments (职能部门)
 
     async def import_file() -> None:
         status = await bot.send_message(chat_id, _("Reading the file…"))

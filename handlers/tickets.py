@@ -799,7 +799,10 @@ def build_router() -> Router:
     router.message.register(tickets_command, Command("tickets"))
     router.message.register(my_command, Command("my"))
     router.message.register(ticket_command, Command("ticket"))
-    router.message.register(handling_text, StateFilter(Handling.text), F.text | F.photo)
+    # a command typed at the prompt (/cancel) is not the text asked for: it goes on to its own
+    router.message.register(
+        handling_text, StateFilter(Handling.text), (F.text & ~F.text.startswith("/")) | F.photo
+    )
     router.message.register(
         dispatch_reason, StateFilter(Dispatching.reason), F.text, ~F.text.startswith("/")
     )

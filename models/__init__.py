@@ -7,6 +7,7 @@ from models.broadcast import Broadcast, BroadcastRecipient
 from models.duty import DutyGapWarning, DutyPage, DutyShift, DutySwap
 from models.enums import (
     OPEN_TICKET_STATES,
+    STAFF_SOURCES,
     Gender,
     HandlingKind,
     HouseholdCategory,
@@ -30,7 +31,7 @@ from models.member import HouseholdMember
 from models.open311 import ApiKey, Open311Request
 from models.people import Person, PersonCreate, PersonRead, RoleAssignment
 from models.quota import DailyPush, QuotaRule, VisitTally
-from models.registry import Department, Invite
+from models.registry import Department, ExtensionRequest, Invite, TicketAssist
 from models.routing import CalendarDay, PolicyVersion
 from models.system import (
     AuditLog,
@@ -67,7 +68,10 @@ __all__ = [
     "DutyPage",
     "DutyShift",
     "DutySwap",
+    "ExtensionRequest",
     "Invite",
+    "STAFF_SOURCES",
+    "TicketAssist",
     "PolicyVersion",
     "Open311Request",
     "QuotaRule",

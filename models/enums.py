@@ -52,8 +52,23 @@ class TicketCategory(StrEnum):
 class TicketSource(StrEnum):
     """Where a ticket came in: the bot (a resident, a worker's push, a meeting) or Open311."""
 
-    TELEGRAM = "telegram"
+    TELEGRAM = "telegram"  # a resident reporting through the bot
     OPEN311 = "open311"  # a partner app, through GeoReport v2
+    PATROL = "patrol"  # 巡查发现: staff found it on their rounds
+    PHONE = "phone"  # 来电: a caller, filed by staff
+    DESK = "desk"  # 来访: someone at the desk, filed by staff
+    HOTLINE = "hotline"  # 12345 热线: a hotline order, with its order number
+    HANDED_DOWN = "handed_down"  # 上级交办: handed down from above
+
+
+# the sources staff file by hand (staff intake), in the order the buttons show them
+STAFF_SOURCES: tuple[TicketSource, ...] = (
+    TicketSource.PATROL,
+    TicketSource.PHONE,
+    TicketSource.DESK,
+    TicketSource.HOTLINE,
+    TicketSource.HANDED_DOWN,
+)
 
 
 class HandlingKind(StrEnum):
@@ -101,6 +116,12 @@ class TicketEventKind(StrEnum):
     PUBLIC_NOTICE = "public_notice"  # 公示
     RATING_COMMENT = "rating_comment"  # the reporter's words with the rating
     RETURN_VISIT_DUE = "return_visit_due"  # 回访
+    RETURNED = "returned"  # 退单: a department gives back a ticket that is not theirs
+    EXTENSION_ASKED = "extension_asked"  # 延期申请
+    EXTENSION_APPROVED = "extension_approved"  # 延期 approved: the deadline moves
+    EXTENSION_REFUSED = "extension_refused"  # 延期 refused: the deadline stays
+    ASSIST_ASKED = "assist_asked"  # 协办: a department is asked to assist
+    ASSIST_ANSWERED = "assist_answered"  # the assisting department's answer
 
 
 OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(

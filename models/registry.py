@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import String
+from sqlalchemy import JSON, String, Text
 from sqlmodel import Field, SQLModel
 
 from models.enums import Role
@@ -19,6 +20,8 @@ class Department(SQLModel, table=True):
     code: str = Field(max_length=32, unique=True)
     grid_id: int = Field(foreign_key="grid.id", index=True)  # the area it serves
     phone: str | None = Field(default=None, max_length=32)
+    # the ticket categories (``TicketCategory`` values) it handles, for picking it out
+    categories: list[Any] = Field(default_factory=list, sa_type=JSON)
     active: bool = True
     created_at: datetime = Field(sa_type=UTCDateTime)
 
@@ -40,3 +43,41 @@ class Invite(SQLModel, table=True):
     used_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     used_by: int | None = Field(default=None, foreign_key="person.id")
     revoked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class TicketAssist(SQLModel, table=True):
+    """An assisting department (协办单位) of a ticket, with its own deadline and its answer.
+
+    The lead department (主办) is the ticket's ``owner_department_id``; it resolves the ticket
+    once every assisting one has answered or its deadline has passed.
+    """
+
+    __tablename__ = "ticket_assist"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    department_id: int = Field(foreign_key="department.id", index=True)
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    answered_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    answered_by: int | None = Field(default=None, foreign_key="person.id")
+    answer: str | None = Field(default=None, sa_type=Text)
+    created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class ExtensionRequest(SQLModel, table=True):
+    """A department's request for more time (延期申请): the level above decides."""
+
+    __tablename__ = "extension_request"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    department_id: int | None = Field(default=None, foreign_key="department.id")
+    asked_by: int = Field(foreign_key="person.id")
+    reason: str = Field(sa_type=Text)
+    old_deadline: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    wanted: datetime = Field(sa_type=UTCDateTime)
+    asked_at: datetime = Field(sa_type=UTCDateTime)
+    approved: bool | None = None  # None while undecided
+    decided_by: int | None = Field(default=None, foreign_key="person.id")
+    decided_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    decision_note: str | None = Field(default=None, sa_type=Text)

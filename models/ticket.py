@@ -45,6 +45,11 @@ class Ticket(TicketBase, table=True):
     grid_id: int = Field(foreign_key="grid.id")  # where the problem is
     reporter_id: int | None = Field(default=None, foreign_key="person.id")
     source: TicketSource = Field(default=TicketSource.TELEGRAM, sa_type=String(16))
+    # staff intake: who filed it, and the caller it was filed for (来电 / 来访 / 12345)
+    filed_by_id: int | None = Field(default=None, foreign_key="person.id")
+    caller_name: str | None = Field(default=None, max_length=100)
+    caller_phone: str | None = Field(default=None, max_length=32)
+    hotline_number: str | None = Field(default=None, max_length=40)  # 12345 工单号
     state: TicketState = Field(default=TicketState.SUBMITTED, sa_type=String(20))
     # who owns it now: a role over a grid (tier), optionally one accepting person
     owner_grid_id: int | None = Field(default=None, foreign_key="grid.id")

@@ -9,6 +9,9 @@ A :class:`Policy` says four things:
   whether the outcome must be publicly noticed (公示) and for how long (``notice_period``,
   5 working days unless set). Business hours and the time zone that
   working time is counted in are part of it too;
+- **how long a department (职能部门) has** — a ticket a rule sends to a department (主办), the
+  assisting ones (协办) asked to answer, and how far a 延期 may move a deadline
+  (:class:`DepartmentTerms`; optional in a file: the defaults when absent);
 - **whom a person in danger calls** — the emergency numbers (110 police, 119 fire, 120
   ambulance) and, per category, which of them a report of that kind shows first
   (:class:`EmergencyPolicy`; optional in a file: the shipped one's when absent).
@@ -107,6 +110,13 @@ NOT_A_LINK = N_("The setting {path} must name a link of the escalation chain.")
 MISSING_TIER = N_("The setting {path} has no time limits for tier {tier}.")
 BAD_PHONE = N_("The setting {path} ({value}) must be a phone number such as 119 or 0592-5556789.")
 NAMED_TWICE = N_("The setting {path} names {value} twice.")
+BAD_DEPARTMENT_CODE = N_(
+    "The setting {path} ({value}) must be a department's code: 1 to 32 lowercase letters, "
+    "digits or underscores."
+)
+NEED_A_TARGET = N_(
+    "The routing rule {path} must say where tickets go: a link (to) or a department."
+)
 WALL_UNITS_ONLY = N_(
     "The setting {path} runs round the clock, so its durations must be in seconds, minutes, "
     "hours or days."
@@ -283,12 +293,37 @@ class KindPolicy:
         return self.tiers[nearest]
 
 
+DEPARTMENT_CODE: Final = re.compile(r"[a-z0-9_]{1,32}")
+
+
+@dataclass(frozen=True)
+class DepartmentTerms:
+    """The time a department has: to accept (签收) and resolve a ticket it leads (主办), for an
+    assisting department (协办) to answer, and how far past its deadline a 延期 may go."""
+
+    accept: Duration
+    resolve: Duration
+    assist: Duration
+    max_extension: Duration
+
+
+DEFAULT_DEPARTMENT_TERMS: Final = DepartmentTerms(
+    accept=Duration(4, Unit.WORKING_HOURS),
+    resolve=Duration(5, Unit.WORKING_DAYS),
+    assist=Duration(3, Unit.WORKING_DAYS),
+    max_extension=Duration(10, Unit.WORKING_DAYS),
+)
+
+
 @dataclass(frozen=True)
 class RouteRule:
     """One routing rule; an empty criterion matches everything.
 
     ``grids`` holds grid-code prefixes (``"350211001003"``) and grid-path prefixes
-    (``"/1/4/"``); the ticket's grid matches when it is inside any of them.
+    (``"/1/4/"``); the ticket's grid matches when it is inside any of them. ``department``
+    (a department's code) sends the ticket straight to that department as its lead (主办),
+    with ``assist`` departments asked to answer (协办); ``to`` is then the link that watches
+    over it and takes it back (the top, unless the rule says otherwise).
     """
 
     name: str
@@ -297,6 +332,8 @@ class RouteRule:
     kinds: frozenset[HandlingKind] = frozenset()
     grids: tuple[str, ...] = ()
     inform: Inform = Inform.NONE
+    department: str | None = None
+    assist: tuple[str, ...] = ()
 
     @property
     def matches_everything(self) -> bool:
@@ -328,6 +365,7 @@ class Policy:
     kinds: Mapping[HandlingKind, KindPolicy]
     emergency: EmergencyPolicy
     duty: DutyPolicy = field(default_factory=lambda: DutyPolicy())
+    departments: DepartmentTerms = field(default_factory=lambda: DEFAULT_DEPARTMENT_TERMS)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -413,13 +451,19 @@ _TOP_KEYS: Final = frozenset(
         "kinds",
         "emergency",
         "duty",
+        "departments",
     }
 )
 _DUTY_KEYS: Final = frozenset({"first_minutes"})
 
 
 def _read_policy(raw: Any) -> Policy:
-    body = _object(raw, "policy", _TOP_KEYS, required=_TOP_KEYS - {"format", "emergency", "duty"})
+    body = _object(
+        raw,
+        "policy",
+        _TOP_KEYS,
+        required=_TOP_KEYS - {"format", "emergency", "duty", "departments"},
+    )
     if "format" in body and (type(body["format"]) is not int or body["format"] != FORMAT):
         raise InvalidPolicy(BAD_FORMAT, value=_shown(body["format"]), format=FORMAT)
     chain = _read_chain(body["chain"])
@@ -437,6 +481,11 @@ def _read_policy(raw: Any) -> Policy:
             if "emergency" in body
             else load_default_policy().emergency
         ),
+        departments=(
+            _read_department_terms(body["departments"])
+            if "departments" in body
+            else DEFAULT_DEPARTMENT_TERMS
+        ),
         # likewise the duty rota's minutes
         duty=_read_duty(body["duty"]) if "duty" in body else load_default_policy().duty,
     )
@@ -447,6 +496,33 @@ def _read_duty(raw: Any) -> DutyPolicy:
     return DutyPolicy(
         first_minutes=_whole(body["first_minutes"], "duty.first_minutes", 1, MAX_DUTY_MINUTES)
     )
+
+
+_DEPARTMENT_KEYS: Final = frozenset({"accept", "resolve", "assist", "max_extension"})
+
+
+def _read_department_terms(raw: Any) -> DepartmentTerms:
+    body = _object(raw, "departments", _DEPARTMENT_KEYS, required=frozenset())
+
+    def duration(key: str) -> Duration:
+        if key not in body:
+            default: Duration = getattr(DEFAULT_DEPARTMENT_TERMS, key)
+            return default
+        return parse_duration(body[key], f"departments.{key}")
+
+    return DepartmentTerms(
+        accept=duration("accept"),
+        resolve=duration("resolve"),
+        assist=duration("assist"),
+        max_extension=duration("max_extension"),
+    )
+
+
+def _read_department_code(raw: Any, path: str) -> str:
+    text = _text(raw, path)
+    if DEPARTMENT_CODE.fullmatch(text) is None:
+        raise InvalidPolicy(BAD_DEPARTMENT_CODE, path=path, value=_shown(text))
+    return text
 
 
 def _read_zone(raw: Any, path: str) -> str:
@@ -522,7 +598,10 @@ def _read_link(raw: Any, path: str) -> ChainLink:
 _CATEGORIES: Final = tuple(TicketCategory)
 _KINDS: Final = tuple(HandlingKind)
 _INFORMS: Final = tuple(Inform)
-_ROUTE_KEYS: Final = frozenset({"name", "categories", "kinds", "grids", "to", "inform"})
+_ROUTE_KEYS: Final = frozenset(
+    {"name", "categories", "kinds", "grids", "to", "inform", "department", "assist"}
+)
+MAX_ASSIST: Final = 5
 
 
 def _read_routes(raw: Any, chain: tuple[ChainLink, ...]) -> tuple[RouteRule, ...]:
@@ -530,15 +609,30 @@ def _read_routes(raw: Any, chain: tuple[ChainLink, ...]) -> tuple[RouteRule, ...
     rules: list[RouteRule] = []
     for i, item in enumerate(items):
         path = f"routes.{i}"
-        body = _object(item, path, _ROUTE_KEYS, required=frozenset({"name", "to"}))
+        body = _object(item, path, _ROUTE_KEYS, required=frozenset({"name"}))
         name = _text(body["name"], f"{path}.name")
         if not (0 < len(name) <= MAX_RULE_NAME and name.isprintable() and name == name.strip()):
             raise InvalidPolicy(BAD_RULE_NAME, path=f"{path}.name", limit=MAX_RULE_NAME)
         if any(rule.name == name for rule in rules):
             raise InvalidPolicy(DUPLICATE_RULE, value=_shown(name))
-        to = _read_link(body["to"], f"{path}.to")
+        department = (
+            _read_department_code(body["department"], f"{path}.department")
+            if "department" in body
+            else None
+        )
+        if "to" not in body and department is None:
+            raise InvalidPolicy(NEED_A_TARGET, path=path)
+        to = _read_link(body["to"], f"{path}.to") if "to" in body else chain[-1]
         if to not in chain:
             raise InvalidPolicy(NOT_A_LINK, path=f"{path}.to")
+        assist: list[str] = []
+        for j, code in enumerate(_list(body.get("assist", []), f"{path}.assist", MAX_ASSIST)):
+            code = _read_department_code(code, f"{path}.assist.{j}")
+            if code in assist or code == department:
+                raise InvalidPolicy(NAMED_TWICE, path=f"{path}.assist", value=code)
+            assist.append(code)
+        if assist and department is None:
+            raise InvalidPolicy(MISSING, path=f"{path}.department")
         rules.append(
             RouteRule(
                 name=name,
@@ -547,9 +641,11 @@ def _read_routes(raw: Any, chain: tuple[ChainLink, ...]) -> tuple[RouteRule, ...
                 kinds=_choices(body.get("kinds", []), f"{path}.kinds", _KINDS),
                 grids=_read_grid_scopes(body.get("grids", []), f"{path}.grids"),
                 inform=_choice(body.get("inform", Inform.NONE.value), f"{path}.inform", _INFORMS),
+                department=department,
+                assist=tuple(assist),
             )
         )
-    if not rules[-1].matches_everything:
+    if not rules[-1].matches_everything or rules[-1].department is not None:
         raise InvalidPolicy(NO_DEFAULT_RULE)
     return tuple(rules)
 
@@ -754,6 +850,12 @@ def policy_to_json(policy: Policy) -> dict[str, Any]:
         "kinds": {kind.value: _kind_json(policy.kinds[kind]) for kind in HandlingKind},
         "emergency": _emergency_json(policy.emergency),
         "duty": {"first_minutes": policy.duty.first_minutes},
+        "departments": {
+            "accept": str(policy.departments.accept),
+            "resolve": str(policy.departments.resolve),
+            "assist": str(policy.departments.assist),
+            "max_extension": str(policy.departments.max_extension),
+        },
     }
 
 
@@ -783,6 +885,10 @@ def _route_json(rule: RouteRule) -> dict[str, Any]:
         body["grids"] = list(rule.grids)
     body["to"] = _link_json(rule.to)
     body["inform"] = rule.inform.value
+    if rule.department is not None:
+        body["department"] = rule.department
+    if rule.assist:
+        body["assist"] = list(rule.assist)
     return body
 
 

@@ -37,6 +37,8 @@ class RouteDecision:
     rule: str
     owner: ChainLink
     inform: tuple[ChainLink, ...]
+    department: str | None = None  # the lead department's code (主办), when the rule names one
+    assist: tuple[str, ...] = ()  # the assisting departments' codes (协办)
 
 
 def rule_matches(rule: RouteRule, facts: TicketFacts) -> bool:
@@ -58,6 +60,8 @@ def route(facts: TicketFacts, policy: Policy) -> RouteDecision:
         rule=rule.name,
         owner=owner,
         inform=chain_to_notify(policy, owner, rule.inform, grid_tier=facts.grid_tier),
+        department=rule.department,
+        assist=rule.assist,
     )
 
 

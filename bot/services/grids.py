@@ -16,7 +16,7 @@ from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
 from bot.services import grid_codes
 from bot.services.people import RoleInGrid
-from bot.services.permissions import Action, authorize, scope_paths
+from bot.services.permissions import Action, authorize, scope_paths, within
 from bot.services.phones import normalize_phone
 from bot.services.tabular import clean_text
 from models import AuditLog, Grid, Household, Person, Role, RoleAssignment
@@ -142,17 +142,21 @@ async def grid_choices(
     session: AsyncSession,
     person: Person,
     roles: Sequence[RoleInGrid],
-    action: Action,
+    action: Action | None,
     now: datetime,
     *,
     parent_id: int = 0,
     page: int = 0,
     per_page: int = CHOICES_PER_PAGE,
+    paths: list[str] | None = None,
 ) -> GridChoices:
     """Grids a person may pick for ``action``, a level and a page at a time (a street has
     hundreds). A ``parent_id`` outside the person's scope is refused and audited; with one
-    subtree held, the top level is that subtree's own grid and the grids below it."""
-    paths = scope_paths(roles, action)
+    subtree held, the top level is that subtree's own grid and the grids below it. ``paths``
+    (with no ``action``) gives the subtrees to pick from instead of those of an action."""
+    if paths is None:
+        assert action is not None
+        paths = scope_paths(roles, action)
     if not paths:
         raise NotAllowed()
     if not parent_id:
@@ -170,7 +174,18 @@ async def grid_choices(
     parent = await session.get(Grid, parent_id)
     if parent is None:
         raise NotFound()
-    await authorize(session, person, roles, action, parent, now)
+    if action is not None:
+        await authorize(session, person, roles, action, parent, now)
+    elif not person.active or not any(within(p, parent.path) for p in paths):
+        refusal = AuditLog(
+            at=now,
+            actor_id=person.id,
+            action="refused:pick",
+            object_type="grid",
+            object_id=parent.id,
+            detail=parent.path,
+        )
+        raise NotAllowed(N_("Sorry, this is outside the grids you look after."), audit=refusal)
     below = select(Grid).where(Grid.parent_id == parent.id)
     total = (await session.exec(select(func.count()).select_from(below.subquery()))).one()
     pages = max(1, -(-int(total) // per_page))

@@ -28,6 +28,15 @@ events that happened in the period.
   by the reporter.
 - *redo* (重办率): reopened (``reopen_count > 0``) / resolved at least once (``resolved_at`` set,
   or reopened).
+- *by source* (来源): the cohort's tickets filed by staff, counted by where they came from —
+  found on patrol (巡查发现, ``Ticket.source`` ``patrol``), a phone call (来电, ``phone``), the
+  desk (来访, ``desk``), the 12345 hotline (``hotline``), handed down (上级交办,
+  ``handed_down``); the rest came from residents in the bot or partner apps.
+- *returns* (退单): tickets of the cohort a department returned (an event ``returned``) at
+  least once, as they stand at ``now``.
+- *extensions asked / approved* (延期申请 / 批准): tickets of the cohort for which a department
+  asked for more time (an event ``extension_asked``) at least once / for which the centre
+  approved it (``extension_approved``) at least once.
 - *escalations by tier* (逐级上报): ``escalated`` events in the period for tickets in the
   subtree, counted by the tier they went to (``data["to_tier"]``).
 
@@ -55,7 +64,17 @@ from bot.services import grids
 from bot.services.people import RoleInGrid
 from bot.services.periods import PeriodKind, local_day, local_midnight, period_of
 from bot.services.permissions import Action, authorize, scope_paths
-from models import Grid, Person, Rating, ReturnVisit, Ticket, TicketEvent, TicketState
+from models import (
+    Grid,
+    Person,
+    Rating,
+    ReturnVisit,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketSource,
+    TicketState,
+)
 
 ASSESSMENT = Action.EXPORT  # heads, the centre, supervisors and admins: who keeps the ledgers
 CLOSED_STATES = (TicketState.CLOSED.value, TicketState.REJECTED.value)
@@ -92,6 +111,14 @@ class Indicators:
     reopened: int = 0
     unrated_resolved: int = 0
     return_visited: int = 0
+    from_patrol: int = 0
+    from_phone: int = 0
+    from_desk: int = 0
+    from_hotline: int = 0
+    handed_down: int = 0
+    returned: int = 0
+    extensions_asked: int = 0
+    extensions_approved: int = 0
     escalations: Mapping[int, int] = field(default_factory=dict)  # to tier -> events
 
     @property
@@ -186,6 +213,12 @@ def _escalated_because(reasons: Sequence[str]) -> ColumnElement[bool]:
     )
 
 
+def _has_event(action: TicketEventKind) -> ColumnElement[bool]:
+    return exists().where(
+        col(TicketEvent.ticket_id) == col(Ticket.id), col(TicketEvent.action) == action.value
+    )
+
+
 def _flags(now: datetime) -> dict[str, ColumnElement[bool]]:
     """Per ticket of the cohort: which counts it adds to (the module docstring's definitions)."""
     missed_accept = _escalated_because(MISSED_ACCEPT)
@@ -246,6 +279,14 @@ def _flags(now: datetime) -> dict[str, ColumnElement[bool]]:
         "reopened": col(Ticket.reopen_count) > 0,
         "unrated_resolved": unrated_resolved,
         "return_visited": and_(unrated_resolved, return_visit_done),
+        "from_patrol": col(Ticket.source) == TicketSource.PATROL.value,
+        "from_phone": col(Ticket.source) == TicketSource.PHONE.value,
+        "from_desk": col(Ticket.source) == TicketSource.DESK.value,
+        "from_hotline": col(Ticket.source) == TicketSource.HOTLINE.value,
+        "handed_down": col(Ticket.source) == TicketSource.HANDED_DOWN.value,
+        "returned": _has_event(TicketEventKind.RETURNED),
+        "extensions_asked": _has_event(TicketEventKind.EXTENSION_ASKED),
+        "extensions_approved": _has_event(TicketEventKind.EXTENSION_APPROVED),
     }
 
 
@@ -544,7 +585,28 @@ def indicator_lines(values: Indicators, locale: str) -> list[str]:
         ratio: Ratio = getattr(values, attribute)
         lines.append("• " + gettext_for(locale, message, ratio=ratio_text(ratio, locale)))
     lines.append("• " + escalations_text(values, locale))
+    lines.append("• " + casework_text(values, locale))
     return lines
+
+
+def casework_text(values: Indicators, locale: str) -> str:
+    """By source (staff intake), returns (退单) and extensions (延期): counts of tickets."""
+    return gettext_for(
+        locale,
+        N_(
+            "By source: patrol {patrol} · phone {phone} · desk {desk} · 12345 {hotline} · "
+            "handed down {handed}; returned (退单) {returned}; more time asked (延期) {asked}, "
+            "approved {approved}"
+        ),
+        patrol=values.from_patrol,
+        phone=values.from_phone,
+        desk=values.from_desk,
+        hotline=values.from_hotline,
+        handed=values.handed_down,
+        returned=values.returned,
+        asked=values.extensions_asked,
+        approved=values.extensions_approved,
+    )
 
 
 def compact_line(values: Indicators, locale: str) -> str:

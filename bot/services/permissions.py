@@ -13,12 +13,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from sqlmodel import select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import NotAllowed
 from bot.i18n import N_
 from bot.services.people import RoleInGrid
-from models import AuditLog, Grid, Household, Meeting, Person, Role, Ticket, Visit
+from models import (
+    AuditLog,
+    Grid,
+    Household,
+    Meeting,
+    Person,
+    Role,
+    Ticket,
+    TicketAssist,
+    Visit,
+)
 
 
 class Action(StrEnum):
@@ -80,6 +91,7 @@ class Target:
     grid_path: str
     reporter_id: int | None = None
     department_id: int | None = None
+    assisting: frozenset[int] = frozenset()  # a ticket's assisting departments (协办)
 
 
 GRID_PATH = re.compile(r"(?:/[0-9]+)+/")  # ``/1/4/17/``: the only shape a grid's path has
@@ -117,6 +129,13 @@ def permits(
             # a department acts only on what was transferred to it
             if target.kind == "ticket" and same(target.department_id, held.department_id):
                 return True
+            if (  # an assisting department (协办) reads the ticket it is asked about
+                action == Action.VIEW
+                and target.kind == "ticket"
+                and held.department_id is not None
+                and held.department_id in target.assisting
+            ):
+                return True
             if (
                 action == Action.VIEW
                 and target.kind == "grid"
@@ -144,6 +163,17 @@ async def target_of(session: AsyncSession, subject: Subject) -> Target:
             await _path(session, subject.grid_id),
             reporter_id=subject.reporter_id,
             department_id=subject.owner_department_id,
+            assisting=frozenset(
+                (
+                    await session.exec(
+                        select(TicketAssist.department_id).where(
+                            TicketAssist.ticket_id == subject.id
+                        )
+                    )
+                ).all()
+            )
+            if subject.id is not None
+            else frozenset(),
         )
     if isinstance(subject, Meeting):
         return Target("meeting", subject.id, await _path(session, subject.grid_id))

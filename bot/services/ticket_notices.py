@@ -40,6 +40,12 @@ class Notice(StrEnum):
     OVERDUE_AT_TOP = "overdue_at_top"
     OUTSIDE_GRIDS = "outside_grids"  # the map could not place its point: the centre is told
     DUTY_WIDENED = "duty_widened"  # the operator on duty did not accept: the whole centre
+    RETURNED = "returned"  # 退单: a department gave it back; the centre re-dispatches it
+    EXTENSION_ASKED = "extension_asked"  # 延期申请: the centre decides with buttons
+    EXTENSION_APPROVED = "extension_approved"  # the new deadline
+    EXTENSION_REFUSED = "extension_refused"  # the deadline stays
+    ASSIST_ASKED = "assist_asked"  # 协办: an assisting department is asked to answer
+    ASSIST_ANSWERED = "assist_answered"  # its answer, to the lead department
 
 
 @dataclass

@@ -9,7 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
 from bot.routing.policy import MAX_TIER
-from models import HandlingKind, Rating, Role
+from models import HandlingKind, Rating, Role, TicketCategory, TicketSource
 
 MAX_ROW_ID: Final = 2**31 - 1  # keys are INTEGER columns: a larger number is no row of ours
 RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # out of range: the data does not parse
@@ -226,6 +226,8 @@ class TicketAction(StrEnum):
     ANSWER = "w"  # the reporter answers a question
     DISPATCH = "s"  # the centre sends it down (下派) or takes it up (上收): choose a tier
     CLASSIFY = "k"  # 定性: choose the ticket's handling kind
+    RETURN = "b"  # 退单: the lead department gives it back, with a reason
+    EXTEND = "y"  # 延期申请: the lead department asks for more time
 
 
 class TicketCb(CallbackData, prefix="tk"):
@@ -444,3 +446,73 @@ class MemberRevealCb(StrictCallbackData, prefix="hv"):
     member: RowId
     field: RevealField
     purpose: RevealPurpose
+
+
+class ExtensionDecision(StrEnum):
+    APPROVE = "a"
+    REFUSE = "r"
+
+
+class ExtensionCb(StrictCallbackData, prefix="xd"):
+    """The centre's decision on one request for more time (延期申请); the service re-checks
+    that the presser is the centre over the ticket, and audits a refusal."""
+
+    id: RowId
+    decision: ExtensionDecision
+
+
+class AssistCb(StrictCallbackData, prefix="as"):
+    """An assisting department (协办) answers: ``id`` is its ask; the service re-checks that
+    the presser is on that department's staff, and audits a refusal."""
+
+    id: RowId
+
+
+class DepartmentAction(StrEnum):
+    LIST = "l"  # the list of departments (page)
+    OPEN = "o"  # one department's card
+    NEW = "n"  # type the new department's name
+    RENAME = "r"  # type its new name
+    RETIRE = "x"  # asks first
+    RETIRE_YES = "y"
+    CATEGORIES = "c"  # the category buttons
+    ROUTE_ON = "1"  # send its categories straight to it (a policy rule)
+    ROUTE_OFF = "0"
+    INVITE = "i"  # an invite link for its staff
+
+
+class DepartmentCb(StrictCallbackData, prefix="dm"):
+    """/departments by buttons (the service re-checks that the presser is an admin of the
+    street centre, and audits a refusal). ``id`` 0: none (the list, a new one)."""
+
+    action: DepartmentAction
+    id: RowId
+    page: PageNo = 0
+
+
+class DepartmentCategoryCb(StrictCallbackData, prefix="dc"):
+    """Add a category to what a department handles, or take it away."""
+
+    id: RowId
+    category: TicketCategory
+
+
+class IntakeSourceCb(StrictCallbackData, prefix="is"):
+    """Staff intake, step one: where the report came from (巡查, 来电, 来访, 12345, 交办)."""
+
+    source: TicketSource
+
+
+class IntakeGridCb(StrictCallbackData, prefix="ik"):
+    """Staff intake, the grid: walk one's own grids, then choose one (the service refuses, and
+    audits, a grid outside one's scope)."""
+
+    grid: RowId
+    page: PageNo
+    step: PickStep
+
+
+class IntakeCategoryCb(StrictCallbackData, prefix="ic"):
+    """Staff intake, the category of the problem."""
+
+    category: TicketCategory

@@ -80,6 +80,7 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
         N_("Who is on duty at the centre (值班); the rota, swaps"),
         frozenset({Role.CENTER, Role.ADMIN, Role.SUPERVISOR, Role.HEAD}),
     ),
+    BotCommandSpec("departments", N_("Departments: add, rename, categories, routing"), ADMINS),
     BotCommandSpec("sla", N_("Time limits for handling problems"), STAFF_VIEW | {Role.DEPARTMENT}),
     BotCommandSpec("jobs", N_("Scheduled jobs and how they last ran"), ADMINS),
     BotCommandSpec("status", N_("How the system is doing: backlog, leader, overdue"), ADMINS),

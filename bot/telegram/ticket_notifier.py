@@ -19,7 +19,13 @@ from bot.services.ticket_notices import Notice, TicketUpdate
 from bot.services.ticket_numbers import shown_number
 from bot.services.tickets import ReturnVisitRenderer
 from bot.settings import Settings
-from bot.telegram.callbacks import ReturnVisitCb, ReturnVisitOutcome
+from bot.telegram.callbacks import (
+    AssistCb,
+    ExtensionCb,
+    ExtensionDecision,
+    ReturnVisitCb,
+    ReturnVisitOutcome,
+)
 from bot.telegram.render import esc
 from bot.telegram.replies import markup_json
 from bot.telegram.ticket_views import (
@@ -76,11 +82,35 @@ OWNER_TEXT: dict[Notice, str] = {
         "📟 Ticket {number} was not accepted by {duty}, on duty, within {minutes} minutes: "
         "every operator of the centre gets it now."
     ),
+    Notice.RETURNED: N_(
+        "↩️ Ticket {number} was returned by {department} (退单): {note}\nPlease dispatch it "
+        "again: transfer it to the right department or send it down."
+    ),
+    Notice.EXTENSION_APPROVED: N_(
+        "⏳ More time for ticket {number} was approved by {actor}. New deadline: {deadline}."
+    ),
+    Notice.EXTENSION_REFUSED: N_(
+        "⏳ More time for ticket {number} was refused by {actor}. The deadline stays {deadline}."
+    ),
+    Notice.ASSIST_ANSWERED: N_("🤝 {department} answered on ticket {number} (协办): {note}"),
 }
 DUTY_FIRST = N_(
     "📟 You are on duty (值班): ticket {number} comes to you first. If it is not accepted "
     "within {duty_minutes} minutes, the whole centre gets it."
 )
+EXTENSION_ASKED_TEXT = N_(
+    "⏳ {department} asks for more time for ticket {number} (延期申请).\nReason: {note}\n"
+    "Deadline now: {deadline}\nAsked for: {wanted}"
+)
+ASSIST_ASKED_TEXT = N_(
+    "🤝 Your department is asked to assist (协办) on ticket {number}, led by {lead}. Please "
+    "answer by {due}."
+)
+EXTENSION_BUTTONS = (
+    (ExtensionDecision.APPROVE, N_("✅ Approve")),
+    (ExtensionDecision.REFUSE, N_("❌ Refuse")),
+)
+ASSIST_BUTTON = N_("✍️ Answer (协办)")
 # the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
 WITH_REASON = MOVED_BY_CENTRE | {Notice.RECLASSIFIED}  # the owners read the person's reason
@@ -156,6 +186,11 @@ class TelegramTicketNotifier:
             params["reason"] = REASONS.get(params["reason"], params["reason"])
         if update.notice == Notice.WARNED:
             params["deadline"] = local_time(ticket.next_deadline_at, self.settings.tz)
+        for key in ("wanted", "due"):
+            if key in update.extra:
+                params[key] = local_time(
+                    datetime.fromisoformat(update.extra[key]), self.settings.tz
+                )
         if "notice_until" in update.extra:
             until = datetime.fromisoformat(update.extra["notice_until"])
             params["until"] = local_time(until, self.settings.tz)
@@ -169,6 +204,10 @@ class TelegramTicketNotifier:
                 if _reachable(person):
                     text = self._t(person, wording, **params)
                     self._send(session, person, text, None, now)
+            return
+
+        if update.notice in {Notice.EXTENSION_ASKED, Notice.ASSIST_ASKED}:
+            self._casework_ask(session, update, params, grid_name, now)
             return
 
         def card(person: Person) -> tuple[str, dict[str, Any] | None]:
@@ -201,6 +240,7 @@ class TelegramTicketNotifier:
             Notice.DUTY_WIDENED,
             Notice.ESCALATED,
             Notice.TRANSFERRED,
+            Notice.RETURNED,
             *MOVED_BY_CENTRE,
         } or (update.notice == Notice.RECLASSIFIED and bool(update.extra.get("moved")))
         actor_id = update.actor.id if update.actor else None
@@ -256,6 +296,54 @@ class TelegramTicketNotifier:
             text, _ = card(person)
             informed = self._t(person, RECLASSIFIED_INFORMED, ticket_grid=esc(grid_name), **params)
             self._send(session, person, informed + "\n\n" + text, None, now)
+
+    def _casework_ask(
+        self,
+        session: AsyncSession,
+        update: TicketUpdate,
+        params: dict[str, str],
+        grid_name: str,
+        now: datetime,
+    ) -> None:
+        """延期申请 to the centre, with approve / refuse; 协办 to the assisting department's
+        staff, with the answer button. Each with the ticket's card below (no card buttons:
+        the card's actions are the lead's)."""
+        ticket = update.ticket
+        for person in update.others:
+            if not _reachable(person):
+                continue
+            locale = self._locale(person)
+
+            def t(message: str, **values: Any) -> str:
+                return gettext_for(locale, message, **values)  # noqa: B023 - used at once
+
+            if update.notice == Notice.EXTENSION_ASKED:
+                head = self._t(person, EXTENSION_ASKED_TEXT, **params)
+                request_id = int(update.extra["request_id"])
+                rows = [
+                    [
+                        InlineKeyboardButton(
+                            text=t(label),
+                            callback_data=ExtensionCb(id=request_id, decision=decision).pack(),
+                        )
+                        for decision, label in EXTENSION_BUTTONS
+                    ]
+                ]
+            else:
+                head = self._t(person, ASSIST_ASKED_TEXT, **params)
+                assist = AssistCb(id=int(update.extra["assist_id"])).pack()
+                rows = [[InlineKeyboardButton(text=t(ASSIST_BUTTON), callback_data=assist)]]
+            body = card_text(
+                ticket,
+                t,
+                self.settings.tz,
+                grid_name=grid_name,
+                reporter_name=None,
+                holder=None,
+                photos=0,
+            )
+            keyboard = markup_json(InlineKeyboardMarkup(inline_keyboard=rows))
+            self._send(session, person, head + "\n\n" + body, keyboard, now)
 
     def _fresh_card(
         self,

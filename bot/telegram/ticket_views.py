@@ -12,6 +12,7 @@ from bot import labels
 from bot.i18n import LABELLED, N_, join_list
 from bot.routing.policy import ChainLink
 from bot.services.notice_board import PostedOutcome
+from bot.services.phones import mask_phone
 from bot.services.ticket_numbers import shown_number
 from bot.services.tickets.classifying import KindChoices, KindOption, Reclassified
 from bot.services.tickets.dispatching import DispatchChoices, Dispatched, TierChoice
@@ -27,7 +28,16 @@ from bot.telegram.callbacks import (
     TicketPhotosCb,
 )
 from bot.telegram.render import bold, code, esc
-from models import HandlingKind, Rating, Role, Ticket, TicketEvent, TicketEventKind, TicketState
+from models import (
+    HandlingKind,
+    Rating,
+    Role,
+    Ticket,
+    TicketEvent,
+    TicketEventKind,
+    TicketSource,
+    TicketState,
+)
 
 ALBUM_SIZE = 10  # Telegram's most photos in one album (sendMediaGroup)
 
@@ -50,9 +60,16 @@ WORKING_ACTIONS = (
     (TicketAction.ESCALATE, N_("⬆️ Escalate")),
     (TicketAction.TRANSFER, N_("🏢 Transfer")),
 )
+# what the lead department (主办) may do besides: 退单 and 延期申请
+DEPARTMENT_ACTIONS = (
+    (TicketAction.RETURN, N_("↩️ Not ours (退单)")),
+    (TicketAction.EXTEND, N_("⏳ More time (延期)")),
+)
 DISPATCH_BUTTON = N_("🔀 Send down / take up")
 PHOTOS_BUTTON = N_("📷 See the photos ({count})")
-BUTTON_LABELS = [label for _, label in OPEN_ACTIONS + WORKING_ACTIONS] + [DISPATCH_BUTTON]
+BUTTON_LABELS = [label for _, label in OPEN_ACTIONS + WORKING_ACTIONS + DEPARTMENT_ACTIONS] + [
+    DISPATCH_BUTTON
+]
 RATINGS = (
     (Rating.SATISFIED, N_("😊 Satisfied")),
     (Rating.BASICALLY_SATISFIED, N_("🙂 Basically satisfied")),
@@ -103,6 +120,19 @@ def card_text(
         lines.append(t("Resolve by: {time}", time=local_time(ticket.resolve_deadline, tz)))
     if follower:
         return "\n".join(lines)
+    if ticket.source not in {TicketSource.TELEGRAM, None}:
+        source = t(labels.TICKET_SOURCE[TicketSource(ticket.source)])
+        if ticket.hotline_number:
+            source += f" · {esc(ticket.hotline_number)}"
+        lines.append(t("Source: {source}", source=source))
+    if ticket.caller_name or ticket.caller_phone:
+        lines.append(
+            t(
+                "Caller: {name} {phone}",
+                name=esc(ticket.caller_name or "—"),
+                phone=mask_phone(ticket.caller_phone) if ticket.caller_phone else "",
+            ).strip()
+        )
     if ticket.address:
         lines.append(t("Where: {place}", place=esc(ticket.address)))
     if ticket.latitude is not None and ticket.longitude is not None:
@@ -149,8 +179,9 @@ def card_keyboard(
         dispatch = False
     if not actions and not photos:
         return None
-    if ticket.owner_department_id is not None:
+    if ticket.owner_department_id is not None and actions:
         actions = tuple(a for a in actions if a[0] != TicketAction.ESCALATE)
+        actions += DEPARTMENT_ACTIONS
     buttons = [
         InlineKeyboardButton(
             text=t(label), callback_data=TicketCb(action=action, id=ticket.id or 0).pack()
@@ -447,6 +478,12 @@ EVENT_LABELS: dict[TicketEventKind, str] = {
     TicketEventKind.PUBLIC_NOTICE: N_("outcome posted on the notice board (公示)"),
     TicketEventKind.RATING_COMMENT: N_("reporter's comment on the result"),
     TicketEventKind.RETURN_VISIT_DUE: N_("return visit (回访) due"),
+    TicketEventKind.RETURNED: N_("returned by the department (退单)"),
+    TicketEventKind.EXTENSION_ASKED: N_("more time asked (延期申请)"),
+    TicketEventKind.EXTENSION_APPROVED: N_("more time approved; new deadline"),
+    TicketEventKind.EXTENSION_REFUSED: N_("more time refused"),
+    TicketEventKind.ASSIST_ASKED: N_("assisting department asked (协办)"),
+    TicketEventKind.ASSIST_ANSWERED: N_("assisting department answered"),
 }
 # an event of a kind this version does not know (written by a newer one): never its raw key
 OTHER_EVENT_LABEL = N_("other change")

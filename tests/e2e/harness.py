@@ -201,7 +201,10 @@ class Harness:
 
     async def persona(self, name: str) -> Persona:
         """A demo person (``resident``, ``worker``, ``head``, ``center``, ``admin``, …)."""
-        telegram_id = DEMO_PERSONAS[name]
+        return await self.persona_of(DEMO_PERSONAS[name])
+
+    async def persona_of(self, telegram_id: int) -> Persona:
+        """Any demo person by their Telegram id (a department's staff, another worker)."""
         if telegram_id not in self.server.users:
             async with self.session() as session:
                 person = (

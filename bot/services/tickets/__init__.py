@@ -38,6 +38,7 @@ from bot.services.tickets.deadlines import (
 )
 from bot.services.tickets.filing import (
     MAX_PHOTOS,
+    Intake,
     Muted,
     Report,
     TooManyReports,
@@ -89,6 +90,7 @@ __all__ = [
     "MAX_TEXT",
     "AlreadyHandled",
     "Found",
+    "Intake",
     "Lookups",
     "Muted",
     "PlacedBy",

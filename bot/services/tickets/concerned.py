@@ -79,23 +79,30 @@ async def holders(
     return [person for _, _, person in rows]
 
 
+async def department_staff(session: AsyncSession, department_id: int) -> list[Person]:
+    """The people holding an active role in the department (职能部门)."""
+    return list(
+        (
+            await session.exec(
+                select(Person)
+                .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
+                .where(
+                    RoleAssignment.department_id == department_id,
+                    col(RoleAssignment.active).is_(True),
+                    col(Person.active).is_(True),
+                )
+                .order_by(col(Person.id))
+            )
+        ).all()
+    )
+
+
 async def owners(
     session: AsyncSession, ticket: Ticket, *, lookups: Lookups | None = None
 ) -> list[Person]:
     """Whose card shows the actions: the department's staff, the assignee, or the role holders."""
     if ticket.owner_department_id is not None:
-        return list(
-            (
-                await session.exec(
-                    select(Person)
-                    .join(RoleAssignment, col(RoleAssignment.person_id) == Person.id)
-                    .where(
-                        RoleAssignment.department_id == ticket.owner_department_id,
-                        col(RoleAssignment.active).is_(True),
-                    )
-                )
-            ).all()
-        )
+        return await department_staff(session, ticket.owner_department_id)
     if ticket.owner_grid_id is None or ticket.owner_role is None:
         return []
     return await holders(session, ticket.owner_grid_id, Role(ticket.owner_role), lookups=lookups)

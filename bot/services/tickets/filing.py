@@ -20,9 +20,10 @@ from bot.routing.policy import policy_to_json
 from bot.routing.rules import TicketFacts, route
 from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.ticket_numbers import next_short_number, street_id_of
+from bot.services.tickets import casework
 from bot.services.tickets.concerned import followers, grid_at_tier, holders, links_to_people
 from bot.services.tickets.deadlines import calendar_for, current_policy, store_clock
-from bot.services.tickets.kernel import AlreadyHandled, load, record_event, tell
+from bot.services.tickets.kernel import AlreadyHandled, load, record_event, save, tell
 from bot.services.tickets.placing import Placement
 from bot.services.tickets.text import clean_text
 from bot.settings import Settings
@@ -37,6 +38,7 @@ from models import (
     TicketCategory,
     TicketEventKind,
     TicketPhoto,
+    TicketSource,
     TicketState,
 )
 
@@ -75,6 +77,20 @@ class Report:
     longitude: float | None = None
     household_id: int | None = None
     photo_file_ids: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Intake:
+    """A ticket staff file by hand (staff intake): where it came from, and for whom.
+
+    ``reporter_id`` is the caller when they are a GridBot user (they follow the ticket in the
+    chat); otherwise nobody is messaged about it but its handlers."""
+
+    source: TicketSource
+    reporter_id: int | None = None
+    caller_name: str | None = None
+    caller_phone: str | None = None
+    hotline_number: str | None = None
 
 
 async def check_may_report(
@@ -124,15 +140,21 @@ async def file_ticket(
     settings: Settings,
     now: datetime,
     placement: Placement | None = None,
+    intake: Intake | None = None,
 ) -> Ticket:
     """File a problem and dispatch it at once: routed, on the clock, owners told.
+
+    ``reporter`` files it; with ``intake`` they are staff filing by hand (巡查, 来电, 来访,
+    12345, 交办): the ticket keeps its source and caller, and its reporter is the caller only
+    when the caller is a GridBot user.
 
     ``grid`` is the reporter's grid; ``placement`` (from
     :func:`~bot.services.tickets.placing.place_report`), when given, is where the problem is:
     the ticket goes to its grid, and a point the map cannot place well (outside every grid, or
     where the lowest grids are not mapped) is shown to the street centre.
     """
-    await check_may_report(session, reporter, settings, now)
+    if intake is None:
+        await check_may_report(session, reporter, settings, now)
     if placement is not None:
         grid = placement.grid
     description = clean_text(report.description)
@@ -149,7 +171,12 @@ async def file_ticket(
         street_id=street_id,
         short_number=await next_short_number(session, street_id),
         grid_id=grid.id or 0,
-        reporter_id=reporter.id,
+        reporter_id=reporter.id if intake is None else intake.reporter_id,
+        source=TicketSource.TELEGRAM if intake is None else intake.source,
+        filed_by_id=None if intake is None else reporter.id,
+        caller_name=None if intake is None else intake.caller_name,
+        caller_phone=None if intake is None else intake.caller_phone,
+        hotline_number=None if intake is None else intake.hotline_number,
         category=report.category,
         kind=kind,
         description=description,
@@ -169,6 +196,11 @@ async def file_ticket(
     session.add(ticket)
     await session.flush()
     assert ticket.id is not None
+    lead, assists = await casework.start_at_department(
+        session, ticket, decision, policy, calendar, now
+    )
+    if lead is not None:
+        await save(session, ticket, now)
     for file_id in report.photo_file_ids:
         session.add(TicketPhoto(ticket_id=ticket.id, file_id=file_id, created_at=now))
     record_event(
@@ -179,7 +211,10 @@ async def file_ticket(
         from_state=None,
         to_state=TicketState.SUBMITTED,
         actor=reporter,
-        data={"placed_by": placement.by.value} if placement is not None else None,
+        data={
+            **({"placed_by": placement.by.value} if placement is not None else {}),
+            **({"source": intake.source.value} if intake is not None else {}),
+        },
     )
     record_event(
         session,
@@ -187,13 +222,19 @@ async def file_ticket(
         now,
         TicketEventKind.DISPATCHED,
         from_state=TicketState.SUBMITTED,
-        to_state=TicketState.DISPATCHED,
-        data={"rule": decision.rule, "tier": decision.owner.tier, "role": decision.owner.role},
+        to_state=TicketState(ticket.state),
+        data={
+            "rule": decision.rule,
+            "tier": decision.owner.tier,
+            "role": decision.owner.role,
+            **({"department": lead.code} if lead is not None else {}),
+        },
     )
     informed = await links_to_people(session, grid, decision.inform)
     await tell(
         session, notifier, Notice.FILED, ticket, now, actor=reporter, reporters=[], others=informed
     )
+    await casework.tell_assists(session, notifier, ticket, assists, now)
     if placement is not None and placement.centre_told:
         street = await grid_at_tier(session, grid, 0)
         assert street.id is not None

@@ -17,6 +17,7 @@ from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, permits, target_of
 from bot.services.ticket_notices import Notice, TicketNotifier
 from bot.services.ticket_numbers import parse_number, shown_number, tickets_numbered
+from bot.services.tickets import casework
 from bot.services.tickets.concerned import Lookups, followers, owners
 from bot.services.tickets.deadlines import clock_of, policy_of, store_clock
 from bot.services.tickets.kernel import (
@@ -173,6 +174,8 @@ async def resolve(
     ticket = await load_for_handling(
         session, actor=actor, roles=roles, ticket_id=ticket_id, states=WORKING, now=now
     )
+    # 主办 resolves only after its 协办 have answered or run out of time
+    timed_out = await casework.check_assists_done(session, ticket, now)
     policy, calendar = await policy_of(session, ticket)
     before = TicketState(ticket.state)
     clock = clock_of(ticket)
@@ -180,7 +183,14 @@ async def resolve(
     ticket.resolved_at = now
     ticket.assignee_id = ticket.assignee_id or actor.id
     await transition(
-        session, ticket, now, TicketEventKind.RESOLVED, before=before, actor=actor, note=note
+        session,
+        ticket,
+        now,
+        TicketEventKind.RESOLVED,
+        before=before,
+        actor=actor,
+        note=note,
+        data={"assists_timed_out": timed_out} if timed_out else None,
     )
     assert ticket.id is not None
     if photo_file_id:
@@ -256,6 +266,7 @@ async def transfer(
         raise NotFound()
     previous = await owners(session, ticket)
     before = TicketState(ticket.state)
+    await casework.start_transfer_clock(session, ticket, now)  # the department's windows
     ticket.owner_department_id = department.id
     ticket.owner_role = Role.DEPARTMENT
     ticket.assignee_id = None
