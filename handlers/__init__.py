@@ -26,6 +26,7 @@ from handlers import (
     members,
     onboarding,
     people_admin,
+    places,
     registry,
     report,
     routing,
@@ -49,6 +50,7 @@ def build_router() -> Router:
         members.build_router(),  # a household member's card, "show", erasure
         assessment.build_router(),  # /indicators, /score
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
+        places.build_router(),  # /places: place types, the place register (before ledgers)
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my

@@ -29,6 +29,7 @@ from models.meeting import Meeting, MeetingInvite
 from models.member import HouseholdMember
 from models.open311 import ApiKey, Open311Request
 from models.people import Person, PersonCreate, PersonRead, RoleAssignment
+from models.place import Hazard, Inspection, Place, PlacePolicyVersion
 from models.quota import DailyPush, QuotaRule, VisitTally
 from models.registry import Department, Invite
 from models.routing import CalendarDay, PolicyVersion
@@ -80,6 +81,10 @@ __all__ = [
     "GridCreate",
     "GridRead",
     "HandlingKind",
+    "Hazard",
+    "Inspection",
+    "Place",
+    "PlacePolicyVersion",
     "Household",
     "HouseholdCategory",
     "HouseholdCreate",
