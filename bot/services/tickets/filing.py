@@ -124,15 +124,21 @@ async def file_ticket(
     settings: Settings,
     now: datetime,
     placement: Placement | None = None,
+    limited: bool = True,
 ) -> Ticket:
     """File a problem and dispatch it at once: routed, on the clock, owners told.
+
+    ``limited=False`` skips the reporter's hourly and daily limits: for a ticket staff file
+    from a record (a hazard not fixed at its re-inspection, a place refusing inspection),
+    which is not a report typed by a person.
 
     ``grid`` is the reporter's grid; ``placement`` (from
     :func:`~bot.services.tickets.placing.place_report`), when given, is where the problem is:
     the ticket goes to its grid, and a point the map cannot place well (outside every grid, or
     where the lowest grids are not mapped) is shown to the street centre.
     """
-    await check_may_report(session, reporter, settings, now)
+    if limited:
+        await check_may_report(session, reporter, settings, now)
     if placement is not None:
         grid = placement.grid
     description = clean_text(report.description)
