@@ -20,6 +20,7 @@ from handlers import (
     errors,
     fallback,
     grid_admin,
+    inspections,
     jobs,
     ledgers,
     meetings,
@@ -54,6 +55,7 @@ def build_router() -> Router:
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
+        inspections.build_router(),  # /inspect, the checklist, hazards' "fixed"
         visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
         broadcasts.build_router(),  # /broadcast: notices and emergency alerts, "收到"
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes

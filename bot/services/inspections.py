@@ -46,6 +46,7 @@ OPEN_HAZARD_STATES = ("open", "reported")
 NOTE_LIMIT = 1000
 FILE_ID_LIMIT = 255
 MAX_LISTED = 200  # places in one /inspect list
+MAX_IN_PUSH = 10  # places named in a morning push
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,49 @@ class DuePlace:
     @property
     def overdue_at(self) -> datetime:
         return self.due_at
+
+
+@dataclass(frozen=True)
+class DueInspection:
+    """A place due today as the morning push names it."""
+
+    place_id: int
+    name: str
+    type_name: str
+    kind: str  # ROUTINE or RECHECK
+    hazards: int = 0
+
+
+def for_push(due: Sequence[DuePlace], policy: PlacePolicy) -> tuple[DueInspection, ...]:
+    found = []
+    for item in due:
+        place_type = policy.type(item.place.type_key)
+        found.append(
+            DueInspection(
+                item.place.id or 0,
+                item.place.name,
+                place_type.name if place_type is not None else item.place.type_key,
+                item.kind,
+                item.hazards,
+            )
+        )
+    return tuple(found)
+
+
+async def inspected_since(
+    session: AsyncSession, place_ids: Sequence[int], since: datetime
+) -> set[int]:
+    """Which of the places were inspected (not withdrawn, refusals too) since ``since``."""
+    if not place_ids:
+        return set()
+    rows = await session.exec(
+        select(col(Inspection.place_id)).where(
+            col(Inspection.place_id).in_(list(place_ids)),
+            col(Inspection.inspected_at) >= since,
+            col(Inspection.withdrawn_at).is_(None),
+        )
+    )
+    return set(rows.all())
 
 
 @dataclass(frozen=True)

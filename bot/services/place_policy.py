@@ -350,10 +350,11 @@ def _checklist(data: Any, where: str) -> tuple[CheckItem, ...]:
         _keys(entry, ("key", "text", "severity"), where)
         key = _key(entry.get("key"), where)
         if any(i.key == key for i in items):
+            text = entry.get("text")
             raise InvalidInput(
-                N_("In {where}, the checklist item key “{value}” is used twice."),
+                N_("In {where}, the checklist item key of “{value}” is used twice."),
                 where=where,
-                value=key,
+                value=_echo(text if isinstance(text, str) and text.strip() else key),
             )
         severity = entry.get("severity", "major")
         if severity not in SEVERITIES:
@@ -412,8 +413,11 @@ def parse_policy(raw: bytes | str) -> PlacePolicy:
     for entry in types_in:
         if not isinstance(entry, dict):
             raise InvalidInput(N_("Each place type must be written in braces {{ }}."))
-        where = _key(entry.get("key"), "types")
-        if any(t.key == where for t in types):
+        key = _key(entry.get("key"), "types")
+        name = entry.get("name")
+        # a type is named in messages as the admin knows it: by its name, else its key
+        where = f"“{name.strip()}”" if isinstance(name, str) and name.strip() else key
+        if any(t.key == key for t in types):
             raise InvalidInput(N_("The place type “{value}” is given twice."), value=where)
         _keys(entry, ("key", "name", "department", "cadence", "checklist"), where)
         cadence = _cadence(entry.get("cadence"), where)
@@ -424,7 +428,7 @@ def parse_policy(raw: bytes | str) -> PlacePolicy:
             )
         types.append(
             PlaceType(
-                key=where,
+                key=key,
                 name=_text(entry.get("name"), MAX_NAME, "name", where),
                 checklist=_checklist(entry.get("checklist"), where),
                 cadence=cadence,

@@ -555,6 +555,25 @@ def render_push(
             + (f" · {esc(m.place)}" if m.place else "")
             for m in push.meetings
         )
+    if push.inspections:
+        rest.append("")
+        rest.append(bold(t("Places to inspect today (巡查):")))
+        for item in push.inspections:
+            if item.kind == "recheck":
+                line = esc(
+                    t(
+                        "🔁 {name}: re-inspection of {count} hazard(s)",
+                        name=item.name,
+                        count=item.hazards,
+                    )
+                )
+            else:
+                line = f"{esc(item.name)} · {esc(item.type_name)}"
+            rest.append(f"✅ <s>{line}</s>" if item.place_id in push.inspected else f"• {line}")
+        more = push.inspections_due - len(push.inspections)
+        if more > 0:
+            rest.append(esc(t("…and {count} more places due.", count=more)))
+        rest.append(esc(t("Send /inspect to start.")))
     if any(line.strip() for line in rest):
         parts.extend((part, None) for part in split_message("\n".join(rest)))
     return parts

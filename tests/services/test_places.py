@@ -77,7 +77,7 @@ def test_a_cadence_of_zero_is_refused_in_chinese() -> None:
     data = default_file()
     data["types"][0]["cadence"][0]["days"] = 0
     text = refusal(data)
-    assert "small_venue" in text and "days" in text and "0" in text
+    assert "九小场所" in text and "days" in text and "0" in text
     assert "整数" in text
 
 
@@ -87,7 +87,7 @@ def test_a_checklist_of_200_items_is_refused() -> None:
         {"key": f"item_{i}", "text": f"检查项{i}", "severity": "minor"} for i in range(200)
     ]
     text = refusal(data)
-    assert "rental" in text and "200" in text and "40" in text
+    assert "出租房屋" in text and "200" in text and "40" in text
 
 
 def test_duplicate_item_keys_are_refused() -> None:
@@ -95,16 +95,16 @@ def test_duplicate_item_keys_are_refused() -> None:
     items = data["types"][3]["checklist"]
     items.append(dict(items[0]))
     text = refusal(data)
-    assert "pharmacy" in text and items[0]["key"] in text
+    assert "涉药单位" in text and items[0]["text"][:20] in text
 
 
 @pytest.mark.parametrize(
     ("change", "needle"),
     [
-        (lambda d: d["types"].append(copy.deepcopy(d["types"][0])), "small_venue"),
+        (lambda d: d["types"].append(copy.deepcopy(d["types"][0])), "九小场所"),
         (lambda d: d["types"][0]["cadence"][0].update(by="mayor"), "mayor"),
         (lambda d: d["types"][0]["cadence"][0].update(times=True), "times"),
-        (lambda d: d["types"][0].update(cadence=[{"by": "center", "days": 90}]), "small_venue"),
+        (lambda d: d["types"][0].update(cadence=[{"by": "center", "days": 90}]), "九小场所"),
         (lambda d: d["types"][0]["checklist"][0].update(severity="fatal"), "fatal"),
         (lambda d: d["types"][0]["checklist"][0].update(key="Exits Clear"), "Exits Clear"),
         (lambda d: d["types"][0]["checklist"][0].update(text=""), "text"),
