@@ -91,7 +91,7 @@ class InspectStepCb(CallbackData, prefix="na"):
     """An answer to item ``item`` (its index in the checklist), or a step of the flow."""
 
     step: InspectStep
-    item: int = 0
+    item: RowId = 0
 
 
 class HazardFixedCb(CallbackData, prefix="nh"):

@@ -3,6 +3,7 @@ XLSX; all or nothing; every bad row named), export with masked phones, and hosti
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import io
 import json
@@ -123,10 +124,8 @@ def test_a_bad_place_types_file_says_what_is_wrong(change: Any, needle: str) -> 
 @settings(max_examples=200, deadline=None)
 @given(st.binary(max_size=400) | st.text(max_size=400).map(str.encode))
 def test_any_bytes_are_read_or_refused_cleanly(raw: bytes) -> None:
-    try:
+    with contextlib.suppress(InvalidInput):
         parse_policy(raw)
-    except InvalidInput:
-        pass
 
 
 def test_a_file_too_large_or_not_utf8_is_refused() -> None:
@@ -257,7 +256,7 @@ async def test_the_place_ledger_covers_the_askers_grids_and_reads_back(
         assert sheet is not None
         lines = [[c.value for c in r] for r in list(sheet.iter_rows())[1:]]
         assert {line[0] for line in lines} == codes
-        assert ["P0007", "场所7", "九小场所", EAST_A] == lines[0][:4]
+        assert lines[0][:4] == ["P0007", "场所7", "九小场所", EAST_A]
         assert "13712340007" in lines[0]
     data = await places.export_places(
         session,
