@@ -51,11 +51,11 @@ def build_router() -> Router:
         members.build_router(),  # a household member's card, "show", erasure
         assessment.build_router(),  # /indicators, /score
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
+        inspections.build_router(),  # /inspect, hazards' "fixed", /export inspections|hazards
         places.build_router(),  # /places: place types, the place register (before ledgers)
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
-        inspections.build_router(),  # /inspect, the checklist, hazards' "fixed"
         visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
         broadcasts.build_router(),  # /broadcast: notices and emergency alerts, "收到"
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes

@@ -22,10 +22,18 @@ from aiogram.types import CallbackQuery, Message
 
 from bot.errors import InvalidInput
 from bot.i18n import gettext_for
-from bot.services import hazards, inspections, outbox, place_policy, push_progress
+from bot.services import (
+    hazards,
+    inspection_ledgers,
+    inspections,
+    outbox,
+    place_policy,
+    push_progress,
+)
 from bot.services.actor import Actor
 from bot.services.daily_push import locale_of
 from bot.services.inspections import RECHECK, ROUTINE, WEEK
+from bot.services.people import RoleInGrid
 from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
 from bot.telegram import inspection_views as views
@@ -377,10 +385,77 @@ async def fixed_photo_sent(
         )
 
 
+# --- counting: /quota's coverage, /export inspections|hazards ---------------------------------
+
+EXPORT_WORDS = {
+    "inspections": "inspections",
+    "inspection": "inspections",
+    "巡查": "inspections",
+    "hazards": "hazards",
+    "hazard": "hazards",
+    "隐患": "hazards",
+    "隱患": "hazards",
+}
+EXPORT_ARGS = r"(?i)^\s*(inspections?|hazards?|巡查|隐患|隱患)(\s|$)"
+
+
+async def coverage_reply(
+    reply: Replier, actor: Actor, held: RoleInGrid, settings: Settings
+) -> None:
+    """Inspection coverage of the grid a head or the centre looks after, when it has places."""
+    policy = await place_policy.current_policy(actor.session)
+    rows = await inspection_ledgers.coverage(actor.session, [held.grid_path], policy, actor.now)
+    if not rows:
+        return
+    first, end = inspection_ledgers.month_bounds(
+        actor.now.astimezone(settings.tz).date().replace(day=1), settings.tz
+    )
+    figures = await inspection_ledgers.hazard_figures(
+        actor.session, [held.grid_path], first, end, actor.now
+    )
+    reply.text(views.coverage_text(rows, figures, held.grid_name, t))
+
+
+async def export_command(
+    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
+) -> None:
+    """``/export inspections|hazards [month]`` (巡查 / 隐患台账): the month's ledger."""
+    words = (command.args or "").split(None, 1)
+    which = EXPORT_WORDS[words[0].lower()]
+    today = actor.now.astimezone(settings.tz).date()
+    month = inspection_ledgers.parse_month(words[1] if len(words) > 1 else None, today)
+    policy = await place_policy.current_policy(actor.session)
+    export = (
+        inspection_ledgers.export_inspections
+        if which == "inspections"
+        else inspection_ledgers.export_hazards
+    )
+    data = await export(
+        actor.session,
+        actor.who,
+        actor.roles,
+        policy,
+        month=month,
+        now=actor.now,
+        tz=settings.tz,
+        translate=partial(gettext_for, actor.locale),
+    )
+    stamp = month.strftime("%Y%m")
+    reply.upload(
+        "sendDocument",
+        "document",
+        data,
+        f"{which}-{stamp}.xlsx",
+        caption=esc(t("Ledger of {month}.", month=month.strftime("%Y-%m"))),
+    )
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
     not_a_command = F.text & ~F.text.startswith("/")
     router.message.register(inspect_command, Command("inspect"))
+    # before ledgers' /export, and only for these two words: the other ledgers stay there
+    router.message.register(export_command, Command("export", magic=F.args.regexp(EXPORT_ARGS)))
     router.callback_query.register(place_picked, InspectPickCb.filter())
     router.callback_query.register(
         step_pressed, StateFilter(InspectFlow.checking, InspectFlow.photo), InspectStepCb.filter()

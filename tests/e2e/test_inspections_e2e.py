@@ -253,3 +253,17 @@ async def test_import_push_inspect_fixed_recheck_and_ticket(h: Harness) -> None:
         ]
     assert TicketEventKind.ESCALATED in kinds, kinds
     assert views.RECHECK_SAVED  # the words checked above come from the views
+
+    # the head's /quota shows inspection coverage; the ledgers of the month come as files
+    head = await h.persona("head")
+    await head.send("/quota")
+    await h.settle()
+    quota = "\n".join((await head.transcript()).texts)
+    assert "巡查覆盖率" in quota and "九小场所" in quota
+    await head.send("/export hazards 2026-03")
+    await h.settle()
+    ledger = (await head.transcript()).bot_messages[-1]
+    assert ledger.document is not None and "hazards-202603" in str(ledger.document)
+    await head.send("/export 隐患 2026-13")
+    await h.settle()
+    assert "不是月份" in (await head.transcript()).texts[-1]

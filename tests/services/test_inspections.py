@@ -5,15 +5,18 @@ rules."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+import io
+from datetime import date, timedelta
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
 from bot.errors import InvalidInput, NotAllowed
-from bot.services import hazards, inspections
+from bot.i18n import gettext_for
+from bot.services import hazards, inspection_ledgers, inspections
 from bot.services.place_policy import DEFAULT_POLICY
 from bot.settings import Settings
 from models import Hazard, Inspection, Person, Place, Ticket, TicketCategory
@@ -285,3 +288,59 @@ async def test_withdrawing_follows_the_visit_rules_and_takes_the_hazards_along(
     assert states == {"withdrawn"}
     await session.refresh(restaurant)
     assert restaurant.last_inspected_at is None
+
+
+async def test_coverage_hazard_figures_and_the_two_ledgers(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    head_paths = inspections.inspector_paths(await community.roles(session, community.head))
+    rows = await inspection_ledgers.coverage(session, head_paths, DEFAULT_POLICY, community.now)
+    by_type = {r.type_key: (r.covered, r.places) for r in rows}
+    assert by_type == {"small_venue": (1, 1), "pharmacy": (0, 1), "key_unit": (0, 1)}
+    later = community.now + timedelta(days=2)  # the exit (1 day) is overdue, not the other
+    figures = await inspection_ledgers.hazard_figures(
+        session, head_paths, community.now - timedelta(days=1), later, later
+    )
+    assert (figures.found, figures.open, figures.overdue) == (2, 2, 1)
+    translate = lambda m: gettext_for("zh_Hans", m)  # noqa: E731
+    month = inspection_ledgers.parse_month(None, community.now.date())
+    for export, needle in (
+        (inspection_ledgers.export_inspections, "老王饭店"),
+        (inspection_ledgers.export_hazards, "灭火器配置齐全且在有效期内"),
+    ):
+        data = await export(
+            session,
+            community.head,
+            await community.roles(session, community.head),
+            DEFAULT_POLICY,
+            month=month,
+            now=community.now,
+            tz=settings().tz,
+            translate=translate,
+        )
+        sheet = load_workbook(io.BytesIO(data)).active
+        assert sheet is not None
+        assert needle in {c.value for r in sheet.iter_rows() for c in r}
+    with pytest.raises(NotAllowed):
+        await inspection_ledgers.export_hazards(
+            session,
+            worker,
+            await community.roles(session, worker),
+            DEFAULT_POLICY,
+            month=month,
+            now=community.now,
+            tz=settings().tz,
+            translate=translate,
+        )
+
+
+@pytest.mark.parametrize("text", ["2026-13", "明年", "9999-01", "2026-03-01; drop"])
+def test_a_month_that_is_not_one_is_refused(text: str) -> None:
+    with pytest.raises(InvalidInput):
+        inspection_ledgers.parse_month(text, date(2026, 3, 1))
+    assert inspection_ledgers.parse_month("2026年3月", date(2026, 5, 1)) == date(2026, 3, 1)
