@@ -275,7 +275,10 @@ async def compose_pushes(
     todays = await _meetings_by_person(session, now, ends)
     policy = await place_policy.current_policy(session)
     scopes = {w.id or 0: inspections.inspector_paths(roles.get(w.id or 0, ())) for w in workers}
-    due = await inspections.due_by_worker(session, scopes, policy, ends)
+    totals: dict[int, int] = {}
+    due = await inspections.due_by_worker(
+        session, scopes, policy, ends, limit=inspections.MAX_IN_PUSH, totals=totals
+    )
     return [
         MorningPush(
             worker,
@@ -284,10 +287,8 @@ async def compose_pushes(
             tuple(open_tickets.get(worker.id or 0, ())),
             tuple(todays.get(worker.id or 0, ())),
             composed_at=now,
-            inspections=inspections.for_push(
-                due.get(worker.id or 0, [])[: inspections.MAX_IN_PUSH], policy
-            ),
-            inspections_due=len(due.get(worker.id or 0, [])),
+            inspections=tuple(due.get(worker.id or 0, [])),
+            inspections_due=totals.get(worker.id or 0, 0),
         )
         for worker in workers
     ]

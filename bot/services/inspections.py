@@ -28,6 +28,7 @@ from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -218,37 +219,76 @@ async def due_by_worker(
     scopes: Mapping[int, Sequence[str]],
     policy: PlacePolicy,
     by: datetime,
-) -> dict[int, list[DuePlace]]:
-    """Each worker's places due by ``by``, soonest first, for all workers at once: the due
-    places are read once (two queries) and matched to each worker's subtrees by path prefix."""
+    *,
+    limit: int | None = None,
+    totals: dict[int, int] | None = None,
+) -> dict[int, list[DueInspection]]:
+    """Each worker's places due by ``by``, soonest first, for all workers at once; with
+    ``limit``, the first so many (and each worker's count in ``totals``).
+
+    Set-based: the due places are read once as plain columns (two queries: routine and
+    re-inspections), grouped by grid, and each worker takes the grids under their subtrees
+    (a path prefix): no row is read or built per worker."""
     if not any(scopes.values()):
         return {}
-    rows = await session.exec(
-        select(Place, Grid.path)
+    names = {t.key: t.name for t in policy.types}
+    intervals = {
+        t.key: cadence.interval for t in policy.types if (cadence := t.cadence_of("worker"))
+    }
+    Entry = tuple[datetime, str, int, str, str, int]  # due, name, place, type, kind, hazards
+    by_grid: dict[str, list[Entry]] = {}
+    connection = await session.connection()  # plain rows: nothing built per place but these
+    rows = await connection.execute(
+        sa_select(
+            col(Place.id),
+            col(Place.name),
+            col(Place.type_key),
+            func.coalesce(col(Place.last_inspected_at), col(Place.created_at)),
+            col(Place.last_inspected_at).is_(None),
+            col(Grid.path),
+        )
         .join(Grid, col(Grid.id) == col(Place.grid_id))
         .where(col(Place.active).is_(True), routine_due(policy, by))
     )
-    due: list[tuple[str, DuePlace]] = [
-        (path, DuePlace(place, ROUTINE, due_at(place, policy))) for place, path in rows
-    ]
-    recheck_rows = await session.exec(
-        select(Place, Grid.path, func.min(Hazard.fix_by), func.count(col(Hazard.id)))
+    none = timedelta()
+    for place_id, name, type_key, since, never, path in rows:
+        when = since if never else since + intervals.get(type_key, none)
+        by_grid.setdefault(path, []).append((when, name, place_id or 0, type_key, ROUTINE, 0))
+    rechecks = await connection.execute(
+        sa_select(
+            col(Place.id),
+            col(Place.name),
+            col(Place.type_key),
+            col(Grid.path),
+            func.min(Hazard.fix_by),
+            func.count(col(Hazard.id)),
+        )
         .join(Hazard, col(Hazard.place_id) == col(Place.id))
         .join(Grid, col(Grid.id) == col(Place.grid_id))
         .where(col(Hazard.state).in_(OPEN_HAZARD_STATES), col(Hazard.fix_by) <= by)
-        .group_by(col(Place.id), col(Grid.path))
+        .group_by(col(Place.id), col(Place.name), col(Place.type_key), col(Grid.path))
     )
-    due += [(path, DuePlace(place, RECHECK, fix_by, n)) for place, path, fix_by, n in recheck_rows]
-    under: dict[str, list[DuePlace]] = {}
-    for path, item in due:
+    for place_id, name, type_key, path, fix_by, count in rechecks:
+        by_grid.setdefault(path, []).append(
+            (fix_by, name, place_id or 0, type_key, RECHECK, count)
+        )
+    under: dict[str, list[str]] = {}  # a subtree's path -> the grids with places due in it
+    for path in by_grid:
         parts = [part for part in path.split("/") if part]
         for depth in range(1, len(parts) + 1):
-            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append(item)
-    found: dict[int, list[DuePlace]] = {}
+            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append(path)
+    found: dict[int, list[DueInspection]] = {}
     for worker_id, paths in scopes.items():
-        chosen = {(d.place.id, d.kind): d for p in paths for d in under.get(p, [])}
-        if chosen:
-            found[worker_id] = sorted(chosen.values(), key=lambda d: (d.due_at, d.place.name))
+        grids = {grid for p in paths for grid in under.get(p, ())}
+        if grids:
+            items = [entry for grid in grids for entry in by_grid[grid]]
+            items.sort(key=lambda entry: (entry[0], entry[1]))
+            if totals is not None:
+                totals[worker_id] = len(items)
+            found[worker_id] = [
+                DueInspection(place_id, name, names.get(key, key), kind, hazards)
+                for _when, name, place_id, key, kind, hazards in items[:limit]
+            ]
     return found
 
 

@@ -109,8 +109,8 @@ async def test_due_places_for_one_worker_and_for_all_at_once(
         for w in community.workers.values()
     }
     everyone = await inspections.due_by_worker(session, scopes, DEFAULT_POLICY, community.now)
-    assert {d.place.name for d in everyone[worker_a.id or 0]} == {"仁心药房", "老王饭店"}
-    assert {d.place.name for d in everyone[community.workers[WORKER_B].id or 0]} == {"杏林小学"}
+    assert {d.name for d in everyone[worker_a.id or 0]} == {"仁心药房", "老王饭店"}
+    assert {d.name for d in everyone[community.workers[WORKER_B].id or 0]} == {"杏林小学"}
     # inspected today: not due again until a month on (九小场所: monthly by the worker)
     restaurant = await place_named(session, "老王饭店")
     results, photos = restaurant_answers()
