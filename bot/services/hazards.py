@@ -25,7 +25,7 @@ from datetime import datetime
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.errors import InvalidInput, NotAllowed, NotFound
+from bot.errors import DomainError, InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, gettext_for
 from bot.services import tickets
 from bot.services.inspections import (
@@ -43,7 +43,17 @@ from bot.services.people import RoleInGrid
 from bot.services.place_policy import PlacePolicy, current_policy
 from bot.services.ticket_notices import TicketNotifier
 from bot.settings import LOCALES, Settings
-from models import AuditLog, Grid, Hazard, Inspection, Person, Place, Ticket, TicketCategory
+from models import (
+    AuditLog,
+    Department,
+    Grid,
+    Hazard,
+    Inspection,
+    Person,
+    Place,
+    Ticket,
+    TicketCategory,
+)
 
 FIRE_DEPARTMENTS = frozenset({"fire"})
 
@@ -271,7 +281,9 @@ async def record_refusal(
         session, place=place, inspector=inspector, kind=ROUTINE, now=now, point=point, refused=True
     )
     place_type = policy.type(place.type_key)
-    department = (place_type.department if place_type is not None else None) or "—"
+    code = (place_type.department if place_type is not None else None) or ""
+    registered = await _department(session, code)
+    department = registered.name if registered is not None else (code or "—")
     ticket = await tickets.file_ticket(
         session,
         notifier,
@@ -292,6 +304,9 @@ async def record_refusal(
     )
     inspection.ticket_id = ticket.id
     session.add(inspection)
+    moved = registered is not None and await _to_department(
+        session, notifier, inspector, roles, ticket, registered, now
+    )
     session.add(
         AuditLog(
             at=now,
@@ -299,10 +314,51 @@ async def record_refusal(
             action="inspection:refused",
             object_type="place",
             object_id=place.id,
-            data={"ticket": ticket.id, "department": department},
+            data={"ticket": ticket.id, "department": department, "transferred": moved},
         )
     )
     return Finding(inspection, place, ticket=ticket, extra={"department": department})
+
+
+async def _department(session: AsyncSession, code: str) -> Department | None:
+    if not code:
+        return None
+    return (
+        await session.exec(
+            select(Department).where(Department.code == code, col(Department.active).is_(True))
+        )
+    ).first()
+
+
+async def _to_department(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    inspector: Person,
+    roles: Sequence[RoleInGrid],
+    ticket: Ticket,
+    department: Department,
+    now: datetime,
+) -> bool:
+    """Transfer (转办) a refusal's ticket to the department the place type names, through the
+    ticket kernel, when that department is registered and the inspector may transfer the
+    ticket (they are among its owners); otherwise it stays on the grid's chain, where the
+    department is named in its description and it escalates like any other."""
+    if department.id is None or ticket.id is None:
+        return False
+    try:
+        async with session.begin_nested():
+            await tickets.transfer(
+                session,
+                notifier,
+                actor=inspector,
+                roles=roles,
+                ticket_id=ticket.id,
+                department_id=department.id,
+                now=now,
+            )
+    except DomainError:
+        return False
+    return True
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from bot.services import hazards, inspection_ledgers, inspections
 from bot.services.place_policy import DEFAULT_POLICY
 from bot.settings import Settings
 from models import Hazard, Inspection, Person, Place, Ticket, TicketCategory
+from models.registry import Department
 from tests.fakes import RecordingNotifier
 from tests.services.test_imports import (
     EAST_A,
@@ -230,6 +231,14 @@ async def test_a_refusal_is_recorded_and_becomes_a_ticket_naming_the_department(
     community = await setup(session, clock)
     worker = community.workers[WORKER_A]
     pharmacy = await place_named(session, "仁心药房")
+    market = Department(
+        name="杏林市场监管所",
+        code="market",
+        grid_id=community.grids[EAST_A].id or 0,
+        created_at=community.now,
+    )
+    session.add(market)
+    await session.flush()
     finding = await hazards.record_refusal(
         session,
         RecordingNotifier(),
@@ -242,9 +251,11 @@ async def test_a_refusal_is_recorded_and_becomes_a_ticket_naming_the_department(
         now=community.now,
     )
     assert finding.inspection.refused and finding.ticket is not None
-    assert finding.extra["department"] == "market"
+    assert finding.extra["department"] == "杏林市场监管所"
     ticket = (await session.exec(select(Ticket))).one()
-    assert "仁心药房" in ticket.description and "market" in ticket.description
+    assert "仁心药房" in ticket.description and "杏林市场监管所" in ticket.description
+    assert ticket.owner_department_id == market.id  # 转办: the department the type names
+    assert ticket.state == "transferred"
     # a refusal is no inspection: the place is still due
     paths = inspections.inspector_paths(await community.roles(session, worker))
     due = await inspections.due_places(session, paths, DEFAULT_POLICY, community.now)
