@@ -11,6 +11,7 @@ inspection can be withdrawn by its button under the visit rules. The state diagr
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -51,7 +52,7 @@ from bot.telegram.inspection_views import (
 )
 from bot.telegram.render import esc
 from bot.telegram.replies import Replier, markup_json
-from models import Place
+from models import Grid, Place
 
 
 class InspectFlow(StatesGroup):
@@ -403,17 +404,30 @@ async def coverage_reply(
     reply: Replier, actor: Actor, held: RoleInGrid, settings: Settings
 ) -> None:
     """Inspection coverage of the grid a head or the centre looks after, when it has places."""
-    policy = await place_policy.current_policy(actor.session)
-    rows = await inspection_ledgers.coverage(actor.session, [held.grid_path], policy, actor.now)
-    if not rows:
-        return
     first, end = inspection_ledgers.month_bounds(
         actor.now.astimezone(settings.tz).date().replace(day=1), settings.tz
     )
-    figures = await inspection_ledgers.hazard_figures(
-        actor.session, [held.grid_path], first, end, actor.now
-    )
-    reply.text(views.coverage_text(rows, figures, held.grid_name, t))
+    await _coverage(reply, actor, held.grid_path, held.grid_name, first, end)
+
+
+async def indicators_reply(
+    reply: Replier, actor: Actor, grid_id: int, start: datetime, end: datetime
+) -> None:
+    """The same under ``/indicators``' report of one grid (its window for the hazards)."""
+    grid = await actor.session.get(Grid, grid_id)
+    if grid is not None:
+        await _coverage(reply, actor, grid.path, grid.name, start, end)
+
+
+async def _coverage(
+    reply: Replier, actor: Actor, path: str, name: str, start: datetime, end: datetime
+) -> None:
+    policy = await place_policy.current_policy(actor.session)
+    rows = await inspection_ledgers.coverage(actor.session, [path], policy, actor.now)
+    if not rows:
+        return
+    figures = await inspection_ledgers.hazard_figures(actor.session, [path], start, end, actor.now)
+    reply.text(views.coverage_text(rows, figures, name, t))
 
 
 async def export_command(

@@ -260,6 +260,10 @@ async def test_import_push_inspect_fixed_recheck_and_ticket(h: Harness) -> None:
     await h.settle()
     quota = "\n".join((await head.transcript()).texts)
     assert "巡查覆盖率" in quota and "九小场所" in quota
+    await head.send("/indicators")
+    await h.settle()
+    shown = (await head.transcript()).texts[-1]
+    assert "巡查覆盖率" in shown and "转为工单 1 处" in shown, shown
     await head.send("/export hazards 2026-03")
     await h.settle()
     ledger = (await head.transcript()).bot_messages[-1]
