@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, tzinfo
+from html import escape as esc
 
 from sqlalchemy import ColumnElement, case, func, or_
 from sqlmodel import col, select
@@ -326,3 +327,43 @@ async def export_hazards(
             )
         ]
     )
+
+
+def coverage_text(
+    rows: Sequence[Coverage], figures: HazardFigures, grid_name: str, tr: Callable[..., str]
+) -> str:
+    """Inspection coverage by place type and the period's hazards, as HTML (/quota,
+    /indicators, the monthly digest); ``tr(msgid, **params)`` in the reader's language."""
+    lines = [
+        "<b>" + esc(tr(N_("Inspection coverage (巡查覆盖率): {grid}"), grid=grid_name)) + "</b>"
+    ]
+    for row in rows:
+        share = f"{row.share:.0%}" if row.share is not None else "—"
+        lines.append(
+            esc(
+                tr(
+                    N_("• {type}: {covered} of {places} places inspected on time ({share})"),
+                    type=row.type_name,
+                    covered=row.covered,
+                    places=row.places,
+                    share=share,
+                )
+            )
+        )
+    lines.append(
+        esc(
+            tr(
+                N_(
+                    "Hazards found in the period: {found}; {on_time} fixed on time, {late} "
+                    "fixed late, {open} open ({overdue} overdue), {ticketed} became tickets."
+                ),
+                found=figures.found,
+                on_time=figures.fixed_on_time,
+                late=figures.fixed_late,
+                open=figures.open,
+                overdue=figures.overdue,
+                ticketed=figures.ticketed,
+            )
+        )
+    )
+    return "\n".join(lines)

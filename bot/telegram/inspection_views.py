@@ -10,6 +10,7 @@ from aiogram.filters.callback_data import CallbackData
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import N_
+from bot.services import inspection_ledgers
 from bot.services.exports import mask_phone
 from bot.services.hazards import Finding
 from bot.services.inspection_ledgers import Coverage, HazardFigures
@@ -328,34 +329,4 @@ def coverage_text(
     rows: Sequence[Coverage], figures: HazardFigures, grid_name: str, tr: Translate
 ) -> str:
     """Inspection coverage by place type, and this month's hazards, for /quota."""
-    lines = [bold(tr(N_("Inspection coverage (巡查覆盖率): {grid}"), grid=grid_name))]
-    for row in rows:
-        share = f"{row.share:.0%}" if row.share is not None else "—"
-        lines.append(
-            esc(
-                tr(
-                    N_("• {type}: {covered} of {places} places inspected on time ({share})"),
-                    type=row.type_name,
-                    covered=row.covered,
-                    places=row.places,
-                    share=share,
-                )
-            )
-        )
-    lines.append(
-        esc(
-            tr(
-                N_(
-                    "Hazards this month: {found} found, {on_time} fixed on time, {late} fixed "
-                    "late, {open} open ({overdue} overdue), {ticketed} became tickets."
-                ),
-                found=figures.found,
-                on_time=figures.fixed_on_time,
-                late=figures.fixed_late,
-                open=figures.open,
-                overdue=figures.overdue,
-                ticketed=figures.ticketed,
-            )
-        )
-    )
-    return "\n".join(lines)
+    return inspection_ledgers.coverage_text(rows, figures, grid_name, tr)
