@@ -25,6 +25,7 @@ from bot.services.place_policy import DEFAULT_POLICY, policy_to_json
 from bot.services.ticket_numbers import shown_number
 from bot.telegram import inspection_views as views
 from models import (
+    AuditLog,
     Grid,
     Hazard,
     Inspection,
@@ -271,3 +272,28 @@ async def test_import_push_inspect_fixed_recheck_and_ticket(h: Harness) -> None:
     await head.send("/export 隐患 2026-13")
     await h.settle()
     assert "不是月份" in (await head.transcript()).texts[-1]
+
+
+async def test_forged_presses_are_refused(h: Harness) -> None:
+    """A place outside one's grids, a hazard one is not responsible for: refused, audited."""
+    worker = await h.persona("worker")
+    other = await h.persona("other_worker")
+    await worker.send("/inspect")
+    await other.send("/inspect")
+    await h.settle()
+    async with h.session() as session:
+        demo = (await session.exec(select(Place).order_by(col(Place.id)))).first()
+    assert demo is not None  # the demo's places lie in the worker's grid, not the neighbour's
+    await h.forge_press(other, views.InspectPickCb(id=demo.id or 0).pack())
+    toast = (await other.transcript()).toast
+    assert toast is not None and t("Sorry, this is outside the grids you look after.") in str(
+        toast
+    )
+    await h.forge_press(worker, views.HazardFixedCb(id=2**31 - 1).pack())
+    toast = (await worker.transcript()).toast
+    assert toast is not None and t("That hazard is not on record.") in str(toast)
+    async with h.session() as session:
+        refused = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:inspect"))
+        ).all()
+    assert len(refused) == 1
