@@ -4,8 +4,8 @@
 days) an admin sent with ``/places``; ``place`` is the register of places (场所); ``inspection``
 the inspections (巡查) and ``hazard`` the hazards they found (隐患).
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0015
+Revises: 0014
 Create Date: 2026-12-07
 """
 
@@ -17,8 +17,8 @@ from alembic import op
 
 import models.types
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0015"
+down_revision: str | None = "0014"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
