@@ -22,6 +22,7 @@ from handlers import (
     errors,
     fallback,
     grid_admin,
+    inspections,
     intake,
     jobs,
     ledgers,
@@ -29,6 +30,7 @@ from handlers import (
     members,
     onboarding,
     people_admin,
+    places,
     registry,
     report,
     routing,
@@ -56,6 +58,8 @@ def build_router() -> Router:
         departments.build_router(),  # /departments: 职能部门 by buttons
         assessment.build_router(),  # /indicators, /score
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
+        inspections.build_router(),  # /inspect, hazards' "fixed", /export inspections|hazards
+        places.build_router(),  # /places: place types, the place register (before ledgers)
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         casework.build_router(),  # 退单, 延期 and 协办 on a department's card: before tickets

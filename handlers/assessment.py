@@ -29,6 +29,7 @@ from bot.settings import Settings
 from bot.telegram.args import FILE_WORDS, parse_word, split_args
 from bot.telegram.render import esc
 from bot.telegram.replies import Replier
+from handlers import inspections as inspection_handlers
 from models import Role
 
 # /score's first word, as typed in any of the three languages
@@ -65,6 +66,10 @@ async def indicators_command(
     text = "\n\n".join(indicators.render_report(r, actor.locale, settings.tz) for r in reports)
     for part in split_message(text):
         reply.text(part)
+    for report in reports:  # and how its places are inspected (巡查覆盖率, 隐患)
+        await inspection_handlers.indicators_reply(
+            reply, actor, report.root.id, report.start, report.end
+        )
 
 
 async def score_command(

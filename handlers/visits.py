@@ -47,6 +47,7 @@ from bot.telegram.visit_views import (
     VisitStep,
     VisitStepCb,
 )
+from handlers import inspections as inspection_handlers
 from models import Role, VisitKind
 
 DIARY_PAGE = 10
@@ -477,6 +478,8 @@ async def quota_command(
     else:
         raise NotAllowed(N_("This command is for grid staff."))
     reply.text(views.progress_text(rows, t, title))
+    if wide or heads:  # and how the places of the grid are inspected (巡查覆盖率)
+        await inspection_handlers.coverage_reply(reply, actor, (wide or heads)[0], settings)
 
 
 async def quota_rules_command(

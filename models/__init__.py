@@ -30,6 +30,7 @@ from models.meeting import Meeting, MeetingInvite
 from models.member import HouseholdMember
 from models.open311 import ApiKey, Open311Request
 from models.people import Person, PersonCreate, PersonRead, RoleAssignment
+from models.place import Hazard, Inspection, Place, PlacePolicyVersion
 from models.quota import DailyPush, QuotaRule, VisitTally
 from models.registry import Department, ExtensionRequest, Invite, TicketAssist
 from models.routing import CalendarDay, PolicyVersion
@@ -84,6 +85,10 @@ __all__ = [
     "GridCreate",
     "GridRead",
     "HandlingKind",
+    "Hazard",
+    "Inspection",
+    "Place",
+    "PlacePolicyVersion",
     "Household",
     "HouseholdCategory",
     "HouseholdCreate",

@@ -350,3 +350,12 @@ async def test_with_a_key_the_households_get_their_people(
     assert MemberCounts(**{k: v for k, v in shares.items()}).total == len(people)
     again = demo_members([(1, "王芳", 4)], date(2026, 1, 1))
     assert again == demo_members([(1, "王芳", 4)], date(2026, 1, 1))
+
+
+def test_the_demo_has_a_place_of_every_default_type_in_the_workers_grid() -> None:
+    from bot.services.place_policy import DEFAULT_POLICY
+
+    community = build_demo_community()
+    assert {p.type_key for p in community.places} == {t.key for t in DEFAULT_POLICY.types}
+    worker = next(p for p in community.people if p.telegram_id == DEMO_PERSONAS["worker"])
+    assert {p.grid_code for p in community.places} == {worker.grid_code}

@@ -37,7 +37,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_, gettext_for, resolve_locale
-from bot.services import meetings, outbox, quotas, tickets, visits
+from bot.services import inspections, meetings, outbox, place_policy, quotas, tickets, visits
 from bot.services.digests import sent_refs
 from bot.services.message_size import split_message
 from bot.services.people import RoleInGrid, roles_of_many
@@ -82,6 +82,9 @@ class MorningPush:
     composed_at: datetime  # when the push was made: a late one is not worded "good morning"
     visited: frozenset[int] = frozenset()  # suggested households visited since (done)
     closed: frozenset[int] = frozenset()  # tickets no longer open since (done)
+    inspections: tuple[inspections.DueInspection, ...] = ()  # places due today (巡查, 复查)
+    inspected: frozenset[int] = frozenset()  # places of the push inspected since (done)
+    inspections_due: int = 0  # all places due today, named or not
 
     @property
     def suggestions(self) -> tuple[quotas.Suggestion, ...]:
@@ -93,11 +96,13 @@ class MorningPush:
             "households": [[s.household_id, s.overdue] for s in self.suggestions],
             "tickets": [ticket.id for ticket in self.tickets],
             "meetings": [meeting.id for meeting in self.meetings],
+            "inspections": [[i.place_id, i.kind, i.hazards] for i in self.inspections],
+            "inspections_due": self.inspections_due,
         }
 
     @property
     def empty(self) -> bool:
-        return not (self.suggestions or self.tickets or self.meetings)
+        return not (self.suggestions or self.tickets or self.meetings or self.inspections)
 
 
 class PushRenderer(Protocol):
@@ -268,6 +273,12 @@ async def compose_pushes(
     ends = local_midnight(today + timedelta(days=1), settings.tz)
     open_tickets = await _open_tickets_by_worker(session, workers, roles)
     todays = await _meetings_by_person(session, now, ends)
+    policy = await place_policy.current_policy(session)
+    scopes = {w.id or 0: inspections.inspector_paths(roles.get(w.id or 0, ())) for w in workers}
+    totals: dict[int, int] = {}
+    due = await inspections.due_by_worker(
+        session, scopes, policy, ends, limit=inspections.MAX_IN_PUSH, totals=totals
+    )
     return [
         MorningPush(
             worker,
@@ -276,6 +287,8 @@ async def compose_pushes(
             tuple(open_tickets.get(worker.id or 0, ())),
             tuple(todays.get(worker.id or 0, ())),
             composed_at=now,
+            inspections=tuple(due.get(worker.id or 0, [])),
+            inspections_due=totals.get(worker.id or 0, 0),
         )
         for worker in workers
     ]

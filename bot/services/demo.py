@@ -33,6 +33,7 @@ from models import (
     Household,
     HouseholdCategory,
     Person,
+    Place,
     Role,
     RoleAssignment,
 )
@@ -152,6 +153,19 @@ class DemoPerson:
 
 
 @dataclass(frozen=True)
+class DemoPlace:
+    """A place inspected on a cadence (场所), of one of the default place types."""
+
+    code: str
+    name: str
+    type_key: str
+    grid_code: str
+    address: str
+    responsible_name: str
+    responsible_phone: str
+
+
+@dataclass(frozen=True)
 class DemoCommunity:
     """Everything the demo loads, in insertion order (grids parents first)."""
 
@@ -159,6 +173,7 @@ class DemoCommunity:
     departments: tuple[DemoDepartment, ...]
     households: tuple[DemoHousehold, ...]
     people: tuple[DemoPerson, ...]
+    places: tuple[DemoPlace, ...] = ()
 
 
 async def load_demo_data(
@@ -264,6 +279,20 @@ async def _insert(session: AsyncSession, community: DemoCommunity, now: datetime
     session.add_all(households.values())
     await session.flush()
 
+    session.add_all(
+        Place(
+            code=p.code,
+            name=p.name,
+            type_key=p.type_key,
+            grid_id=_id(grids[p.grid_code]),
+            address=p.address,
+            responsible_name=p.responsible_name,
+            responsible_phone=p.responsible_phone,
+            created_at=now,
+            updated_at=now,
+        )
+        for p in community.places
+    )
     resident_specs = [p for p in community.people if p.household_code is not None]
     residents = [
         person(p, _id(households[p.household_code]))
@@ -548,6 +577,34 @@ def build_demo_community(seed: int = 2026) -> DemoCommunity:
         departments=departments,
         households=tuple(households),
         people=tuple(people),
+        places=_make_places(names, phones, tier2[0][3][0]),
+    )
+
+
+# one place of every default place type (bot/services/place_policy.py), in the first tier-3
+# grid, whose worker is the "worker" persona: /inspect and the push show them in the sandbox
+DEMO_PLACES = (
+    ("small_venue", "老街坊家常菜馆", "{area} 临街底商1号"),
+    ("rental", "3单元502出租屋", "{area} 3单元502"),
+    ("key_unit", "小太阳幼儿园", "{area} 南侧"),
+    ("pharmacy", "仁心大药房", "{area} 临街底商2号"),
+    ("enterprise", "鑫达印刷厂", "{area} 东侧厂房"),
+    ("common_area", "{area}公共部位", "{area} 各楼道及消防通道"),
+)
+
+
+def _make_places(names: _Names, phones: _Phones, grid: _Tier3) -> tuple[DemoPlace, ...]:
+    return tuple(
+        DemoPlace(
+            code=f"{grid.code}P{index:02d}",
+            name=name.format(area=grid.name),
+            type_key=type_key,
+            grid_code=grid.code,
+            address=address.format(area=grid.area),
+            responsible_name=names.any(),
+            responsible_phone=phones.mobile(),
+        )
+        for index, (type_key, name, address) in enumerate(DEMO_PLACES, start=1)
     )
 
 

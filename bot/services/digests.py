@@ -23,6 +23,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
+from functools import partial
 
 from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select
 from sqlmodel import col
@@ -31,7 +32,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.labels import TICKET_STATE
-from bot.services import outbox, quotas
+from bot.services import inspection_ledgers, outbox, place_policy, quotas
 from bot.services.indicators import (
     CLOSED_STATES,
     GridRef,
@@ -535,12 +536,38 @@ async def send_monthly_indicators(session: AsyncSession, now: datetime, settings
     reports = {}
     for grid in {grid.id: grid for r in due for grid in r.grids}.values():
         reports[grid.id] = await indicator_report(session, grid, start=start, end=end, now=now)
+    places_of = await _inspections_of(session, [g for r in due for g in r.grids], start, end, now)
     for recipient in due:
         locale = locale_of(recipient.person, settings)
         header = "🗓 <b>" + esc(month_title(month.start, locale)) + "</b>"
         sections = [
             render_report(reports[grid.id], locale, settings.tz) for grid in recipient.grids
         ]
+        for grid in recipient.grids:  # and how its places were inspected (巡查, 隐患)
+            places = places_of.get(grid.id or 0)
+            if places is not None:
+                sections.append(
+                    inspection_ledgers.coverage_text(
+                        *places, grid.name, partial(gettext_for, locale)
+                    )
+                )
         text = "\n\n".join([header, *sections])
         deliver(session, recipient.person, text, ref=refs[recipient.person.id], now=now)
     return len(due)
+
+
+async def _inspections_of(
+    session: AsyncSession, grids: Sequence[Grid], start: datetime, end: datetime, now: datetime
+) -> dict[int, tuple[list[inspection_ledgers.Coverage], inspection_ledgers.HazardFigures]]:
+    """Each grid's inspection coverage now and its hazards of the month, for grids with
+    places."""
+    policy = await place_policy.current_policy(session)
+    found = {}
+    for grid in {g.id: g for g in grids if g.id is not None}.values():
+        rows = await inspection_ledgers.coverage(session, [grid.path], policy, now)
+        if rows and grid.id is not None:
+            figures = await inspection_ledgers.hazard_figures(
+                session, [grid.path], start, end, now
+            )
+            found[grid.id] = (rows, figures)
+    return found

@@ -24,9 +24,10 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import daily_push, outbox, quotas, visits
+from bot.services import daily_push, inspections, outbox, place_policy, quotas, visits
 from bot.services.daily_push import MorningPush, PushRenderer, locale_of, push_ref, reachable
 from bot.services.people import RoleInGrid
+from bot.services.periods import local_midnight
 from bot.settings import Settings
 from models import (
     OPEN_TICKET_STATES,
@@ -37,6 +38,7 @@ from models import (
     OutboxMessage,
     OutboxStatus,
     Person,
+    Place,
     Ticket,
     Visit,
     VisitKind,
@@ -216,6 +218,18 @@ async def rebuild(
     plan = plans.get(worker.id or 0)
     tickets = await _by_id(session, Ticket, [int(i) for i in content.get("tickets", [])])
     meetings = await _by_id(session, Meeting, [int(i) for i in content.get("meetings", [])])
+    due = {int(item[0]): (str(item[1]), int(item[2])) for item in content.get("inspections", [])}
+    places = await _by_id(session, Place, list(due))
+    policy = await place_policy.current_policy(session)
+    named = inspections.for_push(
+        [
+            inspections.DuePlace(p, due[p.id or 0][0], record.created_at, due[p.id or 0][1])
+            for p in places
+        ],
+        policy,
+    )
+    since = local_midnight(record.day, tz)
+    inspected = await inspections.inspected_since(session, list(due), since)
     return MorningPush(
         worker,
         record.day,
@@ -232,6 +246,9 @@ async def rebuild(
         composed_at=record.created_at,
         visited=frozenset(visited),
         closed=frozenset(t.id or 0 for t in tickets if t.state not in OPEN_TICKET_STATES),
+        inspections=named,
+        inspected=frozenset(inspected),
+        inspections_due=int(content.get("inspections_due", len(named))),
     )
 
 

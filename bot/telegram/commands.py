@@ -51,6 +51,8 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     ),
     BotCommandSpec("diary", N_("My visit diary (民情日记)"), frozenset({Role.WORKER, Role.HEAD})),
     BotCommandSpec("quota", N_("Visit quota progress (走访任务)"), STAFF_VIEW),
+    BotCommandSpec("inspect", N_("Inspect a place (巡查)"), frozenset({Role.WORKER, Role.HEAD})),
+    BotCommandSpec("places", N_("Places inspected and their types (场所)"), STAFF_VIEW),
     BotCommandSpec("quota_rules", N_("Visit quota rules"), ADMINS),
     BotCommandSpec("mygrid", N_("My grid and who looks after it"), EVERYONE - {None}),
     BotCommandSpec("grid", N_("The grid tree; add, rename, move grids"), STAFF_VIEW),

@@ -534,9 +534,15 @@ def render_push(
             lines.append(t("Tap ✅ when you have visited a household."))
         else:
             lines.append(t("All of today's suggested visits are done. Thank you!"))
+        places = _inspection_lines(push, t)
+        if places and utf16_length("\n".join([*lines, *places])) <= MAX_TEXT:
+            lines += places  # one message, edited in place as visits and inspections are done
+            places = []
         parts.append(("\n".join(lines), _visited_keyboard(buttons)))
         header = []
-    rest = list(header)
+    else:
+        places = _inspection_lines(push, t)
+    rest = list(header) + places
     if push.tickets:
         rest.append("")
         rest.append(bold(t("Your open tickets, soonest deadline first:")))
@@ -558,6 +564,30 @@ def render_push(
     if any(line.strip() for line in rest):
         parts.extend((part, None) for part in split_message("\n".join(rest)))
     return parts
+
+
+def _inspection_lines(push: MorningPush, t: Callable[..., str]) -> list[str]:
+    """The places due today (巡查, 复查); one inspected since is struck through."""
+    if not push.inspections:
+        return []
+    lines = ["", bold(t("Places to inspect today (巡查):"))]
+    for item in push.inspections:
+        if item.kind == "recheck":
+            line = esc(
+                t(
+                    "🔁 {name}: re-inspection of {count} hazard(s)",
+                    name=item.name,
+                    count=item.hazards,
+                )
+            )
+        else:
+            line = f"{esc(item.name)} · {esc(item.type_name)}"
+        lines.append(f"✅ <s>{line}</s>" if item.place_id in push.inspected else f"• {line}")
+    more = push.inspections_due - len(push.inspections)
+    if more > 0:
+        lines.append(esc(t("…and {count} more places due.", count=more)))
+    lines.append(esc(t("Send /inspect to start.")))
+    return lines
 
 
 def _visited_keyboard(buttons: list[InlineKeyboardButton]) -> Markup | None:

@@ -22,6 +22,7 @@ from models import (
     Household,
     OutboxMessage,
     Person,
+    Place,
     Rating,
     Role,
     RoleAssignment,
@@ -382,3 +383,29 @@ async def test_the_centre_gets_last_months_indicators_per_community_once(
     assert "杏东社区" not in only_b
     assert await digests.send_monthly_indicators(session, first + timedelta(days=3), SETTINGS) == 0
     assert await digests.send_monthly_indicators(session, at(2026, 5, 1, 9, 30), SETTINGS) == 2
+
+
+async def test_the_monthly_digest_tells_how_the_places_were_inspected(
+    session: AsyncSession,
+) -> None:
+    tree = await build_tree(session)
+    people = await staff(session, tree)
+    march = at(2026, 3, 2)
+    session.add(
+        Place(
+            code="P1",
+            name="老王饭店",
+            type_key="small_venue",
+            grid_id=tree.a1a.id or 0,
+            address="杏林路1号",
+            last_inspected_at=at(2026, 3, 20),
+            created_at=march,
+            updated_at=march,
+        )
+    )
+    await session.flush()
+    assert await digests.send_monthly_indicators(session, at(2026, 4, 1, 9, 30), SETTINGS) == 2
+    texts = {row.ref: row.payload["text"] for row in await outbox_rows(session, "dg:month:")}
+    whole = texts[f"dg:month:{people.centre.id}:2026-03"]
+    assert "巡查覆蓋率" in whole and "九小场所" in whole and "1 個按期巡查" in whole  # zh_Hant
+    assert "巡查覆蓋率" not in texts[f"dg:month:{people.sub_centre.id}:2026-03"]  # no places

@@ -141,19 +141,22 @@ async def file_ticket(
     now: datetime,
     placement: Placement | None = None,
     intake: Intake | None = None,
+    limited: bool = True,
 ) -> Ticket:
     """File a problem and dispatch it at once: routed, on the clock, owners told.
 
     ``reporter`` files it; with ``intake`` they are staff filing by hand (巡查, 来电, 来访,
     12345, 交办): the ticket keeps its source and caller, and its reporter is the caller only
-    when the caller is a GridBot user.
+    when the caller is a GridBot user. ``limited=False`` skips the reporter's hourly and daily
+    limits: for a ticket staff file from a record (a hazard not fixed at its re-inspection, a
+    place refusing inspection), which is not a report typed by a person.
 
     ``grid`` is the reporter's grid; ``placement`` (from
     :func:`~bot.services.tickets.placing.place_report`), when given, is where the problem is:
     the ticket goes to its grid, and a point the map cannot place well (outside every grid, or
     where the lowest grids are not mapped) is shown to the street centre.
     """
-    if intake is None:
+    if intake is None and limited:
         await check_may_report(session, reporter, settings, now)
     if placement is not None:
         grid = placement.grid
