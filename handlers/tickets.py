@@ -19,7 +19,7 @@ from bot.i18n import N_
 from bot.services import tickets
 from bot.services.actor import Actor
 from bot.services.ticket_numbers import shown_number
-from bot.services.tickets import classifying, dispatching
+from bot.services.tickets import classifying, dispatching, urging, verifying
 from bot.settings import Settings
 from bot.telegram.callbacks import (
     CancelCb,
@@ -58,6 +58,7 @@ from bot.telegram.ticket_views import (
     local_time,
     photo_batches,
     photos_caption,
+    supervise_keyboard,
     tier_label,
 )
 from models import Rating, Ticket, TicketState
@@ -72,6 +73,13 @@ PROMPTS: dict[TicketAction, str] = {
     TicketAction.DUPLICATE: N_("Ticket {number} is the same as which ticket? Send its number:"),
     TicketAction.REJECT: N_(
         "Why can ticket {number} not be taken up? The reporter will read this:"
+    ),
+    TicketAction.VERIFY: N_(
+        "Send a photo of ticket {number} taken on site (you may add a caption) to confirm it "
+        "was done:"
+    ),
+    TicketAction.SEND_BACK: N_(
+        "What is still not done about ticket {number}? The handler will read this:"
     ),
 }
 SERVICE_ACTION = {
@@ -91,7 +99,10 @@ DONE: dict[TicketAction, str] = {
     TicketAction.ESCALATE: N_("Reported up a tier (已上报)."),
     TicketAction.DUPLICATE: N_("Marked as a duplicate."),
     TicketAction.REJECT: N_("Rejected; the reporter has been told why."),
+    TicketAction.VERIFY: N_("Checked on site; the reporter is asked to rate it."),
+    TicketAction.SEND_BACK: N_("Sent back to the handler with your reason."),
 }
+VERIFY_ACTIONS = frozenset({TicketAction.VERIFY, TicketAction.SEND_BACK})
 
 
 class Handling(StatesGroup):
@@ -165,6 +176,33 @@ async def card_pressed(
         )
         await query.answer()
         reply.text(kinds_text(kinds, t), kinds_keyboard(kinds, t))
+        return
+    if action == TicketAction.URGE:
+        ticket, pinged = await urging.urge(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            now=actor.now,
+        )
+        await query.answer(
+            _("Urged (催办): the handlers of ticket {number} were told ({count}).").format(
+                count=pinged, number=shown_number(ticket)
+            )
+        )
+        return
+    if action in VERIFY_ACTIONS:
+        ticket = await verifying.load_for_verifying(
+            actor.session, actor=actor.who, roles=actor.roles, ticket_id=ticket_id, now=actor.now
+        )
+        await query.answer()
+        await state.set_state(Handling.text)
+        await state.update_data(ticket_id=ticket_id, action=action.value)
+        reply.text(
+            _(PROMPTS[action]).format(number=code(shown_number(ticket))),
+            cancel_keyboard(Handling.text.state, ticket_id),
+        )
         return
     if action == TicketAction.ANSWER:
         await query.answer()
@@ -253,6 +291,9 @@ async def _show(
         photos=photos,
         follower=follower,
     )
+    if await tickets.supervises_only(actor.session, roles=actor.roles, ticket=ticket):
+        reply.text(text, supervise_keyboard(ticket, t))  # 督查: read-only, 催办
+        return
     dispatch = await dispatching.may_dispatch(actor.session, actor.who, actor.roles, ticket)
     keyboard = card_keyboard(ticket, t, dispatch=dispatch, photos=0 if follower else photos)
     reply.text(text, keyboard, ref=f"tc:{ticket.id}:{actor.who.id}")
@@ -324,6 +365,25 @@ async def handling_text(message: Message, reply: Replier, actor: Actor, state: F
             now=actor.now,
         ),
         TicketAction.REJECT: lambda: tickets.reject(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            reason=text,
+            now=actor.now,
+        ),
+        TicketAction.VERIFY: lambda: verifying.confirm(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            text=text,
+            photo_file_id=photo,
+            now=actor.now,
+        ),
+        TicketAction.SEND_BACK: lambda: verifying.send_back(
             actor.session,
             actor.notifier,
             actor=actor.who,

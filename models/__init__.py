@@ -14,6 +14,8 @@ from models.enums import (
     Rating,
     Role,
     Rsvp,
+    SpotCheckKind,
+    SpotCheckResult,
     TicketCategory,
     TicketEventKind,
     TicketSource,
@@ -39,6 +41,7 @@ from models.system import (
 )
 from models.ticket import (
     ReturnVisit,
+    SpotCheck,
     Ticket,
     TicketCreate,
     TicketEvent,
@@ -66,6 +69,9 @@ __all__ = [
     "Invite",
     "PolicyVersion",
     "Open311Request",
+    "SpotCheck",
+    "SpotCheckKind",
+    "SpotCheckResult",
     "QuotaRule",
     "ReturnVisit",
     "SchedulerLease",

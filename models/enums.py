@@ -76,6 +76,7 @@ class TicketState(StrEnum):
     DUPLICATE = "duplicate"
     TRANSFERRED = "transferred"
     REOPENED = "reopened"
+    VERIFYING = "verifying"  # 待核查: handled, waiting for the on-site check before it closes
 
 
 class TicketEventKind(StrEnum):
@@ -101,6 +102,9 @@ class TicketEventKind(StrEnum):
     PUBLIC_NOTICE = "public_notice"  # 公示
     RATING_COMMENT = "rating_comment"  # the reporter's words with the rating
     RETURN_VISIT_DUE = "return_visit_due"  # 回访
+    VERIFIED = "verified"  # 核查通过: confirmed on site (with a photo)
+    SENT_BACK = "sent_back"  # 核查不通过: sent back to the handler with a reason
+    URGED = "urged"  # 催办: a supervisor pinged the owners
 
 
 OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(
@@ -112,6 +116,7 @@ OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(
         TicketState.WAITING_REPORTER,
         TicketState.TRANSFERRED,
         TicketState.REOPENED,
+        TicketState.VERIFYING,
     }
 )
 
@@ -142,3 +147,15 @@ class OutboxStatus(StrEnum):
     SENT = "sent"
     FAILED = "failed"  # gave up after retries or a permanent error
     DROPPED = "dropped"  # no longer useful (e.g. a reminder for a meeting that is over)
+
+
+class SpotCheckKind(StrEnum):
+    """What a supervisor's spot check (抽查) calls back about."""
+
+    VISIT = "visit"  # a logged household visit (走访)
+    TICKET = "ticket"  # a closed ticket
+
+
+class SpotCheckResult(StrEnum):
+    CONFIRMED = "confirmed"  # 属实
+    FALSE = "false"  # 不属实

@@ -225,6 +225,9 @@ class TicketAction(StrEnum):
     ANSWER = "w"  # the reporter answers a question
     DISPATCH = "s"  # the centre sends it down (下派) or takes it up (上收): choose a tier
     CLASSIFY = "k"  # 定性: choose the ticket's handling kind
+    VERIFY = "v"  # 核查通过: confirm on site with a photo
+    SEND_BACK = "b"  # 核查不通过: send it back to the handler with a reason
+    URGE = "u"  # 催办, by a supervisor
 
 
 class TicketCb(CallbackData, prefix="tk"):
