@@ -9,6 +9,7 @@ from models import (
     Rating,
     Role,
     TicketCategory,
+    TicketSource,
     TicketState,
     VisitKind,
 )
@@ -53,6 +54,11 @@ TICKET_CATEGORY: dict[TicketCategory, str] = {
     TicketCategory.LIVELIHOOD: N_("livelihood help"),
     TicketCategory.POLICY: N_("policy question"),
     TicketCategory.OTHER: N_("other"),
+}
+
+TICKET_SOURCE: dict[TicketSource, str] = {
+    TicketSource.TELEGRAM: N_("reported in the chat"),
+    TicketSource.OPEN311: N_("partner app (Open311)"),
 }
 
 HANDLING_KIND: dict[HandlingKind, str] = {

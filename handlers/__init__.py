@@ -28,6 +28,8 @@ from handlers import (
     registry,
     report,
     routing,
+    supervision,
+    ticket_list,
     tickets,
     visits,
 )
@@ -49,7 +51,9 @@ def build_router() -> Router:
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
-        tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
+        ticket_list.build_router(),  # /tickets: pages and filters
+        supervision.build_router(),  # /spotcheck (督查抽查)
+        tickets.build_router(),  # card actions, answers, ratings, /ticket, /my
         visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
         broadcasts.build_router(),  # /broadcast: notices and emergency alerts, "收到"
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes

@@ -1,4 +1,5 @@
-"""Tickets after filing: handlers act on their card, reporters answer and rate; /tickets, /my."""
+"""Tickets after filing: handlers act on their card, reporters answer and rate; /ticket, /my
+(/tickets is :mod:`handlers.ticket_list`)."""
 
 from __future__ import annotations
 
@@ -55,7 +56,6 @@ from bot.telegram.ticket_views import (
     history_text,
     kinds_keyboard,
     kinds_text,
-    local_time,
     photo_batches,
     photos_caption,
     supervise_keyboard,
@@ -785,38 +785,6 @@ def _carries(message: object, data: str | None) -> TypeGuard[Message]:
     return any(button.callback_data == data for row in buttons for button in row)
 
 
-async def tickets_command(
-    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
-) -> None:
-    wanted = None
-    if command.args:
-        word = command.args.strip().lower()
-        wanted = [s for s in TicketState if s.value == word or _(labels.TICKET_STATE[s]) == word]
-    found = await tickets.tickets_in_scope(
-        actor.session, actor.who, actor.roles, states=wanted or None
-    )
-    if not found:
-        reply.text(_("No open tickets in your grids. 👍"))
-        return
-    lines = [bold(_("Open tickets, soonest deadline first:"))]
-    buttons = []
-    for ticket in found:
-        lines.append(
-            f"• {code(shown_number(ticket))} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} · "
-            f"{esc(_(labels.TICKET_STATE[TicketState(ticket.state)]))} · "
-            f"⏰ {local_time(ticket.next_deadline_at, settings.tz)}"
-        )
-        buttons.append(
-            [
-                InlineKeyboardButton(
-                    text=shown_number(ticket),
-                    callback_data=TicketCb(action=TicketAction.OPEN, id=ticket.id or 0).pack(),
-                )
-            ]
-        )
-    reply.text("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons[:20]))
-
-
 async def my_command(message: Message, reply: Replier, actor: Actor) -> None:
     mine = await tickets.my_tickets(actor.session, actor.who)
     if not mine:
@@ -856,7 +824,6 @@ def build_router() -> Router:
     router.callback_query.register(cancelled, CancelCb.filter())
     router.callback_query.register(step_cancelled, CancelStepCb.filter())
     router.callback_query.register(return_visit_recorded, ReturnVisitCb.filter())
-    router.message.register(tickets_command, Command("tickets"))
     router.message.register(my_command, Command("my"))
     router.message.register(ticket_command, Command("ticket"))
     router.message.register(handling_text, StateFilter(Handling.text), F.text | F.photo)

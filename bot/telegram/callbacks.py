@@ -9,7 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
 from bot.routing.policy import MAX_TIER
-from models import HandlingKind, Rating, Role
+from models import HandlingKind, Rating, Role, SpotCheckResult
 
 MAX_ROW_ID: Final = 2**31 - 1  # keys are INTEGER columns: a larger number is no row of ours
 RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # out of range: the data does not parse
@@ -77,6 +77,21 @@ class PickStep(StrEnum):
 class Ledger(StrEnum):
     HOUSEHOLDS = "h"  # 住户台账
     PEOPLE = "p"  # 人员台账
+    TICKETS = "t"  # 工单台账, of a period
+    VISITS = "v"  # 走访台账, of a period
+    MEETINGS = "m"  # 例会台账, of a period
+
+
+PERIOD_LEDGERS = frozenset({Ledger.TICKETS, Ledger.VISITS, Ledger.MEETINGS})
+
+
+class SpanChoice(StrEnum):
+    """The periods a ledger's buttons offer (anything else is typed: /export visits 2026-10)."""
+
+    THIS_MONTH = "tm"
+    LAST_MONTH = "lm"
+    THIS_QUARTER = "tq"
+    LAST_QUARTER = "lq"
 
 
 class ExportCb(StrictCallbackData, prefix="ex"):
@@ -94,6 +109,15 @@ class ExportGridCb(StrictCallbackData, prefix="eg"):
     grid: RowId
     page: PageNo
     step: PickStep
+
+
+class ExportPeriodCb(StrictCallbackData, prefix="ep"):
+    """Export a ledger of a period (tickets, visits, meetings) over one's scope (grid 0) or
+    one grid (the service refuses, and audits, a grid outside one's scope)."""
+
+    ledger: Ledger
+    grid: RowId
+    span: SpanChoice
 
 
 class TemplateCb(StrictCallbackData, prefix="tm"):
@@ -235,6 +259,32 @@ class TicketCb(CallbackData, prefix="tk"):
 
     action: TicketAction
     id: RowId
+
+
+class ListMenu(StrEnum):
+    """What a /tickets button shows: the list, or the choices of one filter."""
+
+    LIST = "l"
+    STATE = "s"
+    CATEGORY = "c"
+    SOURCE = "o"
+    GRID = "g"
+    DEPARTMENT = "d"
+
+
+class TicketListCb(StrictCallbackData, prefix="tl"):
+    """A page of /tickets under its filters: a state, category and source as their place in
+    the service's lists (0: any; a place past a list is refused as out of date), overdue
+    (0/1), a grid and a department (0: any; the service re-checks the grid's scope)."""
+
+    state: RowId
+    overdue: RowId
+    category: RowId
+    source: RowId
+    grid: RowId
+    department: RowId
+    page: PageNo
+    menu: ListMenu
 
 
 class TicketPhotosCb(CallbackData, prefix="tp"):
@@ -410,3 +460,11 @@ class ReceiptCb(StrictCallbackData, prefix="rc"):
     """A recipient's "收到" under an emergency broadcast."""
 
     id: RowId
+
+
+class SpotCheckCb(StrictCallbackData, prefix="sc"):
+    """A supervisor's call back found a spot-checked item true or false (the service
+    re-checks that the presser oversees its grid)."""
+
+    id: RowId
+    result: SpotCheckResult
