@@ -10,7 +10,7 @@ import pytest
 from sqlmodel import col, select
 
 from bot.services.ticket_numbers import shown_number
-from bot.telegram.callbacks import SpotCheckCb, TicketAction, TicketCb, TicketListCb, ListMenu
+from bot.telegram.callbacks import ListMenu, SpotCheckCb, TicketAction, TicketCb, TicketListCb
 from models import (
     AuditLog,
     Household,
