@@ -34,7 +34,7 @@ from bot.labels import (
     TICKET_STATE,
     VISIT_KIND,
 )
-from bot.services.exports import _audit, _scope, _stream_ledger, _under, mask_phone
+from bot.services.exports import audit_export, ledger_scope, mask_phone, stream_ledger, under_paths
 from bot.services.imports import NO, YES, Translate, display_phone
 from bot.services.notice_board import public_text
 from bot.services.people import RoleInGrid
@@ -156,7 +156,7 @@ async def export_tickets(
     audit_into: AsyncSession | None = None,
 ) -> bytes:
     """The tickets filed in ``span`` in the asker's grids (工单台账)."""
-    scope = await _scope(session, actor, roles, grid_code, masked, now)
+    scope = await ledger_scope(session, actor, roles, grid_code, masked, now)
     begin, end = _bounds(span, tz)
     urges = (
         select(func.count(col(TicketEvent.id)))
@@ -184,7 +184,9 @@ async def export_tickets(
             urges,
         )
         .join(Grid, col(Grid.id) == col(Ticket.grid_id))
-        .where(_under(scope.paths), col(Ticket.created_at) >= begin, col(Ticket.created_at) < end)
+        .where(
+            under_paths(scope.paths), col(Ticket.created_at) >= begin, col(Ticket.created_at) < end
+        )
         .order_by(col(Ticket.created_at), col(Ticket.id))
     )
     yes, no = translate(YES), translate(NO)
@@ -227,10 +229,10 @@ async def export_tickets(
         text_columns=frozenset({0, 1, 2, 9}),
         auto_filter=True,
     )
-    data, count, unmasked = await _stream_ledger(
+    data, count, unmasked = await stream_ledger(
         session, statement, sheet, line, lambda record: scope.unmasked(record[3])
     )
-    _audit(audit_into or session, actor, "export:tickets", scope, count, unmasked, now)
+    audit_export(audit_into or session, actor, "export:tickets", scope, count, unmasked, now)
     return data
 
 
@@ -249,7 +251,7 @@ async def export_visits(
 ) -> bytes:
     """The visits made in ``span`` to households of the asker's grids (走访台账 / 民情日记);
     withdrawn ones are left out."""
-    scope = await _scope(session, actor, roles, grid_code, masked, now)
+    scope = await ledger_scope(session, actor, roles, grid_code, masked, now)
     begin, end = _bounds(span, tz)
     statement = (
         select(
@@ -271,7 +273,7 @@ async def export_visits(
         .join(Household, col(Household.id) == col(Visit.household_id))
         .join(Grid, col(Grid.id) == col(Household.grid_id))
         .where(
-            _under(scope.paths),
+            under_paths(scope.paths),
             col(Visit.visited_at) >= begin,
             col(Visit.visited_at) < end,
             col(Visit.withdrawn_at).is_(None),
@@ -306,10 +308,10 @@ async def export_visits(
         text_columns=frozenset({1, 3, 5, 11}),
         auto_filter=True,
     )
-    data, count, unmasked = await _stream_ledger(
+    data, count, unmasked = await stream_ledger(
         session, statement, sheet, line, lambda record: scope.unmasked(record[7])
     )
-    _audit(audit_into or session, actor, "export:visits", scope, count, unmasked, now)
+    audit_export(audit_into or session, actor, "export:visits", scope, count, unmasked, now)
     return data
 
 
@@ -328,7 +330,7 @@ async def export_meetings(
 ) -> bytes:
     """The meetings that began in ``span`` in the asker's grids (例会台账), with their
     attendance; the minutes with phone numbers masked unless the asker may read them."""
-    scope = await _scope(session, actor, roles, grid_code, masked, now)
+    scope = await ledger_scope(session, actor, roles, grid_code, masked, now)
     begin, end = _bounds(span, tz)
 
     def invites(*where: Any) -> Any:
@@ -353,7 +355,9 @@ async def export_meetings(
             invites(col(MeetingInvite.checked_in_at).is_not(None)),
         )
         .join(Grid, col(Grid.id) == col(Meeting.grid_id))
-        .where(_under(scope.paths), col(Meeting.starts_at) >= begin, col(Meeting.starts_at) < end)
+        .where(
+            under_paths(scope.paths), col(Meeting.starts_at) >= begin, col(Meeting.starts_at) < end
+        )
         .order_by(col(Meeting.starts_at), col(Meeting.id))
     )
     yes, no = translate(YES), translate(NO)
@@ -384,8 +388,8 @@ async def export_meetings(
         text_columns=frozenset({1}),
         auto_filter=True,
     )
-    data, count, unmasked = await _stream_ledger(
+    data, count, unmasked = await stream_ledger(
         session, statement, sheet, line, lambda record: scope.unmasked(record[3])
     )
-    _audit(audit_into or session, actor, "export:meetings", scope, count, unmasked, now)
+    audit_export(audit_into or session, actor, "export:meetings", scope, count, unmasked, now)
     return data
