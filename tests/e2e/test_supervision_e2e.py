@@ -78,6 +78,18 @@ async def test_a_supervisor_urges_an_overdue_ticket(h: Harness) -> None:
     toast = (await supervisor.transcript()).toast
     assert toast is not None and "一小时内已催办" in toast["text"]
 
+    # /ticket finds it by either number, read-only; its history shows the urge
+    for typed in (shown_number(late), late.number, "abc", "9" * 60):
+        await supervisor.send(f"/ticket {typed}")
+        found = await supervisor.next_message()
+        if typed.isdigit() and len(typed) < 10 or typed == late.number:
+            assert found.buttons == ["📣 催办", "📜 办理记录"], typed
+        else:
+            assert "不是工单编号" in found.text, typed
+    await supervisor.press("📜 办理记录")
+    history = await supervisor.next_message()
+    assert "督查催办" in history.text
+
     # a supervisor may not handle the ticket, even by forging the button
     await h.forge_press(supervisor, TicketCb(action=TicketAction.ACCEPT, id=late.id or 0).pack())
     async with h.session() as session:
