@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from bot.services.periods import local_day
 from bot.services.ticket_numbers import shown_number
+from bot.telegram.callbacks import ExportPeriodCb, Ledger, SpanChoice
 from models import AuditLog, Grid, Household, Meeting, Person, Ticket, Visit, VisitKind
 from tests.e2e.harness import Harness, file_ticket_for
 
@@ -145,5 +146,28 @@ async def test_bad_periods_ledgers_and_grids_are_answered(h: Harness) -> None:
         answer = await head.next_message()
         assert expected in answer.text, (typed, answer.text)
         assert answer.document is None
+    # a forged period button for another community's grid: refused and audited
+    async with h.session() as session:
+        foreign = (
+            await session.exec(select(Grid).where(Grid.tier == 1).order_by(col(Grid.code).desc()))
+        ).first()
+    assert foreign is not None
+    forged = ExportPeriodCb(ledger=Ledger.VISITS, grid=foreign.id or 0, span=SpanChoice.LAST_MONTH)
+    await head.forge_press(forged.pack())
+    await h.settle()
+    toast = (await head.transcript()).toast
+    assert toast is not None and f"网格 {foreign.code} 不在您负责的范围内" in toast["text"]
+    for data in ("ep:v:1:xx", "ep:h:0:tm", f"ep:v:+{foreign.id}:tm"):
+        await head.forge_press(data)
+        await h.settle()
+        toast = (await head.transcript()).toast
+        assert toast is not None and "已失效" in toast["text"], data
+    async with h.session() as session:
+        refusals = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:export"))
+        ).all()
+    assert len(refusals) == 1 and refusals[0].object_id == foreign.id
+    assert not any(m.document for m in (await head.transcript()).bot_messages)
+
     await worker.send("/export visits")  # a worker keeps no ledgers
     assert "没有导出台账的权限" in (await worker.next_message()).text

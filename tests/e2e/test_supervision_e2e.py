@@ -189,6 +189,11 @@ async def test_a_spot_check_marks_one_visit_false(h: Harness) -> None:
     assert [c.result for c in checks] == [SpotCheckResult.FALSE, None]
     assert checks[0].worker_id == worker_row.id and checks[0].checked_at is not None
 
+    # on the worker's record: their own scorecard counts it
+    await worker.send("/score")
+    card = await worker.next_message()
+    assert "抽查不属实" in card.text and "1/1" in card.text
+
     # marked once only; a forged press on it, or by a worker, is refused
     await h.forge_press(
         supervisor, SpotCheckCb(id=checks[0].id or 0, result=SpotCheckResult.CONFIRMED).pack()
@@ -203,6 +208,11 @@ async def test_a_spot_check_marks_one_visit_false(h: Harness) -> None:
     )
     toast = (await worker.transcript()).toast
     assert toast is not None and "不在您负责的网格范围内" in toast["text"]
+    async with h.session() as session:
+        refused = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:supervise"))
+        ).all()
+    assert len(refused) == 2  # the /spotcheck and the forged mark
 
     await supervisor.send("/spotcheck")  # the two were drawn: nothing left this month
     assert "没有可抽查" in (await supervisor.next_message()).text
