@@ -12,7 +12,7 @@ from bot.errors import InvalidInput, NotAllowed
 from bot.services.people import RoleInGrid
 from bot.services.tickets import listing
 from bot.services.tickets.listing import PAGE_SIZE, TicketFilter, choice_at
-from models import Grid, Person, Role, TicketCategory, TicketSource, TicketState
+from models import Department, Grid, Person, Role, TicketCategory, TicketSource, TicketState
 
 from .test_indicators import NOW, Builder, build_tree
 
@@ -40,6 +40,10 @@ async def test_pages_filters_and_scope(session: AsyncSession) -> None:
             category=TicketCategory.FIRE if index % 2 else TicketCategory.FACILITY,
             source=TicketSource.OPEN311 if index == 5 else TicketSource.TELEGRAM,
         )
+    fire = Department(name="消防站", code="fire", grid_id=tree.centre.id or 0, created_at=NOW)
+    session.add(fire)
+    await session.flush()
+    await make.ticket(tree.a1a, NOW, state=TicketState.TRANSFERRED, owner_department_id=fire.id)
     await make.ticket(tree.b, NOW, state=TicketState.DISPATCHED)  # another community
     await make.ticket(tree.a1a, NOW, state=TicketState.CLOSED)
     supervisor = await person(session, "督查")
@@ -47,18 +51,19 @@ async def test_pages_filters_and_scope(session: AsyncSession) -> None:
     boss, local = held(Role.SUPERVISOR, tree.centre), held(Role.HEAD, tree.a)
 
     first = await listing.list_tickets(session, supervisor, boss, TicketFilter(), page=0, now=NOW)
-    assert (first.total, first.pages, len(first.tickets)) == (24, 3, PAGE_SIZE)
+    assert (first.total, first.pages, len(first.tickets)) == (25, 3, PAGE_SIZE)
     last = await listing.list_tickets(session, supervisor, boss, TicketFilter(), page=99, now=NOW)
-    assert last.page == 2 and len(last.tickets) == 4  # past the end: the last page
+    assert last.page == 2 and len(last.tickets) == 5  # past the end: the last page
     mine = await listing.list_tickets(session, head, local, TicketFilter(), page=0, now=NOW)
-    assert mine.total == 23  # not community B's
+    assert mine.total == 24  # not community B's
 
     for wanted, expected in (
         (TicketFilter(overdue=True), 3),
         (TicketFilter(category=TicketCategory.FIRE), 11),
         (TicketFilter(source=TicketSource.OPEN311), 1),
         (TicketFilter(state=TicketState.CLOSED), 1),
-        (TicketFilter(grid_id=tree.a1a.id), 23),
+        (TicketFilter(grid_id=tree.a1a.id), 24),
+        (TicketFilter(department_id=fire.id), 1),
         (TicketFilter(overdue=True, category=TicketCategory.FIRE), 1),
     ):
         page = await listing.list_tickets(session, head, local, wanted, page=0, now=NOW)
@@ -72,7 +77,7 @@ async def test_pages_filters_and_scope(session: AsyncSession) -> None:
     with pytest.raises(NotAllowed):
         await listing.list_tickets(session, head, [], TicketFilter(), page=0, now=NOW)
     grids = await listing.grid_choices(session, head, local, TicketFilter(), NOW)
-    assert [(g.code, n) for g, n in grids] == [(tree.a1a.code, 23)]
+    assert [(g.code, n) for g, n in grids] == [(tree.a1a.code, 24)]
 
 
 async def test_typed_filters(session: AsyncSession) -> None:
@@ -90,6 +95,12 @@ async def test_typed_filters(session: AsyncSession) -> None:
     )
     assert (await listing.parse_filter(session, head, local, "closed", NOW)).state == (
         TicketState.CLOSED
+    )
+    fire = Department(name="消防站", code="fire", grid_id=tree.centre.id or 0, created_at=NOW)
+    session.add(fire)
+    await session.flush()
+    assert (await listing.parse_filter(session, head, local, "消防站", NOW)).department_id == (
+        fire.id
     )
     for typed in ("<b>x</b>", "=cmd|x", "1 2 3 4 5 6 7", "ｘ" * 500):
         with pytest.raises(InvalidInput) as bad:
