@@ -11,7 +11,7 @@ from sqlmodel import col, select
 from bot.routing.policy import load_default_policy, policy_to_json
 from bot.services.qr import qr_png
 from bot.services.ticket_numbers import shown_number
-from bot.telegram.callbacks import TicketAction, TicketCb
+from bot.telegram.callbacks import RateCb, TicketAction, TicketCb
 from models import (
     AuditLog,
     PolicyVersion,
@@ -53,7 +53,8 @@ async def test_verification_sends_back_once_then_confirms_and_the_resident_rates
     await worker.press("✅ 签收")
     await h.settle()
     await worker.press("✔️ 办结")
-    await worker.next_message()
+    await h.settle()
+    assert "怎么处理" in (await worker.transcript()).messages[-1].text
     await worker.send("已更换楼道灯")
     await h.settle()
 
@@ -67,14 +68,21 @@ async def test_verification_sends_back_once_then_confirms_and_the_resident_rates
     assert "↩️ 退回" in card.buttons
     assert any("请到现场核查" in m.text for m in check)
 
+    # the resident cannot rate it yet, even with a forged button
+    await h.forge_press(resident, RateCb(id=ticket.id or 0, rating=Rating.SATISFIED).pack())
+    toast = (await resident.transcript()).toast
+    assert toast is not None and "已有新进展" in toast["text"]
+    assert (await reload(h, ticket)).state == TicketState.VERIFYING
+
     # the handler cannot check their own work, even by a forged press
     await h.forge_press(worker, TicketCb(action=TicketAction.VERIFY, id=ticket.id or 0).pack())
     toast = (await worker.transcript()).toast
     assert toast is not None and "不能自己核查" in toast["text"]
 
     await center.press("↩️ 退回")
-    prompt = await center.next_message()
-    assert shown_number(ticket) in prompt.text
+    await h.settle()
+    prompt = (await center.transcript()).messages[-1]
+    assert shown_number(ticket) in prompt.text and "还有哪些没办好" in prompt.text
     await center.send("灯还是不亮")
     await h.settle()
     back = await reload(h, ticket)
@@ -82,8 +90,10 @@ async def test_verification_sends_back_once_then_confirms_and_the_resident_rates
     headline = [m for m in (await worker.transcript()).bot_messages if "退回" in m.text]
     assert headline and "灯还是不亮" in headline[-1].text and "✔️ 办结" in headline[-1].buttons
 
-    await worker.press("✔️ 办结")
-    await worker.next_message()
+    await h.settle()
+    await worker.press("✔️ 办结", message_id=headline[-1].message_id)
+    await h.settle()
+    assert "怎么处理" in (await worker.transcript()).messages[-1].text
     await worker.send("更换了开关，已亮")
     await h.settle()
     assert (await reload(h, ticket)).state == TicketState.VERIFYING
@@ -91,8 +101,9 @@ async def test_verification_sends_back_once_then_confirms_and_the_resident_rates
     await center.press("✅ 核查通过")
     await h.settle()
     await center.send("没有照片")  # a photo is needed
-    refusal = await center.next_message()
-    assert "照片" in refusal.text
+    await h.settle()
+    refusal = (await center.transcript()).messages[-1]
+    assert "现场拍摄的照片" in refusal.text
     await center.send_photo(qr_png("lamp on"), caption="现场已亮")
     await h.settle()
 
