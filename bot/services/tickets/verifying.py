@@ -118,7 +118,7 @@ async def hold_for_check(
         note=note,
         photo_file_id=photo_file_id,
         owners=checkers,
-        others=[p for p in (handler, actor) if p is not None],
+        others=list({p.id: p for p in (handler, actor) if p is not None}.values()),
     )
 
 
