@@ -145,3 +145,36 @@ async def test_verification_sends_back_once_then_confirms_and_the_resident_rates
         "closed",
     ]
     assert len(photos) == 1 and len(refused) == 1
+
+
+async def test_the_grid_worker_checks_what_the_head_resolved(h: Harness) -> None:
+    await verify_general(h)
+    resident, worker, head = (
+        await h.persona("resident"),
+        await h.persona("worker"),
+        await h.persona("head"),
+    )
+    ticket = await file_ticket_for(h, "resident", "小区东门护栏断了一截")
+    await worker.next_message()
+    await worker.press("⬆️ 上报")
+    await h.settle()
+    await worker.send("需要网格长协调维修")
+    await h.settle()
+    await head.press("✅ 签收")
+    await h.settle()
+    await head.press("✔️ 办结")
+    await h.settle()
+    await head.send("已联系物业焊接护栏")
+    await h.settle()
+    assert (await reload(h, ticket)).state == TicketState.VERIFYING
+
+    asked = [m for m in (await worker.transcript()).bot_messages if "✅ 核查通过" in m.buttons]
+    assert asked and shown_number(ticket) in asked[-1].text
+    await worker.press("✅ 核查通过", message_id=asked[-1].message_id)
+    await h.settle()
+    await worker.send_photo(qr_png("rail fixed"))
+    await h.settle()
+    done = await reload(h, ticket)
+    assert done.state == TicketState.RESOLVED and done.verified_at is not None
+    rate_me = [m for m in (await resident.transcript()).bot_messages if "😞 不满意" in m.buttons]
+    assert len(rate_me) == 1 and "现场核查" in rate_me[0].text
