@@ -4,8 +4,8 @@
 ``spot_check`` keeps each item a supervisor (督查) drew to call back (抽查) and its result.
 The new ticket state ``verifying`` and event kinds are strings: no schema change.
 
-Revision ID: 0012
-Revises: 0011
+Revision ID: 0014
+Revises: 0013
 Create Date: 2026-12-07
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import models.types
 
-revision: str = "0012"
-down_revision: str | None = "0011"
+revision: str = "0014"
+down_revision: str | None = "0013"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
