@@ -125,6 +125,7 @@ TICKET_STATE: dict[TicketState, str] = {
     TicketState.DUPLICATE: N_("duplicate"),
     TicketState.TRANSFERRED: N_("transferred to a department"),
     TicketState.REOPENED: N_("reopened"),
+    TicketState.VERIFYING: N_("handled, waiting for the on-site check"),
 }
 
 RATING: dict[Rating, str] = {

@@ -34,6 +34,8 @@ from handlers import (
     registry,
     report,
     routing,
+    supervision,
+    ticket_list,
     tickets,
     visits,
 )
@@ -63,7 +65,9 @@ def build_router() -> Router:
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         casework.build_router(),  # 退单, 延期 and 协办 on a department's card: before tickets
-        tickets.build_router(),  # card actions, answers, ratings, /tickets, /my
+        ticket_list.build_router(),  # /tickets: pages and filters
+        supervision.build_router(),  # /spotcheck (督查抽查)
+        tickets.build_router(),  # card actions, answers, ratings, /ticket, /my
         visits.build_router(),  # /visit, /diary, /quota, /quota_rules, the push's buttons
         broadcasts.build_router(),  # /broadcast: notices and emergency alerts, "收到"
         meetings.build_router(),  # /meeting, /meetings, invitations, check-in, minutes

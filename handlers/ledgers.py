@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import unicodedata
 from functools import partial
 
 from aiogram import Bot, F, Router
@@ -12,6 +13,7 @@ from aiogram.filters import Command, CommandObject
 from aiogram.types import CallbackQuery, Message
 from aiogram.utils.i18n import I18n
 from aiogram.utils.i18n import gettext as _
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.background import BackgroundWork
 from bot.errors import InvalidInput, NotAllowed
@@ -24,10 +26,13 @@ from bot.services import (
     member_export,
     member_import,
     members,
+    period_ledgers,
 )
 from bot.services.actor import Actor
 from bot.services.message_size import MAX_MESSAGE, cut_to_fit, visible_length
+from bot.services.periods import local_day
 from bot.services.permissions import Action
+from bot.services.spans import Span, grid_and_span, parse_span
 from bot.services.tabular import Sheet, write_workbook
 from bot.settings import Settings
 from bot.telegram.admin_views import (
@@ -36,9 +41,19 @@ from bot.telegram.admin_views import (
     grid_picker_keyboard,
     grid_picker_text,
     ledger_keyboard,
+    span_keyboard,
 )
 from bot.telegram.args import split_args
-from bot.telegram.callbacks import ExportCb, ExportGridCb, Ledger, PickStep, TemplateCb
+from bot.telegram.callbacks import (
+    PERIOD_LEDGERS,
+    ExportCb,
+    ExportGridCb,
+    ExportPeriodCb,
+    Ledger,
+    PickStep,
+    SpanChoice,
+    TemplateCb,
+)
 from bot.telegram.render import bold, esc
 from bot.telegram.replies import Replier
 from models import Grid, Role
@@ -50,6 +65,33 @@ SHOWN_ERRORS = 30
 PEOPLE_WORDS = {"people", "person", "staff", "人员", "人員"}
 MEMBER_WORDS = {"residents", "members", "人口", "居民", "成员", "成員", "家庭成员", "家庭成員"}
 DEPARTMENT_WORDS = {"departments", "department", "部门", "部門", "职能部门", "職能部門"}
+LEDGER_WORDS: dict[Ledger, frozenset[str]] = {
+    Ledger.HOUSEHOLDS: frozenset({"households", "household", "住户", "住戶", "户", "戶"}),
+    Ledger.PEOPLE: frozenset(PEOPLE_WORDS),
+    Ledger.MEMBERS: frozenset(MEMBER_WORDS),
+    Ledger.TICKETS: frozenset({"tickets", "ticket", "工单", "工單", "事件", "诉求", "訴求"}),
+    Ledger.VISITS: frozenset({"visits", "visit", "走访", "走訪", "民情日记", "民情日記"}),
+    Ledger.MEETINGS: frozenset({"meetings", "meeting", "例会", "例會", "会议", "會議"}),
+}
+UNKNOWN_LEDGER = N_(
+    "There is no ledger called “{value}”. Write households, people, residents, tickets, "
+    "visits or meetings (住户、人员、人口、工单、走访、例会)."
+)
+PERIOD_EXPORTS = {
+    Ledger.TICKETS: (period_ledgers.export_tickets, "tickets"),
+    Ledger.VISITS: (period_ledgers.export_visits, "visits"),
+    Ledger.MEETINGS: (period_ledgers.export_meetings, "meetings"),
+}
+
+
+def _ledger_named(word: str) -> Ledger:
+    """The ledger a word after /export names; anything else is refused (never a guess)."""
+    folded = unicodedata.normalize("NFKC", word).strip().lower()
+    for ledger, words in LEDGER_WORDS.items():
+        if folded in words:
+            return ledger
+    shown = "".join(ch for ch in word if ch.isprintable())[:30]
+    raise InvalidInput(UNKNOWN_LEDGER, value=shown)
 
 
 def _which(text: str | None) -> Ledger:
@@ -107,7 +149,8 @@ async def export_command(
     settings: Settings,
 ) -> None:
     """``/export``: a button per ledger this person may export; ``/export households|people
-    [grid]`` (住户 / 人员) starts it at once."""
+    [grid]`` (住户 / 人员) starts it at once, and ``/export tickets|visits|meetings [grid]
+    [period]`` (工单 / 走访 / 例会; this month unless a period is given) too."""
     words = split_args(command.args, 1)
     if not words:
         person = actor.person
@@ -116,12 +159,24 @@ async def export_command(
         reply.text(
             esc(_("Which ledger? It covers every grid you look after."))
             + "\n"
-            + esc(_("To export one grid only, type /export people (or households) and its code.")),
+            + esc(_("To export one grid only, type /export people (or households) and its code."))
+            + "\n"
+            + esc(
+                _(
+                    "Tickets, visits and meetings go by period: /export visits 上月, "
+                    "/export tickets 2026Q3, /export meetings 2026-10-01 2026-10-31."
+                )
+            ),
             export_keyboard(),
         )
         return
-    grid_code = words[1] if len(words) > 1 else None
-    await _export(message.chat.id, _which(words[0]), grid_code, reply, actor, work, settings)
+    ledger = _ledger_named(words[0])
+    rest = words[1] if len(words) > 1 else None
+    if ledger in PERIOD_LEDGERS:
+        grid_code, span = grid_and_span(rest, local_day(actor.now, settings.tz))
+        await _export(message.chat.id, ledger, grid_code, reply, actor, work, settings, span)
+        return
+    await _export(message.chat.id, ledger, rest, reply, actor, work, settings)
 
 
 async def export_pressed(
@@ -132,9 +187,13 @@ async def export_pressed(
     work: BackgroundWork,
     settings: Settings,
 ) -> None:
-    """A ledger's button: the same as typing ``/export`` and its name."""
+    """A ledger's button: the same as typing ``/export`` and its name (a ledger of a period
+    asks which period first)."""
     await exports.check_scope(actor.session, actor.who, actor.roles, None, actor.now)
     await query.answer()  # after the check: a refusal answers the press itself
+    if callback_data.ledger in PERIOD_LEDGERS:
+        _ask_span(query, reply, callback_data.ledger, 0)
+        return
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
     await _export(chat_id, callback_data.ledger, None, reply, actor, work, settings)
 
@@ -177,8 +236,53 @@ async def export_grid_pressed(
         return
     await exports.check_scope(actor.session, actor.who, actor.roles, grid.code, actor.now)
     await query.answer()  # after the check: a refusal answers the press itself
+    if ledger in PERIOD_LEDGERS:
+        _ask_span(query, reply, ledger, grid.id or 0)
+        return
     chat_id = query.message.chat.id if query.message is not None else query.from_user.id
     await _export(chat_id, ledger, grid.code, reply, actor, work, settings)
+
+
+def _ask_span(query: CallbackQuery, reply: Replier, ledger: Ledger, grid_id: int) -> None:
+    question = esc(_("Which period? (Or type it: /export visits 2026-10)"))
+    if isinstance(query.message, Message):
+        reply.edit(query.message.message_id, question, span_keyboard(ledger, grid_id))
+    else:
+        reply.text(question, span_keyboard(ledger, grid_id))
+
+
+SPAN_WORDS = {
+    SpanChoice.THIS_MONTH: "this month",
+    SpanChoice.LAST_MONTH: "last month",
+    SpanChoice.THIS_QUARTER: "this quarter",
+    SpanChoice.LAST_QUARTER: "last quarter",
+}
+
+
+async def export_period_pressed(
+    query: CallbackQuery,
+    callback_data: ExportPeriodCb,
+    reply: Replier,
+    actor: Actor,
+    work: BackgroundWork,
+    settings: Settings,
+) -> None:
+    """A period's button: that ledger of that period, over one's grids or the grid chosen."""
+    if callback_data.ledger not in PERIOD_LEDGERS:
+        await query.answer(_("This button is out of date. Send /start to begin again."))
+        return
+    grid_code = None
+    if callback_data.grid:
+        grid = await actor.session.get(Grid, callback_data.grid)
+        if grid is None:
+            await query.answer(_("This button is out of date. Send /start to begin again."))
+            return
+        grid_code = grid.code
+    await exports.check_scope(actor.session, actor.who, actor.roles, grid_code, actor.now)
+    span = parse_span(SPAN_WORDS[callback_data.span], local_day(actor.now, settings.tz))
+    await query.answer()
+    chat_id = query.message.chat.id if query.message is not None else query.from_user.id
+    await _export(chat_id, callback_data.ledger, grid_code, reply, actor, work, settings, span)
 
 
 async def _export(
@@ -189,22 +293,49 @@ async def _export(
     actor: Actor,
     work: BackgroundWork,
     settings: Settings,
+    span: Span | None = None,
 ) -> None:
     """Refused at once if out of scope, else built in the background (no write lock held
-    meanwhile) and sent when ready."""
+    meanwhile) and sent when ready. A ledger of a period (``span``) says which in its name
+    and caption."""
     person = actor.person
     assert person is not None
     await exports.check_scope(actor.session, person, actor.roles, grid_code, actor.now)
     reply.text(_("Preparing the ledger; it will be sent here in a moment."))
-    export: exports.Exporter
-    if ledger == Ledger.MEMBERS:
-        vault = members.optional_vault(settings.people)
-        export = partial(member_export.export_members, vault=vault)
-    elif ledger == Ledger.PEOPLE:
-        export = exports.export_people
-    else:
-        export = exports.export_households
     file_name = {Ledger.MEMBERS: "residents", Ledger.PEOPLE: "people"}.get(ledger, "households")
+    translate = partial(gettext_for, actor.locale)
+
+    async def build(reading: AsyncSession, writing: AsyncSession) -> bytes:
+        if ledger in PERIOD_EXPORTS:
+            assert span is not None
+            return await PERIOD_EXPORTS[ledger][0](
+                reading,
+                person,
+                actor.roles,
+                span=span,
+                tz=settings.tz,
+                now=actor.now,
+                translate=translate,
+                grid_code=grid_code,
+                audit_into=writing,
+            )
+        export: exports.Exporter
+        if ledger == Ledger.MEMBERS:
+            vault = members.optional_vault(settings.people)
+            export = partial(member_export.export_members, vault=vault)
+        elif ledger == Ledger.PEOPLE:
+            export = exports.export_people
+        else:
+            export = exports.export_households
+        return await export(
+            reading,
+            person,
+            actor.roles,
+            now=actor.now,
+            translate=translate,
+            grid_code=grid_code,
+            audit_into=writing,
+        )
 
     async def send_ledger() -> None:
         stamp = actor.now.strftime("%Y%m%d")
@@ -212,22 +343,19 @@ async def _export(
             to_chat = Replier(writing, chat_id, actor.now, person.id, settings.outbox_files)
             try:
                 async with work.readers() as reading:
-                    data = await export(
-                        reading,
-                        person,
-                        actor.roles,
-                        now=actor.now,
-                        translate=partial(gettext_for, actor.locale),
-                        grid_code=grid_code,
-                        audit_into=writing,
-                    )
+                    data = await build(reading, writing)
             except Exception:
-                log.exception("the %s ledger for chat %s failed", file_name, chat_id)
+                log.exception("the %s ledger for chat %s failed", ledger.name, chat_id)
                 writing.expunge_all()  # not the audit of an export that was never sent
                 to_chat.text(_("Sorry, the ledger could not be made. Please try again later."))
             else:
-                name = f"{file_name}-{stamp}.xlsx"
-                caption = esc(_("Ledger as of {day}.").format(day=stamp))
+                if ledger in PERIOD_EXPORTS and span is not None:
+                    first, last = span.start.strftime("%Y%m%d"), span.last.strftime("%Y%m%d")
+                    name = f"{PERIOD_EXPORTS[ledger][1]}-{first}-{last}.xlsx"
+                    caption = esc(_("Ledger of {span}.").format(span=span.label()))
+                else:
+                    name = f"{file_name}-{stamp}.xlsx"
+                    caption = esc(_("Ledger as of {day}.").format(day=stamp))
                 to_chat.upload("sendDocument", "document", data, name, caption=caption)
             await writing.commit()
 
@@ -365,6 +493,7 @@ def build_router() -> Router:
     router.callback_query.register(template_pressed, TemplateCb.filter())
     router.callback_query.register(export_pressed, ExportCb.filter())
     router.callback_query.register(export_grid_pressed, ExportGridCb.filter())
+    router.callback_query.register(export_period_pressed, ExportPeriodCb.filter())
     router.message.register(
         ledger_file,
         F.document.file_name.lower().endswith((".csv", ".xlsx", ".txt")),

@@ -1,4 +1,5 @@
-"""Tickets after filing: handlers act on their card, reporters answer and rate; /tickets, /my."""
+"""Tickets after filing: handlers act on their card, reporters answer and rate; /ticket, /my
+(/tickets is :mod:`handlers.ticket_list`)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ from bot.i18n import N_
 from bot.services import tickets
 from bot.services.actor import Actor
 from bot.services.ticket_numbers import shown_number
-from bot.services.tickets import classifying, dispatching
+from bot.services.tickets import classifying, dispatching, urging, verifying
 from bot.settings import Settings
 from bot.telegram.callbacks import (
     CancelCb,
@@ -55,9 +56,9 @@ from bot.telegram.ticket_views import (
     history_text,
     kinds_keyboard,
     kinds_text,
-    local_time,
     photo_batches,
     photos_caption,
+    supervise_keyboard,
     tier_label,
 )
 from models import Rating, Ticket, TicketState
@@ -72,6 +73,13 @@ PROMPTS: dict[TicketAction, str] = {
     TicketAction.DUPLICATE: N_("Ticket {number} is the same as which ticket? Send its number:"),
     TicketAction.REJECT: N_(
         "Why can ticket {number} not be taken up? The reporter will read this:"
+    ),
+    TicketAction.VERIFY: N_(
+        "Send a photo of ticket {number} taken on site (you may add a caption) to confirm it "
+        "was done:"
+    ),
+    TicketAction.SEND_BACK: N_(
+        "What is still not done about ticket {number}? The handler will read this:"
     ),
 }
 SERVICE_ACTION = {
@@ -91,7 +99,10 @@ DONE: dict[TicketAction, str] = {
     TicketAction.ESCALATE: N_("Reported up a tier (已上报)."),
     TicketAction.DUPLICATE: N_("Marked as a duplicate."),
     TicketAction.REJECT: N_("Rejected; the reporter has been told why."),
+    TicketAction.VERIFY: N_("Checked on site; the reporter is asked to rate it."),
+    TicketAction.SEND_BACK: N_("Sent back to the handler with your reason."),
 }
+VERIFY_ACTIONS = frozenset({TicketAction.VERIFY, TicketAction.SEND_BACK})
 
 
 class Handling(StatesGroup):
@@ -165,6 +176,33 @@ async def card_pressed(
         )
         await query.answer()
         reply.text(kinds_text(kinds, t), kinds_keyboard(kinds, t))
+        return
+    if action == TicketAction.URGE:
+        ticket, pinged = await urging.urge(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            now=actor.now,
+        )
+        await query.answer(
+            _("Urged (催办): the handlers of ticket {number} were told ({count}).").format(
+                count=pinged, number=shown_number(ticket)
+            )
+        )
+        return
+    if action in VERIFY_ACTIONS:
+        ticket = await verifying.load_for_verifying(
+            actor.session, actor=actor.who, roles=actor.roles, ticket_id=ticket_id, now=actor.now
+        )
+        await query.answer()
+        await state.set_state(Handling.text)
+        await state.update_data(ticket_id=ticket_id, action=action.value)
+        reply.text(
+            _(PROMPTS[action]).format(number=code(shown_number(ticket))),
+            cancel_keyboard(Handling.text.state, ticket_id),
+        )
         return
     if action == TicketAction.ANSWER:
         await query.answer()
@@ -253,6 +291,9 @@ async def _show(
         photos=photos,
         follower=follower,
     )
+    if await tickets.supervises_only(actor.session, roles=actor.roles, ticket=ticket):
+        reply.text(text, supervise_keyboard(ticket, t))  # 督查: read-only, 催办
+        return
     dispatch = await dispatching.may_dispatch(actor.session, actor.who, actor.roles, ticket)
     keyboard = card_keyboard(ticket, t, dispatch=dispatch, photos=0 if follower else photos)
     reply.text(text, keyboard, ref=f"tc:{ticket.id}:{actor.who.id}")
@@ -324,6 +365,25 @@ async def handling_text(message: Message, reply: Replier, actor: Actor, state: F
             now=actor.now,
         ),
         TicketAction.REJECT: lambda: tickets.reject(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            reason=text,
+            now=actor.now,
+        ),
+        TicketAction.VERIFY: lambda: verifying.confirm(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            text=text,
+            photo_file_id=photo,
+            now=actor.now,
+        ),
+        TicketAction.SEND_BACK: lambda: verifying.send_back(
             actor.session,
             actor.notifier,
             actor=actor.who,
@@ -725,38 +785,6 @@ def _carries(message: object, data: str | None) -> TypeGuard[Message]:
     return any(button.callback_data == data for row in buttons for button in row)
 
 
-async def tickets_command(
-    message: Message, command: CommandObject, reply: Replier, actor: Actor, settings: Settings
-) -> None:
-    wanted = None
-    if command.args:
-        word = command.args.strip().lower()
-        wanted = [s for s in TicketState if s.value == word or _(labels.TICKET_STATE[s]) == word]
-    found = await tickets.tickets_in_scope(
-        actor.session, actor.who, actor.roles, states=wanted or None
-    )
-    if not found:
-        reply.text(_("No open tickets in your grids. 👍"))
-        return
-    lines = [bold(_("Open tickets, soonest deadline first:"))]
-    buttons = []
-    for ticket in found:
-        lines.append(
-            f"• {code(shown_number(ticket))} {esc(_(labels.TICKET_CATEGORY[ticket.category]))} · "
-            f"{esc(_(labels.TICKET_STATE[TicketState(ticket.state)]))} · "
-            f"⏰ {local_time(ticket.next_deadline_at, settings.tz)}"
-        )
-        buttons.append(
-            [
-                InlineKeyboardButton(
-                    text=shown_number(ticket),
-                    callback_data=TicketCb(action=TicketAction.OPEN, id=ticket.id or 0).pack(),
-                )
-            ]
-        )
-    reply.text("\n".join(lines), InlineKeyboardMarkup(inline_keyboard=buttons[:20]))
-
-
 async def my_command(message: Message, reply: Replier, actor: Actor) -> None:
     mine = await tickets.my_tickets(actor.session, actor.who)
     if not mine:
@@ -796,7 +824,6 @@ def build_router() -> Router:
     router.callback_query.register(cancelled, CancelCb.filter())
     router.callback_query.register(step_cancelled, CancelStepCb.filter())
     router.callback_query.register(return_visit_recorded, ReturnVisitCb.filter())
-    router.message.register(tickets_command, Command("tickets"))
     router.message.register(my_command, Command("my"))
     router.message.register(ticket_command, Command("ticket"))
     # a command typed at the prompt (/cancel) is not the text asked for: it goes on to its own

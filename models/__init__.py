@@ -18,6 +18,8 @@ from models.enums import (
     ResidenceStatus,
     Role,
     Rsvp,
+    SpotCheckKind,
+    SpotCheckResult,
     TicketCategory,
     TicketEventKind,
     TicketSource,
@@ -45,6 +47,7 @@ from models.system import (
 )
 from models.ticket import (
     ReturnVisit,
+    SpotCheck,
     Ticket,
     TicketCreate,
     TicketEvent,
@@ -75,6 +78,9 @@ __all__ = [
     "TicketAssist",
     "PolicyVersion",
     "Open311Request",
+    "SpotCheck",
+    "SpotCheckKind",
+    "SpotCheckResult",
     "QuotaRule",
     "ReturnVisit",
     "SchedulerLease",

@@ -91,6 +91,7 @@ class TicketState(StrEnum):
     DUPLICATE = "duplicate"
     TRANSFERRED = "transferred"
     REOPENED = "reopened"
+    VERIFYING = "verifying"  # 待核查: handled, waiting for the on-site check before it closes
 
 
 class TicketEventKind(StrEnum):
@@ -122,6 +123,9 @@ class TicketEventKind(StrEnum):
     EXTENSION_REFUSED = "extension_refused"  # 延期 refused: the deadline stays
     ASSIST_ASKED = "assist_asked"  # 协办: a department is asked to assist
     ASSIST_ANSWERED = "assist_answered"  # the assisting department's answer
+    VERIFIED = "verified"  # 核查通过: confirmed on site (with a photo)
+    SENT_BACK = "sent_back"  # 核查不通过: sent back to the handler with a reason
+    URGED = "urged"  # 催办: a supervisor pinged the owners
 
 
 OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(
@@ -133,6 +137,7 @@ OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(
         TicketState.WAITING_REPORTER,
         TicketState.TRANSFERRED,
         TicketState.REOPENED,
+        TicketState.VERIFYING,
     }
 )
 
@@ -191,3 +196,15 @@ class ResidenceStatus(StrEnum):
     REGISTERED = "registered"  # 户籍人口: household registration (户口) here
     RESIDENT = "resident"  # 常住人口: lives here, registered elsewhere
     FLOATING = "floating"  # 流动人口: here for a while
+
+
+class SpotCheckKind(StrEnum):
+    """What a supervisor's spot check (抽查) calls back about."""
+
+    VISIT = "visit"  # a logged household visit (走访)
+    TICKET = "ticket"  # a closed ticket
+
+
+class SpotCheckResult(StrEnum):
+    CONFIRMED = "confirmed"  # 属实
+    FALSE = "false"  # 不属实

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Column, Date, Index, Integer, String, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.enums import HandlingKind, Rating, Role, TicketCategory, TicketSource, TicketState
+from models.enums import (
+    HandlingKind,
+    Rating,
+    Role,
+    SpotCheckKind,
+    SpotCheckResult,
+    TicketCategory,
+    TicketSource,
+    TicketState,
+)
 from models.types import UTCDateTime
 
 
@@ -68,6 +77,8 @@ class Ticket(TicketBase, table=True):
     accepted_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # 核查结案: when the on-site check confirmed the handling (kinds whose policy says verify)
+    verified_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     solved: bool | None = None  # closed with the problem solved (解决) or not
     rating: Rating | None = Field(default=None, sa_type=String(24))
     rating_comment: str | None = Field(default=None, max_length=1000)
@@ -133,3 +144,27 @@ class ReturnVisit(SQLModel, table=True):
     outcome: str | None = Field(default=None, sa_type=Text)
     rating: Rating | None = Field(default=None, sa_type=String(24))
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class SpotCheck(SQLModel, table=True):
+    """One item of a supervisor's spot check (抽查): a visit or a closed ticket drawn at random
+    from a period, to call back; the result goes on the worker's record."""
+
+    __tablename__ = "spot_check"
+    __table_args__ = (
+        Index("ix_spot_check_worker", "worker_id", "checked_at"),
+        Index("ix_spot_check_supervisor", "supervisor_id", "drawn_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    supervisor_id: int = Field(foreign_key="person.id")
+    kind: SpotCheckKind = Field(sa_type=String(12))
+    visit_id: int | None = Field(default=None, foreign_key="visit.id")
+    ticket_id: int | None = Field(default=None, foreign_key="ticket.id")
+    worker_id: int | None = Field(default=None, foreign_key="person.id")  # whose work it is
+    grid_id: int = Field(foreign_key="grid.id")
+    period_start: date = Field(sa_type=Date)
+    period_end: date = Field(sa_type=Date)  # exclusive
+    drawn_at: datetime = Field(sa_type=UTCDateTime)
+    result: SpotCheckResult | None = Field(default=None, sa_type=String(12))
+    checked_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

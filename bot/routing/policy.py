@@ -284,6 +284,9 @@ class KindPolicy:
     tiers: Mapping[int, Windows]
     # how long a publicly noticed outcome stays on the grid's notice board, from resolution
     notice_period: Duration = DEFAULT_NOTICE_PERIOD
+    # 核查结案: a resolved ticket is checked on site (the grid worker or the centre) before
+    # the reporter is asked to rate it
+    verify: bool = False
 
     def windows(self, tier: int) -> Windows:
         """The limits at ``tier``; a tier the policy does not name takes the nearest one."""
@@ -663,7 +666,7 @@ def _read_grid_scopes(raw: Any, path: str) -> tuple[str, ...]:
 
 
 _KIND_KEYS: Final = frozenset({"round_the_clock", "public_notice", "cap", "tiers"})
-_OPTIONAL_KIND_KEYS: Final = frozenset({"notice_period"})
+_OPTIONAL_KIND_KEYS: Final = frozenset({"notice_period", "verify"})
 
 
 def _read_kinds(raw: Any, chain: tuple[ChainLink, ...]) -> dict[HandlingKind, KindPolicy]:
@@ -701,6 +704,7 @@ def _read_kind(raw: Any, path: str, chain: tuple[ChainLink, ...]) -> KindPolicy:
             if "notice_period" in body
             else DEFAULT_NOTICE_PERIOD
         ),
+        verify=_bool(body["verify"], f"{path}.verify") if "verify" in body else False,
     )
 
 
@@ -899,6 +903,8 @@ def _kind_json(kind: KindPolicy) -> dict[str, Any]:
     }
     if kind.public_notice or kind.notice_period != DEFAULT_NOTICE_PERIOD:
         body["notice_period"] = str(kind.notice_period)
+    if kind.verify:
+        body["verify"] = True
     body["cap"] = None if kind.cap is None else str(kind.cap)
     body["tiers"] = {
         str(tier): {"accept": str(w.accept), "resolve": str(w.resolve)}

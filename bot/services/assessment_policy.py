@@ -3,7 +3,8 @@
 **Measures are a registry** (:data:`MEASURES`): each has a key, a short title and a definition
 (shown by ``/score help`` and in the workbook's definitions sheet), and whether a lower value
 is better. The computation of each lives in :mod:`bot.services.scorecards`; a later feature
-(inspections, urges, spot checks) adds its measure here and its figure there.
+(inspections) adds its measure here and its figure there; urges, on-site check send-backs and
+spot checks have theirs.
 
 **Weights and veto rules are data**: a JSON file an admin downloads with ``/score file``, edits
 and sends back with the caption ``/score``, like the deadline policy. The defaults follow the
@@ -110,6 +111,34 @@ MEASURES: tuple[Measure, ...] = (
             "to, over the meetings they were invited to. A grid counts its workers' invites."
         ),
     ),
+    Measure(
+        "urged",
+        N_("Urged (督查催办)"),
+        N_(
+            "Tickets filed in the period that a supervisor urged (催办) at least once, over the "
+            "tickets filed. Lower is better: the score counts the share never urged."
+        ),
+        lower_is_better=True,
+    ),
+    Measure(
+        "send_backs",
+        N_("Sent back at the check (核查退回)"),
+        N_(
+            "On-site checks (核查) in the period that sent the ticket back to its handler, over "
+            "all on-site checks of the period. Lower is better."
+        ),
+        lower_is_better=True,
+    ),
+    Measure(
+        "spot_checks",
+        N_("Spot checks found false (抽查不属实)"),
+        N_(
+            "Visits and closed tickets a supervisor spot-checked (抽查) in the period and found "
+            "false, over those spot-checked; they count for the worker whose work was drawn. "
+            "Lower is better."
+        ),
+        lower_is_better=True,
+    ),
 )
 MEASURE_KEYS: tuple[str, ...] = tuple(m.key for m in MEASURES)
 
@@ -120,6 +149,9 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "satisfaction": 15,
     "redo": 5,
     "meetings": 10,
+    "urged": 5,
+    "send_backs": 5,
+    "spot_checks": 5,
 }
 
 

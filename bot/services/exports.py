@@ -99,7 +99,7 @@ def mask_phone(stored: str) -> str:
 
 
 @dataclass(frozen=True)
-class _Scope:
+class LedgerScope:
     """The subtrees a ledger covers, the subtrees shown unmasked, and the grid asked for."""
 
     paths: list[str]
@@ -119,30 +119,30 @@ async def check_scope(
 ) -> None:
     """Refuse at once (``NotAllowed``, ``NotFound``) an export the asker may not have, before
     it is started in the background."""
-    await _scope(session, actor, roles, grid_code, False, now)
+    await ledger_scope(session, actor, roles, grid_code, False, now)
 
 
-async def _scope(
+async def ledger_scope(
     session: AsyncSession,
     actor: Person,
     roles: Sequence[RoleInGrid],
     grid_code: str | None,
     masked: bool,
     now: datetime,
-) -> _Scope:
+) -> LedgerScope:
     paths = scope_paths(roles, Action.EXPORT)
     if not actor.active or not paths:
         refusal = AuditLog(at=now, actor_id=actor.id, action="refused:export")
         raise NotAllowed(NO_EXPORT_SCOPE, audit=refusal)
     sensitive = [] if masked else scope_paths(roles, Action.READ_SENSITIVE)
     if grid_code is None:
-        return _Scope(paths, sensitive, None)
+        return LedgerScope(paths, sensitive, None)
     code = normalize_code(grid_code)
     grid = (await session.exec(select(Grid).where(Grid.code == code))).one_or_none()
     if grid is None:
         raise NotFound(NO_GRID, value=shown(grid_code))
     if any(within(p, grid.path) for p in paths):
-        return _Scope([grid.path], sensitive, grid)
+        return LedgerScope([grid.path], sensitive, grid)
     below = [p for p in paths if within(grid.path, p)]  # the parts of it the asker holds
     if not below:
         refusal = AuditLog(
@@ -154,13 +154,10 @@ async def _scope(
             detail=grid.path,
         )
         raise NotAllowed(OUTSIDE_SCOPE, audit=refusal, code=grid.code)
-    return _Scope(below, sensitive, grid)
+    return LedgerScope(below, sensitive, grid)
 
 
-ledger_scope = _scope  # shared with the residents ledger (bot/services/member_export.py)
-
-
-def _under(paths: Sequence[str]) -> ColumnElement[bool]:
+def under_paths(paths: Sequence[str]) -> ColumnElement[bool]:
     """SQL: the grid's path lies in one of the subtrees (paths hold only digits and ``/``)."""
     return or_(*(col(Grid.path).startswith(p) for p in paths))
 
@@ -177,7 +174,7 @@ async def export_households(
     audit_into: AsyncSession | None = None,
 ) -> bytes:
     """The household ledger (住户台账) of the asker's grids as XLSX bytes; see the module."""
-    scope = await _scope(session, actor, roles, grid_code, masked, now)
+    scope = await ledger_scope(session, actor, roles, grid_code, masked, now)
     columns: list[Any] = [
         Household.code,
         Grid.code,
@@ -196,13 +193,13 @@ async def export_households(
     statement = (
         select(*columns)
         .join(Grid, col(Grid.id) == col(Household.grid_id))
-        .where(_under(scope.paths))
+        .where(under_paths(scope.paths))
         .order_by(col(Grid.code), col(Household.code))
     )
     worker_ids = await session.exec(
         select(col(Household.worker_id))
         .join(Grid, col(Grid.id) == col(Household.grid_id))
-        .where(_under(scope.paths), col(Household.worker_id).is_not(None))
+        .where(under_paths(scope.paths), col(Household.worker_id).is_not(None))
         .distinct()
     )
     workers = await _people(session, {w for w in worker_ids if w is not None})
@@ -269,10 +266,10 @@ async def export_households(
     )
     connection = await session.connection()  # plain rows: nothing here needs ORM objects
     rows = await connection.stream(statement.execution_options(yield_per=EXPORT_BATCH))
-    data, count, unmasked = await _stream_ledger(
+    data, count, unmasked = await stream_ledger(
         rows, sheet, line, lambda record: scope.unmasked(record[3])
     )
-    _audit(audit_into or session, actor, "export:households", scope, count, unmasked, now)
+    audit_export(audit_into or session, actor, "export:households", scope, count, unmasked, now)
     return data
 
 
@@ -290,14 +287,14 @@ async def export_people(
     """The people ledger (人员台账): every active staff role over the asker's grids — one row
     per role, as the people import reads it — as XLSX bytes. Residents are in the household
     ledger, not here."""
-    scope = await _scope(session, actor, roles, grid_code, masked, now)
+    scope = await ledger_scope(session, actor, roles, grid_code, masked, now)
     statement = (
         select(RoleAssignment, Person, Grid, Department)
         .join(Person, col(Person.id) == col(RoleAssignment.person_id))
         .join(Grid, col(Grid.id) == col(RoleAssignment.grid_id))
         .outerjoin(Department, col(Department.id) == col(RoleAssignment.department_id))
         .where(
-            _under(scope.paths),
+            under_paths(scope.paths),
             col(RoleAssignment.active).is_(True),
             col(Person.active).is_(True),
             col(RoleAssignment.role) != Role.RESIDENT,
@@ -340,14 +337,14 @@ async def export_people(
         auto_filter=True,
     )
     rows = await session.stream(statement.execution_options(yield_per=EXPORT_BATCH))
-    data, count, unmasked = await _stream_ledger(
+    data, count, unmasked = await stream_ledger(
         rows, sheet, line, lambda record: scope.unmasked(record[2].path)
     )
-    _audit(audit_into or session, actor, "export:people", scope, count, unmasked, now)
+    audit_export(audit_into or session, actor, "export:people", scope, count, unmasked, now)
     return data
 
 
-async def _stream_ledger(
+async def stream_ledger(
     rows: AsyncResult[*tuple[Any, ...]],
     sheet: Sheet,
     line: Callable[[Any], list[CellValue]],
@@ -411,15 +408,11 @@ async def _people(
     return found
 
 
-stream_ledger = _stream_ledger
-under = _under
-
-
-def _audit(
+def audit_export(
     session: AsyncSession,
     actor: Person,
     action: str,
-    scope: _Scope,
+    scope: LedgerScope,
     rows: int,
     unmasked: int,
     now: datetime,

@@ -37,11 +37,26 @@ events that happened in the period.
 - *extensions asked / approved* (延期申请 / 批准): tickets of the cohort for which a department
   asked for more time (an event ``extension_asked``) at least once / for which the centre
   approved it (``extension_approved``) at least once.
+- *urged* (被催办): tickets a supervisor urged at least once (an ``urged`` event at any time)
+  / filed.
 - *escalations by tier* (逐级上报): ``escalated`` events in the period for tickets in the
   subtree, counted by the tier they went to (``data["to_tier"]``).
 
-Two set-based queries, each grouped by grid — the cohort's flags, the escalation events — give
-one row per grid; the rows are then summed per child grid in Python. No query per ticket.
+**Supervision figures** are flows too — what happened in the period, whenever the ticket was
+filed:
+
+- *on-site checks* (核查结案): ``verified`` events (confirmed on site) and ``sent_back`` events
+  (sent back to the handler) in the period; the *send-back rate* (核查退回率) is sent back /
+  (confirmed + sent back).
+- *urges* (督查催办): ``urged`` events in the period.
+- *spot checks* (督查抽查): spot checks (``SpotCheck``) of the subtree's grids marked in the
+  period (``checked_at``), confirmed (属实) or false (不属实); the *false rate* (不属实率) is
+  false / marked. Per person (the scorecards) they count for the worker whose visit or ticket
+  was drawn (``SpotCheck.worker_id``).
+
+Four set-based queries, each grouped by grid — the cohort's flags, the escalation events, the
+supervision events, the spot checks — give one row per grid; the rows are then summed per
+child grid in Python. No query per ticket.
 """
 
 from __future__ import annotations
@@ -51,6 +66,7 @@ import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import date, datetime, timedelta, tzinfo
+from typing import Any
 
 from sqlalchemy import ColumnElement, and_, case, exists, false, func, not_, or_, select, true
 from sqlalchemy.orm import Mapped
@@ -69,6 +85,8 @@ from models import (
     Person,
     Rating,
     ReturnVisit,
+    SpotCheck,
+    SpotCheckResult,
     Ticket,
     TicketEvent,
     TicketEventKind,
@@ -119,6 +137,13 @@ class Indicators:
     returned: int = 0
     extensions_asked: int = 0
     extensions_approved: int = 0
+    urged_tickets: int = 0
+    # flows of the period (the module docstring): supervision
+    verified: int = 0
+    sent_back: int = 0
+    urged: int = 0
+    spot_confirmed: int = 0
+    spot_false: int = 0
     escalations: Mapping[int, int] = field(default_factory=dict)  # to tier -> events
 
     @property
@@ -150,6 +175,18 @@ class Indicators:
         return Ratio(self.reopened, self.resolved)
 
     @property
+    def urged_share(self) -> Ratio:
+        return Ratio(self.urged_tickets, self.filed)
+
+    @property
+    def send_backs(self) -> Ratio:
+        return Ratio(self.sent_back, self.verified + self.sent_back)
+
+    @property
+    def spot_checks(self) -> Ratio:
+        return Ratio(self.spot_false, self.spot_confirmed + self.spot_false)
+
+    @property
     def escalated(self) -> int:
         return sum(self.escalations.values())
 
@@ -165,7 +202,20 @@ class Indicators:
         return Indicators(**counts, escalations=tiers)
 
 
-COUNTS: tuple[str, ...] = tuple(f.name for f in fields(Indicators) if f.name != "escalations")
+# the event kinds counted as flows, and the field each adds to
+FLOW_EVENTS: dict[str, str] = {
+    TicketEventKind.VERIFIED.value: "verified",
+    TicketEventKind.SENT_BACK.value: "sent_back",
+    TicketEventKind.URGED.value: "urged",
+}
+SPOT_RESULTS: dict[str, str] = {
+    SpotCheckResult.CONFIRMED.value: "spot_confirmed",
+    SpotCheckResult.FALSE.value: "spot_false",
+}
+FLOWS = frozenset({*FLOW_EVENTS.values(), *SPOT_RESULTS.values()})
+COUNTS: tuple[str, ...] = tuple(
+    f.name for f in fields(Indicators) if f.name != "escalations" and f.name not in FLOWS
+)
 
 
 @dataclass(frozen=True)
@@ -287,6 +337,10 @@ def _flags(now: datetime) -> dict[str, ColumnElement[bool]]:
         "returned": _has_event(TicketEventKind.RETURNED),
         "extensions_asked": _has_event(TicketEventKind.EXTENSION_ASKED),
         "extensions_approved": _has_event(TicketEventKind.EXTENSION_APPROVED),
+        "urged_tickets": exists().where(
+            col(TicketEvent.ticket_id) == col(Ticket.id),
+            col(TicketEvent.action) == TicketEventKind.URGED.value,
+        ),
     }
 
 
@@ -304,7 +358,13 @@ async def indicators_by_grid(
     Grids with nothing to count are absent.
     """
     return await _indicators_by(
-        session, col(Ticket.grid_id), paths=paths, start=start, end=end, now=now
+        session,
+        col(Ticket.grid_id),
+        col(SpotCheck.grid_id),
+        paths=paths,
+        start=start,
+        end=end,
+        now=now,
     )
 
 
@@ -320,13 +380,20 @@ async def indicators_by_assignee(
     subtrees ``paths``: a worker's own tickets, for their scorecard. Tickets nobody accepted
     belong to no one (a missing assignee matches no person)."""
     return await _indicators_by(
-        session, col(Ticket.assignee_id), paths=paths, start=start, end=end, now=now
+        session,
+        col(Ticket.assignee_id),
+        col(SpotCheck.worker_id),
+        paths=paths,
+        start=start,
+        end=end,
+        now=now,
     )
 
 
 async def _indicators_by(
     session: AsyncSession,
     key: Mapped[int] | Mapped[int | None],  # Ticket.grid_id or Ticket.assignee_id
+    spot_key: Mapped[int] | Mapped[int | None],  # SpotCheck.grid_id or SpotCheck.worker_id
     *,
     paths: Sequence[str],
     start: datetime,
@@ -370,6 +437,30 @@ async def _indicators_by(
     by_tier = select(escalated.c.grid_id, escalated.c.to_tier, func.count()).group_by(
         escalated.c.grid_id, escalated.c.to_tier
     )
+    flows: Any = (
+        select(key.label("grid_id"), col(TicketEvent.action), func.count())
+        .join(Ticket, col(Ticket.id) == col(TicketEvent.ticket_id))
+        .where(
+            col(TicketEvent.action).in_(list(FLOW_EVENTS)),
+            col(TicketEvent.at) >= start,
+            col(TicketEvent.at) < end,
+            in_subtrees(paths),
+            key.is_not(None),
+        )
+        .group_by(key, col(TicketEvent.action))
+    )
+    spot_grids = select(col(Grid.id)).where(or_(*(col(Grid.path).startswith(p) for p in paths)))
+    spots: Any = (
+        select(spot_key.label("grid_id"), col(SpotCheck.result), func.count())
+        .where(
+            col(SpotCheck.result).is_not(None),
+            col(SpotCheck.checked_at) >= start,
+            col(SpotCheck.checked_at) < end,
+            col(SpotCheck.grid_id).in_(spot_grids) if paths else false(),
+            spot_key.is_not(None),
+        )
+        .group_by(spot_key, col(SpotCheck.result))
+    )
     await session.flush()
     connection = await session.connection()
     counts: dict[int, dict[str, int]] = {
@@ -380,6 +471,11 @@ async def _indicators_by(
     for grid_id, to_tier, events in await connection.execute(by_tier):
         if to_tier is not None:
             tiers.setdefault(int(grid_id), {})[int(to_tier)] = int(events)
+    for grid_id, action, events in await connection.execute(flows):
+        counts.setdefault(int(grid_id), {})[FLOW_EVENTS[str(action)]] = int(events)
+    for grid_id, result, marked in await connection.execute(spots):
+        if str(result) in SPOT_RESULTS:
+            counts.setdefault(int(grid_id), {})[SPOT_RESULTS[str(result)]] = int(marked)
     return {
         grid_id: Indicators(**counts.get(grid_id, {}), escalations=tiers.get(grid_id, {}))
         for grid_id in counts.keys() | tiers.keys()
@@ -586,6 +682,29 @@ def indicator_lines(values: Indicators, locale: str) -> list[str]:
         lines.append("• " + gettext_for(locale, message, ratio=ratio_text(ratio, locale)))
     lines.append("• " + escalations_text(values, locale))
     lines.append("• " + casework_text(values, locale))
+    lines.append(
+        "• "
+        + gettext_for(
+            locale,
+            N_("On-site checks (核查): {verified} confirmed, {sent_back} sent back ({ratio})"),
+            verified=values.verified,
+            sent_back=values.sent_back,
+            ratio=percent_text(values.send_backs),
+        )
+    )
+    lines.append(
+        "• " + gettext_for(locale, N_("Urged by supervisors (催办): {count}"), count=values.urged)
+    )
+    lines.append(
+        "• "
+        + gettext_for(
+            locale,
+            N_("Spot checks (抽查): {confirmed} confirmed, {false} false ({ratio})"),
+            confirmed=values.spot_confirmed,
+            false=values.spot_false,
+            ratio=percent_text(values.spot_checks),
+        )
+    )
     return lines
 
 
@@ -616,6 +735,8 @@ def compact_line(values: Indicators, locale: str) -> str:
         for attribute, message in SHORT
     ]
     parts.append(gettext_for(locale, N_("reported up {count}"), count=values.escalated))
+    if values.urged:
+        parts.append(gettext_for(locale, N_("urged {count}"), count=values.urged))
     return " · ".join(parts)
 
 

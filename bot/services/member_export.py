@@ -32,7 +32,7 @@ from models import (
     ResidenceStatus,
 )
 
-from .exports import EXPORT_BATCH, GRID_NAME, ledger_scope, stream_ledger, under
+from .exports import EXPORT_BATCH, GRID_NAME, ledger_scope, stream_ledger, under_paths
 from .id_numbers import IdVault
 from .imports import Translate, display_phone
 from .member_import import MEMBER_COLUMNS
@@ -104,7 +104,7 @@ async def export_members(
         select(*columns)
         .join(Household, col(Household.id) == col(HouseholdMember.household_id))
         .join(Grid, col(Grid.id) == col(Household.grid_id))
-        .where(under(scope.paths), col(HouseholdMember.forgotten_at).is_(None))
+        .where(under_paths(scope.paths), col(HouseholdMember.forgotten_at).is_(None))
         .order_by(col(Grid.code), col(Household.code), col(HouseholdMember.id))
     )
     in_full: set[PersonalField] = set()
@@ -151,7 +151,7 @@ async def export_members(
                 .select_from(HouseholdMember)
                 .join(Household, col(Household.id) == col(HouseholdMember.household_id))
                 .join(Grid, col(Grid.id) == col(Household.grid_id))
-                .where(under(scope.paths), col(HouseholdMember.forgotten_at).is_not(None))
+                .where(under_paths(scope.paths), col(HouseholdMember.forgotten_at).is_not(None))
             )
         ).one()
     )

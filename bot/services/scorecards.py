@@ -465,21 +465,27 @@ async def ranking(
 
     # tickets
     ticket_measures = ("response", "on_time_closure", "satisfaction", "redo")
+    measure_of = {
+        **{key: key for key in ticket_measures},
+        "urged": "urged_share",
+        "send_backs": "send_backs",
+        "spot_checks": "spot_checks",
+    }
     mine = await indicators.indicators_by_assignee(
         session, paths=[root.path], start=start, end=period_end_at, now=now
     )
     for person_id, values in mine.items():
         if person_id in by_worker:
-            for key in ticket_measures:
-                ratio: Ratio = getattr(values, key)
+            for key, attribute in measure_of.items():
+                ratio: Ratio = getattr(values, attribute)
                 by_worker[person_id].add(key, ratio.part, ratio.whole)
     report = await indicators.indicator_report(
         session, root, start=start, end=period_end_at, now=now
     )
     for ref, values in report.children:
         if ref.id in by_grid:
-            for key in ticket_measures:
-                ratio = getattr(values, key)
+            for key, attribute in measure_of.items():
+                ratio = getattr(values, attribute)
                 by_grid[ref.id].add(key, ratio.part, ratio.whole)
 
     # meetings: a person's own invites; a grid's are its workers'

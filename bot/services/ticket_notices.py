@@ -38,6 +38,10 @@ class Notice(StrEnum):
     REJECTED = "rejected"
     WARNED = "warned"  # a deadline is near
     OVERDUE_AT_TOP = "overdue_at_top"
+    VERIFY = "verify"  # 办结 of a kind checked on site: the verifiers get the card
+    VERIFIED = "verified"  # 核查通过: now the reporter is asked to rate
+    SENT_BACK = "sent_back"  # 核查不通过: back to the handler with the reason
+    URGED = "urged"  # 催办: a supervisor pings the owners
     OUTSIDE_GRIDS = "outside_grids"  # the map could not place its point: the centre is told
     DUTY_WIDENED = "duty_widened"  # the operator on duty did not accept: the whole centre
     RETURNED = "returned"  # 退单: a department gave it back; the centre re-dispatches it

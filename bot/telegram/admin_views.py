@@ -23,6 +23,7 @@ from bot.telegram.callbacks import (
     CancelCb,
     ExportCb,
     ExportGridCb,
+    ExportPeriodCb,
     InviteRoleCb,
     Ledger,
     MuteSpan,
@@ -32,6 +33,7 @@ from bot.telegram.callbacks import (
     PersonMuteCb,
     PersonRoleCb,
     PickStep,
+    SpanChoice,
 )
 from models import Person, Role
 
@@ -42,11 +44,23 @@ EXPORT_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Household ledger"),
     Ledger.PEOPLE: N_("👥 People ledger"),
     Ledger.MEMBERS: N_("👪 Residents ledger"),
+    Ledger.TICKETS: N_("📋 Ticket ledger"),
+    Ledger.VISITS: N_("🚶 Visit ledger"),
+    Ledger.MEETINGS: N_("🗓 Meeting ledger"),
 }
 ONE_GRID_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("📂 Households of one grid"),
     Ledger.PEOPLE: N_("📂 People of one grid"),
     Ledger.MEMBERS: N_("📂 Residents of one grid"),
+    Ledger.TICKETS: N_("📂 Tickets of one grid"),
+    Ledger.VISITS: N_("📂 Visits of one grid"),
+    Ledger.MEETINGS: N_("📂 Meetings of one grid"),
+}
+SPAN_LABELS: Mapping[SpanChoice, str] = {
+    SpanChoice.THIS_MONTH: N_("This month"),
+    SpanChoice.LAST_MONTH: N_("Last month"),
+    SpanChoice.THIS_QUARTER: N_("This quarter"),
+    SpanChoice.LAST_QUARTER: N_("Last quarter"),
 }
 TEMPLATE_LABELS: Mapping[Ledger, str] = {
     Ledger.HOUSEHOLDS: N_("🏠 Empty household sheet"),
@@ -89,6 +103,16 @@ def export_keyboard() -> InlineKeyboardMarkup:
             for ledger, label in EXPORT_LABELS.items()
         ]
     )
+
+
+def span_keyboard(ledger: Ledger, grid_id: int) -> InlineKeyboardMarkup:
+    """Which period: two big buttons a row."""
+    buttons = [
+        make_button(_(label), ExportPeriodCb(ledger=ledger, grid=grid_id, span=span).pack())
+        for span, label in SPAN_LABELS.items()
+    ]
+    rows = [buttons[i : i + 2] for i in range(0, len(buttons), 2)]
+    return InlineKeyboardMarkup(inline_keyboard=[*rows, _cancel_row()])
 
 
 def role_keyboard(roles: list[Role]) -> InlineKeyboardMarkup:

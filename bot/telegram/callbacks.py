@@ -9,7 +9,7 @@ from aiogram.filters.callback_data import CallbackData
 from pydantic import Field
 
 from bot.routing.policy import MAX_TIER
-from models import HandlingKind, Rating, Role, TicketCategory, TicketSource
+from models import HandlingKind, Rating, Role, SpotCheckResult, TicketCategory, TicketSource
 
 MAX_ROW_ID: Final = 2**31 - 1  # keys are INTEGER columns: a larger number is no row of ours
 RowId = Annotated[int, Field(ge=0, le=MAX_ROW_ID)]  # out of range: the data does not parse
@@ -78,6 +78,21 @@ class Ledger(StrEnum):
     HOUSEHOLDS = "h"  # 住户台账
     PEOPLE = "p"  # 人员台账
     MEMBERS = "m"  # 人口台账: the people of households
+    TICKETS = "t"  # 工单台账, of a period
+    VISITS = "v"  # 走访台账, of a period
+    MEETINGS = "g"  # 例会台账, of a period
+
+
+PERIOD_LEDGERS = frozenset({Ledger.TICKETS, Ledger.VISITS, Ledger.MEETINGS})
+
+
+class SpanChoice(StrEnum):
+    """The periods a ledger's buttons offer (anything else is typed: /export visits 2026-10)."""
+
+    THIS_MONTH = "tm"
+    LAST_MONTH = "lm"
+    THIS_QUARTER = "tq"
+    LAST_QUARTER = "lq"
 
 
 class ExportCb(StrictCallbackData, prefix="ex"):
@@ -95,6 +110,15 @@ class ExportGridCb(StrictCallbackData, prefix="eg"):
     grid: RowId
     page: PageNo
     step: PickStep
+
+
+class ExportPeriodCb(StrictCallbackData, prefix="ep"):
+    """Export a ledger of a period (tickets, visits, meetings) over one's scope (grid 0) or
+    one grid (the service refuses, and audits, a grid outside one's scope)."""
+
+    ledger: Ledger
+    grid: RowId
+    span: SpanChoice
 
 
 class TemplateCb(StrictCallbackData, prefix="tm"):
@@ -228,6 +252,9 @@ class TicketAction(StrEnum):
     CLASSIFY = "k"  # 定性: choose the ticket's handling kind
     RETURN = "b"  # 退单: the lead department gives it back, with a reason
     EXTEND = "y"  # 延期申请: the lead department asks for more time
+    VERIFY = "v"  # 核查通过: confirm on site with a photo
+    SEND_BACK = "z"  # 核查不通过: send it back to the handler with a reason
+    URGE = "u"  # 催办, by a supervisor
 
 
 class TicketCb(CallbackData, prefix="tk"):
@@ -235,6 +262,32 @@ class TicketCb(CallbackData, prefix="tk"):
 
     action: TicketAction
     id: RowId
+
+
+class ListMenu(StrEnum):
+    """What a /tickets button shows: the list, or the choices of one filter."""
+
+    LIST = "l"
+    STATE = "s"
+    CATEGORY = "c"
+    SOURCE = "o"
+    GRID = "g"
+    DEPARTMENT = "d"
+
+
+class TicketListCb(StrictCallbackData, prefix="tl"):
+    """A page of /tickets under its filters: a state, category and source as their place in
+    the service's lists (0: any; a place past a list is refused as out of date), overdue
+    (0/1), a grid and a department (0: any; the service re-checks the grid's scope)."""
+
+    state: RowId
+    overdue: RowId
+    category: RowId
+    source: RowId
+    grid: RowId
+    department: RowId
+    page: PageNo
+    menu: ListMenu
 
 
 class TicketPhotosCb(CallbackData, prefix="tp"):
@@ -516,3 +569,11 @@ class IntakeCategoryCb(StrictCallbackData, prefix="ic"):
     """Staff intake, the category of the problem."""
 
     category: TicketCategory
+
+
+class SpotCheckCb(StrictCallbackData, prefix="sc"):
+    """A supervisor's call back found a spot-checked item true or false (the service
+    re-checks that the presser oversees its grid)."""
+
+    id: RowId
+    result: SpotCheckResult

@@ -63,7 +63,7 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("template", N_("Empty household or people sheet to fill in"), ADMINS),
     BotCommandSpec(
         "export",
-        N_("Household or people ledger (Excel)"),
+        N_("Ledgers (Excel): households, people, tickets, visits, meetings"),
         frozenset({Role.HEAD, Role.CENTER, Role.SUPERVISOR, Role.ADMIN}),
     ),
     BotCommandSpec(
@@ -75,6 +75,11 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
         "score",
         N_("Assessment scores and ranking (红黑榜)"),
         frozenset({Role.WORKER, Role.HEAD, Role.CENTER, Role.SUPERVISOR, Role.ADMIN}),
+    ),
+    BotCommandSpec(
+        "spotcheck",
+        N_("Spot check (抽查): call back a sample of visits and tickets"),
+        frozenset({Role.SUPERVISOR, Role.ADMIN}),
     ),
     BotCommandSpec("people", N_("People: find, deactivate, change their grid"), ADMINS),
     BotCommandSpec(

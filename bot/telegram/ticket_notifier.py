@@ -65,6 +65,17 @@ REPORTER_TEXT: dict[Notice, str] = {
         "The problem you reported (ticket {number}) has been classified as {kind} (已定性); "
         "{grid} {role} handles it."
     ),
+    Notice.VERIFY: N_(
+        "Ticket {number} has been handled: {note}\nIt will be checked on site (核查) before it "
+        "is closed; then you will be asked to rate it."
+    ),
+    Notice.VERIFIED: N_(
+        "Ticket {number} is resolved and was checked on site: {note}\n\nAre you satisfied with "
+        "how it was handled?"
+    ),
+    Notice.SENT_BACK: N_(
+        "Ticket {number} was checked on site and is not finished yet; it is being handled again."
+    ),
 }
 OWNER_TEXT: dict[Notice, str] = {
     Notice.FILED: N_("New ticket {number}."),
@@ -93,6 +104,15 @@ OWNER_TEXT: dict[Notice, str] = {
         "⏳ More time for ticket {number} was refused by {actor}. The deadline stays {deadline}."
     ),
     Notice.ASSIST_ANSWERED: N_("🤝 {department} answered on ticket {number} (协办): {note}"),
+    Notice.VERIFY: N_(
+        "🔍 Ticket {number} was resolved by {actor}: {note}\nPlease check it on site (核查): "
+        "confirm it with a photo, or send it back with a reason."
+    ),
+    Notice.VERIFIED: N_("✅ Ticket {number} passed the on-site check by {actor}."),
+    Notice.SENT_BACK: N_(
+        "Ticket {number} was sent back by {actor} after the on-site check: {note}"
+    ),
+    Notice.URGED: N_("Ticket {number} is urged by {actor} (督查催办). Please deal with it now."),
 }
 DUTY_FIRST = N_(
     "📟 You are on duty (值班): ticket {number} comes to you first. If it is not accepted "
@@ -115,7 +135,13 @@ ASSIST_BUTTON = N_("✍️ Answer (协办)")
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
 WITH_REASON = MOVED_BY_CENTRE | {Notice.RECLASSIFIED}  # the owners read the person's reason
 # 重办: the owners get the card anew, headed by what happened, the reporter's words on it
-FRESH_CARD = {Notice.REOPENED: "🔁 ", Notice.COMPLAINT: "💬 "}
+FRESH_CARD = {
+    Notice.REOPENED: "🔁 ",
+    Notice.COMPLAINT: "💬 ",
+    Notice.SENT_BACK: "↩️ ",  # 核查不通过
+    Notice.URGED: "📣 ",  # 催办
+}
+RATED_NOTICES = frozenset({Notice.RESOLVED, Notice.VERIFIED})  # the reporter is asked to rate
 MOVED_REASON = N_("Reason: {note}")
 MOVED_AWAY = N_("Ticket {number} was moved to {grid} by {actor}; it is no longer with you.")
 INFORMED_TEXT = N_("For your information: a new ticket {number} in {grid}.")
@@ -241,6 +267,7 @@ class TelegramTicketNotifier:
             Notice.ESCALATED,
             Notice.TRANSFERRED,
             Notice.RETURNED,
+            Notice.VERIFY,
             *MOVED_BY_CENTRE,
         } or (update.notice == Notice.RECLASSIFIED and bool(update.extra.get("moved")))
         actor_id = update.actor.id if update.actor else None
@@ -385,7 +412,7 @@ class TelegramTicketNotifier:
 
         text = t(REPORTER_TEXT[update.notice], **_localized(locale, params))
         keyboard = None
-        if update.notice == Notice.RESOLVED and person.id == update.ticket.reporter_id:
+        if update.notice in RATED_NOTICES and person.id == update.ticket.reporter_id:
             keyboard = rating_keyboard(update.ticket, t)
         elif update.notice == Notice.QUESTION:
             keyboard = answer_keyboard(update.ticket, t)
@@ -400,7 +427,7 @@ class TelegramTicketNotifier:
                 urgent=True,
             )
         self._send(session, person, text, keyboard, now)
-        if update.notice == Notice.RESOLVED and "until" in params:  # 公示: where to read it
+        if update.notice in RATED_NOTICES and "until" in params:  # 公示: where to read it
             self._send(session, person, t(NOTICE_POSTED, **params), None, now)
 
     def _send(

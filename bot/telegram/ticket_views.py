@@ -29,6 +29,7 @@ from bot.telegram.callbacks import (
 )
 from bot.telegram.render import bold, code, esc
 from models import (
+    OPEN_TICKET_STATES,
     HandlingKind,
     Rating,
     Role,
@@ -65,11 +66,24 @@ DEPARTMENT_ACTIONS = (
     (TicketAction.RETURN, N_("↩️ Not ours (退单)")),
     (TicketAction.EXTEND, N_("⏳ More time (延期)")),
 )
+VERIFY_ACTIONS = (  # 核查: the verifier confirms on site or sends it back
+    (TicketAction.VERIFY, N_("✅ Checked on site")),
+    (TicketAction.SEND_BACK, N_("↩️ Send back")),
+)
+SUPERVISE_ACTIONS = (  # 督查: read-only, but they may urge (催办)
+    (TicketAction.URGE, N_("📣 Urge")),
+    (TicketAction.HISTORY, N_("📜 History")),
+)
 DISPATCH_BUTTON = N_("🔀 Send down / take up")
 PHOTOS_BUTTON = N_("📷 See the photos ({count})")
-BUTTON_LABELS = [label for _, label in OPEN_ACTIONS + WORKING_ACTIONS + DEPARTMENT_ACTIONS] + [
-    DISPATCH_BUTTON
-]
+BUTTON_LABELS = [
+    label
+    for _, label in OPEN_ACTIONS
+    + WORKING_ACTIONS
+    + DEPARTMENT_ACTIONS
+    + VERIFY_ACTIONS
+    + SUPERVISE_ACTIONS
+] + [DISPATCH_BUTTON]
 RATINGS = (
     (Rating.SATISFIED, N_("😊 Satisfied")),
     (Rating.BASICALLY_SATISFIED, N_("🙂 Basically satisfied")),
@@ -174,6 +188,9 @@ def card_keyboard(
         actions = OPEN_ACTIONS
     elif state in {TicketState.ACCEPTED, TicketState.IN_PROGRESS}:
         actions = WORKING_ACTIONS
+    elif state == TicketState.VERIFYING:
+        actions = VERIFY_ACTIONS
+        dispatch = False
     else:
         actions = ()
         dispatch = False
@@ -200,6 +217,22 @@ def card_keyboard(
         see = TicketPhotosCb(id=ticket.id or 0).pack()
         rows.append([InlineKeyboardButton(text=t(PHOTOS_BUTTON, count=photos), callback_data=see)])
     return InlineKeyboardMarkup(inline_keyboard=rows)
+
+
+def supervise_keyboard(ticket: Ticket, t: Translate) -> InlineKeyboardMarkup:
+    """A supervisor's card (督查): read-only, with 催办 while the ticket is open."""
+    open_ = TicketState(ticket.state) in OPEN_TICKET_STATES
+    actions: tuple[tuple[TicketAction, str], ...] = SUPERVISE_ACTIONS[0 if open_ else 1 :]
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=t(label), callback_data=TicketCb(action=action, id=ticket.id or 0).pack()
+                )
+                for action, label in actions
+            ]
+        ]
+    )
 
 
 def photo_batches(file_ids: list[str]) -> list[list[str]]:
@@ -484,6 +517,9 @@ EVENT_LABELS: dict[TicketEventKind, str] = {
     TicketEventKind.EXTENSION_REFUSED: N_("more time refused"),
     TicketEventKind.ASSIST_ASKED: N_("assisting department asked (协办)"),
     TicketEventKind.ASSIST_ANSWERED: N_("assisting department answered"),
+    TicketEventKind.VERIFIED: N_("checked on site (核查通过)"),
+    TicketEventKind.SENT_BACK: N_("sent back after the on-site check"),
+    TicketEventKind.URGED: N_("urged by a supervisor (催办)"),
 }
 # an event of a kind this version does not know (written by a newer one): never its raw key
 OTHER_EVENT_LABEL = N_("other change")

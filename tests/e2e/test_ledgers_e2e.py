@@ -107,6 +107,12 @@ async def test_bare_export_and_template_offer_buttons_that_do_what_typing_does(
         "📂 只导出某个网格的人员",
         "👪 人口台账",
         "📂 只导出某个网格的人口",
+        "📋 工单台账",
+        "📂 某个网格的工单",
+        "🚶 走访台账",
+        "📂 某个网格的走访",
+        "🗓 例会台账",
+        "📂 某个网格的例会",
     ]
     assert "/export" in offer.text and "人员" in offer.text
     await admin.press("👥 人员台账")

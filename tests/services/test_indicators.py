@@ -25,6 +25,9 @@ from models import (
     Rating,
     ReturnVisit,
     Role,
+    SpotCheck,
+    SpotCheckKind,
+    SpotCheckResult,
     Ticket,
     TicketCategory,
     TicketEvent,
@@ -521,3 +524,63 @@ def test_split_message_cuts_between_lines() -> None:
     assert len(parts) > 1
     assert all(utf16_length(p) <= 4096 for p in parts)
     assert "\n".join(parts) == text
+
+
+async def test_supervision_flows_are_counted_in_the_period(session: AsyncSession) -> None:
+    """On-site checks (confirmed, sent back), urges and spot checks: events and marks of the
+    period, by the grid of the ticket or the spot-checked item, and by the worker drawn."""
+    tree = await build_tree(session)
+    make = Builder(session)
+    worker = Person(name="网格员甲", created_at=at(2026, 1, 1), updated_at=at(2026, 1, 1))
+    boss = Person(name="督查乙", created_at=at(2026, 1, 1), updated_at=at(2026, 1, 1))
+    session.add_all([worker, boss])
+    await session.flush()
+    old = await make.ticket(tree.a1a, at(2026, 2, 10), assignee_id=worker.id)  # filed before
+    new = await make.ticket(tree.a1a, at(2026, 3, 5), assignee_id=worker.id)
+    other = await make.ticket(tree.b, at(2026, 3, 6))
+    for ticket, when, action in (
+        (old, at(2026, 3, 2), "sent_back"),
+        (old, at(2026, 3, 3), "verified"),
+        (new, at(2026, 3, 7), "urged"),
+        (new, at(2026, 3, 8), "urged"),
+        (new, at(2026, 2, 20), "verified"),  # February: not this period
+        (other, at(2026, 3, 9), "urged"),
+    ):
+        session.add(TicketEvent(ticket_id=ticket.id or 0, at=when, action=action))
+    for grid, result, checked in (
+        (tree.a1a, SpotCheckResult.FALSE, at(2026, 3, 10)),
+        (tree.a1a, SpotCheckResult.CONFIRMED, at(2026, 3, 11)),
+        (tree.a1a, None, None),  # drawn, not called back yet
+        (tree.a1a, SpotCheckResult.CONFIRMED, at(2026, 2, 11)),  # February
+    ):
+        session.add(
+            SpotCheck(
+                supervisor_id=boss.id or 0,
+                kind=SpotCheckKind.VISIT,
+                worker_id=worker.id,
+                grid_id=grid.id or 0,
+                period_start=at(2026, 3, 1).date(),
+                period_end=at(2026, 4, 1).date(),
+                drawn_at=at(2026, 3, 10),
+                result=result,
+                checked_at=checked,
+            )
+        )
+    await session.flush()
+
+    report = await indicators.indicator_report(
+        session, tree.centre, start=MARCH[0], end=MARCH[1], now=NOW
+    )
+    total = report.total
+    assert (total.verified, total.sent_back, total.urged) == (1, 1, 3)
+    assert (total.spot_confirmed, total.spot_false) == (1, 1)
+    assert total.send_backs == Ratio(1, 2) and total.spot_checks == Ratio(1, 2)
+    assert total.urged_share == Ratio(2, 2)  # both March tickets were urged
+    by_child = {ref.code: values for ref, values in report.children}
+    assert by_child["350211001001"].urged == 2 and by_child["350211001002"].urged == 1
+    mine = await indicators.indicators_by_assignee(
+        session, paths=[tree.centre.path], start=MARCH[0], end=MARCH[1], now=NOW
+    )
+    assert mine[worker.id or 0].spot_false == 1 and mine[worker.id or 0].urged == 2
+    text = indicators.render_report(report, "zh_Hans", SHANGHAI)
+    assert "督查催办：3 次" in text and "不属实 1 条" in text and "退回 1 次" in text

@@ -95,6 +95,7 @@ def test_every_state_maps_to_open_or_closed() -> None:
         TicketState.WAITING_REPORTER,
         TicketState.TRANSFERRED,
         TicketState.REOPENED,
+        TicketState.VERIFYING,  # handled, but not closed before its on-site check (核查)
     }
 
 

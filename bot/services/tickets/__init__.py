@@ -14,7 +14,8 @@ The modules, by concern: :mod:`.kernel` (load a ticket for an action, save and r
 transition, tell the people concerned), :mod:`.deadlines` (policy, calendar, clock),
 :mod:`.concerned` (who is who), :mod:`.text`, :mod:`.placing` (which grid a report's place
 is in), :mod:`.filing`, :mod:`.handling`, :mod:`.rating`, :mod:`.sweep`,
-:mod:`.return_visits` and :mod:`.queries`. The names callers outside the package use are
+:mod:`.return_visits`, :mod:`.verifying` (核查结案), :mod:`.urging` (催办) and
+:mod:`.queries`. The names callers outside the package use are
 re-exported here.
 """
 
@@ -71,6 +72,7 @@ from bot.services.tickets.queries import (
     photos_forged,
     report_photos,
     seen_as_follower,
+    supervises_only,
     tickets_in_scope,
     viewable,
     waiting_for,
@@ -137,6 +139,7 @@ __all__ = [
     "seen_as_follower",
     "settle_due",
     "store_clock",
+    "supervises_only",
     "supervisors_over",
     "tickets_in_scope",
     "transfer",

@@ -33,6 +33,7 @@ from bot.services.tickets.kernel import (
 )
 from bot.services.tickets.sweep import apply_escalation
 from bot.services.tickets.text import MAX_NOTE, clean_text
+from bot.services.tickets.verifying import hold_for_check, verifies
 from models import (
     OPEN_TICKET_STATES,
     AuditLog,
@@ -169,7 +170,8 @@ async def resolve(
     now: datetime,
     photo_file_id: str | None = None,
 ) -> Ticket:
-    """办结: what was done (and a photo); the reporter is asked to rate it."""
+    """办结: what was done (and a photo); the reporter is asked to rate it — after the on-site
+    check (:mod:`.verifying`) where the kind's policy asks for one."""
     note = clean_text(text, minimum=2, maximum=MAX_NOTE)
     ticket = await load_for_handling(
         session, actor=actor, roles=roles, ticket_id=ticket_id, states=WORKING, now=now
@@ -178,6 +180,25 @@ async def resolve(
     timed_out = await casework.check_assists_done(session, ticket, now)
     policy, calendar = await policy_of(session, ticket)
     before = TicketState(ticket.state)
+    if verifies(policy, ticket):  # 核查: checked on site before the reporter rates it
+        await hold_for_check(
+            session,
+            notifier,
+            ticket,
+            before=before,
+            actor=actor,
+            note=note,
+            photo_file_id=photo_file_id,
+            now=now,
+        )
+        if photo_file_id:
+            assert ticket.id is not None
+            session.add(
+                TicketPhoto(
+                    ticket_id=ticket.id, file_id=photo_file_id, stage="resolution", created_at=now
+                )
+            )
+        return ticket
     clock = clock_of(ticket)
     store_clock(ticket, replace(clock, state=TicketState.RESOLVED), policy, calendar)
     ticket.resolved_at = now

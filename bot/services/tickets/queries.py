@@ -229,6 +229,15 @@ async def seen_as_follower(
     return not permits(roles, Action.VIEW, await target_of(session, ticket), person.id)
 
 
+async def supervises_only(
+    session: AsyncSession, *, roles: Sequence[RoleInGrid], ticket: Ticket
+) -> bool:
+    """The person oversees the ticket (督查, ``Action.SUPERVISE`` over its grid) but may not
+    handle it: their card is read-only, with 催办."""
+    target = await target_of(session, ticket)
+    return permits(roles, Action.SUPERVISE, target) and not permits(roles, Action.HANDLE, target)
+
+
 async def card_facts(
     session: AsyncSession, ticket: Ticket, *, photos: int | None = None
 ) -> tuple[str, str | None, str | None, int]:

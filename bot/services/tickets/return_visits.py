@@ -50,7 +50,8 @@ async def open_return_visits(
     for ticket in waiting:
         assert ticket.resolved_at is not None and ticket.id is not None
         _, calendar = await policy_of(session, ticket)
-        due = calendar.add(ticket.resolved_at, parse_duration(RATING_WAIT))
+        asked = ticket.verified_at or ticket.resolved_at  # 核查: the rating was asked for then
+        due = calendar.add(asked, parse_duration(RATING_WAIT))
         if due > now:
             continue
         worker = await session.get(Person, ticket.assignee_id) if ticket.assignee_id else None
