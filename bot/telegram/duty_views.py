@@ -132,7 +132,7 @@ def swap_request(
                     callback_data=DutySwapCb(swap=swap_id, answer=DutyAnswer.AGREE).pack(),
                 ),
                 InlineKeyboardButton(
-                    text=gettext_for(locale, N_("No")),
+                    text=gettext_for(locale, N_("✖ I can't take it")),
                     callback_data=DutySwapCb(swap=swap_id, answer=DutyAnswer.DECLINE).pack(),
                 ),
             ]

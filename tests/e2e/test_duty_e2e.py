@@ -191,7 +191,7 @@ async def test_a_swap_agreed_by_both_and_forged_presses(h: Harness) -> None:
     await h.settle()
     assert "已询问" in (await duty.transcript()).bot_messages[-1].text
     request = await center.next_message()
-    assert "请您替班" in request.text and request.buttons == ["✅ 同意接班", "不行"]
+    assert "请您替班" in request.text and request.buttons == ["✅ 同意接班", "✖ 不行"]
     async with h.session() as session:
         swap = (await session.exec(select(DutySwap))).one()
         still = await session.get(DutyShift, shift.id)
