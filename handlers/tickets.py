@@ -311,90 +311,40 @@ async def ticket_command(
         await _show(reply, actor, settings, item.ticket, history=not item.as_staff)
 
 
+# what a typed answer on a card does: the service, the name its text goes by, whether a photo
+# sent with the text goes along (办结 and 核查 keep one as evidence)
+TEXT_ACTIONS: dict[TicketAction, tuple[Callable[..., Awaitable[object]], str, bool]] = {
+    TicketAction.NOTE: (tickets.add_note, "text", False),
+    TicketAction.ASK: (tickets.ask_reporter, "question", False),
+    TicketAction.RESOLVE: (tickets.resolve, "text", True),
+    TicketAction.ESCALATE: (tickets.escalate, "reason", False),
+    TicketAction.DUPLICATE: (tickets.mark_duplicate, "original_number", False),
+    TicketAction.REJECT: (tickets.reject, "reason", False),
+    TicketAction.VERIFY: (verifying.confirm, "text", True),
+    TicketAction.SEND_BACK: (verifying.send_back, "reason", False),
+}
+
+
 async def handling_text(message: Message, reply: Replier, actor: Actor, state: FSMContext) -> None:
     data = await state.get_data()
     action = TicketAction(data.get("action", TicketAction.NOTE))
     ticket_id = int(data.get("ticket_id", 0))
     text = message.text or message.caption or ""
     photo = message.photo[-1].file_id if message.photo else None
-    handle = {
-        TicketAction.NOTE: lambda: tickets.add_note(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            text=text,
-            now=actor.now,
-        ),
-        TicketAction.ASK: lambda: tickets.ask_reporter(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            question=text,
-            now=actor.now,
-        ),
-        TicketAction.RESOLVE: lambda: tickets.resolve(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            text=text,
-            now=actor.now,
-            photo_file_id=photo,
-        ),
-        TicketAction.ESCALATE: lambda: tickets.escalate(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            reason=text,
-            now=actor.now,
-        ),
-        TicketAction.DUPLICATE: lambda: tickets.mark_duplicate(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            original_number=text,
-            now=actor.now,
-        ),
-        TicketAction.REJECT: lambda: tickets.reject(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            reason=text,
-            now=actor.now,
-        ),
-        TicketAction.VERIFY: lambda: verifying.confirm(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            text=text,
-            photo_file_id=photo,
-            now=actor.now,
-        ),
-        TicketAction.SEND_BACK: lambda: verifying.send_back(
-            actor.session,
-            actor.notifier,
-            actor=actor.who,
-            roles=actor.roles,
-            ticket_id=ticket_id,
-            reason=text,
-            now=actor.now,
-        ),
-    }
+    service, text_field, takes_photo = TEXT_ACTIONS[action]
+    extra: dict[str, Any] = {text_field: text}
+    if takes_photo:
+        extra["photo_file_id"] = photo
     try:
-        await handle[action]()
+        await service(
+            actor.session,
+            actor.notifier,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=ticket_id,
+            now=actor.now,
+            **extra,
+        )
     except InvalidInput as error:
         reply.text(refusal_text(error), cancel_keyboard(Handling.text.state, ticket_id))
         return
