@@ -13,6 +13,7 @@ from models.enums import (
     HouseholdCategory,
     OutboxLane,
     OutboxStatus,
+    PartyKind,
     Rating,
     Relation,
     ResidenceStatus,
@@ -31,6 +32,7 @@ from models.household import Household, HouseholdCreate, HouseholdRead, Visit
 from models.meeting import Meeting, MeetingInvite
 from models.member import HouseholdMember
 from models.open311 import ApiKey, Open311Request
+from models.party import PartyBranch, PartyContact, PartyContactLog
 from models.people import Person, PersonCreate, PersonRead, RoleAssignment
 from models.place import Hazard, Inspection, Place, PlacePolicyVersion
 from models.quota import DailyPush, QuotaRule, VisitTally
@@ -109,6 +111,10 @@ __all__ = [
     "OutboxMessage",
     "OutboxLane",
     "OutboxStatus",
+    "PartyBranch",
+    "PartyContact",
+    "PartyContactLog",
+    "PartyKind",
     "Person",
     "PersonCreate",
     "PersonRead",

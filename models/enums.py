@@ -198,6 +198,14 @@ class ResidenceStatus(StrEnum):
     FLOATING = "floating"  # 流动人口: here for a while
 
 
+class PartyKind(StrEnum):
+    """A party member's standing (党员类别): full, probationary, or away from home."""
+
+    FULL = "full"  # 正式党员
+    PROBATIONARY = "probationary"  # 预备党员
+    FLOATING = "floating"  # 流动党员: lives here, membership kept elsewhere (or away)
+
+
 class SpotCheckKind(StrEnum):
     """What a supervisor's spot check (抽查) calls back about."""
 

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from sqlalchemy import Index, String, Text
 from sqlmodel import Field, SQLModel
 
-from models.enums import Gender, Relation, ResidenceStatus
+from models.enums import Gender, PartyKind, Relation, ResidenceStatus
 from models.types import UTCDateTime
 
 
@@ -39,6 +39,9 @@ class HouseholdMember(SQLModel, table=True):
     status: ResidenceStatus = Field(sa_type=String(16))
     moved_in: date | None = None
     moved_out: date | None = None
+    # 政治面貌: a party member (正式/预备/流动) and their branch (党支部); None for everyone else
+    party: PartyKind | None = Field(default=None, sa_type=String(16))
+    party_branch_id: int | None = Field(default=None, foreign_key="party_branch.id")
     forgotten_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
