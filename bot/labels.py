@@ -7,6 +7,7 @@ from models import (
     Gender,
     HandlingKind,
     HouseholdCategory,
+    PartyKind,
     Rating,
     Relation,
     ResidenceStatus,
@@ -55,6 +56,12 @@ RESIDENCE_STATUS: dict[ResidenceStatus, str] = {
     ResidenceStatus.REGISTERED: N_("registered resident"),
     ResidenceStatus.RESIDENT: N_("permanent resident"),
     ResidenceStatus.FLOATING: N_("floating population"),
+}
+
+PARTY_KIND: dict[PartyKind, str] = {
+    PartyKind.FULL: N_("full party member"),
+    PartyKind.PROBATIONARY: N_("probationary party member"),
+    PartyKind.FLOATING: N_("floating party member"),
 }
 
 VISIT_KIND: dict[VisitKind, str] = {

@@ -20,13 +20,14 @@ from sqlmodel import col, func, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import N_
-from bot.labels import GENDER, RELATION, RESIDENCE_STATUS
+from bot.labels import GENDER, PARTY_KIND, RELATION, RESIDENCE_STATUS
 from models import (
     AuditLog,
     Gender,
     Grid,
     Household,
     HouseholdMember,
+    PartyKind,
     Person,
     Relation,
     ResidenceStatus,
@@ -61,6 +62,7 @@ _COLUMNS: tuple[tuple[str, PersonalField | None], ...] = (
     ("status", PersonalField.STATUS),
     ("moved_in", PersonalField.MOVED_IN),
     ("moved_out", PersonalField.MOVED_OUT),
+    ("party", PersonalField.PARTY),
 )
 
 
@@ -78,6 +80,8 @@ def _cell(name: PersonalField, level: Access, raw: object, translate: Translate)
         return translate(GENDER[raw])
     if isinstance(raw, ResidenceStatus):
         return translate(RESIDENCE_STATUS[raw])
+    if isinstance(raw, PartyKind):
+        return translate(PARTY_KIND[raw])
     if name == PersonalField.PHONE:
         return display_phone(str(raw))
     if isinstance(raw, date):
@@ -139,7 +143,7 @@ async def export_members(
         title=translate(MEMBERS_SHEET),
         headers=[translate(h) for h in headers],
         rows=(),
-        widths=[20, 18, 20, 12, 10, 22, 6, 12, 14, 12, 12, 12],
+        widths=[20, 18, 20, 12, 10, 22, 6, 12, 14, 12, 12, 12, 14],
         text_columns=frozenset({0, 1, 5, 8}),
         auto_filter=True,
         watermark=watermark,

@@ -43,10 +43,19 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import N_, gettext_for, join_list
-from bot.labels import GENDER, RELATION, RESIDENCE_STATUS
+from bot.labels import GENDER, PARTY_KIND, RELATION, RESIDENCE_STATUS
 from bot.services.permissions import within
 from bot.settings import LOCALES
-from models import Gender, Grid, Household, HouseholdMember, Person, Relation, ResidenceStatus
+from models import (
+    Gender,
+    Grid,
+    Household,
+    HouseholdMember,
+    PartyKind,
+    Person,
+    Relation,
+    ResidenceStatus,
+)
 
 from .id_numbers import (
     IdVault,
@@ -88,6 +97,10 @@ BAD_RELATION = N_(
 )
 BAD_GENDER = N_("{value} is neither male nor female.")
 BAD_STATUS = N_("{value} is not registered, permanent or floating population.")
+BAD_PARTY = N_(
+    "{value} is not a party membership. Use full, probationary or floating party member, "
+    "or leave it empty (or write masses) for someone who is not one."
+)
 BAD_DATE = N_("{value} is not a date. Write it like 2024-03-15.")
 FUTURE_DATE = N_("The date {value} is in the future.")
 EARLY_DATE = N_("The date {value} is before 1900.")
@@ -131,6 +144,7 @@ MEMBER_COLUMNS: tuple[Column, ...] = (
     ),
     Column("moved_in", N_("Move-in date"), ("迁入日期", "入住日期", "迁入时间")),
     Column("moved_out", N_("Move-out date"), ("迁出日期", "离开日期", "迁出时间")),
+    Column("party", N_("Party membership"), ("政治面貌", "党员类别", "党籍")),
 )
 
 _MEMBER_FIELDS = (
@@ -143,6 +157,7 @@ _MEMBER_FIELDS = (
     "status",
     "moved_in",
     "moved_out",
+    "party",
 )
 
 
@@ -163,6 +178,12 @@ RELATION_WORDS: dict[Relation, list[str]] = {
     Relation.IN_LAW: _words("儿媳 女婿 媳妇 in_law"),
     Relation.TENANT: _words("租户 租客 承租人 tenant"),
     Relation.OTHER: _words("其他 其它 亲属 other"),
+}
+PARTY_WORDS: dict[PartyKind | None, list[str]] = {
+    PartyKind.FULL: _words("中共党员 党员 正式党员 full party_member"),
+    PartyKind.PROBATIONARY: _words("中共预备党员 预备党员 probationary"),
+    PartyKind.FLOATING: _words("流动党员 floating_party_member"),
+    None: _words("群众 共青团员 团员 无党派人士 无 masses none"),  # not a party member
 }
 GENDER_WORDS: dict[Gender, list[str]] = {
     Gender.MALE: _words("男 男性 m male"),
@@ -192,6 +213,26 @@ def _vocabulary(kind: str) -> dict[str, Any]:
         for word in (*listed, *_every_catalog(labels[value]), value.value):
             found.setdefault(comparable(word), value)
     return found
+
+
+@cache
+def _party_vocabulary() -> dict[str, PartyKind | None]:
+    found: dict[str, PartyKind | None] = {}
+    for value, listed in PARTY_WORDS.items():
+        named = (*_every_catalog(PARTY_KIND[value]), value.value) if value is not None else ()
+        for word in (*listed, *named):
+            found.setdefault(comparable(word), value)
+    return found
+
+
+def parse_party(text: str) -> PartyKind | None:
+    """A party membership as people write it (None: not a party member); CellProblem if it
+    is none of the words."""
+    key = comparable(text[:40])
+    found = _party_vocabulary()
+    if key not in found:
+        raise CellProblem(BAD_PARTY, value=shown(text))
+    return found[key]
 
 
 class CellProblem(Exception):
@@ -264,6 +305,7 @@ class MemberRow:
     phone: str | None = None
     moved_in: date | None = None
     moved_out: date | None = None
+    party: PartyKind | None = None
 
 
 class MemberReader:
@@ -304,6 +346,7 @@ class MemberReader:
         status = cell("status", lambda: parse_word("status", _filled(table, row, "status")))
         moved_in = optional("moved_in", lambda text: parse_date(text, today=today))
         moved_out = optional("moved_out", lambda text: parse_date(text, today=today))
+        party = optional("party", parse_party)
         if number is not None:
             said = Gender.MALE if is_male(number) else Gender.FEMALE
             if gender is not None and gender != said:
@@ -336,6 +379,7 @@ class MemberReader:
             phone,
             moved_in,
             moved_out,
+            party,
         )
 
 
@@ -540,6 +584,7 @@ def _values(
         "status": member.status,
         "moved_in": kept("moved_in", member.moved_in),
         "moved_out": kept("moved_out", member.moved_out),
+        "party": kept("party", member.party),
     }
 
 
@@ -599,6 +644,7 @@ MEMBER_HELP: dict[str, str] = {
     "status": N_("Required. One of: {statuses}."),
     "moved_in": N_("When the person came to live here, for example 2024-03-15."),
     "moved_out": N_("When the person left. Their data is erased some years later."),
+    "party": N_("{parties}. Empty for someone who is not a party member."),
 }
 MEMBER_NOTES = (
     N_(
@@ -618,6 +664,7 @@ def member_template(translate: Translate) -> bytes:
         "relations": join_list(translate, (translate(x) for x in RELATION.values())),
         "genders": join_list(translate, (translate(x) for x in GENDER.values())),
         "statuses": join_list(translate, (translate(x) for x in RESIDENCE_STATUS.values())),
+        "parties": join_list(translate, (translate(x) for x in PARTY_KIND.values())),
     }
     return make_template(
         MEMBER_COLUMNS,

@@ -30,6 +30,7 @@ from models import (
     Grid,
     Household,
     HouseholdMember,
+    PartyKind,
     Person,
     Relation,
     ResidenceStatus,
@@ -141,6 +142,7 @@ _VOCABULARY: dict[PersonalField, type[StrEnum]] = {
     PersonalField.RELATION: Relation,
     PersonalField.GENDER: Gender,
     PersonalField.STATUS: ResidenceStatus,
+    PersonalField.PARTY: PartyKind,
 }
 
 
@@ -364,7 +366,15 @@ def may_erase(roles: Sequence[RoleInGrid], view: MemberView) -> bool:
 
 
 def _erased() -> dict[str, object]:
-    return {"name": "", "birth_date": None, "id_cipher": None, "id_hash": None, "phone": None}
+    return {
+        "name": "",
+        "birth_date": None,
+        "id_cipher": None,
+        "id_hash": None,
+        "phone": None,
+        "party": None,
+        "party_branch_id": None,
+    }
 
 
 async def forget(
@@ -375,8 +385,8 @@ async def forget(
     member_id: int,
     now: datetime,
 ) -> HouseholdMember:
-    """Erase a person's personal data on their request (删除权): name, ID number, phone and
-    birth date go; household, relation, gender, status and moving dates stay, so counts and
+    """Erase a person's personal data on their request (删除权): name, ID number, phone,
+    birth date and party membership go; household, relation, gender, status and moving dates stay, so counts and
     ledgers keep counting them. Only an administrator of the member's grid; audited."""
     member = await session.get(HouseholdMember, member_id)
     if member is None:

@@ -44,6 +44,7 @@ class PersonalField(StrEnum):
     STATUS = "status"
     MOVED_IN = "moved_in"
     MOVED_OUT = "moved_out"
+    PARTY = "party"  # 政治面貌: 正式/预备/流动党员 (the column holds the PartyKind)
 
 
 class Screen(StrEnum):
@@ -69,6 +70,9 @@ SENSITIVITY: dict[PersonalField, Sensitivity] = {
     PersonalField.STATUS: Sensitivity.ORDINARY,
     PersonalField.MOVED_IN: Sensitivity.ORDINARY,
     PersonalField.MOVED_OUT: Sensitivity.ORDINARY,
+    # political affiliation is not on the law's sensitive list (art. 28), but it is nobody
+    # else's business: personal, shown to the grid's own people only
+    PersonalField.PARTY: Sensitivity.PERSONAL,
 }
 
 FIELD_LABEL: dict[PersonalField, str] = {
@@ -81,6 +85,7 @@ FIELD_LABEL: dict[PersonalField, str] = {
     PersonalField.STATUS: N_("Population type"),
     PersonalField.MOVED_IN: N_("Move-in date"),
     PersonalField.MOVED_OUT: N_("Move-out date"),
+    PersonalField.PARTY: N_("Party membership"),
 }
 
 _H, _M, _R, _S = Access.HIDDEN, Access.MASKED, Access.ON_REQUEST, Access.SHOWN
@@ -99,6 +104,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.STATUS: (_S, _S, _H),
         _F.MOVED_IN: (_H, _S, _H),
         _F.MOVED_OUT: (_H, _S, _H),
+        _F.PARTY: (_H, _S, _H),
     },
     # 网格长: as the worker on screen; the ledger with the number and phone masked
     Role.HEAD: {
@@ -111,6 +117,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.STATUS: (_S, _S, _S),
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
+        _F.PARTY: (_S, _S, _S),
     },
     # 中心: handles what comes up; sees the number on request, exports it masked
     Role.CENTER: {
@@ -123,6 +130,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.STATUS: (_S, _S, _S),
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
+        _F.PARTY: (_H, _S, _S),
     },
     # 部门: acts on the tickets transferred to it, never on the register
     Role.DEPARTMENT: {field: (_H, _H, _H) for field in PersonalField},
@@ -137,6 +145,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.STATUS: (_S, _S, _S),
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
+        _F.PARTY: (_H, _S, _S),
     },
     # 管理员: keeps the register; the whole ledger is theirs to import and export
     Role.ADMIN: {
@@ -149,6 +158,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.STATUS: (_S, _S, _S),
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
+        _F.PARTY: (_S, _S, _S),
     },
     # 居民: other residents are never shown
     Role.RESIDENT: {field: (_H, _H, _H) for field in PersonalField},

@@ -22,7 +22,7 @@ from bot.telegram.callbacks import (
     RevealPurpose,
 )
 from bot.telegram.render import bold, code, esc
-from models import Gender, Relation, ResidenceStatus
+from models import Gender, PartyKind, Relation, ResidenceStatus
 
 REVEAL_FIELDS: dict[PersonalField, RevealField] = {
     PersonalField.ID_NUMBER: RevealField.ID_NUMBER,
@@ -51,6 +51,8 @@ def field_text(name: PersonalField, value: object) -> str:
         return _(labels.GENDER[value])
     if isinstance(value, ResidenceStatus):
         return _(labels.RESIDENCE_STATUS[value])
+    if isinstance(value, PartyKind):
+        return _(labels.PARTY_KIND[value])
     if isinstance(value, date):
         return value.isoformat()
     if name == PersonalField.PHONE and str(value).startswith("+"):

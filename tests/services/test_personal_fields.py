@@ -22,6 +22,7 @@ from bot.clock import FrozenClock
 from bot.db import create_engine, create_session_factory
 from bot.errors import NotAllowed
 from bot.i18n import gettext_for
+from bot.labels import PARTY_KIND
 from bot.services import members
 from bot.services.households import household_card
 from bot.services.member_export import export_members
@@ -35,6 +36,7 @@ from models import (
     AuditLog,
     Household,
     HouseholdMember,
+    PartyKind,
     Person,
     ResidenceStatus,
     Role,
@@ -90,7 +92,13 @@ async def _setup(session: AsyncSession, community: Community) -> tuple[int, int]
         today=TODAY,
     )
     assert report.ok, report.errors
-    found = {m.name: m.id for m in (await session.exec(select(HouseholdMember))).all()}
+    stored = (await session.exec(select(HouseholdMember))).all()
+    for member in stored:  # the person inside is a party member (政治面貌): a field like others
+        if member.name == PLAIN[PersonalField.NAME]:
+            member.party = PartyKind.FULL
+            session.add(member)
+    await session.flush()
+    found = {m.name: m.id for m in stored}
     ids.extend([found[PLAIN[PersonalField.NAME]] or 0, found["李四"] or 0])
     return ids[0], ids[1]
 
@@ -241,6 +249,7 @@ async def test_every_role_every_field_every_screen(
         PersonalField.STATUS,
         PersonalField.MOVED_IN,
         PersonalField.MOVED_OUT,
+        PersonalField.PARTY,
     ]
     if data is None:
         assert all(expected(f, Screen.EXPORT) == Access.HIDDEN for f in PersonalField), role
@@ -262,6 +271,8 @@ async def test_every_role_every_field_every_screen(
                 if field == PersonalField.PHONE:
                     shown = "13912345678"
                 assert cell == shown, (role, field, cell)
+            elif field == PersonalField.PARTY:
+                assert cell == gettext_for("zh_Hans", PARTY_KIND[PartyKind.FULL]), (role, cell)
         in_full = expected(PersonalField.ID_NUMBER, Screen.EXPORT) >= Access.ON_REQUEST
         audit = (
             await session.exec(select(AuditLog).where(AuditLog.action == "export:members"))
@@ -315,6 +326,7 @@ async def test_forgetting_erases_the_person_and_keeps_the_counts(
         None,
     )
     assert member.status == ResidenceStatus.REGISTERED and member.forgotten_at == community.now
+    assert member.party is None  # party membership is personal data too
     assert await members.grid_counts(session, grid) == before
     audit = (await session.exec(select(AuditLog).where(AuditLog.action == "forget"))).one()
     assert audit.actor_id == community.east_admin.id and audit.object_id == inside
