@@ -387,7 +387,8 @@ async def forget(
 ) -> HouseholdMember:
     """Erase a person's personal data on their request (删除权): name, ID number, phone,
     birth date and party membership go; household, relation, gender, status and moving
-    dates stay, so counts and ledgers keep counting them. Only an administrator of the member's grid; audited."""
+    dates stay, so counts and ledgers keep counting them. Only an administrator of the
+    member's grid; audited."""
     member = await session.get(HouseholdMember, member_id)
     if member is None:
         raise NotFound()
