@@ -117,6 +117,16 @@ class PeopleSettings(BaseModel):
         return value
 
 
+class PartySettings(BaseModel):
+    """Party members' contact households (党员联系户): the cadence of 方案1 §2 — each contact
+    household contacted at least once a month (any way), a policy micro-lecture (微宣讲) to
+    each at least once a quarter — and how many households one party member takes (20–30)."""
+
+    contact_period: Literal["month", "quarter", "year"] = "month"
+    lecture_period: Literal["month", "quarter", "year", "none"] = "quarter"
+    max_households: int = Field(default=30, ge=1, le=200)
+
+
 class Settings(BaseSettings):
     """Everything GridBot reads from its environment."""
 
@@ -143,6 +153,7 @@ class Settings(BaseSettings):
     backup: BackupSettings = BackupSettings()
     open311: Open311Settings = Open311Settings()
     people: PeopleSettings = PeopleSettings()
+    party: PartySettings = PartySettings()
     fsm_idle_minutes: int = Field(default=60, ge=1)
     # an emergency broadcast: who has not tapped "收到" this long after it started is listed
     broadcast_confirm_minutes: int = Field(default=30, ge=1, le=1440)

@@ -29,6 +29,7 @@ from handlers import (
     meetings,
     members,
     onboarding,
+    party,
     people_admin,
     places,
     registry,
@@ -57,6 +58,7 @@ def build_router() -> Router:
         grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons
         people_admin.build_router(),  # /people: a person's card and its buttons
         members.build_router(),  # a household member's card, "show", erasure
+        party.build_router(),  # /party: party members' contact households (党员联系户)
         departments.build_router(),  # /departments: 职能部门 by buttons
         assessment.build_router(),  # /indicators, /score
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps

@@ -18,12 +18,14 @@ from bot.services import (
     daily_push,
     digests,
     members,
+    party,
     quotas,
     tickets,
 )
 from bot.services import jobs as housekeeping
 from bot.services.duty import gaps, paging
 from bot.telegram.broadcast_views import receipt_markup
+from bot.telegram.party_views import render_party_push
 from bot.telegram.ticket_notifier import TelegramTicketNotifier, return_visit_renderer
 from bot.telegram.visit_views import render_push
 from scheduler.context import JobContext
@@ -181,6 +183,19 @@ async def daily_task_push(ctx: JobContext) -> None:
             break
         await asyncio.sleep(ROUND_PAUSE)
     _sent(ctx, sent, "daily task pushes")
+
+
+async def party_push(ctx: JobContext) -> None:
+    """From 08:00 on working days: each party member who uses the bot hears which of her
+    contact households (党员联系户) are still due — once a day."""
+    async with ctx.sessions() as session:
+        sent = await party.send_party_pushes(
+            session, ctx.clock.now(), ctx.settings, render_party_push
+        )
+        await session.commit()
+    if sent and ctx.wake_outbox is not None:
+        ctx.wake_outbox()
+    _sent(ctx, sent, "party contact pushes")
 
 
 async def quota_reminders(ctx: JobContext) -> None:

@@ -258,6 +258,12 @@ SWEEPS: tuple[Sweep, ...] = (
         jobs.daily_task_push,
     ),
     Sweep(
+        "party.daily_push",
+        N_("Morning push to party members: their contact households still due"),
+        Every(timedelta(minutes=15)),
+        jobs.party_push,
+    ),
+    Sweep(
         "visits.quota_reminders",
         N_("Quota reminders five working days before a period ends"),
         Cron(hour=9, minute=15),

@@ -13,7 +13,7 @@ people register has them.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -24,6 +24,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
+from bot.services import party
 from bot.services.message_size import MAX_CAPTION, MAX_MESSAGE, utf16_length
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, permits, scope_paths, target_of
@@ -36,11 +37,13 @@ HEADER_ROOM = 120  # UTF-16 units kept for the header every recipient's copy sta
 
 @dataclass(frozen=True)
 class Audience:
-    """Who in the grid subtree gets a broadcast: the holders of these roles there."""
+    """Who in the grid subtree gets a broadcast: the holders of these roles there, or the
+    people ``people`` names there (a register's group: party members)."""
 
     key: str
     label: str  # msgid
     roles: frozenset[Role]
+    people: Callable[[str], SelectOfScalar[int]] | None = None
 
 
 AUDIENCES: tuple[Audience, ...] = (
@@ -51,6 +54,8 @@ AUDIENCES: tuple[Audience, ...] = (
         N_("Residents, workers and heads"),
         frozenset({Role.RESIDENT, Role.WORKER, Role.HEAD}),
     ),
+    # 党员: party members of the register who use the bot (matched by phone)
+    Audience("party", N_("Party members"), frozenset(), party.party_people),
 )
 AUDIENCE_BY_KEY = {audience.key: audience for audience in AUDIENCES}
 
@@ -184,6 +189,8 @@ async def own_draft(
 
 def audience_people(audience: Audience, grid_path: str) -> SelectOfScalar[int]:
     """The ids of the active people the audience names in the subtree at ``grid_path``."""
+    if audience.people is not None:
+        return audience.people(grid_path)
     return (
         select(RoleAssignment.person_id)
         .join(Grid, col(Grid.id) == RoleAssignment.grid_id)

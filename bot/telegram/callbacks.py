@@ -577,3 +577,29 @@ class SpotCheckCb(StrictCallbackData, prefix="sc"):
 
     id: RowId
     result: SpotCheckResult
+
+
+class PartyPickCb(StrictCallbackData, prefix="ya"):
+    """The contact-household picker (党员联系户): ``household`` 0 turns to ``page``; another
+    toggles that household for the party member ``member`` (the register row). The service
+    re-checks that the presser may assign in the member's grid."""
+
+    member: RowId
+    household: RowId
+    page: PageNo
+
+
+class PartyContactKind(StrEnum):
+    ASK = "a"  # which way? (the buttons below)
+    PHONE = "p"
+    IN_PERSON = "i"
+    LECTURE = "l"  # 微宣讲
+    OTHER = "o"
+
+
+class PartyContactCb(StrictCallbackData, prefix="yc"):
+    """A party member records a contact with one of her contact households (the service
+    re-checks that she is its party contact)."""
+
+    household: RowId
+    kind: PartyContactKind

@@ -55,6 +55,9 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("places", N_("Places inspected and their types (场所)"), STAFF_VIEW),
     BotCommandSpec("quota_rules", N_("Visit quota rules"), ADMINS),
     BotCommandSpec("mygrid", N_("My grid and who looks after it"), EVERYONE - {None}),
+    BotCommandSpec(
+        "party", N_("Party members' contact households (党员联系户)"), EVERYONE - {None}
+    ),
     BotCommandSpec("grid", N_("The grid tree; add, rename, move grids"), STAFF_VIEW),
     BotCommandSpec("households", N_("The households you look after"), STAFF_VIEW - ADMINS),
     BotCommandSpec("check", N_("Span-of-control check of your grids"), STAFF_VIEW),
