@@ -180,10 +180,10 @@ RELATION_WORDS: dict[Relation, list[str]] = {
     Relation.OTHER: _words("其他 其它 亲属 other"),
 }
 PARTY_WORDS: dict[PartyKind | None, list[str]] = {
-    PartyKind.FULL: _words("中共党员 党员 正式党员 full party_member"),
-    PartyKind.PROBATIONARY: _words("中共预备党员 预备党员 probationary"),
-    PartyKind.FLOATING: _words("流动党员 floating_party_member"),
-    None: _words("群众 共青团员 团员 无党派人士 无 masses none"),  # not a party member
+    PartyKind.FULL: _words("中共党员 党员 正式党员 正式 full party_member"),
+    PartyKind.PROBATIONARY: _words("中共预备党员 预备党员 预备 預備 probationary"),
+    PartyKind.FLOATING: _words("流动党员 流動黨員 流动 流動 floating"),
+    None: _words("群众 群眾 共青团员 团员 无党派人士 无 masses none"),  # not a party member
 }
 GENDER_WORDS: dict[Gender, list[str]] = {
     Gender.MALE: _words("男 男性 m male"),
