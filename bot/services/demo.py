@@ -190,8 +190,10 @@ async def load_demo_data(
     if vault is None:
         return summary
     from .demo_members import load_demo_members  # it reads this module's names
+    from .demo_party import load_demo_party
 
     members = await load_demo_members(session, vault, now, seed)
+    await load_demo_party(session, now, seed)  # party members and contact households
     return dataclasses.replace(summary, members=members)
 
 
