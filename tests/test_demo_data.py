@@ -359,3 +359,30 @@ def test_the_demo_has_a_place_of_every_default_type_in_the_workers_grid() -> Non
     assert {p.type_key for p in community.places} == {t.key for t in DEFAULT_POLICY.types}
     worker = next(p for p in community.people if p.telegram_id == DEMO_PERSONAS["worker"])
     assert {p.grid_code for p in community.places} == {worker.grid_code}
+
+
+async def test_the_demo_has_party_members_none_of_them_a_bot_user(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    """Branches, party members with contact households in their own grid; no party member is
+    a bot user and no persona's household is a contact household (the e2e tests see what
+    they saw before)."""
+    from bot.services.id_numbers import IdVault, new_key
+    from models import HouseholdMember, PartyBranch, PartyContact
+
+    await load_demo_data(session, clock.now(), vault=IdVault(new_key()))
+    members = (
+        await session.exec(select(HouseholdMember).where(col(HouseholdMember.party).is_not(None)))
+    ).all()
+    assert len(members) >= 10 and all(m.party_branch_id is not None for m in members)
+    assert len((await session.exec(select(PartyBranch))).all()) >= 2
+    phones = {p.phone for p in (await session.exec(select(Person))).all()}
+    assert not any(m.phone in phones for m in members if m.phone)
+    homes = {p.household_id for p in (await session.exec(select(Person))).all()}
+    contacts = (await session.exec(select(PartyContact))).all()
+    assert contacts and not any(c.household_id in homes for c in contacts)
+    grid_of = {h.id: h.grid_id for h in (await session.exec(select(Household))).all()}
+    by_id = {m.id: m for m in members}
+    assert all(
+        grid_of[c.household_id] == grid_of[by_id[c.member_id].household_id] for c in contacts
+    )
