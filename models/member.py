@@ -25,6 +25,8 @@ class HouseholdMember(SQLModel, table=True):
     __table_args__ = (
         Index("ix_household_member_id_hash", "id_hash", unique=True),
         Index("ix_household_member_moved_out", "moved_out"),
+        # a bot user is found in the register by phone (a party member's push, /mygrid)
+        Index("ix_household_member_phone", "phone"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

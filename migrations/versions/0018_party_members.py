@@ -45,6 +45,7 @@ def upgrade() -> None:
             ["party_branch_id"],
             ["id"],
         )
+        batch_op.create_index("ix_household_member_phone", ["phone"], unique=False)
     op.create_table(
         "party_contact",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -115,6 +116,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_party_contact_household")
     op.drop_table("party_contact")
     with op.batch_alter_table("household_member", schema=None) as batch_op:
+        batch_op.drop_index("ix_household_member_phone")
         batch_op.drop_constraint(
             batch_op.f("fk_household_member_party_branch_id_party_branch"), type_="foreignkey"
         )
