@@ -14,6 +14,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot import labels
 from bot.i18n import N_, gettext_for
+from bot.services.message_size import split_message
 from bot.services.party import BranchRow, Coverage, PartyPlan, PartyPush, Picker
 from bot.settings import Settings
 from bot.telegram.callbacks import PartyContactCb, PartyContactKind, PartyPickCb
@@ -138,7 +139,8 @@ def render_party_push(
     text = head + "\n" + plans_text(t, push.plans, settings.tz)
     keyboard = contact_keyboard(t, push.plans)
     markup = keyboard.model_dump(mode="json", exclude_none=True) if keyboard else None
-    return [(text[:4000], markup)]
+    parts = split_message(text)  # each line closes its own tags: cut between lines
+    return [(part, markup if n == len(parts) - 1 else None) for n, part in enumerate(parts)]
 
 
 def picker_text(t: Translate, pick: Picker, limit: int) -> str:
