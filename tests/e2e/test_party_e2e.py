@@ -141,6 +141,32 @@ async def test_a_party_member_gets_her_contact_households_and_her_push(h: Harnes
     await h.settle()
     coverage = next(x for x in (await head.transcript()).texts if "党员联系户：" in x)
     assert "户有联系党员" in coverage
+    # her own household gets a contact too (a demo party member of the grid): she sees who
+    async with h.session() as session:
+        demo_member = (
+            await session.exec(
+                select(HouseholdMember)
+                .join(Household, col(Household.id) == HouseholdMember.household_id)
+                .where(
+                    Household.grid_id == grid.id,
+                    col(HouseholdMember.party).is_not(None),
+                    HouseholdMember.id != member.id,
+                )
+            )
+        ).first()
+    assert demo_member is not None and demo_member.id is not None
+    await worker.send(f"/party 联系户 #{demo_member.id}")
+    await worker.next_message()
+    await worker.press(
+        callback_data=PartyPickCb(member=demo_member.id, household=home.id or 0, page=0).pack()
+    )
+    await h.settle()
+    await resident.send("/mygrid")
+    await h.settle()
+    assert any(
+        f"本户的联系党员（党员联系户）：{demo_member.name}" in x
+        for x in (await resident.transcript()).texts[-3:]
+    )
     await resident.send("/party")
     await h.settle()
     assert any("陈晓梅" in x for x in (await resident.transcript()).texts[-2:])
