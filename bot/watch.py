@@ -56,7 +56,8 @@ class Watch:
             return {"bot": "starting"}
         found: dict[str, str] = {}
         try:
-            revision = await asyncio.wait_for(migrate.current_revision(app.engine), CHECK_SECONDS)
+            async with asyncio.timeout(CHECK_SECONDS):
+                revision = await migrate.current_revision(app.engine)
         except Exception as exc:  # unreachable, timed out, refused: all say "not ready"
             found["database"] = _failure(exc)
         else:
@@ -85,9 +86,8 @@ class Watch:
             return web.Response(status=503, text="starting\n")
         try:
             async with app.work.readers() as session:
-                status = await asyncio.wait_for(
-                    system_status(session, app.clock.now()), CHECK_SECONDS * 3
-                )
+                async with asyncio.timeout(CHECK_SECONDS * 3):
+                    status = await system_status(session, app.clock.now())
         except Exception:
             log.warning("the shared figures could not be read for /metrics", exc_info=True)
             status = None  # this process's own figures are still worth a scrape
@@ -101,7 +101,8 @@ async def _redis_check(url: str) -> str:
         url, socket_connect_timeout=CHECK_SECONDS, socket_timeout=CHECK_SECONDS
     )
     try:
-        await asyncio.wait_for(client.ping(), CHECK_SECONDS)
+        async with asyncio.timeout(CHECK_SECONDS):
+            await client.ping()
     except Exception as exc:
         return _failure(exc)
     finally:

@@ -115,7 +115,8 @@ class Supervisor:
                 log.error("webhook worker 1 did not serve within %g s", READY_TIMEOUT)
                 return 1
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), 0.2)
+                async with asyncio.timeout(0.2):
+                    await self.stopping.wait()
         return None
 
     async def _keep_running(self) -> int:
@@ -154,7 +155,8 @@ class Supervisor:
             self.given_up = len(self.deaths)
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.stopping.wait(), RESTART_PAUSE)
+            async with asyncio.timeout(RESTART_PAUSE):
+                await self.stopping.wait()
         if not self.stopping.is_set():
             await self._start(worker.number)
 
@@ -165,7 +167,8 @@ class Supervisor:
                 worker.process.send_signal(signal.SIGTERM)
         for worker in workers:
             try:
-                await asyncio.wait_for(worker.process.wait(), STOP_GRACE)
+                async with asyncio.timeout(STOP_GRACE):
+                    await worker.process.wait()
             except TimeoutError:
                 log.error("webhook worker %d did not stop within %g s", worker.number, STOP_GRACE)
                 with contextlib.suppress(ProcessLookupError):
@@ -195,7 +198,8 @@ def port_answers(host: str, port: int) -> Callable[[], Awaitable[bool]]:
 
     async def answers() -> bool:
         try:
-            _, writer = await asyncio.wait_for(asyncio.open_connection(target, port), 1.0)
+            async with asyncio.timeout(1.0):
+                _, writer = await asyncio.open_connection(target, port)
         except (OSError, TimeoutError):
             return False
         writer.close()

@@ -198,7 +198,8 @@ class AdvisoryLock:
 
     async def _still_held(self, connection: AsyncConnection) -> bool:
         try:
-            await asyncio.wait_for(connection.execute(text("SELECT 1")), self.check_timeout)
+            async with asyncio.timeout(self.check_timeout):
+                await connection.execute(text("SELECT 1"))
         except Exception:  # TimeoutError included: a half-open connection counts as lost
             log.warning("the scheduler lock's connection is gone: leadership lost", exc_info=True)
             self._connection = None

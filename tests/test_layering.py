@@ -193,3 +193,15 @@ def test_handlers_take_the_actor_not_its_parts() -> None:
         if ACTOR_PARTS & set(parameters(node))
     }
     assert separate == {}
+
+
+def test_no_long_running_code_waits_with_asyncio_wait_for() -> None:
+    """On Python 3.11 ``asyncio.wait_for`` returns instead of raising when it is cancelled just
+    as what it waits for comes (fixed in 3.12): the sender, woken as it was stopped, once ran
+    on after its stop. ``async with asyncio.timeout(…)`` keeps the cancellation."""
+    waiting = [
+        str(path.relative_to(ROOT))
+        for path in python_files("bot", "scheduler")
+        if "wait_for(" in path.read_text(encoding="utf-8")
+    ]
+    assert waiting == []

@@ -986,3 +986,21 @@ async def test_a_transaction_runs_to_its_end_when_its_caller_is_cancelled() -> N
     with pytest.raises(asyncio.CancelledError):
         await task
     assert finished == [True]
+
+
+@pytest.mark.parametrize("turns", [0, 1, 2, 3])
+async def test_a_sender_stops_when_a_wake_and_the_stop_come_together(
+    sessions: SessionFactory, clock: FrozenClock, settings: Settings, turns: int
+) -> None:
+    """Python 3.11's ``asyncio.wait_for`` returns instead of raising when it is cancelled
+    just as what it waits for comes: a sender woken as it was stopped never stopped (the
+    suite once hung 300 s on it)."""
+    sender = sender_for(ScriptedSession(), sessions, clock, settings)
+    task = asyncio.create_task(sender.run(poll_seconds=60))
+    await until(lambda: bool(getattr(sender._wake, "_waiters", None)))  # idle, waiting
+    sender.wake()
+    for _ in range(turns):
+        await asyncio.sleep(0)
+    task.cancel()
+    done, _ = await asyncio.wait([task], timeout=5)
+    assert done, "the sender went on running after it was stopped"

@@ -1112,7 +1112,8 @@ class SandboxServer:
     async def wait_world_changed(self, wait_seconds: float) -> None:
         """Wait until a bot or user is added (for the web page's lists)."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._world_changed.wait(), wait_seconds)
+            async with asyncio.timeout(wait_seconds):
+                await self._world_changed.wait()
 
     def _changed(self) -> None:
         changed, self._world_changed = self._world_changed, asyncio.Event()

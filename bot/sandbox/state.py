@@ -201,7 +201,8 @@ class Conversation:
         if seconds <= 0:
             return False
         try:
-            await asyncio.wait_for(self._changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
         except TimeoutError:
             return False
         return True

@@ -136,7 +136,8 @@ class UpdateQueue:
         if seconds <= 0:
             return
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), seconds)
+            async with asyncio.timeout(seconds):
+                await self._changed.wait()
 
     # -- consuming ------------------------------------------------------------------------------
 

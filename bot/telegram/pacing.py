@@ -150,10 +150,10 @@ class SharedPacer:
         try:
             while True:
                 try:
-                    wait_us = await asyncio.wait_for(
-                        self._take(keys=[self.key], args=[self.interval_us, self.credit_us]),
-                        TIMEOUT,
-                    )
+                    async with asyncio.timeout(TIMEOUT):
+                        wait_us = await self._take(
+                            keys=[self.key], args=[self.interval_us, self.credit_us]
+                        )
                 except (RedisError, OSError, TimeoutError) as error:
                     self._away(error)
                     break
@@ -171,9 +171,8 @@ class SharedPacer:
     async def pause(self, seconds: float) -> None:
         await self.alone.pause(seconds)
         try:
-            await asyncio.wait_for(
-                self._pause(keys=[self.key], args=[round(seconds * 1_000_000)]), TIMEOUT
-            )
+            async with asyncio.timeout(TIMEOUT):
+                await self._pause(keys=[self.key], args=[round(seconds * 1_000_000)])
         except (RedisError, OSError, TimeoutError) as error:
             self._away(error)
 

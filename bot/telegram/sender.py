@@ -449,7 +449,8 @@ class OutboxSender:
                 for rows in _by_stream(leased):
                     self._start_worker(rows)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wake.wait(), poll_seconds)
+                    async with asyncio.timeout(poll_seconds):  # never wait_for: see test_layering
+                        await self._wake.wait()
 
     async def drain_once(self) -> int:
         """Lease what is due, deliver it stream by stream, and return how many rows were
