@@ -199,3 +199,66 @@ async def test_a_landlord_registers_two_tenants_and_one_lapses(h: Harness) -> No
         lapsed_row = await session.get(Tenancy, first.id)
         assert lapsed_row is not None and lapsed_row.confirmed_at is None
     await h.check_language()
+
+
+async def test_a_tenant_registers_themselves_with_the_houses_link(h: Harness) -> None:
+    worker = await h.persona("worker")
+    async with h.session() as session:
+        worker_person = (
+            await session.exec(select(Person).where(Person.telegram_id == worker.id))
+        ).one()
+        house = (
+            await session.exec(
+                select(Household)
+                .where(
+                    Household.worker_id == worker_person.id,
+                    col(Household.id).not_in(select(Rental.household_id)),
+                )
+                .order_by(col(Household.id).desc())
+            )
+        ).first()
+        assert house is not None
+    await worker.send(f"/rental {house.code} 陈房东")
+    await h.settle()
+    found = LINK.search((await worker.transcript()).texts[-1])
+    assert found is not None
+    landlord = await h.newcomer("陈房东")
+    await landlord.start(found.group(1))
+    await h.settle()
+    await landlord.press(zh(views.LINK_BUTTON))
+    await h.settle()
+    tenant_link = LINK.search((await landlord.transcript()).texts[-1])
+    assert tenant_link is not None and tenant_link.group(1).startswith("tn_")
+
+    tenant = await h.newcomer("孙自助")
+    await tenant.start(tenant_link.group(1))
+    await h.settle()
+    welcome = (await tenant.transcript()).texts[-1]
+    assert house.address in welcome and zh(views.ASK_NAME) in welcome
+    today = h.clock.now().date()
+    answers = [
+        "孙自助",
+        with_check_digit("43010219880808123"),
+        "13712345678",
+        "湖南省长沙市",
+        "2026年3月1日",
+        "2027-02-28",
+    ]
+    for answer in answers:
+        await tenant.send(answer)
+        await h.settle()
+    done = (await tenant.transcript()).texts[-1]
+    assert "孙自助" in done and "居住登记" in done
+    async with h.session() as session:
+        member = (
+            await session.exec(select(HouseholdMember).where(HouseholdMember.name == "孙自助"))
+        ).one()
+        stay = (await session.exec(select(Tenancy).where(Tenancy.member_id == member.id))).one()
+    assert member.household_id == house.id and stay.self_registered
+    assert member.moved_in is not None and member.moved_in <= today
+    assert "孙自助" in (await worker.transcript()).texts[-1]  # told to confirm
+    # the landlord's list shows the tenant waiting for the worker
+    await landlord.send("/rentals")
+    await h.settle()
+    assert "孙自助" in (await landlord.transcript()).texts[-1]
+    await h.check_language()
