@@ -102,6 +102,11 @@ class PeopleSettings(BaseModel):
     old_keys: SecretStr | None = None
     # personal data of people who moved out is erased this many years after they left
     retention_years: int = Field(default=3, ge=1, le=100)
+    # a tenant's residence registration (居住登记) is due this many days after moving in
+    # (居住证暂行条例 and the provinces' rules for 流动人口; set your locality's figure)
+    residence_registration_days: int = Field(default=30, ge=1, le=365)
+    # the landlord and the grid worker are reminded this many days before it lapses
+    residence_reminder_days: int = Field(default=5, ge=1, le=60)
 
     @property
     def older_keys(self) -> tuple[str, ...]:

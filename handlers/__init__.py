@@ -33,6 +33,7 @@ from handlers import (
     people_admin,
     places,
     registry,
+    rentals,
     report,
     routing,
     supervision,
@@ -53,6 +54,7 @@ def build_router() -> Router:
         # but /report and /cancel, and only its own states, so nothing meant for another
         # router stops here
         report.build_router(),
+        rentals.build_router(),  # /start with a landlord's or tenant's link, /rental(s)
         onboarding.build_router(),  # /start with a deep link, and the phone step after it
         registry.build_router(),
         grid_admin.build_router(),  # /grid 新增|改名|移动|公示 by buttons

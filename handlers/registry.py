@@ -10,7 +10,7 @@ from aiogram.utils.i18n import gettext as _
 from bot import labels
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import ASIDE, N_
-from bot.services import deeplinks, grids, households, invites, members, party, staff
+from bot.services import deeplinks, grids, households, invites, members, party, rentals, staff
 from bot.services.actor import Actor
 from bot.services.notice_board import notice_board, posted_outcomes, resident_grid
 from bot.services.permissions import Action, authorize
@@ -47,6 +47,7 @@ from bot.telegram.i18n import t
 from bot.telegram.member_views import counts_text, members_keyboard, members_section
 from bot.telegram.party_views import mygrid_party_text
 from bot.telegram.render import bold, code, esc
+from bot.telegram.rental_views import counts_text as rental_counts_text
 from bot.telegram.replies import Replier, pressed
 from bot.telegram.ticket_views import posted_outcomes_text
 from bot.telegram.views import (
@@ -556,6 +557,11 @@ async def mygrid_command(
     counts = await members.counts_for_staff(actor.session, actor.roles, grid)
     if counts is not None:  # staff of the grid see how many people live there
         text += "\n\n" + counts_text(counts)
+        let = await rentals.counts_for_staff(
+            actor.session, actor.roles, grid, actor.now.astimezone(settings.tz).date()
+        )
+        if let is not None:  # rental houses, tenants, lapsed residence registrations
+            text += "\n" + rental_counts_text(let)
     party_text = mygrid_party_text(  # 党员联系户: coverage, the household's contact, one's own
         t,
         await party.coverage(actor.session, actor.roles, grid, actor.now, settings),

@@ -37,6 +37,7 @@ from models.people import Person, PersonCreate, PersonRead, RoleAssignment
 from models.place import Hazard, Inspection, Place, PlacePolicyVersion
 from models.quota import DailyPush, QuotaRule, VisitTally
 from models.registry import Department, ExtensionRequest, Invite, TicketAssist
+from models.rental import Rental, Tenancy
 from models.routing import CalendarDay, PolicyVersion
 from models.system import (
     AuditLog,
@@ -101,6 +102,8 @@ __all__ = [
     "HouseholdCategory",
     "HouseholdCreate",
     "HouseholdMember",
+    "Rental",
+    "Tenancy",
     "Gender",
     "Relation",
     "ResidenceStatus",

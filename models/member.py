@@ -4,7 +4,8 @@ The resident ID number (公民身份号码) is never stored as written: ``id_cip
 encrypted (Fernet, with the key from the settings) and ``id_hash`` a keyed hash (HMAC-SHA256)
 that finds a person by number and refuses the same number twice without decrypting anything.
 A forgotten person (删除权, ``forgotten_at`` set) keeps only what the counts need: household,
-relation, gender, status and the moving dates; name, number, phone and birth date are gone.
+relation, gender, status and the moving dates; name, number, phone, birth date and origin
+are gone.
 """
 
 from __future__ import annotations
@@ -44,6 +45,8 @@ class HouseholdMember(SQLModel, table=True):
     # 政治面貌: a party member (正式/预备/流动) and their branch (党支部); None for everyone else
     party: PartyKind | None = Field(default=None, sa_type=String(16))
     party_branch_id: int | None = Field(default=None, foreign_key="party_branch.id")
+    origin: str | None = Field(default=None, max_length=100)  # 来自何处: where they came from
+    stay_until: date | None = None  # 拟居住期限: how long they expect to stay
     forgotten_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)

@@ -20,6 +20,7 @@ from bot.services import (
     members,
     party,
     quotas,
+    rentals,
     tickets,
 )
 from bot.services import jobs as housekeeping
@@ -241,3 +242,12 @@ async def deliver_broadcasts(ctx: JobContext) -> None:
     await broadcast_delivery.sweep(
         ctx.sessions, ctx.clock, ctx.settings, receipt_markup, ctx.wake_outbox
     )
+
+
+async def residence_registration_reminders(ctx: JobContext) -> None:
+    """Tenants' residence registrations (居住登记): the landlord and the worker reminded
+    before one lapses, the head told once it has lapsed — once each."""
+    async with ctx.sessions() as session:
+        sent = await rentals.send_reminders(session, ctx.clock.now(), ctx.settings)
+        await session.commit()
+    _sent(ctx, sent, "residence registration reminders")

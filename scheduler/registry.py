@@ -269,6 +269,12 @@ SWEEPS: tuple[Sweep, ...] = (
         Cron(hour=9, minute=15),
         jobs.quota_reminders,
     ),
+    Sweep(
+        "rentals.registration",
+        N_("Tenants' residence registrations: reminders before they lapse, lapses to heads"),
+        Cron(hour=9, minute=45),
+        jobs.residence_registration_reminders,
+    ),
 )
 
 

@@ -191,10 +191,12 @@ async def load_demo_data(
         return summary
     from .demo_members import load_demo_members  # it reads this module's names
     from .demo_party import load_demo_party
+    from .demo_rentals import load_demo_rentals
 
     members = await load_demo_members(session, vault, now, seed)
     await load_demo_party(session, now, seed)  # party members and contact households
-    return dataclasses.replace(summary, members=members)
+    tenants = await load_demo_rentals(session, vault, now, seed=seed)  # rental houses
+    return dataclasses.replace(summary, members=members + tenants)
 
 
 async def _insert(session: AsyncSession, community: DemoCommunity, now: datetime) -> DemoSummary:

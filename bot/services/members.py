@@ -374,6 +374,7 @@ def _erased() -> dict[str, object]:
         "phone": None,
         "party": None,
         "party_branch_id": None,
+        "origin": None,
     }
 
 

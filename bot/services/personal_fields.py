@@ -45,6 +45,8 @@ class PersonalField(StrEnum):
     MOVED_IN = "moved_in"
     MOVED_OUT = "moved_out"
     PARTY = "party"  # 政治面貌: 正式/预备/流动党员 (the column holds the PartyKind)
+    ORIGIN = "origin"  # 来自何处 (floating people, tenants)
+    STAY_UNTIL = "stay_until"  # 拟居住期限
 
 
 class Screen(StrEnum):
@@ -73,6 +75,8 @@ SENSITIVITY: dict[PersonalField, Sensitivity] = {
     # political affiliation is not on the law's sensitive list (art. 28), but it is nobody
     # else's business: personal, shown to the grid's own people only
     PersonalField.PARTY: Sensitivity.PERSONAL,
+    PersonalField.ORIGIN: Sensitivity.PERSONAL,
+    PersonalField.STAY_UNTIL: Sensitivity.ORDINARY,
 }
 
 FIELD_LABEL: dict[PersonalField, str] = {
@@ -86,6 +90,8 @@ FIELD_LABEL: dict[PersonalField, str] = {
     PersonalField.MOVED_IN: N_("Move-in date"),
     PersonalField.MOVED_OUT: N_("Move-out date"),
     PersonalField.PARTY: N_("Party membership"),
+    PersonalField.ORIGIN: N_("Came from"),
+    PersonalField.STAY_UNTIL: N_("Expected to stay until"),
 }
 
 _H, _M, _R, _S = Access.HIDDEN, Access.MASKED, Access.ON_REQUEST, Access.SHOWN
@@ -105,6 +111,8 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _H),
         _F.MOVED_OUT: (_H, _S, _H),
         _F.PARTY: (_H, _S, _H),
+        _F.ORIGIN: (_H, _S, _H),
+        _F.STAY_UNTIL: (_H, _S, _H),
     },
     # 网格长: as the worker on screen; the ledger with the number and phone masked
     Role.HEAD: {
@@ -118,6 +126,8 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_S, _S, _S),
+        _F.ORIGIN: (_H, _S, _S),
+        _F.STAY_UNTIL: (_H, _S, _S),
     },
     # 中心: handles what comes up; sees the number on request, exports it masked
     Role.CENTER: {
@@ -131,6 +141,8 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_H, _S, _S),
+        _F.ORIGIN: (_H, _S, _S),
+        _F.STAY_UNTIL: (_H, _S, _S),
     },
     # 部门: acts on the tickets transferred to it, never on the register
     Role.DEPARTMENT: {field: (_H, _H, _H) for field in PersonalField},
@@ -146,6 +158,8 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_H, _S, _S),
+        _F.ORIGIN: (_H, _M, _M),
+        _F.STAY_UNTIL: (_H, _S, _S),
     },
     # 管理员: keeps the register; the whole ledger is theirs to import and export
     Role.ADMIN: {
@@ -159,6 +173,8 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_S, _S, _S),
+        _F.ORIGIN: (_H, _S, _S),
+        _F.STAY_UNTIL: (_H, _S, _S),
     },
     # 居民: other residents are never shown
     Role.RESIDENT: {field: (_H, _H, _H) for field in PersonalField},

@@ -603,3 +603,27 @@ class PartyContactCb(StrictCallbackData, prefix="yc"):
 
     household: RowId
     kind: PartyContactKind
+
+
+class RentalAction(StrEnum):
+    ADD = "a"  # register a tenant (the landlord)
+    LINK = "l"  # a link for tenants to register themselves (the landlord)
+
+
+class RentalCb(StrictCallbackData, prefix="rn"):
+    """A landlord's rental house (出租房屋); the service re-checks the presser is its landlord."""
+
+    action: RentalAction
+    rental: RowId
+
+
+class TenancyAction(StrEnum):
+    CONFIRM = "c"  # the worker confirms the residence registration (居住登记)
+    MOVED_OUT = "o"  # the tenant moved out (landlord or worker)
+
+
+class TenancyCb(StrictCallbackData, prefix="rx"):
+    """One tenant's stay; the service re-checks who may confirm or record the move-out."""
+
+    action: TenancyAction
+    tenancy: RowId

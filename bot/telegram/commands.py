@@ -60,6 +60,14 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     ),
     BotCommandSpec("grid", N_("The grid tree; add, rename, move grids"), STAFF_VIEW),
     BotCommandSpec("households", N_("The households you look after"), STAFF_VIEW - ADMINS),
+    BotCommandSpec(
+        "rental",
+        N_("Register a rental house; a link for its landlord (出租房屋)"),
+        frozenset({Role.WORKER, Role.HEAD, Role.ADMIN}),
+    ),
+    BotCommandSpec(
+        "rentals", N_("Tenants to confirm, lapsed registrations (居住登记)"), STAFF_VIEW
+    ),
     BotCommandSpec("check", N_("Span-of-control check of your grids"), STAFF_VIEW),
     BotCommandSpec("qr", N_("QR code for residents to join a grid"), STAFF_VIEW),
     BotCommandSpec("invite", N_("Invitation link for a worker, head or operator"), ADMINS),

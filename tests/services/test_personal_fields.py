@@ -51,6 +51,8 @@ PLAIN = {
     PersonalField.ID_NUMBER: id_number(11, "19850412", female=True),
     PersonalField.PHONE: "+8613912345678",
     PersonalField.BIRTH_DATE: date(1985, 4, 12),
+    PersonalField.ORIGIN: "江西省赣州市",
+    PersonalField.STAY_UNTIL: date(2027, 6, 30),
 }
 OUTSIDER_NUMBER = id_number(12, "19700101")
 
@@ -97,6 +99,10 @@ async def _setup(session: AsyncSession, community: Community) -> tuple[int, int]
         if member.name == PLAIN[PersonalField.NAME]:
             member.party = PartyKind.FULL
             session.add(member)
+    for member in stored:  # a floating person's origin and planned stay (出租房屋的租户)
+        member.origin = PLAIN[PersonalField.ORIGIN]
+        member.stay_until = PLAIN[PersonalField.STAY_UNTIL]
+        session.add(member)
     await session.flush()
     found = {m.name: m.id for m in stored}
     ids.extend([found[PLAIN[PersonalField.NAME]] or 0, found["李四"] or 0])

@@ -225,14 +225,20 @@ async def test_a_resident_joins_and_is_matched_to_their_household(
 @given(st.one_of(st.none(), st.text(max_size=200)))
 def test_start_payload_parser_never_crashes(payload: str | None) -> None:
     result = deeplinks.parse_start_payload(payload)
-    assert result is None or isinstance(result, deeplinks.JoinGrid | deeplinks.UseInvite)
+    assert result is None or isinstance(
+        result,
+        deeplinks.JoinGrid
+        | deeplinks.UseInvite
+        | deeplinks.BecomeLandlord
+        | deeplinks.RegisterAsTenant,
+    )
 
 
 @given(st.from_regex(r"[A-Za-z0-9_-]{1,64}", fullmatch=True))
 def test_only_our_prefixes_are_links(payload: str) -> None:
     result = deeplinks.parse_start_payload(payload)
     if result is not None:
-        assert payload.startswith(("join_", "inv_"))
+        assert payload.startswith(("join_", "inv_", "ll_", "tn_"))
 
 
 def test_deep_links_round_trip() -> None:
