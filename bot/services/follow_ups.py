@@ -584,3 +584,47 @@ async def send_reminders(
             )
         queued += 1
     return queued
+
+
+# --- the morning push, kept current -------------------------------------------------------------
+
+
+async def named_in_push(
+    session: AsyncSession, content: Sequence[Sequence[Any]], policy: TagPolicy
+) -> tuple[DueFollowUp, ...]:
+    """The follow-ups a push named (``[[person_tag_id, done, overdue], …]`` as stored in its
+    content), as they were named, in the same order (ones no longer known are left out)."""
+    named = {int(item[0]): (int(item[1]), bool(item[2])) for item in content}
+    if not named:
+        return ()
+    rows = {r.person_tag_id: r for r in await _tracked(session, [col(PersonTag.id).in_(named)])}
+    found: list[DueFollowUp] = []
+    for tag_id, (done, overdue) in named.items():
+        row = rows.get(tag_id)
+        tag = policy.tag(row.tag) if row is not None else None
+        if row is None or tag is None or tag.follow_up is None:
+            continue
+        found.append(
+            DueFollowUp(
+                tag_id,
+                row.member_id,
+                row.name,
+                row.household_code,
+                tag.key,
+                tag.name,
+                done,
+                tag.follow_up.times,
+                overdue,
+                tag.follow_up.partner,
+                tag.sensitive,
+            )
+        )
+    return tuple(found)
+
+
+async def followed_since(
+    session: AsyncSession, person_tag_ids: Sequence[int], since: datetime
+) -> frozenset[int]:
+    """Which of these tags were followed up from ``since`` on."""
+    done = await _done_times(session, person_tag_ids, since)
+    return frozenset(tag_id for tag_id, times in done.items() if times)

@@ -45,6 +45,7 @@ class PersonalField(StrEnum):
     MOVED_IN = "moved_in"
     MOVED_OUT = "moved_out"
     PARTY = "party"  # 政治面貌: 正式/预备/流动党员 (the column holds the PartyKind)
+    TAGS = "tags"  # person tags: special groups, health, minors, hardship (bot/services/tags.py)
 
 
 class Screen(StrEnum):
@@ -73,6 +74,7 @@ SENSITIVITY: dict[PersonalField, Sensitivity] = {
     # political affiliation is not on the law's sensitive list (art. 28), but it is nobody
     # else's business: personal, shown to the grid's own people only
     PersonalField.PARTY: Sensitivity.PERSONAL,
+    PersonalField.TAGS: Sensitivity.SENSITIVE,
 }
 
 FIELD_LABEL: dict[PersonalField, str] = {
@@ -86,6 +88,7 @@ FIELD_LABEL: dict[PersonalField, str] = {
     PersonalField.MOVED_IN: N_("Move-in date"),
     PersonalField.MOVED_OUT: N_("Move-out date"),
     PersonalField.PARTY: N_("Party membership"),
+    PersonalField.TAGS: N_("Groups followed up"),
 }
 
 _H, _M, _R, _S = Access.HIDDEN, Access.MASKED, Access.ON_REQUEST, Access.SHOWN
@@ -105,6 +108,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _H),
         _F.MOVED_OUT: (_H, _S, _H),
         _F.PARTY: (_H, _S, _H),
+        _F.TAGS: (_H, _R, _H),  # the worker follows them up: on request
     },
     # 网格长: as the worker on screen; the ledger with the number and phone masked
     Role.HEAD: {
@@ -118,6 +122,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_S, _S, _S),
+        _F.TAGS: (_H, _R, _H),
     },
     # 中心: handles what comes up; sees the number on request, exports it masked
     Role.CENTER: {
@@ -131,6 +136,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_H, _S, _S),
+        _F.TAGS: (_H, _M, _H),
     },
     # 部门: acts on the tickets transferred to it, never on the register
     Role.DEPARTMENT: {field: (_H, _H, _H) for field in PersonalField},
@@ -146,6 +152,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_H, _S, _S),
+        _F.TAGS: (_H, _M, _H),
     },
     # 管理员: keeps the register; the whole ledger is theirs to import and export
     Role.ADMIN: {
@@ -159,6 +166,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.MOVED_IN: (_H, _S, _S),
         _F.MOVED_OUT: (_H, _S, _S),
         _F.PARTY: (_S, _S, _S),
+        _F.TAGS: (_H, _R, _H),  # tags people; tags are in no ledger
     },
     # 居民: other residents are never shown
     Role.RESIDENT: {field: (_H, _H, _H) for field in PersonalField},
