@@ -269,6 +269,12 @@ SWEEPS: tuple[Sweep, ...] = (
         Cron(hour=9, minute=15),
         jobs.quota_reminders,
     ),
+    Sweep(
+        "visits.follow_up_reminders",
+        N_("Follow-up reminders: due before a period ends, missed after it"),
+        Cron(hour=9, minute=20),
+        jobs.follow_up_reminders,
+    ),
 )
 
 

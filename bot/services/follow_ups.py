@@ -37,7 +37,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, gettext_for, resolve_locale
-from bot.services import outbox, tags, visits
+from bot.services import outbox, tags, tickets, visits
 from bot.services.digests import sent_refs
 from bot.services.message_size import split_message
 from bot.services.people import RoleInGrid
@@ -52,6 +52,7 @@ from bot.services.periods import (
 )
 from bot.services.permissions import Action, authorize
 from bot.services.quotas import REMINDER_WORKING_DAYS
+from bot.services.schedule import in_quiet_hours
 from bot.services.tags import TagDef, TagPolicy
 from bot.settings import Settings
 from models import (
@@ -133,7 +134,9 @@ async def _tracked(
         .where(*where)
         .order_by(col(PersonTag.id))
     )
-    return [_Tracked(*row) for row in (await session.execute(statement)).all()]
+    await session.flush()
+    connection = await session.connection()
+    return [_Tracked(*row) for row in (await connection.execute(statement)).all()]
 
 
 async def _done_times(
@@ -476,7 +479,7 @@ async def on_time_counts(
         for cadence_period in _cadence_periods(cadence.period, period, today):
             start, end = cadence_period.utc_bounds(tz)
             judged_at = min(end, now)
-            if row.tagged_at >= judged_at or (row.ended_at is not None and row.ended_at < end):
+            if row.tagged_at > judged_at or (row.ended_at is not None and row.ended_at < end):
                 continue
             if row.moved_out is not None and row.moved_out < cadence_period.end:
                 continue
@@ -507,12 +510,15 @@ def summed(
 # --- reminders ----------------------------------------------------------------------------------
 
 
-async def send_reminders(
-    session: AsyncSession, now: datetime, settings: Settings, is_workday: IsWorkday
-) -> int:
+async def send_reminders(session: AsyncSession, now: datetime, settings: Settings) -> int:
     """Five working days before a cadence period ends, each worker with follow-ups still
     due in it is reminded; on a new period, each worker who missed some in the last is told.
-    Once per worker, kind and period. Only counts are written: no name, no tag."""
+    Once per worker, kind and period; nothing in quiet hours. Only counts are written: no
+    name, no tag."""
+    if in_quiet_hours(now, settings):
+        return 0
+    calendar = await tickets.calendar_for(session, await tickets.current_policy(session))
+    is_workday: IsWorkday = calendar.is_workday
     tz = settings.tz
     policy = await tags.current_policy(session)
     today = local_day(now, tz)
