@@ -136,7 +136,7 @@ async def _tracked(
     )
     await session.flush()
     connection = await session.connection()
-    return [_Tracked(*row) for row in (await connection.execute(statement)).all()]
+    return [_Tracked._make(row) for row in (await connection.execute(statement)).all()]
 
 
 async def _done_times(
