@@ -136,7 +136,8 @@ async def _tracked(
     )
     await session.flush()
     connection = await session.connection()
-    return [_Tracked._make(row) for row in (await connection.execute(statement)).all()]
+    rows: list[tuple[Any, ...]] = [tuple(row) for row in await connection.execute(statement)]
+    return [_Tracked(*row) for row in rows]
 
 
 async def _done_times(
