@@ -191,9 +191,11 @@ async def load_demo_data(
         return summary
     from .demo_members import load_demo_members  # it reads this module's names
     from .demo_party import load_demo_party
+    from .demo_tags import load_demo_tags  # tags need the people registered
 
     members = await load_demo_members(session, vault, now, seed)
     await load_demo_party(session, now, seed)  # party members and contact households
+    await load_demo_tags(session, now, seed)
     return dataclasses.replace(summary, members=members)
 
 
