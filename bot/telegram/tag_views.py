@@ -84,7 +84,7 @@ def policy_text(policy: TagPolicy, t: Translate) -> str:
         for tag in group_tags:
             level = t(SENSITIVE) if tag.sensitive else t(PERSONAL)
             lines.append(
-                f"• {bold(tag.name)} {code(tag.key)} — "
+                f"• {bold(tag.name)} — "
                 + esc(f"{cadence_text(tag.follow_up, t)} · {level} · {form_text(tag)}")
             )
     lines.append("")
