@@ -450,9 +450,16 @@ async def set_policy(
         raise NotAllowed(N_("Set up the street centre grid first."))
     await authorize(session, actor, roles, Action.MANAGE, root, now)
     policy = parse_policy(raw)
-    used = (
+    used = (  # on someone still followed up (not moved out, not erased)
         await session.exec(
-            select(col(PersonTag.tag)).where(col(PersonTag.ended_at).is_(None)).distinct()
+            select(col(PersonTag.tag))
+            .join(HouseholdMember, col(HouseholdMember.id) == col(PersonTag.member_id))
+            .where(
+                col(PersonTag.ended_at).is_(None),
+                col(HouseholdMember.forgotten_at).is_(None),
+                col(HouseholdMember.moved_out).is_(None),
+            )
+            .distinct()
         )
     ).all()
     missing = sorted(set(used) - {t.key for t in policy.tags})

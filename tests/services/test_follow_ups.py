@@ -159,3 +159,38 @@ async def test_a_missed_period_makes_the_follow_up_overdue_and_reminded(
 def _quarter_start(now: datetime) -> date:
     day = now.astimezone(TZ).date()
     return day.replace(month=(day.month - 1) // 3 * 3 + 1, day=1)
+
+
+async def test_only_a_street_admin_changes_the_tags_and_a_tag_in_use_stays(
+    session: AsyncSession, community: Community
+) -> None:
+    worker = community.workers[WORKER_A]
+    member_id = await _member(session, community, EAST_A, WORKER_A)
+    await tags.tag_member(
+        session, worker, await community.roles(session, worker), member_id, "低保", community.now
+    )
+    body = tags.policy_to_json(tags.DEFAULT_POLICY)
+    without = {**body, "tags": [t for t in body["tags"] if t["key"] != "subsistence"]}
+    admin_roles = await community.roles(session, community.admin)
+    with pytest.raises(NotAllowed):
+        await tags.set_policy(
+            session,
+            actor=community.east_admin,
+            roles=await community.roles(session, community.east_admin),
+            raw=json.dumps(body),
+            now=community.now,
+        )
+    with pytest.raises(InvalidInput):
+        await tags.set_policy(
+            session,
+            actor=community.admin,
+            roles=admin_roles,
+            raw=json.dumps(without),
+            now=community.now,
+        )
+    body["tags"][0]["follow_up"]["times"] = 2
+    policy = await tags.set_policy(
+        session, actor=community.admin, roles=admin_roles, raw=json.dumps(body), now=community.now
+    )
+    assert (await tags.current_policy(session)) == policy
+    assert policy.tags[0].follow_up is not None and policy.tags[0].follow_up.times == 2
