@@ -604,7 +604,9 @@ async def named_in_push(
     named = {int(item[0]): (int(item[1]), bool(item[2])) for item in content}
     if not named:
         return ()
-    rows = {r.person_tag_id: r for r in await _tracked(session, [col(PersonTag.id).in_(named)])}
+    rows = {
+        r.person_tag_id: r for r in await _tracked(session, [col(PersonTag.id).in_(list(named))])
+    }
     found: list[DueFollowUp] = []
     for tag_id, (done, overdue) in named.items():
         row = rows.get(tag_id)
