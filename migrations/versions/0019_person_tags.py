@@ -4,8 +4,8 @@
 record form, its sensitivity); ``person_tag`` a tag on a household member (ended, not deleted);
 ``follow_up`` each follow-up (随访) made, with the answers of the tag's form.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import models.types
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
