@@ -37,6 +37,7 @@ from handlers import (
     report,
     routing,
     supervision,
+    tags,
     ticket_list,
     tickets,
     visits,
@@ -66,6 +67,7 @@ def build_router() -> Router:
         duty.build_router(),  # /duty, a rota sheet (before the ledgers' files), swaps
         inspections.build_router(),  # /inspect, hazards' "fixed", /export inspections|hazards
         places.build_router(),  # /places: place types, the place register (before ledgers)
+        tags.build_router(),  # /tags (a tags file too), /tag, /untag, /followup
         ledgers.build_router(),  # file imports, /template, /export
         boundaries.build_router(),  # a GeoJSON file of grid boundaries
         casework.build_router(),  # 退单, 延期 and 协办 on a department's card: before tickets

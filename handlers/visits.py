@@ -22,10 +22,11 @@ from aiogram.utils.i18n import gettext as _
 from bot import labels
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
-from bot.services import daily_push, push_progress, quotas, tickets, visits
+from bot.services import daily_push, follow_ups, push_progress, quotas, tickets, visits
 from bot.services.actor import Actor
 from bot.services.ticket_numbers import shown_number
 from bot.settings import Settings
+from bot.telegram import tag_views
 from bot.telegram import visit_views as views
 from bot.telegram.args import QUOTA_RULE_ACTIONS, parse_word, split_args
 from bot.telegram.callbacks import QuotaRuleAction, QuotaRuleCb
@@ -477,7 +478,17 @@ async def quota_command(
         title = t("Your visit quotas: households that got their visits")
     else:
         raise NotAllowed(N_("This command is for grid staff."))
-    reply.text(views.progress_text(rows, t, title))
+    # follow-ups of tagged people (随访) count too: per tag, people followed up this period
+    followed = await follow_ups.current_progress(
+        actor.session,
+        actor.now,
+        tz=settings.tz,
+        worker_ids=None if (wide or heads) else [actor.who.id or 0],
+        scope_path=(wide or heads or workers)[0].grid_path,
+    )
+    reply.text(
+        "\n".join([views.progress_text(rows, t, title), *tag_views.progress_lines(followed, t)])
+    )
     if wide or heads:  # and how the places of the grid are inspected (巡查覆盖率)
         await inspection_handlers.coverage_reply(reply, actor, (wide or heads)[0], settings)
 

@@ -48,6 +48,7 @@ from models.system import (
     ProcessedUpdate,
     SchedulerLease,
 )
+from models.tag import FollowUp, PersonTag, TagPolicyVersion
 from models.ticket import (
     ReturnVisit,
     SpotCheck,
@@ -61,6 +62,9 @@ from models.ticket import (
 metadata = SQLModel.metadata
 
 __all__ = [
+    "FollowUp",
+    "PersonTag",
+    "TagPolicyVersion",
     "Broadcast",
     "BroadcastRecipient",
     "AssessmentPolicyVersion",

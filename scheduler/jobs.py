@@ -17,6 +17,7 @@ from bot.services import (
     conversations,
     daily_push,
     digests,
+    follow_ups,
     members,
     party,
     quotas,
@@ -205,6 +206,15 @@ async def quota_reminders(ctx: JobContext) -> None:
         sent = await daily_push.send_quota_reminders(session, ctx.clock.now(), ctx.settings)
         await session.commit()
     _sent(ctx, sent, "quota reminders")
+
+
+async def follow_up_reminders(ctx: JobContext) -> None:
+    """Follow-ups (随访) still due five working days before their period ends, and those
+    missed in the period just ended: each worker told once, counts only."""
+    async with ctx.sessions() as session:
+        sent = await follow_ups.send_reminders(session, ctx.clock.now(), ctx.settings)
+        await session.commit()
+    _sent(ctx, sent, "follow-up reminders")
 
 
 async def return_visits(ctx: JobContext) -> None:

@@ -275,6 +275,12 @@ SWEEPS: tuple[Sweep, ...] = (
         Cron(hour=9, minute=45),
         jobs.residence_registration_reminders,
     ),
+    Sweep(
+        "visits.follow_up_reminders",
+        N_("Follow-up reminders: due before a period ends, missed after it"),
+        Cron(hour=9, minute=20),
+        jobs.follow_up_reminders,
+    ),
 )
 
 

@@ -139,6 +139,17 @@ MEASURES: tuple[Measure, ...] = (
         ),
         lower_is_better=True,
     ),
+    Measure(
+        "follow_ups",
+        N_("Follow-ups on time (随访)"),
+        N_(
+            "Follow-ups of tagged people (随访) due in the period that were made on time: each "
+            "tag whose cadence is the period's length or shorter counts once per cadence "
+            "period within the period (a running one: up to now), on time if it got its "
+            "follow-ups within that cadence period. They count for the worker the household "
+            "is assigned to now."
+        ),
+    ),
 )
 MEASURE_KEYS: tuple[str, ...] = tuple(m.key for m in MEASURES)
 
@@ -152,6 +163,7 @@ DEFAULT_WEIGHTS: dict[str, int] = {
     "urged": 5,
     "send_backs": 5,
     "spot_checks": 5,
+    "follow_ups": 10,
 }
 
 

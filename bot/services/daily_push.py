@@ -37,8 +37,19 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import NotAllowed, NotFound
 from bot.i18n import N_, gettext_for, resolve_locale
-from bot.services import inspections, meetings, outbox, place_policy, quotas, tickets, visits
+from bot.services import (
+    follow_ups,
+    inspections,
+    meetings,
+    outbox,
+    place_policy,
+    quotas,
+    tags,
+    tickets,
+    visits,
+)
 from bot.services.digests import sent_refs
+from bot.services.follow_ups import DueFollowUp
 from bot.services.message_size import split_message
 from bot.services.people import RoleInGrid, roles_of_many
 from bot.services.periods import PeriodKind, local_midnight, period_start
@@ -85,6 +96,9 @@ class MorningPush:
     inspections: tuple[inspections.DueInspection, ...] = ()  # places due today (巡查, 复查)
     inspected: frozenset[int] = frozenset()  # places of the push inspected since (done)
     inspections_due: int = 0  # all places due today, named or not
+    follow_ups: tuple[DueFollowUp, ...] = ()  # tagged people due (随访)
+    followed: frozenset[int] = frozenset()  # person tags of the push followed up since (done)
+    follow_ups_due: int = 0  # all follow-ups due this period, named or not
 
     @property
     def suggestions(self) -> tuple[quotas.Suggestion, ...]:
@@ -98,11 +112,19 @@ class MorningPush:
             "meetings": [meeting.id for meeting in self.meetings],
             "inspections": [[i.place_id, i.kind, i.hazards] for i in self.inspections],
             "inspections_due": self.inspections_due,
+            "follow_ups": [[f.person_tag_id, f.done, f.overdue] for f in self.follow_ups],
+            "follow_ups_due": self.follow_ups_due,
         }
 
     @property
     def empty(self) -> bool:
-        return not (self.suggestions or self.tickets or self.meetings or self.inspections)
+        return not (
+            self.suggestions
+            or self.tickets
+            or self.meetings
+            or self.inspections
+            or self.follow_ups
+        )
 
 
 class PushRenderer(Protocol):
@@ -279,6 +301,16 @@ async def compose_pushes(
     due = await inspections.due_by_worker(
         session, scopes, policy, ends, limit=inspections.MAX_IN_PUSH, totals=totals
     )
+    owed: dict[int, int] = {}
+    followed = await follow_ups.due_by_worker(
+        session,
+        [w.id or 0 for w in workers],
+        await tags.current_policy(session),
+        now,
+        tz=settings.tz,
+        limit=follow_ups.MAX_IN_PUSH,
+        totals=owed,
+    )
     return [
         MorningPush(
             worker,
@@ -289,6 +321,8 @@ async def compose_pushes(
             composed_at=now,
             inspections=tuple(due.get(worker.id or 0, [])),
             inspections_due=totals.get(worker.id or 0, 0),
+            follow_ups=tuple(followed.get(worker.id or 0, ())),
+            follow_ups_due=owed.get(worker.id or 0, 0),
         )
         for worker in workers
     ]

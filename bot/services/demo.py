@@ -192,10 +192,12 @@ async def load_demo_data(
     from .demo_members import load_demo_members  # it reads this module's names
     from .demo_party import load_demo_party
     from .demo_rentals import load_demo_rentals
+    from .demo_tags import load_demo_tags  # tags need the people registered
 
     members = await load_demo_members(session, vault, now, seed)
     await load_demo_party(session, now, seed)  # party members and contact households
     tenants = await load_demo_rentals(session, vault, now, seed=seed)  # rental houses
+    await load_demo_tags(session, now, seed)
     return dataclasses.replace(summary, members=members + tenants)
 
 

@@ -21,6 +21,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
+from bot.services import tags
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, permits, scope_paths, target_of, within
 from bot.settings import PeopleSettings
@@ -151,7 +152,14 @@ def raw_value(member: HouseholdMember, name: PersonalField, vault: IdVault | Non
     return _raw(member, name, vault)
 
 
-def _raw(member: HouseholdMember, name: PersonalField, vault: IdVault | None) -> object:
+def _raw(
+    member: HouseholdMember,
+    name: PersonalField,
+    vault: IdVault | None,
+    tag_names: str | None = None,
+) -> object:
+    if name == PersonalField.TAGS:
+        return tag_names  # kept in their own table (bot/services/tags.py)
     if name == PersonalField.ID_NUMBER:
         if member.id_cipher is None:
             return None
@@ -175,15 +183,17 @@ def view_of(
     roles: Sequence[RoleInGrid],
     screen: Screen,
     vault: IdVault | None,
+    tag_names: str | None = None,
 ) -> MemberView:
-    """The member as ``roles`` may see them on ``screen`` (pure, apart from decrypting)."""
+    """The member as ``roles`` may see them on ``screen`` (pure, apart from decrypting);
+    ``tag_names``: the member's tags as :func:`tags.tag_names` writes them."""
     assert member.id is not None and household.id is not None
     fields: dict[PersonalField, FieldView] = {}
     for name in PersonalField:
         level = access(roles, name, screen, grid_path)
         if level == Access.HIDDEN:
             continue
-        raw = _raw(member, name, vault)
+        raw = _raw(member, name, vault, tag_names)
         value = raw if level == Access.SHOWN else masked(name, raw)
         fields[name] = FieldView(value, level)
     return MemberView(
@@ -240,7 +250,24 @@ async def household_members(
             )
         )
     ).all()
-    return [view_of(m, household, grid.path, roles, Screen.LIST, vault) for m in rows]
+    names = await _tag_names(session, rows)
+    return [
+        view_of(m, household, grid.path, roles, Screen.LIST, vault, names.get(m.id or 0))
+        for m in rows
+    ]
+
+
+async def _tag_names(
+    session: AsyncSession, rows: Sequence[HouseholdMember]
+) -> dict[int, str | None]:
+    """Each member's tags as the ``tags`` field shows them."""
+    held = await tags.active_tags(session, [m.id or 0 for m in rows])
+    if not held:
+        return {}
+    policy = await tags.current_policy(session)
+    return {
+        m.id or 0: tags.tag_names(policy, [t for t in held if t.member_id == m.id]) for m in rows
+    }
 
 
 async def member_card(
@@ -254,7 +281,10 @@ async def member_card(
 ) -> MemberView:
     """One member's card (Screen.CARD); refused (and the refusal audited) out of scope."""
     member, household, grid = await _member_and_place(session, member_id)
-    view = view_of(member, household, grid.path, roles, Screen.CARD, vault)
+    names = await _tag_names(session, [member])
+    view = view_of(
+        member, household, grid.path, roles, Screen.CARD, vault, names.get(member.id or 0)
+    )
     if not person.active or not view.fields:
         raise NotAllowed(NOT_YOURS, audit=_refusal(person, "refused:member", member_id, now))
     return view
@@ -288,6 +318,11 @@ async def reveal(
             value = vault.open(member.id_cipher)
         except WrongKey:
             raise InvalidInput(KEY_CHANGED) from None
+    elif name == PersonalField.TAGS:
+        tag_names = (await _tag_names(session, [member])).get(member_id)
+        if not tag_names:
+            raise NotFound()
+        value = tag_names
     else:
         raw = getattr(member, name.value)
         if raw is None or raw == "":

@@ -47,6 +47,7 @@ class PersonalField(StrEnum):
     PARTY = "party"  # 政治面貌: 正式/预备/流动党员 (the column holds the PartyKind)
     ORIGIN = "origin"  # 来自何处 (floating people, tenants)
     STAY_UNTIL = "stay_until"  # 拟居住期限
+    TAGS = "tags"  # person tags: special groups, health, minors, hardship (bot/services/tags.py)
 
 
 class Screen(StrEnum):
@@ -77,6 +78,7 @@ SENSITIVITY: dict[PersonalField, Sensitivity] = {
     PersonalField.PARTY: Sensitivity.PERSONAL,
     PersonalField.ORIGIN: Sensitivity.PERSONAL,
     PersonalField.STAY_UNTIL: Sensitivity.ORDINARY,
+    PersonalField.TAGS: Sensitivity.SENSITIVE,
 }
 
 FIELD_LABEL: dict[PersonalField, str] = {
@@ -92,6 +94,7 @@ FIELD_LABEL: dict[PersonalField, str] = {
     PersonalField.PARTY: N_("Party membership"),
     PersonalField.ORIGIN: N_("Came from"),
     PersonalField.STAY_UNTIL: N_("Expected to stay until"),
+    PersonalField.TAGS: N_("Groups followed up"),
 }
 
 _H, _M, _R, _S = Access.HIDDEN, Access.MASKED, Access.ON_REQUEST, Access.SHOWN
@@ -113,6 +116,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.PARTY: (_H, _S, _H),
         _F.ORIGIN: (_H, _S, _H),
         _F.STAY_UNTIL: (_H, _S, _H),
+        _F.TAGS: (_H, _R, _H),  # the worker follows them up: on request
     },
     # 网格长: as the worker on screen; the ledger with the number and phone masked
     Role.HEAD: {
@@ -128,6 +132,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.PARTY: (_S, _S, _S),
         _F.ORIGIN: (_H, _S, _S),
         _F.STAY_UNTIL: (_H, _S, _S),
+        _F.TAGS: (_H, _R, _H),
     },
     # 中心: handles what comes up; sees the number on request, exports it masked
     Role.CENTER: {
@@ -143,6 +148,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.PARTY: (_H, _S, _S),
         _F.ORIGIN: (_H, _S, _S),
         _F.STAY_UNTIL: (_H, _S, _S),
+        _F.TAGS: (_H, _M, _H),
     },
     # 部门: acts on the tickets transferred to it, never on the register
     Role.DEPARTMENT: {field: (_H, _H, _H) for field in PersonalField},
@@ -160,6 +166,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.PARTY: (_H, _S, _S),
         _F.ORIGIN: (_H, _M, _M),
         _F.STAY_UNTIL: (_H, _S, _S),
+        _F.TAGS: (_H, _M, _H),
     },
     # 管理员: keeps the register; the whole ledger is theirs to import and export
     Role.ADMIN: {
@@ -175,6 +182,7 @@ _TABLE: dict[Role, dict[PersonalField, tuple[Access, Access, Access]]] = {
         _F.PARTY: (_S, _S, _S),
         _F.ORIGIN: (_H, _S, _S),
         _F.STAY_UNTIL: (_H, _S, _S),
+        _F.TAGS: (_H, _R, _H),  # tags people; tags are in no ledger
     },
     # 居民: other residents are never shown
     Role.RESIDENT: {field: (_H, _H, _H) for field in PersonalField},

@@ -24,7 +24,16 @@ from sqlalchemy import or_
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.services import daily_push, inspections, outbox, place_policy, quotas, visits
+from bot.services import (
+    daily_push,
+    follow_ups,
+    inspections,
+    outbox,
+    place_policy,
+    quotas,
+    tags,
+    visits,
+)
 from bot.services.daily_push import MorningPush, PushRenderer, locale_of, push_ref, reachable
 from bot.services.people import RoleInGrid
 from bot.services.periods import local_midnight
@@ -230,6 +239,12 @@ async def rebuild(
     )
     since = local_midnight(record.day, tz)
     inspected = await inspections.inspected_since(session, list(due), since)
+    named_follow_ups = await follow_ups.named_in_push(
+        session, content.get("follow_ups", []), await tags.current_policy(session)
+    )
+    followed = await follow_ups.followed_since(
+        session, [f.person_tag_id for f in named_follow_ups], since
+    )
     return MorningPush(
         worker,
         record.day,
@@ -249,6 +264,9 @@ async def rebuild(
         inspections=named,
         inspected=frozenset(inspected),
         inspections_due=int(content.get("inspections_due", len(named))),
+        follow_ups=named_follow_ups,
+        followed=followed,
+        follow_ups_due=int(content.get("follow_ups_due", len(named_follow_ups))),
     )
 
 

@@ -35,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, gettext_for
-from bot.services import grids, indicators, quotas
+from bot.services import follow_ups, grids, indicators, quotas
 from bot.services.assessment_policy import (
     MEASURES,
     AssessmentPolicy,
@@ -496,6 +496,16 @@ async def ranking(
         child = _child_of(grid.path, root.path)
         if child in by_grid:
             by_grid[child].add("meetings", present, invited)
+
+    # follow-ups of tagged people made on time (随访)
+    for figure in await follow_ups.on_time_counts(
+        session, period, scope_path=root.path, now=now, tz=tz
+    ):
+        if figure.worker_id is not None and figure.worker_id in by_worker:
+            by_worker[figure.worker_id].add("follow_ups", figure.on_time, figure.due)
+        child = _child_of(figure.grid_path, root.path)
+        if child in by_grid:
+            by_grid[child].add("follow_ups", figure.on_time, figure.due)
 
     # vetoes
     rows = await session.exec(

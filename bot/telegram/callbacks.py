@@ -484,6 +484,7 @@ class RevealField(StrEnum):
     PHONE = "p"
     BIRTH_DATE = "b"
     NAME = "n"
+    TAGS = "g"  # person tags (bot/services/tags.py)
 
 
 class RevealPurpose(StrEnum):

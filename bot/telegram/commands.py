@@ -53,6 +53,12 @@ COMMANDS: tuple[BotCommandSpec, ...] = (
     BotCommandSpec("quota", N_("Visit quota progress (走访任务)"), STAFF_VIEW),
     BotCommandSpec("inspect", N_("Inspect a place (巡查)"), frozenset({Role.WORKER, Role.HEAD})),
     BotCommandSpec("places", N_("Places inspected and their types (场所)"), STAFF_VIEW),
+    BotCommandSpec(
+        "followup",
+        N_("Follow-ups of tagged people (随访)"),
+        frozenset({Role.WORKER, Role.HEAD}),
+    ),
+    BotCommandSpec("tags", N_("Person tags and their follow-ups (人员标签)"), STAFF_VIEW),
     BotCommandSpec("quota_rules", N_("Visit quota rules"), ADMINS),
     BotCommandSpec("mygrid", N_("My grid and who looks after it"), EVERYONE - {None}),
     BotCommandSpec(

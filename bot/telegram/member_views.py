@@ -29,6 +29,7 @@ REVEAL_FIELDS: dict[PersonalField, RevealField] = {
     PersonalField.PHONE: RevealField.PHONE,
     PersonalField.BIRTH_DATE: RevealField.BIRTH_DATE,
     PersonalField.NAME: RevealField.NAME,
+    PersonalField.TAGS: RevealField.TAGS,
 }
 FIELD_OF: dict[RevealField, PersonalField] = {v: k for k, v in REVEAL_FIELDS.items()}
 PURPOSE_LABEL: dict[RevealPurpose, str] = {

@@ -22,6 +22,7 @@ from bot.services.quotas import Progress, ProgressCell, describe_rule, rule_name
 from bot.services.ticket_numbers import shown_number
 from bot.services.visits import DiaryEntry, RuleProgress
 from bot.settings import Settings
+from bot.telegram import tag_views
 from bot.telegram.callbacks import CancelCb, PageNo, QuotaRuleAction, QuotaRuleCb, RowId
 from bot.telegram.cancelling import cancel_only
 from bot.telegram.render import bold, code, esc
@@ -563,6 +564,9 @@ def render_push(
         )
     if any(line.strip() for line in rest):
         parts.extend((part, None) for part in split_message("\n".join(rest)))
+    follow_ups = tag_views.push_part(push, t)  # last, with its own buttons
+    if follow_ups is not None:
+        parts.append(follow_ups)
     return parts
 
 

@@ -23,7 +23,7 @@ from bot.db import create_engine, create_session_factory
 from bot.errors import NotAllowed
 from bot.i18n import gettext_for
 from bot.labels import PARTY_KIND
-from bot.services import members
+from bot.services import members, tags
 from bot.services.households import household_card
 from bot.services.member_export import export_members
 from bot.services.member_import import import_members
@@ -55,6 +55,8 @@ PLAIN = {
     PersonalField.STAY_UNTIL: date(2027, 6, 30),
 }
 OUTSIDER_NUMBER = id_number(12, "19700101")
+TAGGED = ("慢性病", "严重精神障碍")
+REVEALED = {PersonalField.ID_NUMBER, PersonalField.PHONE, PersonalField.TAGS}
 
 
 async def _setup(session: AsyncSession, community: Community) -> tuple[int, int]:
@@ -106,6 +108,9 @@ async def _setup(session: AsyncSession, community: Community) -> tuple[int, int]
     await session.flush()
     found = {m.name: m.id for m in stored}
     ids.extend([found[PLAIN[PersonalField.NAME]] or 0, found["李四"] or 0])
+    admin_roles = await community.roles(session, community.admin)
+    for word in TAGGED:  # tags are a sensitive field of the table too
+        await tags.tag_member(session, community.admin, admin_roles, ids[0], word, community.now)
     return ids[0], ids[1]
 
 
@@ -130,6 +135,8 @@ async def _reader(session: AsyncSession, community: Community, role: Role) -> Pe
 def _raw(field: PersonalField, member: HouseholdMember) -> object:
     if field == PersonalField.ID_NUMBER:
         return PLAIN[PersonalField.ID_NUMBER]
+    if field == PersonalField.TAGS:
+        return "、".join(TAGGED)
     return getattr(member, field.value)
 
 
@@ -197,7 +204,7 @@ async def test_every_role_every_field_every_screen(
         before = len(
             (await session.exec(select(AuditLog).where(AuditLog.action == "reveal"))).all()
         )
-        if want >= Access.ON_REQUEST and field in {PersonalField.ID_NUMBER, PersonalField.PHONE}:
+        if want >= Access.ON_REQUEST and field in REVEALED:
             value = await members.reveal(
                 session,
                 person=reader,
@@ -215,7 +222,7 @@ async def test_every_role_every_field_every_screen(
             assert len(logged) == before + 1
             assert logged[-1].actor_id == reader.id and logged[-1].data["field"] == field.value
             assert logged[-1].data["purpose"] == "visit" and logged[-1].at == community.now
-        elif field in {PersonalField.ID_NUMBER, PersonalField.PHONE}:
+        elif field in REVEALED:
             with pytest.raises(NotAllowed):
                 await members.reveal(
                     session,
