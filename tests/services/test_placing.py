@@ -12,11 +12,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
 from bot.services import boundaries, tickets
+from bot.services.addresses import address_key, names_same_place, normalize_address
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.services.notice_board import resident_grid
 from bot.services.ticket_notices import Notice
 from bot.services.tickets import PlacedBy, place_report
-from bot.services.addresses import address_key, names_same_place, normalize_address
 from bot.settings import Settings
 from models import (
     Counter,
