@@ -21,6 +21,7 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, String, func, literal, or_
 from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Mapped
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -116,7 +117,7 @@ def _strpos(element: _Position, compiler: SQLCompiler, **kw: Any) -> str:
     return f"strpos({compiler.process(element.clauses, **kw)})"
 
 
-def matching(stored: ColumnElement[str], typed_key: str) -> ColumnElement[bool]:
+def matching(stored: ColumnElement[str] | Mapped[str], typed_key: str) -> ColumnElement[bool]:
     """SQL for :func:`keys_match` of a typed key against a stored key column."""
     typed = literal(typed_key, String())
     stored_length = func.length(func.replace(func.replace(stored, OPEN, ""), CLOSE, ""))
