@@ -109,6 +109,8 @@ async def test_hostile_addresses_are_placed_as_python_placed_them(
 ) -> None:
     now = clock.now()
     await load_demo_data(session, now)
+    demo = (await session.exec(select(Household.address, Household.address_key))).all()
+    assert demo and all(key == address_key(address) for address, key in demo)
     person = (
         await session.exec(select(Person).where(Person.telegram_id == DEMO_PERSONAS["resident"]))
     ).one()
