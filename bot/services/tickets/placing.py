@@ -119,9 +119,10 @@ async def _grid_of_address(session: AsyncSession, home: Grid, address: str) -> G
     grid_ids = (
         await session.exec(
             select(Household.grid_id)
-            .join(Grid, col(Grid.id) == Household.grid_id)
             .where(
-                col(Grid.path).startswith(street.path),
+                col(Household.grid_id).in_(
+                    select(Grid.id).where(col(Grid.path).startswith(street.path))
+                ),
                 matching(col(Household.address_key), match_key(typed)),
             )
             .distinct()
