@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib.util
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -217,12 +218,12 @@ async def test_the_sql_test_is_keys_match(session: AsyncSession) -> None:
 
 
 def test_the_migration_keys_existing_households(tmp_path: Path) -> None:
-    """0018 fills the key of every household already there, as the application would."""
+    """0019 fills the key of every household already there, as the application would."""
     path = tmp_path / "old.db"
     url = f"sqlite+aiosqlite:///{path}"
-    migrate.upgrade(url, "0017")
+    migrate.upgrade(url, "0018")
     addresses = [address for _, address in REGISTERED] + ["杏东花园 3号楼 1单元 101室"] * 2_100
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute(
             "INSERT INTO grid (id, code, name, tier, path, created_at) "
             "VALUES (1, '350211001', 'x', 0, '/1/', '2026-12-01 00:00:00')"
@@ -234,12 +235,12 @@ def test_the_migration_keys_existing_households(tmp_path: Path) -> None:
             [(f"H{n}", address) for n, address in enumerate(addresses)],
         )
     migrate.upgrade(url)
-    with sqlite3.connect(path) as connection:
+    with closing(sqlite3.connect(path)) as connection:
         rows = connection.execute("SELECT address, address_key FROM household").fetchall()
     assert len(rows) == len(addresses)
     assert all(key == address_key(address) for address, key in rows)
     spec = importlib.util.spec_from_file_location(
-        "migration_0018", ROOT / "migrations" / "versions" / "0018_household_address_key.py"
+        "migration_0019", ROOT / "migrations" / "versions" / "0019_household_address_key.py"
     )
     assert spec is not None and spec.loader is not None
     migration = importlib.util.module_from_spec(spec)
