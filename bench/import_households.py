@@ -49,6 +49,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot import migrate
 from bot.db import create_engine
 from bot.i18n import gettext_for
+from bot.services.addresses import address_key
 from bot.services.exports import export_households
 from bot.services.imports import (
     ImportReport,
@@ -235,6 +236,7 @@ async def main() -> None:
                     "code": r[0],
                     "grid_id": 1,
                     "address": r[4],
+                    "address_key": address_key(r[4]),
                     "head_name": r[2],
                     "phone": normalise_phone(r[3]),
                     "members": int(r[5]),

@@ -233,8 +233,12 @@ class BotHost:
         self._stack.push_async_callback(close, app)
         self.probe = Probe(app.engine)
         self._stack.callback(self.probe.close)
-        self._context = JobContext(
-            sessions=app.sessions, clock=clock, settings=settings, wake_outbox=app.sender.wake
+        self._context = JobContext(  # as the scheduler builds it: long reads in readers
+            sessions=app.sessions,
+            clock=clock,
+            settings=settings,
+            wake_outbox=app.sender.wake,
+            readers=app.work.readers,
         )
         self._tasks.append(asyncio.create_task(self.probe.tick()))
         await self._stack.enter_async_context(running(app))

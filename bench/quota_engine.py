@@ -48,6 +48,7 @@ import models
 from bot import migrate
 from bot.db import create_engine
 from bot.services import daily_push, quotas
+from bot.services.addresses import address_key
 from bot.services.periods import PeriodKind, period_start
 from bot.settings import Settings
 from bot.telegram.visit_views import render_push
@@ -168,6 +169,7 @@ HOUSEHOLD_COLUMNS = [
     "grid_id",
     "worker_id",
     "address",
+    "address_key",
     "head_name",
     "members",
     "categories",
@@ -237,6 +239,7 @@ def generate(
                 leaves[n % size.workers],
                 worker_id,
                 f"幸福路{household_id}号",
+                address_key(f"幸福路{household_id}号"),
                 f"住户{household_id}",
                 rng.randint(1, 6),
                 categories,

@@ -26,7 +26,12 @@ class HouseholdBase(SQLModel):
 
 
 class Household(HouseholdBase, table=True):
+    __table_args__ = (Index("ix_household_grid_address_key", "grid_id", "address_key"),)
+
     id: int | None = Field(default=None, primary_key=True)
+    # the address as a typed one is matched against (bot.services.addresses.address_key),
+    # written with the address by whoever creates or edits a household; "" never matches
+    address_key: str = Field(default="", max_length=400)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 

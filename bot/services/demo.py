@@ -39,6 +39,7 @@ from models import (
 )
 from models.registry import Department
 
+from .addresses import address_key
 from .boundaries import new_version
 from .grid_codes import child_code, parent_of, validate_code
 from .id_numbers import IdVault
@@ -270,6 +271,7 @@ async def _insert(session: AsyncSession, community: DemoCommunity, now: datetime
             grid_id=_id(grids[h.grid_code]),
             worker_id=worker_of_grid[h.grid_code],
             address=h.address,
+            address_key=address_key(h.address),
             head_name=h.head_name,
             phone=h.phone,
             members=h.members,

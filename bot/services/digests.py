@@ -16,6 +16,11 @@ characters. It goes through the outbox as a non-urgent message (quiet hours hold
 recipient's language, and exactly once per period and person: its first part carries the
 outbox ``ref`` ``dg:<kind>:<person id>:<period>`` and a person whose ref exists is skipped (on
 PostgreSQL a transaction-scoped advisory lock keeps two runs from both missing it).
+
+Each kind is made by a ``plan_*`` function that only reads — the jobs run it in a reader
+session, so a month of tickets is read with no write lock held — and queued by
+:func:`queue_digests` in a short writing transaction that checks the refs again under the lock.
+``send_*`` does both in one session.
 """
 
 from __future__ import annotations
@@ -144,6 +149,28 @@ def deliver(
         )
         for index, part in enumerate(split_message(text))
     ]
+
+
+@dataclass(frozen=True)
+class Digest:
+    """One digest made and waiting to be queued: for whom, its text and its outbox ref."""
+
+    person: Person
+    text: str
+    ref: str
+
+
+async def queue_digests(session: AsyncSession, planned: Sequence[Digest], now: datetime) -> int:
+    """Queue the digests made by a ``plan_*`` function, in a short writing transaction: those
+    queued meanwhile (by another run, found by their ref under the lock) are left out."""
+    if not planned:
+        return 0
+    await _lock(session)
+    done = await sent_refs(session, (d.ref for d in planned))
+    fresh = [d for d in planned if d.ref not in done]
+    for digest in fresh:
+        deliver(session, digest.person, digest.text, ref=digest.ref, now=now)
+    return len(fresh)
 
 
 def _rolled_up(paths: dict[int, str], per_grid: dict[int, list[int]]) -> dict[int, list[int]]:
@@ -378,14 +405,20 @@ def render_weekly(figures: Sequence[WeeklyFigures], week: Week, locale: str, tz:
 
 async def send_weekly_digests(session: AsyncSession, now: datetime, settings: Settings) -> int:
     """The weekly digest to every head who has not had this week's: returns how many."""
-    await _lock(session)
+    return await queue_digests(session, await plan_weekly_digests(session, now, settings), now)
+
+
+async def plan_weekly_digests(
+    session: AsyncSession, now: datetime, settings: Settings
+) -> list[Digest]:
+    """This week's digest for every head who has not had it (reads only: a reader session)."""
     week = last_full_week(now, settings.tz)
     heads = await recipients(session, Role.HEAD)
     refs = {r.person.id: f"dg:week:{r.person.id}:{week.label}" for r in heads}
     done = await sent_refs(session, refs.values())
     due = [r for r in heads if refs[r.person.id] not in done]
     if not due:
-        return 0
+        return []
     every_grid = {grid.id: grid for r in due for grid in r.grids}
     figures = {
         f.grid.id: f
@@ -393,15 +426,19 @@ async def send_weekly_digests(session: AsyncSession, now: datetime, settings: Se
             session, list(every_grid.values()), week=week, now=now, tz=settings.tz
         )
     }
-    for recipient in due:
-        text = render_weekly(
-            [figures[grid.id or 0] for grid in recipient.grids],
-            week,
-            locale_of(recipient.person, settings),
-            settings.tz,
+    return [
+        Digest(
+            recipient.person,
+            render_weekly(
+                [figures[grid.id or 0] for grid in recipient.grids],
+                week,
+                locale_of(recipient.person, settings),
+                settings.tz,
+            ),
+            refs[recipient.person.id],
         )
-        deliver(session, recipient.person, text, ref=refs[recipient.person.id], now=now)
-    return len(due)
+        for recipient in due
+    ]
 
 
 # --- the half-monthly dispute screening -------------------------------------------------------
@@ -501,19 +538,25 @@ def render_dispute_screening(
 
 async def send_dispute_screenings(session: AsyncSession, now: datetime, settings: Settings) -> int:
     """The half-month's dispute screening to every centre operator who has not had it."""
-    await _lock(session)
+    return await queue_digests(session, await plan_dispute_screenings(session, now, settings), now)
+
+
+async def plan_dispute_screenings(
+    session: AsyncSession, now: datetime, settings: Settings
+) -> list[Digest]:
+    """The half-month's screening for every centre operator who has not had it (reads only)."""
     half = half_month_start(now, settings.tz)
     centre = await recipients(session, Role.CENTER)
     refs = {r.person.id: f"dg:disputes:{r.person.id}:{half.isoformat()}" for r in centre}
     done = await sent_refs(session, refs.values())
-    due = [r for r in centre if refs[r.person.id] not in done]
-    for recipient in due:
+    planned = []
+    for recipient in (r for r in centre if refs[r.person.id] not in done):
         disputes = await open_disputes(session, [grid.path for grid in recipient.grids])
         text = render_dispute_screening(
             disputes, now, locale_of(recipient.person, settings), settings.tz
         )
-        deliver(session, recipient.person, text, ref=refs[recipient.person.id], now=now)
-    return len(due)
+        planned.append(Digest(recipient.person, text, refs[recipient.person.id]))
+    return planned
 
 
 # --- the monthly indicators to the centre -------------------------------------------------------
@@ -526,7 +569,14 @@ def month_title(first_day: date, locale: str) -> str:
 
 async def send_monthly_indicators(session: AsyncSession, now: datetime, settings: Settings) -> int:
     """Last month's indicators, per community, to every centre operator who has not had them."""
-    await _lock(session)
+    return await queue_digests(session, await plan_monthly_indicators(session, now, settings), now)
+
+
+async def plan_monthly_indicators(
+    session: AsyncSession, now: datetime, settings: Settings
+) -> list[Digest]:
+    """Last month's indicators for every centre operator who has not had them (reads only: a
+    month of tickets is read in a reader session, and only the queueing writes)."""
     month = period_of(PeriodKind.MONTH, now, settings.tz).previous()
     start, end = month.utc_bounds(settings.tz)
     centre = await recipients(session, Role.CENTER)
@@ -537,6 +587,7 @@ async def send_monthly_indicators(session: AsyncSession, now: datetime, settings
     for grid in {grid.id: grid for r in due for grid in r.grids}.values():
         reports[grid.id] = await indicator_report(session, grid, start=start, end=end, now=now)
     places_of = await _inspections_of(session, [g for r in due for g in r.grids], start, end, now)
+    planned = []
     for recipient in due:
         locale = locale_of(recipient.person, settings)
         header = "🗓 <b>" + esc(month_title(month.start, locale)) + "</b>"
@@ -552,8 +603,8 @@ async def send_monthly_indicators(session: AsyncSession, now: datetime, settings
                     )
                 )
         text = "\n\n".join([header, *sections])
-        deliver(session, recipient.person, text, ref=refs[recipient.person.id], now=now)
-    return len(due)
+        planned.append(Digest(recipient.person, text, refs[recipient.person.id]))
+    return planned
 
 
 async def _inspections_of(

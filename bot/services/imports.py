@@ -78,6 +78,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import NotAllowed
 from bot.i18n import N_, gettext_for, join_list
 from bot.labels import HOUSEHOLD_CATEGORY, ROLE
+from bot.services.addresses import address_key
 from bot.services.permissions import Action, scope_paths, within
 from bot.settings import LOCALES
 from models import AuditLog, Grid, Household, HouseholdCategory, Person, Role, RoleAssignment
@@ -683,6 +684,7 @@ _HOUSEHOLD_FIELDS = (
     "grid_id",
     "worker_id",
     "address",
+    "address_key",
     "head_name",
     "phone",
     "members",
@@ -890,6 +892,7 @@ def _household_values(
         "grid_id": grid.id,
         "worker_id": worker_id if table.has("worker") else old["worker_id"],
         "address": household.address,
+        "address_key": address_key(household.address),
         "head_name": household.head_name,
         "phone": household.phone if table.has("phone") else old["phone"],
         "members": household.members if table.has("members") else old["members"],

@@ -212,3 +212,44 @@ async def test_the_morning_push_reads_its_rounds_without_the_write_lock(
             )
         ).all()
     assert len(pushed) == len(set(pushed)) == 27
+
+
+async def test_the_monthly_digest_is_worked_out_without_the_write_lock(
+    ctx: JobContext, pooled_engine: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A month of tickets is read in a read-only session: while the digest is worked out,
+    anyone else's write goes through at once (on SQLite it would wait out the busy timeout
+    and fail behind a job that held the write lock), and it is queued once, in a short
+    writing transaction."""
+    from dataclasses import replace
+
+    from bot.db import create_reader_factory
+    from bot.services import digests
+    from scheduler import jobs as job_module
+
+    async with ctx.sessions() as session:
+        await load_demo_data(session, local(2026, 3, 12, 7))
+        await session.commit()
+    ctx.clock.set(local(2026, 4, 1, 9, 30))  # type: ignore[attr-defined]
+    plan = digests.plan_monthly_indicators
+    others: list[int] = []
+
+    async def planned_meanwhile(*args: Any) -> list[digests.Digest]:
+        made = await plan(*args)
+        async with ctx.sessions() as other:  # someone else's update, while the job reads
+            other.add(ProcessedUpdate(bot_id=9, update_id=len(others), at=ctx.clock.now()))
+            await other.commit()
+        others.append(len(made))
+        return made
+
+    monkeypatch.setattr(digests, "plan_monthly_indicators", planned_meanwhile)
+    reading = replace(ctx, readers=create_reader_factory(pooled_engine))
+    await job_module.monthly_indicators(reading)
+    await job_module.monthly_indicators(reading)  # again: nobody twice
+    async with ctx.sessions() as session:
+        queued = (
+            await session.exec(
+                select(OutboxMessage.ref).where(col(OutboxMessage.ref).startswith("dg:month:"))
+            )
+        ).all()
+    assert others[1] == 0 and others[0] == len(queued) == len(set(queued)) >= 1

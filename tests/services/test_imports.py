@@ -24,6 +24,7 @@ from bot.clock import FrozenClock
 from bot.errors import NotAllowed
 from bot.i18n import gettext_for
 from bot.services import grid_codes, imports, tabular
+from bot.services.addresses import address_key
 from bot.services.grid_codes import NOT_A_CODE
 from bot.services.imports import (
     AMBIGUOUS_WORKER,
@@ -547,6 +548,8 @@ async def test_a_changed_row_updates_its_household(
     assert moved.grid_id == community.grids[EAST_B].id
     assert moved.worker_id == community.workers[WORKER_B].id
     assert changed.address == "杏东花园1号楼 999室"
+    assert changed.address_key == "杏东花园(1)栋(999)"  # matched as typed from now on
+    assert all(h.address_key == address_key(h.address) for h in stored.values())
     assert changed.categories == HouseholdCategory.MILITARY_MARTYR and changed.is_key
     assert changed.worker_id is None
 

@@ -9,8 +9,8 @@ In order:
    ticket down (下派) to the right grid;
 2. "at my home": the grid of the reporter's household;
 3. a typed address that names households of the reporter's street, all in one grid (see
-   :func:`normalize_address` and :func:`names_same_place` for what counts as the same
-   address; an address without the name of a place, "5号楼2单元", names none): that grid;
+   :mod:`bot.services.addresses` for what counts as the same address; an address without the
+   name of a place, "5号楼2单元", names none): that grid;
 4. otherwise the reporter's own grid — and when a point was shared but lies outside every
    grid's boundary, the street centre is told so that someone looks at where it belongs;
    likewise when that "own grid" is an area with grids below it (a partner's Open311 report
@@ -20,24 +20,21 @@ In order:
 
 from __future__ import annotations
 
-import asyncio
-import re
-import unicodedata
-from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import Row
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.services import boundaries
+from bot.services.addresses import (
+    match_key,
+    matching,
+    names_a_place,
+    normalize_address,
+)
 from bot.services.tickets.concerned import grid_at_tier
 from models import Grid, Household
-
-MAX_HOUSEHOLDS = 50_000  # addresses of one street compared with a typed one
-ADDRESS_BATCH = 5_000  # addresses read and compared at a time
-MIN_TYPED = 3  # characters of a normalised typed address worth comparing
 
 
 class PlacedBy(StrEnum):
@@ -109,67 +106,29 @@ async def _has_children(session: AsyncSession, grid: Grid) -> bool:
 
 # --- addresses ----------------------------------------------------------------------------------
 
-# "3号楼", "3#楼", "3#", "3幢", "3栋", "3座" all name building 3
-_BUILDING = re.compile(r"([0-9]+)(?:号楼|#楼|#|幢|栋|座)")
-_ROOM = re.compile(r"([0-9]+)(?:室|号房)")
-_UNITS = re.compile(r"[0-9]|栋|单元|号|室|楼|层")  # what is left is the name of a place
-_NOISE = re.compile(r"[\s\-_,.;:/\\()\[\]{}'\"`~!?、，。；：（）【】《》“”‘’·—…]+")
-
-
-def normalize_address(text: str) -> str:
-    """An address reduced to what tells it apart: full-width folded, spaces and punctuation
-    gone, and the usual ways of writing a building (3号楼 / 3幢 / 3#楼 / 3座 → 3栋) and a flat
-    (501室 → 501) made one. Chinese numerals are left as they are (三号楼 is not 3栋)."""
-    folded = unicodedata.normalize("NFKC", text).lower()
-    folded = _BUILDING.sub(r"\1栋", folded)
-    folded = _ROOM.sub(r"\1", folded)
-    return _NOISE.sub("", folded)
-
-
-def names_same_place(typed: str, registered: str) -> bool:
-    """Whether a typed address (normalised) names the registered one (normalised): one holds
-    the other, and a number is never cut in two (3栋 is not 13栋, 10 is not 101)."""
-    short, long = (typed, registered) if len(typed) <= len(registered) else (registered, typed)
-    if len(short) < MIN_TYPED:
-        return False
-    start = long.find(short)
-    while start != -1:
-        end = start + len(short)
-        before_ok = start == 0 or not (short[0].isdigit() and long[start - 1].isdigit())
-        after_ok = end == len(long) or not (short[-1].isdigit() and long[end].isdigit())
-        if before_ok and after_ok:
-            return True
-        start = long.find(short, start + 1)
-    return False
-
 
 async def _grid_of_address(session: AsyncSession, home: Grid, address: str) -> Grid | None:
     """The one grid whose households the typed address names, within the reporter's street;
-    None when none does, or households of several grids do."""
+    None when none does, or households of several grids do. The database compares the typed
+    address's key with each household's stored one (:mod:`bot.services.addresses`), reading
+    the (grid, key) index only, and hands back at most two grids."""
     typed = normalize_address(address)
-    if len(_UNITS.sub("", typed)) < 2:
+    if not names_a_place(typed):
         return None  # "5号楼2单元" alone: building 5 of which compound? Near home, most likely
     street = await grid_at_tier(session, home, 0)
-    connection = await session.connection()  # plain rows: no ORM loading of 50,000 of them
-    addresses = await connection.stream(
-        select(Household.grid_id, Household.address)
-        .join(Grid, col(Grid.id) == Household.grid_id)
-        .where(col(Grid.path).startswith(street.path))
-        .limit(MAX_HOUSEHOLDS)
-        .execution_options(yield_per=ADDRESS_BATCH)
-    )
-    grid_ids: set[int] = set()
-    async for batch in addresses.partitions():  # compared in a thread: the loop stays free
-        grid_ids |= await asyncio.to_thread(_grids_named, typed, batch)
+    grid_ids = (
+        await session.exec(
+            select(Household.grid_id)
+            .where(
+                col(Household.grid_id).in_(
+                    select(Grid.id).where(col(Grid.path).startswith(street.path))
+                ),
+                matching(col(Household.address_key), match_key(typed)),
+            )
+            .distinct()
+            .limit(2)
+        )
+    ).all()
     if len(grid_ids) != 1:
         return None
-    return await session.get(Grid, grid_ids.pop())
-
-
-def _grids_named(typed: str, households: Iterable[Row[int, str]]) -> set[int]:
-    """The grids of the households whose registered address ``typed`` (normalised) names."""
-    return {
-        grid_id
-        for grid_id, registered in households
-        if names_same_place(typed, normalize_address(registered))
-    }
+    return await session.get(Grid, grid_ids[0])
