@@ -6,8 +6,8 @@ on (grid, key) that the /report address step reads instead of every household's 
 Existing rows are keyed here, 2,000 at a time, with a copy of the normalisation as it stood
 when this migration was written (a later change to it needs a migration of its own).
 
-Revision ID: 0019
-Revises: 0018
+Revision ID: 0021
+Revises: 0020
 Create Date: 2026-12-07
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0019"
-down_revision: str | None = "0018"
+revision: str = "0021"
+down_revision: str | None = "0020"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
