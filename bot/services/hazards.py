@@ -138,6 +138,7 @@ async def record_inspection(
         inspector=inspector,
         kind=kind,
         now=now,
+        policy=policy,
         results=results,
         photos=photos,
         point=point,
@@ -278,7 +279,14 @@ async def record_refusal(
     policy = await current_policy(session)
     point = parse_point(latitude, longitude)
     inspection = await new_inspection(
-        session, place=place, inspector=inspector, kind=ROUTINE, now=now, point=point, refused=True
+        session,
+        place=place,
+        inspector=inspector,
+        kind=ROUTINE,
+        now=now,
+        policy=policy,
+        point=point,
+        refused=True,
     )
     place_type = policy.type(place.type_key)
     code = (place_type.department if place_type is not None else None) or ""

@@ -124,6 +124,36 @@ async def test_due_places_for_one_worker_and_for_all_at_once(
     assert ("老王饭店", "recheck") in [(d.place.name, d.kind) for d in due]
 
 
+async def test_the_next_due_date_follows_inspections_and_the_push_order_matches_the_list(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    assert restaurant.next_due_at == restaurant.created_at  # imported: due from then
+    results, photos = restaurant_answers()
+    await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    assert restaurant.next_due_at == community.now + timedelta(days=30)  # 九小场所: monthly
+    # a month and more on: the pharmacy (never inspected), the restaurant's re-inspection
+    # (its hazards' fix-by dates) and its routine inspection, soonest first, in one order
+    later = community.now + timedelta(days=45)
+    paths = inspections.inspector_paths(await community.roles(session, worker))
+    listed = await inspections.due_places(session, paths, DEFAULT_POLICY, later)
+    pushed = await inspections.due_by_worker(
+        session, {worker.id or 0: paths}, DEFAULT_POLICY, later, limit=2, totals=(totals := {})
+    )
+    assert [(d.place.name, d.kind) for d in listed] == [
+        ("仁心药房", "routine"),
+        ("老王饭店", "recheck"),
+        ("老王饭店", "routine"),
+    ]
+    assert [(d.name, d.kind) for d in pushed[worker.id or 0]] == [
+        (d.place.name, d.kind) for d in listed[:2]
+    ]
+    assert pushed[worker.id or 0][1].hazards == 2
+    assert totals == {worker.id or 0: 3}
+
+
 async def test_a_restaurant_with_two_failures_gets_two_hazards_fixed_and_ticketed(
     session: AsyncSession, clock: FrozenClock
 ) -> None:
@@ -299,6 +329,7 @@ async def test_withdrawing_follows_the_visit_rules_and_takes_the_hazards_along(
     assert states == {"withdrawn"}
     await session.refresh(restaurant)
     assert restaurant.last_inspected_at is None
+    assert restaurant.next_due_at == restaurant.created_at  # due again, as if never inspected
 
 
 async def test_coverage_hazard_figures_and_the_two_ledgers(
