@@ -336,7 +336,7 @@ def check_answers(
     if set(results) != set(keys) or any(r not in RESULTS for r in results.values()):
         raise InvalidInput(N_("Please answer every item of the checklist."))
     for key, file_id in photos.items():
-        if results.get(key) != "fail" or not _file_id_ok(file_id):
+        if results.get(key) != "fail" or not file_id_ok(file_id):
             raise InvalidInput(N_("That photo could not be kept. Please send it again."))
     missing = [line for line in lines if results[line.key] == "fail" and line.key not in photos]
     if missing:
@@ -345,7 +345,7 @@ def check_answers(
         )
 
 
-def _file_id_ok(value: Any) -> bool:
+def file_id_ok(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= FILE_ID_LIMIT and value.isprintable()
 
 

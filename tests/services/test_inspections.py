@@ -19,7 +19,7 @@ from bot.i18n import gettext_for
 from bot.services import hazards, inspection_ledgers, inspections
 from bot.services.place_policy import DEFAULT_POLICY
 from bot.settings import Settings
-from models import Hazard, Inspection, Person, Place, Ticket, TicketCategory
+from models import AuditLog, Hazard, Inspection, Person, Place, Ticket, TicketCategory
 from models.registry import Department
 from tests.fakes import RecordingNotifier
 from tests.services.test_imports import (
@@ -386,3 +386,105 @@ def test_a_month_that_is_not_one_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
         inspection_ledgers.parse_month(text, date(2026, 3, 1))
     assert inspection_ledgers.parse_month("2026年3月", date(2026, 5, 1)) == date(2026, 3, 1)
+
+
+async def correct(
+    session: AsyncSession,
+    community: Community,
+    person: Person,
+    inspection_id: int,
+    item: int,
+    result: str,
+    photo: str | None = None,
+    *,
+    days: int = 0,
+) -> hazards.Correction:
+    return await hazards.correct_inspection(
+        session,
+        person,
+        await community.roles(session, person),
+        inspection_id,
+        item=item,
+        result=result,
+        photo_file_id=photo,
+        now=community.now + timedelta(days=days),
+    )
+
+
+async def test_an_inspection_is_corrected_its_hazards_follow_and_the_old_answer_is_kept(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    finding = await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    inspection_id = finding.inspection.id or 0
+    _inspection, _place, _amended, lines = await hazards.correctable(
+        session, worker, await community.roles(session, worker), inspection_id, community.now
+    )
+    keys = [line.key for line in lines]
+    exits, wiring = keys.index("exits_clear"), keys.index("no_loose_wiring")
+    # a pass corrected to a failure needs its photo, then opens a hazard
+    with pytest.raises(InvalidInput):
+        await correct(session, community, worker, inspection_id, wiring, "fail")
+    fixed = await correct(session, community, worker, inspection_id, wiring, "fail", "photo-w")
+    assert fixed.opened is not None and fixed.opened.item_key == "no_loose_wiring"
+    assert fixed.opened.fix_by > community.now
+    # a failure corrected away withdraws its hazard
+    cleared = await correct(session, community, worker, inspection_id, exits, "pass")
+    assert cleared.withdrawn is not None and cleared.withdrawn.state == "withdrawn"
+    stored = await session.get(Inspection, inspection_id)
+    assert stored is not None
+    assert stored.results["exits_clear"] == "pass" and stored.results["no_loose_wiring"] == "fail"
+    assert "exits_clear" not in stored.photos and stored.photos["no_loose_wiring"] == "photo-w"
+    audit = (
+        await session.exec(
+            select(AuditLog)
+            .where(AuditLog.action == "inspection:correct")
+            .order_by(col(AuditLog.id))
+        )
+    ).all()
+    assert [(a.data["item"], a.data["before"], a.data["after"]) for a in audit] == [
+        ("no_loose_wiring", "pass", "fail"),
+        ("exits_clear", "fail", "pass"),
+    ]
+    assert audit[1].data["photo_before"] == "photo-exit"
+    # hostile: an item not on it, an unknown answer, the same answer again
+    for item, result in ((len(lines), "pass"), (-1, "pass"), (exits, "maybe"), (exits, "pass")):
+        with pytest.raises(InvalidInput):
+            await correct(session, community, worker, inspection_id, item, result)
+    # the next day the author must ask the head; the head amends (audited as such); a week on,
+    # nobody
+    with pytest.raises(NotAllowed):
+        await correct(session, community, worker, inspection_id, exits, "na", days=1)
+    await correct(session, community, community.head, inspection_id, exits, "na", days=2)
+    assert (
+        await session.exec(select(AuditLog).where(AuditLog.action == "inspection:amend-correct"))
+    ).one().data["before"] == "pass"
+    with pytest.raises(InvalidInput):
+        await correct(session, community, community.head, inspection_id, exits, "pass", days=8)
+
+
+async def test_a_hazard_already_ticketed_cannot_be_corrected_away(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    finding = await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    hazard = finding.opened[0]
+    hazard.state = "ticket"
+    session.add(hazard)
+    await session.flush()
+    _inspection, _place, _amended, lines = await hazards.correctable(
+        session,
+        worker,
+        await community.roles(session, worker),
+        finding.inspection.id or 0,
+        community.now,
+    )
+    item = [line.key for line in lines].index(hazard.item_key)
+    with pytest.raises(InvalidInput):
+        await correct(session, community, worker, finding.inspection.id or 0, item, "pass")
