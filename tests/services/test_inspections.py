@@ -16,6 +16,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import FrozenClock
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import gettext_for
+from bot.services import departments as dept_admin
 from bot.services import hazards, inspection_ledgers, inspections
 from bot.services.place_policy import DEFAULT_POLICY
 from bot.settings import Settings
@@ -488,3 +489,70 @@ async def test_a_hazard_already_ticketed_cannot_be_corrected_away(
     item = [line.key for line in lines].index(hazard.item_key)
     with pytest.raises(InvalidInput):
         await correct(session, community, worker, finding.inspection.id or 0, item, "pass")
+
+
+async def test_an_unfixed_hazard_goes_to_the_department_the_routing_policy_names(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    """消防隐患 routed to the fire station by the casework policy: the ticket of a hazard not
+    fixed at its re-inspection lands there (主办, its windows running), not on the chain."""
+    community = await setup(session, clock)
+    admin, admin_roles = community.admin, await community.roles(session, community.admin)
+    station = await dept_admin.create(
+        session, actor=admin, roles=admin_roles, text="消防站 xfz", now=community.now
+    )
+    await dept_admin.toggle_category(
+        session,
+        actor=admin,
+        roles=admin_roles,
+        department_id=station.id or 0,
+        category=TicketCategory.FIRE,
+        now=community.now,
+    )
+    await dept_admin.route_here(
+        session,
+        actor=admin,
+        roles=admin_roles,
+        department_id=station.id or 0,
+        on=True,
+        now=community.now,
+    )
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    lines = await inspections.checklist_of(session, restaurant, DEFAULT_POLICY, "recheck")
+    answers = {line.key: "fail" for line in lines}
+    recheck = await inspect(
+        session,
+        community,
+        worker,
+        restaurant.id or 0,
+        answers,
+        {key: f"photo-{key}" for key in answers},
+        kind="recheck",
+    )
+    assert len(recheck.ticketed) == 2
+    for _hazard, ticket in recheck.ticketed:
+        assert ticket.category == TicketCategory.FIRE
+        assert ticket.owner_department_id == station.id and ticket.state == "transferred"
+        assert ticket.routing_rule == "dept:xfz"
+    # a pharmacy's hazard (安全隐患) is not the station's: it stays on the grid's chain
+    pharmacy = await place_named(session, "仁心药房")
+    place_type = DEFAULT_POLICY.type("pharmacy")
+    assert place_type is not None
+    failed = {item.key: "pass" for item in place_type.checklist}
+    failed["no_expired_drugs"] = "fail"
+    await inspect(session, community, worker, pharmacy.id or 0, failed, {"no_expired_drugs": "p"})
+    [line] = await inspections.checklist_of(session, pharmacy, DEFAULT_POLICY, "recheck")
+    later = await inspect(
+        session,
+        community,
+        worker,
+        pharmacy.id or 0,
+        {line.key: "fail"},
+        {line.key: "p2"},
+        kind="recheck",
+    )
+    [(_hazard, ticket)] = later.ticketed
+    assert ticket.category == TicketCategory.SAFETY and ticket.owner_department_id is None
