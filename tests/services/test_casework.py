@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
-from bot.errors import InvalidInput, NotAllowed
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.routing.policy import policy_to_json
 from bot.services import departments as dept_admin
 from bot.services import indicators, intake, sla_admin, tickets
@@ -657,4 +657,94 @@ async def test_only_a_street_admin_imports_departments(office: Office) -> None:
     with pytest.raises(NotAllowed):
         await dept_admin.import_departments(
             office.session, worker, roles, "部门名称\n消防站\n".encode(), now=office.now
+        )
+
+
+async def test_the_centre_adds_an_assisting_department_by_hand(
+    office: Office, session: AsyncSession
+) -> None:
+    """协办 by hand: the centre over a ticket at its lead asks one more department, which is
+    told and has its own deadline; the lead waits for it. Others, a department twice, the
+    lead itself, one that does not exist: refused."""
+    ticket = await _at_department(office, "urban_construction", TicketCategory.ILLEGAL_BUILDING)
+    centre, centre_roles = await office.named("center")
+    police = (await session.exec(select(Department).where(Department.code == "police"))).one()
+    urban = (
+        await session.exec(select(Department).where(Department.code == "urban_construction"))
+    ).one()
+    _ticket, candidates = await casework.assist_candidates(
+        session, actor=centre, roles=centre_roles, ticket_id=ticket.id or 0, now=office.now
+    )
+    assert police.id in {d.id for d in candidates} and urban.id not in {d.id for d in candidates}
+    # a worker, or the lead's own staff, may not
+    lead, lead_roles = await office.person(URBAN)
+    with pytest.raises(NotAllowed):
+        await casework.add_assist(
+            session,
+            office.notifier,
+            actor=lead,
+            roles=lead_roles,
+            ticket_id=ticket.id or 0,
+            department_id=police.id or 0,
+            now=office.now,
+        )
+    office.notifier.updates.clear()
+    _ticket, assist, helper = await casework.add_assist(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        ticket_id=ticket.id or 0,
+        department_id=police.id or 0,
+        now=office.now,
+    )
+    assert helper.id == police.id and assist.due_at > office.now
+    officer, _roles = await office.person(POLICE)
+    asked = [u for u in office.notifier.updates if u.notice == Notice.ASSIST_ASKED]
+    assert officer.id in {p.id for p in asked[0].others}
+    [event] = await office.events(ticket, "assist_asked")
+    assert event.actor_id == centre.id and event.data["department"] == "police"
+    for department_id, error in (
+        (police.id or 0, InvalidInput),  # twice
+        (urban.id or 0, InvalidInput),  # the lead
+        (2**31 - 1, NotFound),  # no such department
+    ):
+        with pytest.raises(error):
+            await casework.add_assist(
+                session,
+                office.notifier,
+                actor=centre,
+                roles=centre_roles,
+                ticket_id=ticket.id or 0,
+                department_id=department_id,
+                now=office.now,
+            )
+    await tickets.accept(
+        session,
+        office.notifier,
+        actor=lead,
+        roles=lead_roles,
+        ticket_id=ticket.id or 0,
+        now=office.now,
+    )
+    with pytest.raises(InvalidInput):  # the lead waits for the assisting answer
+        await tickets.resolve(
+            session,
+            office.notifier,
+            actor=lead,
+            roles=lead_roles,
+            ticket_id=ticket.id or 0,
+            text="已拆除",
+            now=office.now,
+        )
+
+
+async def test_an_assisting_department_cannot_be_added_to_a_ticket_without_a_lead(
+    office: Office, session: AsyncSession
+) -> None:
+    ticket = await office.file(TicketCategory.SANITATION, "垃圾桶满了没人清理")
+    centre, centre_roles = await office.named("center")
+    with pytest.raises(InvalidInput):
+        await casework.assist_candidates(
+            session, actor=centre, roles=centre_roles, ticket_id=ticket.id or 0, now=office.now
         )

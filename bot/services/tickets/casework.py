@@ -6,9 +6,10 @@ more time; the centre above decides).
   centre's 转办 puts the ticket with its lead department: the clock restarts with the policy's
   department windows (:func:`bot.routing.departments.to_department`). Assisting departments
   named by the rule are asked at once, each with its own deadline (``departments.assist``).
-- **协办.** An assisting department answers once (:func:`answer_assist`); the lead sees the
-  answer. The lead resolves the ticket only when every assisting department has answered or
-  its deadline has passed (:func:`check_assists_done`, called by 办结).
+- **协办.** The centre over the ticket may add an assisting department by hand
+  (:func:`add_assist`). An assisting department answers once (:func:`answer_assist`); the
+  lead sees the answer. The lead resolves the ticket only when every assisting department
+  has answered or its deadline has passed (:func:`check_assists_done`, called by 办结).
 - **退单.** The lead department gives the ticket back with a reason (:func:`return_ticket`): it
   goes to the street centre (the top of the chain, clock restarted there, an event
   ``returned``), whose operators re-dispatch it — 转办 to another department or 下派.
@@ -576,6 +577,80 @@ async def decide_extension(
         extra={"wanted": request.wanted.isoformat()},
     )
     return ticket, request
+
+
+MAX_ASSISTS = 5  # as a routing rule's ``assist``
+ASSIST_NOT_AT_DEPARTMENT = N_(
+    "Ticket {number} is not with a lead department: transfer it to one (转办) first."
+)
+ASSIST_TAKEN = N_("That department is already the lead or assisting on this ticket.")
+ASSISTS_FULL = N_("A ticket can have at most {count} assisting departments.")
+
+
+async def assist_candidates(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    now: datetime,
+) -> tuple[Ticket, list[Department]]:
+    """The departments the centre over the ticket may add as assisting (协办) by hand: active,
+    neither its lead nor already asked. Only the centre (``Action.DISPATCH``), only while the
+    ticket is open at a lead department."""
+    ticket = await load(session, ticket_id)
+    await authorize(session, actor, roles, Action.DISPATCH, ticket, now)
+    if ticket.state not in MOVABLE:
+        raise await moved_on(session, ticket)
+    if ticket.owner_department_id is None:
+        raise InvalidInput(ASSIST_NOT_AT_DEPARTMENT, number=shown_number(ticket))
+    assert ticket.id is not None
+    taken = {a.department_id for a in await assists_of(session, ticket.id)}
+    if len(taken) >= MAX_ASSISTS:
+        raise InvalidInput(ASSISTS_FULL, count=MAX_ASSISTS)
+    taken.add(ticket.owner_department_id)
+    active = (
+        await session.exec(
+            select(Department).where(col(Department.active).is_(True)).order_by(col(Department.id))
+        )
+    ).all()
+    return ticket, [d for d in active if d.id not in taken]
+
+
+async def add_assist(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    department_id: int,
+    now: datetime,
+) -> tuple[Ticket, TicketAssist, Department]:
+    """The centre asks one more department to assist (协办) by hand: its own deadline from the
+    policy the ticket has (``departments.assist``), an event ``assist_asked`` by the operator,
+    its staff told with the answer button — as if a routing rule had named it."""
+    ticket, candidates = await assist_candidates(
+        session, actor=actor, roles=roles, ticket_id=ticket_id, now=now
+    )
+    helper = next((d for d in candidates if d.id == department_id), None)
+    if helper is None:
+        known = await session.get(Department, department_id)
+        if known is None or not known.active:
+            raise NotFound()
+        raise InvalidInput(ASSIST_TAKEN)
+    policy, calendar = await policy_of(session, ticket)
+    assert ticket.id is not None and helper.id is not None
+    assist = TicketAssist(
+        ticket_id=ticket.id,
+        department_id=helper.id,
+        due_at=department_clock.assist_due(policy, calendar, now),
+        created_at=now,
+    )
+    session.add(assist)
+    await session.flush()
+    await tell_assists(session, notifier, ticket, [assist], now, actor=actor)
+    return ticket, assist, helper
 
 
 async def _department_by_code(session: AsyncSession, code: str) -> Department | None:
