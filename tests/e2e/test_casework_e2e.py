@@ -13,7 +13,7 @@ from bot.routing.policy import load_default_policy, policy_to_json
 from bot.sandbox.client import ChatMessage, Persona
 from bot.services.demo import TELEGRAM_ID_BASE
 from bot.services.ticket_numbers import shown_number
-from bot.telegram.callbacks import ExtensionCb, ExtensionDecision
+from bot.telegram.callbacks import AssistAddCb, ExtensionCb, ExtensionDecision
 from models import (
     AuditLog,
     Department,
@@ -22,6 +22,7 @@ from models import (
     PolicyVersion,
     RoleAssignment,
     Ticket,
+    TicketAssist,
     TicketCategory,
     TicketEvent,
     TicketSource,
@@ -391,3 +392,55 @@ async def test_forged_extension_decisions_and_a_bad_department_sheet_are_refused
     async with h.session() as session:
         added = (await session.exec(select(Department).where(Department.code == "cgd"))).one()
     assert added.categories == ["illegal_building", "sanitation"]
+
+
+async def test_the_centre_adds_an_assisting_department_by_hand(h: Harness) -> None:
+    """🤝: a ticket the rule sent to the 城建办 alone; the centre asks the police to assist,
+    who are told with the answer button; a worker's forged press is refused and audited."""
+    body = copy.deepcopy(policy_to_json(load_default_policy()))
+    body["routes"].insert(
+        0,
+        {
+            "name": "building-to-urban",
+            "categories": ["illegal_building"],
+            "department": "urban_construction",
+        },
+    )
+    async with h.session() as session:
+        session.add(PolicyVersion(body=body, created_at=h.clock.now()))
+        await session.commit()
+    centre, worker = await h.persona("center"), await h.persona("worker")
+    urban, police = await h.persona_of(URBAN), await h.persona_of(POLICE)
+    ticket = await file_ticket_for(
+        h, "resident", "楼顶私自搭建彩钢棚", category=TicketCategory.ILLEGAL_BUILDING
+    )
+    await urban.next_message()
+    await centre.send("/ticket " + shown_number(ticket))
+    await h.settle()
+    await h.forge_press(centre, AssistAddCb(id=ticket.id or 0).pack())
+    picker = await centre.wait_until(lambda t: any("协办部门" in m.text for m in t.bot_messages))
+    assert picker
+    await centre.press("杏林派出所")
+    done = await centre.wait_until(
+        lambda t: any("已请杏林派出所协办" in m.text for m in t.bot_messages)
+    )
+    assert done
+    ask = await police.wait_until(lambda t: any("协办" in m.text for m in t.bot_messages))
+    assert any("✍️ 协办答复" in m.buttons for m in ask.bot_messages)
+
+    await worker.send("/start")
+    await h.settle()
+    await h.forge_press(worker, AssistAddCb(id=ticket.id or 0, department=1).pack())
+    async with h.session() as session:
+        refused = (
+            await session.exec(
+                select(AuditLog).where(
+                    AuditLog.action == "refused:dispatch", AuditLog.object_id == ticket.id
+                )
+            )
+        ).all()
+        assists = (
+            await session.exec(select(TicketAssist).where(TicketAssist.ticket_id == ticket.id))
+        ).all()
+    assert len(refused) == 1 and len(assists) == 1
+    await h.check_language()
