@@ -113,6 +113,10 @@ OWNER_TEXT: dict[Notice, str] = {
         "Ticket {number} was sent back by {actor} after the on-site check: {note}"
     ),
     Notice.URGED: N_("Ticket {number} is urged by {actor} (督查催办). Please deal with it now."),
+    Notice.REMINDED: N_(
+        "⏰ Ticket {number} has waited a working day for its on-site check (待核查). Please "
+        "check it: confirm it with a photo, or send it back with a reason."
+    ),
 }
 DUTY_FIRST = N_(
     "📟 You are on duty (值班): ticket {number} comes to you first. If it is not accepted "
@@ -131,6 +135,7 @@ EXTENSION_BUTTONS = (
     (ExtensionDecision.REFUSE, N_("❌ Refuse")),
 )
 ASSIST_BUTTON = N_("✍️ Answer (协办)")
+ASSIST_REMINDER = N_("⏰ Reminder: your department has not answered yet.")
 # the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
 WITH_REASON = MOVED_BY_CENTRE | {Notice.RECLASSIFIED}  # the owners read the person's reason
@@ -140,6 +145,7 @@ FRESH_CARD = {
     Notice.COMPLAINT: "💬 ",
     Notice.SENT_BACK: "↩️ ",  # 核查不通过
     Notice.URGED: "📣 ",  # 催办
+    Notice.REMINDED: "",  # 待核查 a working day (its text begins with ⏰)
 }
 RATED_NOTICES = frozenset({Notice.RESOLVED, Notice.VERIFIED})  # the reporter is asked to rate
 MOVED_REASON = N_("Reason: {note}")
@@ -358,6 +364,8 @@ class TelegramTicketNotifier:
                 ]
             else:
                 head = self._t(person, ASSIST_ASKED_TEXT, **params)
+                if update.extra.get("reminder"):
+                    head = self._t(person, ASSIST_REMINDER) + "\n" + head
                 assist = AssistCb(id=int(update.extra["assist_id"])).pack()
                 rows = [[InlineKeyboardButton(text=t(ASSIST_BUTTON), callback_data=assist)]]
             body = card_text(

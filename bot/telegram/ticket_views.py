@@ -526,6 +526,7 @@ EVENT_LABELS: dict[TicketEventKind, str] = {
     TicketEventKind.VERIFIED: N_("checked on site (核查通过)"),
     TicketEventKind.SENT_BACK: N_("sent back after the on-site check"),
     TicketEventKind.URGED: N_("urged by a supervisor (催办)"),
+    TicketEventKind.REMINDED: N_("reminded: nobody had acted on it for a working day"),
 }
 # an event of a kind this version does not know (written by a newer one): never its raw key
 OTHER_EVENT_LABEL = N_("other change")

@@ -22,8 +22,8 @@ from bot.services.demo import DEMO_PERSONAS, TELEGRAM_ID_BASE, load_demo_data
 from bot.services.notice_board import resident_grid
 from bot.services.people import RoleInGrid, roles_of
 from bot.services.ticket_notices import Notice
-from bot.services.tickets import casework
-from bot.services.tickets.deadlines import current_policy
+from bot.services.tickets import casework, reminders
+from bot.services.tickets.deadlines import current_policy, policy_of
 from bot.settings import Settings
 from models import (
     AuditLog,
@@ -748,3 +748,48 @@ async def test_an_assisting_department_cannot_be_added_to_a_ticket_without_a_lea
         await casework.assist_candidates(
             session, actor=centre, roles=centre_roles, ticket_id=ticket.id or 0, now=office.now
         )
+
+
+async def test_an_unanswered_assist_and_a_waiting_check_are_reminded_once(
+    office: Office, session: AsyncSession
+) -> None:
+    """A working day with no answer to a 协办 ask, or no on-site check (待核查): asked again,
+    once, by the reminder sweep; an answered ask is not."""
+    ticket = await _at_department(office, "urban_construction", TicketCategory.ILLEGAL_BUILDING)
+    centre, centre_roles = await office.named("center")
+    police = (await session.exec(select(Department).where(Department.code == "police"))).one()
+    _ticket, assist, _helper = await casework.add_assist(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        ticket_id=ticket.id or 0,
+        department_id=police.id or 0,
+        now=office.now,
+    )
+    _policy, calendar = await policy_of(session, ticket)
+    due = calendar.add(assist.created_at, reminders.REMIND_AFTER)
+    assert due < assist.due_at
+    office.notifier.updates.clear()
+    assert await reminders.remind_idle(session, office.notifier, due - timedelta(minutes=1)) == 0
+    assert await reminders.remind_idle(session, office.notifier, due) == 1
+    [update] = office.notifier.updates
+    officer, _roles = await office.person(POLICE)
+    assert update.notice == Notice.ASSIST_ASKED and update.extra["reminder"] == "1"
+    assert officer.id in {p.id for p in update.others}
+    assert await reminders.remind_idle(session, office.notifier, due + timedelta(hours=1)) == 0
+    [event] = await office.events(ticket, "reminded")
+    assert event.data["assist"] == assist.id
+
+    # a ticket waiting for its on-site check a working day: its verifiers are asked again
+    waiting = await office.file(TicketCategory.SANITATION, "垃圾桶满了没人清理")
+    waiting.state = TicketState.VERIFYING
+    waiting.resolved_at = office.now
+    session.add(waiting)
+    await session.flush()
+    office.notifier.updates.clear()
+    later = calendar.add(office.now, reminders.REMIND_AFTER)
+    assert await reminders.remind_idle(session, office.notifier, later) == 1
+    [update] = office.notifier.updates
+    assert update.notice == Notice.REMINDED and update.owners
+    assert await reminders.remind_idle(session, office.notifier, later) == 0
