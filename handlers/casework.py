@@ -62,8 +62,10 @@ def _cancel(step: State, ticket_id: int) -> InlineKeyboardMarkup:
 async def card_pressed(
     query: CallbackQuery, callback_data: TicketCb, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
-    """↩️ or ⏳ on the card: only the lead department's staff (refused otherwise)."""
-    ticket = await casework.check_lead(
+    """↩️ or ⏳ on the card: only the lead department's staff; ⏳ also an assisting
+    department's, for its answer date (refused otherwise)."""
+    check = casework.check_lead if callback_data.action == TicketAction.RETURN else None
+    ticket = await (check or casework.check_asking)(
         actor.session,
         actor=actor.who,
         roles=actor.roles,
@@ -176,6 +178,8 @@ async def extension_decided(
     )
     number = code(shown_number(ticket))
     deadline = local_time(ticket.resolve_deadline, settings.tz)
+    if request.department_id != ticket.owner_department_id:  # an assisting department's date
+        deadline = local_time(request.wanted if approve else request.old_deadline, settings.tz)
     text = (
         _("Approved: ticket {number} is now due {deadline}.")
         if approve

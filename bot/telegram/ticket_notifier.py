@@ -25,6 +25,8 @@ from bot.telegram.callbacks import (
     ExtensionDecision,
     ReturnVisitCb,
     ReturnVisitOutcome,
+    TicketAction,
+    TicketCb,
 )
 from bot.telegram.render import esc
 from bot.telegram.replies import markup_json
@@ -135,6 +137,7 @@ EXTENSION_BUTTONS = (
     (ExtensionDecision.REFUSE, N_("❌ Refuse")),
 )
 ASSIST_BUTTON = N_("✍️ Answer (协办)")
+MORE_TIME_BUTTON = N_("⏳ More time (延期)")
 ASSIST_REMINDER = N_("⏰ Reminder: your department has not answered yet.")
 # the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
@@ -218,6 +221,10 @@ class TelegramTicketNotifier:
             params["reason"] = REASONS.get(params["reason"], params["reason"])
         if update.notice == Notice.WARNED:
             params["deadline"] = local_time(ticket.next_deadline_at, self.settings.tz)
+        if "assist_deadline" in update.extra:  # an assisting department's 延期: its own date
+            params["deadline"] = local_time(
+                datetime.fromisoformat(update.extra["assist_deadline"]), self.settings.tz
+            )
         for key in ("wanted", "due"):
             if key in update.extra:
                 params[key] = local_time(
@@ -308,7 +315,9 @@ class TelegramTicketNotifier:
             if update.notice == Notice.FILED:  # a link above, told at once (urgent, major)
                 informed = self._t(person, INFORMED_TEXT, **{**params, "grid": esc(grid_name)})
                 self._send(session, person, informed + "\n\n" + text, None, now)
-            elif update.notice in {Notice.OVERDUE_AT_TOP, Notice.DUTY_WIDENED}:
+            elif update.notice in {Notice.OVERDUE_AT_TOP, Notice.DUTY_WIDENED} or (
+                "assist_deadline" in update.extra  # an assisting department's 延期 decided
+            ):
                 self._send(
                     session,
                     person,
@@ -367,7 +376,13 @@ class TelegramTicketNotifier:
                 if update.extra.get("reminder"):
                     head = self._t(person, ASSIST_REMINDER) + "\n" + head
                 assist = AssistCb(id=int(update.extra["assist_id"])).pack()
-                rows = [[InlineKeyboardButton(text=t(ASSIST_BUTTON), callback_data=assist)]]
+                more_time = TicketCb(action=TicketAction.EXTEND, id=ticket.id or 0).pack()
+                rows = [
+                    [
+                        InlineKeyboardButton(text=t(ASSIST_BUTTON), callback_data=assist),
+                        InlineKeyboardButton(text=t(MORE_TIME_BUTTON), callback_data=more_time),
+                    ]
+                ]
             body = card_text(
                 ticket,
                 t,

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import col, select
@@ -31,6 +33,7 @@ from models import (
 from tests.e2e.harness import Harness, file_ticket_for
 
 pytestmark = pytest.mark.e2e
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 POLICE, URBAN, PROPERTY = (TELEGRAM_ID_BASE + 11 + i for i in range(3))
 
@@ -426,7 +429,34 @@ async def test_the_centre_adds_an_assisting_department_by_hand(h: Harness) -> No
     )
     assert done
     ask = await police.wait_until(lambda t: any("协办" in m.text for m in t.bot_messages))
-    assert any("✍️ 协办答复" in m.buttons for m in ask.bot_messages)
+    assert any("✍️ 协办答复" in m.buttons and "⏳ 申请延期" in m.buttons for m in ask.bot_messages)
+
+    # the assisting department asks for more time for its answer; the centre approves
+    async with h.session() as session:
+        assist = (
+            await session.exec(select(TicketAssist).where(TicketAssist.ticket_id == ticket.id))
+        ).one()
+    wanted = (assist.due_at + timedelta(days=4)).astimezone(SHANGHAI).date()
+    police.cursor = (await police.transcript()).bot_messages[-1].message_id
+    await police.press("⏳ 申请延期")
+    assert "理由" in (await police.next_message()).text
+    await police.send("需调取监控核实当事人身份")
+    assert "日期" in (await police.next_message()).text
+    await police.send(wanted.isoformat())
+    assert "批准前" in (await police.next_message()).text
+    request = await centre.wait_until(
+        lambda t: any("✅ 批准" in m.buttons for m in t.bot_messages)
+    )
+    assert request
+    await centre.press("✅ 批准")
+    await h.settle()
+    told = await police.wait_until(lambda t: any("新期限" in m.text for m in t.bot_messages))
+    assert told
+    async with h.session() as session:
+        moved = (
+            await session.exec(select(TicketAssist).where(TicketAssist.id == assist.id))
+        ).one()
+    assert moved.due_at.astimezone(SHANGHAI).date() >= wanted > assist.due_at.date()
 
     await worker.send("/start")
     await h.settle()

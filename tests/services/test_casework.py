@@ -793,3 +793,65 @@ async def test_an_unanswered_assist_and_a_waiting_check_are_reminded_once(
     [update] = office.notifier.updates
     assert update.notice == Notice.REMINDED and update.owners
     assert await reminders.remind_idle(session, office.notifier, later) == 0
+
+
+async def test_an_assisting_department_asks_for_more_time_for_its_answer(
+    office: Office, session: AsyncSession
+) -> None:
+    """延期 by an assisting department: its answer deadline, not the ticket's, and only once the
+    centre approves; someone of no department on the ticket is refused."""
+    ticket = await _at_department(office, "urban_construction", TicketCategory.ILLEGAL_BUILDING)
+    centre, centre_roles = await office.named("center")
+    police = (await session.exec(select(Department).where(Department.code == "police"))).one()
+    _ticket, assist, _helper = await casework.add_assist(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        ticket_id=ticket.id or 0,
+        department_id=police.id or 0,
+        now=office.now,
+    )
+    officer, officer_roles = await office.person(POLICE)
+    deadline = ticket.resolve_deadline
+    asked_for = (assist.due_at + timedelta(days=3)).astimezone(SHANGHAI).strftime("%Y-%m-%d")
+
+    async def ask(who: Person, roles: list[RoleInGrid], day: str) -> casework.ExtensionAsked:
+        return await casework.ask_extension(
+            session,
+            office.notifier,
+            actor=who,
+            roles=roles,
+            ticket_id=ticket.id or 0,
+            reason="需调取监控核实",
+            wanted_text=day,
+            now=office.now,
+        )
+
+    too_early = assist.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d")
+    with pytest.raises(InvalidInput):  # not later than the answer deadline
+        await ask(officer, officer_roles, too_early)
+    company, company_roles = await office.person(PROPERTY)
+    with pytest.raises(NotAllowed):  # not a department on this ticket
+        await ask(company, company_roles, asked_for)
+    asked = await ask(officer, officer_roles, asked_for)
+    assert asked.request.department_id == police.id and asked.request.old_deadline == assist.due_at
+    with pytest.raises(InvalidInput):  # one request open at a time
+        await ask(officer, officer_roles, asked_for)
+    old_due = assist.due_at
+    _ticket, request = await casework.decide_extension(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        request_id=asked.request.id or 0,
+        approve=True,
+        now=office.now,
+    )
+    await session.refresh(assist)
+    assert request.approved and assist.due_at == request.wanted and assist.due_at > old_due
+    assert ticket.resolve_deadline == deadline  # the ticket's own deadline did not move
+    [event] = await office.events(ticket, "extension_approved")
+    assert event.data["assist"] == assist.id
+    told = office.notifier.updates[-1]
+    assert told.notice == Notice.EXTENSION_APPROVED and officer.id in {p.id for p in told.others}
