@@ -15,6 +15,8 @@ from bot.routing.policy import load_default_policy, policy_to_json
 from bot.sandbox.client import ChatMessage, Persona
 from bot.services.demo import TELEGRAM_ID_BASE
 from bot.services.ticket_numbers import shown_number
+from bot.services.tickets import reminders
+from bot.services.tickets.deadlines import policy_of
 from bot.telegram.callbacks import AssistAddCb, ExtensionCb, ExtensionDecision
 from models import (
     AuditLog,
@@ -473,4 +475,44 @@ async def test_the_centre_adds_an_assisting_department_by_hand(h: Harness) -> No
             await session.exec(select(TicketAssist).where(TicketAssist.ticket_id == ticket.id))
         ).all()
     assert len(refused) == 1 and len(assists) == 1
+    await h.check_language()
+
+
+async def test_an_unanswered_assisting_ask_is_reminded_once(h: Harness) -> None:
+    """A working day with no answer: the reminder sweep asks the assisting department again,
+    once, with its buttons."""
+    body = copy.deepcopy(policy_to_json(load_default_policy()))
+    body["routes"].insert(
+        0,
+        {
+            "name": "building-to-urban",
+            "categories": ["illegal_building"],
+            "department": "urban_construction",
+            "assist": ["police"],
+        },
+    )
+    async with h.session() as session:
+        session.add(PolicyVersion(body=body, created_at=h.clock.now()))
+        await session.commit()
+    police = await h.persona_of(POLICE)
+    ticket = await file_ticket_for(
+        h, "resident", "楼顶私自搭建彩钢棚", category=TicketCategory.ILLEGAL_BUILDING
+    )
+    await police.wait_until(lambda t: any("协办" in m.text for m in t.bot_messages))
+    async with h.session() as session:
+        assist = (
+            await session.exec(select(TicketAssist).where(TicketAssist.ticket_id == ticket.id))
+        ).one()
+        _policy, calendar = await policy_of(session, ticket)
+    for _ in range(2):  # twice past the moment: one reminder
+        h.clock.set(
+            calendar.add(assist.created_at, reminders.REMIND_AFTER) + timedelta(minutes=11)
+        )
+        await h.sweeps.catch_up(coalesce=True)
+        assert h.app is not None
+        h.app.sender.wake()
+        await h.settle()
+    transcript = await police.wait_until(lambda t: any("提醒" in m.text for m in t.bot_messages))
+    reminded = [m for m in transcript.bot_messages if "提醒：贵部门尚未答复" in m.text]
+    assert len(reminded) == 1 and "✍️ 协办答复" in reminded[0].buttons
     await h.check_language()
