@@ -484,7 +484,7 @@ async def refresh_next_due(
 ) -> int:
     """Set ``Place.next_due_at`` again for the places of these types (a changed cadence) or
     these places (a changed type); how many were set."""
-    statement = select(Place)
+    statement = select(Place).execution_options(populate_existing=True)
     if type_keys is not None:
         statement = statement.where(col(Place.type_key).in_(list(type_keys)))
     if place_ids is not None:
