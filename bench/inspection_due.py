@@ -69,6 +69,7 @@ PLACE_COLUMNS = [
     "address",
     "active",
     "last_inspected_at",
+    "next_due_at",
     "created_at",
     "updated_at",
 ]
@@ -112,6 +113,7 @@ async def load_places(
     sqlite = engine.dialect.name == "sqlite"
     stamp = _stamp(sqlite)
     types = [t.key for t in DEFAULT_POLICY.types]
+    intervals = {t.key: c.interval for t in DEFAULT_POLICY.types if (c := t.cadence_of("worker"))}
     now = NOW
     place_rows: list[tuple[Any, ...]] = []
     hazard_rows: list[tuple[Any, ...]] = []
@@ -120,16 +122,18 @@ async def load_places(
         place_id = n + 1
         leaf = leaves[n % len(leaves)]
         last = None if rng.random() < NEVER_SHARE else now - timedelta(hours=rng.randint(1, 1440))
+        type_key = rng.choice(types)
         place_rows.append(
             (
                 place_id,
                 f"P{place_id:07d}",
                 f"场所{place_id}",
-                rng.choice(types),
+                type_key,
                 leaf,
                 f"杏林路{place_id}号",
                 True,
                 stamp(last),
+                stamp(RULES_FROM if last is None else last + intervals[type_key]),
                 stamp(RULES_FROM),
                 stamp(RULES_FROM),
             )

@@ -1,6 +1,7 @@
 """A department's casework on the ticket card: 退单 (↩️ with a reason), 延期申请 (⏳ a reason,
 then the new date), the centre's ✅ / ❌ on a request for more time, and an assisting
-department's answer (协办, ✍️).
+department's answer (协办, ✍️), and the centre asking one more department to assist (🤝 under
+its dispatch buttons, when the ticket is with a lead department).
 
 ```mermaid
 stateDiagram-v2
@@ -19,7 +20,7 @@ from aiogram import F, Router
 from aiogram.filters import StateFilter
 from aiogram.fsm.context import FSMContext
 from aiogram.fsm.state import State, StatesGroup
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message
+from aiogram.types import CallbackQuery, InlineKeyboardButton, InlineKeyboardMarkup, Message
 from aiogram.utils.i18n import gettext as _
 
 from bot.errors import InvalidInput
@@ -28,7 +29,9 @@ from bot.services.ticket_numbers import shown_number
 from bot.services.tickets import casework
 from bot.settings import Settings
 from bot.telegram.callbacks import (
+    AssistAddCb,
     AssistCb,
+    CancelCb,
     CancelStepCb,
     ExtensionCb,
     ExtensionDecision,
@@ -59,8 +62,10 @@ def _cancel(step: State, ticket_id: int) -> InlineKeyboardMarkup:
 async def card_pressed(
     query: CallbackQuery, callback_data: TicketCb, reply: Replier, actor: Actor, state: FSMContext
 ) -> None:
-    """↩️ or ⏳ on the card: only the lead department's staff (refused otherwise)."""
-    ticket = await casework.check_lead(
+    """↩️ or ⏳ on the card: only the lead department's staff; ⏳ also an assisting
+    department's, for its answer date (refused otherwise)."""
+    check = casework.check_lead if callback_data.action == TicketAction.RETURN else None
+    ticket = await (check or casework.check_asking)(
         actor.session,
         actor=actor.who,
         roles=actor.roles,
@@ -173,6 +178,8 @@ async def extension_decided(
     )
     number = code(shown_number(ticket))
     deadline = local_time(ticket.resolve_deadline, settings.tz)
+    if request.department_id != ticket.owner_department_id:  # an assisting department's date
+        deadline = local_time(request.wanted if approve else request.old_deadline, settings.tz)
     text = (
         _("Approved: ticket {number} is now due {deadline}.")
         if approve
@@ -227,6 +234,63 @@ async def assist_answer(message: Message, reply: Replier, actor: Actor, state: F
     )
 
 
+async def assist_add_pressed(
+    query: CallbackQuery,
+    callback_data: AssistAddCb,
+    reply: Replier,
+    actor: Actor,
+    settings: Settings,
+) -> None:
+    """🤝 under the centre's dispatch buttons: the departments to ask, then the one chosen."""
+    if callback_data.department == 0:
+        ticket, candidates = await casework.assist_candidates(
+            actor.session,
+            actor=actor.who,
+            roles=actor.roles,
+            ticket_id=callback_data.id,
+            now=actor.now,
+        )
+        await query.answer()
+        if not candidates:
+            reply.text(_("No other department can be asked to assist."))
+            return
+        buttons = [
+            [
+                InlineKeyboardButton(
+                    text=d.name,
+                    callback_data=AssistAddCb(id=callback_data.id, department=d.id or 0).pack(),
+                )
+            ]
+            for d in candidates
+        ]
+        buttons.append([InlineKeyboardButton(text=_("Cancel"), callback_data=CancelCb().pack())])
+        reply.text(
+            _("Which department should assist (协办) on ticket {number}?").format(
+                number=code(shown_number(ticket))
+            ),
+            InlineKeyboardMarkup(inline_keyboard=buttons),
+        )
+        return
+    ticket, assist, helper = await casework.add_assist(
+        actor.session,
+        actor.notifier,
+        actor=actor.who,
+        roles=actor.roles,
+        ticket_id=callback_data.id,
+        department_id=callback_data.department,
+        now=actor.now,
+    )
+    await query.answer()
+    reply.show(
+        pressed(query),
+        _("{department} is asked to assist (协办) on ticket {number}, answering by {due}.").format(
+            department=esc(helper.name),
+            number=code(shown_number(ticket)),
+            due=local_time(assist.due_at, settings.tz),
+        ),
+    )
+
+
 def build_router() -> Router:
     router = Router(name=__name__)
     router.callback_query.register(
@@ -235,6 +299,7 @@ def build_router() -> Router:
     )
     router.callback_query.register(extension_decided, ExtensionCb.filter())
     router.callback_query.register(assist_pressed, AssistCb.filter())
+    router.callback_query.register(assist_add_pressed, AssistAddCb.filter())
     typed = (F.text, ~F.text.startswith("/"))
     router.message.register(return_reason, StateFilter(Casework.return_reason), *typed)
     router.message.register(extension_reason, StateFilter(Casework.extension_reason), *typed)

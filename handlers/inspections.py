@@ -5,7 +5,8 @@ words search by name or code → the checklist, one item at a time: ✅ pass / �
 (or "all the rest pass"); a failure asks for its photo → all answered: send the location or
 press Save → saved, hazards opened with fix-by dates, the responsible person told (a button
 per hazard: "fixed" → a photo). 🚫 records a refusal, which becomes a ticket. A saved
-inspection can be withdrawn by its button under the visit rules. The state diagram is in
+inspection can be withdrawn by its button under the visit rules, and a routine one's answers
+corrected (✏️: the item, its new answer, a photo for a new failure). The state diagram is in
 ``docs/inspections.md``; every press is re-checked by the services.
 """
 
@@ -43,6 +44,8 @@ from bot.telegram.cancelling import end_by_button
 from bot.telegram.i18n import t
 from bot.telegram.inspection_views import (
     STEP_RESULT,
+    CorrectCb,
+    CorrectStep,
     HazardFixedCb,
     InspectionAction,
     InspectionCb,
@@ -59,6 +62,10 @@ class InspectFlow(StatesGroup):
     place = State()  # choosing; typed words search
     checking = State()  # the checklist's buttons; a location saves once all are answered
     photo = State()  # the photo of a failed item
+
+
+class CorrectFlow(StatesGroup):
+    photo = State()  # the photo of an item corrected to a failure
 
 
 class HazardFix(StatesGroup):
@@ -296,7 +303,7 @@ async def _save(
     )
     reply.text(
         views.saved_text(finding, settings.tz, t),
-        views.withdraw_keyboard(finding.inspection.id or 0, t),
+        views.withdraw_keyboard(finding.inspection.id or 0, t, correct=kind == ROUTINE),
     )
     owner = finding.responsible
     if owner is not None and owner.telegram_id is not None and finding.opened:
@@ -320,6 +327,16 @@ async def inspection_pressed(
     settings: Settings,
 ) -> None:
     message_id = query.message.message_id if query.message is not None else None
+    if callback_data.action == InspectionAction.CORRECT:
+        inspection, _place, _amended, lines = await hazards.correctable(
+            actor.session, actor.who, actor.roles, callback_data.id, actor.now, settings.tz
+        )
+        await query.answer()
+        reply.text(
+            esc(t(views.CORRECT_WHICH, days=hazards.CORRECTION_WINDOW.days)),
+            views.correct_items_keyboard(callback_data.id, lines, inspection.results, t),
+        )
+        return
     if callback_data.action == InspectionAction.WITHDRAW:
         await inspections.changeable(
             actor.session, actor.who, actor.roles, callback_data.id, actor.now, settings.tz
@@ -334,6 +351,97 @@ async def inspection_pressed(
     )
     await query.answer()
     reply.show(message_id, esc(t(views.WITHDRAWN)))
+
+
+async def correct_pressed(
+    query: CallbackQuery,
+    callback_data: CorrectCb,
+    reply: Replier,
+    actor: Actor,
+    state: FSMContext,
+    settings: Settings,
+) -> None:
+    """✏️: an item (offer the other answers), then its new answer (a failure: the photo)."""
+    inspection, _place, _amended, lines = await hazards.correctable(
+        actor.session, actor.who, actor.roles, callback_data.id, actor.now, settings.tz
+    )
+    if callback_data.item >= len(lines):
+        raise InvalidInput(views.CORRECT_GONE)
+    line = lines[callback_data.item]
+    await query.answer()
+    if callback_data.step == CorrectStep.CHOOSE:
+        current = str(inspection.results.get(line.key))
+        reply.text(
+            esc(t(views.CORRECT_TO, item=line.text, answer=views.answer_name(current, t))),
+            views.correct_to_keyboard(callback_data.id, callback_data.item, current, t),
+        )
+        return
+    if callback_data.step == CorrectStep.FAIL:
+        await state.clear()
+        await state.set_state(CorrectFlow.photo)
+        await state.update_data(inspection_id=callback_data.id, item=callback_data.item)
+        reply.text(esc(t(views.CORRECT_PHOTO, item=line.text)))
+        return
+    await _correct(
+        reply,
+        actor,
+        settings,
+        callback_data.id,
+        callback_data.item,
+        views.CORRECT_RESULT[callback_data.step],
+        None,
+    )
+
+
+async def correct_photo_sent(
+    message: Message, reply: Replier, actor: Actor, state: FSMContext, settings: Settings
+) -> None:
+    data = await state.get_data()
+    inspection_id, item = int(data.get("inspection_id", 0)), int(data.get("item", 0))
+    if not message.photo:
+        _inspection, _place, _amended, lines = await hazards.correctable(
+            actor.session, actor.who, actor.roles, inspection_id, actor.now, settings.tz
+        )
+        text = lines[item].text if item < len(lines) else ""
+        reply.text(esc(t(views.CORRECT_PHOTO, item=text)))
+        return
+    await state.clear()
+    await _correct(reply, actor, settings, inspection_id, item, "fail", message.photo[-1].file_id)
+
+
+async def _correct(
+    reply: Replier,
+    actor: Actor,
+    settings: Settings,
+    inspection_id: int,
+    item: int,
+    result: str,
+    photo: str | None,
+) -> None:
+    correction = await hazards.correct_inspection(
+        actor.session,
+        actor.who,
+        actor.roles,
+        inspection_id,
+        item=item,
+        result=result,
+        photo_file_id=photo,
+        now=actor.now,
+        tz=settings.tz,
+    )
+    reply.text(views.corrected_text(correction, settings.tz, t))
+    owner = correction.responsible
+    if owner is not None and owner.telegram_id is not None and correction.opened is not None:
+        tr = partial(gettext_for, locale_of(owner, settings))
+        text, keyboard = views.owner_notice(correction.place, [correction.opened], settings.tz, tr)
+        outbox.send_text(
+            actor.session,
+            chat_id=owner.telegram_id,
+            text=text,
+            now=actor.now,
+            reply_markup=markup_json(keyboard),
+            person_id=owner.id,
+        )
 
 
 # --- the responsible person -------------------------------------------------------------------
@@ -476,11 +584,15 @@ def build_router() -> Router:
     )
     router.callback_query.register(inspection_pressed, InspectionCb.filter())
     router.callback_query.register(fixed_pressed, HazardFixedCb.filter())
+    router.callback_query.register(correct_pressed, CorrectCb.filter())
     router.message.register(search_typed, StateFilter(InspectFlow.place), not_a_command)
     router.message.register(photo_sent, StateFilter(InspectFlow.photo), ~F.text.startswith("/"))
     router.message.register(location_sent, StateFilter(InspectFlow.checking), F.location)
     router.message.register(use_the_buttons, StateFilter(InspectFlow.checking), not_a_command)
     router.message.register(
         fixed_photo_sent, StateFilter(HazardFix.photo), ~F.text.startswith("/")
+    )
+    router.message.register(
+        correct_photo_sent, StateFilter(CorrectFlow.photo), ~F.text.startswith("/")
     )
     return router

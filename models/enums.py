@@ -126,6 +126,7 @@ class TicketEventKind(StrEnum):
     VERIFIED = "verified"  # 核查通过: confirmed on site (with a photo)
     SENT_BACK = "sent_back"  # 核查不通过: sent back to the handler with a reason
     URGED = "urged"  # 催办: a supervisor pinged the owners
+    REMINDED = "reminded"  # a 协办 ask or a 待核查 ticket nobody acted on, asked again
 
 
 OPEN_TICKET_STATES: frozenset[TicketState] = frozenset(

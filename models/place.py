@@ -26,9 +26,15 @@ class PlacePolicyVersion(SQLModel, table=True):
 class Place(SQLModel, table=True):
     """A place inspected on a cadence: a shop, a rental, a key unit, a pharmacy, an enterprise,
     a compound's common areas. ``last_inspected_at`` is the newest routine inspection not
-    withdrawn, kept here so that what is due is one indexed query for every worker at once."""
+    withdrawn; ``next_due_at`` when the next routine inspection is due by the type's worker
+    cadence (when it was added, if never inspected; none when the type has no such cadence) —
+    kept here so that what is due is one indexed comparison for every worker at once
+    (:func:`bot.services.inspections.next_due`)."""
 
-    __table_args__ = (Index("ix_place_type_last", "type_key", "last_inspected_at"),)
+    __table_args__ = (
+        Index("ix_place_type_last", "type_key", "last_inspected_at"),
+        Index("ix_place_next_due_at", "next_due_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     code: str = Field(max_length=32, unique=True)  # 场所编号
@@ -43,6 +49,7 @@ class Place(SQLModel, table=True):
     note: str | None = Field(default=None, max_length=500)
     active: bool = True
     last_inspected_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    next_due_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
     updated_at: datetime = Field(sa_type=UTCDateTime)
 

@@ -29,6 +29,7 @@ from bot.services import (
 )
 from bot.services import jobs as housekeeping
 from bot.services.duty import gaps, paging
+from bot.services.tickets import reminders
 from bot.settings import Settings
 from bot.telegram.broadcast_views import receipt_markup
 from bot.telegram.party_views import render_party_push
@@ -93,6 +94,16 @@ async def escalate_overdue(ctx: JobContext) -> None:
         log.info("deadline sweep took %d steps", steps)
         if ctx.wake_outbox is not None:
             ctx.wake_outbox()
+
+
+async def remind_idle(ctx: JobContext) -> None:
+    """协办 asks and 待核查 tickets nobody acted on for a working day: asked again, once (the
+    service commits each ticket on its own)."""
+    async with ctx.sessions() as session:
+        sent = await reminders.remind_idle(
+            session, TelegramTicketNotifier(ctx.settings), ctx.clock.now()
+        )
+    _sent(ctx, sent, "reminders of assisting asks and on-site checks")
 
 
 async def widen_duty_pages(ctx: JobContext) -> None:

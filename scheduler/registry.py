@@ -186,6 +186,12 @@ SWEEPS: tuple[Sweep, ...] = (
         jobs.escalate_overdue,
     ),
     Sweep(
+        "tickets.reminders",
+        N_("Assisting asks and on-site checks nobody acted on: reminded"),
+        Every(timedelta(minutes=10)),
+        jobs.remind_idle,
+    ),
+    Sweep(
         "duty.pages",
         N_("Urgent tickets the operator on duty did not accept: to the whole centre"),
         Every(timedelta(minutes=1)),

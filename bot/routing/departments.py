@@ -102,6 +102,20 @@ def check_extension(
         )
 
 
+def check_assist_extension(
+    due: datetime, policy: Policy, calendar: WorkCalendar, wanted: datetime
+) -> None:
+    """Refuse an assisting department's 延期 to ``wanted`` not later than its answer deadline
+    ``due``, or further past it than the policy's ``max_extension``."""
+    if wanted <= due:
+        raise InvalidInput(NOT_LATER, deadline=local(due, policy))
+    latest = calendar.add(due, policy.departments.max_extension)
+    if wanted > latest:
+        raise InvalidInput(
+            TOO_FAR, limit=str(policy.departments.max_extension), latest=local(latest, policy)
+        )
+
+
 def local(instant: datetime, policy: Policy) -> str:
     """An instant as people of the policy's zone read it: ``2026-12-31 17:30``."""
     return f"{instant.astimezone(policy.tz):%Y-%m-%d %H:%M}"

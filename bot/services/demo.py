@@ -296,6 +296,7 @@ async def _insert(session: AsyncSession, community: DemoCommunity, now: datetime
             address=p.address,
             responsible_name=p.responsible_name,
             responsible_phone=p.responsible_phone,
+            next_due_at=now,  # never inspected: due from when it was added
             created_at=now,
             updated_at=now,
         )

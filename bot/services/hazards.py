@@ -9,6 +9,9 @@ A hazard's life (the diagram is in ``docs/inspections.md``)::
                        up the tier chain on its deadlines like any other
     withdrawn: the inspection that found it was withdrawn
 
+A saved routine inspection's answers can be corrected (:func:`correct_inspection`) under the
+visit rules, within :data:`CORRECTION_WINDOW`: the hazards follow, the old answer is audited.
+
 The fix-by date comes from the place-types file by the item's severity (一般, 较大, 重大).
 The place's responsible person is told when they use GridBot (their phone number is the one
 in the place register); the caller renders the words (:class:`Finding` says who and what).
@@ -20,7 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta, tzinfo
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -31,15 +34,19 @@ from bot.services import tickets
 from bot.services.inspections import (
     OPEN_HAZARD_STATES,
     RECHECK,
+    RESULTS,
     ROUTINE,
     CheckLine,
+    changeable,
     check_answers,
     checklist_of,
+    file_id_ok,
     new_inspection,
     parse_point,
     place_to_inspect,
 )
 from bot.services.people import RoleInGrid
+from bot.services.periods import DEFAULT_TZ
 from bot.services.place_policy import PlacePolicy, current_policy
 from bot.services.ticket_notices import TicketNotifier
 from bot.settings import LOCALES, Settings
@@ -138,6 +145,7 @@ async def record_inspection(
         inspector=inspector,
         kind=kind,
         now=now,
+        policy=policy,
         results=results,
         photos=photos,
         point=point,
@@ -278,7 +286,14 @@ async def record_refusal(
     policy = await current_policy(session)
     point = parse_point(latitude, longitude)
     inspection = await new_inspection(
-        session, place=place, inspector=inspector, kind=ROUTINE, now=now, point=point, refused=True
+        session,
+        place=place,
+        inspector=inspector,
+        kind=ROUTINE,
+        now=now,
+        policy=policy,
+        point=point,
+        refused=True,
     )
     place_type = policy.type(place.type_key)
     code = (place_type.department if place_type is not None else None) or ""
@@ -359,6 +374,143 @@ async def _to_department(
     except DomainError:
         return False
     return True
+
+
+# --- correcting an inspection ----------------------------------------------------------------
+
+CORRECTION_WINDOW = timedelta(days=7)
+
+
+@dataclass(frozen=True)
+class Correction:
+    """One checklist answer of a saved inspection corrected: the answer before and after, the
+    hazard it opened (now a failure) or withdrew (no longer one), and the responsible person
+    to tell of an opened one (None: not a GridBot user)."""
+
+    inspection: Inspection
+    place: Place
+    line: CheckLine
+    before: str
+    after: str
+    opened: Hazard | None = None
+    withdrawn: Hazard | None = None
+    responsible: Person | None = None
+
+
+async def correctable(
+    session: AsyncSession,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    inspection_id: int,
+    now: datetime,
+    tz: tzinfo = DEFAULT_TZ,
+) -> tuple[Inspection, Place, bool, list[CheckLine]]:
+    """The inspection, its place, whether a change is an amendment, and the checklist lines
+    it answered — if this person may correct it (the visit rules, :func:`changeable`) and it
+    is a routine inspection (not a refusal) of the last :data:`CORRECTION_WINDOW`."""
+    inspection, place, amended = await changeable(session, person, roles, inspection_id, now, tz)
+    if inspection.kind != ROUTINE or inspection.refused:
+        raise InvalidInput(N_("Only the answers of a routine inspection can be corrected."))
+    if now - inspection.inspected_at > CORRECTION_WINDOW:
+        raise InvalidInput(
+            N_("This inspection is more than {days} days old and can no longer be corrected."),
+            days=CORRECTION_WINDOW.days,
+        )
+    lines = await checklist_of(session, place, await current_policy(session), ROUTINE)
+    return inspection, place, amended, [line for line in lines if line.key in inspection.results]
+
+
+async def correct_inspection(
+    session: AsyncSession,
+    person: Person,
+    roles: Sequence[RoleInGrid],
+    inspection_id: int,
+    *,
+    item: int,
+    result: str,
+    photo_file_id: str | None,
+    now: datetime,
+    tz: tzinfo = DEFAULT_TZ,
+) -> Correction:
+    """Correct the answer to checklist line ``item`` (its index) of a saved inspection.
+
+    A new failure needs its photo and opens a hazard, fixed by the date its severity gives
+    from the inspection's day; a failure corrected away withdraws its hazard — refused once
+    that hazard was re-inspected or became a ticket. The old answer (and photo) is kept in
+    the audit record (``inspection:correct``, ``inspection:amend-correct`` for a head's)."""
+    inspection, place, amended, lines = await correctable(
+        session, person, roles, inspection_id, now, tz
+    )
+    if not 0 <= item < len(lines) or result not in RESULTS:
+        raise InvalidInput(N_("That item is not on this inspection."))
+    line = lines[item]
+    before = str(inspection.results.get(line.key))
+    if before == result:
+        raise InvalidInput(N_("That item already reads so."))
+    if result == "fail" and not file_id_ok(photo_file_id):
+        raise InvalidInput(N_("Please send a photo of “{item}”, which failed."), item=line.text)
+    withdrawn = None
+    if before == "fail":
+        withdrawn = (
+            await session.exec(
+                select(Hazard).where(
+                    Hazard.inspection_id == inspection.id, Hazard.item_key == line.key
+                )
+            )
+        ).first()
+        if withdrawn is not None and withdrawn.state not in OPEN_HAZARD_STATES:
+            raise InvalidInput(
+                N_("The hazard of “{item}” was already re-inspected; it cannot be corrected."),
+                item=line.text,
+            )
+        if withdrawn is not None:
+            withdrawn.state = "withdrawn"
+            withdrawn.closed_at = now
+            session.add(withdrawn)
+    old_photo = inspection.photos.get(line.key)
+    photos = {k: v for k, v in inspection.photos.items() if k != line.key}
+    if result == "fail" and photo_file_id:
+        photos[line.key] = photo_file_id
+    inspection.results = {**inspection.results, line.key: result}
+    inspection.photos = photos
+    inspection.updated_at = now
+    session.add(inspection)
+    opened = None
+    if result == "fail":
+        policy = await current_policy(session)
+        assert place.id is not None and inspection.id is not None
+        opened = Hazard(
+            place_id=place.id,
+            inspection_id=inspection.id,
+            item_key=line.key,
+            item_text=line.text[:100],
+            severity=line.severity,
+            state="open",
+            found_at=inspection.inspected_at,
+            fix_by=policy.fix_by(line.severity, inspection.inspected_at),
+            photo_file_id=photo_file_id,
+        )
+        session.add(opened)
+    await session.flush()
+    session.add(
+        AuditLog(
+            at=now,
+            actor_id=person.id,
+            action="inspection:amend-correct" if amended else "inspection:correct",
+            object_type="inspection",
+            object_id=inspection.id,
+            data={
+                "item": line.key,
+                "before": before,
+                "after": result,
+                "photo_before": old_photo,
+                "hazard_opened": opened.id if opened is not None else None,
+                "hazard_withdrawn": withdrawn.id if withdrawn is not None else None,
+            },
+        )
+    )
+    responsible = await responsible_of(session, place) if opened is not None else None
+    return Correction(inspection, place, line, before, result, opened, withdrawn, responsible)
 
 
 @dataclass(frozen=True)

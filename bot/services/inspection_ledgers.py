@@ -87,7 +87,7 @@ async def coverage(
         select(
             col(Place.type_key),
             func.count(col(Place.id)),
-            func.sum(case((routine_due(policy, now), 0), else_=1)),
+            func.sum(case((routine_due(now), 0), else_=1)),
         )
         .join(Grid, col(Grid.id) == col(Place.grid_id))
         .where(col(Place.active).is_(True), _under(paths))

@@ -25,9 +25,9 @@ import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
-from sqlalchemy import ColumnElement, and_, func, or_
+from sqlalchemy import ColumnElement, func, literal, or_, union_all
 from sqlalchemy import select as sa_select
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
@@ -37,7 +37,7 @@ from bot.i18n import N_
 from bot.services.people import RoleInGrid
 from bot.services.periods import DEFAULT_TZ, local_day
 from bot.services.permissions import Action, Target, permits, same, scope_paths, within
-from bot.services.place_policy import PlacePolicy
+from bot.services.place_policy import PlacePolicy, current_policy, next_due
 from models import AuditLog, Grid, Hazard, Inspection, Person, Place
 
 RESULTS = ("pass", "fail", "na")
@@ -64,9 +64,9 @@ class DuePlace:
         return self.due_at
 
 
-@dataclass(frozen=True)
-class DueInspection:
-    """A place due today as the morning push names it."""
+class DueInspection(NamedTuple):
+    """A place due today as the morning push names it (a plain record, built for every place
+    due in the street each morning)."""
 
     place_id: int
     name: str
@@ -119,32 +119,14 @@ class CheckLine:
 # --- what is due ------------------------------------------------------------------------------
 
 
-def routine_due(policy: PlacePolicy, by: datetime) -> ColumnElement[bool]:
-    """SQL: the place's routine inspection is due by ``by`` (by its type's worker cadence)."""
-    clauses = []
-    for place_type in policy.types:
-        cadence = place_type.cadence_of("worker")
-        if cadence is None:
-            continue
-        clauses.append(
-            and_(
-                col(Place.type_key) == place_type.key,
-                or_(
-                    col(Place.last_inspected_at).is_(None),
-                    col(Place.last_inspected_at) <= by - cadence.interval,
-                ),
-            )
-        )
-    return or_(*clauses) if clauses else col(Place.id).is_(None)
+def routine_due(by: datetime) -> ColumnElement[bool]:
+    """SQL: the place's routine inspection is due by ``by``."""
+    return col(Place.next_due_at) <= by
 
 
-def due_at(place: Place, policy: PlacePolicy) -> datetime:
-    """When the place's next routine inspection is due (never inspected: since it was added)."""
-    place_type = policy.type(place.type_key)
-    cadence = place_type.cadence_of("worker") if place_type is not None else None
-    if place.last_inspected_at is None or cadence is None:
-        return place.created_at
-    return place.last_inspected_at + cadence.interval
+def due_at(place: Place) -> datetime:
+    """When the place's next routine inspection is due (no cadence: since it was added)."""
+    return place.next_due_at or place.created_at
 
 
 def _under(paths: Sequence[str]) -> ColumnElement[bool]:
@@ -183,9 +165,9 @@ async def due_places(
             )
         statement = statement.order_by(col(Place.name)).limit(limit)
     else:
-        statement = statement.where(routine_due(policy, by))
+        statement = statement.where(routine_due(by))
     for place in await session.exec(statement):
-        found.append(DuePlace(place, ROUTINE, due_at(place, policy)))
+        found.append(DuePlace(place, ROUTINE, due_at(place)))
     rechecks = await _rechecks(session, paths, by if not search else None, search)
     found.extend(rechecks)
     found.sort(key=lambda d: (d.due_at, d.kind != RECHECK, d.place.name))
@@ -226,69 +208,74 @@ async def due_by_worker(
     """Each worker's places due by ``by``, soonest first, for all workers at once; with
     ``limit``, the first so many (and each worker's count in ``totals``).
 
-    Set-based: the due places are read once as plain columns (two queries: routine and
-    re-inspections), grouped by grid, and each worker takes the grids under their subtrees
-    (a path prefix): no row is read or built per worker."""
+    Set-based: one query reads the routine inspections due (``next_due_at`` by ``by``) and
+    the re-inspections due (open hazards' fix-by dates) as plain columns, already in order —
+    soonest first, then by name — so each row's place in that order is all a worker's list is
+    sorted by; no date is read at all. Rows are grouped by grid, and each worker takes the
+    grids under their subtrees (a path prefix): no row is read or built per worker."""
     if not any(scopes.values()):
         return {}
     names = {t.key: t.name for t in policy.types}
-    intervals = {
-        t.key: cadence.interval for t in policy.types if (cadence := t.cadence_of("worker"))
-    }
-    Entry = tuple[datetime, str, int, str, str, int]  # due, name, place, type, kind, hazards
-    by_grid: dict[str, list[Entry]] = {}
-    connection = await session.connection()  # plain rows: nothing built per place but these
-    rows = await connection.execute(
+    columns: list[ColumnElement[Any]] = [
+        col(Place.id).label("place_id"),
+        col(Place.name).label("name"),
+        col(Place.type_key).label("type_key"),
+        col(Place.grid_id).label("grid_id"),
+        literal(ROUTINE).label("kind"),
+        literal(0).label("hazards"),
+        col(Place.next_due_at).label("due"),
+    ]
+    routine = sa_select(*columns).where(col(Place.active).is_(True), routine_due(by))
+    rechecks = (
         sa_select(
             col(Place.id),
             col(Place.name),
             col(Place.type_key),
-            func.coalesce(col(Place.last_inspected_at), col(Place.created_at)),
-            col(Place.last_inspected_at).is_(None),
-            col(Grid.path),
-        )
-        .join(Grid, col(Grid.id) == col(Place.grid_id))
-        .where(col(Place.active).is_(True), routine_due(policy, by))
-    )
-    none = timedelta()
-    for place_id, name, type_key, since, never, path in rows:
-        when = since if never else since + intervals.get(type_key, none)
-        by_grid.setdefault(path, []).append((when, name, place_id or 0, type_key, ROUTINE, 0))
-    rechecks = await connection.execute(
-        sa_select(
-            col(Place.id),
-            col(Place.name),
-            col(Place.type_key),
-            col(Grid.path),
-            func.min(Hazard.fix_by),
+            col(Place.grid_id),
+            literal(RECHECK),
             func.count(col(Hazard.id)),
+            func.min(Hazard.fix_by),
         )
         .join(Hazard, col(Hazard.place_id) == col(Place.id))
-        .join(Grid, col(Grid.id) == col(Place.grid_id))
         .where(col(Hazard.state).in_(OPEN_HAZARD_STATES), col(Hazard.fix_by) <= by)
-        .group_by(col(Place.id), col(Place.name), col(Place.type_key), col(Grid.path))
+        .group_by(col(Place.id), col(Place.name), col(Place.type_key), col(Place.grid_id))
     )
-    for place_id, name, type_key, path, fix_by, count in rechecks:
-        by_grid.setdefault(path, []).append(
-            (fix_by, name, place_id or 0, type_key, RECHECK, count)
+    both = union_all(routine, rechecks).subquery()
+    connection = await session.connection()  # plain rows: nothing built per place
+    rows = (
+        await connection.execute(
+            sa_select(
+                both.c.place_id,
+                both.c.name,
+                both.c.type_key,
+                both.c.grid_id,
+                both.c.kind,
+                both.c.hazards,
+            ).order_by(both.c.due, both.c.name, both.c.kind.desc(), both.c.place_id)
         )
-    under: dict[str, list[str]] = {}  # a subtree's path -> the grids with places due in it
-    for path in by_grid:
+    ).all()
+    due = [  # in the order: soonest, then by name
+        DueInspection(place_id, name, names.get(type_key, type_key), kind, hazards)
+        for place_id, name, type_key, _grid, kind, hazards in rows
+    ]
+    by_grid: dict[int, list[int]] = {}  # a grid -> where its places are in ``due``
+    for rank, row in enumerate(rows):
+        by_grid.setdefault(row.grid_id, []).append(rank)
+    under: dict[str, list[int]] = {}  # a subtree's path -> the grids with places due in it
+    for grid_id, path in await connection.execute(sa_select(col(Grid.id), col(Grid.path))):
+        if grid_id not in by_grid:
+            continue
         parts = [part for part in path.split("/") if part]
         for depth in range(1, len(parts) + 1):
-            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append(path)
+            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append(grid_id)
     found: dict[int, list[DueInspection]] = {}
-    for worker_id, paths in scopes.items():
-        grids = {grid for p in paths for grid in under.get(p, ())}
+    for worker_id, scope in scopes.items():
+        grids = {grid for p in scope for grid in under.get(p, ())}
         if grids:
-            items = [entry for grid in grids for entry in by_grid[grid]]
-            items.sort(key=lambda entry: (entry[0], entry[1]))
+            ranks = sorted(rank for grid in grids for rank in by_grid[grid])
             if totals is not None:
-                totals[worker_id] = len(items)
-            found[worker_id] = [
-                DueInspection(place_id, name, names.get(key, key), kind, hazards)
-                for _when, name, place_id, key, kind, hazards in items[:limit]
-            ]
+                totals[worker_id] = len(ranks)
+            found[worker_id] = [due[rank] for rank in ranks[:limit]]
     return found
 
 
@@ -349,7 +336,7 @@ def check_answers(
     if set(results) != set(keys) or any(r not in RESULTS for r in results.values()):
         raise InvalidInput(N_("Please answer every item of the checklist."))
     for key, file_id in photos.items():
-        if results.get(key) != "fail" or not _file_id_ok(file_id):
+        if results.get(key) != "fail" or not file_id_ok(file_id):
             raise InvalidInput(N_("That photo could not be kept. Please send it again."))
     missing = [line for line in lines if results[line.key] == "fail" and line.key not in photos]
     if missing:
@@ -358,7 +345,7 @@ def check_answers(
         )
 
 
-def _file_id_ok(value: Any) -> bool:
+def file_id_ok(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= FILE_ID_LIMIT and value.isprintable()
 
 
@@ -385,6 +372,7 @@ async def new_inspection(
     inspector: Person,
     kind: str,
     now: datetime,
+    policy: PlacePolicy,
     results: Mapping[str, str] | None = None,
     photos: Mapping[str, str] | None = None,
     point: tuple[float, float] | None = None,
@@ -410,6 +398,7 @@ async def new_inspection(
     session.add(inspection)
     if kind == ROUTINE and not refused:
         place.last_inspected_at = now
+        place.next_due_at = next_due(policy, place)
         place.updated_at = now
         session.add(place)
     await session.flush()
@@ -493,6 +482,7 @@ async def withdraw_inspection(
                 )
             )
         ).one()
+        place.next_due_at = next_due(await current_policy(session), place)
         session.add(place)
     session.add(
         AuditLog(

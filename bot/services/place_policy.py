@@ -438,6 +438,21 @@ def parse_policy(raw: bytes | str) -> PlacePolicy:
     return PlacePolicy(types=tuple(types), fix_days=fix_days)
 
 
+def _worker_interval(policy: PlacePolicy, key: str) -> timedelta | None:
+    place_type = policy.type(key)
+    cadence = place_type.cadence_of("worker") if place_type is not None else None
+    return cadence.interval if cadence is not None else None
+
+
+def _retimed(before: PlacePolicy, after: PlacePolicy) -> list[str]:
+    """The types whose worker cadence the new version changes (or adds)."""
+    return [
+        t.key
+        for t in after.types
+        if _worker_interval(before, t.key) != _worker_interval(after, t.key)
+    ]
+
+
 async def current_policy(session: AsyncSession) -> PlacePolicy:
     """The newest stored version, else the defaults."""
     row = (
@@ -446,6 +461,41 @@ async def current_policy(session: AsyncSession) -> PlacePolicy:
         )
     ).first()
     return DEFAULT_POLICY if row is None else parse_policy(json.dumps(row.body))
+
+
+def next_due(policy: PlacePolicy, place: Place) -> datetime | None:
+    """When the place's next routine inspection is due by its type's worker cadence: when it
+    was added if never inspected; none when its type has no such cadence."""
+    place_type = policy.type(place.type_key)
+    cadence = place_type.cadence_of("worker") if place_type is not None else None
+    if cadence is None:
+        return None
+    if place.last_inspected_at is None:
+        return place.created_at
+    return place.last_inspected_at + cadence.interval
+
+
+async def refresh_next_due(
+    session: AsyncSession,
+    policy: PlacePolicy,
+    *,
+    type_keys: Sequence[str] | None = None,
+    place_ids: Sequence[int] | None = None,
+) -> int:
+    """Set ``Place.next_due_at`` again for the places of these types (a changed cadence) or
+    these places (a changed type); how many were set."""
+    statement = select(Place).execution_options(populate_existing=True)
+    if type_keys is not None:
+        statement = statement.where(col(Place.type_key).in_(list(type_keys)))
+    if place_ids is not None:
+        statement = statement.where(col(Place.id).in_(list(place_ids)))
+    count = 0
+    for place in await session.exec(statement):
+        place.next_due_at = next_due(policy, place)
+        session.add(place)
+        count += 1
+    await session.flush()
+    return count
 
 
 async def set_policy(
@@ -470,9 +520,11 @@ async def set_policy(
             N_("The place type “{value}” is still used by places; keep it in the file."),
             value=_echo(missing[0]),
         )
+    before = await current_policy(session)
     session.add(
         PlacePolicyVersion(body=policy_to_json(policy), created_by=actor.id, created_at=now)
     )
+    await refresh_next_due(session, policy, type_keys=_retimed(before, policy))
     session.add(
         AuditLog(at=now, actor_id=actor.id, action="place_policy_set", object_type="policy")
     )

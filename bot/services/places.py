@@ -53,7 +53,7 @@ from bot.services.imports import (
 )
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, scope_paths, within
-from bot.services.place_policy import PlacePolicy, current_policy
+from bot.services.place_policy import PlacePolicy, current_policy, refresh_next_due
 from bot.settings import LOCALES
 from models import AuditLog, Grid, Person, Place
 
@@ -305,6 +305,7 @@ async def import_places(
     stored = await _stored(session, [r.code for r in rows])
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
+    stored_types: dict[int, Any] = {}  # a place updated -> its type before
     unchanged = 0
     for place in rows:
         grid = grids.get(place.grid_code)
@@ -321,7 +322,15 @@ async def import_places(
         values = {**place.values, "grid_id": grid_id}
         before = stored.get(place.code)
         if before is None:
-            inserts.append({"code": place.code, **values, "created_at": now, "updated_at": now})
+            inserts.append(
+                {
+                    "code": place.code,
+                    **values,
+                    "next_due_at": now,  # never inspected: due from when it was added
+                    "created_at": now,
+                    "updated_at": now,
+                }
+            )
             continue
         place_id, old, old_path = before
         if not any(within(p, old_path) for p in scope):
@@ -334,12 +343,16 @@ async def import_places(
             unchanged += 1
         else:
             updates.append({"id": place_id, **values, "updated_at": now})
+            stored_types[place_id] = old.get("type_key")
     if errors:
         return ImportReport(errors=tuple(sorted(errors, key=lambda e: (e.row, e.column))))
     if inserts:
         await session.exec(insert(Place), params=inserts)
     if updates:
         await session.exec(update(Place), params=updates)
+        retyped = [u["id"] for u in updates if u["type_key"] != stored_types[u["id"]]]
+        if retyped:
+            await refresh_next_due(session, policy, place_ids=retyped)
     report = ImportReport(created=len(inserts), updated=len(updates), unchanged=unchanged)
     session.add(
         AuditLog(

@@ -50,6 +50,7 @@ class Notice(StrEnum):
     EXTENSION_REFUSED = "extension_refused"  # the deadline stays
     ASSIST_ASKED = "assist_asked"  # 协办: an assisting department is asked to answer
     ASSIST_ANSWERED = "assist_answered"  # its answer, to the lead department
+    REMINDED = "reminded"  # 待核查 a working day: the verifiers are asked again
 
 
 @dataclass

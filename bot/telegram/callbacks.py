@@ -312,6 +312,13 @@ class TransferCb(CallbackData, prefix="tt"):
     department: RowId
 
 
+class AssistAddCb(CallbackData, prefix="aa"):
+    """The centre adds an assisting department (协办) by hand (0: show the departments)."""
+
+    id: RowId
+    department: RowId = 0
+
+
 class DispatchStep(StrEnum):
     ASK = "a"  # a tier was chosen: ask for a short reason
     GO = "g"  # send it now, without a reason

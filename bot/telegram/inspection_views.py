@@ -12,7 +12,7 @@ from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 from bot.i18n import N_
 from bot.services import inspection_ledgers
 from bot.services.exports import mask_phone
-from bot.services.hazards import Finding
+from bot.services.hazards import Correction, Finding
 from bot.services.inspection_ledgers import Coverage, HazardFigures
 from bot.services.inspections import RECHECK, CheckLine, DuePlace
 from bot.services.place_policy import PlacePolicy
@@ -58,6 +58,13 @@ INSPECTOR_TOLD = N_(
 )
 WITHDRAW_ASK = N_("Withdraw this inspection? Its open hazards are withdrawn with it.")
 WITHDRAWN = N_("The inspection is withdrawn.")
+CORRECT_WHICH = N_("Which answer should be corrected? (within {days} days of the inspection)")
+CORRECT_TO = N_("“{item}” reads {answer}. Correct it to:")
+CORRECT_PHOTO = N_("Please send a photo of “{item}”, which fails.")
+CORRECTED = N_("Corrected: “{item}” {before} → {after}. The old answer is kept in the record.")
+CORRECT_OPENED = N_("A hazard is opened: fix by {day}.")
+CORRECT_WITHDRAWN = N_("Its hazard is withdrawn.")
+CORRECT_GONE = N_("That item is not on this inspection.")
 CANCELLED = N_("The inspection was not saved.")
 
 ROUTINE_ANSWERS = (("pass", "✅", N_("Pass")), ("fail", "❌", N_("Fail")), ("na", "➖", N_("N/A")))
@@ -105,6 +112,22 @@ class HazardFixedCb(CallbackData, prefix="nh"):
 class InspectionAction(StrEnum):
     WITHDRAW = "w"  # asks first
     CONFIRM = "c"
+    CORRECT = "e"  # which answer to correct
+
+
+class CorrectStep(StrEnum):
+    CHOOSE = "c"  # the item: offer the other answers
+    PASS = "p"
+    FAIL = "f"  # asks for the photo first
+    NA = "n"
+
+
+class CorrectCb(CallbackData, prefix="ne"):
+    """Correct item ``item`` (its index in the inspection's checklist) of inspection ``id``."""
+
+    id: RowId
+    item: RowId
+    step: CorrectStep
 
 
 class InspectionCb(CallbackData, prefix="nw"):
@@ -113,6 +136,7 @@ class InspectionCb(CallbackData, prefix="nw"):
 
 
 STEP_RESULT = {InspectStep.PASS: "pass", InspectStep.FAIL: "fail", InspectStep.NA: "na"}
+CORRECT_RESULT = {CorrectStep.PASS: "pass", CorrectStep.FAIL: "fail", CorrectStep.NA: "na"}
 
 
 # --- the list of places -------------------------------------------------------------------------
@@ -274,19 +298,93 @@ def saved_text(finding: Finding, tz: tzinfo, tr: Translate) -> str:
     return "\n".join(lines)
 
 
-def withdraw_keyboard(inspection_id: int, tr: Translate) -> InlineKeyboardMarkup:
+def withdraw_keyboard(
+    inspection_id: int, tr: Translate, *, correct: bool = True
+) -> InlineKeyboardMarkup:
+    """The saved inspection's buttons: ✏️ correct an answer (routine ones), ↩️ withdraw."""
+    row = [
+        InlineKeyboardButton(
+            text=tr(N_("↩️ Withdraw")),
+            callback_data=InspectionCb(action=InspectionAction.WITHDRAW, id=inspection_id).pack(),
+        )
+    ]
+    if correct:
+        row.insert(
+            0,
+            InlineKeyboardButton(
+                text=tr(N_("✏️ Correct")),
+                callback_data=InspectionCb(
+                    action=InspectionAction.CORRECT, id=inspection_id
+                ).pack(),
+            ),
+        )
+    return InlineKeyboardMarkup(inline_keyboard=[row])
+
+
+def answer_name(result: str, tr: Translate) -> str:
+    for key, icon, label in ROUTINE_ANSWERS:
+        if key == result:
+            return f"{icon} {tr(label)}"
+    return result
+
+
+def correct_items_keyboard(
+    inspection_id: int, lines: Sequence[CheckLine], results: Mapping[str, str], tr: Translate
+) -> InlineKeyboardMarkup:
+    """One button per answered item, its answer's icon first."""
     return InlineKeyboardMarkup(
         inline_keyboard=[
             [
                 InlineKeyboardButton(
-                    text=tr(N_("↩️ Withdraw")),
-                    callback_data=InspectionCb(
-                        action=InspectionAction.WITHDRAW, id=inspection_id
+                    text=f"{ICON.get(str(results.get(line.key)), '·')} {line.text}"[:60],
+                    callback_data=CorrectCb(
+                        id=inspection_id, item=index, step=CorrectStep.CHOOSE
                     ).pack(),
                 )
             ]
+            for index, line in enumerate(lines[: MAX_ITEMS + 1])
         ]
     )
+
+
+def correct_to_keyboard(
+    inspection_id: int, item: int, current: str, tr: Translate
+) -> InlineKeyboardMarkup:
+    steps = {"pass": CorrectStep.PASS, "fail": CorrectStep.FAIL, "na": CorrectStep.NA}
+    return InlineKeyboardMarkup(
+        inline_keyboard=[
+            [
+                InlineKeyboardButton(
+                    text=f"{icon} {tr(label)}",
+                    callback_data=CorrectCb(id=inspection_id, item=item, step=steps[key]).pack(),
+                )
+                for key, icon, label in ROUTINE_ANSWERS
+                if key != current
+            ]
+        ]
+    )
+
+
+def corrected_text(correction: Correction, tz: tzinfo, tr: Translate) -> str:
+    lines = [
+        esc(
+            tr(
+                CORRECTED,
+                item=correction.line.text,
+                before=answer_name(correction.before, tr),
+                after=answer_name(correction.after, tr),
+            )
+        )
+    ]
+    if correction.opened is not None:
+        lines.append(esc(tr(CORRECT_OPENED, day=_day(correction.opened.fix_by, tz))))
+        if correction.responsible is not None:
+            lines.append(esc(tr(OWNER_TOLD, name=correction.responsible.name)))
+        else:
+            lines.append(esc(tr(OWNER_NOT_TOLD)))
+    if correction.withdrawn is not None:
+        lines.append(esc(tr(CORRECT_WITHDRAWN)))
+    return "\n".join(lines)
 
 
 def confirm_withdraw_keyboard(inspection_id: int, tr: Translate) -> InlineKeyboardMarkup:

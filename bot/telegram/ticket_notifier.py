@@ -25,6 +25,8 @@ from bot.telegram.callbacks import (
     ExtensionDecision,
     ReturnVisitCb,
     ReturnVisitOutcome,
+    TicketAction,
+    TicketCb,
 )
 from bot.telegram.render import esc
 from bot.telegram.replies import markup_json
@@ -113,6 +115,10 @@ OWNER_TEXT: dict[Notice, str] = {
         "Ticket {number} was sent back by {actor} after the on-site check: {note}"
     ),
     Notice.URGED: N_("Ticket {number} is urged by {actor} (督查催办). Please deal with it now."),
+    Notice.REMINDED: N_(
+        "⏰ Ticket {number} has waited a working day for its on-site check (待核查). Please "
+        "check it: confirm it with a photo, or send it back with a reason."
+    ),
 }
 DUTY_FIRST = N_(
     "📟 You are on duty (值班): ticket {number} comes to you first. If it is not accepted "
@@ -131,6 +137,8 @@ EXTENSION_BUTTONS = (
     (ExtensionDecision.REFUSE, N_("❌ Refuse")),
 )
 ASSIST_BUTTON = N_("✍️ Answer (协办)")
+MORE_TIME_BUTTON = N_("⏳ More time (延期)")
+ASSIST_REMINDER = N_("⏰ Reminder: your department has not answered yet.")
 # the centre placed the ticket itself (下派 / 上收): the reason, and what the old owners read
 MOVED_BY_CENTRE = frozenset({Notice.SENT_DOWN, Notice.TAKEN_UP})
 WITH_REASON = MOVED_BY_CENTRE | {Notice.RECLASSIFIED}  # the owners read the person's reason
@@ -140,6 +148,7 @@ FRESH_CARD = {
     Notice.COMPLAINT: "💬 ",
     Notice.SENT_BACK: "↩️ ",  # 核查不通过
     Notice.URGED: "📣 ",  # 催办
+    Notice.REMINDED: "",  # 待核查 a working day (its text begins with ⏰)
 }
 RATED_NOTICES = frozenset({Notice.RESOLVED, Notice.VERIFIED})  # the reporter is asked to rate
 MOVED_REASON = N_("Reason: {note}")
@@ -212,6 +221,10 @@ class TelegramTicketNotifier:
             params["reason"] = REASONS.get(params["reason"], params["reason"])
         if update.notice == Notice.WARNED:
             params["deadline"] = local_time(ticket.next_deadline_at, self.settings.tz)
+        if "assist_deadline" in update.extra:  # an assisting department's 延期: its own date
+            params["deadline"] = local_time(
+                datetime.fromisoformat(update.extra["assist_deadline"]), self.settings.tz
+            )
         for key in ("wanted", "due"):
             if key in update.extra:
                 params[key] = local_time(
@@ -302,7 +315,9 @@ class TelegramTicketNotifier:
             if update.notice == Notice.FILED:  # a link above, told at once (urgent, major)
                 informed = self._t(person, INFORMED_TEXT, **{**params, "grid": esc(grid_name)})
                 self._send(session, person, informed + "\n\n" + text, None, now)
-            elif update.notice in {Notice.OVERDUE_AT_TOP, Notice.DUTY_WIDENED}:
+            elif update.notice in {Notice.OVERDUE_AT_TOP, Notice.DUTY_WIDENED} or (
+                "assist_deadline" in update.extra  # an assisting department's 延期 decided
+            ):
                 self._send(
                     session,
                     person,
@@ -358,8 +373,16 @@ class TelegramTicketNotifier:
                 ]
             else:
                 head = self._t(person, ASSIST_ASKED_TEXT, **params)
+                if update.extra.get("reminder"):
+                    head = self._t(person, ASSIST_REMINDER) + "\n" + head
                 assist = AssistCb(id=int(update.extra["assist_id"])).pack()
-                rows = [[InlineKeyboardButton(text=t(ASSIST_BUTTON), callback_data=assist)]]
+                more_time = TicketCb(action=TicketAction.EXTEND, id=ticket.id or 0).pack()
+                rows = [
+                    [
+                        InlineKeyboardButton(text=t(ASSIST_BUTTON), callback_data=assist),
+                        InlineKeyboardButton(text=t(MORE_TIME_BUTTON), callback_data=more_time),
+                    ]
+                ]
             body = card_text(
                 ticket,
                 t,

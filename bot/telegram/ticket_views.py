@@ -17,6 +17,7 @@ from bot.services.ticket_numbers import shown_number
 from bot.services.tickets.classifying import KindChoices, KindOption, Reclassified
 from bot.services.tickets.dispatching import DispatchChoices, Dispatched, TierChoice
 from bot.telegram.callbacks import (
+    AssistAddCb,
     CancelCb,
     ClassifyCb,
     ClassifyStep,
@@ -298,7 +299,7 @@ def dispatch_text(choices: DispatchChoices, t: Translate) -> str:
 
 def dispatch_keyboard(choices: DispatchChoices, t: Translate) -> InlineKeyboardMarkup:
     """One button per tier it is not at (⬇️ below where it is, ⬆️ above), the departments
-    (转办), and Cancel."""
+    (转办), one more assisting department (协办) when it is with a lead, and Cancel."""
     ticket_id = choices.ticket.id or 0
     current = choices.current
     rows: list[list[InlineKeyboardButton]] = []
@@ -318,6 +319,11 @@ def dispatch_keyboard(choices: DispatchChoices, t: Translate) -> InlineKeyboardM
         )
     transfer = TicketCb(action=TicketAction.TRANSFER, id=ticket_id).pack()
     rows.append([InlineKeyboardButton(text=t("🏢 Transfer"), callback_data=transfer)])
+    if choices.ticket.owner_department_id is not None:  # with a lead: ask one more to assist
+        assist = AssistAddCb(id=ticket_id).pack()
+        rows.append(
+            [InlineKeyboardButton(text=t("🤝 Add assisting (协办)"), callback_data=assist)]
+        )
     rows.append([InlineKeyboardButton(text=t("Cancel"), callback_data=CancelCb().pack())])
     return InlineKeyboardMarkup(inline_keyboard=rows)
 
@@ -520,6 +526,7 @@ EVENT_LABELS: dict[TicketEventKind, str] = {
     TicketEventKind.VERIFIED: N_("checked on site (核查通过)"),
     TicketEventKind.SENT_BACK: N_("sent back after the on-site check"),
     TicketEventKind.URGED: N_("urged by a supervisor (催办)"),
+    TicketEventKind.REMINDED: N_("reminded: nobody had acted on it for a working day"),
 }
 # an event of a kind this version does not know (written by a newer one): never its raw key
 OTHER_EVENT_LABEL = N_("other change")

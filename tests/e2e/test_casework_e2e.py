@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import copy
 import re
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlmodel import col, select
@@ -13,7 +15,9 @@ from bot.routing.policy import load_default_policy, policy_to_json
 from bot.sandbox.client import ChatMessage, Persona
 from bot.services.demo import TELEGRAM_ID_BASE
 from bot.services.ticket_numbers import shown_number
-from bot.telegram.callbacks import ExtensionCb, ExtensionDecision
+from bot.services.tickets import reminders
+from bot.services.tickets.deadlines import policy_of
+from bot.telegram.callbacks import AssistAddCb, ExtensionCb, ExtensionDecision
 from models import (
     AuditLog,
     Department,
@@ -22,6 +26,7 @@ from models import (
     PolicyVersion,
     RoleAssignment,
     Ticket,
+    TicketAssist,
     TicketCategory,
     TicketEvent,
     TicketSource,
@@ -30,6 +35,7 @@ from models import (
 from tests.e2e.harness import Harness, file_ticket_for
 
 pytestmark = pytest.mark.e2e
+SHANGHAI = ZoneInfo("Asia/Shanghai")
 
 POLICE, URBAN, PROPERTY = (TELEGRAM_ID_BASE + 11 + i for i in range(3))
 
@@ -391,3 +397,122 @@ async def test_forged_extension_decisions_and_a_bad_department_sheet_are_refused
     async with h.session() as session:
         added = (await session.exec(select(Department).where(Department.code == "cgd"))).one()
     assert added.categories == ["illegal_building", "sanitation"]
+
+
+async def test_the_centre_adds_an_assisting_department_by_hand(h: Harness) -> None:
+    """🤝: a ticket the rule sent to the 城建办 alone; the centre asks the police to assist,
+    who are told with the answer button; a worker's forged press is refused and audited."""
+    body = copy.deepcopy(policy_to_json(load_default_policy()))
+    body["routes"].insert(
+        0,
+        {
+            "name": "building-to-urban",
+            "categories": ["illegal_building"],
+            "department": "urban_construction",
+        },
+    )
+    async with h.session() as session:
+        session.add(PolicyVersion(body=body, created_at=h.clock.now()))
+        await session.commit()
+    centre, worker = await h.persona("center"), await h.persona("worker")
+    urban, police = await h.persona_of(URBAN), await h.persona_of(POLICE)
+    ticket = await file_ticket_for(
+        h, "resident", "楼顶私自搭建彩钢棚", category=TicketCategory.ILLEGAL_BUILDING
+    )
+    await urban.next_message()
+    await centre.send("/ticket " + shown_number(ticket))
+    await h.settle()
+    await h.forge_press(centre, AssistAddCb(id=ticket.id or 0).pack())
+    picker = await centre.wait_until(lambda t: any("协办部门" in m.text for m in t.bot_messages))
+    assert picker
+    await centre.press("杏林派出所")
+    done = await centre.wait_until(
+        lambda t: any("已请杏林派出所协办" in m.text for m in t.bot_messages)
+    )
+    assert done
+    ask = await police.wait_until(lambda t: any("协办" in m.text for m in t.bot_messages))
+    assert any("✍️ 协办答复" in m.buttons and "⏳ 申请延期" in m.buttons for m in ask.bot_messages)
+
+    # the assisting department asks for more time for its answer; the centre approves
+    async with h.session() as session:
+        assist = (
+            await session.exec(select(TicketAssist).where(TicketAssist.ticket_id == ticket.id))
+        ).one()
+    wanted = (assist.due_at + timedelta(days=4)).astimezone(SHANGHAI).date()
+    police.cursor = (await police.transcript()).bot_messages[-1].message_id
+    await police.press("⏳ 申请延期")
+    assert "理由" in (await police.next_message()).text
+    await police.send("需调取监控核实当事人身份")
+    assert "日期" in (await police.next_message()).text
+    await police.send(wanted.isoformat())
+    assert "批准前" in (await police.next_message()).text
+    request = await centre.wait_until(
+        lambda t: any("✅ 批准" in m.buttons for m in t.bot_messages)
+    )
+    assert request
+    await centre.press("✅ 批准")
+    await h.settle()
+    told = await police.wait_until(lambda t: any("新期限" in m.text for m in t.bot_messages))
+    assert told
+    async with h.session() as session:
+        moved = (
+            await session.exec(select(TicketAssist).where(TicketAssist.id == assist.id))
+        ).one()
+    assert moved.due_at.astimezone(SHANGHAI).date() >= wanted > assist.due_at.date()
+
+    await worker.send("/start")
+    await h.settle()
+    await h.forge_press(worker, AssistAddCb(id=ticket.id or 0, department=1).pack())
+    async with h.session() as session:
+        refused = (
+            await session.exec(
+                select(AuditLog).where(
+                    AuditLog.action == "refused:dispatch", AuditLog.object_id == ticket.id
+                )
+            )
+        ).all()
+        assists = (
+            await session.exec(select(TicketAssist).where(TicketAssist.ticket_id == ticket.id))
+        ).all()
+    assert len(refused) == 1 and len(assists) == 1
+    await h.check_language()
+
+
+async def test_an_unanswered_assisting_ask_is_reminded_once(h: Harness) -> None:
+    """A working day with no answer: the reminder sweep asks the assisting department again,
+    once, with its buttons."""
+    body = copy.deepcopy(policy_to_json(load_default_policy()))
+    body["routes"].insert(
+        0,
+        {
+            "name": "building-to-urban",
+            "categories": ["illegal_building"],
+            "department": "urban_construction",
+            "assist": ["police"],
+        },
+    )
+    async with h.session() as session:
+        session.add(PolicyVersion(body=body, created_at=h.clock.now()))
+        await session.commit()
+    police = await h.persona_of(POLICE)
+    ticket = await file_ticket_for(
+        h, "resident", "楼顶私自搭建彩钢棚", category=TicketCategory.ILLEGAL_BUILDING
+    )
+    await police.wait_until(lambda t: any("协办" in m.text for m in t.bot_messages))
+    async with h.session() as session:
+        assist = (
+            await session.exec(select(TicketAssist).where(TicketAssist.ticket_id == ticket.id))
+        ).one()
+        _policy, calendar = await policy_of(session, ticket)
+    for _ in range(2):  # twice past the moment: one reminder
+        h.clock.set(
+            calendar.add(assist.created_at, reminders.REMIND_AFTER) + timedelta(minutes=11)
+        )
+        await h.sweeps.catch_up(coalesce=True)
+        assert h.app is not None
+        h.app.sender.wake()
+        await h.settle()
+    transcript = await police.wait_until(lambda t: any("提醒" in m.text for m in t.bot_messages))
+    reminded = [m for m in transcript.bot_messages if "提醒：贵部门尚未答复" in m.text]
+    assert len(reminded) == 1 and "✍️ 协办答复" in reminded[0].buttons
+    await h.check_language()

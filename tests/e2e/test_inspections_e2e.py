@@ -297,3 +297,61 @@ async def test_forged_presses_are_refused(h: Harness) -> None:
             await session.exec(select(AuditLog).where(AuditLog.action == "refused:inspect"))
         ).all()
     assert len(refused) == 1
+
+
+async def test_an_inspection_is_corrected_and_forged_corrections_are_refused(h: Harness) -> None:
+    """✏️ on a saved inspection: an item passed by mistake becomes a failure with its photo
+    (a hazard opens); a neighbour's forged press and an item not on it are refused."""
+    worker = await h.persona("worker")
+    other = await h.persona("other_worker")
+    await worker.send("/inspect")
+    listing = await worker.next_message()
+    await worker.press(listing.buttons[0])
+    await until(worker, lambda m: t("✅ All the rest pass") in m.buttons)
+    await worker.press(t("✅ All the rest pass"))
+    await until(worker, lambda m: t("💾 Save") in m.buttons)
+    await worker.press(t("💾 Save"))
+    saved = await until(worker, lambda m: t("✏️ Correct") in m.buttons)
+    assert t("↩️ Withdraw") in saved.buttons
+    await worker.press(t("✏️ Correct"))
+    items = await until(worker, lambda m: "更正哪一项" in m.text)
+    first = items.buttons[0]
+    assert first.startswith("✅ ")
+    await worker.press(first)
+    await until(worker, lambda m: "❌ " + t("Fail") in m.buttons)
+    await worker.press("❌ " + t("Fail"))
+    await until(worker, lambda m: "照片" in m.text)
+    await worker.send("没有照片")  # anything but a photo: asked again
+    await until(worker, lambda m: "照片" in m.text and m.text != "没有照片")
+    await worker.send_photo(JPEG)
+    corrected = await until(worker, lambda m: "已更正" in m.text)
+    assert "✅ " + t("Pass") in corrected.text and "❌ " + t("Fail") in corrected.text
+    assert "整改期限" in corrected.text
+    async with h.session() as session:
+        inspection = (await session.exec(select(Inspection))).one()
+        hazard = (await session.exec(select(Hazard))).one()
+        audit = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "inspection:correct"))
+        ).one()
+    assert hazard.inspection_id == inspection.id and hazard.state == "open"
+    assert inspection.results[hazard.item_key] == "fail"
+    assert (audit.data["before"], audit.data["after"]) == ("pass", "fail")
+
+    forged = views.CorrectCb(id=inspection.id or 0, item=0, step=views.CorrectStep.PASS)
+    await other.send("/inspect")
+    await h.settle()
+    await h.forge_press(other, forged.pack())
+    toast = (await other.transcript()).toast
+    assert toast is not None and "只有巡查人本人" in str(toast)
+    await h.forge_press(
+        worker,
+        views.CorrectCb(id=inspection.id or 0, item=999, step=views.CorrectStep.CHOOSE).pack(),
+    )
+    toast = (await worker.transcript()).toast
+    assert toast is not None and t("That item is not on this inspection.") in str(toast)
+    async with h.session() as session:
+        refused = (
+            await session.exec(select(AuditLog).where(AuditLog.action == "refused:amend_visit"))
+        ).all()
+        still = (await session.exec(select(Inspection))).one()
+    assert len(refused) == 1 and still.results == inspection.results

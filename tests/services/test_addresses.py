@@ -240,7 +240,7 @@ def test_the_migration_keys_existing_households(tmp_path: Path) -> None:
     assert len(rows) == len(addresses)
     assert all(key == address_key(address) for address, key in rows)
     spec = importlib.util.spec_from_file_location(
-        "migration_0019", ROOT / "migrations" / "versions" / "0019_household_address_key.py"
+        "migration_0021", ROOT / "migrations" / "versions" / "0021_household_address_key.py"
     )
     assert spec is not None and spec.loader is not None
     migration = importlib.util.module_from_spec(spec)

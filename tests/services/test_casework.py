@@ -14,7 +14,7 @@ from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
-from bot.errors import InvalidInput, NotAllowed
+from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.routing.policy import policy_to_json
 from bot.services import departments as dept_admin
 from bot.services import indicators, intake, sla_admin, tickets
@@ -22,8 +22,8 @@ from bot.services.demo import DEMO_PERSONAS, TELEGRAM_ID_BASE, load_demo_data
 from bot.services.notice_board import resident_grid
 from bot.services.people import RoleInGrid, roles_of
 from bot.services.ticket_notices import Notice
-from bot.services.tickets import casework
-from bot.services.tickets.deadlines import current_policy
+from bot.services.tickets import casework, reminders
+from bot.services.tickets.deadlines import current_policy, policy_of
 from bot.settings import Settings
 from models import (
     AuditLog,
@@ -658,3 +658,200 @@ async def test_only_a_street_admin_imports_departments(office: Office) -> None:
         await dept_admin.import_departments(
             office.session, worker, roles, "部门名称\n消防站\n".encode(), now=office.now
         )
+
+
+async def test_the_centre_adds_an_assisting_department_by_hand(
+    office: Office, session: AsyncSession
+) -> None:
+    """协办 by hand: the centre over a ticket at its lead asks one more department, which is
+    told and has its own deadline; the lead waits for it. Others, a department twice, the
+    lead itself, one that does not exist: refused."""
+    ticket = await _at_department(office, "urban_construction", TicketCategory.ILLEGAL_BUILDING)
+    centre, centre_roles = await office.named("center")
+    police = (await session.exec(select(Department).where(Department.code == "police"))).one()
+    urban = (
+        await session.exec(select(Department).where(Department.code == "urban_construction"))
+    ).one()
+    _ticket, candidates = await casework.assist_candidates(
+        session, actor=centre, roles=centre_roles, ticket_id=ticket.id or 0, now=office.now
+    )
+    assert police.id in {d.id for d in candidates} and urban.id not in {d.id for d in candidates}
+    # a worker, or the lead's own staff, may not
+    lead, lead_roles = await office.person(URBAN)
+    with pytest.raises(NotAllowed):
+        await casework.add_assist(
+            session,
+            office.notifier,
+            actor=lead,
+            roles=lead_roles,
+            ticket_id=ticket.id or 0,
+            department_id=police.id or 0,
+            now=office.now,
+        )
+    office.notifier.updates.clear()
+    _ticket, assist, helper = await casework.add_assist(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        ticket_id=ticket.id or 0,
+        department_id=police.id or 0,
+        now=office.now,
+    )
+    assert helper.id == police.id and assist.due_at > office.now
+    officer, _roles = await office.person(POLICE)
+    asked = [u for u in office.notifier.updates if u.notice == Notice.ASSIST_ASKED]
+    assert officer.id in {p.id for p in asked[0].others}
+    [event] = await office.events(ticket, "assist_asked")
+    assert event.actor_id == centre.id and event.data["department"] == "police"
+    for department_id, error in (
+        (police.id or 0, InvalidInput),  # twice
+        (urban.id or 0, InvalidInput),  # the lead
+        (2**31 - 1, NotFound),  # no such department
+    ):
+        with pytest.raises(error):
+            await casework.add_assist(
+                session,
+                office.notifier,
+                actor=centre,
+                roles=centre_roles,
+                ticket_id=ticket.id or 0,
+                department_id=department_id,
+                now=office.now,
+            )
+    await tickets.accept(
+        session,
+        office.notifier,
+        actor=lead,
+        roles=lead_roles,
+        ticket_id=ticket.id or 0,
+        now=office.now,
+    )
+    with pytest.raises(InvalidInput):  # the lead waits for the assisting answer
+        await tickets.resolve(
+            session,
+            office.notifier,
+            actor=lead,
+            roles=lead_roles,
+            ticket_id=ticket.id or 0,
+            text="已拆除",
+            now=office.now,
+        )
+
+
+async def test_an_assisting_department_cannot_be_added_to_a_ticket_without_a_lead(
+    office: Office, session: AsyncSession
+) -> None:
+    ticket = await office.file(TicketCategory.SANITATION, "垃圾桶满了没人清理")
+    centre, centre_roles = await office.named("center")
+    with pytest.raises(InvalidInput):
+        await casework.assist_candidates(
+            session, actor=centre, roles=centre_roles, ticket_id=ticket.id or 0, now=office.now
+        )
+
+
+async def test_an_unanswered_assist_and_a_waiting_check_are_reminded_once(
+    office: Office, session: AsyncSession
+) -> None:
+    """A working day with no answer to a 协办 ask, or no on-site check (待核查): asked again,
+    once, by the reminder sweep; an answered ask is not."""
+    ticket = await _at_department(office, "urban_construction", TicketCategory.ILLEGAL_BUILDING)
+    centre, centre_roles = await office.named("center")
+    police = (await session.exec(select(Department).where(Department.code == "police"))).one()
+    _ticket, assist, _helper = await casework.add_assist(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        ticket_id=ticket.id or 0,
+        department_id=police.id or 0,
+        now=office.now,
+    )
+    _policy, calendar = await policy_of(session, ticket)
+    due = calendar.add(assist.created_at, reminders.REMIND_AFTER)
+    assert due < assist.due_at
+    office.notifier.updates.clear()
+    assert await reminders.remind_idle(session, office.notifier, due - timedelta(minutes=1)) == 0
+    assert await reminders.remind_idle(session, office.notifier, due) == 1
+    [update] = office.notifier.updates
+    officer, _roles = await office.person(POLICE)
+    assert update.notice == Notice.ASSIST_ASKED and update.extra["reminder"] == "1"
+    assert officer.id in {p.id for p in update.others}
+    assert await reminders.remind_idle(session, office.notifier, due + timedelta(hours=1)) == 0
+    [event] = await office.events(ticket, "reminded")
+    assert event.data["assist"] == assist.id
+
+    # a ticket waiting for its on-site check a working day: its verifiers are asked again
+    waiting = await office.file(TicketCategory.SANITATION, "垃圾桶满了没人清理")
+    waiting.state = TicketState.VERIFYING
+    waiting.resolved_at = office.now
+    session.add(waiting)
+    await session.flush()
+    office.notifier.updates.clear()
+    later = calendar.add(office.now, reminders.REMIND_AFTER)
+    assert await reminders.remind_idle(session, office.notifier, later) == 1
+    [update] = office.notifier.updates
+    assert update.notice == Notice.REMINDED and update.owners
+    assert await reminders.remind_idle(session, office.notifier, later) == 0
+
+
+async def test_an_assisting_department_asks_for_more_time_for_its_answer(
+    office: Office, session: AsyncSession
+) -> None:
+    """延期 by an assisting department: its answer deadline, not the ticket's, and only once the
+    centre approves; someone of no department on the ticket is refused."""
+    ticket = await _at_department(office, "urban_construction", TicketCategory.ILLEGAL_BUILDING)
+    centre, centre_roles = await office.named("center")
+    police = (await session.exec(select(Department).where(Department.code == "police"))).one()
+    _ticket, assist, _helper = await casework.add_assist(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        ticket_id=ticket.id or 0,
+        department_id=police.id or 0,
+        now=office.now,
+    )
+    officer, officer_roles = await office.person(POLICE)
+    deadline = ticket.resolve_deadline
+    asked_for = (assist.due_at + timedelta(days=3)).astimezone(SHANGHAI).strftime("%Y-%m-%d")
+
+    async def ask(who: Person, roles: list[RoleInGrid], day: str) -> casework.ExtensionAsked:
+        return await casework.ask_extension(
+            session,
+            office.notifier,
+            actor=who,
+            roles=roles,
+            ticket_id=ticket.id or 0,
+            reason="需调取监控核实",
+            wanted_text=day,
+            now=office.now,
+        )
+
+    too_early = assist.due_at.astimezone(SHANGHAI).strftime("%Y-%m-%d")
+    with pytest.raises(InvalidInput):  # not later than the answer deadline
+        await ask(officer, officer_roles, too_early)
+    company, company_roles = await office.person(PROPERTY)
+    with pytest.raises(NotAllowed):  # not a department on this ticket
+        await ask(company, company_roles, asked_for)
+    asked = await ask(officer, officer_roles, asked_for)
+    assert asked.request.department_id == police.id and asked.request.old_deadline == assist.due_at
+    with pytest.raises(InvalidInput):  # one request open at a time
+        await ask(officer, officer_roles, asked_for)
+    old_due = assist.due_at
+    _ticket, request = await casework.decide_extension(
+        session,
+        office.notifier,
+        actor=centre,
+        roles=centre_roles,
+        request_id=asked.request.id or 0,
+        approve=True,
+        now=office.now,
+    )
+    await session.refresh(assist)
+    assert request.approved and assist.due_at == request.wanted and assist.due_at > old_due
+    assert ticket.resolve_deadline == deadline  # the ticket's own deadline did not move
+    [event] = await office.events(ticket, "extension_approved")
+    assert event.data["assist"] == assist.id
+    told = office.notifier.updates[-1]
+    assert told.notice == Notice.EXTENSION_APPROVED and officer.id in {p.id for p in told.others}

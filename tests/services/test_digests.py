@@ -399,6 +399,7 @@ async def test_the_monthly_digest_tells_how_the_places_were_inspected(
             grid_id=tree.a1a.id or 0,
             address="杏林路1号",
             last_inspected_at=at(2026, 3, 20),
+            next_due_at=at(2026, 4, 19),
             created_at=march,
             updated_at=march,
         )

@@ -16,10 +16,11 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import FrozenClock
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import gettext_for
+from bot.services import departments as dept_admin
 from bot.services import hazards, inspection_ledgers, inspections
 from bot.services.place_policy import DEFAULT_POLICY
 from bot.settings import Settings
-from models import Hazard, Inspection, Person, Place, Ticket, TicketCategory
+from models import AuditLog, Hazard, Inspection, Person, Place, Ticket, TicketCategory
 from models.registry import Department
 from tests.fakes import RecordingNotifier
 from tests.services.test_imports import (
@@ -122,6 +123,36 @@ async def test_due_places_for_one_worker_and_for_all_at_once(
     due = await inspections.due_places(session, paths, DEFAULT_POLICY, later)
     assert ("老王饭店", "routine") in [(d.place.name, d.kind) for d in due]
     assert ("老王饭店", "recheck") in [(d.place.name, d.kind) for d in due]
+
+
+async def test_the_next_due_date_follows_inspections_and_the_push_order_matches_the_list(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    assert restaurant.next_due_at == restaurant.created_at  # imported: due from then
+    results, photos = restaurant_answers()
+    await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    assert restaurant.next_due_at == community.now + timedelta(days=30)  # 九小场所: monthly
+    # a month and more on: the pharmacy (never inspected), the restaurant's re-inspection
+    # (its hazards' fix-by dates) and its routine inspection, soonest first, in one order
+    later = community.now + timedelta(days=45)
+    paths = inspections.inspector_paths(await community.roles(session, worker))
+    listed = await inspections.due_places(session, paths, DEFAULT_POLICY, later)
+    pushed = await inspections.due_by_worker(
+        session, {worker.id or 0: paths}, DEFAULT_POLICY, later, limit=2, totals=(totals := {})
+    )
+    assert [(d.place.name, d.kind) for d in listed] == [
+        ("仁心药房", "routine"),
+        ("老王饭店", "recheck"),
+        ("老王饭店", "routine"),
+    ]
+    assert [(d.name, d.kind) for d in pushed[worker.id or 0]] == [
+        (d.place.name, d.kind) for d in listed[:2]
+    ]
+    assert pushed[worker.id or 0][1].hazards == 2
+    assert totals == {worker.id or 0: 3}
 
 
 async def test_a_restaurant_with_two_failures_gets_two_hazards_fixed_and_ticketed(
@@ -299,6 +330,7 @@ async def test_withdrawing_follows_the_visit_rules_and_takes_the_hazards_along(
     assert states == {"withdrawn"}
     await session.refresh(restaurant)
     assert restaurant.last_inspected_at is None
+    assert restaurant.next_due_at == restaurant.created_at  # due again, as if never inspected
 
 
 async def test_coverage_hazard_figures_and_the_two_ledgers(
@@ -355,3 +387,172 @@ def test_a_month_that_is_not_one_is_refused(text: str) -> None:
     with pytest.raises(InvalidInput):
         inspection_ledgers.parse_month(text, date(2026, 3, 1))
     assert inspection_ledgers.parse_month("2026年3月", date(2026, 5, 1)) == date(2026, 3, 1)
+
+
+async def correct(
+    session: AsyncSession,
+    community: Community,
+    person: Person,
+    inspection_id: int,
+    item: int,
+    result: str,
+    photo: str | None = None,
+    *,
+    days: int = 0,
+) -> hazards.Correction:
+    return await hazards.correct_inspection(
+        session,
+        person,
+        await community.roles(session, person),
+        inspection_id,
+        item=item,
+        result=result,
+        photo_file_id=photo,
+        now=community.now + timedelta(days=days),
+    )
+
+
+async def test_an_inspection_is_corrected_its_hazards_follow_and_the_old_answer_is_kept(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    finding = await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    inspection_id = finding.inspection.id or 0
+    _inspection, _place, _amended, lines = await hazards.correctable(
+        session, worker, await community.roles(session, worker), inspection_id, community.now
+    )
+    keys = [line.key for line in lines]
+    exits, wiring = keys.index("exits_clear"), keys.index("no_loose_wiring")
+    # a pass corrected to a failure needs its photo, then opens a hazard
+    with pytest.raises(InvalidInput):
+        await correct(session, community, worker, inspection_id, wiring, "fail")
+    fixed = await correct(session, community, worker, inspection_id, wiring, "fail", "photo-w")
+    assert fixed.opened is not None and fixed.opened.item_key == "no_loose_wiring"
+    assert fixed.opened.fix_by > community.now
+    # a failure corrected away withdraws its hazard
+    cleared = await correct(session, community, worker, inspection_id, exits, "pass")
+    assert cleared.withdrawn is not None and cleared.withdrawn.state == "withdrawn"
+    stored = await session.get(Inspection, inspection_id)
+    assert stored is not None
+    assert stored.results["exits_clear"] == "pass" and stored.results["no_loose_wiring"] == "fail"
+    assert "exits_clear" not in stored.photos and stored.photos["no_loose_wiring"] == "photo-w"
+    audit = (
+        await session.exec(
+            select(AuditLog)
+            .where(AuditLog.action == "inspection:correct")
+            .order_by(col(AuditLog.id))
+        )
+    ).all()
+    assert [(a.data["item"], a.data["before"], a.data["after"]) for a in audit] == [
+        ("no_loose_wiring", "pass", "fail"),
+        ("exits_clear", "fail", "pass"),
+    ]
+    assert audit[1].data["photo_before"] == "photo-exit"
+    # hostile: an item not on it, an unknown answer, the same answer again
+    for item, result in ((len(lines), "pass"), (-1, "pass"), (exits, "maybe"), (exits, "pass")):
+        with pytest.raises(InvalidInput):
+            await correct(session, community, worker, inspection_id, item, result)
+    # the next day the author must ask the head; the head amends (audited as such); a week on,
+    # nobody
+    with pytest.raises(NotAllowed):
+        await correct(session, community, worker, inspection_id, exits, "na", days=1)
+    await correct(session, community, community.head, inspection_id, exits, "na", days=2)
+    assert (
+        await session.exec(select(AuditLog).where(AuditLog.action == "inspection:amend-correct"))
+    ).one().data["before"] == "pass"
+    with pytest.raises(InvalidInput):
+        await correct(session, community, community.head, inspection_id, exits, "pass", days=8)
+
+
+async def test_a_hazard_already_ticketed_cannot_be_corrected_away(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    finding = await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    hazard = finding.opened[0]
+    hazard.state = "ticket"
+    session.add(hazard)
+    await session.flush()
+    _inspection, _place, _amended, lines = await hazards.correctable(
+        session,
+        worker,
+        await community.roles(session, worker),
+        finding.inspection.id or 0,
+        community.now,
+    )
+    item = [line.key for line in lines].index(hazard.item_key)
+    with pytest.raises(InvalidInput):
+        await correct(session, community, worker, finding.inspection.id or 0, item, "pass")
+
+
+async def test_an_unfixed_hazard_goes_to_the_department_the_routing_policy_names(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    """消防隐患 routed to the fire station by the casework policy: the ticket of a hazard not
+    fixed at its re-inspection lands there (主办, its windows running), not on the chain."""
+    community = await setup(session, clock)
+    admin, admin_roles = community.admin, await community.roles(session, community.admin)
+    station = await dept_admin.create(
+        session, actor=admin, roles=admin_roles, text="消防站 xfz", now=community.now
+    )
+    await dept_admin.toggle_category(
+        session,
+        actor=admin,
+        roles=admin_roles,
+        department_id=station.id or 0,
+        category=TicketCategory.FIRE,
+        now=community.now,
+    )
+    await dept_admin.route_here(
+        session,
+        actor=admin,
+        roles=admin_roles,
+        department_id=station.id or 0,
+        on=True,
+        now=community.now,
+    )
+    worker = community.workers[WORKER_A]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    await inspect(session, community, worker, restaurant.id or 0, results, photos)
+    lines = await inspections.checklist_of(session, restaurant, DEFAULT_POLICY, "recheck")
+    answers = {line.key: "fail" for line in lines}
+    recheck = await inspect(
+        session,
+        community,
+        worker,
+        restaurant.id or 0,
+        answers,
+        {key: f"photo-{key}" for key in answers},
+        kind="recheck",
+    )
+    assert len(recheck.ticketed) == 2
+    for _hazard, ticket in recheck.ticketed:
+        assert ticket.category == TicketCategory.FIRE
+        assert ticket.owner_department_id == station.id and ticket.state == "transferred"
+        assert ticket.routing_rule == "dept:xfz"
+    # a pharmacy's hazard (安全隐患) is not the station's: it stays on the grid's chain
+    pharmacy = await place_named(session, "仁心药房")
+    place_type = DEFAULT_POLICY.type("pharmacy")
+    assert place_type is not None
+    failed = {item.key: "pass" for item in place_type.checklist}
+    failed["no_expired_drugs"] = "fail"
+    await inspect(session, community, worker, pharmacy.id or 0, failed, {"no_expired_drugs": "p"})
+    [line] = await inspections.checklist_of(session, pharmacy, DEFAULT_POLICY, "recheck")
+    later = await inspect(
+        session,
+        community,
+        worker,
+        pharmacy.id or 0,
+        {line.key: "fail"},
+        {line.key: "p2"},
+        kind="recheck",
+    )
+    [(_hazard, ticket)] = later.ticketed
+    assert ticket.category == TicketCategory.SAFETY and ticket.owner_department_id is None

@@ -7,13 +7,14 @@ import contextlib
 import copy
 import io
 import json
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from openpyxl import load_workbook
-from sqlmodel import select
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.clock import FrozenClock
@@ -158,6 +159,37 @@ async def test_only_an_admin_of_the_street_sets_place_types(
         now=community.now,
     )
     assert (await place_policy.current_policy(session)).fix_days["minor"] == 10
+
+
+async def test_a_new_cadence_or_a_new_type_moves_the_next_due_dates(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await build_community(session, clock.now())
+    assert (await run(session, community, to_csv([place(1), place(2)], HEADER).encode())).ok
+    first, second = (await session.exec(select(Place).order_by(col(Place.code)))).all()
+    inspected = community.now - timedelta(days=3)
+    first.last_inspected_at = inspected
+    session.add(first)
+    await session.flush()
+    data = default_file()
+    small = next(t for t in data["types"] if t["key"] == "small_venue")
+    small["cadence"] = [{"by": "worker", "days": 14, "times": 1}]
+    await place_policy.set_policy(
+        session,
+        actor=community.admin,
+        roles=await community.roles(session, community.admin),
+        raw=json.dumps(data),
+        now=community.now,
+    )
+    await session.refresh(first)
+    await session.refresh(second)
+    assert first.next_due_at == inspected + timedelta(days=14)
+    assert second.next_due_at == second.created_at  # never inspected: due since added
+    # the sheet again, the first place now a key unit (重点单位: weekly)
+    again = to_csv([place(1, "重点单位"), place(2)], HEADER).encode()
+    assert (await run(session, community, again)).ok
+    await session.refresh(first)
+    assert first.next_due_at == inspected + timedelta(days=7)
 
 
 async def test_a_type_in_use_cannot_be_dropped(session: AsyncSession, clock: FrozenClock) -> None:

@@ -6,13 +6,15 @@ more time; the centre above decides).
   centre's 转办 puts the ticket with its lead department: the clock restarts with the policy's
   department windows (:func:`bot.routing.departments.to_department`). Assisting departments
   named by the rule are asked at once, each with its own deadline (``departments.assist``).
-- **协办.** An assisting department answers once (:func:`answer_assist`); the lead sees the
-  answer. The lead resolves the ticket only when every assisting department has answered or
-  its deadline has passed (:func:`check_assists_done`, called by 办结).
+- **协办.** The centre over the ticket may add an assisting department by hand
+  (:func:`add_assist`). An assisting department answers once (:func:`answer_assist`); the
+  lead sees the answer. The lead resolves the ticket only when every assisting department
+  has answered or its deadline has passed (:func:`check_assists_done`, called by 办结).
 - **退单.** The lead department gives the ticket back with a reason (:func:`return_ticket`): it
   goes to the street centre (the top of the chain, clock restarted there, an event
   ``returned``), whose operators re-dispatch it — 转办 to another department or 下派.
-- **延期.** The lead department asks for a new date with a reason (:func:`ask_extension`): an
+- **延期.** The lead department (or an assisting one, for its answer date) asks for a new
+  date with a reason (:func:`ask_extension`): an
   :class:`~models.ExtensionRequest` and an event ``extension_asked``; the centre over the
   ticket approves or refuses (:func:`decide_extension`, ``Action.DISPATCH``). Only approval
   moves the deadline (``extension_approved`` with the old and new deadline); a refusal is
@@ -420,15 +422,75 @@ async def return_ticket(
     return Returned(ticket, department)
 
 
-async def _open_request(session: AsyncSession, ticket_id: int) -> ExtensionRequest | None:
+async def _open_request(
+    session: AsyncSession, ticket_id: int, department_id: int | None
+) -> ExtensionRequest | None:
     return (
         await session.exec(
             select(ExtensionRequest).where(
                 ExtensionRequest.ticket_id == ticket_id,
+                ExtensionRequest.department_id == department_id,
                 col(ExtensionRequest.approved).is_(None),
             )
         )
     ).first()
+
+
+async def _open_assist(
+    session: AsyncSession, ticket_id: int, department_ids: Sequence[int | None]
+) -> TicketAssist | None:
+    """An unanswered assisting ask of the ticket to one of these departments."""
+    return (
+        await session.exec(
+            select(TicketAssist).where(
+                TicketAssist.ticket_id == ticket_id,
+                col(TicketAssist.department_id).in_([d for d in department_ids if d]),
+                col(TicketAssist.answered_at).is_(None),
+            )
+        )
+    ).first()
+
+
+async def _asking_department(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    now: datetime,
+) -> tuple[Ticket, Department, TicketAssist | None]:
+    """Who asks for more time: the lead department's staff (its resolve deadline), or an
+    assisting department's with its ask unanswered (its answer deadline)."""
+    ticket = await load(session, ticket_id)
+    lead = await department_of(session, ticket)
+    own = [r.department_id for r in roles if r.role == Role.DEPARTMENT]
+    if lead is None or lead.id not in own:
+        assist = await _open_assist(session, ticket_id, own) if actor.active else None
+        if assist is not None:
+            if ticket.state not in MOVABLE:
+                raise await moved_on(session, ticket)
+            helper = await session.get(Department, assist.department_id)
+            assert helper is not None
+            return ticket, helper, assist
+    ticket, department = await _lead_ticket(
+        session, actor=actor, roles=roles, ticket_id=ticket_id, now=now
+    )
+    return ticket, department, None
+
+
+async def check_asking(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    now: datetime,
+) -> Ticket:
+    """Before asking for a 延期 reason: the lead's staff, or an assisting department's."""
+    ticket, _department, _assist = await _asking_department(
+        session, actor=actor, roles=roles, ticket_id=ticket_id, now=now
+    )
+    return ticket
 
 
 async def ask_extension(
@@ -442,28 +504,32 @@ async def ask_extension(
     wanted_text: str,
     now: datetime,
 ) -> ExtensionAsked:
-    """延期申请: the lead department asks for a new date (the close of business that day) with
-    a reason; the street centre's operators over the ticket get approve / refuse buttons. The
-    deadline does not move yet."""
+    """延期申请: the lead department asks for a new resolve date, or an assisting department
+    for a new answer date (the close of business that day), with a reason; the street
+    centre's operators over the ticket get approve / refuse buttons. Nothing moves yet."""
     note = clean_reason(reason)
-    ticket, department = await _lead_ticket(
+    ticket, department, assist = await _asking_department(
         session, actor=actor, roles=roles, ticket_id=ticket_id, now=now
     )
-    if ticket.state not in WORKING | {TicketState.TRANSFERRED}:
+    if assist is None and ticket.state not in WORKING | {TicketState.TRANSFERRED}:
         raise await moved_on(session, ticket)
     assert ticket.id is not None
-    if await _open_request(session, ticket.id) is not None:
+    if await _open_request(session, ticket.id, department.id) is not None:
         raise InvalidInput(EXTENSION_OPEN)
     policy, calendar = await policy_of(session, ticket)
     wanted = department_clock.parse_wanted_date(wanted_text, calendar, now)
-    clock = clock_of(ticket)
-    department_clock.check_extension(clock, policy, calendar, wanted)
+    if assist is None:
+        department_clock.check_extension(clock_of(ticket), policy, calendar, wanted)
+        old = ticket.resolve_deadline
+    else:
+        department_clock.check_assist_extension(assist.due_at, policy, calendar, wanted)
+        old = assist.due_at
     request = ExtensionRequest(
         ticket_id=ticket.id,
         department_id=department.id,
         asked_by=actor.id or 0,
         reason=note,
-        old_deadline=ticket.resolve_deadline,
+        old_deadline=old,
         wanted=wanted,
         asked_at=now,
     )
@@ -479,7 +545,12 @@ async def ask_extension(
         to_state=state,
         actor=actor,
         note=note,
-        data={"request": request.id, "wanted": wanted.isoformat(), "department": department.code},
+        data={
+            "request": request.id,
+            "wanted": wanted.isoformat(),
+            "department": department.code,
+            **({"assist": assist.id} if assist is not None else {}),
+        },
     )
     await tell(
         session,
@@ -496,6 +567,7 @@ async def ask_extension(
             "department": department.name,
             "request_id": str(request.id),
             "wanted": wanted.isoformat(),
+            **({"assist_deadline": old.isoformat()} if assist is not None and old else {}),
         },
     )
     return ExtensionAsked(ticket, request)
@@ -526,8 +598,15 @@ async def decide_extension(
     await authorize(session, actor, roles, Action.DISPATCH, ticket, now)
     if request.approved is not None:
         raise InvalidInput(EXTENSION_DECIDED)
-    if ticket.state not in MOVABLE or ticket.owner_department_id != request.department_id:
+    if ticket.state not in MOVABLE:
         raise await moved_on(session, ticket)
+    if ticket.owner_department_id != request.department_id:
+        assist = await _open_assist(session, ticket.id or 0, [request.department_id])
+        if assist is None:
+            raise await moved_on(session, ticket)
+        return await _decide_assist_extension(
+            session, notifier, actor, ticket, request, assist, approve, now
+        )
     policy, calendar = await policy_of(session, ticket)
     before = TicketState(ticket.state)
     old = ticket.resolve_deadline
@@ -574,6 +653,134 @@ async def decide_extension(
         actor=actor,
         reporters=[],
         extra={"wanted": request.wanted.isoformat()},
+    )
+    return ticket, request
+
+
+MAX_ASSISTS = 5  # as a routing rule's ``assist``
+ASSIST_NOT_AT_DEPARTMENT = N_(
+    "Ticket {number} is not with a lead department: transfer it to one (转办) first."
+)
+ASSIST_TAKEN = N_("That department is already the lead or assisting on this ticket.")
+ASSISTS_FULL = N_("A ticket can have at most {count} assisting departments.")
+
+
+async def assist_candidates(
+    session: AsyncSession,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    now: datetime,
+) -> tuple[Ticket, list[Department]]:
+    """The departments the centre over the ticket may add as assisting (协办) by hand: active,
+    neither its lead nor already asked. Only the centre (``Action.DISPATCH``), only while the
+    ticket is open at a lead department."""
+    ticket = await load(session, ticket_id)
+    await authorize(session, actor, roles, Action.DISPATCH, ticket, now)
+    if ticket.state not in MOVABLE:
+        raise await moved_on(session, ticket)
+    if ticket.owner_department_id is None:
+        raise InvalidInput(ASSIST_NOT_AT_DEPARTMENT, number=shown_number(ticket))
+    assert ticket.id is not None
+    taken = {a.department_id for a in await assists_of(session, ticket.id)}
+    if len(taken) >= MAX_ASSISTS:
+        raise InvalidInput(ASSISTS_FULL, count=MAX_ASSISTS)
+    taken.add(ticket.owner_department_id)
+    active = (
+        await session.exec(
+            select(Department).where(col(Department.active).is_(True)).order_by(col(Department.id))
+        )
+    ).all()
+    return ticket, [d for d in active if d.id not in taken]
+
+
+async def add_assist(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    *,
+    actor: Person,
+    roles: Sequence[RoleInGrid],
+    ticket_id: int,
+    department_id: int,
+    now: datetime,
+) -> tuple[Ticket, TicketAssist, Department]:
+    """The centre asks one more department to assist (协办) by hand: its own deadline from the
+    policy the ticket has (``departments.assist``), an event ``assist_asked`` by the operator,
+    its staff told with the answer button — as if a routing rule had named it."""
+    ticket, candidates = await assist_candidates(
+        session, actor=actor, roles=roles, ticket_id=ticket_id, now=now
+    )
+    helper = next((d for d in candidates if d.id == department_id), None)
+    if helper is None:
+        known = await session.get(Department, department_id)
+        if known is None or not known.active:
+            raise NotFound()
+        raise InvalidInput(ASSIST_TAKEN)
+    policy, calendar = await policy_of(session, ticket)
+    assert ticket.id is not None and helper.id is not None
+    assist = TicketAssist(
+        ticket_id=ticket.id,
+        department_id=helper.id,
+        due_at=department_clock.assist_due(policy, calendar, now),
+        created_at=now,
+    )
+    session.add(assist)
+    await session.flush()
+    await tell_assists(session, notifier, ticket, [assist], now, actor=actor)
+    return ticket, assist, helper
+
+
+async def _decide_assist_extension(
+    session: AsyncSession,
+    notifier: TicketNotifier,
+    actor: Person,
+    ticket: Ticket,
+    request: ExtensionRequest,
+    assist: TicketAssist,
+    approve: bool,
+    now: datetime,
+) -> tuple[Ticket, ExtensionRequest]:
+    """An assisting department's 延期: approval moves its answer deadline (checked again), a
+    refusal leaves it; its staff hear which."""
+    policy, calendar = await policy_of(session, ticket)
+    old = assist.due_at
+    if approve:
+        department_clock.check_assist_extension(old, policy, calendar, request.wanted)
+        assist.due_at = request.wanted
+        session.add(assist)
+    request.decided_by = actor.id
+    request.decided_at = now
+    request.approved = approve
+    session.add(request)
+    state = TicketState(ticket.state)
+    record_event(
+        session,
+        ticket,
+        now,
+        TicketEventKind.EXTENSION_APPROVED if approve else TicketEventKind.EXTENSION_REFUSED,
+        from_state=state,
+        to_state=state,
+        actor=actor,
+        note=request.reason,
+        data={
+            "request": request.id,
+            "assist": assist.id,
+            "old": old.isoformat(),
+            "wanted": request.wanted.isoformat(),
+        },
+    )
+    await tell(
+        session,
+        notifier,
+        Notice.EXTENSION_APPROVED if approve else Notice.EXTENSION_REFUSED,
+        ticket,
+        now,
+        actor=actor,
+        reporters=[],
+        owners=[],
+        others=await department_staff(session, assist.department_id),
+        extra={"wanted": request.wanted.isoformat(), "assist_deadline": assist.due_at.isoformat()},
     )
     return ticket, request
 
