@@ -46,6 +46,7 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bench import people
@@ -217,9 +218,14 @@ def to_csv(rows: list[list[str]]) -> bytes:
 async def register_persons(engine: AsyncEngine, per_household: int) -> int:
     """``per_household`` persons for every household, inserted set-based (executemany)."""
     async with engine.begin() as connection:
-        ids = (await connection.execute(select(Household.id).order_by(Household.id))).scalars()
+        ids = (
+            await connection.execute(select(col(Household.id)).order_by(col(Household.id)))
+        ).scalars()
         rows = people.member_rows(
-            list(ids), NOW, sqlite=engine.dialect.name == "sqlite", per_household=per_household
+            [i for i in ids if i is not None],
+            NOW,
+            sqlite=engine.dialect.name == "sqlite",
+            per_household=per_household,
         )
         return await bulk_insert(connection, "household_member", people.MEMBER_COLUMNS, rows)
 

@@ -35,6 +35,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
 from sqlmodel import col
+from sqlmodel import select as sqlmodel_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
@@ -80,8 +81,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 async def grids_of_tier(engine: AsyncEngine, tier: int) -> list[Grid]:
     async with AsyncSession(engine) as session:
-        found = await session.exec(select(Grid).where(col(Grid.tier) == tier).order_by(Grid.id))
-        return list(found.scalars())
+        found = await session.exec(
+            sqlmodel_select(Grid).where(col(Grid.tier) == tier).order_by(col(Grid.id))
+        )
+        return list(found)
 
 
 def steps(street: Grid, communities: list[Grid], leaves: list[Grid]) -> dict[str, Step]:
