@@ -61,7 +61,8 @@ def member_rows(
 ) -> Iterator[tuple[Any, ...]]:
     """``per_household`` people for each household, in ``MEMBER_COLUMNS`` order."""
     vault = vault or IdVault(new_key())
-    pool = [vault.seal(id_number(n)[0]).cipher for n in range(CIPHER_POOL)]
+    sealed = min(CIPHER_POOL, len(household_ids) * per_household)
+    pool = [vault.seal(id_number(n)[0]).cipher for n in range(sealed)]
     day: Callable[[date], Any] = date.isoformat if sqlite else _same
     stamp: Any = (
         created.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
@@ -80,7 +81,7 @@ def member_rows(
                 RELATIONS[k % len(RELATIONS)],
                 "male" if int(number[16]) % 2 else "female",
                 day(born),
-                pool[person % CIPHER_POOL],
+                pool[person % sealed],
                 vault.digest(number),
                 f"+8615{person:09d}" if k == 0 else None,
                 STATUSES[person % len(STATUSES)],
