@@ -8,6 +8,8 @@ saves them), then times
 (a) a plain bulk INSERT of the same rows, already parsed, without any check — the baseline;
 (b) reading and checking the file alone (no database), XLSX and CSV;
 (c) :func:`bot.services.imports.import_households` of the XLSX into the empty table;
+    then ``--persons`` persons are registered for each household (default 3, set-based:
+    ``bench/people.py``), so that (d)–(f) run beside the persons register;
 (d) the same file again (every row unchanged);
 (e) the file with one row in ten changed (updates);
 (f) :func:`bot.services.exports.export_households` of everything;
@@ -40,12 +42,15 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from openpyxl import Workbook
-from sqlalchemy import insert, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import NullPool
+from sqlmodel import col
 from sqlmodel.ext.asyncio.session import AsyncSession
 
+from bench import people
+from bench.quota_engine import bulk_insert
 from bot import migrate
 from bot.db import create_engine
 from bot.i18n import gettext_for
@@ -84,6 +89,12 @@ T = TypeVar("T")
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=50_000)
+    parser.add_argument(
+        "--persons",
+        type=int,
+        default=people.PER_HOUSEHOLD,
+        help="persons registered per household after (c) (default 3; 0: none)",
+    )
     parser.add_argument(
         "--database-url",
         default=os.environ.get("GRIDBOT_BENCH_DATABASE_URL"),
@@ -205,6 +216,21 @@ def to_csv(rows: list[list[str]]) -> bytes:
     return buffer.getvalue().encode("gbk")
 
 
+async def register_persons(engine: AsyncEngine, per_household: int) -> int:
+    """``per_household`` persons for every household, inserted set-based (executemany)."""
+    async with engine.begin() as connection:
+        ids = (
+            await connection.execute(select(col(Household.id)).order_by(col(Household.id)))
+        ).scalars()
+        rows = people.member_rows(
+            [i for i in ids if i is not None],
+            NOW,
+            sqlite=engine.dialect.name == "sqlite",
+            per_household=per_household,
+        )
+        return await bulk_insert(connection, "household_member", people.MEMBER_COLUMNS, rows)
+
+
 async def timed(label: str, step: Callable[[], Awaitable[T]]) -> tuple[float, T]:
     started = time.perf_counter()
     result = await step()
@@ -299,6 +325,9 @@ async def main() -> None:
                     f"  {'':<44} created {result.created:,}, updated {result.updated:,}, "
                     f"unchanged {result.unchanged:,}"
                 )
+            if label.startswith("(c)") and args.persons:
+                registered = await register_persons(engine, args.persons)
+                print(f"  {'':<44} then {registered:,} persons registered beside them")
         print("ratios to the baseline (a):")
         for (label, _), elapsed in zip(steps[1:], times[1:], strict=True):
             print(f"  {label:<44} {elapsed / times[0]:8.1f} ×")

@@ -2,7 +2,8 @@
 
 Builds a migrated database (SQLite in a temporary directory by default; PostgreSQL with
 ``--database-url`` or ``GRIDBOT_BENCH_DATABASE_URL``), bulk-loads a grid tree, the workers,
-the households and a quarter's worth of visits with their tallies, then times
+the households with three persons each (``bench/people.py``; ``--persons`` changes it) and a
+quarter's worth of visits with their tallies, then times
 
 (a) a plain scan reading ``(id, worker_id)`` of every household — the baseline;
 (b) :func:`bot.services.quotas.due_pairs` for all workers;
@@ -30,9 +31,10 @@ import random
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
+from itertools import islice
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -45,6 +47,7 @@ from sqlalchemy.pool import NullPool
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
+from bench import people
 from bot import migrate
 from bot.db import create_engine
 from bot.services import daily_push, quotas
@@ -93,6 +96,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="keep the SQLite database in this file and reuse it when it already holds the "
         "same number of households (same --households/--workers/--seed): no second load",
     )
+    parser.add_argument(
+        "--persons",
+        type=int,
+        default=None,
+        help=f"persons per household in household_member (default {people.PER_HOUSEHOLD}, "
+        "0 with --quick): 900,000 beside the 300,000 households",
+    )
     parser.add_argument("--runs", type=int, default=5, help="timed runs of each step")
     parser.add_argument("--seed", type=int, default=2026)
     return parser.parse_args(argv)
@@ -106,6 +116,7 @@ class Loaded:
     grids: int
     workers: int
     households: int
+    persons: int
     visits: int
     tallies: int
     seconds: float
@@ -292,32 +303,40 @@ def _sqlite_stamp(instant: datetime) -> str:
     return instant.astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
 
 
-def chunks(rows: list[T], size: int = CHUNK) -> Iterator[list[T]]:
-    for start in range(0, len(rows), size):
-        yield rows[start : start + size]
+def chunks(rows: Iterable[T], size: int = CHUNK) -> Iterator[list[T]]:
+    """Lists of ``size`` rows (a generator's rows are made one chunk at a time)."""
+    rows = iter(rows)
+    while chunk := list(islice(rows, size)):
+        yield chunk
 
 
 async def bulk_insert(
-    connection: AsyncConnection, table: str, columns: list[str], rows: list[tuple[Any, ...]]
-) -> None:
+    connection: AsyncConnection, table: str, columns: list[str], rows: Iterable[tuple[Any, ...]]
+) -> int:
     """``executemany`` straight through the driver, in chunks (no per-row ORM or compiling)."""
     if connection.dialect.name == "postgresql":
         slots = ", ".join(f"${i + 1}" for i in range(len(columns)))
     else:
         slots = ", ".join("?" for _ in columns)
     statement = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({slots})"
+    count = 0
     for chunk in chunks(rows):
         await connection.exec_driver_sql(statement, chunk)
+        count += len(chunk)
+    return count
 
 
-async def load(engine: AsyncEngine, size: Size, seed: int) -> Loaded:
-    """Bulk-load everything with chunked inserts (executemany), in one transaction."""
+async def load(
+    engine: AsyncEngine, size: Size, seed: int, persons: int = people.PER_HOUSEHOLD
+) -> Loaded:
+    """Bulk-load everything with chunked inserts (executemany), in one transaction;
+    ``persons`` people per household in the register (``bench/people.py``)."""
     began = time.perf_counter()
     now = RULES_FROM
     tables = models.metadata.tables
     grids, leaves = grid_rows(size.workers, now)
     first_person = 1
-    people = [
+    workers = [
         {
             "id": first_person + n,
             "name": f"网格员{n + 1}",
@@ -332,16 +351,22 @@ async def load(engine: AsyncEngine, size: Size, seed: int) -> Loaded:
     sqlite = engine.dialect.name == "sqlite"
     data = generate(size, leaves, first_person, now, seed, sqlite)
     async with engine.begin() as connection:
-        for table, rows in (("grid", grids), ("person", people)):
+        for table, rows in (("grid", grids), ("person", workers)):
             for chunk in chunks(rows):
                 await connection.execute(insert(tables[table]), chunk)
         await bulk_insert(connection, "household", HOUSEHOLD_COLUMNS, data.households)
         await bulk_insert(connection, "visit", VISIT_COLUMNS, data.visits)
         await bulk_insert(connection, "visit_tally", TALLY_COLUMNS, data.tallies)
+        members = people.member_rows(
+            [row[0] for row in data.households], now, sqlite=sqlite, per_household=persons
+        )
+        persons_loaded = await bulk_insert(
+            connection, "household_member", people.MEMBER_COLUMNS, members
+        )
         if not sqlite:  # the ids were given: move the sequences on
             for table, count in (
                 ("grid", grids),
-                ("person", people),
+                ("person", workers),
                 ("household", data.households),
             ):
                 await connection.execute(
@@ -354,8 +379,9 @@ async def load(engine: AsyncEngine, size: Size, seed: int) -> Loaded:
     await analyze(engine)
     return Loaded(
         grids=len(grids),
-        workers=len(people),
+        workers=len(workers),
         households=len(data.households),
+        persons=persons_loaded,
         visits=len(data.visits),
         tallies=len(data.tallies),
         seconds=time.perf_counter() - began,
@@ -466,16 +492,17 @@ async def already_loaded(engine: AsyncEngine, size: Size) -> bool:
     return count == size.households
 
 
-async def measure(url: str, size: Size, runs: int, seed: int) -> None:
+async def measure(url: str, size: Size, runs: int, seed: int, persons: int) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
         if await already_loaded(engine, size):
             await analyze(engine)  # a new index since the last run needs its statistics
             print("reusing the loaded database")
         else:
-            loaded = await load(engine, size, seed)
+            loaded = await load(engine, size, seed, persons)
             print(
-                f"loaded {loaded.workers:,} workers, {loaded.households:,} households, "
+                f"loaded {loaded.workers:,} workers, {loaded.households:,} households "
+                f"({loaded.persons:,} persons), "
                 f"{loaded.visits:,} visits and {loaded.tallies:,} tallies "
                 f"under {loaded.grids:,} grids in {loaded.seconds:.1f} s"
             )
@@ -528,6 +555,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     size = Size(args.households or size.households, args.workers or size.workers)
     if size.households < 1 or not 1 <= size.workers <= size.households:
         raise SystemExit("need at least one household and 1 ≤ workers ≤ households")
+    persons = (
+        args.persons if args.persons is not None else 0 if args.quick else people.PER_HOUSEHOLD
+    )
+    if persons < 0:
+        raise SystemExit("--persons must be 0 or more")
     with tempfile.TemporaryDirectory(prefix="gridbot-bench-") as directory:
         if args.database_url:
             if args.sqlite_file:
@@ -541,10 +573,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         backend = make_url(url).get_backend_name()
         print(
             f"quota engine benchmark on {backend}: {size.households:,} households, "
-            f"{size.workers:,} workers"
+            f"{size.workers:,} workers, {persons} persons a household"
         )
         migrate.upgrade(url)
-        asyncio.run(measure(url, size, args.runs, args.seed))
+        asyncio.run(measure(url, size, args.runs, args.seed, persons))
 
 
 if __name__ == "__main__":
