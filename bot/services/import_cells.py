@@ -25,7 +25,6 @@ from .import_report import (
     BAD_YES_NO,
     EMPTY,
     EXCEL_ROUNDED,
-    MAX_MEMBERS,
     NOT_MOBILE,
     TOO_LONG,
     CellProblem,
@@ -36,6 +35,8 @@ from .tabular import Column, Row, Table, clean_text, shown
 def words(text: str) -> list[str]:
     return text.split()
 
+
+MAX_MEMBERS = 99
 
 # the longest each field may be (the table's column sizes)
 LIMITS = {"code": 32, "head_name": 50, "address": 200, "note": 500, "name": 100}

@@ -43,7 +43,6 @@ class Importer(Protocol):
 
 CHUNK_ROWS = 2_000  # rows checked and written per step, and how often progress is told
 LOOKUP_CHUNK = 1_000  # values in one SQL ``IN (...)``
-MAX_MEMBERS = 99
 
 ROW_ERROR = N_("Row {row}, column {column}: {reason}")
 

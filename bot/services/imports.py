@@ -71,6 +71,7 @@ from .household_import import (
 from .import_cells import (
     CATEGORY_WORDS,
     LIMITS,
+    MAX_MEMBERS,
     NO,
     NO_CATEGORY_WORDS,
     NO_WORDS,
@@ -102,7 +103,6 @@ from .import_report import (
     GRID_OUT_OF_SCOPE,
     HOUSEHOLD_OUT_OF_SCOPE,
     LOOKUP_CHUNK,
-    MAX_MEMBERS,
     NEED_DEPARTMENT,
     NO_DEPARTMENT,
     NO_GRID,

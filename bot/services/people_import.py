@@ -400,6 +400,3 @@ def _department(departments: Sequence[Department], text: str) -> int:
         raise CellProblem(AMBIGUOUS_DEPARTMENT, value=shown(text))
     assert by_name[0].id is not None
     return by_name[0].id
-
-
-# --- shared -----------------------------------------------------------------------------------
