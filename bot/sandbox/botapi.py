@@ -57,7 +57,7 @@ from bot.sandbox.updates import (
 )
 
 if TYPE_CHECKING:
-    from bot.sandbox.server import SandboxServer
+    from bot.sandbox.bot_side import BotSide
 
 JsonObject = dict[str, Any]
 Params = dict[str, Any]
@@ -113,9 +113,9 @@ def _int32(value: int) -> int:
 
 
 class BotApi:
-    """Implements the Bot API methods on top of a :class:`SandboxServer`."""
+    """Implements the Bot API methods on the sandbox's bot side (:class:`BotSide`)."""
 
-    def __init__(self, server: SandboxServer) -> None:
+    def __init__(self, server: BotSide) -> None:
         self.server = server
         self._handlers: dict[str, Handler] = {
             "getme": self.get_me,

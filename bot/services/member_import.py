@@ -42,10 +42,9 @@ from sqlalchemy import insert, update
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
-from bot.i18n import N_, gettext_for, join_list
+from bot.i18n import N_, join_list
 from bot.labels import GENDER, PARTY_KIND, RELATION, RESIDENCE_STATUS
 from bot.services.permissions import within
-from bot.settings import LOCALES
 from models import (
     Gender,
     Grid,
@@ -66,6 +65,10 @@ from .id_numbers import (
     normalise_id_number,
     parse_id_number,
 )
+from .import_cells import in_every_catalog as _every_catalog
+from .import_cells import words as _words
+from .import_report import CellProblem
+from .import_report import chunks as _chunks
 from .imports import (
     BAD_PHONE,
     EMPTY,
@@ -161,10 +164,6 @@ _MEMBER_FIELDS = (
 )
 
 
-def _words(text: str) -> list[str]:
-    return text.split()
-
-
 RELATION_WORDS: dict[Relation, list[str]] = {
     Relation.HEAD: _words("户主 本人 户主本人 head self"),
     Relation.SPOUSE: _words("配偶 妻 夫 妻子 丈夫 爱人 spouse wife husband"),
@@ -194,10 +193,6 @@ STATUS_WORDS: dict[ResidenceStatus, list[str]] = {
     ResidenceStatus.RESIDENT: _words("常住 常住人口 resident permanent"),
     ResidenceStatus.FLOATING: _words("流动 流动人口 暂住 外来 floating"),
 }
-
-
-def _every_catalog(msgid: str) -> set[str]:
-    return {gettext_for(locale, msgid) for locale in LOCALES}
 
 
 @cache
@@ -233,15 +228,6 @@ def parse_party(text: str) -> PartyKind | None:
     if key not in found:
         raise CellProblem(BAD_PARTY, value=shown(text))
     return found[key]
-
-
-class CellProblem(Exception):
-    """What is wrong with one cell: a msgid and its parameters."""
-
-    def __init__(self, reason: str, **params: Any) -> None:
-        super().__init__(reason)
-        self.reason = reason
-        self.params = params
 
 
 def parse_word(kind: str, text: str) -> Any:
@@ -586,11 +572,6 @@ def _values(
         "moved_out": kept("moved_out", member.moved_out),
         "party": kept("party", member.party),
     }
-
-
-def _chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 async def _load_households(

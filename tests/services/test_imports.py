@@ -23,9 +23,10 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.clock import FrozenClock
 from bot.errors import NotAllowed
 from bot.i18n import gettext_for
-from bot.services import grid_codes, imports, tabular
+from bot.services import grid_codes, household_import, import_cells, imports, tabular
 from bot.services.addresses import address_key
 from bot.services.grid_codes import NOT_A_CODE
+from bot.services.import_report import CellProblem
 from bot.services.imports import (
     AMBIGUOUS_WORKER,
     BAD_CATEGORY,
@@ -653,8 +654,8 @@ async def test_progress_is_told_after_every_chunk(
     session: AsyncSession, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     community = await build_community(session, clock.now())
-    monkeypatch.setattr(imports, "CHUNK_ROWS", 2)
-    monkeypatch.setattr(imports, "LOOKUP_CHUNK", 3)
+    monkeypatch.setattr(household_import, "CHUNK_ROWS", 2)
+    monkeypatch.setattr(household_import, "LOOKUP_CHUNK", 3)
     told: list[tuple[int, int]] = []
 
     async def progress(done: int, total: int) -> None:
@@ -909,11 +910,11 @@ def test_cell_parsers_take_any_text(text: str) -> None:
     assert phone is None or phone.startswith("+")
     try:
         flags = imports.parse_categories(text)
-    except imports._CellError as problem:
+    except CellProblem as problem:
         assert problem.reason == BAD_CATEGORY
     else:
         assert 0 <= flags < 64
-    with contextlib.suppress(imports._CellError):
+    with contextlib.suppress(CellProblem):
         imports.parse_role(text)
 
 
@@ -921,7 +922,7 @@ def test_cell_parsers_take_any_text(text: str) -> None:
 @given(st.from_regex(r"1[0-9]{10}", fullmatch=True), st.sampled_from(["", "+86", "86", "0086 "]))
 def test_the_mobile_fast_path_agrees_with_a_full_parse(number: str, prefix: str) -> None:
     text = prefix + number
-    assert normalise_phone(text) == imports._parsed_phone.__wrapped__(text)
+    assert normalise_phone(text) == import_cells._parsed_phone.__wrapped__(text)
 
 
 KNOWN_HEADERS = [*HEADER_ZH, *HEADER_EN, "序号", "户主", "Household code"]
