@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import timedelta
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+
+from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot import backup
 from bot.services import (
@@ -24,6 +27,7 @@ from bot.services import (
 )
 from bot.services import jobs as housekeeping
 from bot.services.duty import gaps, paging
+from bot.settings import Settings
 from bot.telegram.broadcast_views import receipt_markup
 from bot.telegram.party_views import render_party_push
 from bot.telegram.ticket_notifier import TelegramTicketNotifier, return_visit_renderer
@@ -108,10 +112,7 @@ async def duty_gaps(ctx: JobContext) -> None:
 
 async def weekly_digests(ctx: JobContext) -> None:
     """Monday morning: each grid head's digest of last week (每周简报), once per week."""
-    async with ctx.sessions() as session:
-        sent = await digests.send_weekly_digests(session, ctx.clock.now(), ctx.settings)
-        await session.commit()
-    _sent(ctx, sent, "weekly digests")
+    await _digests(ctx, digests.plan_weekly_digests, "weekly digests")
 
 
 async def dispute_screenings(ctx: JobContext) -> None:
@@ -123,11 +124,25 @@ async def dispute_screenings(ctx: JobContext) -> None:
 
 
 async def monthly_indicators(ctx: JobContext) -> None:
-    """The 1st: last month's assessment indicators (考核) to the centre, once per month."""
+    """The 1st: last month's assessment indicators (考核), with the month's charts and
+    workbook, to the centre, once per month."""
+    await _digests(ctx, digests.plan_monthly_indicators, "monthly indicator digests")
+
+
+async def _digests(
+    ctx: JobContext,
+    plan: Callable[[AsyncSession, datetime, Settings], Awaitable[list[digests.PlannedDigest]]],
+    what: str,
+) -> None:
+    """Read the figures and build the files in a reader session (no write lock while charts
+    are drawn), then queue them in a short writing one."""
+    now = ctx.clock.now()
+    async with ctx.reading()() as reading:
+        planned = await plan(reading, now, ctx.settings)
     async with ctx.sessions() as session:
-        sent = await digests.send_monthly_indicators(session, ctx.clock.now(), ctx.settings)
+        sent = await digests.queue_digests(session, planned, now)
         await session.commit()
-    _sent(ctx, sent, "monthly indicator digests")
+    _sent(ctx, sent, what)
 
 
 def _sent(ctx: JobContext, count: int, what: str) -> None:

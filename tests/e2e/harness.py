@@ -91,6 +91,7 @@ class Harness:
                 clock=self.clock,
                 settings=self.settings,
                 wake_outbox=self.app.sender.wake,
+                readers=self.app.work.readers,  # as the scheduler's: reads take no write lock
             )
             self._sweeps = Replay(default_registry(self.settings), context)
         return self._sweeps
