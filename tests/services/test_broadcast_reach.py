@@ -132,6 +132,10 @@ async def test_a_broadcast_counts_as_a_lecture_only_where_the_rule_says_so(
     )
     await session.flush()
     assert changed.counts == "lecture_bc"
+    # /quota_rules and /quota name the rule's kind in every language
+    assert "群发宣传" in quotas.describe_rule(changed, "zh_Hans")
+    assert "群發宣傳" in quotas.describe_rule(changed, "zh_Hant")
+    assert "broadcast" in quotas.describe_rule(changed, "en")
     assert await lectures_fulfilled(session, LECTURE_RULE) == before + len(reached)
 
 
