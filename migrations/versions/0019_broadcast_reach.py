@@ -4,8 +4,8 @@
 ``visit_tally.broadcasts`` counts them per period. A rule whose ``counts`` is ``lecture_bc``
 (微宣讲，含群发宣传) adds them to its lectures: a string, no schema change there.
 
-Revision ID: 0018
-Revises: 0017
+Revision ID: 0019
+Revises: 0018
 Create Date: 2026-12-07
 """
 
@@ -16,8 +16,8 @@ from alembic import op
 
 import models.types
 
-revision: str = "0018"
-down_revision: str | None = "0017"
+revision: str = "0019"
+down_revision: str | None = "0018"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
