@@ -26,6 +26,7 @@ from bot.sandbox.ratelimit import RateLimits
 from bot.sandbox.server import SandboxServer
 from bot.services import members, people
 from bot.services.demo import DemoDataExists, load_demo_data
+from bot.services.demo_rota import load_demo_rota
 from bot.services.id_numbers import new_key
 from bot.settings import Settings
 from bot.watch import Watch
@@ -59,7 +60,7 @@ def with_sandbox_key(settings: Settings) -> Settings:
 
 
 async def prepare_database(settings: Settings, clock: Clock) -> None:
-    """Migrate, and load the demo community if the database is empty."""
+    """Migrate, and load the demo community (with a duty rota) if the database is empty."""
     await asyncio.to_thread(migrate.upgrade, settings.database_url)
     engine = create_engine(settings.database_url)
     try:
@@ -70,8 +71,10 @@ async def prepare_database(settings: Settings, clock: Clock) -> None:
                 )
             except DemoDataExists:
                 return
+            # the sandbox only: a rota, so /duty shows who is on (see bot.services.demo_rota)
+            await load_demo_rota(session, clock.now(), settings.tz)
             await session.commit()
-            log.info("demo community loaded")
+            log.info("demo community loaded, with a duty rota")
     finally:
         await engine.dispose()
 

@@ -3,7 +3,7 @@
 from sqlmodel import SQLModel
 
 from models.assessment import AssessmentPolicyVersion
-from models.broadcast import Broadcast, BroadcastRecipient
+from models.broadcast import Broadcast, BroadcastReach, BroadcastRecipient
 from models.duty import DutyGapWarning, DutyPage, DutyShift, DutySwap
 from models.enums import (
     OPEN_TICKET_STATES,
@@ -66,6 +66,7 @@ __all__ = [
     "PersonTag",
     "TagPolicyVersion",
     "Broadcast",
+    "BroadcastReach",
     "BroadcastRecipient",
     "AssessmentPolicyVersion",
     "OPEN_TICKET_STATES",

@@ -54,3 +54,16 @@ class BroadcastRecipient(SQLModel, table=True):
     household_id: int | None = Field(default=None, foreign_key="household.id")
     confirmed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(sa_type=UTCDateTime)
+
+
+class BroadcastReach(SQLModel, table=True):
+    """A household a (non-emergency) broadcast reached — delivered to someone living there:
+    once per broadcast and household. Each adds one to the household's ``VisitTally.
+    broadcasts``, which a quota rule counting "micro-lecture or broadcast" (微宣讲，含群发宣传)
+    adds to its lectures."""
+
+    __tablename__ = "broadcast_reach"
+
+    broadcast_id: int = Field(foreign_key="broadcast.id", primary_key=True)
+    household_id: int = Field(foreign_key="household.id", primary_key=True)
+    reached_at: datetime = Field(sa_type=UTCDateTime)

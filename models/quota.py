@@ -53,6 +53,7 @@ class VisitTally(SQLModel, table=True):
     contacts: int = 0  # any kind
     in_person: int = 0
     lectures: int = 0
+    broadcasts: int = 0  # broadcasts that reached the household (BroadcastReach)
     last_visit_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
 
 

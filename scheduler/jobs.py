@@ -39,7 +39,7 @@ from scheduler.context import JobContext
 
 log = logging.getLogger(__name__)
 RETENTION_BATCH = 500  # people erased per transaction
-DigestPlan = Callable[[AsyncSession, datetime, Settings], Awaitable[list[digests.Digest]]]
+DigestPlan = Callable[[AsyncSession, datetime, Settings], Awaitable[list[digests.PlannedDigest]]]
 
 
 async def purge_processed_updates(ctx: JobContext) -> None:
@@ -135,13 +135,14 @@ async def dispute_screenings(ctx: JobContext) -> None:
 
 
 async def monthly_indicators(ctx: JobContext) -> None:
-    """The 1st: last month's assessment indicators (考核) to the centre, once per month."""
+    """The 1st: last month's assessment indicators (考核), with the month's charts and
+    workbook, to the centre, once per month."""
     await _digests(ctx, digests.plan_monthly_indicators, "monthly indicator digests")
 
 
 async def _digests(ctx: JobContext, plan: DigestPlan, what: str) -> None:
-    """Digests made in a read-only session (no write lock held while they are worked out),
-    then queued in a short writing transaction."""
+    """Read the figures and build the files in a reader session (no write lock while charts
+    are drawn), then queue them in a short writing one."""
     now = ctx.clock.now()
     async with ctx.reading()() as reading:
         planned = await plan(reading, now, ctx.settings)

@@ -273,5 +273,8 @@ async def workbook(
             detail=f"{ranking.period.kind.value} {ranking.period.start.isoformat()}",
         )
     )
-    name = f"assessment-{ranking.root.code}-{ranking.period.start.isoformat()}.xlsx"
-    return data, name
+    return data, file_name(ranking)
+
+
+def file_name(ranking: Ranking) -> str:
+    return f"assessment-{ranking.root.code}-{ranking.period.start.isoformat()}.xlsx"

@@ -2,9 +2,9 @@
 
 **Measures are a registry** (:data:`MEASURES`): each has a key, a short title and a definition
 (shown by ``/score help`` and in the workbook's definitions sheet), and whether a lower value
-is better. The computation of each lives in :mod:`bot.services.scorecards`; a later feature
-(inspections) adds its measure here and its figure there; urges, on-site check send-backs and
-spot checks have theirs.
+is better. The computation of each lives in :mod:`bot.services.scorecards`; a feature adds
+its measure here and its figure there (inspections on time, urges, on-site check send-backs
+and spot checks have theirs).
 
 **Weights and veto rules are data**: a JSON file an admin downloads with ``/score file``, edits
 and sends back with the caption ``/score``, like the deadline policy. The defaults follow the
@@ -68,6 +68,16 @@ MEASURES: tuple[Measure, ...] = (
             "covers: every rule of the period's length or shorter, for each of its periods "
             "within the period (a period still running: up to now). Households count for the "
             "worker they are assigned to now."
+        ),
+    ),
+    Measure(
+        "inspections",
+        N_("Inspections on time (按期巡查)"),
+        N_(
+            "Places to inspect whose routine inspection was not overdue at the end of the "
+            "period (a period still running: now) — inspected within their type's cadence "
+            "before it — over the places to inspect then. A worker's figure counts the places "
+            "of their grid."
         ),
     ),
     Measure(
@@ -155,6 +165,7 @@ MEASURE_KEYS: tuple[str, ...] = tuple(m.key for m in MEASURES)
 
 DEFAULT_WEIGHTS: dict[str, int] = {
     "visits": 40,
+    "inspections": 10,
     "response": 15,
     "on_time_closure": 15,
     "satisfaction": 15,

@@ -35,7 +35,7 @@ from bot.clock import Clock
 from bot.db import SessionFactory
 from bot.errors import DomainError
 from bot.i18n import N_, gettext_for, resolve_locale
-from bot.services import broadcasts, outbox
+from bot.services import broadcast_reach, broadcasts, outbox
 from bot.services.broadcasts import (
     AUDIENCE_BY_KEY,
     DONE,
@@ -363,6 +363,8 @@ async def refresh_progress(
         return None
     figures = await progress(session, broadcast, grid)
     finished = figures.finished
+    # households reached count as micro-lectures where a quota rule says so (微宣讲)
+    await broadcast_reach.record_reach(session, broadcast, now, settings.tz)
     text = progress_text(broadcast, grid, figures, _locale(sender, settings), now, settings)
     if text != broadcast.progress_text and sender.telegram_id is not None:
         outbox.enqueue(

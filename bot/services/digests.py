@@ -9,22 +9,20 @@
   open neighbour disputes (``TicketCategory.DISPUTE``) in their scope by grid, with their age
   in days. A screening with nothing open is sent too: a zero report is a report.
 - **Monthly**, on the 1st, to the centre operators: the indicators of the month before
-  (:mod:`bot.services.indicators`), per grid one tier below their scope (the communities).
+  (:mod:`bot.services.indicators`), per grid one tier below their scope (the communities),
+  with the month's 红黑榜 charts and assessment workbook (:mod:`bot.services.digest_files`);
+  the weekly digest carries the charts of the head's grids for the month so far.
 
 Each digest is one message, split on line boundaries only when it exceeds Telegram's 4,096
 characters. It goes through the outbox as a non-urgent message (quiet hours hold it), in the
 recipient's language, and exactly once per period and person: its first part carries the
 outbox ``ref`` ``dg:<kind>:<person id>:<period>`` and a person whose ref exists is skipped (on
 PostgreSQL a transaction-scoped advisory lock keeps two runs from both missing it).
-
-Each kind is made by a ``plan_*`` function that only reads — the jobs run it in a reader
-session, so a month of tickets is read with no write lock held — and queued by
-:func:`queue_digests` in a short writing transaction that checks the refs again under the lock.
-``send_*`` does both in one session.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
@@ -37,7 +35,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.labels import TICKET_STATE
-from bot.services import inspection_ledgers, outbox, place_policy, quotas
+from bot.services import digest_files, inspection_ledgers, outbox, place_policy, quotas
 from bot.services.indicators import (
     CLOSED_STATES,
     GridRef,
@@ -52,7 +50,7 @@ from bot.services.indicators import (
     window_text,
 )
 from bot.services.message_size import split_message
-from bot.services.periods import PeriodKind, local_midnight, period_of
+from bot.services.periods import Period, PeriodKind, local_midnight, period_of
 from bot.services.ticket_numbers import shown_number, spoken
 from bot.settings import Settings
 from models import (
@@ -152,25 +150,44 @@ def deliver(
 
 
 @dataclass(frozen=True)
-class Digest:
-    """One digest made and waiting to be queued: for whom, its text and its outbox ref."""
+class PlannedDigest:
+    """A digest read, rendered and its files staged; queued by :func:`queue_digests`."""
 
     person: Person
+    ref: str  # the first part's outbox ref: once per period and person
     text: str
-    ref: str
+    attachments: Sequence[digest_files.Attachment] = ()
+    period: Period | None = None  # the assessment period its charts and workbook show
 
 
-async def queue_digests(session: AsyncSession, planned: Sequence[Digest], now: datetime) -> int:
-    """Queue the digests made by a ``plan_*`` function, in a short writing transaction: those
-    queued meanwhile (by another run, found by their ref under the lock) are left out."""
+async def queue_digests(
+    session: AsyncSession, planned: Sequence[PlannedDigest], now: datetime
+) -> int:
+    """Queue the planned digests not sent meanwhile (checked under the digest lock), the
+    text first and then its files; returns how many. The short writing part of a run: the
+    figures were read and the files built before it, outside the write transaction."""
     if not planned:
         return 0
     await _lock(session)
-    done = await sent_refs(session, (d.ref for d in planned))
-    fresh = [d for d in planned if d.ref not in done]
-    for digest in fresh:
+    done = await sent_refs(session, (p.ref for p in planned))
+    queued = 0
+    for digest in planned:
+        if digest.ref in done:  # another run sent it: its staged files are not needed
+            for file in digest.attachments:
+                await asyncio.to_thread(file.path.unlink, missing_ok=True)
+            continue
         deliver(session, digest.person, digest.text, ref=digest.ref, now=now)
-    return len(fresh)
+        if digest.period is not None:
+            digest_files.deliver(
+                session,
+                digest.person,
+                digest.attachments,
+                ref=digest.ref,
+                now=now,
+                period=digest.period,
+            )
+        queued += 1
+    return queued
 
 
 def _rolled_up(paths: dict[int, str], per_grid: dict[int, list[int]]) -> dict[int, list[int]]:
@@ -208,6 +225,11 @@ class Week:
         return local_midnight(self.first_day, tz), local_midnight(
             self.first_day + timedelta(days=7), tz
         )
+
+    def month(self) -> Period:
+        """The calendar month the week's Sunday falls in."""
+        sunday = self.first_day + timedelta(days=6)
+        return Period(PeriodKind.MONTH, sunday.replace(day=1))
 
 
 def last_full_week(now: datetime, tz: tzinfo) -> Week:
@@ -403,15 +425,11 @@ def render_weekly(figures: Sequence[WeeklyFigures], week: Week, locale: str, tz:
     return "\n".join(lines)
 
 
-async def send_weekly_digests(session: AsyncSession, now: datetime, settings: Settings) -> int:
-    """The weekly digest to every head who has not had this week's: returns how many."""
-    return await queue_digests(session, await plan_weekly_digests(session, now, settings), now)
-
-
 async def plan_weekly_digests(
     session: AsyncSession, now: datetime, settings: Settings
-) -> list[Digest]:
-    """This week's digest for every head who has not had it (reads only: a reader session)."""
+) -> list[PlannedDigest]:
+    """The weekly digests still owed (read only: pass a reader session), with the charts of
+    each head's grids for the month the week ended in, drawn and staged on disk."""
     week = last_full_week(now, settings.tz)
     heads = await recipients(session, Role.HEAD)
     refs = {r.person.id: f"dg:week:{r.person.id}:{week.label}" for r in heads}
@@ -426,19 +444,35 @@ async def plan_weekly_digests(
             session, list(every_grid.values()), week=week, now=now, tz=settings.tz
         )
     }
-    return [
-        Digest(
-            recipient.person,
-            render_weekly(
-                [figures[grid.id or 0] for grid in recipient.grids],
-                week,
-                locale_of(recipient.person, settings),
-                settings.tz,
-            ),
-            refs[recipient.person.id],
+    month = week.month()
+    files = await digest_files.build(
+        session,
+        list(every_grid.values()),
+        month,
+        {locale_of(r.person, settings) for r in due},
+        now=now,
+        tz=settings.tz,
+        workbook=False,
+    )
+    planned = []
+    for recipient in due:
+        locale = locale_of(recipient.person, settings)
+        text = render_weekly(
+            [figures[grid.id or 0] for grid in recipient.grids], week, locale, settings.tz
         )
-        for recipient in due
-    ]
+        attachments = await digest_files.stage(
+            files, recipient.grids, locale, settings.outbox_files
+        )
+        planned.append(
+            PlannedDigest(recipient.person, refs[recipient.person.id], text, attachments, month)
+        )
+    return planned
+
+
+async def send_weekly_digests(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    """The weekly digest to every head who has not had this week's: returns how many (planned
+    and queued in one session; the scheduler plans in a reader session)."""
+    return await queue_digests(session, await plan_weekly_digests(session, now, settings), now)
 
 
 # --- the half-monthly dispute screening -------------------------------------------------------
@@ -543,7 +577,7 @@ async def send_dispute_screenings(session: AsyncSession, now: datetime, settings
 
 async def plan_dispute_screenings(
     session: AsyncSession, now: datetime, settings: Settings
-) -> list[Digest]:
+) -> list[PlannedDigest]:
     """The half-month's screening for every centre operator who has not had it (reads only)."""
     half = half_month_start(now, settings.tz)
     centre = await recipients(session, Role.CENTER)
@@ -555,7 +589,7 @@ async def plan_dispute_screenings(
         text = render_dispute_screening(
             disputes, now, locale_of(recipient.person, settings), settings.tz
         )
-        planned.append(Digest(recipient.person, text, refs[recipient.person.id]))
+        planned.append(PlannedDigest(recipient.person, refs[recipient.person.id], text))
     return planned
 
 
@@ -567,26 +601,32 @@ def month_title(first_day: date, locale: str) -> str:
     return gettext_for(locale, N_("Monthly assessment (月度考核) for {month}"), month=month)
 
 
-async def send_monthly_indicators(session: AsyncSession, now: datetime, settings: Settings) -> int:
-    """Last month's indicators, per community, to every centre operator who has not had them."""
-    return await queue_digests(session, await plan_monthly_indicators(session, now, settings), now)
-
-
 async def plan_monthly_indicators(
     session: AsyncSession, now: datetime, settings: Settings
-) -> list[Digest]:
-    """Last month's indicators for every centre operator who has not had them (reads only: a
-    month of tickets is read in a reader session, and only the queueing writes)."""
+) -> list[PlannedDigest]:
+    """Last month's indicators still owed to centre operators (read only: pass a reader
+    session), with the month's charts and workbook of their grids, built and staged."""
     month = period_of(PeriodKind.MONTH, now, settings.tz).previous()
     start, end = month.utc_bounds(settings.tz)
     centre = await recipients(session, Role.CENTER)
     refs = {r.person.id: f"dg:month:{r.person.id}:{month.start:%Y-%m}" for r in centre}
     done = await sent_refs(session, refs.values())
     due = [r for r in centre if refs[r.person.id] not in done]
+    if not due:
+        return []
     reports = {}
     for grid in {grid.id: grid for r in due for grid in r.grids}.values():
         reports[grid.id] = await indicator_report(session, grid, start=start, end=end, now=now)
     places_of = await _inspections_of(session, [g for r in due for g in r.grids], start, end, now)
+    files = await digest_files.build(
+        session,
+        [g for r in due for g in r.grids],
+        month,
+        {locale_of(r.person, settings) for r in due},
+        now=now,
+        tz=settings.tz,
+        workbook=True,
+    )
     planned = []
     for recipient in due:
         locale = locale_of(recipient.person, settings)
@@ -602,9 +642,25 @@ async def plan_monthly_indicators(
                         *places, grid.name, partial(gettext_for, locale)
                     )
                 )
-        text = "\n\n".join([header, *sections])
-        planned.append(Digest(recipient.person, text, refs[recipient.person.id]))
+        attachments = await digest_files.stage(
+            files, recipient.grids, locale, settings.outbox_files
+        )
+        planned.append(
+            PlannedDigest(
+                recipient.person,
+                refs[recipient.person.id],
+                "\n\n".join([header, *sections]),
+                attachments,
+                month,
+            )
+        )
     return planned
+
+
+async def send_monthly_indicators(session: AsyncSession, now: datetime, settings: Settings) -> int:
+    """Last month's indicators, per community, to every centre operator who has not had them
+    (planned and queued in one session; the scheduler plans in a reader session)."""
+    return await queue_digests(session, await plan_monthly_indicators(session, now, settings), now)
 
 
 async def _inspections_of(

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import uuid
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
@@ -119,6 +122,38 @@ def send_text(
         for index, part in enumerate(parts)
     ]
     return rows[0]
+
+
+def file_payload(
+    chat_id: int, field: str, path: Path, filename: str, caption: str | None
+) -> dict[str, Any]:
+    """A ``sendPhoto``/``sendDocument`` call's parameters for a file kept on disk until it is
+    sent (then deleted); ``caption`` is HTML."""
+    payload: dict[str, Any] = {
+        "chat_id": chat_id,
+        "_upload": {
+            "field": field,
+            "path": str(path),
+            "filename": filename,
+            "delete_after": True,
+        },
+    }
+    if caption:
+        payload.update(caption=caption, parse_mode="HTML")
+    return payload
+
+
+async def stage_file(files_dir: Path, data: bytes, filename: str) -> Path:
+    """Write a generated file where the sender will find it (in a worker thread); stage files
+    before queueing their rows, so no file is written inside a write transaction."""
+
+    def write() -> Path:
+        files_dir.mkdir(parents=True, exist_ok=True)
+        path = files_dir / f"{uuid.uuid4().hex}-{Path(filename).name}"
+        path.write_bytes(data)
+        return path
+
+    return await asyncio.to_thread(write)
 
 
 def fitted(method: str, payload: dict[str, Any]) -> dict[str, Any]:

@@ -109,10 +109,18 @@ class RuleCounts(StrEnum):
     ANY = "any"  # any contact: phone, home visit, lecture, WeChat …
     IN_PERSON = "in_person"  # 入户走访
     LECTURE = "lecture"  # 政策微宣讲
+    # 政策微宣讲, a broadcast that reached the household counting as one (群发宣传)
+    LECTURE_OR_BROADCAST = "lecture_bc"
 
     @property
-    def tally_column(self) -> str:
-        return {"any": "contacts", "in_person": "in_person", "lecture": "lectures"}[self.value]
+    def tally_columns(self) -> tuple[str, ...]:
+        """The tally columns whose sum the rule counts."""
+        return {
+            "any": ("contacts",),
+            "in_person": ("in_person",),
+            "lecture": ("lectures",),
+            "lecture_bc": ("lectures", "broadcasts"),
+        }[self.value]
 
 
 @dataclass(frozen=True)
@@ -155,6 +163,7 @@ COUNTS_LABEL: dict[RuleCounts, str] = {
     RuleCounts.ANY: N_("contact of any kind"),
     RuleCounts.IN_PERSON: VISIT_KIND[VisitKind.IN_PERSON],
     RuleCounts.LECTURE: VISIT_KIND[VisitKind.LECTURE],
+    RuleCounts.LECTURE_OR_BROADCAST: N_("policy micro-lecture or a broadcast that reached it"),
 }
 RULE_SENTENCE: dict[PeriodKind, str] = {
     PeriodKind.MONTH: N_("{households}: at least {required} × {counts} a month"),
@@ -196,7 +205,7 @@ def counts_toward(kind: VisitKind, rule: QuotaRule) -> bool:
     counts = RuleCounts(rule.counts)
     if counts is RuleCounts.IN_PERSON:
         return kind is VisitKind.IN_PERSON
-    if counts is RuleCounts.LECTURE:
+    if counts in (RuleCounts.LECTURE, RuleCounts.LECTURE_OR_BROADCAST):
         return kind is VisitKind.LECTURE
     return True
 
@@ -541,6 +550,10 @@ _COUNTS_WORDS: dict[RuleCounts, str] = {
     RuleCounts.ANY: "any anycontact contact contacts 任意 任何 联系 聯繫 联络 聯絡 任意联系",
     RuleCounts.IN_PERSON: "inperson homevisit visit 入户 入戶 上门 上門 走访 走訪 入户走访 面访",
     RuleCounts.LECTURE: "lecture microlecture policylecture 微宣讲 微宣講 宣讲 宣講",
+    RuleCounts.LECTURE_OR_BROADCAST: (
+        "lecture_bc lectureorbroadcast broadcast 微宣讲或群发 微宣講或群發 群发宣传 群發宣傳 "
+        "含群发 含群發 群发 群發"
+    ),
 }
 _PERIOD_WORDS: dict[PeriodKind, str] = {
     PeriodKind.MONTH: "month monthly 月 每月 月度 每个月 每個月",
@@ -603,8 +616,8 @@ def parse_counts(text: str) -> RuleCounts:
     if found is None:
         raise InvalidInput(
             N_(
-                "I do not know the kind of visit “{value}”. Use any contact, home visit "
-                "or micro-lecture."
+                "I do not know the kind of visit “{value}”. Use any contact, home visit, "
+                "micro-lecture, or micro-lecture or broadcast."
             ),
             value=echo(text),
         )
@@ -766,7 +779,11 @@ class _Query:
 
     def counter(self, rule: QuotaRule) -> ColumnElement[int]:
         tally = self.tallies[PeriodKind(rule.period)]
-        return func.coalesce(tally.c[RuleCounts(rule.counts).tally_column], 0)
+        columns = RuleCounts(rule.counts).tally_columns
+        total: ColumnElement[int] = func.coalesce(tally.c[columns[0]], 0)
+        for column in columns[1:]:  # a broadcast counted as a lecture (lecture_bc)
+            total = total + func.coalesce(tally.c[column], 0)
+        return total
 
     def due(self, rule: QuotaRule) -> ColumnElement[bool]:
         owing = self.counter(rule) < rule.required

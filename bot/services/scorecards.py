@@ -5,7 +5,7 @@ A scorecard holds one figure per measure of :mod:`bot.services.assessment_policy
 over a calendar month, quarter or year (a period still running: up to now). The figures
 reuse the engines that already count them: visits from :func:`bot.services.quotas.progress`,
 tickets from :mod:`bot.services.indicators` (by grid, or by the person who accepted them),
-meetings from the invitations.
+meetings from the invitations, inspections on time from the places and their inspections.
 
 **The score** is the weighted mean of the measures *that have something to count*:
 ``100 × Σ weight·share / Σ weight`` over measures whose ``whole`` is above 0 (a share is
@@ -28,14 +28,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, case, exists, func, or_, select
 from sqlmodel import col
 from sqlmodel import select as orm_select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_, gettext_for
-from bot.services import follow_ups, grids, indicators, quotas
+from bot.services import follow_ups, grids, indicators, inspections, place_policy, quotas
 from bot.services.assessment_policy import (
     MEASURES,
     AssessmentPolicy,
@@ -54,9 +54,11 @@ from bot.services.periods import (
 from bot.services.permissions import Action, authorize, scope_paths
 from models import (
     Grid,
+    Inspection,
     Meeting,
     MeetingInvite,
     Person,
+    Place,
     Role,
     RoleAssignment,
     Ticket,
@@ -334,6 +336,60 @@ async def _veto_tickets(
     return [(int(g), a) for g, a in (await connection.execute(statement)).all()]
 
 
+async def _inspections(
+    session: AsyncSession, scope_path: str, at: datetime
+) -> dict[int, tuple[int, int]]:
+    """Per grid of the subtree: (places not overdue at ``at``, places to inspect at ``at``) —
+    active places added before ``at`` whose type has a worker's cadence; not overdue means a
+    routine inspection (not withdrawn) within the cadence's interval before ``at``."""
+    policy = await place_policy.current_policy(session)
+    covered = []
+    kinds = []
+    for place_type in policy.types:
+        cadence = place_type.cadence_of("worker")
+        if cadence is None:
+            continue
+        kinds.append(place_type.key)
+        recent = exists().where(
+            col(Inspection.place_id) == col(Place.id),
+            col(Inspection.kind) == inspections.ROUTINE,
+            col(Inspection.withdrawn_at).is_(None),
+            col(Inspection.inspected_at) < at,
+            col(Inspection.inspected_at) > at - cadence.interval,
+        )
+        covered.append(and_(col(Place.type_key) == place_type.key, recent))
+    if not kinds:
+        return {}
+    statement = (
+        select(
+            col(Place.grid_id),
+            func.count(),
+            func.sum(case((or_(*covered), 1), else_=0)),
+        )
+        .join(Grid, col(Grid.id) == col(Place.grid_id))
+        .where(
+            col(Place.active).is_(True),
+            col(Place.created_at) < at,
+            col(Place.type_key).in_(kinds),
+            col(Grid.path).startswith(scope_path),
+        )
+        .group_by(col(Place.grid_id))
+    )
+    rows = (await (await session.connection()).execute(statement)).all()
+    return {int(grid): (int(done or 0), int(total)) for grid, total, done in rows}
+
+
+def _summed(
+    per_grid: Mapping[int, tuple[int, int]], paths: Mapping[int, str], subtree: str
+) -> tuple[int, int]:
+    """The (part, whole) of every grid in ``subtree``."""
+    part = whole = 0
+    for grid_id, (done, total) in per_grid.items():
+        if paths.get(grid_id, "").startswith(subtree):
+            part, whole = part + done, whole + total
+    return part, whole
+
+
 def _child_of(path: str, root_path: str) -> int | None:
     below = path[len(root_path) :].split("/", 1)[0] if path.startswith(root_path) else ""
     return int(below) if below.isdigit() else None
@@ -507,11 +563,21 @@ async def ranking(
         if child in by_grid:
             by_grid[child].add("follow_ups", figure.on_time, figure.due)
 
-    # vetoes
     rows = await session.exec(
         orm_select(Grid.id, Grid.path).where(col(Grid.path).startswith(root.path))
     )
     paths = {grid_id: path for grid_id, path in rows if grid_id is not None}
+
+    # inspections on time (按期巡查): a worker's grid's places, a grid's subtree's
+    places = await _inspections(session, root.path, end)
+    for person_id, _name, grid in workers:
+        part, whole = _summed(places, paths, grid.path)
+        by_worker[person_id].add("inspections", part, whole)
+    for grid_id, below in child_by_id.items():
+        part, whole = _summed(places, paths, below.path)
+        by_grid[grid_id].add("inspections", part, whole)
+
+    # vetoes
     for index, rule in enumerate(policy.veto):
         for grid_id, assignee in await _veto_tickets(session, rule, root.path, start, end):
             if assignee is not None and assignee in by_worker:

@@ -34,6 +34,7 @@ from bot.services.people import RoleInGrid
 from bot.services.periods import DEFAULT_TZ, PeriodKind, local_day, local_midnight, periods_of
 from bot.services.permissions import Action, authorize, permits, same, target_of
 from bot.services.quotas import (
+    RuleCounts,
     applies_to,
     clean_text,
     counts_toward,
@@ -379,7 +380,8 @@ def _amendment(
 
 # --- the tallies ----------------------------------------------------------------------------
 
-Counts = dict[PeriodKind, tuple[int, int, int]]  # contacts, in_person, lectures
+Counts = dict[PeriodKind, tuple[int, int, int, int]]  # contacts, in_person, lectures, broadcasts
+TALLY_INDEX = {"contacts": 0, "in_person": 1, "lectures": 2, "broadcasts": 3}
 
 
 def _increments(kind: VisitKind) -> tuple[int, int, int]:
@@ -423,12 +425,14 @@ async def _add_to_tallies(
                 ),
             },
         )
-        .returning(t.period, t.contacts, t.in_person, t.lectures)
+        .returning(t.period, t.contacts, t.in_person, t.lectures, t.broadcasts)
     )
     connection = await session.connection()
     return {
-        PeriodKind(period): (contacts_, in_person_, lectures_)
-        for period, contacts_, in_person_, lectures_ in await connection.execute(statement)
+        PeriodKind(period): (contacts_, in_person_, lectures_, broadcasts_)
+        for period, contacts_, in_person_, lectures_, broadcasts_ in await connection.execute(
+            statement
+        )
     }
 
 
@@ -497,7 +501,7 @@ async def _tally_counts(
     t = TALLY.c
     connection = await session.connection()
     rows = await connection.execute(
-        select(t.period, t.contacts, t.in_person, t.lectures).where(
+        select(t.period, t.contacts, t.in_person, t.lectures, t.broadcasts).where(
             t.household_id == household_id,
             or_(
                 *(
@@ -508,8 +512,8 @@ async def _tally_counts(
         )
     )
     return {
-        PeriodKind(period): (contacts, in_person, lectures)
-        for period, contacts, in_person, lectures in rows
+        PeriodKind(period): (contacts, in_person, lectures, broadcasts)
+        for period, contacts, in_person, lectures, broadcasts in rows
     }
 
 
@@ -523,14 +527,16 @@ async def _counted(
 ) -> tuple[RuleProgress, ...]:
     """The rules in force at ``at`` that a visit of ``kind`` to ``household`` counts for."""
     periods = periods_of(at, tz)
-    column = {"any": 0, "in_person": 1, "lecture": 2}
     return tuple(
         RuleProgress(
             rule_id=rule.id or 0,
             rule_name=rule.name,
             period=PeriodKind(rule.period),
             period_start=periods[PeriodKind(rule.period)].start,
-            done=counts.get(PeriodKind(rule.period), (0, 0, 0))[column[rule.counts]],
+            done=sum(
+                counts.get(PeriodKind(rule.period), (0, 0, 0, 0))[TALLY_INDEX[name]]
+                for name in RuleCounts(rule.counts).tally_columns
+            ),
             required=rule.required,
         )
         for rule in await list_rules(session, at, tz=tz)

@@ -146,17 +146,7 @@ class Replier:
         self.files_dir.mkdir(parents=True, exist_ok=True)
         path = self.files_dir / f"{uuid.uuid4().hex}-{Path(filename).name}"
         path.write_bytes(data)
-        payload: dict[str, Any] = {
-            "chat_id": self.chat_id,
-            "_upload": {
-                "field": field,
-                "path": str(path),
-                "filename": filename,
-                "delete_after": True,
-            },
-        }
-        if caption:
-            payload.update(caption=caption, parse_mode="HTML")
+        payload = outbox.file_payload(self.chat_id, field, path, filename, caption)
         return outbox.enqueue(
             self.session,
             chat_id=self.chat_id,

@@ -3,16 +3,20 @@ the dispute screening on the 16th; /indicators answers a head in the chat."""
 
 from __future__ import annotations
 
+import io
 from dataclasses import replace
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import pytest
+from openpyxl import load_workbook
+from sqlalchemy import func
 from sqlmodel import col, select
 
 from bot.clock import FrozenClock
 from bot.i18n import gettext_for
 from bot.labels import TICKET_STATE
+from bot.sandbox.client import ChatMessage
 from bot.services.ticket_numbers import shown_number
 from models import OutboxMessage, Ticket, TicketCategory, TicketState
 from scheduler import jobs
@@ -108,3 +112,98 @@ async def test_a_head_asks_for_the_indicators_of_their_grids(h: Harness) -> None
     assert refusal.text == gettext_for(
         "zh_Hans", "The indicators are for grid heads, the centre and supervisors."
     )
+
+
+PNG = b"\x89PNG\r\n\x1a\n"
+MONTHLY = gettext_for(
+    "zh_Hans",
+    "Monthly assessment (月度考核) for {month}",
+    month=gettext_for("zh_Hans", "{year}/{month}", year=2026, month=3),
+)
+
+
+async def files_after(h: Harness, persona_name: str, marker: str) -> list[ChatMessage]:
+    """The photos and documents the bot sent after its message containing ``marker``."""
+    persona = await h.persona(persona_name)
+    messages = (await persona.transcript()).bot_messages
+    [digest] = [m for m in messages if marker in m.text and m.photo is None]
+    return [
+        m
+        for m in messages
+        if m.message_id > digest.message_id and (m.photo is not None or m.document is not None)
+    ]
+
+
+async def download(h: Harness, message: ChatMessage) -> bytes:
+    if message.photo is not None:
+        photo = message.photo
+        largest = photo[-1] if isinstance(photo, list) else photo
+        return await h.client.download(str(largest["file_id"]))
+    assert message.document is not None
+    return await h.client.download(str(message.document["file_id"]))
+
+
+async def test_the_digests_carry_the_charts_and_the_month_s_workbook(h: Harness) -> None:
+    await file_ticket_for(h, "resident", "小区路灯坏了一个星期了")
+    for name in ("head", "center"):  # their chats exist before the digests come
+        await h.persona(name)
+    await jump(h, local(2026, 3, 16, 8, 29))
+    await h.advance(local(2026, 3, 16, 8, 30) - h.clock.now())  # Monday: the weekly digest
+    weekly_files = await files_after(h, "head", WEEKLY)
+    assert weekly_files and all(m.photo is not None for m in weekly_files)
+    for message in weekly_files:
+        png = await download(h, message)
+        assert png.startswith(PNG) and len(png) > 10_000
+    async with h.session() as session:  # one row per file, after the text, never urgent
+        rows = (
+            await session.exec(
+                select(OutboxMessage).where(col(OutboxMessage.ref).startswith("dg:week:"))
+            )
+        ).all()
+    assert {r.method for r in rows} == {"sendMessage", "sendPhoto"}
+    assert not any(r.urgent for r in rows)
+
+    await jump(h, local(2026, 4, 1, 9, 29))
+    await h.advance(local(2026, 4, 1, 9, 30) - h.clock.now())  # March's, to the centre
+    monthly_files = await files_after(h, "center", MONTHLY)
+    photos = [m for m in monthly_files if m.photo is not None]
+    [ledger] = [m for m in monthly_files if m.document is not None]
+    assert photos
+    for message in photos:
+        png = await download(h, message)
+        assert png.startswith(PNG) and len(png) > 10_000
+    assert ledger.document is not None and str(ledger.document["file_name"]).endswith(".xlsx")
+    book = load_workbook(io.BytesIO(await download(h, ledger)))
+    summary = [list(r) for r in book[book.sheetnames[0]].iter_rows(values_only=True)]
+    header, rows_, total = summary[0], summary[1:-1], summary[-1]
+    assert total[1] == gettext_for("zh_Hans", "Total") and rows_
+    done = [i for i, title in enumerate(header) if str(title).endswith("：完成")]
+    of = [i for i, title in enumerate(header) if str(title).endswith("：应完成")]
+    assert done and len(done) == len(of)
+    for column in done + of:
+        assert total[column] == sum(row[column] or 0 for row in rows_), header[column]
+    # the ticket filed on the 12th counts in March's figures: an independent count
+    async with h.session() as session:
+        filed = (
+            await session.exec(
+                select(func.count())
+                .select_from(Ticket)
+                .where(
+                    col(Ticket.created_at) >= local(2026, 3, 1),
+                    col(Ticket.created_at) < local(2026, 4, 1),
+                )
+            )
+        ).one()
+    assert filed == 1
+    assert (
+        gettext_for("zh_Hans", "Tickets filed: {count}", count=1)
+        in (await texts_with(h, "center", MONTHLY))[0]
+    )
+
+    # a second run of the job (a restarted scheduler) sends neither the text nor the files
+    await jobs.monthly_indicators(replace(h.sweeps.ctx, clock=FrozenClock(h.clock.now())))
+    assert h.app is not None
+    h.app.sender.wake()
+    await h.settle()
+    assert len(await files_after(h, "center", MONTHLY)) == len(monthly_files)
+    await h.check_language()

@@ -3,10 +3,14 @@ dispute screening and the monthly indicators to the centre; exactly once per per
 
 from __future__ import annotations
 
+import io
 import random
+import tempfile
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
+from openpyxl import load_workbook
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -36,7 +40,10 @@ from tests.services.test_indicators import SHANGHAI, Builder, Tree, at, build_tr
 
 MONDAY = at(2026, 3, 16, 8, 30)  # the digest of week 11: 9–15 March
 WEEK_11 = Week(date(2026, 3, 9))
-SETTINGS = Settings(_env_file=None)  # type: ignore[call-arg]
+# the digests' charts and workbooks are staged under data_dir until sent: not in the checkout
+SETTINGS = Settings(  # type: ignore[call-arg]
+    _env_file=None, data_dir=Path(tempfile.gettempdir()) / "gridbot-test-digests"
+)
 
 
 @dataclass
@@ -230,16 +237,26 @@ async def test_the_week_reported_is_the_last_full_local_week() -> None:
     assert digests.half_month_start(at(2026, 3, 15, 23, 59), SHANGHAI) == date(2026, 3, 1)
 
 
-async def outbox_rows(session: AsyncSession, prefix: str) -> list[OutboxMessage]:
+async def outbox_rows(
+    session: AsyncSession, prefix: str, method: str = "sendMessage"
+) -> list[OutboxMessage]:
+    """The digests' texts (or, with ``method``, their files) queued under ``prefix``."""
     return list(
         (
             await session.exec(
                 select(OutboxMessage)
-                .where(col(OutboxMessage.ref).startswith(prefix))
+                .where(
+                    col(OutboxMessage.ref).startswith(prefix),
+                    OutboxMessage.method == method,
+                )
                 .order_by(col(OutboxMessage.id))
             )
         ).all()
     )
+
+
+def staged(row: OutboxMessage) -> bytes:
+    return Path(row.payload["_upload"]["path"]).read_bytes()
 
 
 async def test_each_head_gets_the_weekly_digest_once(session: AsyncSession) -> None:
@@ -274,6 +291,10 @@ async def test_each_head_gets_the_weekly_digest_once(session: AsyncSession) -> N
     assert await digests.send_weekly_digests(session, MONDAY + timedelta(hours=3), SETTINGS) == 0
     assert await digests.send_weekly_digests(session, at(2026, 3, 22, 23), SETTINGS) == 0
     assert len(await outbox_rows(session, "dg:week:")) == 2
+    # each carries the 红黑榜 of the head's grids for March so far, staged on disk
+    photos = await outbox_rows(session, "dg:week:", "sendPhoto")
+    assert {row.ref.split("#")[0] for row in photos if row.ref} == {r.ref for r in rows}
+    assert all(not row.urgent and staged(row).startswith(b"\x89PNG") for row in photos)
     # the next Monday is the next week
     assert await digests.send_weekly_digests(session, MONDAY + timedelta(days=7), SETTINGS) == 2
 
@@ -381,6 +402,18 @@ async def test_the_centre_gets_last_months_indicators_per_community_once(
     assert whole.index("杏东社区") < whole.index("杏西社区")
     assert "2026" in whole and "3/31" in whole.replace("3月31日", "3/31")
     assert "杏东社区" not in only_b
+    # with March's charts and workbook: its total row sums the communities' rows
+    photos = await outbox_rows(session, "dg:month:", "sendPhoto")
+    assert photos and all(staged(row).startswith(b"\x89PNG") for row in photos)
+    books = await outbox_rows(session, "dg:month:", "sendDocument")
+    assert len(books) == 2  # one workbook per centre operator, after their charts
+    assert all(not row.urgent and row.ref and "#file" in row.ref for row in books)
+    book = load_workbook(io.BytesIO(staged(books[0])))
+    summary = [list(r) for r in book[book.sheetnames[0]].iter_rows(values_only=True)]
+    assert [row[1] for row in summary[1:-1]] == ["杏东社区", "杏西社区"]
+    for column in range(4, len(summary[0])):
+        if summary[-1][column] is not None and "%" not in str(summary[0][column]):
+            assert summary[-1][column] == sum(row[column] or 0 for row in summary[1:-1])
     assert await digests.send_monthly_indicators(session, first + timedelta(days=3), SETTINGS) == 0
     assert await digests.send_monthly_indicators(session, at(2026, 5, 1, 9, 30), SETTINGS) == 2
 

@@ -27,6 +27,7 @@ from bot.i18n import gettext_for
 from bot.services import (
     assessment_export,
     assessment_policy,
+    place_policy,
     quotas,
     score_views,
     scorecards,
@@ -42,9 +43,11 @@ from models import (
     Grid,
     HandlingKind,
     Household,
+    Inspection,
     Meeting,
     MeetingInvite,
     Person,
+    Place,
     Role,
     RoleAssignment,
     Ticket,
@@ -227,6 +230,30 @@ async def month_of_activity(session: AsyncSession) -> Month:
                     checked_in_at=starts if index % 3 != 2 else None,
                 )
             )
+    # inspections (巡查): a third of the community's places inspected in March, a third
+    # inspected and the inspection withdrawn, a third last inspected in January
+    places = (
+        await session.exec(
+            select(Place)
+            .join(Grid, col(Grid.id) == col(Place.grid_id))
+            .where(col(Grid.path).startswith(community.path))
+            .order_by(col(Place.id))
+        )
+    ).all()
+    assert places
+    for index, place in enumerate(places):
+        when = at(2026, 3, 20 + index % 5, 10) if index % 3 != 2 else at(2026, 1, 10, 10)
+        session.add(
+            Inspection(
+                place_id=place.id or 0,
+                inspector_id=workers[index % len(workers)].id or 0,
+                kind="routine",
+                inspected_at=when,
+                withdrawn_at=when + timedelta(hours=1) if index % 3 == 1 else None,
+                created_at=when,
+                updated_at=when,
+            )
+        )
     await session.flush()
     return Month(community, workers, vetoed)
 
@@ -297,6 +324,34 @@ async def expected_meetings(session: AsyncSession, worker_id: int) -> Ratio:
     return Ratio(int(present), int(invited))
 
 
+async def expected_inspections(session: AsyncSession, path: str) -> Ratio:
+    """Places of the subtree not overdue at the end of March, from the inspection rows and
+    each type's cadence: a routine inspection, not withdrawn, within the interval before."""
+    policy = await place_policy.current_policy(session)
+    interval = {}
+    for place_type in policy.types:
+        cadence = place_type.cadence_of("worker")
+        if cadence is not None:
+            interval[place_type.key] = cadence.interval
+    found = await rows(
+        session,
+        "SELECT p.id, p.type_key, max(i.inspected_at) FROM place p JOIN grid g ON"
+        " g.id = p.grid_id LEFT JOIN inspection i ON i.place_id = p.id AND i.kind = 'routine'"
+        " AND i.withdrawn_at IS NULL AND i.inspected_at < :e"
+        " WHERE g.path LIKE :p AND p.active AND p.created_at < :e GROUP BY p.id, p.type_key",
+        p=path + "%",
+        e=END,
+    )
+    counted = [r for r in found if r[1] in interval]
+    done = 0
+    for _place, kind, last in counted:
+        if last is not None:
+            last = last if isinstance(last, datetime) else datetime.fromisoformat(str(last))
+            last = last if last.tzinfo else last.replace(tzinfo=UTC)
+            done += int(last > END - interval[kind])
+    return Ratio(done, len(counted))
+
+
 async def test_a_month_of_activity_gives_figures_the_database_confirms(
     session: AsyncSession,
 ) -> None:
@@ -311,6 +366,15 @@ async def test_a_month_of_activity_gives_figures_the_database_confirms(
             assert card.figures[key] == ratio, (card.name, key)
         assert card.figures["meetings"] == await expected_meetings(session, card.subject_id)
         assert card.figures["meetings"].whole == 1  # the cancelled and the April ones left out
+        worker_grid = (
+            await rows(
+                session,
+                "SELECT g.path FROM grid g JOIN role_assignment r ON r.grid_id = g.id"
+                " WHERE r.person_id = :w AND r.role = 'worker' ORDER BY r.id",
+                w=card.subject_id,
+            )
+        )[0][0]
+        assert card.figures["inspections"] == await expected_inspections(session, worker_grid)
         assert card.score is not None
     # the visit rules behind the figure add up to it
     for card in ranking.workers:
@@ -336,6 +400,10 @@ async def test_a_month_of_activity_gives_figures_the_database_confirms(
         assert card.figures["visits"] == Ratio(
             sum(r.part for r in expected), sum(r.whole for r in expected)
         )
+        assert card.figures["inspections"] == await expected_inspections(session, grid.path)
+    in_community = await expected_inspections(session, month.community.path)
+    assert 0 < in_community.part < in_community.whole  # some on time, some not
+    assert sum(c.figures["inspections"].whole for c in ranking.grids) == in_community.whole
     vetoed_grid = [c for c in ranking.grids if c.vetoed]
     assert len(vetoed_grid) == 1 and ranking.grids[-1] is vetoed_grid[0]
 
@@ -545,7 +613,16 @@ async def test_the_workbook_opens_and_its_totals_match(session: AsyncSession) ->
         for row in rows_[1:]:
             assert row[meetings] == by_name[str(row[1])].figures["meetings"].part
     definitions = [list(r) for r in book["指标说明"].iter_rows(values_only=True)]
-    assert [r[1] for r in definitions[1:7]] == [40, 15, 15, 15, 5, 10]
+    assert [r[1] for r in definitions[1:8]] == [40, 10, 15, 15, 15, 5, 10]
+    # the inspections on time, per community and in the total row
+    done = header.index(
+        gettext_for("zh_Hans", "{measure}: done").format(
+            measure=gettext_for("zh_Hans", "Inspections on time (按期巡查)")
+        )
+    )
+    by_grid = {c.name: c for c in ranking.grids}
+    for row in body:
+        assert row[done] == by_grid[str(row[1])].figures["inspections"].part
     assert "一票否决" in str(definitions[-1][2])
 
 
