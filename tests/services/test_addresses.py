@@ -218,10 +218,10 @@ async def test_the_sql_test_is_keys_match(session: AsyncSession) -> None:
 
 
 def test_the_migration_keys_existing_households(tmp_path: Path) -> None:
-    """0019 fills the key of every household already there, as the application would."""
+    """0021 fills the key of every household already there, as the application would."""
     path = tmp_path / "old.db"
     url = f"sqlite+aiosqlite:///{path}"
-    migrate.upgrade(url, "0018")
+    migrate.upgrade(url, "0020")
     addresses = [address for _, address in REGISTERED] + ["杏东花园 3号楼 1单元 101室"] * 2_100
     with closing(sqlite3.connect(path)) as connection, connection:
         connection.execute(
