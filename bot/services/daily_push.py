@@ -48,9 +48,9 @@ from bot.services import (
     tickets,
     visits,
 )
-from bot.services.digests import sent_refs
 from bot.services.follow_ups import DueFollowUp
 from bot.services.message_size import split_message
+from bot.services.outbox import sent_refs
 from bot.services.people import RoleInGrid, roles_of_many
 from bot.services.periods import PeriodKind, local_midnight, period_start
 from bot.services.permissions import Action, authorize, scope_paths

@@ -23,7 +23,7 @@ PostgreSQL a transaction-scoped advisory lock keeps two runs from both missing i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from functools import partial
@@ -50,6 +50,7 @@ from bot.services.indicators import (
     window_text,
 )
 from bot.services.message_size import split_message
+from bot.services.outbox import sent_refs
 from bot.services.periods import Period, PeriodKind, local_midnight, period_of
 from bot.services.ticket_numbers import shown_number, spoken
 from bot.settings import Settings
@@ -116,17 +117,6 @@ async def _lock(session: AsyncSession) -> None:
     if session.get_bind().dialect.name == "postgresql":
         connection = await session.connection()
         await connection.execute(select(func.pg_advisory_xact_lock(DIGEST_LOCK)))
-
-
-async def sent_refs(session: AsyncSession, refs: Iterable[str]) -> set[str]:
-    """Which of ``refs`` are already in the outbox."""
-    wanted = sorted(set(refs))
-    if not wanted:
-        return set()
-    rows = await session.exec(
-        orm_select(OutboxMessage.ref).where(col(OutboxMessage.ref).in_(wanted))
-    )
-    return {ref for ref in rows if ref is not None}
 
 
 def deliver(

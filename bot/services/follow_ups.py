@@ -38,8 +38,8 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import outbox, tags, tickets, visits
-from bot.services.digests import sent_refs
 from bot.services.message_size import split_message
+from bot.services.outbox import sent_refs
 from bot.services.people import RoleInGrid
 from bot.services.periods import (
     DEFAULT_TZ,

@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import insert
+from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
 
 import models
@@ -202,3 +203,12 @@ async def insert_rows(session: AsyncSession, rows: Sequence[dict[str, Any]]) -> 
     if rows:
         connection = await session.connection()
         await connection.execute(insert(OUTBOX), list(rows))
+
+
+async def sent_refs(session: AsyncSession, refs: Iterable[str]) -> set[str]:
+    """Which of ``refs`` are already in the outbox."""
+    wanted = sorted(set(refs))
+    if not wanted:
+        return set()
+    rows = await session.exec(select(OutboxMessage.ref).where(col(OutboxMessage.ref).in_(wanted)))
+    return {ref for ref in rows if ref is not None}

@@ -30,9 +30,9 @@ from sqlmodel.sql.expression import SelectOfScalar
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_, resolve_locale
 from bot.services import outbox, tickets
-from bot.services.digests import sent_refs
 from bot.services.import_report import CellProblem
 from bot.services.member_import import parse_party
+from bot.services.outbox import sent_refs
 from bot.services.people import RoleInGrid
 from bot.services.periods import Period, PeriodKind, period_start
 from bot.services.permissions import Action, authorize, within
