@@ -234,7 +234,7 @@ async def test_the_monthly_digest_is_worked_out_without_the_write_lock(
     plan = digests.plan_monthly_indicators
     others: list[int] = []
 
-    async def planned_meanwhile(*args: Any) -> list[digests.Digest]:
+    async def planned_meanwhile(*args: Any) -> list[digests.PlannedDigest]:
         made = await plan(*args)
         async with ctx.sessions() as other:  # someone else's update, while the job reads
             other.add(ProcessedUpdate(bot_id=9, update_id=len(others), at=ctx.clock.now()))
@@ -252,4 +252,6 @@ async def test_the_monthly_digest_is_worked_out_without_the_write_lock(
                 select(OutboxMessage.ref).where(col(OutboxMessage.ref).startswith("dg:month:"))
             )
         ).all()
-    assert others[1] == 0 and others[0] == len(queued) == len(set(queued)) >= 1
+    texts = [ref for ref in queued if "#" not in ref]  # each text, then its files (#file<n>)
+    assert others[1] == 0 and others[0] == len(texts) == len(set(texts)) >= 1
+    assert len(queued) == len(set(queued))
