@@ -83,21 +83,26 @@ async def _show(
     settings: Settings,
     message_id: int | None,
 ) -> None:
-    reach = await broadcasts.reach(
-        actor.session, broadcasts.audience_of(draft.audience), grid.path
-    )
+    audience = await broadcasts.audience_of(actor.session, draft.audience)
+    reach = await broadcasts.reach(actor.session, audience, grid.path)
+    choices = await broadcasts.audiences_for(actor.session, actor.roles, grid)
     quiet = settings.quiet_hours
     text = draft_text(
         draft,
         grid,
+        audience,
         reach,
         (quiet.start.strftime("%H:%M"), quiet.end.strftime("%H:%M")),
         draft.confirm_minutes,
     )
     if message_id is not None:
-        reply.edit(message_id, text, draft_keyboard(draft))
+        reply.edit(message_id, text, draft_keyboard(draft, choices))
     else:  # the card becomes the progress message once the broadcast is sent
-        reply.text(text, draft_keyboard(draft), ref=broadcast_delivery.progress_ref(draft.id or 0))
+        reply.text(
+            text,
+            draft_keyboard(draft, choices),
+            ref=broadcast_delivery.progress_ref(draft.id or 0),
+        )
 
 
 async def audience_pressed(

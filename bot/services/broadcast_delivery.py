@@ -143,11 +143,12 @@ async def queue_round(
     grid = await session.get(Grid, broadcast.grid_id)
     if grid is None:
         return 0
+    audience = await audience_of(session, broadcast.audience)
     people = (
         await session.exec(
             select(Person)
             .where(
-                col(Person.id).in_(audience_people(audience_of(broadcast.audience), grid.path)),
+                col(Person.id).in_(audience_people(audience, grid.path)),
                 col(Person.active).is_(True),
                 col(Person.id) > broadcast.cursor,
             )

@@ -7,8 +7,10 @@ buttons is checked again here (a forged press on someone else's broadcast, or on
 outside one's scope, is refused and audited). Delivery is :mod:`bot.services.broadcast_delivery`.
 
 The audiences are data (:data:`AUDIENCES`): each names the roles whose holders in the subtree
-get the notice, so one for party members or a tag's people slots in as a line when the
-people register has them.
+get the notice, or a group of the people register (party members); and each tag of the tag
+policy is an audience of its own (``tag_<key>``: 慢性病 residents told of a free check-up),
+offered only to a sender whose roles may read people's tags in the grid (the role × field
+table of :mod:`bot.services.personal_fields`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import func
 from sqlmodel import col, select
@@ -24,10 +27,11 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
-from bot.services import party
+from bot.services import party, tags
 from bot.services.message_size import MAX_CAPTION, MAX_MESSAGE, utf16_length
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize, permits, scope_paths, target_of
+from bot.services.personal_fields import Access, PersonalField, Screen, access
 from bot.settings import Settings
 from models import AuditLog, Broadcast, BroadcastRecipient, Grid, Person, Role, RoleAssignment
 
@@ -41,7 +45,7 @@ class Audience:
     people ``people`` names there (a register's group: party members)."""
 
     key: str
-    label: str  # msgid
+    label: str  # msgid (a tag's audience: the tag's name, which is data)
     roles: frozenset[Role]
     people: Callable[[str], SelectOfScalar[int]] | None = None
 
@@ -60,11 +64,37 @@ AUDIENCES: tuple[Audience, ...] = (
 AUDIENCE_BY_KEY = {audience.key: audience for audience in AUDIENCES}
 
 
-def audience_of(key: str) -> Audience:
+TAG_AUDIENCE = "tag_"  # a tag's people: "tag_" and the tag's key
+
+
+async def audience_of(session: AsyncSession, key: str) -> Audience:
+    """The audience ``key`` names: one of :data:`AUDIENCES`, or a tag of the current policy."""
     audience = AUDIENCE_BY_KEY.get(key)
+    if audience is None and key.startswith(TAG_AUDIENCE):
+        tag = (await tags.current_policy(session)).tag(key.removeprefix(TAG_AUDIENCE))
+        if tag is not None:
+            audience = _tag_audience(tag)
     if audience is None:
         raise InvalidInput(N_("Sorry, this audience is not known."))
     return audience
+
+
+def _tag_audience(tag: tags.TagDef) -> Audience:
+    return Audience(
+        TAG_AUDIENCE + tag.key, tag.name, frozenset(), partial(tags.tagged_people, tag.key)
+    )
+
+
+async def audiences_for(
+    session: AsyncSession, roles: Sequence[RoleInGrid], grid: Grid
+) -> tuple[Audience, ...]:
+    """The audiences a sender may choose in ``grid``: the people of each tag someone there
+    carries too, when the sender's roles may read people's tags there."""
+    if access(roles, PersonalField.TAGS, Screen.CARD, grid.path) < Access.ON_REQUEST:
+        return AUDIENCES
+    policy = await tags.current_policy(session)
+    used = await tags.tags_in_use(session, grid.path)
+    return AUDIENCES + tuple(_tag_audience(tag) for tag in policy.tags if tag.key in used)
 
 
 @dataclass(frozen=True)
@@ -234,7 +264,10 @@ async def set_audience(
     now: datetime,
 ) -> tuple[Broadcast, Grid]:
     broadcast, grid = await own_draft(session, person, roles, broadcast_id, now)
-    broadcast.audience = audience_of(key).key
+    chosen = [a for a in await audiences_for(session, roles, grid) if a.key == key]
+    if not chosen:
+        raise InvalidInput(N_("Sorry, this audience is not known."))
+    broadcast.audience = chosen[0].key
     session.add(broadcast)
     return broadcast, grid
 
@@ -275,7 +308,9 @@ async def check_start(
 ) -> None:
     """Whether :func:`start` would go ahead (for an answer before the start is handed off)."""
     broadcast, grid = await own_draft(session, person, roles, broadcast_id, now)
-    if (await reach(session, audience_of(broadcast.audience), grid.path)).total == 0:
+    if (
+        await reach(session, await audience_of(session, broadcast.audience), grid.path)
+    ).total == 0:
         raise InvalidInput(N_("Nobody in this audience: choose another one."))
 
 
@@ -290,7 +325,8 @@ async def start(
     :func:`bot.services.broadcast_delivery.queue_round`). Audited. Returns it, its grid and
     how many it is for; refused when that is nobody."""
     broadcast, grid = await own_draft(session, person, roles, broadcast_id, now)
-    total = (await reach(session, audience_of(broadcast.audience), grid.path)).total
+    audience = await audience_of(session, broadcast.audience)
+    total = (await reach(session, audience, grid.path)).total
     if total == 0:
         raise InvalidInput(N_("Nobody in this audience: choose another one."))
     broadcast.status = SENDING

@@ -50,6 +50,7 @@ from typing import Any
 
 from sqlmodel import col, select
 from sqlmodel.ext.asyncio.session import AsyncSession
+from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
@@ -603,3 +604,42 @@ async def untag_member(
         )
     )
     return tag
+
+
+async def tags_in_use(session: AsyncSession, grid_path: str) -> set[str]:
+    """The tags on someone living in the subtree at ``grid_path`` (not moved out)."""
+    rows = await session.exec(
+        select(PersonTag.tag)
+        .join(HouseholdMember, col(HouseholdMember.id) == PersonTag.member_id)
+        .join(Household, col(Household.id) == HouseholdMember.household_id)
+        .join(Grid, col(Grid.id) == Household.grid_id)
+        .where(
+            col(PersonTag.ended_at).is_(None),
+            col(Grid.path).startswith(grid_path, autoescape=True),
+            col(HouseholdMember.forgotten_at).is_(None),
+            col(HouseholdMember.moved_out).is_(None),
+        )
+        .distinct()
+    )
+    return set(rows)
+
+
+def tagged_people(tag: str, grid_path: str) -> SelectOfScalar[int]:
+    """The ids of the bot users (matched by phone) who carry ``tag`` and live in the subtree
+    at ``grid_path``, not moved out or forgotten: a broadcast audience (e.g. 慢性病 residents
+    told of a free check-up)."""
+    phones = (
+        select(HouseholdMember.phone)
+        .join(PersonTag, col(PersonTag.member_id) == HouseholdMember.id)
+        .join(Household, col(Household.id) == HouseholdMember.household_id)
+        .join(Grid, col(Grid.id) == Household.grid_id)
+        .where(
+            col(PersonTag.tag) == tag,
+            col(PersonTag.ended_at).is_(None),
+            col(Grid.path).startswith(grid_path, autoescape=True),
+            col(HouseholdMember.phone).is_not(None),
+            col(HouseholdMember.forgotten_at).is_(None),
+            col(HouseholdMember.moved_out).is_(None),
+        )
+    )
+    return select(col(Person.id)).where(col(Person.phone).in_(phones))  # type: ignore[return-value]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import N_, gettext_for
-from bot.services.broadcasts import AUDIENCES, Reach, audience_of
+from bot.services.broadcasts import Audience, Reach
 from bot.telegram.callbacks import BroadcastAudienceCb, BroadcastCb, BroadcastStep, ReceiptCb
 from bot.telegram.i18n import t
 from bot.telegram.render import bold, esc
@@ -44,12 +45,16 @@ def receipt_markup(broadcast_id: int, locale: str) -> dict[str, Any]:
 
 
 def draft_text(
-    broadcast: Broadcast, grid: Grid, reach: Reach, quiet: tuple[str, str], minutes: int
+    broadcast: Broadcast,
+    grid: Grid,
+    audience: Audience,
+    reach: Reach,
+    quiet: tuple[str, str],
+    minutes: int,
 ) -> str:
-    audience = audience_of(broadcast.audience)
     lines = [
         bold(t(DRAFT_TITLE, id=broadcast.id)),
-        t(DRAFT_AUDIENCE, audience=t(audience.label), grid=esc(grid.name)),
+        t(DRAFT_AUDIENCE, audience=esc(t(audience.label)), grid=esc(grid.name)),
         t(DRAFT_REACH, reachable=reach.reachable, total=reach.total),
     ]
     if broadcast.emergency:
@@ -64,15 +69,16 @@ def draft_text(
     return "\n".join(lines)
 
 
-def draft_keyboard(broadcast: Broadcast) -> InlineKeyboardMarkup:
+def draft_keyboard(broadcast: Broadcast, audiences: Sequence[Audience]) -> InlineKeyboardMarkup:
+    """The audiences (two a row: a tag policy adds one per tag), then the draft's steps."""
     assert broadcast.id is not None
     ident = broadcast.id
-    audiences = [
+    choices = [
         InlineKeyboardButton(
             text=("● " if a.key == broadcast.audience else "") + t(a.label),
             callback_data=BroadcastAudienceCb(id=ident, audience=a.key).pack(),
         )
-        for a in AUDIENCES
+        for a in audiences
     ]
     emergency = t("🚨 Emergency: on") if broadcast.emergency else t("Emergency: off")
 
@@ -83,7 +89,7 @@ def draft_keyboard(broadcast: Broadcast) -> InlineKeyboardMarkup:
 
     return InlineKeyboardMarkup(
         inline_keyboard=[
-            audiences,
+            *(choices[n : n + 2] for n in range(0, len(choices), 2)),
             [
                 step(emergency, BroadcastStep.EMERGENCY),
                 step(t("👁 Preview"), BroadcastStep.PREVIEW),

@@ -456,7 +456,7 @@ class BroadcastCb(StrictCallbackData, prefix="bc"):
     step: BroadcastStep
 
 
-AudienceKey = Annotated[str, Field(pattern=r"^[a-z_]{1,16}$")]  # a key of AUDIENCES
+AudienceKey = Annotated[str, Field(pattern=r"^[a-z0-9_]{1,28}$")]  # AUDIENCES, tag_<key>
 
 
 class BroadcastAudienceCb(StrictCallbackData, prefix="ba"):

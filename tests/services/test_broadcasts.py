@@ -20,7 +20,7 @@ from bot.clock import FrozenClock
 from bot.db import create_session_factory
 from bot.errors import InvalidInput, NotAllowed
 from bot.services import broadcast_delivery as delivery
-from bot.services import broadcasts, people
+from bot.services import broadcasts, people, tags
 from bot.services.broadcasts import HEADER_ROOM, Notice, check_notice
 from bot.services.demo import DEMO_PERSONAS, load_demo_data
 from bot.services.message_size import MAX_CAPTION, MAX_MESSAGE, utf16_length, visible_length
@@ -31,10 +31,15 @@ from models import (
     Broadcast,
     BroadcastRecipient,
     Grid,
+    Household,
+    HouseholdMember,
     OutboxLane,
     OutboxMessage,
     OutboxStatus,
     Person,
+    PersonTag,
+    Relation,
+    ResidenceStatus,
     Role,
 )
 from tests.conftest import T0
@@ -306,6 +311,64 @@ async def test_an_empty_audience_cannot_be_sent(demo: AsyncSession) -> None:
     with pytest.raises(InvalidInput):
         await broadcasts.check_start(demo, head, held, draft.id, T0)
     assert Role.RESIDENT in broadcasts.AUDIENCES[0].roles
+
+
+async def test_a_tags_people_are_an_audience_for_those_who_may_read_tags(
+    demo: AsyncSession,
+) -> None:
+    """慢性病 residents told of a free check-up: an admin (who may read tags in the grid)
+    gets one audience per tag, reaching the tagged residents who use the bot; the centre
+    (tags masked) gets none, and a forged or unknown tag key is refused."""
+    resident = await person(demo, "resident")
+    home = (await demo.exec(select(Household).order_by(col(Household.id)))).first()
+    assert home is not None and home.id is not None
+    member = HouseholdMember(
+        household_id=home.id,
+        name="王秀英",
+        relation=Relation.SPOUSE,
+        phone=resident.phone,
+        status=ResidenceStatus.REGISTERED,
+        created_at=T0,
+        updated_at=T0,
+    )
+    demo.add(member)
+    await demo.flush()
+    assert member.id is not None
+    demo.add(PersonTag(member_id=member.id, tag="chronic", tagged_at=T0))
+    await demo.flush()
+    grid = await demo.get(Grid, home.grid_id)
+    assert grid is not None
+
+    admin = await person(demo, "admin")
+    held = await roles(demo, admin)
+    offered = {a.key for a in await broadcasts.audiences_for(demo, held, grid)}
+    assert "tag_chronic" in offered and "residents" in offered
+    assert offered <= {a.key for a in broadcasts.AUDIENCES} | {
+        f"tag_{tag}" for tag in await tags.tags_in_use(demo, grid.path)
+    }  # only the tags someone in the grid carries
+    audience = await broadcasts.audience_of(demo, "tag_chronic")
+    assert audience.label == "慢性病"
+    assert (await broadcasts.reach(demo, audience, grid.path)).total == 1
+    draft = await draft_of(demo, "admin")
+    assert draft.id is not None
+    draft, _ = await broadcasts.set_audience(demo, admin, held, draft.id, "tag_chronic", T0)
+    assert draft.audience == "tag_chronic"
+    for forged in ("tag_nope", "tag_", "tag_chronic%", ""):
+        with pytest.raises(InvalidInput):
+            await broadcasts.set_audience(demo, admin, held, draft.id, forged, T0)
+
+    centre = await person(demo, "center")
+    centre_roles = await roles(demo, centre)
+    assert all(
+        not a.key.startswith(broadcasts.TAG_AUDIENCE)
+        for a in await broadcasts.audiences_for(demo, centre_roles, grid)
+    )
+    centre_draft = await draft_of(demo, "center")
+    assert centre_draft.id is not None
+    with pytest.raises(InvalidInput):
+        await broadcasts.set_audience(
+            demo, centre, centre_roles, centre_draft.id, "tag_chronic", T0
+        )
 
 
 async def test_two_processes_writing_the_same_rounds_write_each_recipient_once(

@@ -167,7 +167,7 @@ async def test_membership_contacts_and_coverage(
     assert await party.contact_of_household(session, homes[1]) is None
 
     # the broadcast audience: her, not the stranger
-    audience = broadcasts.audience_of("party")
+    audience = await broadcasts.audience_of(session, "party")
     people = (
         await session.exec(
             select(Person.id).where(
