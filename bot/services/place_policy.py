@@ -37,7 +37,6 @@ of it is wrong.
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -48,6 +47,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
+from bot.services import policy_fields
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize
 from models import AuditLog, Grid, Person, Place, PlacePolicyVersion
@@ -61,8 +61,6 @@ MAX_TIMES = 10
 MAX_FIX_DAYS = 365
 MAX_NAME = 40
 MAX_TEXT = 60
-_ECHO = 24
-_KEY = re.compile(r"[a-z][a-z0-9_]{0,23}")
 
 SEVERITIES: tuple[str, ...] = ("minor", "major", "grave")  # 一般, 较大, 重大
 INSPECTORS: tuple[str, ...] = ("worker", "head", "center", "department")
@@ -244,17 +242,12 @@ def policy_to_json(policy: PlacePolicy) -> dict[str, Any]:
     }
 
 
-def _echo(value: object) -> str:
-    text = str(value)
-    return (text[:_ECHO] + "…") if len(text) > _ECHO else (text or "—")
-
-
 def _keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in data:
         if key not in allowed:
             raise InvalidInput(
                 N_("The place-types file has an entry “{key}” I do not know ({where})."),
-                key=_echo(key),
+                key=policy_fields.echo(key),
                 where=where,
             )
 
@@ -267,33 +260,9 @@ def _whole(value: Any, low: int, high: int, what: str, where: str) -> int:
             what=what,
             low=low,
             high=high,
-            value=_echo(value),
+            value=policy_fields.echo(value),
         )
     return value
-
-
-def _key(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _KEY.fullmatch(value):
-        raise InvalidInput(
-            N_(
-                "In {where}, the key “{value}” must be 1 to 24 lower-case letters, digits or "
-                "_, starting with a letter."
-            ),
-            where=where,
-            value=_echo(value),
-        )
-    return value
-
-
-def _text(value: Any, limit: int, what: str, where: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > limit:
-        raise InvalidInput(
-            N_("In {where}, “{what}” must be text of 1 to {limit} characters."),
-            where=where,
-            what=what,
-            limit=limit,
-        )
-    return " ".join(value.split())
 
 
 def _cadence(data: Any, where: str) -> tuple[Cadence, ...]:
@@ -318,7 +287,7 @@ def _cadence(data: Any, where: str) -> tuple[Cadence, ...]:
                     "department."
                 ),
                 where=where,
-                value=_echo(by),
+                value=policy_fields.echo(by),
             )
         if any(c.by == by for c in found):
             raise InvalidInput(
@@ -348,22 +317,26 @@ def _checklist(data: Any, where: str) -> tuple[CheckItem, ...]:
                 N_("In {where}, each checklist item must be written in braces."), where=where
             )
         _keys(entry, ("key", "text", "severity"), where)
-        key = _key(entry.get("key"), where)
+        key = policy_fields.key(entry.get("key"), where)
         if any(i.key == key for i in items):
             text = entry.get("text")
             raise InvalidInput(
                 N_("In {where}, the checklist item key of “{value}” is used twice."),
                 where=where,
-                value=_echo(text if isinstance(text, str) and text.strip() else key),
+                value=policy_fields.echo(text if isinstance(text, str) and text.strip() else key),
             )
         severity = entry.get("severity", "major")
         if severity not in SEVERITIES:
             raise InvalidInput(
                 N_("In {where}, “{value}” is not a severity: use minor, major or grave."),
                 where=where,
-                value=_echo(severity),
+                value=policy_fields.echo(severity),
             )
-        items.append(CheckItem(key, _text(entry.get("text"), MAX_TEXT, "text", where), severity))
+        items.append(
+            CheckItem(
+                key, policy_fields.text(entry.get("text"), MAX_TEXT, "text", where), severity
+            )
+        )
     return tuple(items)
 
 
@@ -413,7 +386,7 @@ def parse_policy(raw: bytes | str) -> PlacePolicy:
     for entry in types_in:
         if not isinstance(entry, dict):
             raise InvalidInput(N_("Each place type must be written in braces {{ }}."))
-        key = _key(entry.get("key"), "types")
+        key = policy_fields.key(entry.get("key"), "types")
         name = entry.get("name")
         # a type is named in messages as the admin knows it: by its name, else its key
         where = f"“{name.strip()}”" if isinstance(name, str) and name.strip() else key
@@ -429,7 +402,7 @@ def parse_policy(raw: bytes | str) -> PlacePolicy:
         types.append(
             PlaceType(
                 key=key,
-                name=_text(entry.get("name"), MAX_NAME, "name", where),
+                name=policy_fields.text(entry.get("name"), MAX_NAME, "name", where),
                 checklist=_checklist(entry.get("checklist"), where),
                 cadence=cadence,
                 department=_department(entry.get("department"), where),
@@ -518,7 +491,7 @@ async def set_policy(
     if missing:
         raise InvalidInput(
             N_("The place type “{value}” is still used by places; keep it in the file."),
-            value=_echo(missing[0]),
+            value=policy_fields.echo(missing[0]),
         )
     before = await current_policy(session)
     session.add(

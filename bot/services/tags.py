@@ -41,7 +41,6 @@ still on a person cannot be dropped.
 from __future__ import annotations
 
 import json
-import re
 import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -54,6 +53,7 @@ from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
 from bot.i18n import N_
+from bot.services import policy_fields
 from bot.services.people import RoleInGrid
 from bot.services.periods import PeriodKind
 from bot.services.permissions import Action, authorize
@@ -75,8 +75,6 @@ MAX_TIMES = 10
 MAX_NAME = 20
 MAX_LABEL = 30
 MAX_OPTION = 20
-_ECHO = 24
-_KEY = re.compile(r"[a-z][a-z0-9_]{0,23}")
 
 GROUPS: tuple[str, ...] = ("special", "health", "minor", "welfare")
 SENSITIVITIES: tuple[str, ...] = ("sensitive", "personal")
@@ -268,43 +266,14 @@ def policy_to_json(policy: TagPolicy) -> dict[str, Any]:
 # --- reading a file ------------------------------------------------------------------------------
 
 
-def _echo(value: object) -> str:
-    text = str(value)
-    return (text[:_ECHO] + "…") if len(text) > _ECHO else (text or "—")
-
-
 def _keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in data:
         if key not in allowed:
             raise InvalidInput(
                 N_("The tags file has an entry “{key}” I do not know ({where})."),
-                key=_echo(key),
+                key=policy_fields.echo(key),
                 where=where,
             )
-
-
-def _key(value: Any, where: str) -> str:
-    if not isinstance(value, str) or not _KEY.fullmatch(value):
-        raise InvalidInput(
-            N_(
-                "In {where}, the key “{value}” must be 1 to 24 lower-case letters, digits or "
-                "_, starting with a letter."
-            ),
-            where=where,
-            value=_echo(value),
-        )
-    return value
-
-
-def _text(value: Any, limit: int, what: str, where: str) -> str:
-    if not isinstance(value, str) or not value.strip() or len(value.strip()) > limit:
-        raise InvalidInput(
-            N_("In {where}, “{what}” must be text of 1 to {limit} characters."),
-            where=where,
-            what=what,
-            limit=limit,
-        )
-    return " ".join(value.split())
 
 
 def _choice(value: Any, allowed: Sequence[str], what: str, where: str) -> str:
@@ -314,7 +283,7 @@ def _choice(value: Any, allowed: Sequence[str], what: str, where: str) -> str:
             where=where,
             what=what,
             allowed=", ".join(allowed),
-            value=_echo(value),
+            value=policy_fields.echo(value),
         )
     return str(value)
 
@@ -335,11 +304,11 @@ def _cadence(data: Any, where: str) -> FollowUpCadence | None:
             N_("In {where}, “times” must be a whole number from 1 to {high}, not {value}."),
             where=where,
             high=MAX_TIMES,
-            value=_echo(times),
+            value=policy_fields.echo(times),
         )
     partner = data.get("with") or None
     if partner is not None:
-        partner = _key(partner, where)
+        partner = policy_fields.key(partner, where)
     return FollowUpCadence(by, period, times, partner)
 
 
@@ -357,12 +326,12 @@ def _form_of(data: Any, where: str) -> tuple[FormField, ...]:
                 N_("In {where}, each answer must be written in braces."), where=where
             )
         _keys(entry, ("key", "label", "options"), where)
-        key = _key(entry.get("key"), where)
+        key = policy_fields.key(entry.get("key"), where)
         if any(f.key == key for f in fields):
             raise InvalidInput(
                 N_("In {where}, the answer key “{value}” is used twice."), where=where, value=key
             )
-        label = _text(entry.get("label"), MAX_LABEL, "label", where)
+        label = policy_fields.text(entry.get("label"), MAX_LABEL, "label", where)
         options_in = entry.get("options", [])
         if not isinstance(options_in, list) or len(options_in) > MAX_OPTIONS:
             raise InvalidInput(
@@ -370,7 +339,7 @@ def _form_of(data: Any, where: str) -> tuple[FormField, ...]:
                 where=where,
                 count=MAX_OPTIONS,
             )
-        options = tuple(_text(o, MAX_OPTION, "options", where) for o in options_in)
+        options = tuple(policy_fields.text(o, MAX_OPTION, "options", where) for o in options_in)
         if len(set(options)) != len(options):
             raise InvalidInput(N_("In {where}, a choice is given twice."), where=where)
         fields.append(FormField(key, label, options))
@@ -404,11 +373,11 @@ def parse_policy(raw: bytes | str) -> TagPolicy:
     for entry in tags_in:
         if not isinstance(entry, dict):
             raise InvalidInput(N_("Each tag must be written in braces {{ }}."))
-        key = _key(entry.get("key"), "tags")
+        key = policy_fields.key(entry.get("key"), "tags")
         name = entry.get("name")
         where = f"“{name.strip()}”" if isinstance(name, str) and name.strip() else key
         _keys(entry, ("key", "name", "group", "sensitivity", "follow_up", "form"), where)
-        name_text = _text(name, MAX_NAME, "name", where)
+        name_text = policy_fields.text(name, MAX_NAME, "name", where)
         if any(t.key == key or t.name == name_text for t in tags):
             raise InvalidInput(N_("The tag “{value}” is given twice."), value=where)
         tags.append(
@@ -467,7 +436,7 @@ async def set_policy(
     if missing:
         raise InvalidInput(
             N_("The tag “{value}” is still on people; keep it in the file."),
-            value=_echo(missing[0]),
+            value=policy_fields.echo(missing[0]),
         )
     session.add(TagPolicyVersion(body=policy_to_json(policy), created_by=actor.id, created_at=now))
     session.add(AuditLog(at=now, actor_id=actor.id, action="tag_policy_set", object_type="policy"))
@@ -489,7 +458,7 @@ def tag_by_word(policy: TagPolicy, word: str) -> TagDef:
             return tag
     raise InvalidInput(
         N_("There is no tag “{value}”. Tags: {names}."),
-        value=_echo(word),
+        value=policy_fields.echo(word),
         names="、".join(t.name for t in policy.tags),
     )
 
