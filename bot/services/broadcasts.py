@@ -45,9 +45,10 @@ class Audience:
     people ``people`` names there (a register's group: party members)."""
 
     key: str
-    label: str  # msgid (a tag's audience: the tag's name, which is data)
+    label: str  # msgid; a tag's audience: the tag's name (data), shown as "{tag}人员"
     roles: frozenset[Role]
     people: Callable[[str], SelectOfScalar[int]] | None = None
+    tagged: bool = False
 
 
 AUDIENCES: tuple[Audience, ...] = (
@@ -81,7 +82,11 @@ async def audience_of(session: AsyncSession, key: str) -> Audience:
 
 def _tag_audience(tag: tags.TagDef) -> Audience:
     return Audience(
-        TAG_AUDIENCE + tag.key, tag.name, frozenset(), partial(tags.tagged_people, tag.key)
+        TAG_AUDIENCE + tag.key,
+        tag.name,
+        frozenset(),
+        partial(tags.tagged_people, tag.key),
+        tagged=True,
     )
 
 

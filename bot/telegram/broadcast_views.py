@@ -22,6 +22,7 @@ ASK_NOTICE = N_(
 )
 DRAFT_TITLE = N_("📝 Broadcast draft #{id}")
 DRAFT_AUDIENCE = N_("To: {audience} of {grid}")
+TAGGED_PEOPLE = N_("People tagged {tag}")
 DRAFT_REACH = N_(
     "It will reach {reachable} of {total} people (the others have no Telegram "
     "account linked or blocked the bot)."
@@ -54,7 +55,7 @@ def draft_text(
 ) -> str:
     lines = [
         bold(t(DRAFT_TITLE, id=broadcast.id)),
-        t(DRAFT_AUDIENCE, audience=esc(t(audience.label)), grid=esc(grid.name)),
+        t(DRAFT_AUDIENCE, audience=esc(audience_label(audience)), grid=esc(grid.name)),
         t(DRAFT_REACH, reachable=reach.reachable, total=reach.total),
     ]
     if broadcast.emergency:
@@ -69,13 +70,18 @@ def draft_text(
     return "\n".join(lines)
 
 
+def audience_label(audience: Audience) -> str:
+    """An audience's name in the reader's language (a tag's name is data: "慢性病人员")."""
+    return t(TAGGED_PEOPLE, tag=audience.label) if audience.tagged else t(audience.label)
+
+
 def draft_keyboard(broadcast: Broadcast, audiences: Sequence[Audience]) -> InlineKeyboardMarkup:
     """The audiences (two a row: a tag policy adds one per tag), then the draft's steps."""
     assert broadcast.id is not None
     ident = broadcast.id
     choices = [
         InlineKeyboardButton(
-            text=("● " if a.key == broadcast.audience else "") + t(a.label),
+            text=("● " if a.key == broadcast.audience else "") + audience_label(a),
             callback_data=BroadcastAudienceCb(id=ident, audience=a.key).pack(),
         )
         for a in audiences
