@@ -45,7 +45,7 @@ class Audience:
     people ``people`` names there (a register's group: party members)."""
 
     key: str
-    label: str  # msgid; a tag's audience: the tag's name (data), shown as "{tag}人员"
+    label: str  # msgid; a tag's audience: the tag's name (data), shown as “慢性病”标签人员
     roles: frozenset[Role]
     people: Callable[[str], SelectOfScalar[int]] | None = None
     tagged: bool = False

@@ -71,7 +71,7 @@ def draft_text(
 
 
 def audience_label(audience: Audience) -> str:
-    """An audience's name in the reader's language (a tag's name is data: "慢性病人员")."""
+    """An audience's name in the reader's language (a tag's name is data: “慢性病”标签人员)."""
     return t(TAGGED_PEOPLE, tag=audience.label) if audience.tagged else t(audience.label)
 
 
