@@ -151,14 +151,20 @@ def written_kinds() -> set[str]:
             given = _action_argument(call, writers[call.func.id])
             if given is None:
                 continue
-            if isinstance(given, ast.Name) and given.id in constants:
-                kinds.add(constants[given.id])
-            elif isinstance(given, ast.Constant) and isinstance(given.value, str):
-                kinds.add(given.value)
-            elif isinstance(given, ast.Attribute) and given.attr in TicketEventKind.__members__:
-                kinds.add(TicketEventKind[given.attr].value)
-            elif not (isinstance(given, ast.Name) and given.id == "action"):
-                raise AssertionError(f"cannot tell the kind written by {ast.unparse(call)}")
+            # ``A if approve else B`` writes either: both count
+            choices = [given.body, given.orelse] if isinstance(given, ast.IfExp) else [given]
+            for choice in choices:
+                if isinstance(choice, ast.Name) and choice.id in constants:
+                    kinds.add(constants[choice.id])
+                elif isinstance(choice, ast.Constant) and isinstance(choice.value, str):
+                    kinds.add(choice.value)
+                elif (
+                    isinstance(choice, ast.Attribute)
+                    and choice.attr in TicketEventKind.__members__
+                ):
+                    kinds.add(TicketEventKind[choice.attr].value)
+                elif not (isinstance(choice, ast.Name) and choice.id == "action"):
+                    raise AssertionError(f"cannot tell the kind written by {ast.unparse(call)}")
     return kinds
 
 
