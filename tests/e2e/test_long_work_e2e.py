@@ -5,27 +5,67 @@ twenty residents write to the bot; every resident gets the right reply.
 The bench (``bench/load.py``) runs the same at full size (300,000 households); here the sizes
 are smaller so the suite stays quick, and the mechanism is the same: the export reads in a
 read-only session and builds the workbook in a thread, the import parses before it takes the
-write lock, and neither holds the update's transaction.
+write lock, and neither holds the update's transaction. It runs on SQLite and on PostgreSQL
+(a database of its own on the suite's server, dropped at the end).
 """
 
 from __future__ import annotations
 
 import asyncio
 import io
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
 from openpyxl import Workbook
 from sqlalchemy import insert
+from sqlalchemy.engine import make_url
 from sqlmodel import select
 
+from bot import migrate
+from bot.clock import FrozenClock
 from models import Grid, Household
-from tests.e2e.harness import Harness
+from tests.conftest import _on_server, run_database_name
+from tests.e2e.harness import Harness, harness
 
 pytestmark = pytest.mark.e2e
 
 HOUSEHOLDS = 30_000
 IMPORT_ROWS = 20_000
 RESIDENTS = 20
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def long_work_url(
+    request: pytest.FixtureRequest, sqlite_template: Path, tmp_path: Path
+) -> Iterator[str]:
+    """A fresh migrated database: a copy of the SQLite template, or a PostgreSQL database of
+    this test's own (the demo community goes in empty tables), dropped at the end."""
+    if request.param == "sqlite":
+        path = tmp_path / "e2e.db"
+        shutil.copy(sqlite_template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    server = make_url(str(request.getfixturevalue("pg_url")))
+    name = run_database_name(server.database, os.getpid(), "lw" + secrets.token_hex(3))
+    asyncio.run(_on_server(server, f'CREATE DATABASE "{name}"'))
+    try:
+        url = server.set(database=name).render_as_string(hide_password=False)
+        migrate.upgrade(url)
+        yield url
+    finally:
+        asyncio.run(_on_server(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture
+async def h(long_work_url: str, clock: FrozenClock) -> AsyncIterator[Harness]:
+    """The bot, polling the sandbox, on the demo community in that database (in this module,
+    in place of the SQLite-only ``h`` of the e2e fixtures)."""
+    async with harness(long_work_url, clock) as running:
+        yield running
 
 
 async def many_households(h: Harness) -> None:
