@@ -37,9 +37,10 @@ from bot.errors import DomainError
 from bot.i18n import N_, gettext_for, resolve_locale
 from bot.services import broadcast_reach, broadcasts, outbox
 from bot.services.broadcasts import (
-    AUDIENCE_BY_KEY,
     DONE,
     SENDING,
+    Audience,
+    audience_label,
     audience_of,
     audience_people,
     reach,
@@ -143,7 +144,7 @@ async def queue_round(
     grid = await session.get(Grid, broadcast.grid_id)
     if grid is None:
         return 0
-    audience = await audience_of(session, broadcast.audience)
+    audience = await audience_of(session, broadcast.audience, confirmed=True)
     people = (
         await session.exec(
             select(Person)
@@ -291,9 +292,8 @@ async def progress(session: AsyncSession, broadcast: Broadcast, grid: Grid) -> P
     ).one()
     total = int(written)
     if not broadcast.queued_all:
-        audience = AUDIENCE_BY_KEY.get(broadcast.audience)
-        if audience is not None:
-            total = max(total, (await reach(session, audience, grid.path)).total)
+        audience = await audience_of(session, broadcast.audience, confirmed=True)
+        total = max(total, (await reach(session, audience, grid.path)).total)
     sent = statuses[OutboxStatus.SENT]
     failed = int(without_outbox) + statuses[OutboxStatus.FAILED] + statuses[OutboxStatus.DROPPED]
     # rows whose outbox row is gone (purged) count as sent: only finished rows are purged
@@ -312,18 +312,18 @@ FINISHED = N_("Finished at {time}.")
 
 def progress_text(
     broadcast: Broadcast,
+    audience: Audience,
     grid: Grid,
     figures: Progress,
     locale: str,
     now: datetime,
     settings: Settings,
 ) -> str:
-    audience = AUDIENCE_BY_KEY.get(broadcast.audience)
     title = gettext_for(
         locale,
         EMERGENCY_TITLE if broadcast.emergency else PROGRESS_TITLE,
         id=broadcast.id,
-        audience=gettext_for(locale, audience.label) if audience else broadcast.audience,
+        audience=_esc(audience_label(audience, locale)),
         grid=_esc(grid.name),
     )
     lines = [
@@ -366,7 +366,9 @@ async def refresh_progress(
     finished = figures.finished
     # households reached count as micro-lectures where a quota rule says so (微宣讲)
     await broadcast_reach.record_reach(session, broadcast, now, settings.tz)
-    text = progress_text(broadcast, grid, figures, _locale(sender, settings), now, settings)
+    audience = await audience_of(session, broadcast.audience, confirmed=True)
+    locale = _locale(sender, settings)
+    text = progress_text(broadcast, audience, grid, figures, locale, now, settings)
     if text != broadcast.progress_text and sender.telegram_id is not None:
         outbox.enqueue(
             session,
@@ -416,6 +418,7 @@ def preview(
 def first_progress(
     session: AsyncSession,
     broadcast: Broadcast,
+    audience: Audience,
     grid: Grid,
     sender: Person,
     total: int,
@@ -427,7 +430,8 @@ def first_progress(
     if sender.telegram_id is None or broadcast.id is None:
         return
     figures = Progress(total, 0, 0, total, 0)
-    text = progress_text(broadcast, grid, figures, _locale(sender, settings), now, settings)
+    locale = _locale(sender, settings)
+    text = progress_text(broadcast, audience, grid, figures, locale, now, settings)
     outbox.enqueue(
         session,
         chat_id=sender.telegram_id,
@@ -727,7 +731,8 @@ async def start_and_run(
         except DomainError as refused:
             log.info("broadcast %s not started: %s", start.broadcast_id, refused.message)
             return
-        first_progress(session, broadcast, grid, person, total, clock.now(), settings)
+        audience = await audience_of(session, broadcast.audience, confirmed=True)
+        first_progress(session, broadcast, audience, grid, person, total, clock.now(), settings)
         await session.commit()
     await run(sessions, clock, settings, start.broadcast_id, receipt, wake)
 

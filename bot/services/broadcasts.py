@@ -26,7 +26,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 from sqlmodel.sql.expression import SelectOfScalar
 
 from bot.errors import InvalidInput, NotAllowed, NotFound
-from bot.i18n import N_
+from bot.i18n import N_, gettext_for
 from bot.services import party, tags
 from bot.services.message_size import MAX_CAPTION, MAX_MESSAGE, utf16_length
 from bot.services.people import RoleInGrid
@@ -66,28 +66,39 @@ AUDIENCE_BY_KEY = {audience.key: audience for audience in AUDIENCES}
 
 
 TAG_AUDIENCE = "tag_"  # a tag's people: "tag_" and the tag's key
+TAGGED_PEOPLE = N_("People tagged {tag}")
 
 
-async def audience_of(session: AsyncSession, key: str) -> Audience:
-    """The audience ``key`` names: one of :data:`AUDIENCES`, or a tag of the current policy."""
+async def audience_of(session: AsyncSession, key: str, *, confirmed: bool = False) -> Audience:
+    """The audience ``key`` names: one of :data:`AUDIENCES`, or a tag of the current policy.
+
+    A ``confirmed`` broadcast keeps its tag's audience even if the tag has left the policy
+    since (its people are found by the tag's key; its name is then the key): what is being
+    sent is never stopped half-way by a new tags file."""
     audience = AUDIENCE_BY_KEY.get(key)
-    if audience is None and key.startswith(TAG_AUDIENCE):
-        tag = (await tags.current_policy(session)).tag(key.removeprefix(TAG_AUDIENCE))
+    tag_key = key.removeprefix(TAG_AUDIENCE) if key.startswith(TAG_AUDIENCE) else ""
+    if audience is None and tag_key:
+        tag = (await tags.current_policy(session)).tag(tag_key)
         if tag is not None:
-            audience = _tag_audience(tag)
+            audience = _tag_audience(tag.key, tag.name)
+        elif confirmed:
+            audience = _tag_audience(tag_key, tag_key)
     if audience is None:
         raise InvalidInput(N_("Sorry, this audience is not known."))
     return audience
 
 
-def _tag_audience(tag: tags.TagDef) -> Audience:
+def _tag_audience(key: str, name: str) -> Audience:
     return Audience(
-        TAG_AUDIENCE + tag.key,
-        tag.name,
-        frozenset(),
-        partial(tags.tagged_people, tag.key),
-        tagged=True,
+        TAG_AUDIENCE + key, name, frozenset(), partial(tags.tagged_people, key), tagged=True
     )
+
+
+def audience_label(audience: Audience, locale: str) -> str:
+    """An audience's name in ``locale`` (a tag's name is data: “慢性病”标签人员)."""
+    if audience.tagged:
+        return gettext_for(locale, TAGGED_PEOPLE, tag=audience.label)
+    return gettext_for(locale, audience.label)
 
 
 async def audiences_for(
@@ -99,7 +110,9 @@ async def audiences_for(
         return AUDIENCES
     policy = await tags.current_policy(session)
     used = await tags.tags_in_use(session, grid.path)
-    return AUDIENCES + tuple(_tag_audience(tag) for tag in policy.tags if tag.key in used)
+    return AUDIENCES + tuple(
+        _tag_audience(tag.key, tag.name) for tag in policy.tags if tag.key in used
+    )
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,7 @@ from typing import Any
 from aiogram.types import InlineKeyboardButton, InlineKeyboardMarkup
 
 from bot.i18n import N_, gettext_for
-from bot.services.broadcasts import Audience, Reach
+from bot.services.broadcasts import TAGGED_PEOPLE, Audience, Reach
 from bot.telegram.callbacks import BroadcastAudienceCb, BroadcastCb, BroadcastStep, ReceiptCb
 from bot.telegram.i18n import t
 from bot.telegram.render import bold, esc
@@ -22,7 +22,6 @@ ASK_NOTICE = N_(
 )
 DRAFT_TITLE = N_("📝 Broadcast draft #{id}")
 DRAFT_AUDIENCE = N_("To: {audience} of {grid}")
-TAGGED_PEOPLE = N_("People tagged {tag}")
 DRAFT_REACH = N_(
     "It will reach {reachable} of {total} people (the others have no Telegram "
     "account linked or blocked the bot)."

@@ -5,6 +5,7 @@ and the list of who has not confirmed."""
 from __future__ import annotations
 
 import asyncio
+import json
 from datetime import timedelta
 
 import pytest
@@ -313,12 +314,9 @@ async def test_an_empty_audience_cannot_be_sent(demo: AsyncSession) -> None:
     assert Role.RESIDENT in broadcasts.AUDIENCES[0].roles
 
 
-async def test_a_tags_people_are_an_audience_for_those_who_may_read_tags(
-    demo: AsyncSession,
-) -> None:
-    """慢性病 residents told of a free check-up: an admin (who may read tags in the grid)
-    gets one audience per tag, reaching the tagged residents who use the bot; the centre
-    (tags masked) gets none, and a forged or unknown tag key is refused."""
+async def chronic_bot_user(demo: AsyncSession) -> tuple[PersonTag, Grid]:
+    """The demo resident, in the register of the first household by her phone, tagged 慢性病
+    (``chronic``); returns the tag and the household's grid."""
     resident = await person(demo, "resident")
     home = (await demo.exec(select(Household).order_by(col(Household.id)))).first()
     assert home is not None and home.id is not None
@@ -334,10 +332,21 @@ async def test_a_tags_people_are_an_audience_for_those_who_may_read_tags(
     demo.add(member)
     await demo.flush()
     assert member.id is not None
-    demo.add(PersonTag(member_id=member.id, tag="chronic", tagged_at=T0))
+    tag = PersonTag(member_id=member.id, tag="chronic", tagged_at=T0)
+    demo.add(tag)
     await demo.flush()
     grid = await demo.get(Grid, home.grid_id)
     assert grid is not None
+    return tag, grid
+
+
+async def test_a_tags_people_are_an_audience_for_those_who_may_read_tags(
+    demo: AsyncSession,
+) -> None:
+    """慢性病 residents told of a free check-up: an admin (who may read tags in the grid)
+    gets one audience per tag, reaching the tagged residents who use the bot; the centre
+    (tags masked) gets none, and a forged or unknown tag key is refused."""
+    _, grid = await chronic_bot_user(demo)
 
     admin = await person(demo, "admin")
     held = await roles(demo, admin)
@@ -369,6 +378,41 @@ async def test_a_tags_people_are_an_audience_for_those_who_may_read_tags(
         await broadcasts.set_audience(
             demo, centre, centre_roles, centre_draft.id, "tag_chronic", T0
         )
+
+
+async def test_a_tag_broadcast_goes_on_when_its_tag_leaves_the_policy(
+    demo: AsyncSession,
+) -> None:
+    """A broadcast to 慢性病 residents is confirmed; before its recipients are written, the
+    last one is untagged and a tags file without 慢性病 is saved. Delivery neither stops on
+    an unknown audience nor shows its key in English: its rounds end, and the progress
+    message names the audience in the sender's language."""
+    tag, grid = await chronic_bot_user(demo)
+    admin = await person(demo, "admin")
+    held = await roles(demo, admin)
+    draft = await draft_of(demo, "admin")
+    assert draft.id is not None
+    await broadcasts.set_audience(demo, admin, held, draft.id, "tag_chronic", T0)
+    broadcast, _, total = await broadcasts.start(demo, admin, held, draft.id, T0)
+    assert total == 1
+
+    tag.ended_at = T0
+    demo.add(tag)
+    without = tags.policy_to_json(
+        tags.TagPolicy(tuple(t for t in tags.DEFAULT_POLICY.tags if t.key != "chronic"))
+    )
+    await tags.set_policy(demo, actor=admin, roles=held, raw=json.dumps(without), now=T0)
+    await demo.flush()
+    with pytest.raises(InvalidInput):  # no new draft may choose it
+        await broadcasts.audience_of(demo, "tag_chronic")
+
+    assert broadcast.id is not None
+    assert await delivery.queue_round(demo, broadcast.id, T0, SETTINGS, receipt_markup) == 0
+    figures = await delivery.refresh_progress(demo, broadcast.id, T0, SETTINGS)
+    assert figures is not None and figures.finished
+    assert broadcast.status == broadcasts.DONE
+    assert "“chronic”标签人员" in (broadcast.progress_text or "")
+    assert "tag_chronic" not in (broadcast.progress_text or "")
 
 
 async def test_two_processes_writing_the_same_rounds_write_each_recipient_once(
