@@ -38,6 +38,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 
 from bot.errors import InvalidInput, NotAllowed
 from bot.i18n import N_
+from bot.services import policy_fields
 from bot.services.people import RoleInGrid
 from bot.services.permissions import Action, authorize
 from models import AssessmentPolicyVersion, AuditLog, Grid, HandlingKind, Person, TicketCategory
@@ -46,7 +47,6 @@ MAX_POLICY_BYTES = 64 * 1024
 MAX_WEIGHT = 100
 MAX_VETO_RULES = 20
 MAX_AT_LEAST = 1000
-_ECHO = 24
 
 
 @dataclass(frozen=True)
@@ -243,9 +243,12 @@ def policy_to_json(policy: AssessmentPolicy) -> dict[str, Any]:
     }
 
 
-def _echo(value: object) -> str:
-    text = str(value)
-    return (text[:_ECHO] + "…") if len(text) > _ECHO else (text or "—")
+ASSESSMENT_FILE = policy_fields.PolicyFile(
+    too_large=N_("That file is too large for an assessment policy."),
+    not_utf8=N_("The assessment file must be UTF-8 text (JSON)."),
+    not_json=N_("The assessment file is not valid JSON."),
+    unknown_version=N_("I only know version 1 of the assessment file."),
+)
 
 
 def _refuse(message: str, **params: Any) -> InvalidInput:
@@ -256,7 +259,8 @@ def _keys(data: Mapping[str, Any], allowed: Sequence[str]) -> None:
     for key in data:
         if key not in allowed:
             raise _refuse(
-                N_("The assessment file has an entry “{key}” I do not know."), key=_echo(key)
+                N_("The assessment file has an entry “{key}” I do not know."),
+                key=policy_fields.echo(key),
             )
 
 
@@ -268,7 +272,7 @@ def _names(value: Any, allowed: Sequence[str], what: str) -> tuple[str, ...]:
         if not isinstance(item, str) or item not in allowed:
             raise _refuse(
                 N_("In a veto rule, “{value}” is not a valid value of “{what}”."),
-                value=_echo(item),
+                value=policy_fields.echo(item),
                 what=what,
             )
         if item not in names:
@@ -283,7 +287,7 @@ def _whole(value: Any, low: int, high: int, what: str) -> int:
             what=what,
             low=low,
             high=high,
-            value=_echo(value),
+            value=policy_fields.echo(value),
         )
     return value
 
@@ -291,24 +295,8 @@ def _whole(value: Any, low: int, high: int, what: str) -> int:
 def parse_policy(raw: bytes | str) -> AssessmentPolicy:
     """Read and check an assessment file; refuse it whole, with a clear reason, if anything
     in it is wrong (nothing is half-applied)."""
-    if isinstance(raw, bytes):
-        if len(raw) > MAX_POLICY_BYTES:
-            raise _refuse(N_("That file is too large for an assessment policy."))
-        try:
-            raw = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise _refuse(N_("The assessment file must be UTF-8 text (JSON).")) from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise _refuse(N_("That file is too large for an assessment policy."))
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise _refuse(N_("The assessment file is not valid JSON.")) from None
-    if not isinstance(data, dict):
-        raise _refuse(N_("The assessment file is not valid JSON."))
+    data = policy_fields.read_object(raw, MAX_POLICY_BYTES, ASSESSMENT_FILE)
     _keys(data, ("version", "weights", "veto"))
-    if data.get("version", 1) != 1:
-        raise _refuse(N_("I only know version 1 of the assessment file."))
     weights_in = data.get("weights")
     if not isinstance(weights_in, dict):
         raise _refuse(N_("The assessment file needs “weights”, one per measure."))
@@ -327,7 +315,7 @@ def parse_policy(raw: bytes | str) -> AssessmentPolicy:
         if item.get("kind") not in {k.key for k in VETO_KINDS}:
             raise _refuse(
                 N_("“{value}” is not a kind of veto rule I know."),
-                value=_echo(item.get("kind")),
+                value=policy_fields.echo(item.get("kind")),
             )
         rules.append(
             VetoRule(

@@ -242,6 +242,14 @@ def policy_to_json(policy: PlacePolicy) -> dict[str, Any]:
     }
 
 
+PLACE_TYPES_FILE = policy_fields.PolicyFile(
+    too_large=N_("That file is too large for a place-types file."),
+    not_utf8=N_("The place-types file must be UTF-8 text (JSON)."),
+    not_json=N_("The place-types file is not valid JSON."),
+    unknown_version=N_("I only know version 1 of the place-types file."),
+)
+
+
 def _keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in data:
         if key not in allowed:
@@ -353,25 +361,8 @@ def _department(value: Any, where: str) -> str | None:
 def parse_policy(raw: bytes | str) -> PlacePolicy:
     """Read and check a place-types file; refuse it whole, with the reason, if anything is
     wrong (nothing is half-applied)."""
-    if isinstance(raw, bytes):
-        if len(raw) > MAX_POLICY_BYTES:
-            raise InvalidInput(N_("That file is too large for a place-types file."))
-        try:
-            raw = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput(N_("The place-types file must be UTF-8 text (JSON).")) from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise InvalidInput(N_("That file is too large for a place-types file."))
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise InvalidInput(N_("The place-types file is not valid JSON.")) from None
-    if not isinstance(data, dict):
-        raise InvalidInput(N_("The place-types file is not valid JSON."))
-    top = N_("the file")
-    _keys(data, ("version", "fix_days", "types"), top)
-    if data.get("version", 1) != 1:
-        raise InvalidInput(N_("I only know version 1 of the place-types file."))
+    data = policy_fields.read_object(raw, MAX_POLICY_BYTES, PLACE_TYPES_FILE)
+    _keys(data, ("version", "fix_days", "types"), N_("the file"))
     fix_in = data.get("fix_days")
     if not isinstance(fix_in, dict):
         raise InvalidInput(N_("The place-types file needs “fix_days”: minor, major and grave."))

@@ -1,10 +1,13 @@
-"""The fields of an admin's policy files (place types, person tags): each read from the JSON
-with a translated refusal that names where it is wrong and echoes a little of what was there.
+"""An admin's policy files (place types, person tags, assessment): the file read as one JSON
+object, and its fields, each with a translated refusal that names where it is wrong and echoes
+a little of what was there.
 """
 
 from __future__ import annotations
 
+import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import InvalidInput
@@ -12,6 +15,39 @@ from bot.i18n import N_
 
 ECHO = 24  # characters of a wrong value repeated in a refusal
 KEY = re.compile(r"[a-z][a-z0-9_]{0,23}")
+
+
+@dataclass(frozen=True)
+class PolicyFile:
+    """How the refusals name one kind of policy file (each a msgid)."""
+
+    too_large: str
+    not_utf8: str
+    not_json: str
+    unknown_version: str
+
+
+def read_object(raw: bytes | str, limit: int, kind: PolicyFile) -> dict[str, Any]:
+    """The file as one JSON object of version 1; refused, saying why in ``kind``'s words,
+    when it is over ``limit`` bytes (or characters), not UTF-8, not JSON, or another version."""
+    if isinstance(raw, bytes):
+        if len(raw) > limit:
+            raise InvalidInput(kind.too_large)
+        try:
+            raw = raw.decode("utf-8-sig")
+        except UnicodeDecodeError:
+            raise InvalidInput(kind.not_utf8) from None
+    if len(raw) > limit:
+        raise InvalidInput(kind.too_large)
+    try:
+        data = json.loads(raw)
+    except (ValueError, RecursionError):
+        raise InvalidInput(kind.not_json) from None
+    if not isinstance(data, dict):
+        raise InvalidInput(kind.not_json)
+    if data.get("version", 1) != 1:
+        raise InvalidInput(kind.unknown_version)
+    return data
 
 
 def echo(value: object) -> str:

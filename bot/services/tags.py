@@ -265,6 +265,13 @@ def policy_to_json(policy: TagPolicy) -> dict[str, Any]:
 
 # --- reading a file ------------------------------------------------------------------------------
 
+TAGS_FILE = policy_fields.PolicyFile(
+    too_large=N_("That file is too large for a tags file."),
+    not_utf8=N_("The tags file must be UTF-8 text (JSON)."),
+    not_json=N_("The tags file is not valid JSON."),
+    unknown_version=N_("I only know version 1 of the tags file."),
+)
+
 
 def _keys(data: Mapping[str, Any], allowed: Sequence[str], where: str) -> None:
     for key in data:
@@ -348,24 +355,8 @@ def _form_of(data: Any, where: str) -> tuple[FormField, ...]:
 
 def parse_policy(raw: bytes | str) -> TagPolicy:
     """Read and check a tags file; refuse it whole, with the reason, if anything is wrong."""
-    if isinstance(raw, bytes):
-        if len(raw) > MAX_POLICY_BYTES:
-            raise InvalidInput(N_("That file is too large for a tags file."))
-        try:
-            raw = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            raise InvalidInput(N_("The tags file must be UTF-8 text (JSON).")) from None
-    if len(raw) > MAX_POLICY_BYTES:
-        raise InvalidInput(N_("That file is too large for a tags file."))
-    try:
-        data = json.loads(raw)
-    except (ValueError, RecursionError):
-        raise InvalidInput(N_("The tags file is not valid JSON.")) from None
-    if not isinstance(data, dict):
-        raise InvalidInput(N_("The tags file is not valid JSON."))
+    data = policy_fields.read_object(raw, MAX_POLICY_BYTES, TAGS_FILE)
     _keys(data, ("version", "tags"), N_("the file"))
-    if data.get("version", 1) != 1:
-        raise InvalidInput(N_("I only know version 1 of the tags file."))
     tags_in = data.get("tags")
     if not isinstance(tags_in, list) or not 1 <= len(tags_in) <= MAX_TAGS:
         raise InvalidInput(N_("“tags” must be a list of 1 to {count} tags."), count=MAX_TAGS)
