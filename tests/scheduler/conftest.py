@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -52,8 +53,10 @@ def calls() -> Calls:
 
 
 @pytest.fixture
-def settings() -> Settings:
-    return Settings(_env_file=None, timezone="Asia/Shanghai")  # type: ignore[call-arg]
+def settings(tmp_path: Path) -> Settings:
+    """The jobs' settings; files they write (digest charts, workbooks) go to the test's own
+    folder, not the checkout."""
+    return Settings(_env_file=None, timezone="Asia/Shanghai", data_dir=tmp_path)  # type: ignore[call-arg]
 
 
 @pytest.fixture
