@@ -57,6 +57,7 @@ from .import_report import (
     chunks,
     error_order,
     manage_scope,
+    read_rows,
     row_error,
 )
 from .people import RoleInGrid
@@ -214,16 +215,7 @@ def _worker_name(raw: str) -> str:
 
 def parse_households(table: Table) -> tuple[list[HouseholdRow], list[RowError]]:
     """Every row of a household file read and checked on its own (pure: no database)."""
-    reader = HouseholdReader(table)
-    good: list[HouseholdRow] = []
-    errors: list[RowError] = []
-    for row in table.rows:
-        result = reader.read(row)
-        if isinstance(result, list):
-            errors.extend(result)
-        else:
-            good.append(result)
-    return good, errors
+    return read_rows(HouseholdReader(table), table.rows)
 
 
 def read_household_file(data: bytes) -> Table:
@@ -342,13 +334,8 @@ async def import_households(
     savepoint = await session.begin_nested()
     try:
         for start in range(0, total, CHUNK_ROWS):
-            chunk: list[HouseholdRow] = []
-            for row in table.rows[start : start + CHUNK_ROWS]:
-                result = reader.read(row)
-                if isinstance(result, list):
-                    errors.extend(result)
-                else:
-                    chunk.append(result)
+            chunk, problems = read_rows(reader, table.rows[start : start + CHUNK_ROWS])
+            errors.extend(problems)
             await load_grids(session, grids, {h.grid_code for h in chunk})
             if workers is None and any(h.worker_phone or h.worker_name for h in chunk):
                 workers = await _load_workers(session)

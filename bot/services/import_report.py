@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from sqlmodel.ext.asyncio.session import AsyncSession
 
@@ -17,7 +17,7 @@ from bot.services.permissions import Action, scope_paths
 from models import AuditLog, Person
 
 from .people import RoleInGrid
-from .tabular import Table
+from .tabular import Row, Table
 
 Translate = Callable[[str], str]
 """A gettext-like callable: msgid in, text in the reader's language out."""
@@ -172,6 +172,29 @@ def row_error(table: Table, row: int, key: str, problem: CellProblem) -> RowErro
 
 def error_order(error: RowError) -> tuple[int, str]:
     return error.row, error.column
+
+
+RowT = TypeVar("RowT", covariant=True)
+T = TypeVar("T")
+
+
+class RowReader(Protocol[RowT]):
+    """Reads one row of a file: what it holds, or every problem of its cells."""
+
+    def read(self, row: Row) -> RowT | list[RowError]: ...
+
+
+def read_rows(reader: RowReader[T], rows: Iterable[Row]) -> tuple[list[T], list[RowError]]:
+    """Each row read and checked on its own: the good ones, and every problem found."""
+    good: list[T] = []
+    errors: list[RowError] = []
+    for row in rows:
+        result = reader.read(row)
+        if isinstance(result, list):
+            errors.extend(result)
+        else:
+            good.append(result)
+    return good, errors
 
 
 def chunks(items: Sequence[Any], size: int) -> Iterable[Sequence[Any]]:

@@ -67,7 +67,7 @@ from .id_numbers import (
 )
 from .import_cells import in_every_catalog as _every_catalog
 from .import_cells import words as _words
-from .import_report import CellProblem
+from .import_report import CellProblem, read_rows
 from .import_report import chunks as _chunks
 from .imports import (
     BAD_PHONE,
@@ -420,16 +420,7 @@ def _phone(table: Table, row: Row, raw: str) -> str:
 
 def parse_members(table: Table, today: date) -> tuple[list[MemberRow], list[RowError]]:
     """Every row of a member file read and checked on its own (pure: no database)."""
-    reader = MemberReader(table, today)
-    good: list[MemberRow] = []
-    errors: list[RowError] = []
-    for row in table.rows:
-        result = reader.read(row)
-        if isinstance(result, list):
-            errors.extend(result)
-        else:
-            good.append(result)
-    return good, errors
+    return read_rows(MemberReader(table, today), table.rows)
 
 
 def read_member_file(data: bytes) -> Table:
@@ -472,13 +463,8 @@ async def import_members(
     savepoint = await session.begin_nested()
     try:
         for start in range(0, total, CHUNK_ROWS):
-            chunk: list[MemberRow] = []
-            for row in table.rows[start : start + CHUNK_ROWS]:
-                result = reader.read(row)
-                if isinstance(result, list):
-                    errors.extend(result)
-                else:
-                    chunk.append(result)
+            chunk, problems = read_rows(reader, table.rows[start : start + CHUNK_ROWS])
+            errors.extend(problems)
             await _load_households(session, households, {m.household for m in chunk})
             digests = {m.row: vault.digest(m.id_number) for m in chunk}
             stored = await _stored_members(session, list(digests.values()))

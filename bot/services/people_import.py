@@ -52,6 +52,7 @@ from .import_report import (
     chunks,
     error_order,
     manage_scope,
+    read_rows,
     row_error,
 )
 from .people import RoleInGrid
@@ -172,16 +173,7 @@ def _department_text(table: Table, row: Row) -> str | None:
 
 def parse_people(table: Table) -> tuple[list[PersonRow], list[RowError]]:
     """Every row of a people file read and checked on its own (pure: no database)."""
-    reader = PeopleReader(table)
-    good: list[PersonRow] = []
-    errors: list[RowError] = []
-    for row in table.rows:
-        result = reader.read(row)
-        if isinstance(result, list):
-            errors.extend(result)
-        else:
-            good.append(result)
-    return good, errors
+    return read_rows(PeopleReader(table), table.rows)
 
 
 @dataclass
