@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Literal
 
+from babel.dates import format_skeleton
 from sqlalchemy import and_, case, exists, func, or_, select
 from sqlmodel import col
 from sqlmodel import select as orm_select
@@ -217,7 +218,7 @@ def split_args(raw: str | None, now: datetime, tz: tzinfo) -> tuple[str, Period]
 def period_text(period: Period, locale: str) -> str:
     start = period.start
     if period.kind is PeriodKind.MONTH:
-        return gettext_for(locale, N_("{year}-{month}"), year=start.year, month=start.month)
+        return format_skeleton("yMMMM", start, locale=locale)  # 2026年3月, March 2026
     if period.kind is PeriodKind.QUARTER:
         return gettext_for(
             locale, N_("Q{quarter} {year}"), year=start.year, quarter=(start.month + 2) // 3
