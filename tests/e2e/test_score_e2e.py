@@ -124,7 +124,7 @@ async def test_a_month_of_visits_scores_the_worker_and_ranks_the_grids(h: Harnes
         ),
     )
     assert visits_line in card.text
-    assert "2026年3月得分" in card.text  # the month named as the reader says it (March 2026 in English)
+    assert "2026年3月得分" in card.text  # the month as its reader says it: March 2026 in English
     async with h.session() as session:
         card_name = (
             await session.exec(
