@@ -33,7 +33,9 @@ class Place(SQLModel, table=True):
 
     __table_args__ = (
         Index("ix_place_type_last", "type_key", "last_inspected_at"),
-        Index("ix_place_next_due_at", "next_due_at"),
+        # what is due, read from the index alone: the morning push reads every place due
+        # (:func:`bot.services.inspections.due_by_worker`) without visiting the table's rows
+        Index("ix_place_due", "next_due_at", "active", "name", "type_key", "grid_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -208,11 +208,13 @@ async def due_by_worker(
     """Each worker's places due by ``by``, soonest first, for all workers at once; with
     ``limit``, the first so many (and each worker's count in ``totals``).
 
-    Set-based: one query reads the routine inspections due (``next_due_at`` by ``by``) and
-    the re-inspections due (open hazards' fix-by dates) as plain columns, already in order —
-    soonest first, then by name — so each row's place in that order is all a worker's list is
-    sorted by; no date is read at all. Rows are grouped by grid, and each worker takes the
-    grids under their subtrees (a path prefix): no row is read or built per worker."""
+    Set-based: one query reads the routine inspections due (``next_due_at`` by ``by``, from
+    the index ``ix_place_due`` alone) and the re-inspections due (open hazards' fix-by dates)
+    as plain columns, already in order — soonest first, then by name — so each row's place in
+    that order is all a worker's list is sorted by; no date is read at all. The rows are read
+    one at a time into the records the push names (no row is kept), grouped by grid, and each
+    worker takes the grids under their subtrees (a path prefix): nothing is read or built per
+    worker."""
     if not any(scopes.values()):
         return {}
     names = {t.key: t.name for t in policy.types}
@@ -241,26 +243,15 @@ async def due_by_worker(
         .group_by(col(Place.id), col(Place.name), col(Place.type_key), col(Place.grid_id))
     )
     both = union_all(routine, rechecks).subquery()
-    connection = await session.connection()  # plain rows: nothing built per place
-    rows = (
-        await connection.execute(
-            sa_select(
-                both.c.place_id,
-                both.c.name,
-                both.c.type_key,
-                both.c.grid_id,
-                both.c.kind,
-                both.c.hazards,
-            ).order_by(both.c.due, both.c.name, both.c.kind.desc(), both.c.place_id)
-        )
-    ).all()
-    due = [  # in the order: soonest, then by name
-        DueInspection(place_id, name, names.get(type_key, type_key), kind, hazards)
-        for place_id, name, type_key, _grid, kind, hazards in rows
-    ]
+    ordered = sa_select(
+        both.c.place_id, both.c.name, both.c.type_key, both.c.grid_id, both.c.kind, both.c.hazards
+    ).order_by(both.c.due, both.c.name, both.c.kind.desc(), both.c.place_id)
+    connection = await session.connection()  # plain rows, not ORM objects
+    due: list[DueInspection] = []  # in the order: soonest, then by name
     by_grid: dict[int, list[int]] = {}  # a grid -> where its places are in ``due``
-    for rank, row in enumerate(rows):
-        by_grid.setdefault(row.grid_id, []).append(rank)
+    for place_id, name, type_key, grid_id, kind, hazards in await connection.execute(ordered):
+        by_grid.setdefault(grid_id, []).append(len(due))
+        due.append(DueInspection(place_id, name, names.get(type_key, type_key), kind, hazards))
     under: dict[str, list[int]] = {}  # a subtree's path -> the grids with places due in it
     for grid_id, path in await connection.execute(sa_select(col(Grid.id), col(Grid.path))):
         if grid_id not in by_grid:
