@@ -211,10 +211,10 @@ async def due_by_worker(
     Set-based: one query reads the routine inspections due (``next_due_at`` by ``by``, from
     the index ``ix_place_due`` alone) and the re-inspections due (open hazards' fix-by dates)
     as plain columns, already in order — soonest first, then by name — so each row's place in
-    that order is all a worker's list is sorted by; no date is read at all. The rows are read
-    one at a time into the records the push names (no row is kept), grouped by grid, and each
-    worker takes the grids under their subtrees (a path prefix): nothing is read or built per
-    worker."""
+    that order is all a worker's list is sorted by; no date is read at all. Each row is read
+    once into the record the push names (the result rows are not kept beside them) and
+    grouped by grid; each worker takes the grids under their subtrees (a path prefix):
+    nothing is read or built per worker."""
     if not any(scopes.values()):
         return {}
     names = {t.key: t.name for t in policy.types}
@@ -262,11 +262,15 @@ async def due_by_worker(
     found: dict[int, list[DueInspection]] = {}
     for worker_id, scope in scopes.items():
         grids = {grid for p in scope for grid in under.get(p, ())}
-        if grids:
+        if not grids:
+            continue
+        if len(grids) == 1:  # most workers: one grid, its places already in order
+            ranks = by_grid[grids.pop()]
+        else:
             ranks = sorted(rank for grid in grids for rank in by_grid[grid])
-            if totals is not None:
-                totals[worker_id] = len(ranks)
-            found[worker_id] = [due[rank] for rank in ranks[:limit]]
+        if totals is not None:
+            totals[worker_id] = len(ranks)
+        found[worker_id] = [due[rank] for rank in ranks[:limit]]
     return found
 
 

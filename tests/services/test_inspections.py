@@ -155,6 +155,49 @@ async def test_the_next_due_date_follows_inspections_and_the_push_order_matches_
     assert totals == {worker.id or 0: 3}
 
 
+async def test_a_scope_over_several_grids_gets_their_places_in_one_order(
+    session: AsyncSession, clock: FrozenClock
+) -> None:
+    community = await setup(session, clock)
+    worker_a, worker_b = community.workers[WORKER_A], community.workers[WORKER_B]
+    restaurant = await place_named(session, "老王饭店")
+    results, photos = restaurant_answers()
+    await inspect(session, community, worker_a, restaurant.id or 0, results, photos)
+    # the school (the other grid) falls due between the restaurant's re-inspection and its
+    # routine inspection: the two grids' places interleave
+    fix_by = min(h.fix_by for h in (await session.exec(select(Hazard))).all())
+    school = await place_named(session, "杏林小学")
+    school.next_due_at = fix_by + timedelta(days=1)
+    session.add(school)
+    await session.flush()
+    later = community.now + timedelta(days=45)  # a re-inspection and three routine ones due
+    paths_a = inspections.inspector_paths(await community.roles(session, worker_a))
+    paths_b = inspections.inspector_paths(await community.roles(session, worker_b))
+    a, b, both = worker_a.id or 0, worker_b.id or 0, -1
+    # ``both`` serves the two grids, one of them twice over (its path and its parent's)
+    parent = community.grids[EAST_A].path.rstrip("/").rsplit("/", 1)[0] + "/"
+    scopes = {a: paths_a, b: paths_b, both: [*paths_a, *paths_b, parent]}
+    everyone = await inspections.due_by_worker(
+        session, scopes, DEFAULT_POLICY, later, totals=(totals := {})
+    )
+    merged = everyone[both]
+    assert [(d.name, d.kind) for d in merged] == [
+        ("仁心药房", "routine"),
+        ("老王饭店", "recheck"),
+        ("杏林小学", "routine"),
+        ("老王饭店", "routine"),
+    ]
+    assert sorted(merged) == sorted(everyone[a] + everyone[b])  # each place once
+    assert totals[both] == totals[a] + totals[b] == len(merged) == 4
+    for worker in (a, b):  # each worker's own list is in the merged order
+        assert everyone[worker] == [d for d in merged if d in everyone[worker]]
+    first = await inspections.due_by_worker(
+        session, scopes, DEFAULT_POLICY, later, limit=2, totals=(counted := {})
+    )
+    assert first[both] == merged[:2]
+    assert counted == totals
+
+
 async def test_a_restaurant_with_two_failures_gets_two_hazards_fixed_and_ticketed(
     session: AsyncSession, clock: FrozenClock
 ) -> None:
