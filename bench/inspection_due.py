@@ -10,7 +10,10 @@ hazards waiting for their re-inspection. Then times
 (c) :func:`bot.services.inspection_ledgers.coverage` of the whole street (the centre's /quota);
 
 and prints the ratios (b)/(a) and (c)/(a), medians of a few runs in the same process on the
-same data. The target is ≤ 3× the scan.
+same data. The target is ≤ 3× the scan. Beside each figure: the seconds Python's garbage
+collector spent inside the step (a full collection of this process's heap takes a large part
+of a second, and falls on whichever step allocates past the collector's threshold), and the
+ratios without them.
 
     .venv/bin/python -m bench.inspection_due            # 100,000 places, SQLite
     .venv/bin/python -m bench.inspection_due --quick    # 10,000 places, 20,000 households
@@ -22,11 +25,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import random
+import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -206,6 +211,41 @@ async def load_places(
     return scopes, len(hazard_rows)
 
 
+class Collector:
+    """The seconds the garbage collector spends inside each call of a step (``gc.callbacks``)."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self.started = 0.0
+        self.calls: dict[str, list[tuple[float, float]]] = {}  # step -> (elapsed, collecting)
+
+    def __call__(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self.started = time.perf_counter()
+        else:
+            self.seconds += time.perf_counter() - self.started
+
+    def step(
+        self, name: str, step: Callable[[AsyncSession], Awaitable[int]]
+    ) -> Callable[[AsyncSession], Awaitable[int]]:
+        async def counted(session: AsyncSession) -> int:
+            self.seconds, began = 0.0, time.perf_counter()
+            rows = await step(session)
+            self.calls.setdefault(name, []).append((time.perf_counter() - began, self.seconds))
+            return rows
+
+        return counted
+
+    def medians(self, name: str) -> tuple[float, float]:
+        """Median seconds in the collector, and median seconds outside it (the warm-up left
+        out, as ``timed`` does)."""
+        calls = self.calls[name][1:]
+        return (
+            statistics.median(collecting for _, collecting in calls),
+            statistics.median(elapsed - collecting for elapsed, collecting in calls),
+        )
+
+
 async def measure(url: str, size: Size, places: int, runs: int, seed: int) -> None:
     engine = create_engine(url, poolclass=NullPool)
     try:
@@ -240,18 +280,34 @@ async def measure(url: str, size: Size, places: int, runs: int, seed: int) -> No
             rows = await inspection_ledgers.coverage(session, ["/1/"], DEFAULT_POLICY, NOW)
             return sum(row.places for row in rows)
 
-        results = await timed(engine, {"scan": scan, "due": due, "coverage": coverage}, runs)
+        collector = Collector()
+        steps = {"scan": scan, "due": due, "coverage": coverage}
+        gc.callbacks.append(collector)
+        try:
+            results = await timed(
+                engine, {name: collector.step(name, step) for name, step in steps.items()}, runs
+            )
+        finally:
+            gc.callbacks.remove(collector)
         base, scanned = results["scan"]
         spent, found = results["due"]
         cover, counted = results["coverage"]
-        print(f"(a) scan place (id, grid_id)        {scanned:>9,} rows     {base:7.3f} s")
+        gc_base, net_base = collector.medians("scan")
+        gc_due, net_due = collector.medians("due")
+        gc_cover, net_cover = collector.medians("coverage")
+        print(
+            f"(a) scan place (id, grid_id)        {scanned:>9,} rows     {base:7.3f} s"
+            f"   (collector {gc_base:.3f} s; without it {net_base:.3f} s)"
+        )
         print(
             f"(b) due_by_worker, all workers      {found:>9,} due      {spent:7.3f} s"
             f"   (b)/(a) = {spent / base:.2f}"
+            f"   (collector {gc_due:.3f} s; without it {net_due / net_base:.2f})"
         )
         print(
             f"(c) coverage of the street          {counted:>9,} places   {cover:7.3f} s"
             f"   (c)/(a) = {cover / base:.2f}"
+            f"   (collector {gc_cover:.3f} s; without it {net_cover / net_base:.2f})"
         )
         verdict = "within" if max(spent, cover) <= 3 * base else "OVER"
         print(f"target ≤ 3.00 × the scan: {verdict}")
