@@ -77,6 +77,7 @@ from models import (
 PUSH_TIME = time(8, 0)  # local: the push is sent from 08:00 on
 MAX_TICKETS = 10  # open tickets named in a push
 MAX_HOUSEHOLDS_NAMED = 30  # in a head's "visits waiting" message
+TICKET_CHUNK = 1_000  # ticket ids in one IN (…)
 
 Markup = dict[str, Any]  # an inline keyboard in Bot API JSON
 
@@ -332,8 +333,10 @@ async def _open_tickets_by_worker(
     session: AsyncSession, workers: Sequence[Person], roles: Mapping[int, Sequence[RoleInGrid]]
 ) -> dict[int, list[Ticket]]:
     """Up to :data:`MAX_TICKETS` open tickets per worker, in the grids where they may handle
-    tickets or owned by their department. One read of the open tickets, matched in memory by
-    grid path prefix (``/1/4/17/`` lies under ``/1/``, ``/1/4/`` and ``/1/4/17/``)."""
+    tickets or owned by their department. One read of the open tickets in the round's scopes
+    (ids and grid paths only), matched in memory by grid path prefix (``/1/4/17/`` lies under
+    ``/1/``, ``/1/4/`` and ``/1/4/17/``); then the tickets chosen are read whole. A round's
+    read is the size of its workers' grids, not the city's open tickets."""
     scopes: dict[int, tuple[list[str], list[int]]] = {}
     for worker in workers:
         held = roles.get(worker.id or 0, ())
@@ -343,29 +346,53 @@ async def _open_tickets_by_worker(
             scopes[worker.id or 0] = (paths, departments)
     if not scopes:
         return {}
+    all_departments = sorted({d for _, departments in scopes.values() for d in departments})
+    in_scope = [
+        col(Grid.path).startswith(path)
+        for path in _outermost({p for paths, _ in scopes.values() for p in paths})
+    ]
+    if all_departments:
+        in_scope.append(col(Ticket.owner_department_id).in_(all_departments))
     rows = await session.exec(
-        select(Ticket, Grid.path)
+        select(Ticket.id, Ticket.owner_department_id, Grid.path)
         .join(Grid, col(Grid.id) == Ticket.grid_id)
-        .where(col(Ticket.state).in_(list(OPEN_TICKET_STATES)))
+        .where(col(Ticket.state).in_(list(OPEN_TICKET_STATES)), or_(*in_scope))
         .order_by(
             col(Ticket.next_deadline_at).is_(None), col(Ticket.next_deadline_at), col(Ticket.id)
         )
     )
-    under: dict[str, list[tuple[int, Ticket]]] = {}  # path prefix -> (rank, ticket), by rank
-    of_department: dict[int, list[tuple[int, Ticket]]] = {}
-    for rank, (ticket, path) in enumerate(rows):
+    under: dict[str, list[tuple[int, int]]] = {}  # path prefix -> (rank, ticket id), by rank
+    of_department: dict[int, list[tuple[int, int]]] = {}
+    for rank, (ticket_id, department_id, path) in enumerate(rows):
+        entry = (rank, ticket_id or 0)
         parts = [part for part in path.split("/") if part]
         for depth in range(1, len(parts) + 1):
-            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append((rank, ticket))
-        if ticket.owner_department_id is not None:
-            of_department.setdefault(ticket.owner_department_id, []).append((rank, ticket))
-    found: dict[int, list[Ticket]] = {}
+            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append(entry)
+        if department_id is not None:
+            of_department.setdefault(department_id, []).append(entry)
+    chosen_ids: dict[int, list[int]] = {}
     for worker_id, (paths, departments) in scopes.items():
         lists = [under.get(p, [])[:MAX_TICKETS] for p in paths]
         lists += [of_department.get(d, [])[:MAX_TICKETS] for d in departments]
-        chosen = {rank: ticket for ranked in lists for rank, ticket in ranked}
-        found[worker_id] = [chosen[rank] for rank in sorted(chosen)[:MAX_TICKETS]]
-    return found
+        chosen = {rank: ticket_id for ranked in lists for rank, ticket_id in ranked}
+        chosen_ids[worker_id] = [chosen[rank] for rank in sorted(chosen)[:MAX_TICKETS]]
+    wanted = sorted({ticket_id for ids in chosen_ids.values() for ticket_id in ids})
+    read: dict[int, Ticket] = {}
+    for start in range(0, len(wanted), TICKET_CHUNK):
+        for ticket in await session.exec(
+            select(Ticket).where(col(Ticket.id).in_(wanted[start : start + TICKET_CHUNK]))
+        ):
+            read[ticket.id or 0] = ticket
+    return {worker_id: [read[i] for i in ids] for worker_id, ids in chosen_ids.items()}
+
+
+def _outermost(paths: set[str]) -> list[str]:
+    """The paths not under another of them (``/1/4/`` is under ``/1/``)."""
+    kept: list[str] = []
+    for path in sorted(paths):
+        if not kept or not path.startswith(kept[-1]):
+            kept.append(path)
+    return kept
 
 
 async def _meetings_by_person(
