@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, make_url
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
@@ -23,7 +23,7 @@ from sqlmodel.ext.asyncio.session import AsyncSession
 SessionFactory = async_sessionmaker[AsyncSession]
 
 READ_ONLY = "gridbot_read_only"  # execution option: a transaction that never writes
-POOL_SIZE = 20  # connections per process on PostgreSQL; never more (no overflow churn)
+POOL_SIZE = 20  # connections kept per process; on PostgreSQL never more (no overflow churn)
 POOL_TIMEOUT = 30.0  # seconds a session waits for a free connection before failing
 
 
@@ -47,9 +47,14 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def create_engine(url: str, **kwargs: Any) -> AsyncEngine:
-    """Build the async engine for ``url``: SQLite's pragmas and transactions, or a fixed-size
+    """Build the async engine for ``url``: SQLite's pragmas and transactions and
+    :data:`POOL_SIZE` connections kept open (more opened when needed), or a fixed-size
     PostgreSQL pool (connections are opened once and kept, never churned by overflow)."""
     if url.startswith("sqlite"):
+        if "poolclass" not in kwargs and make_url(url).database not in (None, "", ":memory:"):
+            # kept open: beyond the default 5 each connection was opened and closed per use,
+            # and opening one starts the driver's thread while the event loop waits for it
+            kwargs.setdefault("pool_size", POOL_SIZE)
         engine = create_async_engine(url, **kwargs)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
