@@ -489,11 +489,20 @@ def _check_window(start: datetime, end: datetime, now: datetime) -> None:
         raise ValueError("the period ends before it starts")
 
 
+_COUNTED = tuple(f.name for f in fields(Indicators) if f.name != "escalations")
+
+
 def total(values: Iterable[Indicators]) -> Indicators:
-    result = Indicators()
+    """The sum of ``values``, as adding them one by one with ``+`` (in one pass: a street's
+    6,000 grids were 6,000 intermediate sums built on the event loop)."""
+    counts = dict.fromkeys(_COUNTED, 0)
+    tiers: dict[int, int] = {}
     for value in values:
-        result = result + value
-    return result
+        for name in _COUNTED:
+            counts[name] += getattr(value, name)
+        for tier, events in value.escalations.items():
+            tiers[tier] = tiers.get(tier, 0) + events
+    return Indicators(**counts, escalations=tiers)
 
 
 def grid_ref(grid: Grid) -> GridRef:
