@@ -956,24 +956,34 @@ async def progress(
         keyed = sorted(
             counts.items(), key=lambda kv: (kv[0] is None, names.get(kv[0]) or "", kv[0] or 0)
         )
+        heads = _rule_heads(query)
         return [
-            Progress(subject, names.get(subject), _cells(query, values))
+            Progress(subject, names.get(subject), _cells(heads, values))
             for subject, values in keyed
         ]
     return await _by_child_grid(session, query, scope_path, counts)
 
 
-def _cells(query: _Query, values: Sequence[int]) -> tuple[ProgressCell, ...]:
-    return tuple(
-        ProgressCell(
-            rule_id=rule.id or 0,
-            rule_name=rule.name,
-            period=PeriodKind(rule.period),
-            period_start=query.periods[PeriodKind(rule.period)].start,
-            households=values[2 * i],
-            fulfilled=values[2 * i + 1],
+_RuleHead = tuple[int, str, PeriodKind, date]  # a rule's id, name, period, period start
+
+
+def _rule_heads(query: _Query) -> list[_RuleHead]:
+    """What every cell of a rule shares, worked out once (not once a worker)."""
+    return [
+        (
+            rule.id or 0,
+            rule.name,
+            PeriodKind(rule.period),
+            query.periods[PeriodKind(rule.period)].start,
         )
-        for i, rule in enumerate(query.rules)
+        for rule in query.rules
+    ]
+
+
+def _cells(heads: Sequence[_RuleHead], values: Sequence[int]) -> tuple[ProgressCell, ...]:
+    return tuple(
+        ProgressCell(rule_id, name, period, start, values[2 * i], values[2 * i + 1])
+        for i, (rule_id, name, period, start) in enumerate(heads)
     )
 
 
@@ -1011,7 +1021,8 @@ async def _by_child_grid(
         for i, value in enumerate(values):
             row[i] += value
     ordered = sorted(totals, key=lambda g: (by_id[g][2] == scope_path, by_id[g][0]))
-    return [Progress(g, by_id[g][1], _cells(query, totals[g])) for g in ordered]
+    heads = _rule_heads(query)
+    return [Progress(g, by_id[g][1], _cells(heads, totals[g])) for g in ordered]
 
 
 async def plan_daily_push(

@@ -21,6 +21,7 @@ grid as theirs (names and scores only). Every read is checked against those scop
 
 from __future__ import annotations
 
+import asyncio
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -589,29 +590,45 @@ async def ranking(
                 vetoes = by_grid[child].vetoes
                 vetoes[index] = vetoes.get(index, 0) + 1
 
-    worker_cards = [
-        _card(
-            person_id,
-            name,
-            grid.name,
-            by_worker[person_id],
-            policy,
-            _child_of(grid.path, root.path),
-        )
+    subjects = [
+        (person_id, name, grid.name, by_worker[person_id], _child_of(grid.path, root.path))
         for person_id, name, grid in workers
     ]
-    grid_cards = [
-        _card(grid_id, grid.name, grid.name, by_grid[grid_id], policy, grid_id)
+    grid_subjects = [
+        (grid_id, grid.name, grid.name, by_grid[grid_id], grid_id)
         for grid_id, grid in child_by_id.items()
     ]
+    # a street's thousands of cards, scored and ranked: plain data, in a worker thread
+    worker_cards, grid_cards = await asyncio.to_thread(
+        _ranked_cards, subjects, grid_subjects, policy
+    )
     return Ranking(
         root=grid_ref(root),
         period=period,
         start=start,
         end=end,
-        workers=rank(worker_cards),
-        grids=rank(grid_cards),
+        workers=worker_cards,
+        grids=grid_cards,
     )
+
+
+_Subject = tuple[int, str, str, _Tally, int | None]  # id, name, grid name, tally, under
+
+
+def _ranked_cards(
+    workers: Sequence[_Subject], grids: Sequence[_Subject], policy: AssessmentPolicy
+) -> tuple[tuple[Scorecard, ...], tuple[Scorecard, ...]]:
+    """The workers' and the grids' cards, each ranked (no session: run in a thread)."""
+
+    def ranked(subjects: Sequence[_Subject]) -> tuple[Scorecard, ...]:
+        return rank(
+            [
+                _card(subject_id, name, grid_name, tally, policy, under)
+                for subject_id, name, grid_name, tally, under in subjects
+            ]
+        )
+
+    return ranked(workers), ranked(grids)
 
 
 # --- who may read what -------------------------------------------------------------------------
