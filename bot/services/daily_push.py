@@ -361,10 +361,8 @@ async def _open_tickets_by_worker(
     if not scopes:
         return {}
     all_departments = sorted({d for _, departments in scopes.values() for d in departments})
-    in_scope = [
-        col(Grid.path).startswith(path)
-        for path in _outermost({p for paths, _ in scopes.values() for p in paths})
-    ]
+    asked = {p for paths, _ in scopes.values() for p in paths}
+    in_scope = [col(Grid.path).startswith(path) for path in _outermost(asked)]
     if all_departments:
         in_scope.append(col(Ticket.owner_department_id).in_(all_departments))
     rows = await session.exec(
@@ -377,11 +375,15 @@ async def _open_tickets_by_worker(
     )
     under: dict[str, list[tuple[int, int]]] = {}  # path prefix -> (rank, ticket id), by rank
     of_department: dict[int, list[tuple[int, int]]] = {}
+    scopes_above: dict[str, list[str]] = {}  # a grid's path -> the paths asked for above it
     for rank, (ticket_id, department_id, path) in enumerate(rows):
         entry = (rank, ticket_id or 0)
-        parts = [part for part in path.split("/") if part]
-        for depth in range(1, len(parts) + 1):
-            under.setdefault("/" + "/".join(parts[:depth]) + "/", []).append(entry)
+        if path not in scopes_above:
+            parts = [part for part in path.split("/") if part]
+            above = ("/" + "/".join(parts[:depth]) + "/" for depth in range(1, len(parts) + 1))
+            scopes_above[path] = [prefix for prefix in above if prefix in asked]
+        for prefix in scopes_above[path]:
+            under.setdefault(prefix, []).append(entry)
         if department_id is not None:
             of_department.setdefault(department_id, []).append(entry)
     chosen_ids: dict[int, list[int]] = {}
