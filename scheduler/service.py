@@ -35,6 +35,10 @@ JOB_DEFAULTS = {
     "max_instances": 1,  # a sweep still running when it fires again is not started twice
     "misfire_grace_time": None,  # however late: sweeps pick what is due, so late is harmless
 }
+STOP_GRACE = 15.0
+"""Seconds a stopping scheduler waits for the jobs it cancelled to end. A job waiting for
+SQLite's write lock sees its cancellation only when the driver's thread returns (at the latest
+when ``busy_timeout``, 10 s, runs out), and then still closes its connection."""
 
 
 class SchedulerService:
@@ -54,6 +58,7 @@ class SchedulerService:
         self.renew_every = renew_every
         self.leading = False
         self._stopped = False
+        self._jobs: set[asyncio.Task[object]] = set()  # the runs under way
         self.scheduler = AsyncIOScheduler(timezone=registry.tz, job_defaults=JOB_DEFAULTS)
 
     async def run(self) -> None:
@@ -115,18 +120,44 @@ class SchedulerService:
         if not (self.leading and self.lock.leads(self.ctx.clock.now())):
             log.warning("job %s skipped: this scheduler no longer leads", job_id)
             return
-        await run_recorded(self.registry[job_id], self.ctx)
+        run = asyncio.current_task()
+        assert run is not None  # APScheduler runs each coroutine job in a task of its own
+        self._jobs.add(run)  # so that stop() can wait for it
+        try:
+            await run_recorded(self.registry[job_id], self.ctx)
+        finally:
+            self._jobs.discard(run)
 
     async def stop(self) -> None:
-        """Stop acting and hand the lock over at once."""
+        """Stop acting, end the runs under way, and hand the lock over at once.
+
+        The runs are cancelled and waited for (:data:`STOP_GRACE` at most), so that none is
+        still in its cleanup when the caller closes the engine, nor when the event loop closes
+        and cancels every task left (``asyncio.run``). A run cancelled while it waited for
+        SQLite's write lock closes its connection in a shielded task of SQLAlchemy's; cancel
+        that one too and it waits forever for aiosqlite's worker thread, already gone, and
+        the process hangs on its way out.
+        """
         if self.scheduler.running and not self._stopped:
             self.scheduler.shutdown(wait=False)  # takes effect on the next loop iteration
         self._stopped = True
         self.leading = False
+        await self._end_jobs()
         try:
             await self.lock.release()
         except Exception:
             log.exception("the scheduler lock could not be released; it will lapse")
+
+    async def _end_jobs(self) -> None:
+        runs = list(self._jobs)
+        if not runs:
+            return
+        for task in runs:
+            if not task.cancelling():  # APScheduler's shutdown cancels them too
+                task.cancel()
+        _, stuck = await asyncio.wait(runs, timeout=STOP_GRACE)
+        if stuck:
+            log.error("%d scheduled jobs did not stop within %g s", len(stuck), STOP_GRACE)
 
 
 def build_scheduler(

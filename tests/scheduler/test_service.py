@@ -10,17 +10,19 @@ import asyncio
 import uuid
 from datetime import datetime, timedelta
 
+import pytest
 from apscheduler.events import (
     EVENT_JOB_ERROR,
     EVENT_JOB_EXECUTED,
     EVENT_SCHEDULER_RESUMED,
     JobExecutionEvent,
 )
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlmodel import select
 
 from bot.clock import FrozenClock, SystemClock
-from bot.db import create_session_factory
+from bot.db import SessionFactory, create_session_factory
 from bot.settings import Settings
 from models import JobRun, SchedulerLease
 from scheduler.context import JobContext
@@ -231,3 +233,120 @@ async def test_an_unreachable_database_only_delays_leading(
     finally:
         await flaky.stop()
         await flaky.stop()  # stopping twice is harmless
+
+
+class HeldLock:
+    """A lock this process always holds, given back without touching the database."""
+
+    holder = "alone"
+
+    async def try_lead(self) -> bool:
+        return True
+
+    def leads(self, now: datetime) -> bool:
+        return True
+
+    async def release(self) -> None:
+        return None  # returns at once: nothing else gives a job time to end meanwhile
+
+
+async def missed(sessions: SessionFactory, clock: FrozenClock, job_id: str) -> None:
+    """Make ``job_id``'s last run three days old: it runs at once when the scheduler leads."""
+    async with sessions() as session:
+        session.add(JobRun(job_id=job_id, last_started_at=clock.now() - timedelta(days=3)))
+        await session.commit()
+
+
+async def test_stopping_waits_for_the_jobs_under_way(
+    engine: AsyncEngine, settings: Settings
+) -> None:
+    """A job still running when the scheduler stops is cancelled and waited for, cleanup
+    included: none is left to run on after the app has closed its engine, nor to be cancelled
+    a second time when the event loop closes."""
+    clock, sessions = now_clock(), create_session_factory(engine)
+    began, cleaned = asyncio.Event(), asyncio.Event()
+    runs: list[asyncio.Task[object] | None] = []
+
+    async def slow(ctx: JobContext) -> None:
+        runs.append(asyncio.current_task())
+        began.set()
+        try:
+            await asyncio.Event().wait()  # until cancelled
+        finally:
+            await asyncio.sleep(0.2)  # its cleanup takes a while (a connection to close, say)
+            cleaned.set()
+
+    await missed(sessions, clock, "slow")
+    registry = Registry([Sweep("slow", "slow", Cron(hour=3), slow)], SHANGHAI)
+    scheduler = SchedulerService(registry, JobContext(sessions, clock, settings), HeldLock())
+    running = asyncio.create_task(scheduler.run())
+    await asyncio.wait_for(began.wait(), WAIT)
+
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    assert cleaned.is_set()
+    assert [run is not None and run.done() for run in runs] == [True]
+
+
+async def test_a_job_waiting_for_the_sqlite_write_lock_does_not_hang_the_exit(
+    pooled_engine: AsyncEngine, settings: Settings
+) -> None:
+    """The hang seen at exit (``gridbot sandbox``, the e2e suite on a loaded machine): a job
+    waiting for SQLite's write lock when the scheduler stops. Cancelled, the job closes its
+    connection in a task SQLAlchemy shields; had the scheduler left the job running, closing
+    the event loop (``asyncio.run``) would cancel that task as well, and it would then wait
+    forever for aiosqlite's worker thread, gone meanwhile."""
+    if pooled_engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's write lock")
+    clock, sessions = now_clock(), create_session_factory(pooled_engine)
+    began, go, waiting = asyncio.Event(), asyncio.Event(), asyncio.Event()
+    runs: list[asyncio.Task[object]] = []
+
+    async def writer(ctx: JobContext) -> None:
+        runs.extend(task for task in [asyncio.current_task()] if task is not None)
+        began.set()
+        await go.wait()
+        async with ctx.sessions() as session:
+            await session.get(JobRun, "writer")  # BEGIN IMMEDIATE waits in the driver's thread
+
+    def beginning(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        if statement == "BEGIN IMMEDIATE":
+            waiting.set()
+
+    await missed(sessions, clock, "writer")
+    registry = Registry([Sweep("writer", "writer", Cron(hour=3), writer)], SHANGHAI)
+    scheduler = SchedulerService(registry, JobContext(sessions, clock, settings), HeldLock())
+    before = asyncio.all_tasks()
+    running = asyncio.create_task(scheduler.run())
+    await asyncio.wait_for(began.wait(), WAIT)
+    holder = sessions()
+    await holder.get(JobRun, "writer")  # holds the write lock
+    event.listen(pooled_engine.sync_engine, "before_cursor_execute", beginning)
+    go.set()
+    await asyncio.wait_for(waiting.wait(), WAIT)
+    event.remove(pooled_engine.sync_engine, "before_cursor_execute", beginning)
+
+    async def letting_go() -> None:
+        await asyncio.sleep(0.3)  # the holder lets go a little after the stop began
+        await holder.rollback()
+        await holder.close()
+
+    holder_ends = asyncio.create_task(letting_go())
+    running.cancel()
+    await asyncio.gather(running, return_exceptions=True)
+    for _ in range(3):  # what the stop left running gets going, as it has when the loop closes
+        await asyncio.sleep(0)
+    left = asyncio.all_tasks() - before - {holder_ends}
+    # as asyncio.run does with every task left when it closes the loop, in its order (a set's):
+    # here the one that hangs, the job's run before the task that closes its connection
+    for task in sorted(left, key=lambda task: task not in runs):
+        task.cancel()
+    stuck: set[asyncio.Task[object]] = set()
+    if left:
+        _, stuck = await asyncio.wait(left, timeout=WAIT)
+    try:
+        assert not stuck, [task.get_coro() for task in stuck]
+    finally:
+        for task in stuck:  # a second cancellation frees them
+            task.cancel()
+        await asyncio.gather(*stuck, holder_ends, return_exceptions=True)
