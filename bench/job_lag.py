@@ -3,11 +3,12 @@
 The city of ``bench/load.py`` (its demo community, residents and city, at the sizes given) is
 loaded into ``--sqlite-file`` once and copied afresh for each run; the bot is built as
 ``gridbot run`` builds it (``build_app``, its reader sessions) but not started: no polling, no
-outbox sender, no residents. Its start-up heap is frozen as ``run_polling`` freezes it
-(``--no-freeze``: not). The job then runs once as the scheduler runs it, and the figures are
-the loop lag (max, p99), the job's time and CPU, and the garbage collector's passes by
-generation (count, longest). With ``BENCH_LAG_PROFILE=FILE`` the loop thread's stack is
-sampled whenever the ticker is late, as in ``bench.load``.
+outbox sender, no residents. Its start-up heap is frozen (``gc.freeze``; ``--no-freeze``: not)
+to show what the collector's full passes over it cost the job; the bot itself does not freeze
+(it made replies slower in ``bench.load`` (c): bench/README). The job then runs once as the
+scheduler runs it, and the figures are the loop lag (max, p99), the job's time and CPU, and
+the garbage collector's passes by generation (count, longest). With ``BENCH_LAG_PROFILE=FILE``
+the loop thread's stack is sampled whenever the ticker is late, as in ``bench.load``.
 
     .venv/bin/python -m bench.job_lag --households 150000 --workers 6000
     .venv/bin/python -m bench.job_lag --job monthly_indicators --sqlite-file /tmp/city.db
@@ -50,7 +51,7 @@ def fresh_copy(city: Path) -> Path:
 
 
 async def run_job(copy: Path, job: str, *, freeze: bool) -> dict[str, Any]:
-    from bot.app import build_app, close, settle_heap
+    from bot.app import build_app, close
     from bot.settings import LimitSettings
     from scheduler import jobs
     from scheduler.context import JobContext
@@ -68,7 +69,8 @@ async def run_job(copy: Path, job: str, *, freeze: bool) -> dict[str, Any]:
         sessions=app.sessions, clock=clock, settings=settings, readers=app.work.readers
     )
     if freeze:
-        settle_heap()
+        gc.collect()
+        gc.freeze()
     profile = os.environ.get("BENCH_LAG_PROFILE")
     sampler = LagSampler(Path(profile)) if profile else None
     passes: list[tuple[int, float]] = []

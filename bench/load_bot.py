@@ -217,7 +217,7 @@ class BotHost:
         """Start polling; what the parent is told (``pool_size``)."""
         if self.config["kind"] == "echo":
             return await self._start_echo()
-        from bot.app import build_app, close, running, settle_heap
+        from bot.app import build_app, close, running
         from bot.settings import LimitSettings
         from scheduler.context import JobContext
         from tests.e2e.harness import sandbox_settings, start_polling
@@ -244,7 +244,6 @@ class BotHost:
         await self._stack.enter_async_context(running(app))
         self._tasks.append(await start_polling(app))
         self._stop_polling = app.dispatcher.stop_polling
-        settle_heap()  # as run_polling does once started
         pool_size = getattr(app.engine.pool, "size", None)
         return {"pool_size": pool_size() if callable(pool_size) else None}
 

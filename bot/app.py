@@ -6,7 +6,6 @@ Built once here and passed down; there are no module-level bots, dispatchers or 
 from __future__ import annotations
 
 import asyncio
-import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager, suppress
@@ -258,16 +257,6 @@ async def close(app: App) -> None:
     await app.engine.dispose()
 
 
-def settle_heap() -> None:
-    """Once the bot has started: what is alive now — aiogram's types, the routers, the
-    translations, most of the process — is set aside from the garbage collector
-    (:func:`gc.freeze`), so that its full collections walk only what was made since. Each one
-    walked all of it on the event loop: 0.4–0.6 s while the 08:00 push was planned, every
-    chat waiting meanwhile. The garbage of the start is collected first."""
-    gc.collect()
-    gc.freeze()
-
-
 async def run_polling(app: App, *, scheduler: bool = True, watch: bool = True) -> None:
     """Poll for updates until cancelled; ``watch``: serve /healthz, /metrics and Open311 on
     their own port (``settings.watch``) when enabled there."""
@@ -279,7 +268,6 @@ async def run_polling(app: App, *, scheduler: bool = True, watch: bool = True) -
             await stack.enter_async_context(
                 serving(Watch(app), hosting.host, hosting.port, more=more)
             )
-        settle_heap()
         await app.dispatcher.start_polling(
             app.bot,
             handle_as_tasks=True,
@@ -350,5 +338,4 @@ async def run_webhook(
             await stack.enter_async_context(
                 serving(Watch(app), hosting.host, hosting.port + worker - 1)
             )
-        settle_heap()
         await (stop or asyncio.Event()).wait()
